@@ -1,0 +1,22 @@
+"""skre: scikit-learn estimators for grouped binomial data.
+
+Three strategies for many groups with m successes out of n trials:
+:class:`CompletePoolingBinomial` (one shared probability),
+:class:`NoPoolingBinomial` (one per group, independently) and
+:class:`MultilevelBinomial` (partial pooling with a logistic random intercept).
+"""
+
+from ._api import binomial_model
+from ._core.population import LogitNormal
+from ._multilevel import MultilevelBinomial
+from ._pooling import CompletePoolingBinomial, NoPoolingBinomial
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CompletePoolingBinomial",
+    "LogitNormal",
+    "MultilevelBinomial",
+    "NoPoolingBinomial",
+    "binomial_model",
+]

@@ -1,0 +1,200 @@
+"""Shared scikit-learn plumbing of the three estimators.
+
+Public estimators implement hooks (``_fit``, ``_linear_predictor``,
+``_heldout_loglik``, ``_group_intervals``); ``fit``, ``predict*``, ``score``
+and ``group_estimates`` live here once.
+"""
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils.validation import check_is_fitted
+
+from ._core.grouping import collapse, standardize
+from ._validation import factorize, prepare, split_X
+
+
+class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
+    """Fit/predict/score for binomial estimators of grouped data."""
+
+    _parameter_constraints: dict = {"group": "no_validation"}
+    _requires_group = True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.input_tags.string = True  # group labels may be strings
+        return tags
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            The column named by ``group`` holds group labels; every other column
+            is a numeric covariate.
+        y : array-like of shape (n_samples,) or (n_samples, 2)
+            Binary labels (the second of ``classes_`` is success), or counts
+            ``[successes, trials]``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights: weight ``k`` is the row repeated ``k`` times.
+
+        Returns
+        -------
+        self : object
+        """
+        if self._requires_group and self.group is None:
+            raise ValueError(f"{type(self).__name__} needs group=: the name (DataFrame) "
+                             "or position (array) of the column of group labels in X.")
+        d = prepare(self, X, y, sample_weight, reset=True)
+        self._fit(d)
+        return self
+
+    # -- shared fitting steps -------------------------------------------------
+    def _code_groups(self, d):
+        """Integer group codes of the rows that carry trials; sets ``groups_``."""
+        if d.labels is None:
+            codes = np.zeros(len(d.trials), dtype=np.intp)
+            uniques = np.array(["(all)"], dtype=object)
+        else:
+            codes, uniques = factorize(d.labels)
+        keep = d.trials > 0
+        used, codes = np.unique(codes[keep], return_inverse=True)
+        self.groups_ = uniques[used]
+        self._group_index = pd.Index(self.groups_)
+        return codes.ravel(), keep
+
+    def _standardize(self, Z, trials):
+        Zs, self._z_mean, self._z_scale = standardize(Z, trials)
+        return Zs
+
+    def _collapse(self, d, codes, keep, Zs):
+        data = collapse(codes, Zs[keep], d.successes[keep], d.trials[keep], len(self.groups_))
+        self._train = data
+        return data
+
+    def _unscale(self, intercept, coef):
+        """Map (intercept, slopes) on standardized covariates to the user's scale."""
+        coef = coef / self._z_scale
+        return intercept - coef @ self._z_mean, coef
+
+    def _information_criteria(self, loglik, n_params, n_obs):
+        self.loglik_ = float(loglik)
+        self.aic_ = -2.0 * self.loglik_ + 2.0 * n_params
+        self.bic_ = -2.0 * self.loglik_ + np.log(n_obs) * n_params
+
+    def _codes_for(self, labels):
+        """Training codes of ``labels`` (-1 where the group was not seen in fit)."""
+        if labels is None:
+            return None
+        from ._validation import check_labels
+
+        check_labels(labels)
+        return self._group_index.get_indexer(labels)
+
+    # -- prediction -------------------------------------------------------------
+    def decision_function(self, X):
+        """Log-odds of success, ``logit P(y = classes_[1] | X)``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        labels, Z, _ = split_X(self, X, reset=False)
+        return self._linear_predictor(self._codes_for(labels), Z)
+
+    def predict_proba(self, X):
+        """Probability of each class; column 1 is success.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+        """
+        p = expit(self.decision_function(X))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X):
+        """Most probable label (``classes_[1]`` when P(success) > 0.5).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(int)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean log predictive probability per trial (higher is better).
+
+        Binomial coefficients are excluded, so binary rows and their aggregated
+        counts score the same. Each group's effect is integrated over its fitted
+        distribution: a point for the pooled estimators (the score is then
+        ``-log_loss``), the conditional posterior for groups seen in fit and
+        ``N(0, tau^2)`` for new groups in the multilevel model.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, 2)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self)
+        d = prepare(self, X, y, sample_weight, reset=False)
+        total = d.trials.sum()
+        if total <= 0:
+            raise ValueError("score needs at least one trial with positive weight.")
+        return float(self._heldout_loglik(d) / total)
+
+    def group_estimates(self, level=0.95):
+        """Per-group success probability with an interval.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+            Coverage of the intervals.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by group label, with columns ``trials``, ``successes``,
+            ``observed`` (successes / trials), ``estimate``, ``lower`` and ``upper``.
+            With covariates, ``estimate`` is the trials-weighted mean fitted
+            probability over the group's rows.
+        """
+        check_is_fitted(self)
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1); got {level!r}.")
+        data = self._train
+        M = data.group_sum(data.successes)
+        N = data.group_sum(data.trials)
+        est, lower, upper = self._group_intervals(level)
+        return pd.DataFrame(
+            {"trials": N, "successes": M, "observed": M / N, "estimate": est,
+             "lower": lower, "upper": upper},
+            index=pd.Index(self.groups_, name="group"))
+
+    def _group_mean_probability(self, offset_rows, shift):
+        """Trials-weighted mean of ``expit(offset + shift[group])`` per group."""
+        data = self._train
+        p = expit(offset_rows + shift[data.codes])
+        return data.group_sum(data.trials * p) / data.group_sum(data.trials)

@@ -1,0 +1,48 @@
+"""Binomial log-likelihood on the logit scale and its derivatives.
+
+All functions take *weighted* counts: a row with frequency weight ``k`` enters as
+``k * successes`` and ``k * trials``. The binomial coefficients are a separate
+constant (:func:`log_binom_constant`) so that binary and aggregated data share one
+kernel.
+"""
+
+import numpy as np
+from scipy.special import expit, gammaln
+
+
+def softplus(eta):
+    """``log(1 + exp(eta))`` without overflow."""
+    return np.logaddexp(0.0, eta)
+
+
+def loglik_terms(eta, successes, trials):
+    """Per-row kernel ``m * eta - n * log(1 + exp(eta))`` (constants excluded).
+
+    Rows with infinite ``eta`` (a no-pooling group with 0/n or n/n) contribute 0
+    when the data agree with the limit, as the limit of the likelihood does.
+    """
+    with np.errstate(invalid="ignore"):
+        out = successes * eta - trials * softplus(eta)
+    bad = ~np.isfinite(out)
+    if np.any(bad):
+        # limit of m*eta - n*softplus(eta): 0 if m == 0 at -inf or m == n at +inf
+        e = np.broadcast_to(eta, out.shape)[bad]
+        m = np.broadcast_to(successes, out.shape)[bad]
+        n = np.broadcast_to(trials, out.shape)[bad]
+        ok = ((e == -np.inf) & (m == 0)) | ((e == np.inf) & (m == n))
+        out[bad] = np.where(ok, 0.0, -np.inf)
+    return out
+
+
+def log_binom_constant(successes, trials, weights=None):
+    """``sum(w * log C(n, m))``: the constant that R includes in ``logLik``."""
+    c = gammaln(trials + 1.0) - gammaln(successes + 1.0) - gammaln(trials - successes + 1.0)
+    if weights is not None:
+        c = c * weights
+    return float(np.sum(c))
+
+
+def residual_and_weight(eta, successes, trials):
+    """Score residual ``m - n p`` and working weight ``n p (1 - p)`` at ``eta``."""
+    p = expit(eta)
+    return successes - trials * p, trials * p * (1.0 - p), p

@@ -1,0 +1,180 @@
+"""Logistic regression with one free intercept per group (profiled out).
+
+One group is complete pooling (an ordinary logistic GLM); one group per batch is
+no pooling (``glm(cbind(m, n - m) ~ 0 + factor(batch) + x)`` in R). The group
+intercepts are solved exactly for given slopes (vectorised 1-D Newton), and the
+slopes by Newton's method on the profile likelihood, whose Hessian is the Schur
+complement of the full one. A group with 0 successes has intercept -inf, one
+with only successes +inf: the limits of the likelihood, as in R with
+``glm``'s huge finite coefficients.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logit
+
+from .binomial import loglik_terms, residual_and_weight
+from .roots import solve_decreasing
+
+
+@dataclass
+class GLMResult:
+    intercepts: np.ndarray  # (n_groups,) may hold +-inf
+    coef: np.ndarray  # (p,) on the scale of the Z given
+    loglik: float  # kernel log-likelihood, constants excluded
+    intercept_var: np.ndarray  # (n_groups,) nan where the intercept is infinite
+    coef_cov: np.ndarray  # (p, p)
+    cross_cov: np.ndarray  # (n_groups, p) covariance of intercepts with slopes
+    n_iter: int
+    converged: bool
+    message: str
+
+
+def profile_intercepts(data, offset, start=None):
+    """Group intercepts maximising the likelihood for a fixed row offset."""
+    M = data.group_sum(data.successes)
+    N = data.group_sum(data.trials)
+    alpha = np.where(M <= 0, -np.inf, np.where(M >= N, np.inf, 0.0))
+    inner = np.isfinite(alpha)
+    if not np.any(inner):
+        return alpha
+    base = logit(np.clip(M / np.where(N > 0, N, 1), 1e-300, 1 - 1e-16))
+    lo = base - _group_extreme(data, offset, np.maximum)
+    hi = base - _group_extreme(data, offset, np.minimum)
+    x0 = start if start is not None else 0.5 * (lo + hi)
+    x0 = np.where(np.isfinite(x0), x0, 0.5 * (lo + hi))
+
+    def fun(a):
+        r, w, _ = residual_and_weight(offset + a[data.codes], data.successes, data.trials)
+        return data.group_sum(r), -np.maximum(data.group_sum(w), 1e-300)
+
+    sol, _, _ = solve_decreasing(fun, np.where(inner, x0, 0.0), np.where(inner, lo, 0.0),
+                                 np.where(inner, hi, 0.0))
+    alpha[inner] = sol[inner]
+    return alpha
+
+
+def _group_extreme(data, values, ufunc):
+    if data.one_row_per_group:
+        return values if np.ndim(values) else np.full(data.n_groups, float(values))
+    values = np.broadcast_to(values, data.codes.shape)
+    return ufunc.reduceat(values, data.starts)
+
+
+def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9):
+    """Maximum likelihood for ``logit p = alpha[group] + Z @ coef``."""
+    p = data.Z.shape[1]
+    coef = np.zeros(p)
+    alpha = profile_intercepts(data, 0.0)
+    ll = _loglik(data, alpha, coef)
+    n_iter, converged, message = 0, p == 0, "closed form"
+    for n_iter in range(1, max_iter + 1 if p else 1):
+        grad, hess = _profile_grad_hess(data, alpha, coef)
+        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
+        t = 1.0
+        for _ in range(60):
+            new_coef = coef + t * step
+            new_alpha = profile_intercepts(data, data.Z @ new_coef, alpha)
+            new_ll = _loglik(data, new_alpha, new_coef)
+            if new_ll >= ll - 1e-12 * abs(ll):
+                break
+            t *= 0.5
+        else:
+            message = "line search failed to increase the likelihood"
+            break
+        coef, alpha, ll = new_coef, new_alpha, new_ll
+        if np.max(np.abs(t * step)) <= tol:
+            converged, message = True, "converged"
+            break
+    else:
+        if p:
+            message = f"reached max_iter={max_iter}"
+    var, coef_cov, cross = _covariance(data, alpha, coef)
+    return GLMResult(alpha, coef, ll, var, coef_cov, cross, n_iter, converged, message)
+
+
+def _loglik(data, alpha, coef):
+    eta = alpha[data.codes] + data.Z @ coef
+    return float(np.sum(loglik_terms(eta, data.successes, data.trials)))
+
+
+def _profile_grad_hess(data, alpha, coef):
+    eta = alpha[data.codes] + data.Z @ coef
+    r, w, _ = residual_and_weight(eta, data.successes, data.trials)
+    r = np.where(np.isfinite(eta), r, 0.0)
+    w = np.where(np.isfinite(eta), w, 0.0)
+    grad = data.Z.T @ r
+    WZ = data.group_sum(w[:, None] * data.Z)
+    W = data.group_sum(w)
+    keep = W > 0
+    hess = data.Z.T @ (w[:, None] * data.Z) - (WZ[keep] / W[keep, None]).T @ WZ[keep]
+    return grad, hess
+
+
+def _covariance(data, alpha, coef):
+    """Inverse observed information, block-wise (never a (G+p)^2 matrix).
+
+    Returns the variance of each finite intercept (nan where infinite), the
+    (p, p) covariance of the slopes and the (G, p) intercept-slope covariances.
+    """
+    eta = alpha[data.codes] + data.Z @ coef
+    _, w, _ = residual_and_weight(eta, data.successes, data.trials)
+    w = np.where(np.isfinite(eta), w, 0.0)
+    W = data.group_sum(w)
+    WZ = data.group_sum(w[:, None] * data.Z)
+    keep = W > 0
+    ratio = np.zeros_like(WZ)
+    ratio[keep] = WZ[keep] / W[keep, None]
+    schur = data.Z.T @ (w[:, None] * data.Z) - ratio[keep].T @ WZ[keep]
+    coef_cov = np.linalg.pinv(schur) if len(coef) else np.zeros((0, 0))
+    cross = -ratio @ coef_cov
+    with np.errstate(divide="ignore"):
+        var = np.where(keep, 1.0 / W + np.einsum("gi,ij,gj->g", ratio, coef_cov, ratio), np.nan)
+    return var, coef_cov, cross
+
+
+def profile_interval(data, offset, alpha, q):
+    """Likelihood-ratio interval for each group intercept, slopes held fixed.
+
+    Solves ``l_g(a) = l_g(alpha_g) - q / 2`` on each side of ``alpha_g``
+    (``q`` is the chi-square(1) quantile). A group with 0 successes has lower
+    end ``-inf`` (probability 0) and a finite upper end; one with only
+    successes the mirror image. Returns ``(lower, upper)``.
+    """
+    M = data.group_sum(data.successes)
+    N = data.group_sum(data.trials)
+    offset = np.broadcast_to(np.asarray(offset, dtype=float), data.codes.shape)
+
+    def loglik(a):
+        return data.group_sum(loglik_terms(offset + a[data.codes], data.successes, data.trials))
+
+    at_max = np.where(np.isfinite(alpha), loglik(np.where(np.isfinite(alpha), alpha, 0.0)), 0.0)
+    target = at_max - 0.5 * q
+    lower = np.full(data.n_groups, -np.inf)
+    upper = np.full(data.n_groups, np.inf)
+    for side, out, skip in ((1.0, upper, M >= N), (-1.0, lower, M <= 0)):
+        todo = ~skip
+        if not todo.any():
+            continue
+        # x = side * a is a coordinate in which l - target decreases from the mode
+        extreme = _group_extreme(data, side * offset, np.maximum)
+        start = np.where(np.isfinite(alpha), side * alpha, -40.0 - extreme)
+        start = np.where(todo, start, 0.0)
+
+        def fun(x):
+            a = side * x
+            r, _, _ = residual_and_weight(offset + a[data.codes], data.successes, data.trials)
+            return loglik(a) - target, np.minimum(side * data.group_sum(r), -1e-300)
+
+        hi, step = start + 1.0, 1.0
+        for _ in range(80):
+            f_hi = fun(hi)[0]
+            need = todo & (f_hi >= 0)
+            if not need.any():
+                break
+            step *= 2.0
+            hi = np.where(need, start + step, hi)
+        sol, _, _ = solve_decreasing(fun, 0.5 * (start + hi), start, hi)
+        out[todo] = side * sol[todo]
+    return lower, upper

@@ -1,0 +1,109 @@
+"""Rows coded by group: sorting, collapsing identical rows, per-group sums."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Collapsed:
+    """Rows sorted by group with identical (group, covariates) rows merged.
+
+    Attributes
+    ----------
+    codes : (n_rows,) int array, non-decreasing group code of each row.
+    Z : (n_rows, p) float array of covariates (p may be 0).
+    successes, trials : (n_rows,) weighted counts.
+    n_groups : number of groups (codes run over ``range(n_groups)``).
+    starts : (n_groups,) index of each group's first row.
+    """
+
+    codes: np.ndarray
+    Z: np.ndarray
+    successes: np.ndarray
+    trials: np.ndarray
+    n_groups: int
+    starts: np.ndarray
+
+    def group_sum(self, values):
+        """Sum ``values`` (rows first, any trailing shape) within each group."""
+        if len(values) == self.n_groups and self.one_row_per_group:
+            return values
+        return np.add.reduceat(values, self.starts, axis=0)
+
+    @property
+    def one_row_per_group(self):
+        return len(self.codes) == self.n_groups
+
+
+def _row_hash(codes, Z):
+    """64-bit hash of (group code, covariate bits) for each row."""
+    with np.errstate(over="ignore"):
+        h = codes.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        bits = np.ascontiguousarray(Z + 0.0).view(np.uint64)  # + 0.0 folds -0.0 into 0.0
+        for j in range(Z.shape[1]):
+            h = (h ^ bits[:, j]) * np.uint64(0xBF58476D1CE4E5B9)
+            h ^= h >> np.uint64(31)
+    return h
+
+
+def collapse(codes, Z, successes, trials, n_groups):
+    """Sort rows by group and merge rows with equal group and covariates.
+
+    Every group in ``range(n_groups)`` must have at least one row. Merging is
+    exact for every model in skre: the likelihood of a group depends on its rows
+    only through the sums of successes and trials at each covariate pattern.
+    """
+    codes = np.asarray(codes, dtype=np.intp)
+    Z = np.asarray(Z, dtype=float).reshape(len(codes), -1)
+    if Z.shape[1] == 0:
+        m = np.bincount(codes, successes, minlength=n_groups)
+        n = np.bincount(codes, trials, minlength=n_groups)
+        return Collapsed(np.arange(n_groups), np.empty((n_groups, 0)), m, n,
+                         n_groups, np.arange(n_groups))
+    _, first, inverse = np.unique(_row_hash(codes, Z), return_index=True,
+                                  return_inverse=True)
+    inverse = inverse.ravel()
+    rep = first[inverse]
+    if not (np.array_equal(codes[rep], codes) and np.array_equal(Z[rep], Z)):
+        # a hash collision (never seen in practice): fall back to exact sorting
+        keys = np.column_stack([codes.astype(float), Z])
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+    m = np.bincount(inverse, successes, minlength=len(first))
+    n = np.bincount(inverse, trials, minlength=len(first))
+    order = np.argsort(codes[first], kind="stable")
+    first, m, n = first[order], m[order], n[order]
+    new_codes = codes[first]
+    starts = np.searchsorted(new_codes, np.arange(n_groups))
+    return Collapsed(new_codes, Z[first], m, n, n_groups, starts)
+
+
+def count_patterns(successes, trials):
+    """Distinct (m, n) pairs of one-row groups and how often each occurs.
+
+    For an intercept-only model a group's likelihood depends only on its total
+    (m, n), so groups sharing it share one likelihood term.
+    Returns ``(m_unique, n_unique, multiplicity, index)`` with
+    ``m_unique[index] == successes``.
+    """
+    pairs = np.column_stack([successes, trials])
+    uniq, index, counts = np.unique(pairs, axis=0, return_inverse=True, return_counts=True)
+    return uniq[:, 0], uniq[:, 1], counts.astype(float), index.ravel()
+
+
+def standardize(Z, weights):
+    """Weighted column means and standard deviations; ``(Z - mean) / scale``.
+
+    The optimizers work on standardized covariates so that an age in years and
+    an income in dollars converge alike; estimates are mapped back afterwards.
+    Columns with zero spread get scale 1 (the caller decides whether that is an
+    error).
+    """
+    if Z.shape[1] == 0:
+        return Z, np.zeros(0), np.ones(0)
+    w = weights / weights.sum()
+    mean = w @ Z
+    scale = np.sqrt(w @ (Z - mean) ** 2)
+    scale = np.where(scale > 0, scale, 1.0)
+    return (Z - mean) / scale, mean, scale

@@ -1,0 +1,96 @@
+"""Maximum likelihood for the logistic random-intercept model.
+
+``logit p_i = b + z_i' beta + xi_g``, ``xi_g ~ N(0, tau^2)``, with the group
+effects integrated out by adaptive Gauss-Hermite quadrature. The optimizer works
+on ``(beta, b, log tau)``; the boundary ``tau = 0`` is decided separately and
+exactly: it is the maximum when the score for ``tau^2`` at the complete-pooling
+fit is not positive and no interior point beats complete pooling.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .glm import fit_grouped_logistic
+from .grouping import Collapsed
+from .optimize import minimize_smooth
+from .quadrature import MarginalLikelihood, Posterior
+
+# rows x nodes beyond which the fit runs Laplace first and then refines with
+# the full quadrature from the Laplace optimum and its curvature
+STAGED_WORK = 200_000
+
+
+@dataclass
+class MultilevelResult:
+    beta: np.ndarray
+    b: float
+    tau: float
+    loglik: float  # kernel (constants excluded)
+    converged: bool
+    n_iter: int
+    message: str
+    boundary: bool
+    score_tau2: float  # d loglik / d tau^2 at the complete-pooling fit
+    posterior: Posterior
+
+
+def pooled_fit(data, group_weight):
+    """Complete-pooling GLM on the same rows (one shared intercept)."""
+    gw = group_weight[data.codes]
+    rows = Collapsed(np.zeros(len(data.codes), dtype=np.intp), data.Z,
+                     data.successes * gw, data.trials * gw, 1, np.array([0]))
+    return fit_grouped_logistic(rows)
+
+
+def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9):
+    """Fit ``(beta, b, tau)`` by maximising the AGQ marginal likelihood."""
+    group_weight = np.asarray(group_weight, dtype=float)
+    scale = float(group_weight.sum())
+    cp = pooled_fit(data, group_weight)
+    beta0, b0 = cp.coef, float(cp.intercepts[0])
+    agq = MarginalLikelihood(data, group_weight, n_quad)
+    S, info = _tau2_score(agq, beta0, b0)
+    tau0 = float(np.clip(np.sqrt(S / info), 0.05, 3.0)) if S > 0 else 0.1
+    x0 = np.concatenate([beta0, [b0, np.log(tau0)]])
+
+    def objective(model):
+        def fun_grad(x):
+            theta = np.concatenate([x[:-1], [np.exp(x[-1])]])
+            val, grad = model.value_and_grad(theta)
+            grad[-1] *= theta[-1]
+            return -val / scale, -grad / scale
+        return fun_grad
+
+    hess_inv0, n_iter = None, 0
+    if n_quad > 1 and len(data.codes) * n_quad > STAGED_WORK:
+        laplace = minimize_smooth(objective(MarginalLikelihood(data, group_weight, 1)), x0,
+                                  gtol=gtol, max_iter=max_iter, polish=0)
+        x0, hess_inv0, n_iter = laplace.x, laplace.hess_inv, laplace.n_iter
+    res = minimize_smooth(objective(agq), x0, gtol=gtol, max_iter=max_iter,
+                          hess_inv0=hess_inv0)
+    loglik = -res.fun * scale
+    ll0 = cp.loglik
+    boundary = S <= 0 and loglik <= ll0 + 1e-9 * max(1.0, abs(ll0))
+    if boundary:
+        theta = np.concatenate([beta0, [b0, 0.0]])
+        loglik, converged, message = ll0, cp.converged, "boundary: tau = 0 (complete pooling)"
+        n_iter += cp.n_iter
+    else:
+        theta = np.concatenate([res.x[:-1], [np.exp(res.x[-1])]])
+        converged, message = res.converged, res.message
+        n_iter += res.n_iter
+    return MultilevelResult(theta[:-2], float(theta[-2]), float(theta[-1]), float(loglik),
+                            converged, max(n_iter, 1), message, bool(boundary), float(S),
+                            agq.posterior(theta))
+
+
+def _tau2_score(agq, beta, b):
+    """Score and expected information for tau^2 at tau = 0."""
+    d = agq.data
+    eta = b + d.Z @ beta if d.Z.shape[1] else np.full(len(d.codes), b)
+    p = 1.0 / (1.0 + np.exp(-eta))
+    R = d.group_sum(d.successes - d.trials * p)
+    W = d.group_sum(d.trials * p * (1.0 - p))
+    gw = agq.group_weight
+    return 0.5 * float(gw @ (R**2 - W)), 0.5 * float(gw @ W**2)

@@ -1,0 +1,166 @@
+"""Adaptive Gauss-Hermite marginal likelihood of a logistic random intercept.
+
+For group g with rows i, covariate offsets ``o_i = b + z_i' beta`` and random
+intercept ``xi_g = tau * u_g``, ``u_g ~ N(0, 1)``, the marginal likelihood is::
+
+    L_g = integral exp(h_g(u)) du / sqrt(2 pi),
+    h_g(u) = sum_i [m_i (o_i + tau u) - n_i log(1 + exp(o_i + tau u))] - u^2 / 2.
+
+Adaptive quadrature centres the Gauss-Hermite rule at the conditional mode
+``u_hat`` and scales it by ``s = (-h''(u_hat))^(-1/2)``; with one node it is the
+Laplace approximation. This is the approximation lme4 uses for ``nAGQ``.
+The gradient below is the exact derivative of that approximation (including
+the movement of ``u_hat`` and ``s`` with the parameters), so an optimizer on it
+converges to the same point as lme4 for every number of nodes.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit
+
+from .binomial import softplus
+from .roots import solve_decreasing
+
+LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
+
+
+def gauss_hermite(n_quad):
+    """Nodes ``t`` and log-weights for integrals ``int f(u) du`` around 0, scale 1."""
+    x, w = np.polynomial.hermite.hermgauss(int(n_quad))
+    return np.sqrt(2.0) * x, np.log(w) + x**2 + 0.5 * np.log(2.0)
+
+
+@dataclass
+class Posterior:
+    """Each group's conditional distribution of ``u`` on its quadrature nodes."""
+
+    mode: np.ndarray  # (G,) conditional mode of u
+    sd: np.ndarray  # (G,) Laplace scale s
+    nodes: np.ndarray  # (G, K) u values
+    log_weights: np.ndarray  # (G, K) normalised log posterior weights
+    log_marginal: np.ndarray  # (G,) log L_g, kernel only
+
+
+class MarginalLikelihood:
+    """Kernel log marginal likelihood of grouped rows and its gradient.
+
+    Parameters
+    ----------
+    data : Collapsed rows sorted by group.
+    group_weight : (G,) multiplicity of each group's term (identical groups of
+        an intercept-only model are merged into one with a count).
+    n_quad : number of adaptive Gauss-Hermite nodes (1 = Laplace).
+
+    The parameter vector is ``(beta, b, tau)``.
+    """
+
+    def __init__(self, data, group_weight, n_quad):
+        self.data = data
+        self.group_weight = np.asarray(group_weight, dtype=float)
+        self.t, self.log_omega = gauss_hermite(n_quad)
+        self.M = data.group_sum(data.successes)
+        self.N = data.group_sum(data.trials)
+        self._u = np.zeros(data.n_groups)
+        self.n_eval = 0
+
+    def _offset(self, beta, b):
+        Z = self.data.Z
+        return b + Z @ beta if Z.shape[1] else np.full(len(self.data.codes), b)
+
+    def modes(self, offset, tau):
+        """Conditional modes of u for every group (warm-started)."""
+        d = self.data
+        if tau == 0.0:
+            return np.zeros(d.n_groups)
+
+        def fun(u):
+            r, w, _ = _resid_weight(offset + tau * u[d.codes], d.successes, d.trials)
+            return tau * d.group_sum(r) - u, -(tau * tau) * d.group_sum(w) - 1.0
+
+        u, _, _ = solve_decreasing(fun, self._u, tau * (self.M - self.N), tau * self.M)
+        self._u = u
+        return u
+
+    def _nodes(self, offset, tau):
+        d = self.data
+        u = self.modes(offset, tau)
+        eta0 = offset + tau * u[d.codes]
+        r0, w0, p0 = _resid_weight(eta0, d.successes, d.trials)
+        s = 1.0 / np.sqrt(tau * tau * d.group_sum(w0) + 1.0)
+        nodes = u[:, None] + s[:, None] * self.t[None, :]
+        eta = offset[:, None] + tau * nodes[d.codes]
+        h = d.group_sum(d.successes[:, None] * eta - d.trials[:, None] * softplus(eta))
+        a = self.log_omega + h - 0.5 * nodes**2
+        amax = a.max(axis=1)
+        A = amax + np.log(np.exp(a - amax[:, None]).sum(axis=1))
+        log_marginal = np.log(s) + A - LOG_SQRT_2PI
+        return u, s, nodes, eta, a - A[:, None], log_marginal, (r0, w0, p0)
+
+    def posterior(self, theta):
+        """Conditional distributions of every group at ``theta``."""
+        beta, b, tau = theta[:-2], theta[-2], theta[-1]
+        u, s, nodes, _, logpi, logm, _ = self._nodes(self._offset(beta, b), tau)
+        return Posterior(u, s, nodes, logpi, logm)
+
+    def value(self, theta):
+        beta, b, tau = theta[:-2], theta[-2], theta[-1]
+        self.n_eval += 1
+        logm = self._nodes(self._offset(beta, b), tau)[5]
+        return float(self.group_weight @ logm)
+
+    def value_and_grad(self, theta):
+        """Log marginal likelihood (kernel) and its exact gradient in theta."""
+        d = self.data
+        beta, b, tau = theta[:-2], theta[-2], theta[-1]
+        self.n_eval += 1
+        u, s, nodes, eta, logpi, logm, (r0, w0, p0) = self._nodes(self._offset(beta, b), tau)
+        gw = self.group_weight
+        pi = np.exp(logpi)
+        # at the nodes: residuals and h'(u)
+        rk = d.successes[:, None] - d.trials[:, None] * expit(eta)
+        Rk = d.group_sum(rk)
+        hp = tau * Rk - nodes
+        E_R = np.sum(pi * Rk, axis=1)
+        E_uR = np.sum(pi * nodes * Rk, axis=1)
+        E_hp = np.sum(pi * hp, axis=1)
+        E_hpt = np.sum(pi * hp * self.t, axis=1)
+        # at the mode: movement of u_hat and of s with the parameters
+        s2 = s * s
+        W = d.group_sum(w0)
+        v0 = w0 * (1.0 - 2.0 * p0)
+        V = d.group_sum(v0)
+        R0 = d.group_sum(r0)
+        h3 = -(tau**3) * V
+        du_b = -tau * W * s2
+        du_t = (R0 - tau * u * W) * s2
+        dlogs_b = 0.5 * s2 * (-(tau**2) * V + h3 * du_b)
+        dlogs_t = 0.5 * s2 * (-2.0 * tau * W - tau**2 * u * V + h3 * du_t)
+        g_b = dlogs_b + E_R + E_hp * du_b + E_hpt * s * dlogs_b
+        g_t = dlogs_t + E_uR + E_hp * du_t + E_hpt * s * dlogs_t
+        grad = np.empty(len(theta))
+        grad[-2] = gw @ g_b
+        grad[-1] = gw @ g_t
+        if len(beta):
+            Z = d.Z
+            WZ = d.group_sum(w0[:, None] * Z)
+            VZ = d.group_sum(v0[:, None] * Z)
+            du_z = -tau * WZ * s2[:, None]
+            dlogs_z = 0.5 * s2[:, None] * (-(tau**2) * VZ + h3[:, None] * du_z)
+            per_group = dlogs_z + E_hp[:, None] * du_z + (E_hpt * s)[:, None] * dlogs_z
+            r_tilde = np.sum(pi[d.codes] * rk, axis=1)
+            grad[:-2] = gw @ per_group + Z.T @ (gw[d.codes] * r_tilde)
+        return float(gw @ logm), grad
+
+
+def _resid_weight(eta, m, n):
+    p = expit(eta)
+    return m - n * p, n * p * (1.0 - p), p
+
+
+def marginal_mean(loc, scale, n_quad=64):
+    """``E[expit(loc + scale * Z)]``, Z standard normal, by Gauss-Hermite."""
+    x, w = np.polynomial.hermite.hermgauss(n_quad)
+    loc = np.asarray(loc, dtype=float)
+    vals = expit(loc[..., None] + np.sqrt(2.0) * scale * x)
+    return vals @ w / np.sqrt(np.pi)

@@ -1,0 +1,228 @@
+"""The two pooled extremes: one shared probability, or one per group."""
+
+import warnings
+from numbers import Integral
+
+import numpy as np
+from scipy import stats
+from scipy.special import expit, logit
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._base import GroupedBinomialMixin
+from ._core.binomial import loglik_terms
+from ._core.glm import fit_grouped_logistic, profile_interval
+from ._core.grouping import Collapsed
+
+
+def _pooled(data):
+    """The same rows as one group: the complete-pooling likelihood."""
+    return Collapsed(np.zeros(len(data.codes), dtype=np.intp), data.Z, data.successes,
+                     data.trials, 1, np.array([0]))
+
+
+def _warn_unconverged(est, res, what):
+    if not res.converged:
+        warnings.warn(f"{type(est).__name__}: the {what} did not converge ({res.message}). "
+                      "If covariates separate the outcomes perfectly the maximum-likelihood "
+                      "slopes are infinite; otherwise raise max_iter.", ConvergenceWarning,
+                      stacklevel=4)
+
+
+class CompletePoolingBinomial(GroupedBinomialMixin):
+    """Complete pooling: one logistic regression that ignores the groups.
+
+    ``logit theta_i = intercept + x_i' coef``, fit by maximum likelihood (R's
+    ``glm(cbind(m, n - m) ~ x, family = binomial)``). With intercept-only data
+    every group gets the same probability, total successes / total trials.
+
+    Parameters
+    ----------
+    group : str, int or None, default=None
+        Column of X holding group labels. It is dropped from the model (so this
+        estimator is interchangeable with the other two in a Pipeline) but kept
+        for :meth:`group_estimates`. None: every column is a covariate.
+    max_iter : int, default=100
+        Maximum Newton iterations.
+
+    Attributes
+    ----------
+    intercept_ : float
+    coef_ : ndarray of shape (n_covariates,)
+        Slopes on the user's scale, in the order of ``covariates_``.
+    covariance_ : ndarray of shape (1 + n_covariates, 1 + n_covariates)
+        Inverse observed information of ``(intercept_, *coef_)``.
+    covariates_ : ndarray of str
+    groups_ : ndarray
+        Group labels seen in fit (``["(all)"]`` without a group column).
+    classes_ : ndarray of shape (2,)
+    loglik_, aic_, bic_ : float
+        Full binomial log-likelihood (constants included, as R's ``logLik``).
+    n_iter_ : int
+    converged_ : bool
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+
+    Examples
+    --------
+    >>> from skre import CompletePoolingBinomial
+    >>> from skre.datasets import load_rats
+    >>> X, y = load_rats(return_X_y=True)
+    >>> cp = CompletePoolingBinomial(group="batch").fit(X, y)
+    >>> round(cp.intercept_, 6), round(cp.loglik_, 4)
+    (-1.707129, -171.9046)
+    """
+
+    _parameter_constraints: dict = {
+        **GroupedBinomialMixin._parameter_constraints,
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
+    _requires_group = False
+
+    def __init__(self, *, group=None, max_iter=100):
+        self.group = group
+        self.max_iter = max_iter
+
+    def _fit(self, d):
+        codes, keep = self._code_groups(d)
+        data = self._collapse(d, codes, keep, self._standardize(d.Z, d.trials))
+        res = fit_grouped_logistic(_pooled(data), max_iter=self.max_iter)
+        _warn_unconverged(self, res, "logistic regression")
+        self._a_std, self._beta_std = float(res.intercepts[0]), res.coef
+        self.intercept_, self.coef_ = self._unscale(self._a_std, res.coef)
+        cov = np.empty((1 + len(res.coef),) * 2)
+        cov[0, 0] = res.intercept_var[0]
+        cov[0, 1:] = cov[1:, 0] = res.cross_cov[0]
+        cov[1:, 1:] = res.coef_cov
+        self._cov_std = cov
+        J = np.eye(len(cov))
+        J[0, 1:] = -self._z_mean / self._z_scale
+        J[1:, 1:] = np.diag(1.0 / self._z_scale)
+        self.covariance_ = J @ cov @ J.T
+        self.n_iter_, self.converged_ = max(res.n_iter, 1), res.converged
+        self._information_criteria(res.loglik + d.constant, len(cov), d.n_obs)
+
+    def _linear_predictor(self, codes, Z):
+        return self.intercept_ + Z @ self.coef_
+
+    def _heldout_loglik(self, d):
+        return float(np.sum(loglik_terms(self._linear_predictor(None, d.Z), d.successes,
+                                         d.trials)))
+
+    def _group_intervals(self, level):
+        data = self._train
+        eta = self._a_std + data.Z @ self._beta_std
+        est = self._group_mean_probability(eta, np.zeros(data.n_groups))
+        # delta method on the logit of each group's mean probability
+        p = expit(eta)
+        w = data.trials * p * (1.0 - p)
+        J = data.group_sum(np.column_stack([w, w[:, None] * data.Z]))
+        J /= (data.group_sum(data.trials) * est * (1.0 - est))[:, None]
+        se = np.sqrt(np.einsum("gi,ij,gj->g", J, self._cov_std, J))
+        z = stats.norm.ppf(0.5 + level / 2.0)
+        return est, expit(logit(est) - z * se), expit(logit(est) + z * se)
+
+
+class NoPoolingBinomial(GroupedBinomialMixin):
+    """No pooling: every group its own intercept, estimated independently.
+
+    ``logit theta_i = alpha_g + x_i' coef`` by maximum likelihood (R's
+    ``glm(cbind(m, n - m) ~ 0 + factor(batch) + x, family = binomial)``). With
+    intercept-only data each group's estimate is its observed proportion; a
+    group with 0 successes gets probability 0 (``alpha_g = -inf``).
+
+    Groups not seen in fit have no estimate of their own: with
+    ``unknown_group="pooled"`` they get the complete-pooling prediction (a
+    logistic regression fit on the same data, ``intercept_`` and
+    ``pooled_coef_``); with ``"error"`` predicting them raises ``ValueError``.
+
+    Parameters
+    ----------
+    group : str or int
+        Column of X holding group labels (a name for a DataFrame, a position for
+        an array).
+    unknown_group : {"pooled", "error"}, default="pooled"
+    max_iter : int, default=100
+        Maximum Newton iterations for the shared slopes.
+
+    Attributes
+    ----------
+    group_intercepts_ : ndarray of shape (n_groups,)
+        ``alpha_g`` on the logit scale, ``-inf``/``inf`` for 0/n and n/n groups.
+    coef_ : ndarray of shape (n_covariates,)
+        Shared slopes.
+    intercept_, pooled_coef_ : float, ndarray
+        The complete-pooling fit used for unseen groups.
+    groups_, covariates_, classes_ : ndarray
+    loglik_, aic_, bic_ : float
+        Constants included, as R's ``logLik``; one parameter per group.
+    n_iter_ : int
+    converged_ : bool
+
+    Examples
+    --------
+    >>> from skre import NoPoolingBinomial
+    >>> from skre.datasets import load_rats
+    >>> X, y = load_rats(return_X_y=True)
+    >>> npool = NoPoolingBinomial(group="batch").fit(X, y)
+    >>> round(npool.loglik_, 5)
+    -84.40023
+    >>> npool.group_estimates().loc[71, ["observed", "estimate"]].round(4).tolist()
+    [0.2857, 0.2857]
+    """
+
+    _parameter_constraints: dict = {
+        **GroupedBinomialMixin._parameter_constraints,
+        "unknown_group": [StrOptions({"pooled", "error"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, *, group=None, unknown_group="pooled", max_iter=100):
+        self.group = group
+        self.unknown_group = unknown_group
+        self.max_iter = max_iter
+
+    def _fit(self, d):
+        codes, keep = self._code_groups(d)
+        data = self._collapse(d, codes, keep, self._standardize(d.Z, d.trials))
+        res = fit_grouped_logistic(data, max_iter=self.max_iter)
+        _warn_unconverged(self, res, "no-pooling fit")
+        pooled = fit_grouped_logistic(_pooled(data), max_iter=self.max_iter)
+        self._alpha_std, self._beta_std = res.intercepts, res.coef
+        shift = res.coef / self._z_scale @ self._z_mean
+        self.coef_ = res.coef / self._z_scale
+        self.group_intercepts_ = res.intercepts - shift
+        self.intercept_, self.pooled_coef_ = self._unscale(float(pooled.intercepts[0]),
+                                                           pooled.coef)
+        self.n_iter_, self.converged_ = max(res.n_iter, 1), res.converged
+        self._information_criteria(res.loglik + d.constant, len(self.groups_) + len(res.coef),
+                                   d.n_obs)
+
+    def _linear_predictor(self, codes, Z):
+        seen = codes >= 0
+        if not seen.all() and self.unknown_group == "error":
+            raise ValueError(f"{int((~seen).sum())} rows belong to groups not seen in fit "
+                             f"(first at row {int(np.flatnonzero(~seen)[0])}); "
+                             "set unknown_group='pooled' to predict them from the "
+                             "complete-pooling fit.")
+        eta = np.where(seen, self.group_intercepts_[np.where(seen, codes, 0)], 0.0)
+        with np.errstate(invalid="ignore"):
+            eta = eta + Z @ self.coef_
+        pooled = self.intercept_ + Z @ self.pooled_coef_
+        return np.where(seen, eta, pooled)
+
+    def _heldout_loglik(self, d):
+        eta = self._linear_predictor(self._codes_for(d.labels), d.Z)
+        return float(np.sum(loglik_terms(eta, d.successes, d.trials)))
+
+    def _group_intervals(self, level):
+        """Likelihood-ratio (profile) intervals, slopes held at their estimate.
+
+        Finite for 0/n and n/n groups: the lower end of a 0/n group is 0.
+        """
+        data = self._train
+        offset = data.Z @ self._beta_std
+        lower, upper = profile_interval(data, offset, self._alpha_std,
+                                        stats.chi2.ppf(level, 1))
+        return tuple(self._group_mean_probability(offset, a)
+                     for a in (self._alpha_std, lower, upper))

@@ -1,0 +1,234 @@
+"""Input validation: X with a group column, binary or count y, frequency weights.
+
+Everything a user can get wrong is caught here with a message that names the
+column, the rows or the value; nothing is dropped silently. The numerical core
+only ever sees finite float arrays.
+"""
+
+from dataclasses import dataclass
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
+
+from ._core.binomial import log_binom_constant
+
+
+@dataclass
+class Prepared:
+    """Validated rows: group labels, numeric covariates, weighted counts."""
+
+    labels: np.ndarray | None  # (n,) group label of each row, or None
+    Z: np.ndarray  # (n, p) float covariates
+    successes: np.ndarray  # (n,) weighted successes
+    trials: np.ndarray  # (n,) weighted trials
+    constant: float  # sum of w * log C(n, m)
+    n_obs: float  # sum of weights: rows of the expanded data
+
+
+def _rows(mask, limit=5):
+    rows = np.flatnonzero(mask)
+    shown = ", ".join(str(r) for r in rows[:limit])
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{', ...' if len(rows) > limit else ''}"
+
+
+def split_X(est, X, *, reset):
+    """Return ``(labels or None, float covariates, covariate names)``."""
+    if X is None:
+        raise ValueError(f"{type(est).__name__} needs X; got None.")
+    if sp.issparse(X):
+        raise TypeError("sparse input is not supported: X holds a group column and "
+                        "numeric covariates; pass a dense array or a DataFrame.")
+    group = est.group
+    frame = hasattr(X, "columns") and hasattr(X, "iloc")
+    arr = X if frame else np.asarray(X)
+    if arr.ndim != 2:
+        raise ValueError(f"Expected 2D array for X, got {arr.ndim}D array instead. "
+                         "Reshape your data (e.g. X.reshape(-1, 1) for a single column).")
+    if arr.shape[0] == 0:
+        raise ValueError("Found array with 0 sample(s) (shape=%r); at least one row is "
+                         "required." % (arr.shape,))
+    if arr.shape[1] == 0:
+        raise ValueError("Found array with 0 feature(s) (shape=%r) while a minimum of 1 "
+                         "is required: X needs the group column or a covariate."
+                         % (arr.shape,))
+    validate_data(est, X, reset=reset, skip_check_array=True)
+    if frame:
+        return _split_frame(X, group)
+    if arr.dtype.kind == "c":
+        raise ValueError("Complex data not supported in X.")
+    if group is None:
+        labels, rest, names = None, arr, [str(j) for j in range(arr.shape[1])]
+    else:
+        if not isinstance(group, Integral):
+            raise ValueError(f"group={group!r} names a column, but X is an array without "
+                             "column names: pass a DataFrame, or give group as an integer "
+                             "column position.")
+        if not -arr.shape[1] <= group < arr.shape[1]:
+            raise ValueError(f"group={group} is out of range for X with {arr.shape[1]} "
+                             "columns.")
+        g = group % arr.shape[1]
+        labels = arr[:, g]
+        rest = np.delete(arr, g, axis=1)
+        names = [str(j) for j in range(arr.shape[1]) if j != g]
+    return labels, _to_float(rest, names), names
+
+
+def _split_frame(X, group):
+    cols = list(X.columns)
+    if len(set(map(repr, cols))) != len(cols):
+        dup = sorted({repr(c) for c in cols if cols.count(c) > 1})
+        raise ValueError(f"X has duplicated column names: {', '.join(dup)}.")
+    labels = None
+    if group is not None:
+        if group not in cols and isinstance(group, Integral) and -len(cols) <= group < len(cols):
+            group = cols[group]  # a position, for frames with default column labels
+        if group not in cols:
+            raise ValueError(f"group column {group!r} is not in X; its columns are "
+                             f"{[str(c) for c in cols]}.")
+        labels = X[group].to_numpy()
+        X = X.drop(columns=[group])
+    for name, dtype in X.dtypes.items():
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+            raise TypeError(f"covariate column {name!r} has dtype {dtype}; every column "
+                            "of X other than the group column must be numeric (encode "
+                            "categories first, e.g. with OneHotEncoder).")
+    names = [str(c) for c in X.columns]
+    Z = X.to_numpy(dtype=float, na_value=np.nan) if X.shape[1] else np.empty((len(X), 0))
+    return labels, _to_float(Z, names), names
+
+
+def _to_float(values, names):
+    try:
+        Z = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as exc:
+        for j, name in enumerate(names):
+            try:
+                np.asarray(values[:, j], dtype=float)
+            except (TypeError, ValueError):
+                raise type(exc)(f"covariate column {name}: {exc}") from exc
+        raise
+    bad = ~np.isfinite(Z)
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        raise ValueError(f"covariate column {names[j]} contains NaN or infinity in "
+                         f"{_rows(bad[:, j])}.")
+    return Z
+
+
+def check_labels(labels):
+    """Reject missing and non-finite group labels, naming the rows."""
+    missing = pd.isna(labels)
+    if labels.dtype.kind == "f":
+        missing = missing | ~np.isfinite(labels)
+    if missing.any():
+        raise ValueError(f"the group column has a missing (NaN/None) or infinite label in "
+                         f"{_rows(missing)}; every row needs a group label.")
+
+
+def factorize(labels):
+    """Integer codes and sorted unique labels (appearance order if unsortable)."""
+    check_labels(labels)
+    try:
+        try:
+            codes, uniques = pd.factorize(labels, sort=True)
+        except TypeError as exc:
+            if "unhashable" in str(exc):
+                raise
+            codes, uniques = pd.factorize(labels, sort=False)
+    except TypeError as exc:
+        raise TypeError(f"group labels must be hashable, e.g. strings or numbers: "
+                        f"{exc}") from exc
+    return codes, np.asarray(uniques, dtype=object if labels.dtype == object else None)
+
+
+def split_y(est, y, *, reset):
+    """Return ``(successes, trials)`` as float arrays; set ``classes_`` on reset."""
+    if y is None:
+        raise ValueError(f"{type(est).__name__} requires y to be passed, but the target "
+                         "y is None.")
+    names = list(y.columns) if hasattr(y, "columns") else None
+    arr = np.asarray(y)
+    if reset:
+        est._binary_y = not (arr.ndim == 2 and arr.shape[1] == 2)
+    if arr.ndim == 2 and arr.shape[1] == 2:
+        return _counts(est, arr, names or ["successes", "trials"], reset)
+    if arr.ndim == 2 and arr.shape[1] != 1:
+        raise ValueError(f"y has {arr.shape[1]} columns; expected 1-D binary labels or "
+                         "2 columns [successes, trials].")
+    arr = column_or_1d(arr, warn=True)
+    check_classification_targets(arr)
+    if reset:
+        classes = np.unique(arr)
+        if len(classes) > 2:
+            raise ValueError(f"Only binary classification is supported. y has "
+                             f"{len(classes)} distinct labels {list(classes)[:5]}; pass "
+                             "binary labels or [successes, trials] counts.")
+        if len(classes) < 2:
+            raise ValueError(f"y contains only one class ({classes[0]!r}); binary labels "
+                             "need both classes to say which is success. Pass y as "
+                             "[successes, trials] counts for data with no successes or "
+                             "no failures.")
+        est.classes_ = classes
+    unknown = ~np.isin(arr, est.classes_)
+    if unknown.any():
+        raise ValueError(f"y has labels not seen in fit ({arr[unknown][0]!r} in "
+                         f"{_rows(unknown)}); classes_ is {list(est.classes_)}.")
+    successes = (arr == est.classes_[1]).astype(float)
+    return successes, np.ones_like(successes)
+
+
+def _counts(est, arr, names, reset):
+    if arr.dtype.kind not in "iufb":
+        try:
+            arr = arr.astype(float)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"y counts must be numeric: {exc}") from exc
+    arr = arr.astype(float)
+    m, n = arr[:, 0], arr[:, 1]
+    for col, name in ((m, names[0]), (n, names[1])):
+        if not np.all(np.isfinite(col)):
+            raise ValueError(f"y column {name!r} contains NaN or infinity in "
+                             f"{_rows(~np.isfinite(col))}.")
+        if np.any(col < 0):
+            raise ValueError(f"y column {name!r} has negative counts in {_rows(col < 0)}.")
+        frac = col != np.round(col)
+        if frac.any():
+            raise ValueError(f"y column {name!r} has non-integer counts in {_rows(frac)} "
+                             f"(e.g. {col[frac][0]!r}); use sample_weight for weights.")
+    over = m > n
+    if over.any():
+        raise ValueError(f"successes exceed trials ({names[0]!r} > {names[1]!r}) in "
+                         f"{_rows(over)}.")
+    if reset:
+        est.classes_ = np.array([0, 1])
+    return m, n
+
+
+def prepare(est, X, y, sample_weight=None, *, reset):
+    """Validate ``(X, y, sample_weight)`` into a :class:`Prepared`."""
+    labels, Z, names = split_X(est, X, reset=reset)
+    m, n = split_y(est, y, reset=reset)
+    if len(m) != len(Z):
+        raise ValueError(f"X has {len(Z)} rows but y has {len(m)}; they must match.")
+    w = _check_sample_weight(sample_weight, Z, dtype=float, ensure_non_negative=True)
+    if sample_weight is not None and not np.all(np.isfinite(w)):
+        raise ValueError(f"sample_weight contains NaN or infinity in "
+                         f"{_rows(~np.isfinite(w))}.")
+    if reset:
+        if not np.any(w > 0):
+            raise ValueError("sample_weight is zero for every row; nothing to fit.")
+        if not np.any(w * n > 0):
+            raise ValueError("every row has zero trials (or zero weight); nothing to fit.")
+        est.covariates_ = np.asarray(names, dtype=object)
+    if reset and est._binary_y:
+        for label, count in ((est.classes_[1], w @ m), (est.classes_[0], w @ (n - m))):
+            if count == 0:
+                raise ValueError(f"no row of class {label!r} has positive sample_weight; "
+                                 "binary labels need both classes. Pass y as [successes, "
+                                 "trials] counts for data with no successes or failures.")
+    const = log_binom_constant(m, n, w)
+    return Prepared(labels, Z, w * m, w * n, const, float(w.sum()))
