@@ -79,7 +79,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
     def _unscale(self, intercept, coef):
         """Map (intercept, slopes) on standardized covariates to the user's scale."""
         coef = coef / self._z_scale
-        return intercept - coef @ self._z_mean, coef
+        return float(intercept - coef @ self._z_mean), coef
 
     def _information_criteria(self, loglik, n_params, n_obs):
         self.loglik_ = float(loglik)

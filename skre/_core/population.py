@@ -27,9 +27,11 @@ class LogitNormal:
     >>> from skre import LogitNormal
     >>> pop = LogitNormal(-1.939, 0.674)
     >>> round(pop.median(), 4)
-    0.1257
+    0.1258
+    >>> round(pop.mean(), 4)
+    0.1436
     >>> [round(v, 4) for v in pop.interval(0.95)]
-    [0.0373, 0.3494]
+    [0.037, 0.3502]
     """
 
     def __init__(self, loc, scale):
