@@ -1,6 +1,8 @@
 """``python -m skre``: compare complete, no and partial pooling on grouped data."""
 
 import argparse
+import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -141,8 +143,7 @@ def _header(d, models):
     if len(cp.covariates_):
         lines[0] += f"; covariates: {', '.join(cp.covariates_)}"
     if isinstance(d.y, pd.Series):
-        lines.append(f"outcome {d.y.name!r}: one {d.unit} per row, success = "
-                     f"{cp.classes_[1]!r}")
+        lines.append(f"outcome: one {d.unit} per row, success: {d.y.name} = {cp.classes_[1]}")
     return lines
 
 
@@ -155,7 +156,7 @@ def _model_lines(d, models, level):
     if len(cp.covariates_):
         texts = [f"intercept {cp.intercept_:.3f}{_coefs(cp)}",
                  f"{len(npool.groups_)} {d.noun} intercepts{_coefs(npool)}"]
-        at = " at the covariate means"
+        at = ", at the covariate means"
     else:
         p = cp.group_estimates(level).iloc[0]
         texts = [f"intercept {cp.intercept_:.3f}; θ = {p.estimate:.3f} "
@@ -168,8 +169,8 @@ def _model_lines(d, models, level):
     lines = ["", f"{'model':<17} {'logLik':>8} {'AIC':>7}  estimates"]
     lines += [f"{name:<17} {est.loglik_:8.2f} {est.aic_:7.1f}  {text}"
               for (name, est), text in zip(models.items(), texts)]
-    lines.append(f"{'':35}new {d.noun}{at}: θ median {pop.median():.3f}, mean "
-                 f"{pop.mean():.3f}, {100 * level:g}% interval [{lo:.3f}, {hi:.3f}]")
+    lines += [f"{'':36}new {d.noun}: median θ {pop.median():.3f}, mean θ {pop.mean():.3f},",
+              f"{'':36}{100 * level:g}% interval [{lo:.3f}, {hi:.3f}]{at}"]
     return lines
 
 
@@ -190,14 +191,14 @@ def _group_lines(d, models, level):
     chosen = _chosen(first)
     labels = [str(first.index[pos])[:16] for pos, _ in chosen]
     counts = [f"{first.successes.iloc[p]:.0f}/{first.trials.iloc[p]:.0f}" for p, _ in chosen]
-    lw, cw = max(len(d.noun), *map(len, labels)), max(2, *map(len, counts))
+    lw, cw = max(len(d.noun), *map(len, labels)), max(3, *map(len, counts))
     lines = ["", f"θ by {d.noun}: estimate [{100 * level:g}% interval] for a few {d.nouns}",
              f"{d.noun:>{lw}}  {'observed':<{cw + 6}}"
              + "".join(f"  {name:<20}" for name in models)]
     for label, count, (pos, tag) in zip(labels, counts, chosen):
         cells = "".join(f"  {t.estimate.iloc[pos]:.3f} [{t.lower.iloc[pos]:.3f}, "
                         f"{t.upper.iloc[pos]:.3f}]" for t in tables)
-        lines.append(f"{label:>{lw}}  {count:<{cw}} {first.observed.iloc[pos]:.3f}"
+        lines.append(f"{label:>{lw}}  {count:>{cw}} {first.observed.iloc[pos]:.3f}"
                      f"{cells}  ({tag})")
     return lines
 
@@ -205,12 +206,12 @@ def _group_lines(d, models, level):
 def _score_lines(d, scores, folds):
     if scores is None:
         return []
-    best = max(scores, key=lambda name: scores[name].mean())
+    best = max(round(s.mean(), 4) for s in scores.values())
     lines = ["", f"Held-out score ({folds}-fold GroupKFold, mean ± sd over folds): mean log "
              f"predictive", f"probability per {d.unit} in {d.nouns} left out of the fit "
              "(higher is better)"]
     lines += [f"  {name:<17} {s.mean():.4f} ± {s.std(ddof=1):.4f}"
-              + ("  best" if name == best else "") for name, s in scores.items()]
+              + ("  best" if round(s.mean(), 4) == best else "") for name, s in scores.items()]
     lines.append(f"  (no pooling predicts a new {d.noun} with the complete-pooling fit)")
     return lines
 
@@ -246,7 +247,10 @@ def main(argv=None):
         models, fit_notes = _fit(d)
         scores, folds, cv_notes = _cross_validate(d, models, args.folds)
     except (ValueError, TypeError) as exc:
-        print(f"skre: error: {exc}".splitlines()[0], file=sys.stderr)
+        message = str(exc).splitlines()[0]
+        if re.search(r"\brows? \d", message):
+            message += " (rows count from 0: the first row after the CSV header is row 0)"
+        print(f"skre: error: {message}", file=sys.stderr)
         return 1
     lines = [*_header(d, models), *_model_lines(d, models, args.level), *fit_notes,
              *_group_lines(d, models, args.level), *_score_lines(d, scores, folds),
@@ -256,5 +260,8 @@ def main(argv=None):
         text.encode(getattr(sys.stdout, "encoding", None) or "ascii")
     except UnicodeEncodeError:
         text = text.translate(ASCII)
-    print(text)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # e.g. `python -m skre | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -88,7 +88,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
     >>> round(m4.intercept_, 5), round(m4.tau_, 5), round(m4.loglik_, 3)
     (-1.93902, 0.67412, -157.811)
     >>> [round(v, 3) for v in m4.population_.interval(0.95)]
-    [0.037, 0.351]
+    [0.037, 0.35]
     """
 
     _parameter_constraints: dict = {

@@ -160,6 +160,10 @@ def split_y(est, y, *, reset):
         raise ValueError(f"y has {arr.shape[1]} columns; expected 1-D binary labels or "
                          "2 columns [successes, trials].")
     arr = column_or_1d(arr, warn=True)
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ValueError(f"y contains NaN or infinity in {_rows(~np.isfinite(arr))}.")
+    if arr.dtype == object and pd.isna(arr).any():
+        raise ValueError(f"y contains missing labels (NaN/None) in {_rows(pd.isna(arr))}.")
     check_classification_targets(arr)
     if reset:
         classes = np.unique(arr)

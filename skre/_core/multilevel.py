@@ -10,6 +10,7 @@ fit is not positive and no interior point beats complete pooling.
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from .glm import fit_grouped_logistic
 from .grouping import Collapsed
@@ -19,6 +20,8 @@ from .quadrature import MarginalLikelihood, Posterior
 # rows x nodes beyond which the fit runs Laplace first and then refines with
 # the full quadrature from the Laplace optimum and its curvature
 STAGED_WORK = 200_000
+# log tau beyond which the likelihood is flat to double precision (tau ~ 2e4)
+MAX_LOG_TAU = 10.0
 
 
 @dataclass
@@ -56,6 +59,8 @@ def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9):
 
     def objective(model):
         def fun_grad(x):
+            if x[-1] > MAX_LOG_TAU:  # a line search probing absurd tau: reject the step
+                return np.inf, np.full(len(x), np.nan)
             theta = np.concatenate([x[:-1], [np.exp(x[-1])]])
             val, grad = model.value_and_grad(theta)
             grad[-1] *= theta[-1]
@@ -89,7 +94,7 @@ def _tau2_score(agq, beta, b):
     """Score and expected information for tau^2 at tau = 0."""
     d = agq.data
     eta = b + d.Z @ beta if d.Z.shape[1] else np.full(len(d.codes), b)
-    p = 1.0 / (1.0 + np.exp(-eta))
+    p = expit(eta)
     R = d.group_sum(d.successes - d.trials * p)
     W = d.group_sum(d.trials * p * (1.0 - p))
     gw = agq.group_weight
