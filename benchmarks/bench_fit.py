@@ -5,6 +5,7 @@ Run from the repository root::
     python benchmarks/bench_fit.py            # full run (a few minutes)
     python benchmarks/bench_fit.py --quick    # rats and 10^4 groups only (smoke test)
     python benchmarks/bench_fit.py --no-r     # skip the external lme4 reference
+    python benchmarks/bench_fit.py --threads 1  # cap BLAS/OpenMP pools (threadpoolctl)
 
 Every timing is ``time.perf_counter`` around ``estimator.fit(X, y)`` only: data
 generation and conversion happen before the clock starts. Each estimator is fit
@@ -413,11 +414,26 @@ def main(argv=None):
                         help="only rats and 10^4 groups (smoke test)")
     parser.add_argument("--no-r", action="store_true",
                         help="skip the external lme4 (Rscript) reference")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="limit every BLAS/OpenMP thread pool to N threads with "
+                             "threadpoolctl (default: leave the environment's setting)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=args.threads):
+            return run(args)
+    return run(args)
+
+
+def run(args):
 
     print("skre fit-time benchmark" + (" (--quick)" if args.quick else ""))
     for line in machine_info():
         print("  " + line)
+    if args.threads is not None:
+        print(f"  --threads {args.threads}: the pools above are limited to {args.threads} "
+              "thread(s) for the whole run (threadpoolctl)")
     print()
     t_start = time.perf_counter()
     rows = []

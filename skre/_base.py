@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
 from ._core.grouping import collapse, standardize
-from ._validation import factorize, prepare, split_X
+from ._validation import check_labels, factorize, prepare, split_X
 
 
 class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
@@ -90,8 +90,6 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         """Training codes of ``labels`` (-1 where the group was not seen in fit)."""
         if labels is None:
             return None
-        from ._validation import check_labels
-
         check_labels(labels)
         return self._group_index.get_indexer(labels)
 

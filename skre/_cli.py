@@ -54,9 +54,8 @@ def _load(parser, args):
         parser.error(f"--level must be between 0 and 1; got {args.level}")
     if args.folds < 2:
         parser.error(f"--folds must be at least 2; got {args.folds}")
-    given = [o for o in ("successes", "trials", "outcome", "group") if getattr(args, o)]
     if args.file is None:
-        if given or args.covariates:
+        if args.successes or args.trials or args.outcome or args.group or args.covariates:
             parser.error("--successes, --trials, --outcome, --group and --covariates "
                          "need a CSV FILE")
         from .datasets import load_rats
@@ -66,8 +65,8 @@ def _load(parser, args):
                                noun="batch", nouns="batches", unit="rat")
     try:
         frame = pd.read_csv(args.file)
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        parser.error(f"cannot read {args.file}: {exc.strerror}")
+    except (OSError, ValueError) as exc:  # missing, unreadable or not a CSV
+        parser.error(f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}")
     available = ", ".join(map(str, frame.columns))
     if not args.group:
         parser.error(f"--group is required with a CSV file; its columns are: {available}")
@@ -80,7 +79,8 @@ def _load(parser, args):
     wanted = [args.group, *args.covariates, *ys]
     missing = [c for c in dict.fromkeys(wanted) if c not in frame.columns]
     if missing:
-        parser.error(f"column{'s' if len(missing) > 1 else ''} {', '.join(missing)} not in "
+        parser.error(f"column{'s' if len(missing) > 1 else ''} "
+                     f"{', '.join(map(repr, missing))} not in "
                      f"{args.file}; its columns are: {available}")
     if len(set(wanted)) < len(wanted):
         parser.error("each column may be used once (group, covariates, outcome)")
@@ -90,11 +90,9 @@ def _load(parser, args):
 
 
 def _fit(d):
-    """Fit the three models; return them and the notes of the warnings raised."""
-    with warnings.catch_warnings(record=True) as caught:
-        _show_user_warnings()
-        models = {name: cls(group=d.group).fit(d.X, d.y) for name, cls in MODELS.items()}
-    return models, _notes(caught, "")
+    """Fit the three models; return them and a note per warning raised."""
+    return _recorded(lambda: {name: cls(group=d.group).fit(d.X, d.y)
+                              for name, cls in MODELS.items()}, "")
 
 
 def _cross_validate(d, models, folds):
@@ -107,32 +105,30 @@ def _cross_validate(d, models, folds):
         notes.append(f"note: only {n_groups} groups, so {n_groups} folds "
                      f"(leave one group out) instead of {folds}")
         folds = n_groups
+    cv = GroupKFold(n_splits=folds)
+    scores, cv_notes = _recorded(lambda: {
+        name: cross_val_score(est, d.X, d.y, cv=cv, groups=d.X[d.group], error_score="raise")
+        for name, est in models.items()}, " (cross-validation)")
+    return scores, folds, notes + cv_notes
+
+
+def _recorded(task, where):
+    """Run ``task()`` recording warnings; return its result and one note per warning."""
     with warnings.catch_warnings(record=True) as caught:
-        _show_user_warnings()
-        scores = {name: cross_val_score(est, d.X, d.y, cv=GroupKFold(n_splits=folds),
-                                        groups=d.X[d.group], error_score="raise")
-                  for name, est in models.items()}
-    return scores, folds, notes + _notes(caught, " (cross-validation)")
-
-
-def _show_user_warnings():
-    warnings.simplefilter("always")
-    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
-        warnings.simplefilter("ignore", category)
-
-
-def _notes(caught, where):
-    """One short line per distinct warning."""
+        warnings.simplefilter("always")
+        for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+            warnings.simplefilter("ignore", category)
+        result = task()
     lines = []
     for w in caught:
         if issubclass(w.category, BoundaryWarning):
-            text = ("τ = 0 (a boundary fit): the groups vary no more than binomial noise "
-                    "explains, so partial pooling equals complete pooling")
+            text = ("τ = 0 (a boundary fit): no variation between groups beyond binomial "
+                    "noise, so partial pooling = complete pooling")
         else:
             text = str(w.message).split(". ")[0].rstrip(".")
             text = text if len(text) <= 150 else text[:149] + "…"
         lines.append(f"note{where}: {text}")
-    return list(dict.fromkeys(lines))
+    return result, list(dict.fromkeys(lines))
 
 
 def _header(d, models):
@@ -257,7 +253,7 @@ def main(argv=None):
              *cv_notes]
     text = "\n".join(line.rstrip() for line in lines)
     try:
-        text.encode(getattr(sys.stdout, "encoding", None) or "ascii")
+        text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
     except UnicodeEncodeError:
         text = text.translate(ASCII)
     try:

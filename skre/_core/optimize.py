@@ -51,7 +51,7 @@ def minimize_smooth(fun_grad, x0, *, gtol=1e-9, max_iter=200, hess_inv0=None,
     ----------
     gtol : the largest absolute gradient component accepted as converged.
     hess_inv0 : initial inverse Hessian; measured at ``x0`` when None.
-    polish : at most this many Newton steps after BFGS.
+    polish : at most this many Newton steps after BFGS (within ``max_iter`` in all).
     """
     x0 = np.asarray(x0, dtype=float)
     n_eval = 0
@@ -68,7 +68,8 @@ def minimize_smooth(fun_grad, x0, *, gtol=1e-9, max_iter=200, hess_inv0=None,
     x, f, g = res.x, float(res.fun), np.asarray(res.jac)
     hess_inv = np.asarray(res.hess_inv)
     n_iter, message = int(res.nit), str(res.message)
-    for _ in range(polish if np.all(np.isfinite(g)) else 0):
+    budget = min(polish, max_iter - n_iter) if np.all(np.isfinite(g)) else 0
+    for _ in range(max(budget, 0)):
         if np.max(np.abs(g)) <= gtol:
             break
         hess_inv = _positive_definite(fd_hessian(counted, x))

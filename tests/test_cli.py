@@ -1,0 +1,173 @@
+"""The command line: ``python -m skre`` and ``skre.__main__``."""
+
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from skre._cli import main
+from skre.datasets import load_rats
+
+COUNTS = ["--successes", "tumours", "--trials", "rats", "--group", "lab"]
+
+
+@pytest.fixture(scope="module")
+def rats_output():
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def rats_csv(tmp_path):
+    """The rats data with renamed columns and a batch-level covariate."""
+    frame = load_rats().frame.rename(columns={"batch": "lab", "m": "tumours", "n": "rats"})
+    frame["dose"] = np.random.default_rng(0).normal(size=len(frame)).round(2)
+    path = tmp_path / "rats.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def _scores(out):
+    """Held-out mean score of each model, from the score block."""
+    return {name: float(v) for name, v in
+            re.findall(r"^  (complete pooling|no pooling|partial pooling)\s+(-?\d\.\d+) ±",
+                       out, flags=re.M)}
+
+
+def test_rats_report(rats_output):
+    code, out, err = rats_output
+    assert code == 0 and err == ""
+    assert "71 batches, 267/1739 successes" in out
+    for name in ("complete pooling", "no pooling", "partial pooling"):
+        assert re.search(rf"^{name}\s+-\d+\.\d\d\s+\d+\.\d\s", out, flags=re.M)
+    assert "intercept -1.707; θ = 0.154" in out
+    assert "b (intercept) -1.939, τ 0.674" in out
+    assert "median θ 0.126, mean θ 0.144" in out
+    assert "95% interval [0.037, 0.350]" in out
+    # representative batches: lowest (1, 0/20), median, highest, most trials, last (71)
+    rows = re.findall(r"^\s+(\d+)\s+(\d+/\d+) ", out, flags=re.M)
+    assert rows == [("1", "0/20"), ("36", "3/27"), ("71", "4/14"), ("67", "16/52"),
+                    ("70", "9/24")]
+    assert re.search(r"^\s+1\s+0/20 0\.000  0\.154 \[0\.137, 0\.171\]  0\.000 \[0\.000, "
+                     r"0\.092\]  0\.070 \[", out, flags=re.M)
+    assert "5-fold GroupKFold" in out and "per rat" in out and "higher is better" in out
+    scores = _scores(out)
+    assert len(scores) == 3
+    assert max(scores, key=scores.get) == "partial pooling"
+    assert re.search(r"partial pooling\s+-0\.4\d+ ± 0\.0\d+  best$", out, flags=re.M)
+    assert "note" not in out
+    assert len(out.splitlines()) <= 40
+
+
+def test_csv_counts_match_bundled(rats_csv, rats_output, capsys):
+    path, _ = rats_csv
+    assert main([str(path), *COUNTS]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("rats.csv: 71 groups (column 'lab'), 267/1739 successes")
+    assert _scores(out) == _scores(rats_output[1])
+    assert "τ 0.674" in out and "[0.037, 0.350]" in out and "per trial" in out
+
+
+def test_csv_covariate_and_options(rats_csv, capsys):
+    path, _ = rats_csv
+    assert main([str(path), *COUNTS, "--covariates", "dose", "--level", "0.9",
+                 "--folds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "covariates: dose" in out
+    assert re.search(r"τ \d\.\d{3}, dose -?\d\.\d{3}", out)
+    assert "90% interval [" in out and ", at the covariate means" in out
+    assert "3-fold GroupKFold" in out
+    assert len(_scores(out)) == 3
+
+
+def test_binary_outcome(tmp_path, capsys):
+    rats = load_rats().frame
+    rows = [(b, int(k < m)) for b, m, n in rats.itertuples(index=False) for k in range(n)]
+    path = tmp_path / "binary.csv"
+    path.write_text("batch,tumour\n" + "".join(f"{b},{t}\n" for b, t in rows))
+    assert main([str(path), "--outcome", "tumour", "--group", "batch"]) == 0
+    out = capsys.readouterr().out
+    assert "71 groups (column 'batch'), 267/1739 successes" in out
+    assert "success: tumour = 1" in out
+    assert "τ 0.674" in out and "[0.037, 0.350]" in out
+
+
+def test_fewer_groups_than_folds_and_boundary_note(tmp_path, capsys):
+    path = tmp_path / "few.csv"
+    path.write_text("g,m,n\na,5,30\nb,4,30\nc,6,30\n")
+    assert main([str(path), "--successes", "m", "--trials", "n", "--group", "g"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "τ 0.000" in out
+    assert "note: τ = 0 (a boundary fit)" in out
+    assert "only 3 groups, so 3 folds" in out and "3-fold GroupKFold" in out
+    assert "Warning" not in out
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--successes", "tumour", "--trials", "rats", "--group", "lab"], "tumour"),
+    (["--successes", "tumours", "--trials", "rats", "--group", "lab",
+      "--covariates", "age"], "age"),
+])
+def test_missing_column(rats_csv, capsys, args, named):
+    path, _ = rats_csv
+    with pytest.raises(SystemExit) as info:
+        main([str(path), *args])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"column {named!r} not in" in err
+    assert "its columns are: lab, tumours, rats, dose" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope.csv", *COUNTS], "cannot read nope.csv"),
+    (["{csv}", "--successes", "tumours", "--trials", "rats"], "--group is required"),
+    (["{csv}", "--group", "lab"], "give --successes and --trials"),
+    (["{csv}", "--outcome", "rats", *COUNTS], "either --outcome or"),
+    (["--group", "lab"], "need a CSV FILE"),
+    (["--level", "95"], "--level must be between 0 and 1"),
+])
+def test_usage_errors(rats_csv, capsys, args, message):
+    path, _ = rats_csv
+    with pytest.raises(SystemExit) as info:
+        main([a.format(csv=path) for a in args])
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_data_error_is_one_line(rats_csv, capsys):
+    path, frame = rats_csv
+    frame.loc[[3, 5], "tumours"] = 99
+    frame.to_csv(path, index=False)
+    assert main([str(path), *COUNTS]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("skre: error: successes exceed trials")
+    assert "rows 3, 5" in lines[0] and "Traceback" not in captured.err
+
+
+def test_module_entry_point():
+    done = subprocess.run([sys.executable, "-m", "skre", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0
+    assert done.stdout.startswith("usage: skre")
+    assert "partial pooling" in done.stdout and "--successes COL" in done.stdout
+
+
+def test_ascii_terminal(monkeypatch):
+    import io
+
+    buffer = io.BytesIO()
+    stream = io.TextIOWrapper(buffer, encoding="ascii")
+    monkeypatch.setattr(sys, "stdout", stream)
+    assert main([]) == 0
+    stream.flush()
+    out = buffer.getvalue().decode("ascii")
+    assert "tau 0.674" in out and "-0.4195 +/- " in out
