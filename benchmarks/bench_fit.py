@@ -113,7 +113,7 @@ def time_fit(case, name, fit, repeats, *, baseline=False, note=""):
         row.error += f" [at {os.path.basename(where.filename)}:{where.lineno}]"
     status = (f"{fmt_seconds(row.median)} median of {len(row.times)}" if row.times
               else f"ERROR {row.error}")
-    print(f"  .. {case:<24} {name:<44} {status}", flush=True)
+    print(f"  .. {case:<30} {name:<44} {status}", flush=True)
     return row
 
 
@@ -258,7 +258,7 @@ def time_lme4(case, reps=20):
                               repeats=reps, external=True))
     for r in result:
         r.note = version + f"MEAN of {reps} (system.time), not a median; Rscript --vanilla"
-        print(f"  .. {case:<24} {r.estimator:<44} {fmt_seconds(r.median)} mean of {reps}",
+        print(f"  .. {case:<30} {r.estimator:<44} {fmt_seconds(r.median)} mean of {reps}",
               flush=True)
     return result
 

@@ -5,13 +5,17 @@ Public estimators implement hooks (``_fit``, ``_linear_predictor``,
 and ``group_estimates`` live here once.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
+from scipy.linalg import qr
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
 from ._core.grouping import collapse, standardize
+from .exceptions import CollinearityWarning
 from ._validation import check_labels, factorize, prepare, split_X
 
 
@@ -71,10 +75,34 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         Zs, self._z_mean, self._z_scale = standardize(Z, trials)
         return Zs
 
-    def _collapse(self, d, codes, keep, Zs):
+    def _collapse(self, d, codes, keep, Zs, *, within_groups=False):
+        """Collapse the rows that carry trials; drop covariates that are not identified.
+
+        An aliased covariate (constant, or a linear combination of the others or
+        of the intercepts) gets coefficient 0, as R's ``NA``, with a warning that
+        names it.
+        """
         data = collapse(codes, Zs[keep], d.successes[keep], d.trials[keep], len(self.groups_))
+        self._aliased = _aliased_columns(data, within_groups)
+        if self._aliased.any():
+            data.Z[:, self._aliased] = 0.0
+            names = ", ".join(repr(str(c)) for c in self.covariates_[self._aliased])
+            where = ("constant within every group (or a combination of other covariates "
+                     "within groups), so not identified next to the per-group intercepts "
+                     "(MultilevelBinomial does identify group-level covariates)"
+                     if within_groups else "constant or a linear combination of the other "
+                     "covariates")
+            warnings.warn(f"{type(self).__name__}: covariate {names} is {where}; it is "
+                          "dropped from the fit (coefficient 0). Remove it to silence this "
+                          "warning.", CollinearityWarning, stacklevel=4)
         self._train = data
         return data
+
+    def _scaled(self, Z):
+        """Covariates as the core saw them in fit: standardized, aliased ones zeroed."""
+        Zs = (Z - self._z_mean) / self._z_scale
+        Zs[:, self._aliased] = 0.0
+        return Zs
 
     def _unscale(self, intercept, coef):
         """Map (intercept, slopes) on standardized covariates to the user's scale."""
@@ -196,3 +224,30 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         data = self._train
         p = expit(offset_rows + shift[data.codes])
         return data.group_sum(data.trials * p) / data.group_sum(data.trials)
+
+
+def _aliased_columns(data, within_groups):
+    """Boolean mask of covariates collinear with the intercept(s) and each other.
+
+    Works on the trials-weighted covariates centred overall (a shared intercept)
+    or within each group (one intercept per group, as in no pooling), with a
+    pivoted QR decomposition: the columns it pivots past the numerical rank are
+    the aliased ones.
+    """
+    Z = data.Z
+    aliased = np.zeros(Z.shape[1], dtype=bool)
+    if Z.shape[1] == 0:
+        return aliased
+    w = data.trials
+    if within_groups:
+        means = data.group_sum(w[:, None] * Z) / data.group_sum(w)[:, None]
+        Z = Z - means[data.codes]
+    else:
+        Z = Z - (w @ Z) / w.sum()
+    R, pivot = qr(Z * np.sqrt(w)[:, None], mode="r", pivoting=True)
+    diag = np.abs(np.diag(R))
+    # covariates are standardized to weighted unit variance, so an identified
+    # column has a diagonal entry of the order of sqrt(total weight)
+    rank = int(np.sum(diag > 1e-9 * np.sqrt(w.sum())))
+    aliased[pivot[rank:]] = True
+    return aliased

@@ -40,7 +40,7 @@ def _parser():
                         "--successes/--trials)")
     p.add_argument("--group", metavar="COL", help="column of group labels (required with FILE)")
     p.add_argument("--covariates", metavar="COL", nargs="+", default=[],
-                   help="numeric covariate columns (fixed effects)")
+                   help="numeric covariate columns (fixed effects); give FILE.csv first")
     p.add_argument("--level", type=float, default=0.95,
                    help="coverage of the intervals (default: 0.95)")
     p.add_argument("--folds", type=int, default=5,

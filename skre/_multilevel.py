@@ -151,7 +151,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
             codes[new] = G + factorize(d.labels[keep][new])[0]
         seen = np.unique(codes[~new])
         in_train = np.isin(train.codes, seen)
-        Zs = (d.Z[keep] - self._z_mean) / self._z_scale
+        Zs = self._scaled(d.Z[keep])
         all_codes = np.concatenate([train.codes[in_train], codes])
         used, all_codes = np.unique(all_codes, return_inverse=True)
         data = collapse(all_codes.ravel(), np.vstack([train.Z[in_train], Zs]),

@@ -2,7 +2,7 @@
 
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["BoundaryWarning", "ConvergenceWarning"]
+__all__ = ["BoundaryWarning", "CollinearityWarning", "ConvergenceWarning"]
 
 
 class BoundaryWarning(UserWarning):
@@ -11,4 +11,12 @@ class BoundaryWarning(UserWarning):
     The data show no variation between groups beyond binomial noise, so the
     multilevel fit equals complete pooling. This is a valid estimate, not an
     error; a weakly informative prior on tau keeps it positive if needed.
+    """
+
+
+class CollinearityWarning(UserWarning):
+    """A covariate is not identified and was dropped (coefficient 0).
+
+    It is constant, a linear combination of other covariates, or (no pooling)
+    constant within every group. R's ``glm`` reports such coefficients as NA.
     """

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
+from skre.exceptions import CollinearityWarning
+
 from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
 from skre.datasets import make_grouped_binomial
 
@@ -82,3 +84,23 @@ def test_capped_iterations_warn_and_report_non_convergence():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert MultilevelBinomial(group="group").fit(X, y).converged_
+
+
+def test_aliased_covariates_are_named_and_dropped():
+    X = pd.DataFrame({"g": np.repeat(np.arange(6), 4), "x": np.tile([0.0, 1, 2, 3], 6)})
+    X["level"] = X["g"] * 0.5  # constant within each group
+    X["x2"] = 2 * X["x"] + 1
+    yc = np.column_stack([np.arange(24) % 3, np.full(24, 3)])
+    with pytest.warns(CollinearityWarning, match=r"covariate 'x2' is constant or a linear"):
+        cp = CompletePoolingBinomial(group="g").fit(X, yc)
+    ref = CompletePoolingBinomial(group="g").fit(X.drop(columns="x2"), yc)
+    np.testing.assert_allclose(cp.coef_, [*ref.coef_, 0.0], atol=1e-10)
+    with pytest.warns(CollinearityWarning, match=r"covariate 'const' is constant"):
+        MultilevelBinomial(group="g").fit(X[["g", "x"]].assign(const=1.0), yc)
+    with pytest.warns(CollinearityWarning, match=r"'level' is constant within every group"):
+        npool = NoPoolingBinomial(group="g").fit(X[["g", "x", "level"]], yc)
+    assert npool.coef_[1] == 0.0
+    # a group-level covariate is identified in the multilevel model
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollinearityWarning)
+        MultilevelBinomial(group="g").fit(X[["g", "x", "level"]], yc)
