@@ -301,12 +301,30 @@ def case_covariates(rows, repeats):
 # ---------------------------------------------------------------------------
 # reporting
 # ---------------------------------------------------------------------------
+def skre_revision():
+    """``git describe``-like id of the skre checkout being measured, if it is one."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(skre.__file__)))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--",
+                                "skre"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if head.returncode != 0:
+        return "not a git checkout"
+    return head.stdout.strip() + (" + uncommitted changes in skre/" if dirty.stdout.strip()
+                                  else "")
+
+
 def machine_info():
     lines = [
         f"python {platform.python_version()} ({platform.python_implementation()}), "
         f"{platform.system()} {platform.machine()}",
         f"skre {skre.__version__}, numpy {np.__version__}, scipy {scipy.__version__}, "
         f"scikit-learn {sklearn.__version__}, pandas {pd.__version__}",
+        f"skre source: {os.path.dirname(os.path.abspath(skre.__file__))} "
+        f"at {skre_revision()}",
     ]
     try:
         usable = len(os.sched_getaffinity(0))
@@ -436,6 +454,7 @@ def run(args):
               "thread(s) for the whole run (threadpoolctl)")
     print()
     t_start = time.perf_counter()
+    start_revision = skre_revision()
     rows = []
     print("running (one warm-up fit each, then the timed repeats):", flush=True)
     case_rats(rows, repeats=10 if args.quick else 50, run_r=not args.quick and not args.no_r)
@@ -449,6 +468,11 @@ def run(args):
           f"(total run {time.perf_counter() - t_start:.0f} s)\n")
     print_table(rows)
     check_targets(rows)
+    revision = skre_revision()
+    if revision != start_revision:
+        print(f"\nWARNING: the skre checkout changed during the run ({start_revision} -> "
+              f"{revision}); modules already imported were measured as they were at "
+              "the start.")
     return 0
 
 

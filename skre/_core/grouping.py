@@ -87,9 +87,10 @@ def count_patterns(successes, trials):
     Returns ``(m_unique, n_unique, multiplicity, index)`` with
     ``m_unique[index] == successes``.
     """
-    pairs = np.column_stack([successes, trials])
-    uniq, index, counts = np.unique(pairs, axis=0, return_inverse=True, return_counts=True)
-    return uniq[:, 0], uniq[:, 1], counts.astype(float), index.ravel()
+    # one complex key per pair: a 1-D unique is far faster than unique(axis=0)
+    keys, index, counts = np.unique(successes + 1j * trials, return_inverse=True,
+                                    return_counts=True)
+    return keys.real.copy(), keys.imag.copy(), counts.astype(float), index.ravel()
 
 
 def standardize(Z, weights):

@@ -67,6 +67,7 @@ def minimize_smooth(fun_grad, x0, *, gtol=1e-9, max_iter=200, hess_inv0=None,
                    options={"gtol": gtol, "maxiter": max_iter, "hess_inv0": hess_inv0})
     x, f, g = res.x, float(res.fun), np.asarray(res.jac)
     hess_inv = np.asarray(res.hess_inv)
+    hess_inv = 0.5 * (hess_inv + hess_inv.T)  # scipy wants it exactly symmetric
     n_iter, message = int(res.nit), str(res.message)
     budget = min(polish, max_iter - n_iter) if np.all(np.isfinite(g)) else 0
     for _ in range(max(budget, 0)):
