@@ -71,18 +71,25 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         self._group_index = pd.Index(self.groups_)
         return codes.ravel(), keep
 
-    def _standardize(self, Z, trials):
-        Zs, self._z_mean, self._z_scale = standardize(Z, trials)
-        return Zs
+    def _collapse(self, d, codes, keep):
+        """Rows that carry trials, merged by (group, covariates), covariates standardized.
 
-    def _collapse(self, d, codes, keep, Zs, *, within_groups=False):
-        """Collapse the rows that carry trials; drop covariates that are not identified.
+        Standardizing the collapsed rows (not the input rows) makes the fit a
+        function of the data alone: row order, weights and repeated rows give
+        bit-identical results.
+        """
+        data = collapse(codes, d.Z[keep], d.successes[keep], d.trials[keep], len(self.groups_))
+        data.Z, self._z_mean, self._z_scale = standardize(data.Z, data.trials)
+        self._aliased = np.zeros(data.Z.shape[1], dtype=bool)
+        self._train = data
+        return data
+
+    def _drop_aliased(self, data, *, within_groups=False):
+        """Zero covariates that are not identified; warn, naming them.
 
         An aliased covariate (constant, or a linear combination of the others or
-        of the intercepts) gets coefficient 0, as R's ``NA``, with a warning that
-        names it.
+        of the intercepts) gets coefficient 0, as R's ``NA``.
         """
-        data = collapse(codes, Zs[keep], d.successes[keep], d.trials[keep], len(self.groups_))
         self._aliased = _aliased_columns(data, within_groups)
         if self._aliased.any():
             data.Z[:, self._aliased] = 0.0
@@ -95,7 +102,6 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             warnings.warn(f"{type(self).__name__}: covariate {names} is {where}; it is "
                           "dropped from the fit (coefficient 0). Remove it to silence this "
                           "warning.", CollinearityWarning, stacklevel=4)
-        self._train = data
         return data
 
     def _scaled(self, Z):

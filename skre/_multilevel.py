@@ -106,7 +106,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
 
     def _fit(self, d):
         codes, keep = self._code_groups(d)
-        data = self._collapse(d, codes, keep, self._standardize(d.Z, d.trials))
+        data = self._drop_aliased(self._collapse(d, codes, keep))
         units, weight, self._unit = _likelihood_units(data)
         res = fit_multilevel(units, weight, self.n_quad, max_iter=self.max_iter, gtol=self.tol)
         self._theta_std = np.concatenate([res.beta, [res.b, res.tau]])

@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import GroupedBinomialMixin, _aliased_columns
 from ._core.binomial import loglik_terms
 from ._core.glm import fit_grouped_logistic, profile_interval
-from ._core.grouping import Collapsed, collapse
+from ._core.grouping import Collapsed
 
 
 def _pooled(data):
@@ -85,7 +85,7 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
 
     def _fit(self, d):
         codes, keep = self._code_groups(d)
-        data = self._collapse(d, codes, keep, self._standardize(d.Z, d.trials))
+        data = self._drop_aliased(self._collapse(d, codes, keep))
         res = fit_grouped_logistic(_pooled(data), max_iter=self.max_iter)
         _warn_unconverged(self, res, "logistic regression")
         self._a_std, self._beta_std = float(res.intercepts[0]), res.coef
@@ -184,16 +184,16 @@ class NoPoolingBinomial(GroupedBinomialMixin):
 
     def _fit(self, d):
         codes, keep = self._code_groups(d)
-        Zs = self._standardize(d.Z, d.trials)
-        data = self._collapse(d, codes, keep, Zs, within_groups=True)
-        res = fit_grouped_logistic(data, max_iter=self.max_iter)
-        _warn_unconverged(self, res, "no-pooling fit")
+        data = self._collapse(d, codes, keep)
         # the fallback for unseen groups is complete pooling on the same rows, with
         # the covariates complete pooling identifies (those aliased there are
-        # aliased within groups too, so the warning above has named them)
-        rows = collapse(np.zeros(keep.sum(), dtype=np.intp), Zs[keep], d.successes[keep],
-                        d.trials[keep], 1)
+        # aliased within groups too, so the warning below names them)
+        rows = _pooled(data)
+        rows.Z = rows.Z.copy()
         rows.Z[:, _aliased_columns(rows, within_groups=False)] = 0.0
+        data = self._drop_aliased(data, within_groups=True)
+        res = fit_grouped_logistic(data, max_iter=self.max_iter)
+        _warn_unconverged(self, res, "no-pooling fit")
         pooled = fit_grouped_logistic(rows, max_iter=self.max_iter)
         self._alpha_std, self._beta_std = res.intercepts, res.coef
         shift = res.coef / self._z_scale @ self._z_mean
