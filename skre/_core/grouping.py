@@ -53,6 +53,9 @@ def collapse(codes, Z, successes, trials, n_groups):
     Every group in ``range(n_groups)`` must have at least one row. Merging is
     exact for every model in skre: the likelihood of a group depends on its rows
     only through the sums of successes and trials at each covariate pattern.
+    Rows are put in a canonical order (group, then a hash of the covariates), so
+    the result depends on the data, not on the order of the rows or on how they
+    were split into rows or weights.
     """
     codes = np.asarray(codes, dtype=np.intp)
     Z = np.asarray(Z, dtype=float).reshape(len(codes), -1)
@@ -61,22 +64,33 @@ def collapse(codes, Z, successes, trials, n_groups):
         n = np.bincount(codes, trials, minlength=n_groups)
         return Collapsed(np.arange(n_groups), np.empty((n_groups, 0)), m, n,
                          n_groups, np.arange(n_groups))
-    _, first, inverse = np.unique(_row_hash(codes, Z), return_index=True,
-                                  return_inverse=True)
-    inverse = inverse.ravel()
-    rep = first[inverse]
-    if not (np.array_equal(codes[rep], codes) and np.array_equal(Z[rep], Z)):
-        # a hash collision (never seen in practice): fall back to exact sorting
+    h = _row_hash(codes, Z)
+    if n_groups < 2**24:  # one sort key: group code in the high bits, hash below
+        key = (codes.astype(np.uint64) << np.uint64(40)) | (h >> np.uint64(24))
+        order = np.argsort(key, kind="stable")
+    else:
+        order = np.lexsort((h, codes))
+    hs, cs = h[order], codes[order]
+    starts_run = np.ones(len(order), dtype=bool)
+    starts_run[1:] = (hs[1:] != hs[:-1]) | (cs[1:] != cs[:-1])
+    Zo = Z[order]
+    if starts_run.all():  # nothing to merge (continuous covariates)
+        return _sorted(cs, Zo, successes[order], trials[order], n_groups)
+    run = np.cumsum(starts_run) - 1
+    if not np.array_equal(Zo, Zo[starts_run][run]):
+        # a hash collision (never seen in practice): merge by exact comparison
         keys = np.column_stack([codes.astype(float), Z])
         _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
         inverse = inverse.ravel()
-    m = np.bincount(inverse, successes, minlength=len(first))
-    n = np.bincount(inverse, trials, minlength=len(first))
-    order = np.argsort(codes[first], kind="stable")
-    first, m, n = first[order], m[order], n[order]
-    new_codes = codes[first]
-    starts = np.searchsorted(new_codes, np.arange(n_groups))
-    return Collapsed(new_codes, Z[first], m, n, n_groups, starts)
+        return _sorted(codes[first], Z[first], np.bincount(inverse, successes),
+                       np.bincount(inverse, trials), n_groups)
+    return _sorted(cs[starts_run], Zo[starts_run], np.bincount(run, successes[order]),
+                   np.bincount(run, trials[order]), n_groups)
+
+
+def _sorted(codes, Z, m, n, n_groups):
+    starts = np.searchsorted(codes, np.arange(n_groups))
+    return Collapsed(codes, Z, m, n, n_groups, starts)
 
 
 def count_patterns(successes, trials):

@@ -69,33 +69,37 @@ class MarginalLikelihood:
         return b + Z @ beta if Z.shape[1] else np.full(len(self.data.codes), b)
 
     def modes(self, offset, tau):
-        """Conditional modes of u for every group (warm-started)."""
+        """Conditional modes of u (warm-started), with the rows' p, residual and
+        weight there."""
         d = self.data
-        if tau == 0.0:
-            return np.zeros(d.n_groups)
 
         def fun(u):
-            r, w, _ = _resid_weight(offset + tau * u[d.codes], d.successes, d.trials)
-            return tau * d.group_sum(r) - u, -(tau * tau) * d.group_sum(w) - 1.0
+            eta = offset + tau * u[d.codes] if tau else offset
+            r, w, p = _resid_weight(eta, d.successes, d.trials)
+            W = d.group_sum(w)
+            return tau * d.group_sum(r) - u, -(tau * tau) * W - 1.0, eta, r, w, p, W
 
-        u, _, _ = solve_decreasing(fun, self._u, tau * (self.M - self.N), tau * self.M)
+        if tau == 0.0:
+            return np.zeros(d.n_groups), fun(np.zeros(d.n_groups))[2:]
+        u, extra, _ = solve_decreasing(fun, self._u, tau * (self.M - self.N), tau * self.M)
         self._u = u
-        return u
+        return u, extra
 
     def _nodes(self, offset, tau):
         d = self.data
-        u = self.modes(offset, tau)
-        eta0 = offset + tau * u[d.codes]
-        r0, w0, p0 = _resid_weight(eta0, d.successes, d.trials)
-        s = 1.0 / np.sqrt(tau * tau * d.group_sum(w0) + 1.0)
+        u, (eta0, r0, w0, p0, W) = self.modes(offset, tau)
+        s = 1.0 / np.sqrt(tau * tau * W + 1.0)
         nodes = u[:, None] + s[:, None] * self.t[None, :]
-        eta = offset[:, None] + tau * nodes[d.codes]
+        if len(self.t) == 1:  # Laplace: the only node is the mode
+            eta = eta0[:, None]
+        else:
+            eta = offset[:, None] + tau * nodes[d.codes]
         h = d.group_sum(d.successes[:, None] * eta - d.trials[:, None] * softplus(eta))
         a = self.log_omega + h - 0.5 * nodes**2
         amax = a.max(axis=1)
         A = amax + np.log(np.exp(a - amax[:, None]).sum(axis=1))
         log_marginal = np.log(s) + A - LOG_SQRT_2PI
-        return u, s, nodes, eta, a - A[:, None], log_marginal, (r0, w0, p0)
+        return u, s, nodes, eta, a - A[:, None], log_marginal, (r0, w0, p0, W)
 
     def posterior(self, theta):
         """Conditional distributions of every group at ``theta``."""
@@ -114,11 +118,14 @@ class MarginalLikelihood:
         d = self.data
         beta, b, tau = theta[:-2], theta[-2], theta[-1]
         self.n_eval += 1
-        u, s, nodes, eta, logpi, logm, (r0, w0, p0) = self._nodes(self._offset(beta, b), tau)
+        u, s, nodes, eta, logpi, logm, (r0, w0, p0, W) = self._nodes(self._offset(beta, b), tau)
         gw = self.group_weight
         pi = np.exp(logpi)
         # at the nodes: residuals and h'(u)
-        rk = d.successes[:, None] - d.trials[:, None] * expit(eta)
+        if len(self.t) == 1:
+            rk = r0[:, None]
+        else:
+            rk = d.successes[:, None] - d.trials[:, None] * expit(eta)
         Rk = d.group_sum(rk)
         hp = tau * Rk - nodes
         E_R = np.sum(pi * Rk, axis=1)
@@ -127,7 +134,6 @@ class MarginalLikelihood:
         E_hpt = np.sum(pi * hp * self.t, axis=1)
         # at the mode: movement of u_hat and of s with the parameters
         s2 = s * s
-        W = d.group_sum(w0)
         v0 = w0 * (1.0 - 2.0 * p0)
         V = d.group_sum(v0)
         R0 = d.group_sum(r0)
