@@ -9,7 +9,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import qr
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
@@ -235,25 +234,36 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
 def _aliased_columns(data, within_groups):
     """Boolean mask of covariates collinear with the intercept(s) and each other.
 
-    Works on the trials-weighted covariates centred overall (a shared intercept)
-    or within each group (one intercept per group, as in no pooling), with a
-    pivoted QR decomposition: the columns it pivots past the numerical rank are
-    the aliased ones.
+    Works on the trials-weighted cross-product of the covariates centred overall
+    (a shared intercept) or within each group (one intercept per group, as in no
+    pooling), by Cholesky with complete pivoting: a column whose squared
+    residual norm, after the columns chosen before it, is below ``1e-14`` of the
+    total weight (its norm: the covariates are standardized) is aliased, i.e.
+    collinear to 1e-7 relative.
     """
     Z = data.Z
     aliased = np.zeros(Z.shape[1], dtype=bool)
     if Z.shape[1] == 0:
         return aliased
     w = data.trials
+    wZ = w[:, None] * Z
+    gram = Z.T @ wZ
     if within_groups:
-        means = data.group_sum(w[:, None] * Z) / data.group_sum(w)[:, None]
-        Z = Z - means[data.codes]
+        W = data.group_sum(w)
+        S = data.group_sum(wZ)
+        gram -= (S / np.where(W > 0, W, np.inf)[:, None]).T @ S
     else:
-        Z = Z - (w @ Z) / w.sum()
-    R, pivot = qr(Z * np.sqrt(w)[:, None], mode="r", pivoting=True)
-    diag = np.abs(np.diag(R))
-    # covariates are standardized to weighted unit variance, so an identified
-    # column has a diagonal entry of the order of sqrt(total weight)
-    rank = int(np.sum(diag > 1e-9 * np.sqrt(w.sum())))
-    aliased[pivot[rank:]] = True
+        total = wZ.sum(axis=0)
+        gram -= np.outer(total, total) / w.sum()
+    threshold = 1e-14 * w.sum()
+    A = gram.copy()
+    remaining = list(range(len(A)))
+    while remaining:
+        j = max(remaining, key=lambda k: A[k, k])
+        remaining.remove(j)
+        if A[j, j] <= threshold:
+            aliased[[j, *remaining]] = True
+            break
+        col = A[:, j] / A[j, j]
+        A -= np.outer(col, A[j, :])
     return aliased

@@ -36,9 +36,13 @@ def loglik_terms(eta, successes, trials):
 
 def log_binom_constant(successes, trials, weights=None):
     """``sum(w * log C(n, m))``: the constant that R includes in ``logLik``."""
-    c = gammaln(trials + 1.0) - gammaln(successes + 1.0) - gammaln(trials - successes + 1.0)
+    some = trials > 1  # log C(n, m) = 0 for n <= 1: binary rows cost nothing
+    if not np.any(some):
+        return 0.0
+    n, m = trials[some], successes[some]
+    c = gammaln(n + 1.0) - gammaln(m + 1.0) - gammaln(n - m + 1.0)
     if weights is not None:
-        c = c * weights
+        c = c * weights[some]
     return float(np.sum(c))
 
 

@@ -38,7 +38,7 @@ def _group_extreme(data, values, ufunc):
     return ufunc.reduceat(values, data.starts)
 
 
-def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9):
+def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9, covariance=True):
     """Maximum likelihood for ``logit p = alpha[group] + Z @ coef``.
 
     Newton's method on all parameters at once; the group-intercept block of the
@@ -77,7 +77,7 @@ def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9):
     else:
         if p:
             message = f"reached max_iter={max_iter}"
-    var, coef_cov, cross = _covariance(data, alpha, coef)
+    var, coef_cov, cross = _covariance(data, alpha, coef) if covariance else (None,) * 3
     return GLMResult(alpha, coef, ll, var, coef_cov, cross, n_iter, converged, message)
 
 

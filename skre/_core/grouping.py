@@ -119,6 +119,8 @@ def standardize(Z, weights):
         return Z, np.zeros(0), np.ones(0)
     w = weights / weights.sum()
     mean = w @ Z
-    scale = np.sqrt(w @ (Z - mean) ** 2)
+    Zc = Z - mean
+    scale = np.sqrt(w @ (Zc * Zc))
     scale = np.where(scale > 0, scale, 1.0)
-    return (Z - mean) / scale, mean, scale
+    Zc /= scale
+    return Zc, mean, scale

@@ -38,19 +38,19 @@ class MultilevelResult:
     posterior: Posterior
 
 
-def pooled_fit(data, group_weight):
+def pooled_fit(data, group_weight, **options):
     """Complete-pooling GLM on the same rows (one shared intercept)."""
     gw = group_weight[data.codes]
     rows = Collapsed(np.zeros(len(data.codes), dtype=np.intp), data.Z,
                      data.successes * gw, data.trials * gw, 1, np.array([0]))
-    return fit_grouped_logistic(rows)
+    return fit_grouped_logistic(rows, covariance=False, **options)
 
 
 def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9):
     """Fit ``(beta, b, tau)`` by maximising the AGQ marginal likelihood."""
     group_weight = np.asarray(group_weight, dtype=float)
     scale = float(group_weight.sum())
-    cp = pooled_fit(data, group_weight)
+    cp = pooled_fit(data, group_weight, max_iter=3, tol=1e-3)  # a start; refined if tau may be 0
     beta0, b0 = cp.coef, float(cp.intercepts[0])
     agq = MarginalLikelihood(data, group_weight, n_quad)
     S, info = _tau2_score(agq, beta0, b0)
@@ -78,11 +78,17 @@ def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9):
     res = minimize_smooth(objective(agq), x0, gtol=gtol, max_iter=max_iter,
                           hess_inv0=hess_inv0, measure_hessian=cheap)
     loglik = -res.fun * scale
-    ll0 = cp.loglik
-    boundary = S <= 0 and loglik <= ll0 + 1e-9 * max(1.0, abs(ll0))
+    boundary = False
+    if S <= 0 or res.x[-1] < np.log(1e-2):
+        # tau = 0 is the maximum when the tau^2 score at the complete-pooling MLE is
+        # not positive and no interior point beats complete pooling
+        cp = pooled_fit(data, group_weight)
+        beta0, b0, ll0 = cp.coef, float(cp.intercepts[0]), cp.loglik
+        S = _tau2_score(agq, beta0, b0)[0]
+        boundary = S <= 0 and loglik <= ll0 + 1e-9 * max(1.0, abs(ll0))
     if boundary:
         theta = np.concatenate([beta0, [b0, 0.0]])
-        loglik, converged, message = ll0, cp.converged, "boundary: tau = 0 (complete pooling)"
+        loglik, converged, message = cp.loglik, cp.converged, "boundary: tau = 0 (complete pooling)"
         n_iter += cp.n_iter
     else:
         theta = np.concatenate([res.x[:-1], [np.exp(res.x[-1])]])

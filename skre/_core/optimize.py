@@ -61,23 +61,34 @@ def minimize_smooth(fun_grad, x0, *, gtol=1e-9, xtol=1e-8, max_iter=200, hess_in
     """
     x0 = np.asarray(x0, dtype=float)
     n_eval = 0
+    last = {}
 
     def counted(x):
         nonlocal n_eval
         n_eval += 1
-        return fun_grad(x)
-
-    if hess_inv0 is None:
-        hess_inv0 = _positive_definite(fd_hessian(counted, x0))
-    res = minimize(counted, x0, jac=True, method="BFGS",
-                   options={"gtol": gtol, "maxiter": max_iter, "hess_inv0": hess_inv0})
-    x, f, g = res.x, float(res.fun), np.asarray(res.jac)
-    hess_inv = np.asarray(res.hess_inv)
-    hess_inv = 0.5 * (hess_inv + hess_inv.T)  # scipy wants it exactly symmetric
-    n_iter, message = int(res.nit), str(res.message)
+        f, g = fun_grad(x)
+        last.update(x=np.array(x), f=f, g=np.asarray(g))
+        return f, g
 
     def done(g, hess_inv):
         return np.max(np.abs(g)) <= gtol or np.max(np.abs(hess_inv @ g)) <= xtol
+
+    if hess_inv0 is None:
+        hess_inv0 = _positive_definite(fd_hessian(counted, x0))
+
+    def stop_when_done(intermediate_result):
+        # BFGS's line search burns many evaluations once rounding of the objective
+        # dominates; stop as soon as the accepted point is converged
+        if np.array_equal(intermediate_result.x, last.get("x")) and done(last["g"], hess_inv0):
+            raise StopIteration
+
+    res = minimize(counted, x0, jac=True, method="BFGS", callback=stop_when_done,
+                   options={"gtol": gtol, "maxiter": max_iter, "hess_inv0": hess_inv0})
+    x, f = res.x, float(res.fun)
+    g = last["g"] if np.array_equal(x, last["x"]) else counted(x)[1]
+    hess_inv = np.asarray(res.hess_inv) if res.get("hess_inv") is not None else hess_inv0
+    hess_inv = 0.5 * (hess_inv + hess_inv.T)  # scipy wants it exactly symmetric
+    n_iter, message = max(int(res.nit), 1), str(res.message)
 
     budget = min(polish, max_iter - n_iter) if np.all(np.isfinite(g)) else 0
     for _ in range(max(budget, 0)):
@@ -86,9 +97,11 @@ def minimize_smooth(fun_grad, x0, *, gtol=1e-9, xtol=1e-8, max_iter=200, hess_in
         if measure_hessian:
             hess_inv = _positive_definite(fd_hessian(counted, x))
         step = -hess_inv @ g
-        for _ in range(30):
+        slack = 1e-13 * max(1.0, abs(f))  # the objective's rounding
+        for _ in range(8):
             f_new, g_new = counted(x + step)
-            if np.isfinite(f_new) and (f_new <= f or np.max(np.abs(g_new)) < np.max(np.abs(g))):
+            if np.isfinite(f_new) and (f_new <= f + slack
+                                       or np.max(np.abs(g_new)) < np.max(np.abs(g))):
                 break
             step *= 0.5
         else:
@@ -97,6 +110,8 @@ def minimize_smooth(fun_grad, x0, *, gtol=1e-9, xtol=1e-8, max_iter=200, hess_in
         n_iter += 1
         message = "Newton polish after: " + str(res.message)
     converged = bool(np.all(np.isfinite(g)) and done(g, hess_inv))
+    if converged and "StopIteration" in message:
+        message = "converged (Newton step below xtol)"
     if not converged:
         message = f"{message} (largest gradient component {np.max(np.abs(g)):.3g})"
     return OptimResult(x, f, g, n_iter, n_eval, converged, message, hess_inv)

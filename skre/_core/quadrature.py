@@ -62,15 +62,20 @@ class MarginalLikelihood:
         self.M = data.group_sum(data.successes)
         self.N = data.group_sum(data.trials)
         self._u = np.zeros(data.n_groups)
+        self._last = None  # (theta, _nodes output) of the latest gradient evaluation
+        self._du = self._du_at = None  # d(mode)/d(theta) there, for warm starts
         self.n_eval = 0
 
     def _offset(self, beta, b):
         Z = self.data.Z
         return b + Z @ beta if Z.shape[1] else np.full(len(self.data.codes), b)
 
-    def modes(self, offset, tau):
-        """Conditional modes of u (warm-started), with the rows' p, residual and
-        weight there."""
+    def modes(self, offset, tau, theta=None):
+        """Conditional modes of u, with the rows' p, residual and weight there.
+
+        Warm-started from the previous modes, moved to first order by their
+        derivatives in the parameters when the last evaluation had a gradient.
+        """
         d = self.data
 
         def fun(u):
@@ -81,13 +86,16 @@ class MarginalLikelihood:
 
         if tau == 0.0:
             return np.zeros(d.n_groups), fun(np.zeros(d.n_groups))[2:]
-        u, extra, _ = solve_decreasing(fun, self._u, tau * (self.M - self.N), tau * self.M)
+        start = self._u
+        if self._du is not None and theta is not None:
+            start = self._u + self._du @ (theta - self._du_at)
+        u, extra, _ = solve_decreasing(fun, start, tau * (self.M - self.N), tau * self.M)
         self._u = u
         return u, extra
 
-    def _nodes(self, offset, tau):
+    def _nodes(self, offset, tau, theta=None):
         d = self.data
-        u, (eta0, r0, w0, p0, W) = self.modes(offset, tau)
+        u, (eta0, r0, w0, p0, W) = self.modes(offset, tau, theta)
         s = 1.0 / np.sqrt(tau * tau * W + 1.0)
         nodes = u[:, None] + s[:, None] * self.t[None, :]
         if len(self.t) == 1:  # Laplace: the only node is the mode
@@ -103,8 +111,12 @@ class MarginalLikelihood:
 
     def posterior(self, theta):
         """Conditional distributions of every group at ``theta``."""
-        beta, b, tau = theta[:-2], theta[-2], theta[-1]
-        u, s, nodes, _, logpi, logm, _ = self._nodes(self._offset(beta, b), tau)
+        theta = np.asarray(theta, dtype=float)
+        if self._last is not None and np.array_equal(self._last[0], theta):
+            u, s, nodes, _, logpi, logm, _ = self._last[1]
+        else:
+            beta, b, tau = theta[:-2], theta[-2], theta[-1]
+            u, s, nodes, _, logpi, logm, _ = self._nodes(self._offset(beta, b), tau)
         return Posterior(u, s, nodes, logpi, logm)
 
     def value(self, theta):
@@ -118,7 +130,9 @@ class MarginalLikelihood:
         d = self.data
         beta, b, tau = theta[:-2], theta[-2], theta[-1]
         self.n_eval += 1
-        u, s, nodes, eta, logpi, logm, (r0, w0, p0, W) = self._nodes(self._offset(beta, b), tau)
+        out = self._nodes(self._offset(beta, b), tau, theta)
+        self._last = (np.array(theta, dtype=float), out)
+        u, s, nodes, eta, logpi, logm, (r0, w0, p0, W) = out
         gw = self.group_weight
         pi = np.exp(logpi)
         # at the nodes: residuals and h'(u)
@@ -144,6 +158,9 @@ class MarginalLikelihood:
         dlogs_t = 0.5 * s2 * (-2.0 * tau * W - tau**2 * u * V + h3 * du_t)
         g_b = dlogs_b + E_R + E_hp * du_b + E_hpt * s * dlogs_b
         g_t = dlogs_t + E_uR + E_hp * du_t + E_hpt * s * dlogs_t
+        self._du = np.zeros((len(u), len(theta)))
+        self._du[:, -2], self._du[:, -1] = du_b, du_t
+        self._du_at = np.array(theta, dtype=float)
         grad = np.empty(len(theta))
         grad[-2] = gw @ g_b
         grad[-1] = gw @ g_t
@@ -152,9 +169,10 @@ class MarginalLikelihood:
             WZ = d.group_sum(w0[:, None] * Z)
             VZ = d.group_sum(v0[:, None] * Z)
             du_z = -tau * WZ * s2[:, None]
+            self._du[:, :-2] = du_z
             dlogs_z = 0.5 * s2[:, None] * (-(tau**2) * VZ + h3[:, None] * du_z)
             per_group = dlogs_z + E_hp[:, None] * du_z + (E_hpt * s)[:, None] * dlogs_z
-            r_tilde = np.sum(pi[d.codes] * rk, axis=1)
+            r_tilde = r0 if len(self.t) == 1 else np.sum(pi[d.codes] * rk, axis=1)
             grad[:-2] = gw @ per_group + Z.T @ (gw[d.codes] * r_tilde)
         return float(gw @ logm), grad
 
