@@ -45,7 +45,47 @@ def _parser():
                    help="coverage of the intervals (default: 0.95)")
     p.add_argument("--folds", type=int, default=5,
                    help="folds of GroupKFold for the held-out-group score (default: 5)")
+    p.add_argument("--plot", metavar="DIR",
+                   help="also write shrinkage.png, population.png and caterpillar.png "
+                        "(of the partial-pooling fit) to DIR, created if missing; needs "
+                        "matplotlib")
     return p
+
+
+def _check_plot(parser, directory):
+    """Fail early (usage error) when --plot cannot work."""
+    from .plotting._base import check_matplotlib
+
+    try:
+        check_matplotlib("--plot")
+    except ImportError as exc:
+        parser.error(str(exc))
+    if Path(directory).exists() and not Path(directory).is_dir():
+        parser.error(f"--plot needs a directory; {directory} is a file")
+
+
+def _plots(models, level, directory):
+    """Write the three PNGs into ``directory``; return their paths."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+
+    from .plotting import CaterpillarDisplay, PopulationDisplay, ShrinkageDisplay
+    from .plotting._base import default_figsize
+
+    _, npool, ml = models.values()
+    draw = {
+        "shrinkage": lambda ax: ShrinkageDisplay.from_estimators(npool, ml, level=level, ax=ax),
+        "population": lambda ax: PopulationDisplay.from_estimator(ml, level=level, ax=ax),
+        "caterpillar": lambda ax: CaterpillarDisplay.from_estimator(ml, level=level, ax=ax),
+    }
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for kind, plot in draw.items():
+        fig = Figure(figsize=default_figsize(kind, len(ml.groups_)), layout="constrained")
+        plot(fig.subplots())
+        paths.append(directory / f"{kind}.png")
+        fig.savefig(paths[-1], dpi=120)  # a PNG: drawn by Agg
+    return paths
 
 
 def _load(parser, args):
@@ -217,7 +257,9 @@ def main(argv=None):
 
     Without a file, uses the bundled rats tumour data. Prints each model's
     estimates, log-likelihood and AIC, the estimates for a few representative
-    groups, and each model's cross-validated score on held-out groups.
+    groups, and each model's cross-validated score on held-out groups. With
+    ``--plot DIR``, also writes ``shrinkage.png``, ``population.png`` and
+    ``caterpillar.png`` (see :mod:`skre.plotting`) into DIR and prints their paths.
 
     Parameters
     ----------
@@ -228,17 +270,20 @@ def main(argv=None):
     Returns
     -------
     int
-        Exit code: 0 on success, 1 when skre rejects the data (the reason is
-        printed to stderr as ``skre: error: ...``).
+        Exit code: 0 on success, 1 when skre rejects the data or cannot write the
+        ``--plot`` files (the reason is printed to stderr as ``skre: error: ...``).
 
     Raises
     ------
     SystemExit
-        With code 2 for usage errors (missing file or columns), from ``argparse``.
+        With code 2 for usage errors (missing file or columns, ``--plot`` without
+        matplotlib), from ``argparse``.
     """
     parser = _parser()
     args = parser.parse_args(argv)
     d = _load(parser, args)
+    if args.plot is not None:
+        _check_plot(parser, args.plot)
     try:
         models, fit_notes = _fit(d)
         scores, folds, cv_notes = _cross_validate(d, models, args.folds)
@@ -259,5 +304,17 @@ def main(argv=None):
     try:
         print(text, flush=True)
     except BrokenPipeError:  # e.g. `python -m skre | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if args.plot is None:
+        return 0
+    try:
+        paths = _plots(models, args.level, args.plot)
+    except OSError as exc:
+        print(f"skre: error: cannot write plots to {args.plot}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        print("\n".join(f"plot: {path}" for path in paths), flush=True)
+    except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0

@@ -8,6 +8,7 @@ from scipy import stats
 from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin
 from ._core.grouping import Collapsed, collapse, count_patterns
@@ -15,6 +16,8 @@ from ._core.multilevel import fit_multilevel
 from ._core.population import LogitNormal
 from ._core.quadrature import MarginalLikelihood, marginal_mean
 from ._validation import factorize
+from ._intervals import check_interval_args as _check_interval_args
+from ._intervals import multilevel_confint as _multilevel_confint
 from .exceptions import BoundaryWarning
 
 
@@ -109,6 +112,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         data = self._drop_aliased(self._collapse(d, codes, keep))
         units, weight, self._unit = _likelihood_units(data)
         res = fit_multilevel(units, weight, self.n_quad, max_iter=self.max_iter, gtol=self.tol)
+        self._model, self._hess = res.model, None
         self._theta_std = np.concatenate([res.beta, [res.b, res.tau]])
         self._posterior = res.posterior
         self.intercept_, self.coef_ = self._unscale(res.b, res.beta)
@@ -127,6 +131,43 @@ class MultilevelBinomial(GroupedBinomialMixin):
             warnings.warn(f"{type(self).__name__}: the optimizer did not converge "
                           f"({res.message}); raise max_iter or check the covariates.",
                           ConvergenceWarning, stacklevel=3)
+
+    def confint(self, level=0.95, method="wald"):
+        """Confidence intervals for the intercept, the slopes and ``tau``.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+        method : {"wald", "profile"}, default="wald"
+            ``"wald"``: estimate +- z * SE from the observed information (the
+            Hessian of the log-likelihood at the optimum, by finite differences
+            of the exact gradient); for ``tau`` on the log scale, so the interval
+            stays positive. ``"profile"``: likelihood-ratio intervals, as lme4's
+            ``confint(method = "profile")``. At a boundary fit (``tau_ == 0``)
+            the intercept and slopes are those of complete pooling (tau held at
+            0), the profile interval for ``tau`` starts at 0 and the Wald one is
+            undefined (NaN upper end).
+
+        Returns
+        -------
+        DataFrame
+            Rows ``intercept``, the covariates and ``tau``; columns the lower
+            and upper quantile levels (``"2.5%"``, ``"97.5%"``).
+
+        Examples
+        --------
+        >>> from skre import MultilevelBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> m = MultilevelBinomial(group="batch").fit(X, y)
+        >>> m.confint(method="profile").round(4)
+                     2.5%   97.5%
+        intercept -2.2029 -1.7166
+        tau        0.4507  0.9549
+        """
+        check_is_fitted(self)
+        _check_interval_args(level, method)
+        return _multilevel_confint(self, level, method)
 
     def _linear_predictor(self, codes, Z):
         eta0 = self.intercept_ + Z @ self.coef_

@@ -8,8 +8,10 @@ from scipy import stats
 from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin, _aliased_columns
+from ._intervals import check_interval_args, pooled_confint
 from ._core.binomial import loglik_terms
 from ._core.glm import fit_grouped_logistic, profile_interval
 from ._core.grouping import Collapsed
@@ -101,6 +103,36 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         self.covariance_ = J @ cov @ J.T
         self.n_iter_, self.converged_ = max(res.n_iter, 1), res.converged
         self._information_criteria(res.loglik + d.constant, len(cov), d.n_obs)
+
+    def confint(self, level=0.95, method="wald"):
+        """Confidence intervals for the intercept and slopes.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+        method : {"wald", "profile"}, default="wald"
+            ``"wald"``: estimate +- z * SE (R's ``confint.default``);
+            ``"profile"``: likelihood-ratio intervals (R's ``confint`` on a glm).
+
+        Returns
+        -------
+        DataFrame
+            Rows ``intercept`` and the covariates; columns the lower and upper
+            quantile levels (``"2.5%"``, ``"97.5%"``).
+
+        Examples
+        --------
+        >>> from skre import CompletePoolingBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> cp = CompletePoolingBinomial(group="batch").fit(X, y)
+        >>> cp.confint(method="profile").round(5)
+                      2.5%    97.5%
+        intercept -1.83952 -1.57867
+        """
+        check_is_fitted(self)
+        check_interval_args(level, method)
+        return pooled_confint(self, level, method)
 
     def _linear_predictor(self, codes, Z):
         return self.intercept_ + Z @ self.coef_

@@ -38,8 +38,8 @@ def _group_extreme(data, values, ufunc):
     return ufunc.reduceat(values, data.starts)
 
 
-def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9, covariance=True):
-    """Maximum likelihood for ``logit p = alpha[group] + Z @ coef``.
+def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9, covariance=True, offset=0.0):
+    """Maximum likelihood for ``logit p = alpha[group] + Z @ coef + offset``.
 
     Newton's method on all parameters at once; the group-intercept block of the
     Hessian is diagonal, so each step solves only a (p, p) Schur complement and
@@ -52,10 +52,11 @@ def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9, covariance=True):
         alpha = np.where(M <= 0, -np.inf, np.where(M >= N, np.inf, logit(M / N)))
     finite = np.isfinite(alpha)
     coef = np.zeros(p)
-    ll = _loglik(data, alpha, coef)
-    n_iter, converged, message = 0, p == 0, "closed form"
-    for n_iter in range(1, max_iter + 1 if p else 1):
-        R, W, WZ, grad, ZWZ = _score_and_information(data, alpha, coef)
+    ll = _loglik(data, alpha, coef, offset)
+    n_iter, converged, message = 0, not (p or np.any(offset != 0)), "closed form"
+    iterate = p or np.any(offset != 0)  # intercept-only without offset: closed form
+    for n_iter in range(1, max_iter + 1 if iterate else 1):
+        R, W, WZ, grad, ZWZ = _score_and_information(data, alpha, coef, offset)
         W_safe = np.where(finite & (W > 0), W, np.inf)
         schur = ZWZ - (WZ / W_safe[:, None]).T @ WZ
         d_coef = np.linalg.lstsq(schur, grad - WZ.T @ (R / W_safe), rcond=None)[0]
@@ -63,7 +64,7 @@ def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9, covariance=True):
         t = 1.0
         for _ in range(60):
             new_alpha, new_coef = alpha + t * d_alpha, coef + t * d_coef
-            new_ll = _loglik(data, new_alpha, new_coef)
+            new_ll = _loglik(data, new_alpha, new_coef, offset)
             if new_ll >= ll - 1e-12 * abs(ll):
                 break
             t *= 0.5
@@ -77,17 +78,18 @@ def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9, covariance=True):
     else:
         if p:
             message = f"reached max_iter={max_iter}"
-    var, coef_cov, cross = _covariance(data, alpha, coef) if covariance else (None,) * 3
+    var, coef_cov, cross = (_covariance(data, alpha, coef, offset) if covariance
+                            else (None,) * 3)
     return GLMResult(alpha, coef, ll, var, coef_cov, cross, n_iter, converged, message)
 
 
-def _loglik(data, alpha, coef):
-    eta = alpha[data.codes] + data.Z @ coef
+def _loglik(data, alpha, coef, offset=0.0):
+    eta = alpha[data.codes] + data.Z @ coef + offset
     return float(np.sum(loglik_terms(eta, data.successes, data.trials)))
 
 
-def _score_and_information(data, alpha, coef):
-    eta = alpha[data.codes] + data.Z @ coef
+def _score_and_information(data, alpha, coef, offset=0.0):
+    eta = alpha[data.codes] + data.Z @ coef + offset
     r, w, _ = residual_and_weight(eta, data.successes, data.trials)
     inf = ~np.isfinite(eta)
     if inf.any():  # rows of 0/n and n/n groups carry no information
@@ -98,13 +100,13 @@ def _score_and_information(data, alpha, coef):
             data.Z.T @ wZ)
 
 
-def _covariance(data, alpha, coef):
+def _covariance(data, alpha, coef, offset=0.0):
     """Inverse observed information, block-wise (never a (G+p)^2 matrix).
 
     Returns the variance of each finite intercept (nan where infinite), the
     (p, p) covariance of the slopes and the (G, p) intercept-slope covariances.
     """
-    eta = alpha[data.codes] + data.Z @ coef
+    eta = alpha[data.codes] + data.Z @ coef + offset
     _, w, _ = residual_and_weight(eta, data.successes, data.trials)
     w = np.where(np.isfinite(eta), w, 0.0)
     W = data.group_sum(w)
@@ -164,3 +166,16 @@ def profile_interval(data, offset, alpha, q):
         sol, _, _ = solve_decreasing(fun, 0.5 * (start + hi), start, hi)
         out[todo] = side * sol[todo]
     return lower, upper
+
+
+def pooled_objective(data):
+    """``x -> (negative log-likelihood, gradient)`` of one shared logistic model.
+
+    ``x = (intercept, coef)`` on the covariates of ``data`` (all rows one group).
+    """
+    def fun_grad(x):
+        eta = x[0] + data.Z @ x[1:]
+        r, _, _ = residual_and_weight(eta, data.successes, data.trials)
+        f = -float(np.sum(loglik_terms(eta, data.successes, data.trials)))
+        return f, -np.concatenate([[r.sum()], data.Z.T @ r])
+    return fun_grad

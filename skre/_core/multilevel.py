@@ -36,14 +36,21 @@ class MultilevelResult:
     boundary: bool
     score_tau2: float  # d loglik / d tau^2 at the complete-pooling fit
     posterior: Posterior
+    model: MarginalLikelihood  # the fitted likelihood, for Hessians and profiles
+    pooled: object  # the complete-pooling GLMResult (at full precision when refined)
 
 
-def pooled_fit(data, group_weight, **options):
-    """Complete-pooling GLM on the same rows (one shared intercept)."""
+def pooled_rows(data, group_weight):
+    """The same rows as one group, group multiplicities folded into the counts."""
     gw = group_weight[data.codes]
-    rows = Collapsed(np.zeros(len(data.codes), dtype=np.intp), data.Z,
+    return Collapsed(np.zeros(len(data.codes), dtype=np.intp), data.Z,
                      data.successes * gw, data.trials * gw, 1, np.array([0]))
-    return fit_grouped_logistic(rows, covariance=False, **options)
+
+
+def pooled_fit(data, group_weight, covariance=False, **options):
+    """Complete-pooling GLM on the same rows (one shared intercept)."""
+    return fit_grouped_logistic(pooled_rows(data, group_weight), covariance=covariance,
+                                **options)
 
 
 def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9):
@@ -57,14 +64,12 @@ def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9):
     tau0 = float(np.clip(np.sqrt(S / info), 0.05, 3.0)) if S > 0 else 0.1
     x0 = np.concatenate([beta0, [b0, np.log(tau0)]])
 
-    def objective(model):
+    def objective(model):  # per group, so that tolerances do not depend on size
+        nll = negative_loglik(model)
+
         def fun_grad(x):
-            if x[-1] > MAX_LOG_TAU:  # a line search probing absurd tau: reject the step
-                return np.inf, np.full(len(x), np.nan)
-            theta = np.concatenate([x[:-1], [np.exp(x[-1])]])
-            val, grad = model.value_and_grad(theta)
-            grad[-1] *= theta[-1]
-            return -val / scale, -grad / scale
+            f, g = nll(x)
+            return f / scale, g / scale
         return fun_grad
 
     hess_inv0 = _information_inverse(data, group_weight, beta0, b0, tau0) * scale
@@ -76,7 +81,8 @@ def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9):
                                   polish=0)
         x0, hess_inv0, n_iter = laplace.x, laplace.hess_inv, laplace.n_iter
     res = minimize_smooth(objective(agq), x0, gtol=gtol, max_iter=max_iter,
-                          hess_inv0=hess_inv0, measure_hessian=cheap)
+                          hess_inv0=hess_inv0, measure_hessian=cheap,
+                          quasi_newton=cheap or n_quad == 1)
     loglik = -res.fun * scale
     boundary = False
     if S <= 0 or res.x[-1] < np.log(1e-2):
@@ -96,7 +102,7 @@ def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9):
         n_iter += res.n_iter
     return MultilevelResult(theta[:-2], float(theta[-2]), float(theta[-1]), float(loglik),
                             converged, max(n_iter, 1), message, bool(boundary), float(S),
-                            agq.posterior(theta))
+                            agq.posterior(theta), agq, cp)
 
 
 def _information_inverse(data, group_weight, beta, b, tau):
@@ -134,3 +140,15 @@ def _tau2_score(agq, beta, b):
     W = d.group_sum(d.trials * p * (1.0 - p))
     gw = agq.group_weight
     return 0.5 * float(gw @ (R**2 - W)), 0.5 * float(gw @ W**2)
+
+
+def negative_loglik(model):
+    """``x -> (-loglik, -grad)`` in ``x = (beta, b, log tau)``, unscaled."""
+    def fun_grad(x):
+        if x[-1] > MAX_LOG_TAU:  # a line search probing absurd tau: reject the step
+            return np.inf, np.full(len(x), np.nan)
+        theta = np.concatenate([x[:-1], [np.exp(x[-1])]])
+        val, grad = model.value_and_grad(theta)
+        grad[-1] *= theta[-1]
+        return -val, -grad
+    return fun_grad

@@ -44,7 +44,7 @@ def _positive_definite(H, floor=1e-8):
 
 
 def minimize_smooth(fun_grad, x0, *, gtol=1e-9, xtol=1e-8, max_iter=200, hess_inv0=None,
-                    polish=3, measure_hessian=True):
+                    polish=3, measure_hessian=True, quasi_newton=True):
     """Minimise ``fun_grad(x) -> (f, g)``; see the module docstring.
 
     Parameters
@@ -58,6 +58,10 @@ def minimize_smooth(fun_grad, x0, *, gtol=1e-9, xtol=1e-8, max_iter=200, hess_in
     polish : at most this many Newton steps after BFGS (within ``max_iter`` in all).
     measure_hessian : Newton steps use a finite-difference Hessian (2 k gradient
         evaluations); otherwise BFGS's own estimate.
+    quasi_newton : False skips BFGS and takes only Newton steps with
+        ``hess_inv0`` (up to ``max_iter``): for a start that is already close,
+        such as the Laplace optimum before adaptive quadrature, where BFGS's line
+        search would spend its evaluations on rounding noise.
     """
     x0 = np.asarray(x0, dtype=float)
     n_eval = 0
@@ -82,13 +86,17 @@ def minimize_smooth(fun_grad, x0, *, gtol=1e-9, xtol=1e-8, max_iter=200, hess_in
         if np.array_equal(intermediate_result.x, last.get("x")) and done(last["g"], hess_inv0):
             raise StopIteration
 
-    res = minimize(counted, x0, jac=True, method="BFGS", callback=stop_when_done,
-                   options={"gtol": gtol, "maxiter": max_iter, "hess_inv0": hess_inv0})
-    x, f = res.x, float(res.fun)
-    g = last["g"] if np.array_equal(x, last["x"]) else counted(x)[1]
-    hess_inv = np.asarray(res.hess_inv) if res.get("hess_inv") is not None else hess_inv0
+    if quasi_newton:
+        res = minimize(counted, x0, jac=True, method="BFGS", callback=stop_when_done,
+                       options={"gtol": gtol, "maxiter": max_iter, "hess_inv0": hess_inv0})
+        x, f = res.x, float(res.fun)
+        g = last["g"] if np.array_equal(x, last["x"]) else counted(x)[1]
+        hess_inv = np.asarray(res.hess_inv) if res.get("hess_inv") is not None else hess_inv0
+        n_iter, message = max(int(res.nit), 1), str(res.message)
+    else:
+        x, (f, g) = x0, counted(x0)
+        hess_inv, n_iter, message, polish = hess_inv0, 0, "Newton steps", max_iter
     hess_inv = 0.5 * (hess_inv + hess_inv.T)  # scipy wants it exactly symmetric
-    n_iter, message = max(int(res.nit), 1), str(res.message)
 
     budget = min(polish, max_iter - n_iter) if np.all(np.isfinite(g)) else 0
     for _ in range(max(budget, 0)):
@@ -108,7 +116,7 @@ def minimize_smooth(fun_grad, x0, *, gtol=1e-9, xtol=1e-8, max_iter=200, hess_in
             break
         x, f, g = x + step, float(f_new), np.asarray(g_new)
         n_iter += 1
-        message = "Newton polish after: " + str(res.message)
+        message = "Newton polish after: " + message if quasi_newton else message
     converged = bool(np.all(np.isfinite(g)) and done(g, hess_inv))
     if converged and "StopIteration" in message:
         message = "converged (Newton step below xtol)"

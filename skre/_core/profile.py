@@ -1,0 +1,83 @@
+"""Profile-likelihood (likelihood-ratio) intervals for linear functions of parameters.
+
+Given a smooth negative log-likelihood ``f(x)`` with its gradient, minimised at
+``x_hat``, the interval for ``v = c'x`` at level ``1 - alpha`` is the set of
+``v`` whose profile ``min {f(x) : c'x = v}`` exceeds ``f(x_hat)`` by at most
+``chi2_1(1 - alpha) / 2``. The constrained minimum is found in the null space
+of ``c`` with the same BFGS wrapper as the fit; the ends by Brent's method.
+"""
+
+import numpy as np
+from scipy.optimize import brentq
+
+from .optimize import _positive_definite, minimize_smooth
+
+
+def profile_bounds(fun_grad, x_hat, c, drop, *, se, hess=None, lower_limit=-np.inf,
+                   f_at_lower_limit=None):
+    """Ends of the likelihood-ratio interval for ``v = c'x``.
+
+    Parameters
+    ----------
+    fun_grad : callable ``x -> (f, grad)``, ``f`` the negative log-likelihood.
+    x_hat : the minimiser of ``f``.
+    c : (k,) direction of the linear function.
+    drop : allowed increase of ``f``, ``chi2_1(level) / 2``.
+    se : a rough standard error of ``v`` (the Wald one), for the first bracket.
+    hess : Hessian of ``f`` at ``x_hat`` (for the constrained optimizer's start).
+    lower_limit, f_at_lower_limit : where ``v`` stops (e.g. ``log tau -> -inf``)
+        and the profile there; the lower end is ``lower_limit`` when the profile
+        never rises by ``drop`` before it.
+
+    Returns
+    -------
+    (lower, upper)
+    """
+    x_hat = np.asarray(x_hat, dtype=float)
+    c = np.asarray(c, dtype=float)
+    k = len(x_hat)
+    v_hat = float(c @ x_hat)
+    f_hat = fun_grad(x_hat)[0]
+    # orthonormal basis of the null space of c
+    null = np.linalg.svd(c[None, :])[2][1:].T if k > 1 else np.zeros((1, 0))
+    if hess is not None and k > 1:
+        h_inv0 = _positive_definite(null.T @ hess @ null)
+    else:
+        h_inv0 = None
+    starts = {}
+
+    def profile(v, side):
+        x0 = x_hat + c * (v - v_hat) / (c @ c)
+        if k == 1:
+            return fun_grad(x0)[0] - f_hat - drop
+        phi0 = starts.get(side, np.zeros(k - 1))
+
+        def reduced(phi):
+            f, g = fun_grad(x0 + null @ phi)
+            return f, null.T @ g
+
+        res = minimize_smooth(reduced, phi0, hess_inv0=h_inv0, polish=1,
+                              measure_hessian=False)
+        starts[side] = res.x
+        return res.fun - f_hat - drop
+
+    se = se if np.isfinite(se) and se > 0 else 0.1 * max(1.0, abs(v_hat))
+    ends = []
+    for side in (-1.0, 1.0):
+        if side < 0 and f_at_lower_limit is not None and f_at_lower_limit - f_hat <= drop:
+            ends.append(lower_limit)  # the profile never rises by `drop` on this side
+            continue
+        inner, step, outer = v_hat, se, None
+        for _ in range(60):
+            trial = v_hat + side * step
+            if side < 0 and trial <= lower_limit:
+                trial = 0.5 * (inner + lower_limit)
+            if profile(trial, side) > 0:
+                outer = trial
+                break
+            inner, step = trial, 2.0 * step
+        if outer is None:
+            ends.append(lower_limit if side < 0 else np.inf)
+            continue
+        ends.append(brentq(profile, inner, outer, args=(side,), xtol=1e-10, rtol=1e-12))
+    return tuple(ends)

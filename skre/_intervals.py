@@ -1,0 +1,171 @@
+"""Wald and profile-likelihood intervals for the fixed parameters and tau.
+
+Shared by :class:`~skre.CompletePoolingBinomial` and
+:class:`~skre.MultilevelBinomial`. Parameters are profiled in the space the
+optimizer uses (standardized covariates, ``log tau``); the user-scale intercept
+and slopes are linear functions there, so each interval is the likelihood-ratio
+interval of a linear function (:func:`skre._core.profile.profile_bounds`).
+"""
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ._core.glm import pooled_objective
+from ._core.multilevel import negative_loglik, pooled_fit, pooled_rows
+from ._core.optimize import _positive_definite, fd_hessian
+from ._core.profile import profile_bounds
+
+
+def check_interval_args(level, method, methods=("wald", "profile")):
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1); got {level!r}.")
+    if method not in methods:
+        raise ValueError(f"method must be one of {list(methods)}; got {method!r}.")
+
+
+def multilevel_confint(est, level, method):
+    """Rows (intercept, slopes, tau) of :meth:`MultilevelBinomial.confint`."""
+    model = est._model
+    p = len(est.coef_)
+    estimates = [est.intercept_, *est.coef_]
+    z = stats.norm.ppf(0.5 + level / 2)
+    nll = negative_loglik(model)
+    cp = pooled_fit(model.data, model.group_weight, covariance=True)
+    f0 = -cp.loglik
+    if est.boundary_:
+        # tau held at 0: the complete-pooling fit's intervals
+        C = user_map(est, intercept_first=True)
+        free = np.r_[True, ~est._aliased]
+        cov = _glm_cov(cp)
+        rows, se = wald_rows(C, cov, estimates, level)
+        tau_row = (0.0, np.nan)
+        if method == "profile":
+            x_cp = np.r_[cp.intercepts[0], cp.coef]
+            fg = pooled_objective(pooled_rows(model.data, model.group_weight))
+            H = np.zeros_like(cov)
+            H[np.ix_(free, free)] = np.linalg.inv(cov[np.ix_(free, free)])
+            rows = profile_rows(fg, x_cp, C, H, free, se, level)
+            x_small = np.r_[cp.coef, cp.intercepts[0], np.log(1e-6)]
+            fx = np.r_[~est._aliased, True, True]
+            upper = profile_rows(nll, x_small, np.eye(p + 2)[-1:], np.eye(p + 2), fx,
+                                 [1.0], level, lower_limit=-np.inf, f_at_lower_limit=f0)
+            tau_row = (0.0, float(np.exp(upper[0][1])))
+        return table(est, [*rows, tau_row], level)
+    x_hat = np.r_[est._theta_std[:-1], np.log(est.tau_)]
+    free = np.r_[~est._aliased, True, True]
+    if est._hess is None:
+        est._hess = measured_hessian(nll, x_hat, free)
+    H = est._hess
+    cov = free_inverse(H, free)
+    C = np.zeros((p + 1, p + 2))
+    C[:, :-1] = user_map(est, intercept_first=False)
+    rows, se = wald_rows(C, cov, estimates, level)
+    se_log_tau = float(np.sqrt(cov[-1, -1]))
+    tau_row = (est.tau_ * np.exp(-z * se_log_tau), est.tau_ * np.exp(z * se_log_tau))
+    if method == "profile":
+        rows = profile_rows(nll, x_hat, C, H, free, se, level)
+        ends = profile_rows(nll, x_hat, np.eye(p + 2)[-1:], H, free, [se_log_tau], level,
+                            lower_limit=-np.inf, f_at_lower_limit=f0)[0]
+        tau_row = tuple(float(np.exp(e)) for e in ends)
+    return table(est, [*rows, tau_row], level)
+
+
+def _glm_cov(res):
+    """(intercept, coef) covariance of a one-group GLMResult."""
+    p = len(res.coef)
+    cov = np.empty((1 + p, 1 + p))
+    cov[0, 0] = res.intercept_var[0]
+    cov[0, 1:] = cov[1:, 0] = res.cross_cov[0]
+    cov[1:, 1:] = res.coef_cov
+    return cov
+
+
+def user_map(est, intercept_first):
+    """Rows: user-scale (intercept, slopes) as linear functions of the optimizer's x.
+
+    ``x`` is ``(intercept, beta_std)`` when ``intercept_first`` (complete pooling)
+    or ``(beta_std, b, ...)`` (the multilevel core).
+    """
+    mean, scale = est._z_mean, est._z_scale
+    p = len(mean)
+    C = np.zeros((1 + p, 1 + p))
+    a, B = (0, slice(1, None)) if intercept_first else (p, slice(0, p))
+    C[0, a] = 1.0
+    C[0, B] = -mean / scale
+    C[1:, B] = np.diag(1.0 / scale)
+    return C
+
+
+def table(est, rows, level):
+    names = ["intercept", *map(str, est.covariates_), *(["tau"] if len(rows) > 1 + len(
+        est.covariates_) else [])]
+    lo, hi = np.array(rows, dtype=float).T
+    a = 100 * (1 - level) / 2
+    frame = pd.DataFrame({f"{a:g}%": lo, f"{100 - a:g}%": hi}, index=names)
+    aliased = np.zeros(len(rows), dtype=bool)
+    aliased[1:1 + len(est._aliased)] = est._aliased
+    frame.loc[aliased] = np.nan
+    return frame
+
+
+def wald_rows(C, cov, estimates, level):
+    z = stats.norm.ppf(0.5 + level / 2)
+    se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", C, cov, C), 0.0))
+    return [(e - z * s, e + z * s) for e, s in zip(estimates, se)], se
+
+
+def free_inverse(H, free):
+    """Inverse of the Hessian over the free coordinates (aliased ones fixed at 0)."""
+    cov = np.zeros_like(H)
+    cov[np.ix_(free, free)] = np.linalg.inv(H[np.ix_(free, free)])
+    return cov
+
+
+def profile_rows(fun_grad, x_hat, C, H, free, se, level, **tau_limit):
+    """Profile intervals of ``C @ x`` with aliased coordinates held at 0."""
+    drop = stats.chi2.ppf(level, 1) / 2
+
+    def reduced(xf):
+        x = np.zeros(len(x_hat))
+        x[free] = xf
+        f, g = fun_grad(x)
+        return f, g[free]
+
+    Hf = H[np.ix_(free, free)]
+    return [profile_bounds(reduced, x_hat[free], c[free], drop, se=s, hess=Hf, **tau_limit)
+            for c, s in zip(C, se)]
+
+
+def measured_hessian(fun_grad, x_hat, free):
+    """Finite-difference Hessian over the free coordinates (zeros elsewhere)."""
+    H = np.zeros((len(x_hat),) * 2)
+
+    def reduced(xf):
+        x = x_hat.copy()
+        x[free] = xf
+        f, g = fun_grad(x)
+        return f, g[free]
+
+    H[np.ix_(free, free)] = fd_hessian(reduced, x_hat[free])
+    # keep it positive definite for the constrained optimizers' starts
+    Hf = H[np.ix_(free, free)]
+    if np.any(np.linalg.eigvalsh(Hf) <= 0):
+        H[np.ix_(free, free)] = np.linalg.inv(_positive_definite(Hf))
+    return H
+
+
+def pooled_confint(est, level, method):
+    """Rows (intercept, slopes) of :meth:`CompletePoolingBinomial.confint`."""
+    C = user_map(est, intercept_first=True)
+    free = np.r_[True, ~est._aliased]
+    rows, se = wald_rows(C, est._cov_std, [est.intercept_, *est.coef_], level)
+    if method == "profile":
+        data = est._train
+        rows_data = type(data)(np.zeros(len(data.codes), dtype=np.intp), data.Z,
+                               data.successes, data.trials, 1, np.array([0]))
+        H = np.zeros_like(est._cov_std)
+        H[np.ix_(free, free)] = np.linalg.inv(est._cov_std[np.ix_(free, free)])
+        rows = profile_rows(pooled_objective(rows_data), np.r_[est._a_std, est._beta_std],
+                            C, H, free, se, level)
+    return table(est, rows, level)
