@@ -115,6 +115,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         return float(intercept - coef @ self._z_mean), coef
 
     def _information_criteria(self, loglik, n_params, n_obs):
+        self.nobs_ = float(n_obs)
         self.loglik_ = float(loglik)
         self.aic_ = -2.0 * self.loglik_ + 2.0 * n_params
         self.bic_ = -2.0 * self.loglik_ + np.log(n_obs) * n_params

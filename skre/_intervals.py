@@ -24,6 +24,29 @@ def check_interval_args(level, method, methods=("wald", "profile")):
         raise ValueError(f"method must be one of {list(methods)}; got {method!r}.")
 
 
+def multilevel_vcov(est):
+    """User-scale covariance of (intercept, slopes) and the SE of log tau."""
+    model = est._model
+    p = len(est.coef_)
+    if est.boundary_:
+        cp = pooled_fit(model.data, model.group_weight, covariance=True)
+        C = user_map(est, intercept_first=True)
+        return C @ _glm_cov(cp) @ C.T, np.nan
+    x_hat = np.r_[est._theta_std[:-1], np.log(est.tau_)]
+    free = np.r_[~est._aliased, True, True]
+    if est._hess is None:
+        est._hess = measured_hessian(negative_loglik(model), x_hat, free)
+    cov = free_inverse(est._hess, free)
+    C = np.zeros((p + 1, p + 2))
+    C[:, :-1] = user_map(est, intercept_first=False)
+    return C @ cov @ C.T, float(np.sqrt(cov[-1, -1]))
+
+
+def vcov_frame(est, cov):
+    names = ["intercept", *map(str, est.covariates_)]
+    return pd.DataFrame(cov, index=names, columns=names)
+
+
 def multilevel_confint(est, level, method):
     """Rows (intercept, slopes, tau) of :meth:`MultilevelBinomial.confint`."""
     model = est._model

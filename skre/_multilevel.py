@@ -18,6 +18,8 @@ from ._core.quadrature import MarginalLikelihood, marginal_mean
 from ._validation import factorize
 from ._intervals import check_interval_args as _check_interval_args
 from ._intervals import multilevel_confint as _multilevel_confint
+from ._intervals import multilevel_vcov as _multilevel_vcov
+from ._intervals import vcov_frame as _vcov_frame
 from .exceptions import BoundaryWarning
 
 
@@ -131,6 +133,30 @@ class MultilevelBinomial(GroupedBinomialMixin):
             warnings.warn(f"{type(self).__name__}: the optimizer did not converge "
                           f"({res.message}); raise max_iter or check the covariates.",
                           ConvergenceWarning, stacklevel=3)
+
+    def vcov(self):
+        """Covariance matrix of the intercept and slopes (lme4's ``vcov``).
+
+        The inverse observed information of the marginal likelihood (tau
+        estimated too), by finite differences of the exact gradient; at a
+        boundary fit that of complete pooling.
+
+        Returns
+        -------
+        DataFrame
+            Indexed and labelled by ``intercept`` and the covariates.
+
+        Examples
+        --------
+        >>> from skre import MultilevelBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> m = MultilevelBinomial(group="batch").fit(X, y)
+        >>> round(float(m.vcov().iloc[0, 0]) ** 0.5, 4)
+        0.122
+        """
+        check_is_fitted(self)
+        return _vcov_frame(self, _multilevel_vcov(self)[0])
 
     def confint(self, level=0.95, method="wald"):
         """Confidence intervals for the intercept, the slopes and ``tau``.

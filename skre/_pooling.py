@@ -4,6 +4,7 @@ import warnings
 from numbers import Integral
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
@@ -11,7 +12,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin, _aliased_columns
-from ._intervals import check_interval_args, pooled_confint
+from ._intervals import check_interval_args, pooled_confint, vcov_frame
 from ._core.binomial import loglik_terms
 from ._core.glm import fit_grouped_logistic, profile_interval
 from ._core.grouping import Collapsed
@@ -103,6 +104,26 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         self.covariance_ = J @ cov @ J.T
         self.n_iter_, self.converged_ = max(res.n_iter, 1), res.converged
         self._information_criteria(res.loglik + d.constant, len(cov), d.n_obs)
+
+    def vcov(self):
+        """Covariance matrix of the intercept and slopes (R's ``vcov``).
+
+        Returns
+        -------
+        DataFrame
+            ``covariance_`` labelled by ``intercept`` and the covariates.
+
+        Examples
+        --------
+        >>> from skre import CompletePoolingBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> cp = CompletePoolingBinomial(group="batch").fit(X, y)
+        >>> round(float(cp.vcov().iloc[0, 0]), 7)
+        0.0044247
+        """
+        check_is_fitted(self)
+        return vcov_frame(self, self.covariance_)
 
     def confint(self, level=0.95, method="wald"):
         """Confidence intervals for the intercept and slopes.
@@ -228,6 +249,7 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         _warn_unconverged(self, res, "no-pooling fit")
         pooled = fit_grouped_logistic(rows, max_iter=self.max_iter)
         self._alpha_std, self._beta_std = res.intercepts, res.coef
+        self._coef_cov = res.coef_cov / np.outer(self._z_scale, self._z_scale)
         shift = res.coef / self._z_scale @ self._z_mean
         self.coef_ = res.coef / self._z_scale
         self.group_intercepts_ = res.intercepts - shift
@@ -236,6 +258,26 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         self.n_iter_, self.converged_ = max(res.n_iter, 1), res.converged
         self._information_criteria(res.loglik + d.constant, len(self.groups_) + len(res.coef),
                                    d.n_obs)
+
+    def vcov(self):
+        """Covariance matrix of the shared slopes (the group intercepts aside).
+
+        Returns
+        -------
+        DataFrame
+            Labelled by the covariates (empty for intercept-only data).
+
+        Examples
+        --------
+        >>> from skre import NoPoolingBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> NoPoolingBinomial(group="batch").fit(X, y).vcov().shape
+        (0, 0)
+        """
+        check_is_fitted(self)
+        names = list(map(str, self.covariates_))
+        return pd.DataFrame(self._coef_cov, index=names, columns=names)
 
     def _linear_predictor(self, codes, Z):
         seen = codes >= 0
