@@ -216,10 +216,12 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         if not 0 < level < 1:
             raise ValueError(f"level must be in (0, 1); got {level!r}.")
+        return self._estimates_frame(*self._group_intervals(level))
+
+    def _estimates_frame(self, est, lower, upper):
         data = self._train
         M = data.group_sum(data.successes)
         N = data.group_sum(data.trials)
-        est, lower, upper = self._group_intervals(level)
         return pd.DataFrame(
             {"trials": N, "successes": M, "observed": M / N, "estimate": est,
              "lower": lower, "upper": upper},

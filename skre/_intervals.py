@@ -192,3 +192,70 @@ def pooled_confint(est, level, method):
         rows = profile_rows(pooled_objective(rows_data), np.r_[est._a_std, est._beta_std],
                             C, H, free, se, level)
     return table(est, rows, level)
+
+
+def predictive_interval(est, level):
+    """New-group interval integrating over the uncertainty of (b, log tau).
+
+    ``P(theta <= x) = E[Phi((logit x - b) / tau)]`` over a normal approximation
+    to ``(b, log tau)`` (b at the covariate means), by a 20 x 20 Gauss-Hermite
+    product rule; the quantiles by Brent's method. At a boundary fit tau is 0
+    and only ``b`` is uncertain.
+    """
+    from scipy.optimize import brentq
+    from scipy.special import expit, logit
+
+    model = est._model
+    b = est._theta_std[-2]
+    x, w = np.polynomial.hermite.hermgauss(20)
+    nodes, weights = np.sqrt(2.0) * x, w / np.sqrt(np.pi)
+    if est.boundary_:
+        cp = pooled_fit(model.data, model.group_weight, covariance=True)
+        se = float(np.sqrt(cp.intercept_var[0]))
+        z = stats.norm.ppf(0.5 + level / 2)
+        return float(expit(b - z * se)), float(expit(b + z * se))
+    x_hat = np.r_[est._theta_std[:-1], np.log(est.tau_)]
+    free = np.r_[~est._aliased, True, True]
+    if est._hess is None:
+        est._hess = measured_hessian(negative_loglik(model), x_hat, free)
+    cov = free_inverse(est._hess, free)[-2:, -2:]
+    L = np.linalg.cholesky(cov + 1e-300 * np.eye(2))
+    grid = np.stack(np.meshgrid(nodes, nodes, indexing="ij"), axis=-1).reshape(-1, 2)
+    wt = np.outer(weights, weights).ravel()
+    draws = np.array([b, np.log(est.tau_)]) + grid @ L.T
+    locs, scales = draws[:, 0], np.exp(draws[:, 1])
+
+    def cdf(v):
+        return float(wt @ stats.norm.cdf((logit(v) - locs) / scales))
+
+    a = (1 - level) / 2
+    return tuple(float(brentq(lambda v: cdf(v) - q, 1e-300, 1 - 1e-16, xtol=1e-14))
+                 for q in (a, 1 - a))
+
+
+def pooled_group_intervals(est, a, beta, cov, level):
+    """Each group's mean probability under one shared model, delta-method interval.
+
+    ``a, beta`` on standardized covariates with covariance ``cov``; the interval
+    is symmetric on the logit of the group's trials-weighted mean probability.
+    """
+    from scipy.special import expit, logit
+
+    data = est._train
+    eta = a + data.Z @ beta
+    est_p = est._group_mean_probability(eta, np.zeros(data.n_groups))
+    p = expit(eta)
+    w = data.trials * p * (1.0 - p)
+    J = data.group_sum(np.column_stack([w, w[:, None] * data.Z]))
+    J /= (data.group_sum(data.trials) * est_p * (1.0 - est_p))[:, None]
+    se = np.sqrt(np.einsum("gi,ij,gj->g", J, cov, J))
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    return est_p, expit(logit(est_p) - z * se), expit(logit(est_p) + z * se)
+
+
+def boundary_group_intervals(est, level):
+    """At tau = 0 every group has the pooled probability: its interval is the
+    complete-pooling one (the uncertainty of b and the slopes)."""
+    model = est._model
+    cp = pooled_fit(model.data, model.group_weight, covariance=True)
+    return pooled_group_intervals(est, float(cp.intercepts[0]), cp.coef, _glm_cov(cp), level)

@@ -4,7 +4,6 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from scipy import stats
 from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
@@ -14,11 +13,13 @@ from ._base import GroupedBinomialMixin
 from ._core.grouping import Collapsed, collapse, count_patterns
 from ._core.multilevel import fit_multilevel
 from ._core.population import LogitNormal
-from ._core.quadrature import MarginalLikelihood, marginal_mean
+from ._core.quadrature import MarginalLikelihood, conditional_quantiles, marginal_mean
 from ._validation import factorize
 from ._intervals import check_interval_args as _check_interval_args
+from ._intervals import boundary_group_intervals as _boundary_group_intervals
 from ._intervals import multilevel_confint as _multilevel_confint
 from ._intervals import multilevel_vcov as _multilevel_vcov
+from ._intervals import predictive_interval as _predictive_interval
 from ._intervals import vcov_frame as _vcov_frame
 from .exceptions import BoundaryWarning
 
@@ -72,6 +73,9 @@ class MultilevelBinomial(GroupedBinomialMixin):
         Standard deviation of the group effects on the logit scale.
     random_effects_ : ndarray of shape (n_groups,)
         Conditional modes of ``xi_g`` (lme4's ``ranef``).
+    random_effects_sd_ : ndarray of shape (n_groups,)
+        Their conditional SDs from the Laplace curvature (lme4's
+        ``ranef(condVar = TRUE)``, which uses it for every nAGQ).
     population_ : LogitNormal
         Distribution of theta for a new group at the trials-weighted mean of the
         covariates (at ``b`` for intercept-only data).
@@ -120,6 +124,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         self.intercept_, self.coef_ = self._unscale(res.b, res.beta)
         self.tau_ = res.tau
         self.random_effects_ = res.tau * res.posterior.mode[self._unit]
+        self.random_effects_sd_ = res.tau * res.posterior.sd[self._unit]
         self.population_ = LogitNormal(res.b, res.tau)
         self.boundary_, self.converged_, self.n_iter_ = res.boundary, res.converged, res.n_iter
         self._information_criteria(res.loglik + d.constant, len(self._theta_std), d.n_obs)
@@ -230,12 +235,55 @@ class MultilevelBinomial(GroupedBinomialMixin):
         return float(weight @ post.log_marginal - before)
 
     def _group_intervals(self, level):
-        """Normal approximation to each group's conditional distribution of xi_g."""
+        """Quantiles of each group's conditional distribution, by quadrature.
+
+        The estimate is ``expit(b + x'beta + mode)`` (lme4's ``coef``); the
+        interval holds ``level`` of the group's conditional distribution of
+        ``xi_g`` given its data and the fitted parameters (exact integration,
+        not the normal approximation), mapped to the probability scale. At a
+        boundary fit (tau = 0) that distribution is a point, so the interval is
+        complete pooling's, which carries the uncertainty of b and the slopes.
+        """
+        if self.boundary_:
+            return _boundary_group_intervals(self, level)
         data = self._train
         b, tau = self._theta_std[-2], self._theta_std[-1]
         offset = b + data.Z @ self._theta_std[:-2]
+        a = (1 - level) / 2
+        q = conditional_quantiles(self._model, self._theta_std, [a, 1 - a])[self._unit]
         u = self._posterior.mode[self._unit]
-        s = self._posterior.sd[self._unit]
-        z = stats.norm.ppf(0.5 + level / 2.0)
         return tuple(self._group_mean_probability(offset, tau * v)
-                     for v in (u, u - z * s, u + z * s))
+                     for v in (u, q[:, 0], q[:, 1]))
+
+    def prediction_interval(self, level=0.95, include_parameter_uncertainty=False):
+        """Interval for the success probability of a new group.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+        include_parameter_uncertainty : bool, default=False
+            False: the central interval of ``population_`` (the estimates taken
+            as known). True: also integrate over the sampling uncertainty of
+            ``(b, log tau)`` (a normal approximation from the observed
+            information, integrated by Gauss-Hermite quadrature); wider.
+
+        Returns
+        -------
+        (float, float)
+
+        Examples
+        --------
+        >>> from skre import MultilevelBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> m = MultilevelBinomial(group="batch").fit(X, y)
+        >>> [round(v, 3) for v in m.prediction_interval()]
+        [0.037, 0.35]
+        >>> [round(v, 3) for v in m.prediction_interval(include_parameter_uncertainty=True)]
+        [0.033, 0.364]
+        """
+        check_is_fitted(self)
+        _check_interval_args(level, "wald")
+        if not include_parameter_uncertainty:
+            return self.population_.interval(level)
+        return _predictive_interval(self, level)

@@ -6,13 +6,13 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin, _aliased_columns
-from ._intervals import check_interval_args, pooled_confint, vcov_frame
+from ._intervals import (check_interval_args, pooled_confint, pooled_group_intervals,
+                         vcov_frame)
 from ._core.binomial import loglik_terms
 from ._core.glm import fit_grouped_logistic, profile_interval
 from ._core.grouping import Collapsed
@@ -163,17 +163,7 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
                                          d.trials)))
 
     def _group_intervals(self, level):
-        data = self._train
-        eta = self._a_std + data.Z @ self._beta_std
-        est = self._group_mean_probability(eta, np.zeros(data.n_groups))
-        # delta method on the logit of each group's mean probability
-        p = expit(eta)
-        w = data.trials * p * (1.0 - p)
-        J = data.group_sum(np.column_stack([w, w[:, None] * data.Z]))
-        J /= (data.group_sum(data.trials) * est * (1.0 - est))[:, None]
-        se = np.sqrt(np.einsum("gi,ij,gj->g", J, self._cov_std, J))
-        z = stats.norm.ppf(0.5 + level / 2.0)
-        return est, expit(logit(est) - z * se), expit(logit(est) + z * se)
+        return pooled_group_intervals(self, self._a_std, self._beta_std, self._cov_std, level)
 
 
 class NoPoolingBinomial(GroupedBinomialMixin):
@@ -250,6 +240,7 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         pooled = fit_grouped_logistic(rows, max_iter=self.max_iter)
         self._alpha_std, self._beta_std = res.intercepts, res.coef
         self._coef_cov = res.coef_cov / np.outer(self._z_scale, self._z_scale)
+        self._alpha_var = res.intercept_var
         shift = res.coef / self._z_scale @ self._z_mean
         self.coef_ = res.coef / self._z_scale
         self.group_intercepts_ = res.intercepts - shift
@@ -296,14 +287,57 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         eta = self._linear_predictor(self._codes_for(d.labels), d.Z)
         return float(np.sum(loglik_terms(eta, d.successes, d.trials)))
 
-    def _group_intervals(self, level):
-        """Likelihood-ratio (profile) intervals, slopes held at their estimate.
+    def group_estimates(self, level=0.95, method="profile"):
+        """Each group's own success probability with an interval.
 
-        Finite for 0/n and n/n groups: the lower end of a 0/n group is 0.
+        Parameters
+        ----------
+        level : float, default=0.95
+        method : {"profile", "exact", "wald"}, default="profile"
+            ``"profile"``: likelihood-ratio interval for the group's intercept
+            (slopes held at their estimate); finite for 0/n and n/n groups, with
+            lower end 0 for a 0/n group. ``"exact"``: Clopper-Pearson (intercept-only
+            data). ``"wald"``: estimate +- z * SE on the logit scale, R's
+            ``confint.default``; it degenerates to the single point 0 (or 1) for a
+            0/n (n/n) group, whose SE is infinite at an infinite logit. Offered for
+            comparison with R; do not use it for such groups.
+
+        Returns
+        -------
+        DataFrame
+            As :meth:`CompletePoolingBinomial.group_estimates`.
+
+        Examples
+        --------
+        >>> from skre import NoPoolingBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> npool = NoPoolingBinomial(group="batch").fit(X, y)
+        >>> npool.group_estimates(method="exact").loc[1, ["lower", "upper"]].round(7).tolist()
+        [0.0, 0.1684335]
         """
+        check_is_fitted(self)
+        check_interval_args(level, method, ("profile", "exact", "wald"))
+        return self._estimates_frame(*self._group_intervals(level, method))
+
+    def _group_intervals(self, level, method="profile"):
         data = self._train
         offset = data.Z @ self._beta_std
-        lower, upper = profile_interval(data, offset, self._alpha_std,
-                                        stats.chi2.ppf(level, 1))
-        return tuple(self._group_mean_probability(offset, a)
-                     for a in (self._alpha_std, lower, upper))
+        alpha = self._alpha_std
+        if method == "exact":
+            if data.Z.shape[1]:
+                raise ValueError("method='exact' (Clopper-Pearson) is for intercept-only "
+                                 "data; use 'profile' with covariates.")
+            M, N = data.successes, data.trials
+            a = (1 - level) / 2
+            with np.errstate(invalid="ignore"):
+                lower = np.where(M > 0, stats.beta.ppf(a, M, N - M + 1), 0.0)
+                upper = np.where(M < N, stats.beta.ppf(1 - a, M + 1, N - M), 1.0)
+            return M / N, lower, upper
+        if method == "wald":
+            half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(self._alpha_var)
+            lower = np.where(np.isfinite(alpha), alpha - half, alpha)
+            upper = np.where(np.isfinite(alpha), alpha + half, alpha)
+        else:
+            lower, upper = profile_interval(data, offset, alpha, stats.chi2.ppf(level, 1))
+        return tuple(self._group_mean_probability(offset, a) for a in (alpha, lower, upper))

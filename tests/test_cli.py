@@ -171,3 +171,54 @@ def test_ascii_terminal(monkeypatch):
     stream.flush()
     out = buffer.getvalue().decode("ascii")
     assert "tau 0.674" in out and "-0.4195 +/- " in out
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+PLOTS = ["shrinkage.png", "population.png", "caterpillar.png"]
+
+
+def test_plot_writes_pngs(tmp_path, capsys):
+    directory = tmp_path / "new" / "plots"  # created, parents too
+    assert main(["--folds", "2", "--plot", str(directory)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    for name in PLOTS:
+        data = (directory / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 10_000
+    assert out.splitlines()[-3:] == [f"plot: {directory / name}" for name in PLOTS]
+    assert "b (intercept) -1.939, τ 0.674" in out  # the report comes first, unchanged
+
+
+def test_plot_boundary_fit_and_covariates(tmp_path, rats_csv, capsys):
+    few = tmp_path / "few.csv"
+    few.write_text("g,m,n\na,5,30\nb,4,30\nc,6,30\n")
+    assert main([str(few), "--successes", "m", "--trials", "n", "--group", "g",
+                 "--plot", str(tmp_path / "few")]) == 0
+    path, _ = rats_csv
+    assert main([str(path), *COUNTS, "--covariates", "dose", "--folds", "2",
+                 "--plot", str(tmp_path / "dose")]) == 0
+    capsys.readouterr()
+    for sub in ("few", "dose"):
+        for name in PLOTS:
+            assert (tmp_path / sub / name).read_bytes().startswith(PNG)
+
+
+def test_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(SystemExit) as info:
+        main(["--plot", str(tmp_path / "plots")])
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "--plot requires matplotlib: pip install 'skre[plot]'" in captured.err
+    assert not (tmp_path / "plots").exists()
+
+
+def test_plot_into_a_file(tmp_path, capsys):
+    path = tmp_path / "taken"
+    path.write_text("")
+    with pytest.raises(SystemExit) as info:
+        main(["--plot", str(path)])
+    assert info.value.code == 2
+    assert "--plot needs a directory" in capsys.readouterr().err

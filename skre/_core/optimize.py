@@ -116,7 +116,8 @@ def minimize_smooth(fun_grad, x0, *, gtol=1e-9, xtol=1e-8, max_iter=200, hess_in
             break
         x, f, g = x + step, float(f_new), np.asarray(g_new)
         n_iter += 1
-        message = "Newton polish after: " + message if quasi_newton else message
+        if quasi_newton and not message.startswith("Newton polish"):
+            message = "Newton polish after: " + message
     converged = bool(np.all(np.isfinite(g)) and done(g, hess_inv))
     if converged and "StopIteration" in message:
         message = "converged (Newton step below xtol)"

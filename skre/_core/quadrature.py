@@ -17,7 +17,8 @@ converges to the same point as lme4 for every number of nodes.
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
+from scipy.integrate import cumulative_simpson
+from scipy.special import expit, ndtri
 
 from .binomial import softplus
 from .roots import solve_decreasing
@@ -188,3 +189,53 @@ def marginal_mean(loc, scale, n_quad=64):
     loc = np.asarray(loc, dtype=float)
     vals = expit(loc[..., None] + np.sqrt(2.0) * scale * x)
     return vals @ w / np.sqrt(np.pi)
+
+
+def conditional_quantiles(model, theta, probs, *, span=10.0, n_grid=401):
+    """Quantiles of each group's conditional distribution of ``u`` given its data.
+
+    The density ``exp(h_g(u))`` is evaluated exactly on a grid of ``n_grid``
+    points over ``u_hat +- span * s`` (s the Laplace scale), integrated by the
+    cumulative Simpson rule and inverted within each cell (density taken as linear
+    there); tails beyond
+    ``span`` scales hold well under 1e-20 of the mass for these log-concave
+    densities. Returns an array of shape (n_groups, len(probs)).
+    """
+    d = model.data
+    beta, b, tau = theta[:-2], theta[-2], theta[-1]
+    post = model.posterior(theta)
+    t = np.linspace(-span, span, n_grid)
+    probs = np.atleast_1d(np.asarray(probs, dtype=float))
+    if tau == 0.0:
+        return post.mode[:, None] + ndtri(probs)[None, :]  # u | y ~ N(0, 1)
+    offset = model._offset(beta, b)
+    out = np.empty((d.n_groups, len(probs)))
+    # whole groups in chunks of about 2e6 rows x grid points
+    rows_per_group = np.diff(np.r_[d.starts, len(d.codes)])
+    chunk = (np.cumsum(rows_per_group) - 1) // max(1, 2_000_000 // n_grid)
+    bounds = np.r_[0, np.flatnonzero(np.diff(chunk)) + 1, d.n_groups]
+    for g0, g1 in zip(bounds[:-1], bounds[1:]):
+        r0, r1 = d.starts[g0], (d.starts[g1] if g1 < d.n_groups else len(d.codes))
+        u = post.mode[g0:g1, None] + post.sd[g0:g1, None] * t[None, :]
+        codes = d.codes[r0:r1] - g0
+        eta = offset[r0:r1, None] + tau * u[codes]
+        ll = d.successes[r0:r1, None] * eta - d.trials[r0:r1, None] * softplus(eta)
+        h = np.add.reduceat(ll, d.starts[g0:g1] - r0, axis=0) - 0.5 * u**2
+        dens = np.exp(h - h.max(axis=1, keepdims=True))
+        step = (u[:, 1:] - u[:, :-1])
+        cdf = np.concatenate([np.zeros((g1 - g0, 1)),
+                              cumulative_simpson(dens, x=u, axis=1)], axis=1)
+        dens /= cdf[:, -1:]
+        cdf /= cdf[:, -1:]
+        rows = np.arange(g1 - g0)
+        for j, q in enumerate(probs):
+            k = np.clip((cdf < q).sum(axis=1), 1, n_grid - 1)
+            # inside the cell the density is nearly linear: solve the quadratic
+            f0, f1, hk = dens[rows, k - 1], dens[rows, k], step[rows, k - 1]
+            a, c = (f1 - f0) / (2 * hk), cdf[rows, k - 1] - q
+            disc = np.sqrt(np.maximum(f0 * f0 - 4 * a * c, 0.0))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                quad = np.where(np.abs(a) * hk > 1e-12 * np.maximum(f0, 1e-300),
+                                (-f0 + disc) / (2 * a), -c / np.maximum(f0, 1e-300))
+            out[g0:g1, j] = u[rows, k - 1] + np.clip(quad, 0.0, hk)
+    return out

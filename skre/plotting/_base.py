@@ -66,9 +66,11 @@ def prediction_interval(est, level):
 
 
 def group_label(est):
-    """A readable name for the groups: the group column's name, else "group"."""
+    """What to call a group in labels: the group column's name if it is a word
+    ("batch", "herd"), else "group" (for names like "g" or "lab_id")."""
     group = getattr(est, "group", None)
-    return group if isinstance(group, str) and group else "group"
+    return group if isinstance(group, str) and group.isalpha() and len(group) > 2 \
+        else "group"
 
 
 SMALLEST, LARGEST = 12.0, 160.0  # marker areas (points^2) of 0 and of the most trials

@@ -60,8 +60,8 @@ class CaterpillarDisplay:
     >>> X, y = load_rats(return_X_y=True)
     >>> m4 = MultilevelBinomial(group="batch").fit(X, y)
     >>> disp = CaterpillarDisplay.from_estimator(m4, level=0.95)
-    >>> disp.groups[:3], disp.groups[-1]
-    (array([1, 2, 3]), 67)
+    >>> disp.groups[-3:]  # the highest estimates
+    array([68, 69, 70])
     """
 
     def __init__(self, *, groups, estimate, lower, upper, observed=None, level=0.95,

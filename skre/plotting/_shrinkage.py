@@ -51,8 +51,8 @@ class ShrinkageDisplay:
         The no-pooling points (x = 0) and the multilevel points (x = 1).
     population_line_ : matplotlib Line2D
         The horizontal line at ``population_mean``.
-    interval_ : matplotlib Polygon or None
-        The shaded band of ``interval``.
+    interval_ : matplotlib Patch or None
+        The shaded band of ``interval`` (None without one, or at tau = 0).
     ax_ : matplotlib Axes
     figure_ : matplotlib Figure
 
@@ -146,7 +146,7 @@ class ShrinkageDisplay:
                            figsize=default_figsize("shrinkage"))
         sizes = marker_sizes(self.trials)
         self.interval_ = None
-        if self.interval is not None:
+        if self.interval is not None and self.interval[1] > self.interval[0]:
             share = "" if self.level is None else f"{100 * self.level:g}% "
             label = f"{share}interval of a new {self.group_name}'s θ"
             self.interval_ = ax.axhspan(*self.interval, color="C2", alpha=0.12, lw=0,
