@@ -38,48 +38,66 @@ def _group_extreme(data, values, ufunc):
     return ufunc.reduceat(values, data.starts)
 
 
-def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9, covariance=True, offset=0.0):
+def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9, covariance=True, offset=0.0,
+                         alpha_prior=None, coef_prior=None):
     """Maximum likelihood for ``logit p = alpha[group] + Z @ coef + offset``.
 
     Newton's method on all parameters at once; the group-intercept block of the
     Hessian is diagonal, so each step solves only a (p, p) Schur complement and
     costs one pass over the rows (plus one for the line search).
+
+    ``alpha_prior = (mean, precision)`` puts a normal prior on every group
+    intercept and ``coef_prior = (means, precisions)`` one on each slope; the
+    fit is then the posterior mode (all intercepts finite), and ``loglik`` is
+    the likelihood there.
     """
     p = data.Z.shape[1]
     M = data.group_sum(data.successes)
     N = data.group_sum(data.trials)
+    a_mean, a_prec = alpha_prior if alpha_prior is not None else (0.0, 0.0)
+    b_mean, b_prec = coef_prior if coef_prior is not None else (np.zeros(p), np.zeros(p))
     with np.errstate(divide="ignore"):
         alpha = np.where(M <= 0, -np.inf, np.where(M >= N, np.inf, logit(M / N)))
+    if a_prec > 0:
+        alpha = logit((M + 0.5) / (N + 1.0))
     finite = np.isfinite(alpha)
     coef = np.zeros(p)
-    ll = _loglik(data, alpha, coef, offset)
-    n_iter, converged, message = 0, not (p or np.any(offset != 0)), "closed form"
-    iterate = p or np.any(offset != 0)  # intercept-only without offset: closed form
+
+    def objective(alpha, coef):
+        ll = _loglik(data, alpha, coef, offset)
+        penalty = 0.5 * a_prec * np.sum((alpha - a_mean) ** 2) if a_prec else 0.0
+        return ll, ll - penalty - 0.5 * np.sum(b_prec * (coef - b_mean) ** 2)
+
+    ll, obj = objective(alpha, coef)
+    iterate = p or np.any(offset != 0) or a_prec > 0  # else closed form
+    n_iter, converged, message = 0, not iterate, "closed form"
     for n_iter in range(1, max_iter + 1 if iterate else 1):
         R, W, WZ, grad, ZWZ = _score_and_information(data, alpha, coef, offset)
-        W_safe = np.where(finite & (W > 0), W, np.inf)
-        schur = ZWZ - (WZ / W_safe[:, None]).T @ WZ
-        d_coef = np.linalg.lstsq(schur, grad - WZ.T @ (R / W_safe), rcond=None)[0]
+        R = R - a_prec * (alpha - a_mean) if a_prec else R
+        W_safe = np.where(finite & (W + a_prec > 0), W + a_prec, np.inf)
+        schur = ZWZ + np.diag(b_prec) - (WZ / W_safe[:, None]).T @ WZ
+        rhs = grad - b_prec * (coef - b_mean) - WZ.T @ (R / W_safe)
+        d_coef = np.linalg.lstsq(schur, rhs, rcond=None)[0]
         d_alpha = np.where(np.isfinite(W_safe), (R - WZ @ d_coef) / W_safe, 0.0)
         t = 1.0
         for _ in range(60):
             new_alpha, new_coef = alpha + t * d_alpha, coef + t * d_coef
-            new_ll = _loglik(data, new_alpha, new_coef, offset)
-            if new_ll >= ll - 1e-12 * abs(ll):
+            new_ll, new_obj = objective(new_alpha, new_coef)
+            if new_obj >= obj - 1e-12 * abs(obj):
                 break
             t *= 0.5
         else:
             message = "line search failed to increase the likelihood"
             break
-        alpha, coef, ll = new_alpha, new_coef, new_ll
-        if t * max(np.max(np.abs(d_coef)), np.max(np.abs(d_alpha))) <= tol:
+        alpha, coef, ll, obj = new_alpha, new_coef, new_ll, new_obj
+        if t * max(np.max(np.abs(d_coef), initial=0.0), np.max(np.abs(d_alpha))) <= tol:
             converged, message = True, "converged"
             break
     else:
         if p:
             message = f"reached max_iter={max_iter}"
-    var, coef_cov, cross = (_covariance(data, alpha, coef, offset) if covariance
-                            else (None,) * 3)
+    var, coef_cov, cross = (_covariance(data, alpha, coef, offset, a_prec, b_prec)
+                            if covariance else (None,) * 3)
     return GLMResult(alpha, coef, ll, var, coef_cov, cross, n_iter, converged, message)
 
 
@@ -100,7 +118,7 @@ def _score_and_information(data, alpha, coef, offset=0.0):
             data.Z.T @ wZ)
 
 
-def _covariance(data, alpha, coef, offset=0.0):
+def _covariance(data, alpha, coef, offset=0.0, a_prec=0.0, b_prec=0.0):
     """Inverse observed information, block-wise (never a (G+p)^2 matrix).
 
     Returns the variance of each finite intercept (nan where infinite), the
@@ -109,12 +127,13 @@ def _covariance(data, alpha, coef, offset=0.0):
     eta = alpha[data.codes] + data.Z @ coef + offset
     _, w, _ = residual_and_weight(eta, data.successes, data.trials)
     w = np.where(np.isfinite(eta), w, 0.0)
-    W = data.group_sum(w)
+    W = data.group_sum(w) + a_prec
     WZ = data.group_sum(w[:, None] * data.Z)
     keep = W > 0
     ratio = np.zeros_like(WZ)
     ratio[keep] = WZ[keep] / W[keep, None]
-    schur = data.Z.T @ (w[:, None] * data.Z) - ratio[keep].T @ WZ[keep]
+    schur = data.Z.T @ (w[:, None] * data.Z) + np.diag(np.broadcast_to(b_prec, len(coef))) \
+        - ratio[keep].T @ WZ[keep]
     coef_cov = np.linalg.pinv(schur) if len(coef) else np.zeros((0, 0))
     cross = -ratio @ coef_cov
     with np.errstate(divide="ignore"):
