@@ -91,16 +91,20 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         """
         self._aliased = _aliased_columns(data, within_groups)
         if self._aliased.any():
+            overall = _aliased_columns(data, False) if within_groups else self._aliased
             data.Z[:, self._aliased] = 0.0
-            names = ", ".join(repr(str(c)) for c in self.covariates_[self._aliased])
-            where = ("constant within every group (or a combination of other covariates "
+            for mask, where in (
+                    (self._aliased & overall,
+                     "constant or a linear combination of the other covariates"),
+                    (self._aliased & ~overall,
+                     "constant within every group (or a combination of other covariates "
                      "within groups), so not identified next to the per-group intercepts "
-                     "(MultilevelBinomial does identify group-level covariates)"
-                     if within_groups else "constant or a linear combination of the other "
-                     "covariates")
-            warnings.warn(f"{type(self).__name__}: covariate {names} is {where}; it is "
-                          "dropped from the fit (coefficient 0). Remove it to silence this "
-                          "warning.", CollinearityWarning, stacklevel=4)
+                     "(MultilevelBinomial does identify group-level covariates)")):
+                if mask.any():
+                    names = ", ".join(repr(str(c)) for c in self.covariates_[mask])
+                    warnings.warn(f"{type(self).__name__}: covariate {names} is {where}; it "
+                                  "is dropped from the fit (coefficient 0). Remove it to "
+                                  "silence this warning.", CollinearityWarning, stacklevel=4)
         return data
 
     def _scaled(self, Z):
@@ -115,6 +119,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         return float(intercept - coef @ self._z_mean), coef
 
     def _information_criteria(self, loglik, n_params, n_obs):
+        n_params -= int(self._aliased.sum())  # R counts the rank, not dropped columns
         self.nobs_ = float(n_obs)
         self.loglik_ = float(loglik)
         self.aic_ = -2.0 * self.loglik_ + 2.0 * n_params
@@ -239,10 +244,11 @@ def _aliased_columns(data, within_groups):
 
     Works on the trials-weighted cross-product of the covariates centred overall
     (a shared intercept) or within each group (one intercept per group, as in no
-    pooling), by Cholesky with complete pivoting: a column whose squared
-    residual norm, after the columns chosen before it, is below ``1e-14`` of the
-    total weight (its norm: the covariates are standardized) is aliased, i.e.
-    collinear to 1e-7 relative.
+    pooling), by Cholesky in column order: a column whose squared residual
+    norm, after the columns kept before it, is below ``1e-14`` of the total
+    weight (its norm: the covariates are standardized) is aliased, i.e.
+    collinear to 1e-7 relative; of two collinear columns the later one goes,
+    as in R.
     """
     Z = data.Z
     aliased = np.zeros(Z.shape[1], dtype=bool)
@@ -260,13 +266,9 @@ def _aliased_columns(data, within_groups):
         gram -= np.outer(total, total) / w.sum()
     threshold = 1e-14 * w.sum()
     A = gram.copy()
-    remaining = list(range(len(A)))
-    while remaining:
-        j = max(remaining, key=lambda k: A[k, k])
-        remaining.remove(j)
+    for j in range(len(A)):  # in column order, so the later of two collinear columns goes (as R)
         if A[j, j] <= threshold:
-            aliased[[j, *remaining]] = True
-            break
-        col = A[:, j] / A[j, j]
-        A -= np.outer(col, A[j, :])
+            aliased[j] = True
+            continue
+        A -= np.outer(A[:, j] / A[j, j], A[j, :])
     return aliased

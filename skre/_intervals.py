@@ -35,15 +35,20 @@ def multilevel_vcov(est):
     x_hat = np.r_[est._theta_std[:-1], np.log(est.tau_)]
     free = np.r_[~est._aliased, True, True]
     if est._hess is None:
-        est._hess = measured_hessian(negative_loglik(model), x_hat, free)
+        est._hess = measured_hessian(negative_loglik(model, est._log_prior), x_hat, free)
     cov = free_inverse(est._hess, free)
     C = np.zeros((p + 1, p + 2))
     C[:, :-1] = user_map(est, intercept_first=False)
     return C @ cov @ C.T, float(np.sqrt(cov[-1, -1]))
 
 
-def vcov_frame(est, cov):
-    names = ["intercept", *map(str, est.covariates_)]
+def vcov_frame(est, cov, intercept=True):
+    """Label a covariance matrix; rows and columns of dropped covariates are NaN."""
+    names = ["intercept"] * intercept + list(map(str, est.covariates_))
+    cov = np.array(cov, dtype=float)
+    dropped = np.r_[[False] * intercept, est._aliased].astype(bool)
+    cov[dropped, :] = np.nan
+    cov[:, dropped] = np.nan
     return pd.DataFrame(cov, index=names, columns=names)
 
 
@@ -53,7 +58,7 @@ def multilevel_confint(est, level, method):
     p = len(est.coef_)
     estimates = [est.intercept_, *est.coef_]
     z = stats.norm.ppf(0.5 + level / 2)
-    nll = negative_loglik(model)
+    nll = negative_loglik(model, est._log_prior)
     cp = pooled_fit(model.data, model.group_weight, covariance=True)
     f0 = -cp.loglik
     if est.boundary_:
@@ -217,7 +222,7 @@ def predictive_interval(est, level):
     x_hat = np.r_[est._theta_std[:-1], np.log(est.tau_)]
     free = np.r_[~est._aliased, True, True]
     if est._hess is None:
-        est._hess = measured_hessian(negative_loglik(model), x_hat, free)
+        est._hess = measured_hessian(negative_loglik(model, est._log_prior), x_hat, free)
     cov = free_inverse(est._hess, free)[-2:, -2:]
     L = np.linalg.cholesky(cov + 1e-300 * np.eye(2))
     grid = np.stack(np.meshgrid(nodes, nodes, indexing="ij"), axis=-1).reshape(-1, 2)

@@ -6,7 +6,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin
@@ -15,6 +15,7 @@ from ._core.multilevel import fit_multilevel
 from ._core.population import LogitNormal
 from ._core.quadrature import MarginalLikelihood, conditional_quantiles, marginal_mean
 from ._validation import factorize
+from .priors import std_normal_prior
 from ._intervals import check_interval_args as _check_interval_args
 from ._intervals import boundary_group_intervals as _boundary_group_intervals
 from ._intervals import multilevel_confint as _multilevel_confint
@@ -60,6 +61,14 @@ class MultilevelBinomial(GroupedBinomialMixin):
         Laplace approximation.
     max_iter : int, default=200
         Maximum optimizer iterations.
+    tau_prior : prior object or None, default=None
+        A prior on ``tau`` from :mod:`skre.priors` (e.g. ``HalfCauchy(1)``, or
+        ``Gamma(2.5, 0)``, blme's default). The estimate is then the posterior
+        mode of ``(beta, b, tau)`` (the mode in tau itself, as blme's), with the
+        group effects integrated out. None: maximum likelihood.
+    coef_prior : Normal, Flat or None, default=None
+        Independent normal priors on the slopes (on the user's scale; the
+        intercept stays flat).
     tol : float, default=1e-9
         Largest gradient component (of the log-likelihood per group, in
         standardized parameters) accepted as converged.
@@ -103,13 +112,18 @@ class MultilevelBinomial(GroupedBinomialMixin):
     _parameter_constraints: dict = {
         **GroupedBinomialMixin._parameter_constraints,
         "n_quad": [Interval(Integral, 1, 100, closed="both")],
+        "tau_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
+        "coef_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="neither")],
     }
 
-    def __init__(self, *, group=None, n_quad=25, max_iter=200, tol=1e-9):
+    def __init__(self, *, group=None, n_quad=25, tau_prior=None, coef_prior=None,
+                 max_iter=200, tol=1e-9):
         self.group = group
         self.n_quad = n_quad
+        self.tau_prior = tau_prior
+        self.coef_prior = coef_prior
         self.max_iter = max_iter
         self.tol = tol
 
@@ -117,7 +131,10 @@ class MultilevelBinomial(GroupedBinomialMixin):
         codes, keep = self._code_groups(d)
         data = self._drop_aliased(self._collapse(d, codes, keep))
         units, weight, self._unit = _likelihood_units(data)
-        res = fit_multilevel(units, weight, self.n_quad, max_iter=self.max_iter, gtol=self.tol)
+        res = fit_multilevel(units, weight, self.n_quad, max_iter=self.max_iter, gtol=self.tol,
+                             tau_prior=self.tau_prior,
+                             coef_prior=std_normal_prior(self, self.coef_prior))
+        self._log_prior = res.log_prior if (self.tau_prior or self.coef_prior) else None
         self._model, self._hess = res.model, None
         self._theta_std = np.concatenate([res.beta, [res.b, res.tau]])
         self._posterior = res.posterior
@@ -199,6 +216,40 @@ class MultilevelBinomial(GroupedBinomialMixin):
         check_is_fitted(self)
         _check_interval_args(level, method)
         return _multilevel_confint(self, level, method)
+
+    def summary(self, level=0.95, method="wald"):
+        """Fixed effects, random effects and fit statistics, as lme4's ``summary(glmer)``.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+            Coverage of the confidence intervals.
+        method : {"wald", "profile"}, default="wald"
+            Confidence intervals, as in :meth:`confint`.
+
+        Returns
+        -------
+        Summary
+            Tables ``fixed_effects``, ``random_effects`` and ``fit``; printing it
+            gives the text report, and it renders as HTML in Jupyter.
+
+        Examples
+        --------
+        >>> from skre import MultilevelBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> s = MultilevelBinomial(group="batch").fit(X, y).summary()
+        >>> s.fixed_effects.round(4)
+                   estimate  std_error        z  p_value    2.5%   97.5%
+        intercept    -1.939      0.122 -15.8902      0.0 -2.1782 -1.6998
+        >>> s.random_effects.round(4)
+                  tau  tau_sq    2.5%   97.5%
+        batch  0.6741  0.4544  0.4676  0.9719
+        """
+        from ._summary import Summary
+
+        check_is_fitted(self)
+        return Summary.from_estimator(self, level, method)
 
     def _linear_predictor(self, codes, Z):
         eta0 = self.intercept_ + Z @ self.coef_

@@ -4,10 +4,10 @@ import warnings
 from numbers import Integral
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import Interval, StrOptions
+from scipy.special import logit
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin, _aliased_columns
@@ -16,6 +16,10 @@ from ._intervals import (check_interval_args, pooled_confint, pooled_group_inter
 from ._core.binomial import loglik_terms
 from ._core.glm import fit_grouped_logistic, profile_interval
 from ._core.grouping import Collapsed
+from ._core.grouping import collapse
+from ._core.quadrature import MarginalLikelihood, marginal_mean
+from ._validation import factorize
+from .priors import Flat, Normal, std_normal_prior
 
 
 def _pooled(data):
@@ -45,6 +49,10 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         Column of X holding group labels. It is dropped from the model (so this
         estimator is interchangeable with the other two in a Pipeline) but kept
         for :meth:`group_estimates`. None: every column is a covariate.
+    coef_prior : Normal, Flat or None, default=None
+        Independent normal priors on the slopes (user scale); the fit is then
+        the posterior mode (ridge-like shrinkage of a chosen strength). The
+        intercept stays flat.
     max_iter : int, default=100
         Maximum Newton iterations.
 
@@ -78,18 +86,21 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
 
     _parameter_constraints: dict = {
         **GroupedBinomialMixin._parameter_constraints,
+        "coef_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
     }
     _requires_group = False
 
-    def __init__(self, *, group=None, max_iter=100):
+    def __init__(self, *, group=None, coef_prior=None, max_iter=100):
         self.group = group
+        self.coef_prior = coef_prior
         self.max_iter = max_iter
 
     def _fit(self, d):
         codes, keep = self._code_groups(d)
         data = self._drop_aliased(self._collapse(d, codes, keep))
-        res = fit_grouped_logistic(_pooled(data), max_iter=self.max_iter)
+        res = fit_grouped_logistic(_pooled(data), max_iter=self.max_iter,
+                                   coef_prior=std_normal_prior(self, self.coef_prior))
         _warn_unconverged(self, res, "logistic regression")
         self._a_std, self._beta_std = float(res.intercepts[0]), res.coef
         self.intercept_, self.coef_ = self._unscale(self._a_std, res.coef)
@@ -155,6 +166,39 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         check_interval_args(level, method)
         return pooled_confint(self, level, method)
 
+    def summary(self, level=0.95, method="wald"):
+        """Coefficient table and fit statistics, as R's ``summary(glm)``.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+            Coverage of the confidence intervals.
+        method : {"wald", "profile"}, default="wald"
+            Confidence intervals, as in :meth:`confint`.
+
+        Returns
+        -------
+        Summary
+            Tables ``fixed_effects``, ``random_effects`` and ``fit``; printing it
+            gives the text report, and it renders as HTML in Jupyter.
+
+        Examples
+        --------
+        >>> from skre import CompletePoolingBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> s = CompletePoolingBinomial(group="batch").fit(X, y).summary()
+        >>> s.fixed_effects.round(4)
+                   estimate  std_error        z  p_value    2.5%   97.5%
+        intercept   -1.7071     0.0665 -25.6641      0.0 -1.8375 -1.5768
+        >>> round(s.fit["AIC"], 3)
+        345.809
+        """
+        from ._summary import Summary
+
+        check_is_fitted(self)
+        return Summary.from_estimator(self, level, method)
+
     def _linear_predictor(self, codes, Z):
         return self.intercept_ + Z @ self.coef_
 
@@ -185,6 +229,12 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         Column of X holding group labels (a name for a DataFrame, a position for
         an array).
     unknown_group : {"pooled", "error"}, default="pooled"
+    group_prior : Normal, Flat or None, default=None
+        A fixed prior ``Normal(mean, scale)`` on every group's logit (at the
+        trials-weighted mean covariates): shrinkage toward ``mean`` of a fixed,
+        tunable strength (tune ``scale`` with GridSearchCV), and every estimate
+        finite. Groups not seen in fit are then predicted from the prior (its
+        marginal mean probability), not from the pooled fit.
     max_iter : int, default=100
         Maximum Newton iterations for the shared slopes.
 
@@ -217,12 +267,14 @@ class NoPoolingBinomial(GroupedBinomialMixin):
     _parameter_constraints: dict = {
         **GroupedBinomialMixin._parameter_constraints,
         "unknown_group": [StrOptions({"pooled", "error"})],
+        "group_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, *, group=None, unknown_group="pooled", max_iter=100):
+    def __init__(self, *, group=None, unknown_group="pooled", group_prior=None, max_iter=100):
         self.group = group
         self.unknown_group = unknown_group
+        self.group_prior = group_prior
         self.max_iter = max_iter
 
     def _fit(self, d):
@@ -235,7 +287,8 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         rows.Z = rows.Z.copy()
         rows.Z[:, _aliased_columns(rows, within_groups=False)] = 0.0
         data = self._drop_aliased(data, within_groups=True)
-        res = fit_grouped_logistic(data, max_iter=self.max_iter)
+        self._alpha_prior = _group_prior(self.group_prior)
+        res = fit_grouped_logistic(data, max_iter=self.max_iter, alpha_prior=self._alpha_prior)
         _warn_unconverged(self, res, "no-pooling fit")
         pooled = fit_grouped_logistic(rows, max_iter=self.max_iter)
         self._alpha_std, self._beta_std = res.intercepts, res.coef
@@ -267,8 +320,41 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         (0, 0)
         """
         check_is_fitted(self)
-        names = list(map(str, self.covariates_))
-        return pd.DataFrame(self._coef_cov, index=names, columns=names)
+        return vcov_frame(self, self._coef_cov, intercept=False)
+
+    def summary(self, level=0.95, method="wald"):
+        """Table of the shared slopes and fit statistics, as R's ``summary(glm)``.
+
+        The per-group intercepts are not tabulated (see ``group_intercepts_``
+        and :meth:`group_estimates`).
+
+        Parameters
+        ----------
+        level : float, default=0.95
+            Coverage of the confidence intervals.
+        method : {"wald"}, default="wald"
+            Wald intervals from :meth:`vcov`, the only kind offered.
+
+        Returns
+        -------
+        Summary
+            Tables ``fixed_effects``, ``random_effects`` and ``fit``; printing it
+            gives the text report, and it renders as HTML in Jupyter.
+
+        Examples
+        --------
+        >>> from skre import NoPoolingBinomial
+        >>> from skre.datasets import make_grouped_binomial
+        >>> X, y, _ = make_grouped_binomial(20, trials=10, n_features=1, random_state=0)
+        >>> s = NoPoolingBinomial(group="group").fit(X, y).summary()
+        >>> s.fixed_effects.round(4)
+            estimate  std_error       z  p_value    2.5%   97.5%
+        x0    0.9718     0.2184  4.4496      0.0  0.5438  1.3999
+        """
+        from ._summary import Summary
+
+        check_is_fitted(self)
+        return Summary.from_estimator(self, level, method)
 
     def _linear_predictor(self, codes, Z):
         seen = codes >= 0
@@ -280,12 +366,31 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         eta = np.where(seen, self.group_intercepts_[np.where(seen, codes, 0)], 0.0)
         with np.errstate(invalid="ignore"):
             eta = eta + Z @ self.coef_
-        pooled = self.intercept_ + Z @ self.pooled_coef_
+        if self._alpha_prior is not None:  # new groups: the prior predictive
+            mean, prec = self._alpha_prior
+            loc = mean + ((Z - self._z_mean) / self._z_scale) @ self._beta_std
+            pooled = logit(marginal_mean(loc, 1.0 / np.sqrt(prec)))
+        else:
+            pooled = self.intercept_ + Z @ self.pooled_coef_
         return np.where(seen, eta, pooled)
 
     def _heldout_loglik(self, d):
-        eta = self._linear_predictor(self._codes_for(d.labels), d.Z)
-        return float(np.sum(loglik_terms(eta, d.successes, d.trials)))
+        """Seen groups at their estimates; with a group prior, each unseen group's
+        logit integrated over the prior (as the multilevel model integrates over
+        N(0, tau^2)), otherwise the pooled point prediction."""
+        codes = self._codes_for(d.labels)
+        eta = self._linear_predictor(codes, d.Z)
+        new = (codes < 0) & (d.trials > 0)
+        if self._alpha_prior is None or not new.any():
+            return float(np.sum(loglik_terms(eta, d.successes, d.trials)))
+        seen = float(np.sum(loglik_terms(eta[~new], d.successes[~new], d.trials[~new])))
+        new_codes, uniques = factorize(d.labels[new])
+        data = collapse(new_codes, self._scaled(d.Z[new]), d.successes[new], d.trials[new],
+                        len(uniques))
+        mean, prec = self._alpha_prior
+        theta = np.r_[self._beta_std, mean, 1.0 / np.sqrt(prec)]
+        post = MarginalLikelihood(data, np.ones(len(uniques)), 25).posterior(theta)
+        return seen + float(post.log_marginal.sum())
 
     def group_estimates(self, level=0.95, method="profile"):
         """Each group's own success probability with an interval.
@@ -325,6 +430,9 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         offset = data.Z @ self._beta_std
         alpha = self._alpha_std
         if method == "exact":
+            if self._alpha_prior is not None:
+                raise ValueError("method='exact' ignores group_prior; use 'profile' or "
+                                 "'wald' for a fit with a group prior.")
             if data.Z.shape[1]:
                 raise ValueError("method='exact' (Clopper-Pearson) is for intercept-only "
                                  "data; use 'profile' with covariates.")
@@ -339,5 +447,15 @@ class NoPoolingBinomial(GroupedBinomialMixin):
             lower = np.where(np.isfinite(alpha), alpha - half, alpha)
             upper = np.where(np.isfinite(alpha), alpha + half, alpha)
         else:
-            lower, upper = profile_interval(data, offset, alpha, stats.chi2.ppf(level, 1))
+            lower, upper = profile_interval(data, offset, alpha, stats.chi2.ppf(level, 1),
+                                            alpha_prior=self._alpha_prior)
         return tuple(self._group_mean_probability(offset, a) for a in (alpha, lower, upper))
+
+
+def _group_prior(prior):
+    """``(mean, precision)`` of a Normal prior on group logits, or None."""
+    if prior is None or isinstance(prior, Flat):
+        return None
+    if not isinstance(prior, Normal):
+        raise TypeError(f"group_prior must be a Normal or Flat prior; got {prior!r}.")
+    return float(prior.mean), 1.0 / prior.scale**2

@@ -182,3 +182,17 @@ class Flat:
 
     def dlogpdf(self, x):
         return np.zeros_like(np.asarray(x, dtype=float))[()]
+
+
+def std_normal_prior(est, prior):
+    """A Normal (or Flat) prior on user-scale slopes as ``(means, precisions)`` on
+    the standardized slopes the core fits; aliased slopes get none."""
+    if prior is None or isinstance(prior, Flat):
+        return None
+    if not isinstance(prior, Normal):
+        raise TypeError(f"coef_prior must be a Normal or Flat prior; got {prior!r} (half "
+                        "distributions are for tau).")
+    scale = est._z_scale
+    mean = np.where(est._aliased, 0.0, prior.mean * scale)
+    prec = np.where(est._aliased, 0.0, 1.0 / (prior.scale * scale) ** 2)
+    return mean, prec

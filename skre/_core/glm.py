@@ -141,7 +141,7 @@ def _covariance(data, alpha, coef, offset=0.0, a_prec=0.0, b_prec=0.0):
     return var, coef_cov, cross
 
 
-def profile_interval(data, offset, alpha, q):
+def profile_interval(data, offset, alpha, q, alpha_prior=None):
     """Likelihood-ratio interval for each group intercept, slopes held fixed.
 
     Solves ``l_g(a) = l_g(alpha_g) - q / 2`` on each side of ``alpha_g``
@@ -153,14 +153,18 @@ def profile_interval(data, offset, alpha, q):
     N = data.group_sum(data.trials)
     offset = np.broadcast_to(np.asarray(offset, dtype=float), data.codes.shape)
 
-    def loglik(a):
-        return data.group_sum(loglik_terms(offset + a[data.codes], data.successes, data.trials))
+    mean, prec = alpha_prior if alpha_prior is not None else (0.0, 0.0)
+
+    def loglik(a):  # penalised by the group prior, if any
+        ll = data.group_sum(loglik_terms(offset + a[data.codes], data.successes, data.trials))
+        return ll - 0.5 * prec * (a - mean) ** 2 if prec else ll
 
     at_max = np.where(np.isfinite(alpha), loglik(np.where(np.isfinite(alpha), alpha, 0.0)), 0.0)
     target = at_max - 0.5 * q
     lower = np.full(data.n_groups, -np.inf)
     upper = np.full(data.n_groups, np.inf)
-    for side, out, skip in ((1.0, upper, M >= N), (-1.0, lower, M <= 0)):
+    for side, out, skip in ((1.0, upper, (M >= N) & (prec == 0)),
+                            (-1.0, lower, (M <= 0) & (prec == 0))):
         todo = ~skip
         if not todo.any():
             continue
@@ -172,7 +176,8 @@ def profile_interval(data, offset, alpha, q):
         def fun(x):
             a = side * x
             r, _, _ = residual_and_weight(offset + a[data.codes], data.successes, data.trials)
-            return loglik(a) - target, np.minimum(side * data.group_sum(r), -1e-300)
+            slope = data.group_sum(r) - prec * (a - mean)
+            return loglik(a) - target, np.minimum(side * slope, -1e-300)
 
         hi, step = start + 1.0, 1.0
         for _ in range(80):

@@ -38,6 +38,7 @@ class MultilevelResult:
     posterior: Posterior
     model: MarginalLikelihood  # the fitted likelihood, for Hessians and profiles
     pooled: object  # the complete-pooling GLMResult (at full precision when refined)
+    log_prior: object  # x -> (log prior, gradient) in (beta, b, log tau)
 
 
 def pooled_rows(data, group_weight):
@@ -53,11 +54,20 @@ def pooled_fit(data, group_weight, covariance=False, **options):
                                 **options)
 
 
-def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9):
-    """Fit ``(beta, b, tau)`` by maximising the AGQ marginal likelihood."""
+def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9, tau_prior=None,
+                   coef_prior=None):
+    """Fit ``(beta, b, tau)`` by maximising the AGQ marginal likelihood.
+
+    With priors (``tau_prior`` an object of :mod:`skre.priors` on tau,
+    ``coef_prior = (means, precisions)`` a normal prior on the standardized
+    slopes) the result is the posterior mode of ``(beta, b, tau)`` with the group
+    effects integrated out, and ``loglik`` the likelihood there.
+    """
     group_weight = np.asarray(group_weight, dtype=float)
     scale = float(group_weight.sum())
-    cp = pooled_fit(data, group_weight, max_iter=3, tol=1e-3)  # a start; refined if tau may be 0
+    log_prior = make_log_prior(data.Z.shape[1], tau_prior, coef_prior)
+    # a start; refined if tau may be 0
+    cp = pooled_fit(data, group_weight, max_iter=3, tol=1e-3, coef_prior=coef_prior)
     beta0, b0 = cp.coef, float(cp.intercepts[0])
     agq = MarginalLikelihood(data, group_weight, n_quad)
     S, info = _tau2_score(agq, beta0, b0)
@@ -65,7 +75,7 @@ def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9):
     x0 = np.concatenate([beta0, [b0, np.log(tau0)]])
 
     def objective(model):  # per group, so that tolerances do not depend on size
-        nll = negative_loglik(model)
+        nll = negative_loglik(model, log_prior)
 
         def fun_grad(x):
             f, g = nll(x)
@@ -83,26 +93,31 @@ def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9):
     res = minimize_smooth(objective(agq), x0, gtol=gtol, max_iter=max_iter,
                           hess_inv0=hess_inv0, measure_hessian=cheap,
                           quasi_newton=cheap or n_quad == 1)
-    loglik = -res.fun * scale
     boundary = False
-    if S <= 0 or res.x[-1] < np.log(1e-2):
-        # tau = 0 is the maximum when the tau^2 score at the complete-pooling MLE is
-        # not positive and no interior point beats complete pooling
-        cp = pooled_fit(data, group_weight)
-        beta0, b0, ll0 = cp.coef, float(cp.intercepts[0]), cp.loglik
-        S = _tau2_score(agq, beta0, b0)[0]
-        boundary = S <= 0 and loglik <= ll0 + 1e-9 * max(1.0, abs(ll0))
+    at_zero = 0.0 if tau_prior is None else float(tau_prior.logpdf(0.0))
+    if np.isfinite(at_zero) and (S <= 0 or res.x[-1] < np.log(1e-2)):
+        # tau = 0 is the maximum when the tau^2 score at the complete-pooling fit
+        # (with the prior's curvature there) is not positive and no interior
+        # point beats complete pooling
+        cp = pooled_fit(data, group_weight, coef_prior=coef_prior)
+        beta0, b0 = cp.coef, float(cp.intercepts[0])
+        S = _tau2_score(agq, beta0, b0)[0] + _prior_tau2_slope(tau_prior)
+        f0 = cp.loglik + log_prior(np.r_[beta0, b0, -np.inf])[0]
+        f_opt = -res.fun * scale
+        boundary = S <= 0 and f_opt <= f0 + 1e-9 * max(1.0, abs(f0))
     if boundary:
         theta = np.concatenate([beta0, [b0, 0.0]])
-        loglik, converged, message = cp.loglik, cp.converged, "boundary: tau = 0 (complete pooling)"
+        converged, message = cp.converged, "boundary: tau = 0 (complete pooling)"
         n_iter += cp.n_iter
     else:
         theta = np.concatenate([res.x[:-1], [np.exp(res.x[-1])]])
         converged, message = res.converged, res.message
         n_iter += res.n_iter
+    posterior = agq.posterior(theta)
+    loglik = float(group_weight @ posterior.log_marginal)
     return MultilevelResult(theta[:-2], float(theta[-2]), float(theta[-1]), float(loglik),
                             converged, max(n_iter, 1), message, bool(boundary), float(S),
-                            agq.posterior(theta), agq, cp)
+                            posterior, agq, cp, log_prior)
 
 
 def _information_inverse(data, group_weight, beta, b, tau):
@@ -142,13 +157,43 @@ def _tau2_score(agq, beta, b):
     return 0.5 * float(gw @ (R**2 - W)), 0.5 * float(gw @ W**2)
 
 
-def negative_loglik(model):
-    """``x -> (-loglik, -grad)`` in ``x = (beta, b, log tau)``, unscaled."""
+def make_log_prior(p, tau_prior=None, coef_prior=None):
+    """``x -> (log prior, gradient)`` in ``x = (beta, b, log tau)``.
+
+    ``tau_prior`` is on tau itself (so a mode in tau, as blme's); ``coef_prior``
+    is ``(means, precisions)`` of independent normals on the slopes.
+    """
+    def log_prior(x):
+        grad = np.zeros(len(x))
+        value = 0.0
+        if coef_prior is not None:
+            mean, prec = coef_prior
+            dev = x[:p] - mean
+            value -= 0.5 * float(np.sum(prec * dev * dev))
+            grad[:p] = -prec * dev
+        if tau_prior is not None:
+            tau = np.exp(x[-1])
+            value += float(tau_prior.logpdf(tau))
+            grad[-1] = tau * float(tau_prior.dlogpdf(tau)) if tau > 0 else 0.0
+        return value, grad
+    return log_prior
+
+
+def _prior_tau2_slope(tau_prior, eps=1e-8):
+    """d log p(tau) / d tau^2 as tau -> 0 (0 without a prior)."""
+    return 0.0 if tau_prior is None else float(tau_prior.dlogpdf(eps)) / (2 * eps)
+
+
+def negative_loglik(model, log_prior=None):
+    """``x -> (-(loglik + log prior), -grad)`` in ``x = (beta, b, log tau)``, unscaled."""
     def fun_grad(x):
         if x[-1] > MAX_LOG_TAU:  # a line search probing absurd tau: reject the step
             return np.inf, np.full(len(x), np.nan)
         theta = np.concatenate([x[:-1], [np.exp(x[-1])]])
         val, grad = model.value_and_grad(theta)
         grad[-1] *= theta[-1]
+        if log_prior is not None:
+            lp, lg = log_prior(x)
+            val, grad = val + lp, grad + lg
         return -val, -grad
     return fun_grad
