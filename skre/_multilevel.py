@@ -6,7 +6,7 @@ from numbers import Integral, Real
 import numpy as np
 from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin
@@ -14,6 +14,7 @@ from ._core.grouping import Collapsed, collapse, count_patterns
 from ._core.multilevel import fit_multilevel
 from ._core.population import LogitNormal
 from ._core.quadrature import MarginalLikelihood, conditional_quantiles, marginal_mean
+from . import _bayes
 from ._validation import factorize
 from .priors import std_normal_prior
 from ._intervals import check_interval_args as _check_interval_args
@@ -69,6 +70,15 @@ class MultilevelBinomial(GroupedBinomialMixin):
     coef_prior : Normal, Flat or None, default=None
         Independent normal priors on the slopes (on the user's scale; the
         intercept stays flat).
+    method : {"ml", "bayes"}, default="ml"
+        ``"ml"``: maximum likelihood (or the posterior mode with priors).
+        ``"bayes"``: the posterior of ``(beta, b, log tau)`` integrated by
+        deterministic quadrature (no MCMC); needs a proper ``tau_prior``; the
+        intercept gets a flat prior. Point estimates become posterior means,
+        ``population_`` the posterior predictive of a new group's theta, and
+        ``group_estimates`` posterior means and credible intervals that carry the
+        uncertainty in tau; see :meth:`posterior_summary`. Up to three or four
+        covariates (a product rule over the hyperparameters).
     tol : float, default=1e-9
         Largest gradient component (of the log-likelihood per group, in
         standardized parameters) accepted as converged.
@@ -114,20 +124,25 @@ class MultilevelBinomial(GroupedBinomialMixin):
         "n_quad": [Interval(Integral, 1, 100, closed="both")],
         "tau_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
         "coef_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
+        "method": [StrOptions({"ml", "bayes"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="neither")],
     }
 
     def __init__(self, *, group=None, n_quad=25, tau_prior=None, coef_prior=None,
-                 max_iter=200, tol=1e-9):
+                 method="ml", max_iter=200, tol=1e-9):
         self.group = group
         self.n_quad = n_quad
+        self.method = method
         self.tau_prior = tau_prior
         self.coef_prior = coef_prior
         self.max_iter = max_iter
         self.tol = tol
 
     def _fit(self, d):
+        if self.method == "bayes" and not getattr(self.tau_prior, "proper", False):
+            raise ValueError("method='bayes' needs a proper tau_prior (e.g. HalfCauchy(1.0) "
+                             f"or HalfNormal(1.0)); got {self.tau_prior!r}.")
         codes, keep = self._code_groups(d)
         data = self._drop_aliased(self._collapse(d, codes, keep))
         units, weight, self._unit = _likelihood_units(data)
@@ -145,6 +160,10 @@ class MultilevelBinomial(GroupedBinomialMixin):
         self.population_ = LogitNormal(res.b, res.tau)
         self.boundary_, self.converged_, self.n_iter_ = res.boundary, res.converged, res.n_iter
         self._information_criteria(res.loglik + d.constant, len(self._theta_std), d.n_obs)
+        self._hyper = None
+        if self.method == "bayes":
+            _bayes.fit(self, res)
+            return
         if res.boundary:
             warnings.warn(f"{type(self).__name__}: the maximum-likelihood tau is 0 (a "
                           "boundary fit): the groups vary no more than binomial noise "
@@ -155,6 +174,35 @@ class MultilevelBinomial(GroupedBinomialMixin):
             warnings.warn(f"{type(self).__name__}: the optimizer did not converge "
                           f"({res.message}); raise max_iter or check the covariates.",
                           ConvergenceWarning, stacklevel=3)
+
+    def posterior_summary(self):
+        """Posterior mean, SD and 95% interval of the intercept, slopes and tau.
+
+        Only for ``method="bayes"``: the hyperparameters' posterior integrated
+        by quadrature (no sampling), the group effects integrated out exactly.
+
+        Returns
+        -------
+        DataFrame
+            Rows ``intercept``, the covariates, ``tau``; columns ``mean``,
+            ``sd``, ``2.5%``, ``97.5%``.
+
+        Examples
+        --------
+        >>> from skre import MultilevelBinomial
+        >>> from skre.datasets import load_rats
+        >>> from skre.priors import HalfCauchy
+        >>> X, y = load_rats(return_X_y=True)
+        >>> m = MultilevelBinomial(group="batch", method="bayes", tau_prior=HalfCauchy(1.0))
+        >>> m.fit(X, y).posterior_summary().round(3)
+                    mean     sd   2.5%  97.5%
+        intercept -1.947  0.125 -2.209 -1.717
+        tau        0.696  0.131  0.461  0.974
+        """
+        check_is_fitted(self)
+        if self._hyper is None:
+            raise ValueError("posterior_summary needs method='bayes'.")
+        return _bayes.posterior_summary(self)
 
     def vcov(self):
         """Covariance matrix of the intercept and slopes (lme4's ``vcov``).
@@ -252,15 +300,24 @@ class MultilevelBinomial(GroupedBinomialMixin):
         return Summary.from_estimator(self, level, method)
 
     def _linear_predictor(self, codes, Z):
-        eta0 = self.intercept_ + Z @ self.coef_
-        p = marginal_mean(eta0, self.tau_)
+        Zs = self._scaled(Z)
+        if self._hyper is None:
+            return logit(self._proba_at(self._theta_std, self._posterior, codes, Zs))
+        return logit(sum(w * self._proba_at(theta, post, codes, Zs)
+                         for w, theta, post in _bayes.nodes(self)))
+
+    def _proba_at(self, theta, posterior, codes, Zs):
+        """P(success) at hyperparameters ``theta``: the posterior mean of theta_g
+        for groups seen in fit, the population mean for new ones."""
+        tau = theta[-1]
+        eta0 = theta[-2] + Zs @ theta[:-2]
+        p = marginal_mean(eta0, tau)
         seen = codes >= 0
         if seen.any():
             unit = self._unit[codes[seen]]
-            nodes = self._posterior.nodes[unit]
-            pi = np.exp(self._posterior.log_weights[unit])
-            p[seen] = np.sum(pi * expit(eta0[seen, None] + self.tau_ * nodes), axis=1)
-        return logit(p)
+            pi = np.exp(posterior.log_weights[unit])
+            p[seen] = np.sum(pi * expit(eta0[seen, None] + tau * posterior.nodes[unit]), axis=1)
+        return p
 
     def _heldout_loglik(self, d):
         """Sum over test groups of log p(test rows of g | training data)."""
@@ -281,12 +338,23 @@ class MultilevelBinomial(GroupedBinomialMixin):
                         np.concatenate([train.successes[in_train], d.successes[keep]]),
                         np.concatenate([train.trials[in_train], d.trials[keep]]), len(used))
         units, weight, _ = _likelihood_units(data)
-        post = MarginalLikelihood(units, weight, self.n_quad).posterior(self._theta_std)
-        before = self._posterior.log_marginal[self._unit[seen]].sum()
-        return float(weight @ post.log_marginal - before)
+        union = MarginalLikelihood(units, weight, self.n_quad)
+
+        def at(theta, posterior):
+            before = posterior.log_marginal[self._unit[seen]].sum()
+            return float(weight @ union.posterior(theta).log_marginal - before)
+
+        if self._hyper is None:
+            return at(self._theta_std, self._posterior)
+        terms = np.array([np.log(w) + at(theta, post) for w, theta, post in _bayes.nodes(self)])
+        return float(terms.max() + np.log(np.exp(terms - terms.max()).sum()))
 
     def _group_intervals(self, level):
         """Quantiles of each group's conditional distribution, by quadrature.
+
+        With ``method="bayes"``: the posterior mean of theta_g and quantiles of its
+        posterior, a mixture over the hyperparameter grid (each component's
+        conditional distribution taken as normal on the logit scale).
 
         The estimate is ``expit(b + x'beta + mode)`` (lme4's ``coef``); the
         interval holds ``level`` of the group's conditional distribution of
@@ -295,6 +363,8 @@ class MultilevelBinomial(GroupedBinomialMixin):
         boundary fit (tau = 0) that distribution is a point, so the interval is
         complete pooling's, which carries the uncertainty of b and the slopes.
         """
+        if self._hyper is not None:
+            return _bayes.group_intervals(self, level)
         if self.boundary_:
             return _boundary_group_intervals(self, level)
         data = self._train
@@ -335,6 +405,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         """
         check_is_fitted(self)
         _check_interval_args(level, "wald")
-        if not include_parameter_uncertainty:
+        if not include_parameter_uncertainty or self._hyper is not None:
+            # with method="bayes" population_ already integrates over (b, tau)
             return self.population_.interval(level)
         return _predictive_interval(self, level)
