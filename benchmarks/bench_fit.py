@@ -40,6 +40,7 @@ from sklearn.linear_model import LogisticRegression
 import skre
 from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
 from skre.datasets import load_rats, make_grouped_binomial
+from skre.priors import HalfCauchy
 
 SEED = 0
 
@@ -181,6 +182,12 @@ def case_rats(rows, repeats, *, run_r):
     ]:
         rows.append(time_fit(case, name, lambda est=est: est.fit(X, y), repeats,
                              note="71 count rows"))
+    # the full posterior of (b, tau) by quadrature; tests/reference/rats_nuts.py
+    # samples the same posterior with NumPyro NUTS (4 x 50,000 draws: ~33 s)
+    bayes = MultilevelBinomial(group="batch", method="bayes", tau_prior=HalfCauchy(1.0))
+    rows.append(time_fit(case, "MultilevelBinomial (method='bayes')",
+                         lambda: bayes.fit(X, y), max(3, repeats // 5),
+                         note="HalfCauchy(1) on tau; NUTS reference ~33 s"))
 
     # for scale: a per-batch model in scikit-learn (one-hot batch, default L2 C=1,
     # i.e. ridge-shrunk batch effects, a crude partial pooling)
