@@ -202,6 +202,45 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             raise ValueError("score needs at least one trial with positive weight.")
         return float(self._heldout_loglik(d) / total)
 
+    def summary(self, level=0.95, method="wald"):
+        """Coefficient table, random effects (multilevel) and fit statistics.
+
+        It reads like R's ``summary(glm)`` for the pooled models and lme4's
+        ``summary(glmer)`` for the multilevel one.
+
+        Parameters
+        ----------
+        level : float, default=0.95
+            Coverage of the confidence intervals.
+        method : {"wald", "profile"}, default="wald"
+            Confidence intervals, as in ``confint`` (no pooling offers only
+            Wald intervals for its shared slopes).
+
+        Returns
+        -------
+        Summary
+            Tables ``fixed_effects``, ``random_effects`` (multilevel only) and
+            ``fit``; printing it gives the text report, and it renders as HTML
+            in Jupyter.
+
+        Examples
+        --------
+        >>> from skre import MultilevelBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> s = MultilevelBinomial(group="batch").fit(X, y).summary()
+        >>> s.fixed_effects.round(4)
+                   estimate  std_error        z  p_value    2.5%   97.5%
+        intercept    -1.939      0.122 -15.8902      0.0 -2.1782 -1.6998
+        >>> s.random_effects.round(4)
+                  tau  tau_sq    2.5%   97.5%
+        batch  0.6741  0.4544  0.4676  0.9719
+        """
+        from ._summary import Summary  # presentation layer, imported on use
+
+        check_is_fitted(self)
+        return Summary.from_estimator(self, level, method)
+
     def group_estimates(self, level=0.95):
         """Per-group success probability with an interval.
 

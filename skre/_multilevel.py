@@ -265,40 +265,6 @@ class MultilevelBinomial(GroupedBinomialMixin):
         _check_interval_args(level, method)
         return _multilevel_confint(self, level, method)
 
-    def summary(self, level=0.95, method="wald"):
-        """Fixed effects, random effects and fit statistics, as lme4's ``summary(glmer)``.
-
-        Parameters
-        ----------
-        level : float, default=0.95
-            Coverage of the confidence intervals.
-        method : {"wald", "profile"}, default="wald"
-            Confidence intervals, as in :meth:`confint`.
-
-        Returns
-        -------
-        Summary
-            Tables ``fixed_effects``, ``random_effects`` and ``fit``; printing it
-            gives the text report, and it renders as HTML in Jupyter.
-
-        Examples
-        --------
-        >>> from skre import MultilevelBinomial
-        >>> from skre.datasets import load_rats
-        >>> X, y = load_rats(return_X_y=True)
-        >>> s = MultilevelBinomial(group="batch").fit(X, y).summary()
-        >>> s.fixed_effects.round(4)
-                   estimate  std_error        z  p_value    2.5%   97.5%
-        intercept    -1.939      0.122 -15.8902      0.0 -2.1782 -1.6998
-        >>> s.random_effects.round(4)
-                  tau  tau_sq    2.5%   97.5%
-        batch  0.6741  0.4544  0.4676  0.9719
-        """
-        from ._summary import Summary
-
-        check_is_fitted(self)
-        return Summary.from_estimator(self, level, method)
-
     def _linear_predictor(self, codes, Z):
         Zs = self._scaled(Z)
         if self._hyper is None:

@@ -166,39 +166,6 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         check_interval_args(level, method)
         return pooled_confint(self, level, method)
 
-    def summary(self, level=0.95, method="wald"):
-        """Coefficient table and fit statistics, as R's ``summary(glm)``.
-
-        Parameters
-        ----------
-        level : float, default=0.95
-            Coverage of the confidence intervals.
-        method : {"wald", "profile"}, default="wald"
-            Confidence intervals, as in :meth:`confint`.
-
-        Returns
-        -------
-        Summary
-            Tables ``fixed_effects``, ``random_effects`` and ``fit``; printing it
-            gives the text report, and it renders as HTML in Jupyter.
-
-        Examples
-        --------
-        >>> from skre import CompletePoolingBinomial
-        >>> from skre.datasets import load_rats
-        >>> X, y = load_rats(return_X_y=True)
-        >>> s = CompletePoolingBinomial(group="batch").fit(X, y).summary()
-        >>> s.fixed_effects.round(4)
-                   estimate  std_error        z  p_value    2.5%   97.5%
-        intercept   -1.7071     0.0665 -25.6641      0.0 -1.8375 -1.5768
-        >>> round(s.fit["AIC"], 3)
-        345.809
-        """
-        from ._summary import Summary
-
-        check_is_fitted(self)
-        return Summary.from_estimator(self, level, method)
-
     def _linear_predictor(self, codes, Z):
         return self.intercept_ + Z @ self.coef_
 
@@ -321,40 +288,6 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         """
         check_is_fitted(self)
         return vcov_frame(self, self._coef_cov, intercept=False)
-
-    def summary(self, level=0.95, method="wald"):
-        """Table of the shared slopes and fit statistics, as R's ``summary(glm)``.
-
-        The per-group intercepts are not tabulated (see ``group_intercepts_``
-        and :meth:`group_estimates`).
-
-        Parameters
-        ----------
-        level : float, default=0.95
-            Coverage of the confidence intervals.
-        method : {"wald"}, default="wald"
-            Wald intervals from :meth:`vcov`, the only kind offered.
-
-        Returns
-        -------
-        Summary
-            Tables ``fixed_effects``, ``random_effects`` and ``fit``; printing it
-            gives the text report, and it renders as HTML in Jupyter.
-
-        Examples
-        --------
-        >>> from skre import NoPoolingBinomial
-        >>> from skre.datasets import make_grouped_binomial
-        >>> X, y, _ = make_grouped_binomial(20, trials=10, n_features=1, random_state=0)
-        >>> s = NoPoolingBinomial(group="group").fit(X, y).summary()
-        >>> s.fixed_effects.round(4)
-            estimate  std_error       z  p_value    2.5%   97.5%
-        x0    0.9718     0.2184  4.4496      0.0  0.5438  1.3999
-        """
-        from ._summary import Summary
-
-        check_is_fitted(self)
-        return Summary.from_estimator(self, level, method)
 
     def _linear_predictor(self, codes, Z):
         seen = codes >= 0

@@ -7,7 +7,35 @@ from scipy.special import expit, logit
 from .quadrature import marginal_mean
 
 
-class LogitNormal:
+def _rng(random_state):
+    if isinstance(random_state, np.random.RandomState):
+        return random_state
+    return np.random.default_rng(random_state)
+
+
+class _ThetaDistribution:
+    """What every distribution of a success probability derives from cdf/ppf/pdf/var."""
+
+    def sf(self, x):
+        return 1.0 - self.cdf(x)
+
+    def isf(self, q):
+        return self.ppf(1.0 - np.asarray(q))
+
+    def logpdf(self, x):
+        with np.errstate(divide="ignore"):
+            return np.log(self.pdf(x))
+
+    def std(self):
+        return float(np.sqrt(self.var()))
+
+    def interval(self, confidence):
+        """Central interval holding ``confidence`` of new groups' theta."""
+        a = (1.0 - confidence) / 2.0
+        return float(self.ppf(a)), float(self.ppf(1.0 - a))
+
+
+class LogitNormal(_ThetaDistribution):
     """``theta = expit(loc + scale * Z)`` with ``Z ~ N(0, 1)``, like a frozen scipy
     distribution.
 
@@ -54,15 +82,9 @@ class LogitNormal:
             return np.where(np.asarray(x) >= expit(self.loc), 1.0, 0.0)[()]
         return stats.norm.cdf(self._z(x))
 
-    def sf(self, x):
-        return 1.0 - self.cdf(x)
-
     def ppf(self, q):
         """Quantile function: ``expit(loc + scale * Phi^-1(q))``."""
         return expit(self.loc + self.scale * stats.norm.ppf(q))
-
-    def isf(self, q):
-        return self.ppf(1.0 - np.asarray(q))
 
     def pdf(self, x):
         """Density of theta on (0, 1)."""
@@ -73,10 +95,6 @@ class LogitNormal:
         xs = np.where(inside, x, 0.5)
         dens = stats.norm.pdf(self._z(xs)) / (self.scale * xs * (1.0 - xs))
         return np.where(inside, dens, 0.0)[()]
-
-    def logpdf(self, x):
-        with np.errstate(divide="ignore"):
-            return np.log(self.pdf(x))
 
     def mean(self):
         """``E[theta]``: the marginal probability of success in a new group."""
@@ -90,22 +108,12 @@ class LogitNormal:
         vals = expit(self.loc + np.sqrt(2.0) * self.scale * x)
         return float(w @ vals**2 / np.sqrt(np.pi) - self.mean() ** 2)
 
-    def std(self):
-        return float(np.sqrt(self.var()))
-
-    def interval(self, confidence):
-        """Central interval holding ``confidence`` of new groups' theta."""
-        a = (1.0 - confidence) / 2.0
-        return float(self.ppf(a)), float(self.ppf(1.0 - a))
-
     def rvs(self, size=None, random_state=None):
         """Draw success probabilities of new groups."""
-        rng = np.random.default_rng(random_state) if not isinstance(
-            random_state, np.random.RandomState) else random_state
-        return expit(self.loc + self.scale * rng.standard_normal(size))
+        return expit(self.loc + self.scale * _rng(random_state).standard_normal(size))
 
 
-class LogitNormalMixture:
+class LogitNormalMixture(_ThetaDistribution):
     """A weighted mixture of :class:`LogitNormal` distributions, with the same
     methods: the posterior predictive of theta for a new group when the
     hyperparameters are integrated over (``method="bayes"``).
@@ -130,15 +138,8 @@ class LogitNormalMixture:
     def cdf(self, x):
         return sum(w * p.cdf(x) for w, p in zip(self.weights, self._parts))
 
-    def sf(self, x):
-        return 1.0 - self.cdf(x)
-
     def pdf(self, x):
         return sum(w * p.pdf(x) for w, p in zip(self.weights, self._parts))
-
-    def logpdf(self, x):
-        with np.errstate(divide="ignore"):
-            return np.log(self.pdf(x))
 
     def ppf(self, q):
         """Quantiles, by Brent's method on the mixture CDF."""
@@ -151,9 +152,6 @@ class LogitNormalMixture:
                for qi in q.ravel()]
         return np.reshape(out, q.shape)[()]
 
-    def isf(self, q):
-        return self.ppf(1.0 - np.asarray(q))
-
     def mean(self):
         return float(sum(w * p.mean() for w, p in zip(self.weights, self._parts)))
 
@@ -164,16 +162,8 @@ class LogitNormalMixture:
         second = sum(w * (p.var() + p.mean() ** 2) for w, p in zip(self.weights, self._parts))
         return float(second - self.mean() ** 2)
 
-    def std(self):
-        return float(np.sqrt(self.var()))
-
-    def interval(self, confidence):
-        a = (1.0 - confidence) / 2.0
-        return float(self.ppf(a)), float(self.ppf(1.0 - a))
-
     def rvs(self, size=None, random_state=None):
-        rng = np.random.default_rng(random_state) if not isinstance(
-            random_state, np.random.RandomState) else random_state
+        rng = _rng(random_state)
         n = int(np.prod(size)) if size is not None else 1
         k = rng.choice(len(self.weights), size=n, p=self.weights)
         draws = expit(self.locs[k] + self.scales[k] * rng.standard_normal(n))
