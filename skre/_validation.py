@@ -11,8 +11,8 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._core.binomial import log_binom_constant
 
@@ -35,6 +35,12 @@ def _rows(mask, limit=5):
     return f"row{'s' if len(rows) > 1 else ''} {shown}{', ...' if len(rows) > limit else ''}"
 
 
+def _show(value):
+    """``repr`` of a label or value, numpy scalars shown as Python ones (``2``, not
+    ``np.int64(2)``)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def split_X(est, X, *, reset):
     """Return ``(labels or None, float covariates, covariate names)``."""
     if X is None:
@@ -55,11 +61,13 @@ def split_X(est, X, *, reset):
         raise ValueError("Found array with 0 feature(s) (shape=%r) while a minimum of 1 "
                          "is required: X needs the group column or a covariate."
                          % (arr.shape,))
+    if frame:
+        _check_unique_columns(X)
     validate_data(est, X, reset=reset, skip_check_array=True)
     if frame:
         return _split_frame(X, group)
     if arr.dtype.kind == "c":
-        raise ValueError("Complex data not supported in X.")
+        raise ValueError("Complex data not supported in X: covariates must be real numbers.")
     if group is None:
         labels, rest, names = None, arr, [str(j) for j in range(arr.shape[1])]
     else:
@@ -77,11 +85,16 @@ def split_X(est, X, *, reset):
     return labels, _to_float(rest, names), names
 
 
-def _split_frame(X, group):
+def _check_unique_columns(X):
     cols = list(X.columns)
     if len(set(map(repr, cols))) != len(cols):
         dup = sorted({repr(c) for c in cols if cols.count(c) > 1})
-        raise ValueError(f"X has duplicated column names: {', '.join(dup)}.")
+        raise ValueError(f"X has duplicated column names: {', '.join(dup)}; every column "
+                         "needs its own name.")
+
+
+def _split_frame(X, group):
+    cols = list(X.columns)
     labels = None
     if group is not None:
         if group not in cols and isinstance(group, Integral) and -len(cols) <= group < len(cols):
@@ -92,6 +105,9 @@ def _split_frame(X, group):
         labels = X[group].to_numpy()
         X = X.drop(columns=[group])
     for name, dtype in X.dtypes.items():
+        if pd.api.types.is_complex_dtype(dtype):
+            raise TypeError(f"covariate column {name!r} has complex dtype {dtype}; "
+                            "covariates must be real numbers.")
         if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
             raise TypeError(f"covariate column {name!r} has dtype {dtype}; every column "
                             "of X other than the group column must be numeric (encode "
@@ -99,6 +115,14 @@ def _split_frame(X, group):
     names = [str(c) for c in X.columns]
     Z = X.to_numpy(dtype=float, na_value=np.nan) if X.shape[1] else np.empty((len(X), 0))
     return labels, _to_float(Z, names), names
+
+
+def _is_number(v):
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _to_float(values, names):
@@ -109,12 +133,18 @@ def _to_float(values, names):
             try:
                 np.asarray(values[:, j], dtype=float)
             except (TypeError, ValueError):
-                raise type(exc)(f"covariate column {name}: {exc}") from exc
+                col = values[:, j]
+                bad = np.array([not _is_number(v) for v in col], dtype=bool)
+                example = col[bad][0] if bad.any() else None
+                raise TypeError(f"covariate column {name!r} has a non-numeric value "
+                                f"({_show(example)}) in {_rows(bad)}; every column of X "
+                                "other than the group column must be numeric (encode "
+                                "categories first, e.g. with OneHotEncoder).") from exc
         raise
     bad = ~np.isfinite(Z)
     if bad.any():
         j = int(np.flatnonzero(bad.any(axis=0))[0])
-        raise ValueError(f"covariate column {names[j]} contains NaN or infinity in "
+        raise ValueError(f"covariate column {names[j]!r} contains NaN or infinity in "
                          f"{_rows(bad[:, j])}.")
     return Z
 
@@ -164,32 +194,52 @@ def split_y(est, y, *, reset):
         raise ValueError(f"y contains NaN or infinity in {_rows(~np.isfinite(arr))}.")
     if arr.dtype == object and pd.isna(arr).any():
         raise ValueError(f"y contains missing labels (NaN/None) in {_rows(pd.isna(arr))}.")
+    if arr.dtype.kind == "f" and type_of_target(arr) == "continuous":
+        frac = arr != np.round(arr)
+        raise ValueError(f"Unknown label type: continuous. y holds non-integer values "
+                         f"(e.g. {_show(arr[frac][0])} in {_rows(frac)}); a classifier "
+                         "needs binary labels. For proportions, pass y as "
+                         "[successes, trials] counts.")
     check_classification_targets(arr)
     if reset:
         classes = np.unique(arr)
         if len(classes) > 2:
+            shown = ", ".join(_show(c) for c in classes[:5])
             raise ValueError(f"Only binary classification is supported. y has "
-                             f"{len(classes)} distinct labels {list(classes)[:5]}; pass "
-                             "binary labels or [successes, trials] counts.")
+                             f"{len(classes)} distinct labels [{shown}"
+                             f"{', ...' if len(classes) > 5 else ''}]; pass binary labels "
+                             "or [successes, trials] counts.")
         if len(classes) < 2:
-            raise ValueError(f"y contains only one class ({classes[0]!r}); binary labels "
-                             "need both classes to say which is success. Pass y as "
+            raise ValueError(f"y contains only one class ({_show(classes[0])}); binary "
+                             "labels need both classes to say which is success. Pass y as "
                              "[successes, trials] counts for data with no successes or "
                              "no failures.")
         est.classes_ = classes
     unknown = ~np.isin(arr, est.classes_)
     if unknown.any():
-        raise ValueError(f"y has labels not seen in fit ({arr[unknown][0]!r} in "
-                         f"{_rows(unknown)}); classes_ is {list(est.classes_)}.")
+        known = ", ".join(_show(c) for c in est.classes_)
+        raise ValueError(f"y has labels not seen in fit ({_show(arr[unknown][0])} in "
+                         f"{_rows(unknown)}); classes_ is [{known}].")
     successes = (arr == est.classes_[1]).astype(float)
     return successes, np.ones_like(successes)
 
 
 def _counts(est, arr, names, reset):
     if arr.dtype.kind not in "iufb":
+        for j in range(2):
+            missing = pd.isna(arr[:, j])
+            if missing.any():
+                raise ValueError(f"y column {names[j]!r} contains NaN or a missing value "
+                                 f"in {_rows(missing)}.")
         try:
             arr = arr.astype(float)
         except (TypeError, ValueError) as exc:
+            for j in range(2):
+                bad = np.array([not _is_number(v) for v in arr[:, j]], dtype=bool)
+                if bad.any():
+                    raise TypeError(f"y column {names[j]!r} has a non-numeric count "
+                                    f"({_show(arr[:, j][bad][0])}) in {_rows(bad)}; counts "
+                                    "must be numbers.") from exc
             raise TypeError(f"y counts must be numeric: {exc}") from exc
     arr = arr.astype(float)
     m, n = arr[:, 0], arr[:, 1]
@@ -202,7 +252,7 @@ def _counts(est, arr, names, reset):
         frac = col != np.round(col)
         if frac.any():
             raise ValueError(f"y column {name!r} has non-integer counts in {_rows(frac)} "
-                             f"(e.g. {col[frac][0]!r}); use sample_weight for weights.")
+                             f"(e.g. {_show(col[frac][0])}); use sample_weight for weights.")
     over = m > n
     if over.any():
         raise ValueError(f"successes exceed trials ({names[0]!r} > {names[1]!r}) in "
@@ -212,27 +262,70 @@ def _counts(est, arr, names, reset):
     return m, n
 
 
+def check_sample_weight(sample_weight, n_rows):
+    """Frequency weights as a float array: finite, non-negative, not all zero."""
+    if sample_weight is None:
+        return np.ones(n_rows)
+    w = sample_weight
+    if isinstance(w, (pd.Series, pd.Index)):
+        if not (pd.api.types.is_numeric_dtype(w.dtype) or pd.api.types.is_bool_dtype(w.dtype)):
+            raise TypeError(f"sample_weight must be numeric; got dtype {w.dtype}.")
+        w = w.to_numpy(dtype=float, na_value=np.nan)
+    elif sp.issparse(w):
+        raise TypeError("sample_weight must be a dense 1-D array, not a sparse matrix.")
+    else:
+        w = np.asarray(w)
+        if w.dtype == object:
+            missing = pd.isna(w) if w.ndim == 1 else np.zeros(0, dtype=bool)
+            if missing.any():
+                raise ValueError(f"sample_weight contains NaN or a missing value in "
+                                 f"{_rows(missing)}.")
+        if w.dtype.kind not in "biufO":  # complex, strings, dates
+            raise TypeError(f"sample_weight must be real numbers; got dtype {w.dtype}.")
+        try:
+            w = w.astype(float)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"sample_weight must be numeric: {exc}") from exc
+    if w.ndim == 0:
+        w = np.full(n_rows, float(w))
+    if w.ndim != 1:
+        raise ValueError(f"Sample weights must be 1D array or scalar: sample_weight has "
+                         f"shape {w.shape}; expected ({n_rows},), one weight per row of X.")
+    if len(w) != n_rows:
+        raise ValueError(f"sample_weight has {len(w)} values but X has {n_rows} rows; "
+                         "they must match.")
+    bad = ~np.isfinite(w)
+    if bad.any():
+        raise ValueError(f"sample_weight contains NaN or infinity in {_rows(bad)} "
+                         f"(e.g. {_show(w[bad][0])}).")
+    neg = w < 0
+    if neg.any():
+        raise ValueError(f"sample_weight has negative values in {_rows(neg)} (e.g. "
+                         f"{_show(w[neg][0])}); frequency weights must be >= 0.")
+    if n_rows and not np.any(w > 0):
+        raise ValueError("sample_weight is zero for every row: there is nothing to fit "
+                         "or score. Weights are frequencies: a row with weight k counts "
+                         "as k copies.")
+    return w
+
+
 def prepare(est, X, y, sample_weight=None, *, reset):
     """Validate ``(X, y, sample_weight)`` into a :class:`Prepared`."""
     labels, Z, names = split_X(est, X, reset=reset)
     m, n = split_y(est, y, reset=reset)
     if len(m) != len(Z):
         raise ValueError(f"X has {len(Z)} rows but y has {len(m)}; they must match.")
-    w = _check_sample_weight(sample_weight, Z, dtype=float, ensure_non_negative=True)
-    if sample_weight is not None and not np.all(np.isfinite(w)):
-        raise ValueError(f"sample_weight contains NaN or infinity in "
-                         f"{_rows(~np.isfinite(w))}.")
+    w = check_sample_weight(sample_weight, len(Z))
     if reset:
-        if not np.any(w > 0):
-            raise ValueError("sample_weight is zero for every row; nothing to fit.")
         if not np.any(w * n > 0):
             raise ValueError("every row has zero trials (or zero weight); nothing to fit.")
         est.covariates_ = np.asarray(names, dtype=object)
     if reset and est._binary_y:
         for label, count in ((est.classes_[1], w @ m), (est.classes_[0], w @ (n - m))):
             if count == 0:
-                raise ValueError(f"no row of class {label!r} has positive sample_weight; "
-                                 "binary labels need both classes. Pass y as [successes, "
-                                 "trials] counts for data with no successes or failures.")
+                raise ValueError(f"no row of class {_show(label)} has positive "
+                                 "sample_weight; binary labels need both classes. Pass y as "
+                                 "[successes, trials] counts for data with no successes or "
+                                 "failures.")
     const = log_binom_constant(m, n, w)
     return Prepared(labels, Z, w * m, w * n, const, float(w.sum()))
