@@ -252,10 +252,16 @@ def pooled_group_intervals(est, a, beta, cov, level):
     p = expit(eta)
     w = data.trials * p * (1.0 - p)
     J = data.group_sum(np.column_stack([w, w[:, None] * data.Z]))
-    J /= (data.group_sum(data.trials) * est_p * (1.0 - est_p))[:, None]
+    spread = est_p * (1.0 - est_p)
+    inside = spread > 0  # a fitted probability of exactly 0 or 1 has no spread
+    J[inside] /= (data.group_sum(data.trials)[inside] * spread[inside])[:, None]
     se = np.sqrt(np.einsum("gi,ij,gj->g", J, cov, J))
     z = stats.norm.ppf(0.5 + level / 2.0)
-    return est_p, expit(logit(est_p) - z * se), expit(logit(est_p) + z * se)
+    with np.errstate(divide="ignore"):
+        centre = logit(est_p)
+    lower = np.where(inside, expit(centre - z * se), est_p)
+    upper = np.where(inside, expit(centre + z * se), est_p)
+    return est_p, lower, upper
 
 
 def boundary_group_intervals(est, level):

@@ -268,9 +268,13 @@ class MultilevelBinomial(GroupedBinomialMixin):
     def _linear_predictor(self, codes, Z):
         Zs = self._scaled(Z)
         if self._hyper is None:
-            return logit(self._proba_at(self._theta_std, self._posterior, codes, Zs))
-        return logit(sum(w * self._proba_at(theta, post, codes, Zs)
-                         for w, theta, post in _bayes.nodes(self)))
+            p = self._proba_at(self._theta_std, self._posterior, codes, Zs)
+        else:
+            p = sum(w * self._proba_at(theta, post, codes, Zs)
+                    for w, theta, post in _bayes.nodes(self))
+        # quadrature weights sum to 1 within rounding: keep p a probability whose
+        # logit is finite (1 - 2**-53 is the largest double below 1)
+        return logit(np.clip(p, np.finfo(float).tiny, 1.0 - np.finfo(float).epsneg))
 
     def _proba_at(self, theta, posterior, codes, Zs):
         """P(success) at hyperparameters ``theta``: the posterior mean of theta_g
@@ -337,7 +341,8 @@ class MultilevelBinomial(GroupedBinomialMixin):
         b, tau = self._theta_std[-2], self._theta_std[-1]
         offset = b + data.Z @ self._theta_std[:-2]
         a = (1 - level) / 2
-        q = conditional_quantiles(self._model, self._theta_std, [a, 1 - a])[self._unit]
+        q = conditional_quantiles(self._model, self._theta_std, [a, 1 - a],
+                                  posterior=self._posterior)[self._unit]
         u = self._posterior.mode[self._unit]
         return tuple(self._group_mean_probability(offset, tau * v)
                      for v in (u, q[:, 0], q[:, 1]))

@@ -70,10 +70,6 @@ ONE_SIDED_X = pd.DataFrame({"g": ["g0"] * 7 + ["g1"], "x": [0.0, -1, 0, 0, -1, 0
 ONE_SIDED_Y = np.array([0, 1, 0, 0, 1, 0, 1, 1])
 
 
-@pytest.mark.xfail(strict=True, reason="group_estimates() of complete pooling (and of a "
-                   "boundary multilevel fit, which uses the same intervals) divides 0/0 when "
-                   "a group's fitted probability is 0 or 1 (RuntimeWarning: invalid value "
-                   "encountered in divide, _intervals.pooled_group_intervals)")
 @pytest.mark.parametrize("cls, data", [
     (CompletePoolingBinomial, _uniform(0)),
     (CompletePoolingBinomial, _uniform(100)),
@@ -227,10 +223,7 @@ SEPARATED_Y = (SEPARATED_X["x"] > 0).astype(int).to_numpy()
 
 @pytest.mark.parametrize("cls", [
     CompletePoolingBinomial, NoPoolingBinomial,
-    pytest.param(MultilevelBinomial, marks=pytest.mark.xfail(
-        strict=True, reason="MultilevelBinomial.predict_proba gives NaN where the fitted "
-        "probability rounds to 1: the quadrature weights sum to 1 + 2e-16, so p > 1 and "
-        "logit(p) is NaN (_multilevel._linear_predictor)"))])
+    MultilevelBinomial])
 def test_separation_predictions_are_finite(cls):
     est = quiet_fit(cls(group="g"), SEPARATED_X, SEPARATED_Y)
     P = est.predict_proba(SEPARATED_X)[:, 1]
@@ -412,11 +405,6 @@ def test_global_random_state_is_neither_read_nor_written(cls, medium_data):
     _assert_identical(first, _results(cls(group="group").fit(X, y), X))
 
 
-@pytest.mark.xfail(strict=True, reason="MultilevelBinomial.group_estimates() changes in the "
-                   "last bits (~2e-15) after vcov()/confint()/summary()/prediction_interval() "
-                   "on the same estimator: the fitted MarginalLikelihood warm-starts its "
-                   "mode search from the previous evaluation, so answers depend on the "
-                   "history of calls")
 def test_multilevel_group_estimates_do_not_depend_on_earlier_calls(medium_data):
     X, y = medium_data
     est = MultilevelBinomial(group="group").fit(X, y)

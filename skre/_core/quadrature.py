@@ -191,7 +191,7 @@ def marginal_mean(loc, scale, n_quad=64):
     return vals @ w / np.sqrt(np.pi)
 
 
-def conditional_quantiles(model, theta, probs, *, span=10.0, n_grid=401):
+def conditional_quantiles(model, theta, probs, *, span=10.0, n_grid=401, posterior=None):
     """Quantiles of each group's conditional distribution of ``u`` given its data.
 
     The density ``exp(h_g(u))`` is evaluated exactly on a grid of ``n_grid``
@@ -203,7 +203,8 @@ def conditional_quantiles(model, theta, probs, *, span=10.0, n_grid=401):
     """
     d = model.data
     beta, b, tau = theta[:-2], theta[-2], theta[-1]
-    post = model.posterior(theta)
+    # the fitted posterior when given: answers must not depend on earlier calls
+    post = posterior if posterior is not None else model.posterior(theta)
     t = np.linspace(-span, span, n_grid)
     probs = np.atleast_1d(np.asarray(probs, dtype=float))
     if tau == 0.0:
