@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
 from ._core.grouping import collapse, standardize
-from .exceptions import CollinearityWarning
+from .exceptions import CollinearityWarning, SeparationWarning
 from ._validation import check_labels, factorize, prepare, split_X
 
 
@@ -106,6 +106,29 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
                                   "is dropped from the fit (coefficient 0). Remove it to "
                                   "silence this warning.", CollinearityWarning, stacklevel=4)
         return data
+
+    def _warn_if_separated(self, eta):
+        """R's warning "fitted probabilities numerically 0 or 1 occurred".
+
+        ``eta`` holds the fitted logits of the training rows (rows of a
+        no-pooling group with 0/n or n/n, at an infinite logit, are expected and
+        left out by the caller).
+        """
+        data = self._train
+        total, trials = data.successes.sum(), data.trials.sum()
+        if total == 0 or total == trials:
+            what = "failure" if total == 0 else "success"
+            warnings.warn(f"{type(self).__name__}: every trial is a {what}, so the "
+                          f"estimated probability is {0 if total == 0 else 1} and the "
+                          "intercept is infinite. A prior on the intercept or the groups "
+                          "gives finite estimates.", SeparationWarning, stacklevel=4)
+        elif np.any(np.abs(eta[np.isfinite(eta)]) > 30.0):  # p within 1e-13 of 0 or 1
+            warnings.warn(f"{type(self).__name__}: fitted probabilities numerically 0 or 1 "
+                          "occurred: the covariates separate successes from failures "
+                          "(perfect separation), so some slopes have infinite maximum-"
+                          "likelihood estimates and the reported ones are where the "
+                          "optimizer stopped. A coef_prior (e.g. Normal(0, 2.5)) gives "
+                          "finite estimates.", SeparationWarning, stacklevel=4)
 
     def _scaled(self, Z):
         """Covariates as the core saw them in fit: standardized, aliased ones zeroed."""

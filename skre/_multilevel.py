@@ -23,7 +23,7 @@ from ._intervals import multilevel_confint as _multilevel_confint
 from ._intervals import multilevel_vcov as _multilevel_vcov
 from ._intervals import predictive_interval as _predictive_interval
 from ._intervals import vcov_frame as _vcov_frame
-from .exceptions import BoundaryWarning
+from .exceptions import BoundaryWarning, QuadratureWarning
 
 
 def _likelihood_units(data):
@@ -146,6 +146,9 @@ class MultilevelBinomial(GroupedBinomialMixin):
         codes, keep = self._code_groups(d)
         data = self._drop_aliased(self._collapse(d, codes, keep))
         units, weight, self._unit = _likelihood_units(data)
+        if data.successes.sum() in (0.0, data.trials.sum()):
+            return self._fit_degenerate(d, data)
+        self._degenerate = None
         res = fit_multilevel(units, weight, self.n_quad, max_iter=self.max_iter, gtol=self.tol,
                              tau_prior=self.tau_prior,
                              coef_prior=std_normal_prior(self, self.coef_prior))
@@ -160,10 +163,14 @@ class MultilevelBinomial(GroupedBinomialMixin):
         self.population_ = LogitNormal(res.b, res.tau)
         self.boundary_, self.converged_, self.n_iter_ = res.boundary, res.converged, res.n_iter
         self._information_criteria(res.loglik + d.constant, len(self._theta_std), d.n_obs)
-        self._hyper = None
+        self._hyper, self._degenerate = None, None
         if self.method == "bayes":
             _bayes.fit(self, res)
             return
+        self._warn_if_separated(res.b + data.Z @ res.beta
+                                + res.tau * res.posterior.mode[self._unit][data.codes])
+        if self.n_quad > 1 and not res.boundary:
+            _check_quadrature(self, res, len(units.codes))
         if res.boundary:
             warnings.warn(f"{type(self).__name__}: the maximum-likelihood tau is 0 (a "
                           "boundary fit): the groups vary no more than binomial noise "
@@ -174,6 +181,26 @@ class MultilevelBinomial(GroupedBinomialMixin):
             warnings.warn(f"{type(self).__name__}: the optimizer did not converge "
                           f"({res.message}); raise max_iter or check the covariates.",
                           ConvergenceWarning, stacklevel=3)
+
+    def _fit_degenerate(self, d, data):
+        """Every trial a failure (or a success): probability 0 (1) everywhere.
+
+        The likelihood grows without bound as the intercept goes to -inf
+        (+inf); tau is not identified and is reported as 0.
+        """
+        limit = 0.0 if data.successes.sum() == 0 else 1.0
+        self._warn_if_separated(np.zeros(0))
+        self._degenerate = limit
+        self._hyper, self._log_prior, self._model, self._hess = None, None, None, None
+        self.intercept_ = -np.inf if limit == 0 else np.inf
+        self.coef_ = np.zeros(data.Z.shape[1])
+        self.tau_ = 0.0
+        G = len(self.groups_)
+        self.random_effects_ = np.zeros(G)
+        self.random_effects_sd_ = np.zeros(G)
+        self.population_ = LogitNormal(-np.inf if limit == 0 else np.inf, 0.0)
+        self.boundary_, self.converged_, self.n_iter_ = True, True, 1
+        self._information_criteria(d.constant, 2 + data.Z.shape[1], d.n_obs)
 
     def posterior_summary(self):
         """Posterior mean, SD and 95% interval of the intercept, slopes and tau.
@@ -266,6 +293,8 @@ class MultilevelBinomial(GroupedBinomialMixin):
         return _multilevel_confint(self, level, method)
 
     def _linear_predictor(self, codes, Z):
+        if self._degenerate is not None:
+            return np.full(len(Z), -np.inf if self._degenerate == 0 else np.inf)
         Zs = self._scaled(Z)
         if self._hyper is None:
             p = self._proba_at(self._theta_std, self._posterior, codes, Zs)
@@ -333,6 +362,14 @@ class MultilevelBinomial(GroupedBinomialMixin):
         boundary fit (tau = 0) that distribution is a point, so the interval is
         complete pooling's, which carries the uncertainty of b and the slopes.
         """
+        if self._degenerate is not None:  # exact (Clopper-Pearson) for the pooled counts
+            data = self._train
+            M, N = data.successes.sum(), data.trials.sum()
+            a = 1 - level
+            bound = 1 - (a / 2) ** (1 / N) if M == 0 else (a / 2) ** (1 / N)
+            est = np.full(data.n_groups, self._degenerate)
+            other = np.full(data.n_groups, bound)
+            return (est, est, other) if M == 0 else (est, other, est)
         if self._hyper is not None:
             return _bayes.group_intervals(self, level)
         if self.boundary_:
@@ -380,3 +417,22 @@ class MultilevelBinomial(GroupedBinomialMixin):
             # with method="bayes" population_ already integrates over (b, tau)
             return self.population_.interval(level)
         return _predictive_interval(self, level)
+
+
+def _check_quadrature(est, res, n_rows, budget=400_000):
+    """Warn when a rule with about twice the nodes disagrees at the estimate."""
+    finer = 2 * est.n_quad + 1
+    if n_rows * finer > budget:  # large groups are close to normal: skip the check
+        return
+    theta = np.r_[res.beta, res.b, res.tau]
+    model = est._model
+    fine = MarginalLikelihood(model.data, model.group_weight, finer).value(theta)
+    coarse = float(model.group_weight @ res.posterior.log_marginal)
+    if abs(fine - coarse) > 1e-6 * max(1.0, abs(coarse)):
+        warnings.warn(f"{type(est).__name__}: the {est.n_quad}-node adaptive quadrature is "
+                      f"not accurate at the estimate (log-likelihood {coarse:.6g}; "
+                      f"{fine:.6g} with {finer} nodes). tau = {res.tau:.4g} is large for the "
+                      "information in each group (e.g. one binary trial per group) and is "
+                      "weakly identified; the estimate may be an artefact. Try a larger "
+                      "n_quad, a tau_prior, or a simpler model.", QuadratureWarning,
+                      stacklevel=4)

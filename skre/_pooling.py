@@ -102,6 +102,7 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         res = fit_grouped_logistic(_pooled(data), max_iter=self.max_iter,
                                    coef_prior=std_normal_prior(self, self.coef_prior))
         _warn_unconverged(self, res, "logistic regression")
+        self._warn_if_separated(res.intercepts[0] + data.Z @ res.coef)
         self._a_std, self._beta_std = float(res.intercepts[0]), res.coef
         self.intercept_, self.coef_ = self._unscale(self._a_std, res.coef)
         cov = np.empty((1 + len(res.coef),) * 2)
@@ -257,6 +258,10 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         self._alpha_prior = _group_prior(self.group_prior)
         res = fit_grouped_logistic(data, max_iter=self.max_iter, alpha_prior=self._alpha_prior)
         _warn_unconverged(self, res, "no-pooling fit")
+        if data.Z.shape[1] and 0 < data.successes.sum() < data.trials.sum():
+            # separation by covariates; 0/n groups sit at an infinite logit by design
+            with np.errstate(invalid="ignore"):
+                self._warn_if_separated(res.intercepts[data.codes] + data.Z @ res.coef)
         pooled = fit_grouped_logistic(rows, max_iter=self.max_iter)
         self._alpha_std, self._beta_std = res.intercepts, res.coef
         self._coef_cov = res.coef_cov / np.outer(self._z_scale, self._z_scale)

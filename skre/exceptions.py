@@ -2,7 +2,8 @@
 
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["BoundaryWarning", "CollinearityWarning", "ConvergenceWarning"]
+__all__ = ["BoundaryWarning", "CollinearityWarning", "ConvergenceWarning", "QuadratureWarning",
+           "SeparationWarning"]
 
 
 class BoundaryWarning(UserWarning):
@@ -19,4 +20,24 @@ class CollinearityWarning(UserWarning):
 
     It is constant, a linear combination of other covariates, or (no pooling)
     constant within every group. R's ``glm`` reports such coefficients as NA.
+    """
+
+
+class SeparationWarning(UserWarning):
+    """Fitted probabilities numerically 0 or 1 occurred.
+
+    Every trial is a failure (or a success), or covariates separate successes
+    from failures: some maximum-likelihood estimates are infinite, and the
+    reported ones are where the optimizer stopped. R's ``glm`` warns the same
+    way. A prior (``coef_prior``) gives finite estimates.
+    """
+
+
+class QuadratureWarning(UserWarning):
+    """The adaptive quadrature is not accurate at the estimate.
+
+    A rule with about twice the nodes gives a different log-likelihood, which
+    happens when tau is very large for the information each group carries
+    (e.g. one binary trial per group); tau is then weakly identified and the
+    estimate may be an artefact of the quadrature.
     """

@@ -57,8 +57,6 @@ def test_no_failures_or_no_successes_complete_pooling(successes, limit):
     assert cp.converged_
 
 
-@pytest.mark.xfail(strict=True, reason="CompletePoolingBinomial fits intercept_ = -inf "
-                   "(probability exactly 0) with no warning at all")
 def test_all_zero_successes_complete_pooling_warns():
     X, y = _uniform(0)
     with pytest.warns(UserWarning):
@@ -97,10 +95,6 @@ def test_no_failures_or_no_successes_no_pooling(successes, limit):
     np.testing.assert_array_equal(est["lower" if limit == 0 else "upper"], limit)
 
 
-@pytest.mark.xfail(strict=True, reason="MultilevelBinomial on all-zero (all-success) "
-                   "counts: RuntimeWarning 'invalid value encountered in multiply' in "
-                   "quadrature._nodes, then ValueError 'LogitNormal needs a finite loc' "
-                   "(intercept -inf)")
 @pytest.mark.parametrize("successes, limit", [(0, 0.0), (100, 1.0)])
 def test_no_failures_or_no_successes_multilevel(successes, limit):
     X, y = _uniform(successes)
@@ -158,21 +152,23 @@ def _exact_binary_loglik(b, beta, tau, x, y):
     return total
 
 
-@pytest.mark.xfail(strict=True, reason="MultilevelBinomial, one binary row per group and a "
-                   "covariate: the adaptive quadrature breaks down as tau grows, the "
-                   "optimizer follows the error to tau = 741 and reports loglik_ -127.97 "
-                   "where the exact marginal log-likelihood there is -138.63; "
-                   "converged_=True and no warning")
 def test_one_binary_trial_per_group_with_covariate():
+    """tau is weakly identified here and the 25-node rule breaks down as it grows
+    (the optimizer follows the error to tau ~ 700): skre says so. A silent answer
+    must be right."""
+    from skre.exceptions import QuadratureWarning
+
     rng = np.random.default_rng(2)
     X = pd.DataFrame({"g": np.arange(200)})
     y = rng.binomial(1, expit(rng.normal(0, 2, 200)))
     X["x"] = rng.normal(size=200)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)  # a silent answer must be right
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         ml = MultilevelBinomial(group="g").fit(X, y)
     exact = _exact_binary_loglik(ml.intercept_, ml.coef_[0], ml.tau_, X["x"], y)
-    assert ml.loglik_ == pytest.approx(exact, abs=1e-3)
+    warned = any(issubclass(w.category, QuadratureWarning) for w in caught)
+    assert warned or ml.loglik_ == pytest.approx(exact, abs=1e-3)
+    assert warned  # on these data the quadrature is off at the estimate
 
 
 def test_one_huge_group_among_tiny_ones():
@@ -232,9 +228,6 @@ def test_separation_predictions_are_finite(cls):
     assert np.all(np.isfinite(est.decision_function(SEPARATED_X)))
 
 
-@pytest.mark.xfail(strict=True, reason="perfect separation passes in silence: coef_ ~ 55, "
-                   "converged_=True, no warning (R warns 'fitted probabilities numerically "
-                   "0 or 1 occurred'); Wald confint of the intercept is about +-9e7")
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_separation_warns(cls):
     with pytest.warns((ConvergenceWarning, UserWarning), match="separat"):

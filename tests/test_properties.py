@@ -113,14 +113,11 @@ def test_pooled_fit_never_raises_and_predicts_probabilities(data):
 @given(datasets(classes=[MultilevelBinomial], covariate=False))
 def test_multilevel_fit_never_raises_and_predicts_probabilities(data):
     # intercept-only data with a success and a failure; covariates (which can
-    # separate the outcomes) and all-zero counts are in the xfail below
+    # separate the outcomes) and all-zero counts are in the test below
     cls, X, y = data
     assert_valid_predictions(fit(cls, X, y), X)
 
 
-@pytest.mark.xfail(strict=True, reason="MultilevelBinomial: all-zero (or all-success) counts "
-                   "raise ValueError from LogitNormal(-inf, ...), and a fitted probability "
-                   "of 1 comes out as NaN from predict_proba")
 @SETTINGS
 @example(ALL_ZERO)
 @example(SEPARATED)

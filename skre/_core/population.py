@@ -65,7 +65,8 @@ class LogitNormal(_ThetaDistribution):
     def __init__(self, loc, scale):
         self.loc = float(loc)
         self.scale = float(scale)
-        if not (np.isfinite(self.loc) and np.isfinite(self.scale) and self.scale >= 0):
+        if not ((np.isfinite(self.loc) or self.scale == 0) and np.isfinite(self.scale)
+                and self.scale >= 0):
             raise ValueError(f"LogitNormal needs a finite loc and scale >= 0; got "
                              f"loc={loc!r}, scale={scale!r}.")
 
@@ -98,6 +99,8 @@ class LogitNormal(_ThetaDistribution):
 
     def mean(self):
         """``E[theta]``: the marginal probability of success in a new group."""
+        if not np.isfinite(self.loc):  # a point mass at 0 or 1
+            return float(expit(self.loc))
         return float(marginal_mean(self.loc, self.scale))
 
     def median(self):
