@@ -120,7 +120,7 @@ def standardize(Z, weights):
     w = weights / weights.sum()
     mean = w @ Z
     Zc = Z - mean
-    scale = np.sqrt(w @ (Zc * Zc))
+    scale = np.sqrt(np.einsum("i,ij,ij->j", w, Zc, Zc))  # no (n, p) temporary
     scale = np.where(scale > 0, scale, 1.0)
     Zc /= scale
     return Zc, mean, scale

@@ -130,15 +130,19 @@ def _information_inverse(data, group_weight, beta, b, tau):
     it saves measuring one by finite differences.
     """
     d = data
-    X = np.column_stack([d.Z, np.ones(len(d.codes))])
-    eta = X @ np.r_[beta, b]
-    p = expit(eta)
+    p = expit(b + d.Z @ beta)
     w = d.trials * p * (1.0 - p) * group_weight[d.codes]
-    WX = d.group_sum(w[:, None] * X)
+    wZ = w[:, None] * d.Z
+    # per-group sums of w * (z, 1), without building the design with its 1 column
+    WX = np.column_stack([d.group_sum(wZ), d.group_sum(w)])
     W = WX[:, -1]
     gw = group_weight
     shrink = tau**2 / (1.0 + tau**2 * W / gw)
-    info = X.T @ (w[:, None] * X) - (WX * (shrink / gw)[:, None]).T @ WX
+    XWX = np.empty((len(beta) + 1,) * 2)
+    XWX[:-1, :-1] = d.Z.T @ wZ
+    XWX[:-1, -1] = XWX[-1, :-1] = wZ.sum(axis=0)
+    XWX[-1, -1] = w.sum()
+    info = XWX - (WX * (shrink / gw)[:, None]).T @ WX
     k = len(beta) + 2
     H = np.zeros((k, k))
     H[:-1, :-1] = info
