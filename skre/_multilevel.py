@@ -253,6 +253,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         0.122
         """
         check_is_fitted(self)
+        self._check_not_bayes("vcov")
         return _vcov_frame(self, _multilevel_vcov(self)[0])
 
     def confint(self, level=0.95, method="wald"):
@@ -289,8 +290,14 @@ class MultilevelBinomial(GroupedBinomialMixin):
         tau        0.4507  0.9549
         """
         check_is_fitted(self)
+        self._check_not_bayes("confint")
         _check_interval_args(level, method)
         return _multilevel_confint(self, level, method)
+
+    def _check_not_bayes(self, what):
+        if self._hyper is not None:
+            raise ValueError(f"{what}() is for maximum-likelihood (or MAP) fits; with "
+                             "method='bayes' use posterior_summary().")
 
     def _linear_predictor(self, codes, Z):
         if self._degenerate is not None:

@@ -98,3 +98,9 @@ def test_bayes_needs_a_proper_tau_prior(rats):
     for prior in (None, Gamma(2.5, 0)):
         with pytest.raises(ValueError, match="proper tau_prior"):
             MultilevelBinomial(group="batch", method="bayes", tau_prior=prior).fit(*rats)
+
+
+def test_frequentist_methods_point_to_the_posterior(bayes):
+    for method in (bayes.vcov, bayes.confint):
+        with pytest.raises(ValueError, match="posterior_summary"):
+            method()
