@@ -4,8 +4,7 @@ Also determinism (repeated fits, threads, global random state) and honest
 convergence reports. The suite turns RuntimeWarning into errors, so every test
 here also checks that no overflow or invalid-value warning escapes.
 
-Tests marked ``xfail(strict=True)`` document estimator bugs found while
-writing them; each reason says what goes wrong.
+Bugs these tests found were fixed; none is left as an expected failure.
 """
 
 import time
@@ -234,9 +233,6 @@ def test_separation_warns(cls):
         cls(group="g").fit(SEPARATED_X, SEPARATED_Y)
 
 
-@pytest.mark.xfail(strict=True, reason="under perfect separation the slope's variance "
-                   "comes out as exactly 0 (pinv of a numerically singular information): "
-                   "vcov() says the slope is known exactly and confint() is [54.8, 54.8]")
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_separation_does_not_claim_a_precise_slope(cls):
     est = quiet_fit(cls(group="g"), SEPARATED_X, SEPARATED_Y)

@@ -134,11 +134,26 @@ def _covariance(data, alpha, coef, offset=0.0, a_prec=0.0, b_prec=0.0):
     ratio[keep] = WZ[keep] / W[keep, None]
     schur = data.Z.T @ (w[:, None] * data.Z) + np.diag(np.broadcast_to(b_prec, len(coef))) \
         - ratio[keep].T @ WZ[keep]
-    coef_cov = np.linalg.pinv(schur) if len(coef) else np.zeros((0, 0))
+    coef_cov = _inverse_information(schur) if len(coef) else np.zeros((0, 0))
     cross = -ratio @ coef_cov
     with np.errstate(divide="ignore"):
         var = np.where(keep, 1.0 / W + np.einsum("gi,ij,gj->g", ratio, coef_cov, ratio), np.nan)
     return var, coef_cov, cross
+
+
+def _inverse_information(info):
+    """Inverse of an information matrix that may be numerically singular.
+
+    Under perfect separation the information about a slope vanishes (all its
+    rows have fitted probability 0 or 1); a pseudo-inverse would report that
+    direction as known exactly (variance 0). Eigenvalues below 1e-12 of the
+    largest (or 1e-300) count as that floor instead, so the variance there is
+    huge, as it should be. Aliased covariates, zeroed before the fit, land
+    there too; the estimators report them as NaN.
+    """
+    vals, vecs = np.linalg.eigh(0.5 * (info + info.T))
+    floor = max(1e-12 * vals.max(initial=0.0), 1e-300)
+    return (vecs / np.maximum(vals, floor)) @ vecs.T
 
 
 def profile_interval(data, offset, alpha, q, alpha_prior=None):
