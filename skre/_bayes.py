@@ -16,7 +16,7 @@ from ._core.binomial import softplus
 from ._core.hyperpost import fit_hyperposterior, marginal_quantiles
 from ._core.multilevel import negative_loglik
 from ._core.population import LogitNormalMixture
-from ._intervals import user_map
+from ._intervals import fixed_map
 
 
 def _neg_logpost(est):
@@ -66,8 +66,7 @@ def posterior_summary(est):
     post = est._hyper
     x = post.nodes
     p = x.shape[1] - 2
-    C = np.zeros((p + 1, p + 2))
-    C[:, :-1] = user_map(est, intercept_first=False)
+    C = fixed_map(est)
     rows, names = [], ["intercept", *map(str, est.covariates_), "tau"]
     for c in C:
         vals = x @ c

@@ -12,7 +12,8 @@ import pandas as pd
 from scipy import stats
 
 from ._core.glm import pooled_objective
-from ._core.multilevel import negative_loglik, pooled_fit, pooled_rows
+from ._core.grouping import pooled_rows
+from ._core.multilevel import negative_loglik, pooled_fit
 from ._core.optimize import _positive_definite, fd_hessian
 from ._core.profile import profile_bounds
 
@@ -24,22 +25,41 @@ def check_interval_args(level, method, methods=("wald", "profile")):
         raise ValueError(f"method must be one of {list(methods)}; got {method!r}.")
 
 
-def multilevel_vcov(est):
-    """User-scale covariance of (intercept, slopes) and the SE of log tau."""
-    model = est._model
-    p = len(est.coef_)
-    if est.boundary_:
-        cp = pooled_fit(model.data, model.group_weight, covariance=True)
-        C = user_map(est, intercept_first=True)
-        return C @ _glm_cov(cp) @ C.T, np.nan
+def _pooled(est):
+    """Complete pooling on the multilevel model's rows, at full precision with its
+    covariance; computed once per fit (tau = 0 fits and profile limits use it)."""
+    if est._pooled_full is None:
+        model = est._model
+        est._pooled_full = pooled_fit(model.data, model.group_weight, covariance=True)
+    return est._pooled_full
+
+
+def _interior(est):
+    """``x_hat = (beta, b, log tau)``, the free coordinates, the measured Hessian
+    of the negative log-likelihood (plus log prior) there, computed once per fit,
+    and its inverse."""
     x_hat = np.r_[est._theta_std[:-1], np.log(est.tau_)]
     free = np.r_[~est._aliased, True, True]
     if est._hess is None:
-        est._hess = measured_hessian(negative_loglik(model, est._log_prior), x_hat, free)
-    cov = free_inverse(est._hess, free)
+        est._hess = measured_hessian(negative_loglik(est._model, est._log_prior), x_hat, free)
+    return x_hat, free, est._hess, free_inverse(est._hess, free)
+
+
+def fixed_map(est):
+    """User-scale (intercept, slopes) as rows over (beta, b, log tau)."""
+    p = len(est.coef_)
     C = np.zeros((p + 1, p + 2))
     C[:, :-1] = user_map(est, intercept_first=False)
-    return C @ cov @ C.T, float(np.sqrt(cov[-1, -1]))
+    return C
+
+
+def multilevel_vcov(est):
+    """User-scale covariance of (intercept, slopes)."""
+    if est.boundary_:
+        C = user_map(est, intercept_first=True)
+        return C @ _glm_cov(_pooled(est)) @ C.T
+    C = fixed_map(est)
+    return C @ _interior(est)[3] @ C.T
 
 
 def vcov_frame(est, cov, intercept=True):
@@ -57,12 +77,11 @@ def multilevel_confint(est, level, method):
     model = est._model
     p = len(est.coef_)
     estimates = [est.intercept_, *est.coef_]
-    z = stats.norm.ppf(0.5 + level / 2)
     nll = negative_loglik(model, est._log_prior)
-    cp = pooled_fit(model.data, model.group_weight, covariance=True)
-    f0 = -cp.loglik
+    last = np.eye(p + 2)[-1:]  # log tau as a row over (beta, b, log tau)
     if est.boundary_:
         # tau held at 0: the complete-pooling fit's intervals
+        cp = _pooled(est)
         C = user_map(est, intercept_first=True)
         free = np.r_[True, ~est._aliased]
         cov = _glm_cov(cp)
@@ -76,25 +95,20 @@ def multilevel_confint(est, level, method):
             rows = profile_rows(fg, x_cp, C, H, free, se, level)
             x_small = np.r_[cp.coef, cp.intercepts[0], np.log(1e-6)]
             fx = np.r_[~est._aliased, True, True]
-            upper = profile_rows(nll, x_small, np.eye(p + 2)[-1:], np.eye(p + 2), fx,
-                                 [1.0], level, lower_limit=-np.inf, f_at_lower_limit=f0)
+            upper = profile_rows(nll, x_small, last, np.eye(p + 2), fx, [1.0], level,
+                                 lower_limit=-np.inf, f_at_lower_limit=-cp.loglik)
             tau_row = (0.0, float(np.exp(upper[0][1])))
         return table(est, [*rows, tau_row], level)
-    x_hat = np.r_[est._theta_std[:-1], np.log(est.tau_)]
-    free = np.r_[~est._aliased, True, True]
-    if est._hess is None:
-        est._hess = measured_hessian(nll, x_hat, free)
-    H = est._hess
-    cov = free_inverse(H, free)
-    C = np.zeros((p + 1, p + 2))
-    C[:, :-1] = user_map(est, intercept_first=False)
+    x_hat, free, H, cov = _interior(est)
+    C = fixed_map(est)
     rows, se = wald_rows(C, cov, estimates, level)
     se_log_tau = float(np.sqrt(cov[-1, -1]))
+    z = stats.norm.ppf(0.5 + level / 2)
     tau_row = (est.tau_ * np.exp(-z * se_log_tau), est.tau_ * np.exp(z * se_log_tau))
     if method == "profile":
         rows = profile_rows(nll, x_hat, C, H, free, se, level)
-        ends = profile_rows(nll, x_hat, np.eye(p + 2)[-1:], H, free, [se_log_tau], level,
-                            lower_limit=-np.inf, f_at_lower_limit=f0)[0]
+        ends = profile_rows(nll, x_hat, last, H, free, [se_log_tau], level,
+                            lower_limit=-np.inf, f_at_lower_limit=-_pooled(est).loglik)[0]
         tau_row = tuple(float(np.exp(e)) for e in ends)
     return table(est, [*rows, tau_row], level)
 
@@ -189,12 +203,10 @@ def pooled_confint(est, level, method):
     free = np.r_[True, ~est._aliased]
     rows, se = wald_rows(C, est._cov_std, [est.intercept_, *est.coef_], level)
     if method == "profile":
-        data = est._train
-        rows_data = type(data)(np.zeros(len(data.codes), dtype=np.intp), data.Z,
-                               data.successes, data.trials, 1, np.array([0]))
         H = np.zeros_like(est._cov_std)
         H[np.ix_(free, free)] = np.linalg.inv(est._cov_std[np.ix_(free, free)])
-        rows = profile_rows(pooled_objective(rows_data), np.r_[est._a_std, est._beta_std],
+        rows = profile_rows(pooled_objective(pooled_rows(est._train)),
+                            np.r_[est._a_std, est._beta_std],
                             C, H, free, se, level)
     return table(est, rows, level)
 
@@ -210,20 +222,14 @@ def predictive_interval(est, level):
     from scipy.optimize import brentq
     from scipy.special import expit, logit
 
-    model = est._model
     b = est._theta_std[-2]
     x, w = np.polynomial.hermite.hermgauss(20)
     nodes, weights = np.sqrt(2.0) * x, w / np.sqrt(np.pi)
     if est.boundary_:
-        cp = pooled_fit(model.data, model.group_weight, covariance=True)
-        se = float(np.sqrt(cp.intercept_var[0]))
+        se = float(np.sqrt(_pooled(est).intercept_var[0]))
         z = stats.norm.ppf(0.5 + level / 2)
         return float(expit(b - z * se)), float(expit(b + z * se))
-    x_hat = np.r_[est._theta_std[:-1], np.log(est.tau_)]
-    free = np.r_[~est._aliased, True, True]
-    if est._hess is None:
-        est._hess = measured_hessian(negative_loglik(model, est._log_prior), x_hat, free)
-    cov = free_inverse(est._hess, free)[-2:, -2:]
+    cov = _interior(est)[3][-2:, -2:]
     L = np.linalg.cholesky(cov + 1e-300 * np.eye(2))
     grid = np.stack(np.meshgrid(nodes, nodes, indexing="ij"), axis=-1).reshape(-1, 2)
     wt = np.outer(weights, weights).ravel()
@@ -267,6 +273,5 @@ def pooled_group_intervals(est, a, beta, cov, level):
 def boundary_group_intervals(est, level):
     """At tau = 0 every group has the pooled probability: its interval is the
     complete-pooling one (the uncertainty of b and the slopes)."""
-    model = est._model
-    cp = pooled_fit(model.data, model.group_weight, covariance=True)
+    cp = _pooled(est)
     return pooled_group_intervals(est, float(cp.intercepts[0]), cp.coef, _glm_cov(cp), level)

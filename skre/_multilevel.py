@@ -153,7 +153,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
                              tau_prior=self.tau_prior,
                              coef_prior=std_normal_prior(self, self.coef_prior))
         self._log_prior = res.log_prior if (self.tau_prior or self.coef_prior) else None
-        self._model, self._hess = res.model, None
+        self._model, self._hess, self._pooled_full = res.model, None, None
         self._theta_std = np.concatenate([res.beta, [res.b, res.tau]])
         self._posterior = res.posterior
         self.intercept_, self.coef_ = self._unscale(res.b, res.beta)
@@ -191,7 +191,8 @@ class MultilevelBinomial(GroupedBinomialMixin):
         limit = 0.0 if data.successes.sum() == 0 else 1.0
         self._warn_if_separated(np.zeros(0))
         self._degenerate = limit
-        self._hyper, self._log_prior, self._model, self._hess = None, None, None, None
+        self._hyper, self._log_prior, self._model = None, None, None
+        self._hess = self._pooled_full = None
         self.intercept_ = -np.inf if limit == 0 else np.inf
         self.coef_ = np.zeros(data.Z.shape[1])
         self.tau_ = 0.0
@@ -254,7 +255,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         """
         check_is_fitted(self)
         self._check_not_bayes("vcov")
-        return _vcov_frame(self, _multilevel_vcov(self)[0])
+        return _vcov_frame(self, _multilevel_vcov(self))
 
     def confint(self, level=0.95, method="wald"):
         """Confidence intervals for the intercept, the slopes and ``tau``.

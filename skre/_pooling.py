@@ -15,17 +15,10 @@ from ._intervals import (check_interval_args, pooled_confint, pooled_group_inter
                          vcov_frame)
 from ._core.binomial import loglik_terms
 from ._core.glm import fit_grouped_logistic, profile_interval
-from ._core.grouping import Collapsed
-from ._core.grouping import collapse
+from ._core.grouping import collapse, pooled_rows
 from ._core.quadrature import MarginalLikelihood, marginal_mean
 from ._validation import factorize
 from .priors import Flat, Normal, std_normal_prior
-
-
-def _pooled(data):
-    """The same rows as one group: the complete-pooling likelihood."""
-    return Collapsed(np.zeros(len(data.codes), dtype=np.intp), data.Z, data.successes,
-                     data.trials, 1, np.array([0]))
 
 
 def _warn_unconverged(est, res, what):
@@ -99,7 +92,7 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
     def _fit(self, d):
         codes, keep = self._code_groups(d)
         data = self._drop_aliased(self._collapse(d, codes, keep))
-        res = fit_grouped_logistic(_pooled(data), max_iter=self.max_iter,
+        res = fit_grouped_logistic(pooled_rows(data), max_iter=self.max_iter,
                                    coef_prior=std_normal_prior(self, self.coef_prior))
         _warn_unconverged(self, res, "logistic regression")
         self._warn_if_separated(res.intercepts[0] + data.Z @ res.coef)
@@ -251,7 +244,7 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         # the fallback for unseen groups is complete pooling on the same rows, with
         # the covariates complete pooling identifies (those aliased there are
         # aliased within groups too, so the warning below names them)
-        rows = _pooled(data)
+        rows = pooled_rows(data)
         rows.Z = rows.Z.copy()
         rows.Z[:, _aliased_columns(rows, within_groups=False)] = 0.0
         data = self._drop_aliased(data, within_groups=True)

@@ -36,6 +36,17 @@ class Collapsed:
         return len(self.codes) == self.n_groups
 
 
+def pooled_rows(data, group_weight=None):
+    """The same rows as one group (complete pooling); group multiplicities, if
+    given, folded into the counts."""
+    m, n = data.successes, data.trials
+    if group_weight is not None:
+        gw = group_weight[data.codes]
+        m, n = m * gw, n * gw
+    return Collapsed(np.zeros(len(data.codes), dtype=np.intp), data.Z, m, n, 1,
+                     np.array([0]))
+
+
 def _row_hash(codes, Z):
     """64-bit hash of (group code, covariate bits) for each row."""
     with np.errstate(over="ignore"):

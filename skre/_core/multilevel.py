@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import expit
 
 from .glm import fit_grouped_logistic
-from .grouping import Collapsed
+from .grouping import pooled_rows
 from .optimize import _positive_definite, minimize_smooth
 from .quadrature import MarginalLikelihood, Posterior
 
@@ -39,13 +39,6 @@ class MultilevelResult:
     model: MarginalLikelihood  # the fitted likelihood, for Hessians and profiles
     pooled: object  # the complete-pooling GLMResult (at full precision when refined)
     log_prior: object  # x -> (log prior, gradient) in (beta, b, log tau)
-
-
-def pooled_rows(data, group_weight):
-    """The same rows as one group, group multiplicities folded into the counts."""
-    gw = group_weight[data.codes]
-    return Collapsed(np.zeros(len(data.codes), dtype=np.intp), data.Z,
-                     data.successes * gw, data.trials * gw, 1, np.array([0]))
 
 
 def pooled_fit(data, group_weight, covariance=False, **options):
