@@ -112,8 +112,11 @@ def time_fit(case, name, fit, repeats, *, baseline=False, note=""):
         tb = traceback.extract_tb(exc.__traceback__)
         where = next((f for f in reversed(tb) if "/skre/" in f.filename), tb[-1])
         row.error += f" [at {os.path.basename(where.filename)}:{where.lineno}]"
-    status = (f"{fmt_seconds(row.median)} median of {len(row.times)}" if row.times
-              else f"ERROR {row.error}")
+    status = (
+        f"{fmt_seconds(row.median)} median of {len(row.times)}"
+        if row.times
+        else f"ERROR {row.error}"
+    )
     print(f"  .. {case:<30} {name:<44} {status}", flush=True)
     return row
 
@@ -171,50 +174,89 @@ def case_rats(rows, repeats, *, run_r):
     # (exactly the model CompletePoolingBinomial fits).
     Xzero = np.zeros((n_rows, 1))
     lr = unpenalized_logistic()
-    rows.append(time_fit(case, f"LogisticRegression(C=inf) {n_rows}x1 zero col",
-                         lambda: lr.fit(Xzero, yb), repeats, baseline=True,
-                         note="baseline: intercept only, binary rows"))
+    rows.append(
+        time_fit(
+            case,
+            f"LogisticRegression(C=inf) {n_rows}x1 zero col",
+            lambda: lr.fit(Xzero, yb),
+            repeats,
+            baseline=True,
+            note="baseline: intercept only, binary rows",
+        )
+    )
     for name, est in [
         ("MultilevelBinomial (n_quad=25)", MultilevelBinomial(group="batch")),
-        ("MultilevelBinomial (n_quad=1, Laplace)", MultilevelBinomial(group="batch", n_quad=1)),
+        (
+            "MultilevelBinomial (n_quad=1, Laplace)",
+            MultilevelBinomial(group="batch", n_quad=1),
+        ),
         ("NoPoolingBinomial", NoPoolingBinomial(group="batch")),
         ("CompletePoolingBinomial", CompletePoolingBinomial(group="batch")),
     ]:
-        rows.append(time_fit(case, name, lambda est=est: est.fit(X, y), repeats,
-                             note="71 count rows"))
+        rows.append(
+            time_fit(
+                case, name, lambda est=est: est.fit(X, y), repeats, note="71 count rows"
+            )
+        )
     # the full posterior of (b, tau) by quadrature; tests/reference/rats_nuts.py
     # samples the same posterior with NumPyro NUTS (4 x 50,000 draws: ~33 s)
     bayes = MultilevelBinomial(group="batch", method="bayes", tau_prior=HalfCauchy(1.0))
-    rows.append(time_fit(case, "MultilevelBinomial (method='bayes')",
-                         lambda: bayes.fit(X, y), max(3, repeats // 5),
-                         note="HalfCauchy(1) on tau; NUTS reference ~33 s"))
+    rows.append(
+        time_fit(
+            case,
+            "MultilevelBinomial (method='bayes')",
+            lambda: bayes.fit(X, y),
+            max(3, repeats // 5),
+            note="HalfCauchy(1) on tau; NUTS reference ~33 s",
+        )
+    )
 
     # for scale: a per-batch model in scikit-learn (one-hot batch, default L2 C=1,
     # i.e. ridge-shrunk batch effects, a crude partial pooling)
     onehot = (batch[:, None] == np.unique(batch)[None, :]).astype(float)
     lr1h = LogisticRegression(C=1.0)
-    rows.append(time_fit(case, f"LogisticRegression(C=1) {n_rows}x71 one-hot",
-                         lambda: lr1h.fit(onehot, yb), repeats,
-                         note="info: L2-shrunk batch effects"))
+    rows.append(
+        time_fit(
+            case,
+            f"LogisticRegression(C=1) {n_rows}x71 one-hot",
+            lambda: lr1h.fit(onehot, yb),
+            repeats,
+            note="info: L2-shrunk batch effects",
+        )
+    )
 
     try:
         from statsmodels.genmod.bayes_mixed_glm import BinomialBayesMixedGLM
     except ImportError:
-        print("  .. statsmodels is not installed: skipping BinomialBayesMixedGLM.fit_vb",
-              flush=True)
-        rows.append(Row(case, "statsmodels BinomialBayesMixedGLM.fit_vb",
-                        note="skipped: statsmodels not installed"))
+        print(
+            "  .. statsmodels is not installed: skipping BinomialBayesMixedGLM.fit_vb",
+            flush=True,
+        )
+        rows.append(
+            Row(
+                case,
+                "statsmodels BinomialBayesMixedGLM.fit_vb",
+                note="skipped: statsmodels not installed",
+            )
+        )
     else:
         frame = pd.DataFrame({"y": yb, "batch": batch})
 
         def sm_fit():
-            model = BinomialBayesMixedGLM.from_formula("y ~ 1", {"batch": "0 + C(batch)"},
-                                                       frame)
+            model = BinomialBayesMixedGLM.from_formula(
+                "y ~ 1", {"batch": "0 + C(batch)"}, frame
+            )
             return model.fit_vb()
 
-        rows.append(time_fit(case, "statsmodels BinomialBayesMixedGLM.fit_vb",
-                             sm_fit, min(repeats, 20),
-                             note=f"from_formula + fit_vb, {n_rows} binary rows"))
+        rows.append(
+            time_fit(
+                case,
+                "statsmodels BinomialBayesMixedGLM.fit_vb",
+                sm_fit,
+                min(repeats, 20),
+                note=f"from_formula + fit_vb, {n_rows} binary rows",
+            )
+        )
 
     if run_r:
         rows.extend(time_lme4(case))
@@ -239,21 +281,45 @@ def time_lme4(case, reps=20):
     label = "lme4 glmer nAGQ={q} (R, external)"
     if rscript is None:
         print("  .. Rscript not found: skipping the lme4 reference", flush=True)
-        return [Row(case, "lme4 glmer (R, external)", external=True,
-                    note="skipped: Rscript not found")]
-    with resources.as_file(resources.files("skre.datasets") / "data" / "rats.csv") as csv:
+        return [
+            Row(
+                case,
+                "lme4 glmer (R, external)",
+                external=True,
+                note="skipped: Rscript not found",
+            )
+        ]
+    with resources.as_file(
+        resources.files("skre.datasets") / "data" / "rats.csv"
+    ) as csv:
         code = R_SCRIPT.format(csv=str(csv).replace("\\", "/"), reps=reps)
         try:
-            out = subprocess.run([rscript, "--vanilla", "-e", code], capture_output=True,
-                                 text=True, timeout=600)
+            out = subprocess.run(
+                [rscript, "--vanilla", "-e", code],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
-            return [Row(case, "lme4 glmer (R, external)", external=True,
-                        error=f"{type(exc).__name__}: {exc}")]
+            return [
+                Row(
+                    case,
+                    "lme4 glmer (R, external)",
+                    external=True,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            ]
     if out.returncode != 0:
         msg = (out.stderr.strip().splitlines() or ["no output"])[-1]
         print(f"  .. lme4 reference failed: {msg}", flush=True)
-        return [Row(case, "lme4 glmer (R, external)", external=True,
-                    note=f"skipped: Rscript failed ({msg})")]
+        return [
+            Row(
+                case,
+                "lme4 glmer (R, external)",
+                external=True,
+                note=f"skipped: Rscript failed ({msg})",
+            )
+        ]
     version = ""
     result = []
     for line in out.stdout.splitlines():
@@ -261,12 +327,23 @@ def time_lme4(case, reps=20):
         if parts[:1] == ["VERSION"]:
             version = f"lme4 {parts[1]}, R {parts[2]}; "
         elif parts[:1] == ["NAGQ"]:
-            result.append(Row(case, label.format(q=parts[1]), times=[float(parts[2])],
-                              repeats=reps, external=True))
+            result.append(
+                Row(
+                    case,
+                    label.format(q=parts[1]),
+                    times=[float(parts[2])],
+                    repeats=reps,
+                    external=True,
+                )
+            )
     for r in result:
-        r.note = version + f"MEAN of {reps} (system.time), not a median; Rscript --vanilla"
-        print(f"  .. {case:<30} {r.estimator:<44} {fmt_seconds(r.median)} mean of {reps}",
-              flush=True)
+        r.note = (
+            version + f"MEAN of {reps} (system.time), not a median; Rscript --vanilla"
+        )
+        print(
+            f"  .. {case:<30} {r.estimator:<44} {fmt_seconds(r.median)} mean of {reps}",
+            flush=True,
+        )
     return result
 
 
@@ -278,27 +355,51 @@ def case_counts(rows, n_groups, repeats):
     yw, w = success_failure_rows(y[:, 0], y[:, 1])
     Xzero = np.zeros((len(yw), 1))
     lr = unpenalized_logistic()
-    rows.append(time_fit(case, f"LogisticRegression(C=inf) {len(yw)}x1 weighted",
-                         lambda: lr.fit(Xzero, yw, sample_weight=w), repeats,
-                         baseline=True, note="baseline: 2 rows/group, sample_weight m, n-m"))
+    rows.append(
+        time_fit(
+            case,
+            f"LogisticRegression(C=inf) {len(yw)}x1 weighted",
+            lambda: lr.fit(Xzero, yw, sample_weight=w),
+            repeats,
+            baseline=True,
+            note="baseline: 2 rows/group, sample_weight m, n-m",
+        )
+    )
     est = MultilevelBinomial(group="group")
-    rows.append(time_fit(case, "MultilevelBinomial (n_quad=25)",
-                         lambda: est.fit(X, y), repeats,
-                         note=f"{n_groups} count rows, trials=20"))
+    rows.append(
+        time_fit(
+            case,
+            "MultilevelBinomial (n_quad=25)",
+            lambda: est.fit(X, y),
+            repeats,
+            note=f"{n_groups} count rows, trials=20",
+        )
+    )
 
 
 def case_covariates(rows, repeats):
     case = "10^6 binary x 5 cov, 10^3 gr"
-    X, y, _ = make_grouped_binomial(1000, trials=1000, n_features=5, binary=True,
-                                    random_state=SEED)
+    X, y, _ = make_grouped_binomial(
+        1000, trials=1000, n_features=5, binary=True, random_state=SEED
+    )
     Z = np.ascontiguousarray(X.drop(columns="group").to_numpy(dtype=float))
     lr = unpenalized_logistic()
-    rows.append(time_fit(case, f"LogisticRegression(C=inf) {Z.shape[0]}x{Z.shape[1]}",
-                         lambda: lr.fit(Z, y), repeats, baseline=True,
-                         note="baseline: covariates only, no group column"))
+    rows.append(
+        time_fit(
+            case,
+            f"LogisticRegression(C=inf) {Z.shape[0]}x{Z.shape[1]}",
+            lambda: lr.fit(Z, y),
+            repeats,
+            baseline=True,
+            note="baseline: covariates only, no group column",
+        )
+    )
     for name, est in [
         ("MultilevelBinomial (n_quad=25)", MultilevelBinomial(group="group")),
-        ("MultilevelBinomial (n_quad=1, Laplace)", MultilevelBinomial(group="group", n_quad=1)),
+        (
+            "MultilevelBinomial (n_quad=1, Laplace)",
+            MultilevelBinomial(group="group", n_quad=1),
+        ),
         ("NoPoolingBinomial", NoPoolingBinomial(group="group")),
         ("CompletePoolingBinomial", CompletePoolingBinomial(group="group")),
     ]:
@@ -312,16 +413,25 @@ def skre_revision():
     """``git describe``-like id of the skre checkout being measured, if it is one."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(skre.__file__)))
     try:
-        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--",
-                                "skre"], capture_output=True, text=True, timeout=10)
+        head = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--", "skre"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     if head.returncode != 0:
         return "not a git checkout"
-    return head.stdout.strip() + (" + uncommitted changes in skre/" if dirty.stdout.strip()
-                                  else "")
+    return head.stdout.strip() + (
+        " + uncommitted changes in skre/" if dirty.stdout.strip() else ""
+    )
 
 
 def machine_info():
@@ -337,22 +447,44 @@ def machine_info():
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = "?"
-    lines.append(f"CPUs: os.cpu_count()={os.cpu_count()}, usable by this process={usable}")
+    lines.append(
+        f"CPUs: os.cpu_count()={os.cpu_count()}, usable by this process={usable}"
+    )
     try:
         from threadpoolctl import threadpool_info
 
         for info in threadpool_info():
-            lines.append("threadpool: " + ", ".join(
-                f"{k}={info.get(k)}" for k in
-                ("user_api", "internal_api", "version", "num_threads", "architecture",
-                 "threading_layer") if info.get(k) is not None))
+            lines.append(
+                "threadpool: "
+                + ", ".join(
+                    f"{k}={info.get(k)}"
+                    for k in (
+                        "user_api",
+                        "internal_api",
+                        "version",
+                        "num_threads",
+                        "architecture",
+                        "threading_layer",
+                    )
+                    if info.get(k) is not None
+                )
+            )
     except ImportError:
         lines.append("threadpool: threadpoolctl not installed")
     coretype = os.environ.get("OPENBLAS_CORETYPE")
-    lines.append("OPENBLAS_CORETYPE: " + (f"SET to {coretype!r} (can slow numpy; left as is)"
-                                          if coretype is not None else "not set"))
-    threads = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                          "MKL_NUM_THREADS") if k in os.environ}
+    lines.append(
+        "OPENBLAS_CORETYPE: "
+        + (
+            f"SET to {coretype!r} (can slow numpy; left as is)"
+            if coretype is not None
+            else "not set"
+        )
+    )
+    threads = {
+        k: os.environ[k]
+        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        if k in os.environ
+    }
     if threads:
         lines.append("thread env: " + ", ".join(f"{k}={v}" for k, v in threads.items()))
     return lines
@@ -367,23 +499,33 @@ def print_table(rows):
     table = []
     for r in rows:
         if r.error:
-            table.append((r.case, r.estimator, "ERROR", "-", "-", str(r.repeats), "-",
-                          r.error))
+            table.append(
+                (r.case, r.estimator, "ERROR", "-", "-", str(r.repeats), "-", r.error)
+            )
             continue
         if not r.times:
             table.append((r.case, r.estimator, "-", "-", "-", "0", "-", r.note))
             continue
         ratio = r.median / base[r.case] if r.case in base else float("nan")
         ext = r.external
-        table.append((r.case, r.estimator, fmt_seconds(r.median),
-                      "-" if ext else fmt_seconds(min(r.times)),
-                      "-" if ext else fmt_seconds(max(r.times)),
-                      str(r.repeats), "1 (base)" if r.baseline else f"{ratio:.2f}x",
-                      r.note))
+        table.append(
+            (
+                r.case,
+                r.estimator,
+                fmt_seconds(r.median),
+                "-" if ext else fmt_seconds(min(r.times)),
+                "-" if ext else fmt_seconds(max(r.times)),
+                str(r.repeats),
+                "1 (base)" if r.baseline else f"{ratio:.2f}x",
+                r.note,
+            )
+        )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
     widths[-1] = len(header[-1])  # notes: no padding
+
     def line(cells):
         return " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
+
     print(line(header))
     print("-+-".join("-" * w for w in widths))
     last = None
@@ -405,24 +547,53 @@ def check_targets(rows):
     results = []
 
     r = find("rats", "MultilevelBinomial (n_quad=25)")
-    results.append(("rats MultilevelBinomial (n_quad=25) median <= 5 ms", r,
-                    lambda r: r.median <= TARGET_RATS_SECONDS, lambda r: fmt_seconds(r.median)))
+    results.append(
+        (
+            "rats MultilevelBinomial (n_quad=25) median <= 5 ms",
+            r,
+            lambda r: r.median <= TARGET_RATS_SECONDS,
+            lambda r: fmt_seconds(r.median),
+        )
+    )
 
     r = find("counts, 10^6", "MultilevelBinomial (n_quad=25)")
-    results.append(("10^6 groups intercept-only MultilevelBinomial <= 1 s", r,
-                    lambda r: r.median <= TARGET_1E6_GROUPS_SECONDS,
-                    lambda r: fmt_seconds(r.median)))
+    results.append(
+        (
+            "10^6 groups intercept-only MultilevelBinomial <= 1 s",
+            r,
+            lambda r: r.median <= TARGET_1E6_GROUPS_SECONDS,
+            lambda r: fmt_seconds(r.median),
+        )
+    )
 
-    base = next((b for b in rows if b.case.startswith("10^6 binary") and b.baseline), None)
-    for name in ("MultilevelBinomial (n_quad=25)", "MultilevelBinomial (n_quad=1, Laplace)"):
+    base = next(
+        (b for b in rows if b.case.startswith("10^6 binary") and b.baseline), None
+    )
+    for name in (
+        "MultilevelBinomial (n_quad=25)",
+        "MultilevelBinomial (n_quad=1, Laplace)",
+    ):
         r = find("10^6 binary", name)
-        results.append((f"10^6 x 5 covariates {name} <= 5x LogisticRegression", r,
-                        lambda r: base is not None and bool(base.times)
-                        and r.median <= TARGET_COVARIATE_RATIO * base.median,
-                        lambda r: (f"{fmt_seconds(r.median)} = "
-                                   f"{r.median / base.median:.2f}x LogisticRegression "
-                                   f"({fmt_seconds(base.median)})")
-                        if base is not None and base.times else fmt_seconds(r.median)))
+        results.append(
+            (
+                f"10^6 x 5 covariates {name} <= 5x LogisticRegression",
+                r,
+                lambda r: (
+                    base is not None
+                    and bool(base.times)
+                    and r.median <= TARGET_COVARIATE_RATIO * base.median
+                ),
+                lambda r: (
+                    (
+                        f"{fmt_seconds(r.median)} = "
+                        f"{r.median / base.median:.2f}x LogisticRegression "
+                        f"({fmt_seconds(base.median)})"
+                    )
+                    if base is not None and base.times
+                    else fmt_seconds(r.median)
+                ),
+            )
+        )
 
     for label, r, ok, show in results:
         if r is None:
@@ -435,13 +606,20 @@ def check_targets(rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="only rats and 10^4 groups (smoke test)")
-    parser.add_argument("--no-r", action="store_true",
-                        help="skip the external lme4 (Rscript) reference")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="limit every BLAS/OpenMP thread pool to N threads with "
-                             "threadpoolctl (default: leave the environment's setting)")
+    parser.add_argument(
+        "--quick", action="store_true", help="only rats and 10^4 groups (smoke test)"
+    )
+    parser.add_argument(
+        "--no-r", action="store_true", help="skip the external lme4 (Rscript) reference"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="limit every BLAS/OpenMP thread pool to N threads with "
+        "threadpoolctl (default: leave the environment's setting)",
+    )
     args = parser.parse_args(argv)
     if args.threads is not None:
         from threadpoolctl import threadpool_limits
@@ -457,29 +635,37 @@ def run(args):
     for line in machine_info():
         print("  " + line)
     if args.threads is not None:
-        print(f"  --threads {args.threads}: the pools above are limited to {args.threads} "
-              "thread(s) for the whole run (threadpoolctl)")
+        print(
+            f"  --threads {args.threads}: the pools above are limited to "
+            f"{args.threads} thread(s) for the whole run (threadpoolctl)"
+        )
     print()
     t_start = time.perf_counter()
     start_revision = skre_revision()
     rows = []
     print("running (one warm-up fit each, then the timed repeats):", flush=True)
-    case_rats(rows, repeats=10 if args.quick else 50, run_r=not args.quick and not args.no_r)
+    case_rats(
+        rows, repeats=10 if args.quick else 50, run_r=not args.quick and not args.no_r
+    )
     case_counts(rows, 10**4, repeats=5 if args.quick else 20)
     if not args.quick:
         case_counts(rows, 10**5, repeats=10)
         case_counts(rows, 10**6, repeats=3)
         case_covariates(rows, repeats=3)
-    print(f"\nall timings: wall clock (time.perf_counter) of fit() only; median of the "
-          f"repeats after one warm-up fit; ratio = median / the case's baseline median "
-          f"(total run {time.perf_counter() - t_start:.0f} s)\n")
+    print(
+        f"\nall timings: wall clock (time.perf_counter) of fit() only; median of the "
+        f"repeats after one warm-up fit; ratio = median / the case's baseline median "
+        f"(total run {time.perf_counter() - t_start:.0f} s)\n"
+    )
     print_table(rows)
     check_targets(rows)
     revision = skre_revision()
     if revision != start_revision:
-        print(f"\nWARNING: the skre checkout changed during the run ({start_revision} -> "
-              f"{revision}); modules already imported were measured as they were at "
-              "the start.")
+        print(
+            f"\nWARNING: the skre checkout changed during the run ({start_revision} -> "
+            f"{revision}); modules already imported were measured as they were at "
+            "the start."
+        )
     return 0
 
 

@@ -47,12 +47,17 @@ def main():
         boundary += m.boundary_
         hits["b"] += ci.iloc[0, 0] <= b <= ci.iloc[0, 1]
         hits["tau"] += ci.loc["tau"].iloc[0] <= tau <= ci.loc["tau"].iloc[1]
-        hits["theta (multilevel)"] += np.mean((g["lower"] <= theta) & (theta <= g["upper"]))
-        hits["theta (no pooling)"] += np.mean((npool["lower"] <= theta)
-                                              & (theta <= npool["upper"]))
+        hits["theta (multilevel)"] += np.mean(
+            (g["lower"] <= theta) & (theta <= g["upper"])
+        )
+        hits["theta (no pooling)"] += np.mean(
+            (npool["lower"] <= theta) & (theta <= npool["upper"])
+        )
     seconds = time.perf_counter() - start
-    print(f"{args.n_sets} simulated rats data sets (seed {args.seed}), {seconds:.1f} s; "
-          f"{boundary} boundary fits")
+    print(
+        f"{args.n_sets} simulated rats data sets (seed {args.seed}), {seconds:.1f} s; "
+        f"{boundary} boundary fits"
+    )
     se = np.sqrt(0.95 * 0.05 / args.n_sets)
     print(f"Monte Carlo SE of a 95% coverage estimate: {se:.4f}")
     for name, count in hits.items():

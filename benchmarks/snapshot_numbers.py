@@ -43,17 +43,24 @@ def data_sets():
 def models(group, name):
     yield "complete", CompletePoolingBinomial(group=group)
     yield "no_pooling", NoPoolingBinomial(group=group)
-    yield "no_pooling_prior", NoPoolingBinomial(group=group, group_prior=Normal(-1.5, 1.0))
+    yield (
+        "no_pooling_prior",
+        NoPoolingBinomial(group=group, group_prior=Normal(-1.5, 1.0)),
+    )
     yield "multilevel_agq25", MultilevelBinomial(group=group)
     yield "multilevel_laplace", MultilevelBinomial(group=group, n_quad=1)
     yield "multilevel_blme", MultilevelBinomial(group=group, tau_prior=Gamma(2.5, 0))
     if name != "sim_binary":
-        yield "multilevel_coefprior", MultilevelBinomial(
-            group=group, coef_prior=Normal(0, 1.0), tau_prior=HalfCauchy(1.0)
+        yield (
+            "multilevel_coefprior",
+            MultilevelBinomial(
+                group=group, coef_prior=Normal(0, 1.0), tau_prior=HalfCauchy(1.0)
+            ),
         )
     if name in ("rats", "sim_boundary"):
-        yield "multilevel_bayes", MultilevelBinomial(
-            group=group, method="bayes", tau_prior=HalfCauchy(1.0)
+        yield (
+            "multilevel_bayes",
+            MultilevelBinomial(group=group, method="bayes", tau_prior=HalfCauchy(1.0)),
         )
 
 
@@ -90,9 +97,17 @@ def snapshot():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 est.fit(X, y)
-                for attr in ("intercept_", "coef_", "tau_", "loglik_", "aic_", "bic_",
-                             "group_intercepts_", "random_effects_",
-                             "random_effects_sd_"):
+                for attr in (
+                    "intercept_",
+                    "coef_",
+                    "tau_",
+                    "loglik_",
+                    "aic_",
+                    "bic_",
+                    "group_intercepts_",
+                    "random_effects_",
+                    "random_effects_sd_",
+                ):
                     if hasattr(est, attr):
                         _flat(f"{key}/{attr}", getattr(est, attr), out)
                 _call(out, f"{key}/predict_proba", lambda: est.predict_proba(X)[:, 1])
@@ -100,19 +115,27 @@ def snapshot():
                 _call(out, f"{key}/group_estimates", est.group_estimates)
                 if isinstance(est, NoPoolingBinomial):
                     for m in ("exact", "wald"):
-                        _call(out, f"{key}/group_estimates_{m}",
-                              lambda m=m: est.group_estimates(method=m))
+                        _call(
+                            out,
+                            f"{key}/group_estimates_{m}",
+                            lambda m=m: est.group_estimates(method=m),
+                        )
                 _call(out, f"{key}/vcov", est.vcov)
                 if not isinstance(est, NoPoolingBinomial):
                     for m in ("wald", "profile"):
-                        _call(out, f"{key}/confint_{m}",
-                              lambda m=m: est.confint(method=m))
+                        _call(
+                            out, f"{key}/confint_{m}", lambda m=m: est.confint(method=m)
+                        )
                 if isinstance(est, MultilevelBinomial):
                     _call(out, f"{key}/population_mean", est.population_.mean)
                     _call(out, f"{key}/prediction_interval", est.prediction_interval)
-                    _call(out, f"{key}/prediction_interval_param",
-                          lambda: est.prediction_interval(
-                              include_parameter_uncertainty=True))
+                    _call(
+                        out,
+                        f"{key}/prediction_interval_param",
+                        lambda: est.prediction_interval(
+                            include_parameter_uncertainty=True
+                        ),
+                    )
                     if est.method == "bayes":
                         _call(out, f"{key}/posterior_summary", est.posterior_summary)
     return out
@@ -123,9 +146,15 @@ def compare(before, after, tol):
     for key in sorted(set(before) | set(after)):
         a, b = before.get(key), after.get(key)
         if isinstance(a, float) and isinstance(b, float):
-            same = (math.isnan(a) and math.isnan(b)) or a == b or (
-                math.isfinite(a) and math.isfinite(b)
-                and abs(a - b) <= tol * max(1.0, abs(a)))
+            same = (
+                (math.isnan(a) and math.isnan(b))
+                or a == b
+                or (
+                    math.isfinite(a)
+                    and math.isfinite(b)
+                    and abs(a - b) <= tol * max(1.0, abs(a))
+                )
+            )
             if not same:
                 bad.append(f"{key}: {a!r} -> {b!r} (diff {b - a:.3g})")
         elif a != b:
@@ -146,8 +175,10 @@ def main(argv=None):
     if args.compare:
         before = json.loads(Path(args.compare).read_text())
         bad = compare(before, now, args.tol)
-        print(f"{len(before)} numbers before, {len(now)} after; "
-              f"{len(bad)} differ by more than {args.tol:g}")
+        print(
+            f"{len(before)} numbers before, {len(now)} after; "
+            f"{len(bad)} differ by more than {args.tol:g}"
+        )
         print("\n".join(bad))
         return 1 if bad else 0
     return 0

@@ -25,8 +25,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-import skre
 from numpydoc.xref import DEFAULT_LINKS
+
+import skre
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -51,9 +52,17 @@ extensions = [
     "matplotlib.sphinxext.plot_directive",
 ]
 
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "auto_examples/*.ipynb",
-                    "auto_examples/*.py", "auto_examples/*.zip", "auto_examples/*.json",
-                    "auto_examples/*.md5", "sg_execution_times.rst"]
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    "auto_examples/*.ipynb",
+    "auto_examples/*.py",
+    "auto_examples/*.zip",
+    "auto_examples/*.json",
+    "auto_examples/*.md5",
+    "sg_execution_times.rst",
+]
 templates_path = ["_templates"]
 default_role = "code"
 pygments_style = "sphinx"
@@ -76,9 +85,23 @@ autodoc_typehints = "none"
 numpydoc_show_class_members = False  # autodoc documents the members in full
 numpydoc_attributes_as_param_list = True
 numpydoc_xref_param_type = True
-numpydoc_xref_ignore = {"of", "shape", "or", "default", "optional", "n_groups",
-                        "n_covariates", "n_rows", "n_features", "n_samples", "n_classes",
-                        "n_outputs", "estimator", "prior", "object"}
+numpydoc_xref_ignore = {
+    "of",
+    "shape",
+    "or",
+    "default",
+    "optional",
+    "n_groups",
+    "n_covariates",
+    "n_rows",
+    "n_features",
+    "n_samples",
+    "n_classes",
+    "n_outputs",
+    "estimator",
+    "prior",
+    "object",
+}
 numpydoc_xref_aliases = {
     "DataFrame": "pandas.DataFrame",
     "Series": "pandas.Series",
@@ -128,8 +151,12 @@ html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
     # the wide comparison tables get the full width
-    "secondary_sidebar_items": {"**": ["page-toc"], "index": [], "lme4": [],
-                                "statsmodels": []},
+    "secondary_sidebar_items": {
+        "**": ["page-toc"],
+        "index": [],
+        "lme4": [],
+        "statsmodels": [],
+    },
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }
@@ -152,7 +179,9 @@ def _intersphinx_mapping():
     """``intersphinx_mapping`` with only the inventories we could download."""
     mode = os.environ.get("SKRE_DOCS_OFFLINE", "").strip().lower()
     if mode in {"1", "true", "yes", "on"}:
-        print("skre docs: SKRE_DOCS_OFFLINE is set; intersphinx is off.", file=sys.stderr)
+        print(
+            "skre docs: SKRE_DOCS_OFFLINE is set; intersphinx is off.", file=sys.stderr
+        )
         return {}
     strict = mode in {"0", "false", "no", "off"}
     cache = Path(tempfile.gettempdir()) / "skre-docs-intersphinx"
@@ -187,15 +216,21 @@ intersphinx_timeout = 10
 # (":class:`python:int`", ":term:`numpy:array_like`"); without those inventories
 # they would render as "python:int" or warn. Offline, alias them to plain
 # targets instead: unresolved :obj: references render as text, silently.
-_PLAIN_TYPES = {"array-like": "numpy.typing.ArrayLike",
-                "array_like": "numpy.typing.ArrayLike",
-                "boolean": "bool", "string": "str"}
+_PLAIN_TYPES = {
+    "array-like": "numpy.typing.ArrayLike",
+    "array_like": "numpy.typing.ArrayLike",
+    "boolean": "bool",
+    "string": "str",
+}
 for _key, _link in DEFAULT_LINKS.items():
-    if any(f"{p}:" in _link and p not in intersphinx_mapping for p in ("python", "numpy")):
+    if any(
+        f"{p}:" in _link and p not in intersphinx_mapping for p in ("python", "numpy")
+    ):
         numpydoc_xref_aliases.setdefault(_key, _PLAIN_TYPES.get(_key, _key))
 
 
 # -- Optional pages ----------------------------------------------------------
+
 
 def _optional_toctree_entries(app, docname, source):
     """Put ``validation`` in the Reference toctree only once the page exists

@@ -17,7 +17,9 @@ from skre.priors import HalfCauchy
 
 X, y = load_rats(return_X_y=True)
 ml = MultilevelBinomial(group="batch").fit(X, y)
-bayes = MultilevelBinomial(group="batch", method="bayes", tau_prior=HalfCauchy(1.0)).fit(X, y)
+bayes = MultilevelBinomial(
+    group="batch", method="bayes", tau_prior=HalfCauchy(1.0)
+).fit(X, y)
 print(bayes.posterior_summary().round(4))
 print(f"ML: b = {ml.intercept_:.4f}, tau = {ml.tau_:.4f}")
 
@@ -27,8 +29,14 @@ print(f"ML: b = {ml.intercept_:.4f}, tau = {ml.tau_:.4f}")
 post = bayes._hyper
 tau_nodes = np.exp(post.nodes[:, -1])
 fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.hist(tau_nodes, bins=40, weights=post.weights, density=True, alpha=0.6,
-        label="posterior of tau (quadrature nodes)")
+ax.hist(
+    tau_nodes,
+    bins=40,
+    weights=post.weights,
+    density=True,
+    alpha=0.6,
+    label="posterior of tau (quadrature nodes)",
+)
 ax.axvline(ml.tau_, color="k", label=f"ML estimate {ml.tau_:.3f}")
 lo, hi = ml.confint(method="profile").loc["tau"]
 ax.axvspan(lo, hi, color="grey", alpha=0.15, label="ML profile 95% interval")
@@ -40,9 +48,14 @@ ax.legend()
 # predictive interval, which widens when tau's uncertainty is included.
 g_ml, g_b = ml.group_estimates(), bayes.group_estimates()
 fig, ax = plt.subplots(figsize=(5, 5))
-ax.errorbar(g_ml["estimate"], g_b["estimate"],
-            yerr=[g_b["estimate"] - g_b["lower"], g_b["upper"] - g_b["estimate"]],
-            fmt="o", ms=3, alpha=0.6)
+ax.errorbar(
+    g_ml["estimate"],
+    g_b["estimate"],
+    yerr=[g_b["estimate"] - g_b["lower"], g_b["upper"] - g_b["estimate"]],
+    fmt="o",
+    ms=3,
+    alpha=0.6,
+)
 ax.plot([0, 0.35], [0, 0.35], "k--", lw=1)
 ax.set_xlabel("ML (conditional mode)")
 ax.set_ylabel("Bayes (posterior mean, 95% interval)")

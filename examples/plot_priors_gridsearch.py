@@ -31,8 +31,11 @@ cv = GroupKFold(n_splits=5)
 # scale is close to complete pooling, a large one close to no pooling. The score
 # is the mean log predictive probability per rat in held-out batches.
 scales = np.array([0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0, 1.5, 2.0, 3.0])
-grid = GridSearchCV(NoPoolingBinomial(group="batch"),
-                    {"group_prior": [Normal(-1.9, float(s)) for s in scales]}, cv=cv)
+grid = GridSearchCV(
+    NoPoolingBinomial(group="batch"),
+    {"group_prior": [Normal(-1.9, float(s)) for s in scales]},
+    cv=cv,
+)
 grid.fit(X, y, groups=X["batch"])
 results = pd.DataFrame(grid.cv_results_)
 print(results[["param_group_prior", "mean_test_score"]].round(4).to_string(index=False))
@@ -40,13 +43,17 @@ print("best:", grid.best_params_["group_prior"])
 
 reference = {
     name: cross_val_score(est, X, y, cv=cv, groups=X["batch"]).mean()
-    for name, est in [("complete pooling", CompletePoolingBinomial(group="batch")),
-                      ("multilevel (tau estimated)", MultilevelBinomial(group="batch"))]
+    for name, est in [
+        ("complete pooling", CompletePoolingBinomial(group="batch")),
+        ("multilevel (tau estimated)", MultilevelBinomial(group="batch")),
+    ]
 }
 m4 = MultilevelBinomial(group="batch").fit(X, y)
 
 fig, ax = plt.subplots(figsize=(6.4, 4))
-ax.plot(scales, results["mean_test_score"], "o-", label="no pooling + Normal(-1.9, scale)")
+ax.plot(
+    scales, results["mean_test_score"], "o-", label="no pooling + Normal(-1.9, scale)"
+)
 for (name, score), style in zip(reference.items(), [":", "--"]):
     ax.axhline(score, color="k", linestyle=style, label=name)
 ax.axvline(m4.tau_, color="C1", alpha=0.5, label=f"multilevel tau = {m4.tau_:.3f}")
@@ -73,6 +80,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # the boundary fits warn
     for prior in [None, Gamma(2.5, 0), HalfCauchy(1.0), HalfNormal(0.5)]:
         fit = MultilevelBinomial(group="group", tau_prior=prior).fit(Xs, ys)
-        print(f"tau_prior={prior!r:26} tau = {fit.tau_:.3f}  boundary = {fit.boundary_}")
+        print(
+            f"tau_prior={prior!r:26} tau = {fit.tau_:.3f}  boundary = {fit.boundary_}"
+        )
 
 plt.show()

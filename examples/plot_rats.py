@@ -24,8 +24,10 @@ X, y = load_rats(return_X_y=True)  # X: column "batch"; y: columns m (tumours), 
 m3 = NoPoolingBinomial(group="batch").fit(X, y)
 m4 = MultilevelBinomial(group="batch").fit(X, y)
 print(f"M4: b = {m4.intercept_:.4f}, tau = {m4.tau_:.4f}")
-print(f"    median theta expit(b) = {m4.population_.median():.4f}, "
-      f"mean theta E[theta] = {m4.population_.mean():.4f}")
+print(
+    f"    median theta expit(b) = {m4.population_.median():.4f}, "
+    f"mean theta E[theta] = {m4.population_.mean():.4f}"
+)
 
 # %%
 # Shrinkage

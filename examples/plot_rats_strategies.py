@@ -20,9 +20,11 @@ models = {
 for name, model in models.items():
     model.fit(X, y)
     table = model.group_estimates()
-    print(f"{name:>8} pooling: batch 1 (0/20) {table.loc[1, 'estimate']:.3f} "
-          f"[{table.loc[1, 'lower']:.3f}, {table.loc[1, 'upper']:.3f}], "
-          f"logLik {model.loglik_:.2f}")
+    print(
+        f"{name:>8} pooling: batch 1 (0/20) {table.loc[1, 'estimate']:.3f} "
+        f"[{table.loc[1, 'lower']:.3f}, {table.loc[1, 'upper']:.3f}], "
+        f"logLik {model.loglik_:.2f}"
+    )
 
 # %%
 # Held-out batches: mean log predictive probability per rat (higher is better).

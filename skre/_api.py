@@ -4,8 +4,15 @@ import numpy as np
 import pandas as pd
 
 
-def binomial_model(successes, trials, group=None, data=None, multilevel=False,
-                   covariates=None, **params):
+def binomial_model(
+    successes,
+    trials,
+    group=None,
+    data=None,
+    multilevel=False,
+    covariates=None,
+    **params,
+):
     """Fit one of the three strategies, like the lecture's R ``binomial_model``.
 
     Parameters
@@ -50,8 +57,10 @@ def binomial_model(successes, trials, group=None, data=None, multilevel=False,
             if data is None:
                 raise ValueError(f"{name}={v!r} is a column name but data is None.")
             if v not in data.columns:
-                raise ValueError(f"{name} column {v!r} is not in data; its columns are "
-                                 f"{list(map(str, data.columns))}.")
+                raise ValueError(
+                    f"{name} column {v!r} is not in data; its columns are "
+                    f"{list(map(str, data.columns))}."
+                )
             return data[v].to_numpy()
         return np.asarray(v)
 

@@ -14,8 +14,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils.validation import check_is_fitted
 
 from ._core.grouping import collapse, standardize
-from .exceptions import CollinearityWarning, SeparationWarning
 from ._validation import check_labels, factorize, prepare, split_X
+from .exceptions import CollinearityWarning, SeparationWarning
 
 
 class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
@@ -50,13 +50,15 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         self : object
         """
         if self._requires_group and self.group is None:
-            raise ValueError(f"{type(self).__name__} needs group=: the name (DataFrame) "
-                             "or position (array) of the column of group labels in X.")
+            raise ValueError(
+                f"{type(self).__name__} needs group=: the name (DataFrame) "
+                "or position (array) of the column of group labels in X."
+            )
         d = prepare(self, X, y, sample_weight, reset=True)
         self._fit(d)
         return self
 
-    # -- shared fitting steps -------------------------------------------------
+    # -- shared fitting steps ---------------------------------------------------------
     def _code_groups(self, d):
         """Integer group codes of the rows that carry trials; sets ``groups_``."""
         if d.labels is None:
@@ -71,13 +73,16 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         return codes.ravel(), keep
 
     def _collapse(self, d, codes, keep):
-        """Rows that carry trials, merged by (group, covariates), covariates standardized.
+        """Rows that carry trials, merged by (group, covariates); covariates
+        standardized.
 
         Standardizing the collapsed rows (not the input rows) makes the fit a
         function of the data alone: row order, weights and repeated rows give
         bit-identical results.
         """
-        data = collapse(codes, d.Z[keep], d.successes[keep], d.trials[keep], len(self.groups_))
+        data = collapse(
+            codes, d.Z[keep], d.successes[keep], d.trials[keep], len(self.groups_)
+        )
         data.Z, self._z_mean, self._z_scale = standardize(data.Z, data.trials)
         self._aliased = np.zeros(data.Z.shape[1], dtype=bool)
         self._train = data
@@ -94,17 +99,27 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             overall = _aliased_columns(data, False) if within_groups else self._aliased
             data.Z[:, self._aliased] = 0.0
             for mask, where in (
-                    (self._aliased & overall,
-                     "constant or a linear combination of the other covariates"),
-                    (self._aliased & ~overall,
-                     "constant within every group (or a combination of other covariates "
-                     "within groups), so not identified next to the per-group intercepts "
-                     "(MultilevelBinomial does identify group-level covariates)")):
+                (
+                    self._aliased & overall,
+                    "constant or a linear combination of the other covariates",
+                ),
+                (
+                    self._aliased & ~overall,
+                    "constant within every group (or a combination of other "
+                    "covariates within groups), so not identified next to the "
+                    "per-group intercepts "
+                    "(MultilevelBinomial does identify group-level covariates)",
+                ),
+            ):
                 if mask.any():
                     names = ", ".join(repr(str(c)) for c in self.covariates_[mask])
-                    warnings.warn(f"{type(self).__name__}: covariate {names} is {where}; it "
-                                  "is dropped from the fit (coefficient 0). Remove it to "
-                                  "silence this warning.", CollinearityWarning, stacklevel=4)
+                    warnings.warn(
+                        f"{type(self).__name__}: covariate {names} is {where}; it "
+                        "is dropped from the fit (coefficient 0). Remove it to "
+                        "silence this warning.",
+                        CollinearityWarning,
+                        stacklevel=4,
+                    )
         return data
 
     def _warn_if_separated(self, eta):
@@ -118,17 +133,25 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         total, trials = data.successes.sum(), data.trials.sum()
         if total == 0 or total == trials:
             what = "failure" if total == 0 else "success"
-            warnings.warn(f"{type(self).__name__}: every trial is a {what}, so the "
-                          f"estimated probability is {0 if total == 0 else 1} and the "
-                          "intercept is infinite. A prior on the intercept or the groups "
-                          "gives finite estimates.", SeparationWarning, stacklevel=4)
+            warnings.warn(
+                f"{type(self).__name__}: every trial is a {what}, so the "
+                f"estimated probability is {0 if total == 0 else 1} and the "
+                "intercept is infinite. A prior on the intercept or the groups "
+                "gives finite estimates.",
+                SeparationWarning,
+                stacklevel=4,
+            )
         elif np.any(np.abs(eta[np.isfinite(eta)]) > 30.0):  # p within 1e-13 of 0 or 1
-            warnings.warn(f"{type(self).__name__}: fitted probabilities numerically 0 or 1 "
-                          "occurred: the covariates separate successes from failures "
-                          "(perfect separation), so some slopes have infinite maximum-"
-                          "likelihood estimates and the reported ones are where the "
-                          "optimizer stopped. A coef_prior (e.g. Normal(0, 2.5)) gives "
-                          "finite estimates.", SeparationWarning, stacklevel=4)
+            warnings.warn(
+                f"{type(self).__name__}: fitted probabilities numerically 0 or 1 "
+                "occurred: the covariates separate successes from failures "
+                "(perfect separation), so some slopes have infinite maximum-"
+                "likelihood estimates and the reported ones are where the "
+                "optimizer stopped. A coef_prior (e.g. Normal(0, 2.5)) gives "
+                "finite estimates.",
+                SeparationWarning,
+                stacklevel=4,
+            )
 
     def _scaled(self, Z):
         """Covariates as the core saw them in fit: standardized, aliased ones zeroed."""
@@ -155,7 +178,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         check_labels(labels)
         return self._group_index.get_indexer(labels)
 
-    # -- prediction -------------------------------------------------------------
+    # -- prediction -------------------------------------------------------------------
     def decision_function(self, X):
         """Log-odds of success, ``logit P(y = classes_[1] | X)``.
 
@@ -290,9 +313,16 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         M = data.group_sum(data.successes)
         N = data.group_sum(data.trials)
         return pd.DataFrame(
-            {"trials": N, "successes": M, "observed": M / N, "estimate": est,
-             "lower": lower, "upper": upper},
-            index=pd.Index(self.groups_, name="group"))
+            {
+                "trials": N,
+                "successes": M,
+                "observed": M / N,
+                "estimate": est,
+                "lower": lower,
+                "upper": upper,
+            },
+            index=pd.Index(self.groups_, name="group"),
+        )
 
     def _group_mean_probability(self, offset_rows, shift):
         """Trials-weighted mean of ``expit(offset + shift[group])`` per group."""
@@ -328,7 +358,9 @@ def _aliased_columns(data, within_groups):
         gram -= np.outer(total, total) / w.sum()
     threshold = 1e-14 * w.sum()
     A = gram.copy()
-    for j in range(len(A)):  # in column order, so the later of two collinear columns goes (as R)
+    for j in range(
+        len(A)
+    ):  # in column order, so the later of two collinear columns goes (as R)
         if A[j, j] <= threshold:
             aliased[j] = True
             continue

@@ -28,6 +28,7 @@ def _neg_logpost(est):
         g = g.copy()
         g[-1] -= 1.0
         return f - x[-1], g
+
     return fun_grad
 
 
@@ -73,7 +74,9 @@ def posterior_summary(est):
         q = marginal_quantiles(est._neg_logpost, post, c, [0.025, 0.975])
         rows.append((post.mean(vals), post.sd(vals), *q))
     tau = np.exp(x[:, -1])
-    q = np.exp(marginal_quantiles(est._neg_logpost, post, np.eye(p + 2)[-1], [0.025, 0.975]))
+    q = np.exp(
+        marginal_quantiles(est._neg_logpost, post, np.eye(p + 2)[-1], [0.025, 0.975])
+    )
     rows.append((post.mean(tau), post.sd(tau), *q))
     return pd.DataFrame(rows, index=names, columns=["mean", "sd", "2.5%", "97.5%"])
 
@@ -112,13 +115,17 @@ def group_intervals(est, level, n_grid=801, span=10.0):
         mix += w * dens
         pi = np.exp(post.log_weights)
         rows = expit(offset[:, None] + tau * post.nodes[d.codes])
-        estimate += w * np.sum(pi * d.group_sum(d.trials[:, None] * rows)
-                               / d.group_sum(d.trials)[:, None], axis=1)
-    cdf = np.concatenate([np.zeros((d.n_groups, 1)),
-                          cumulative_simpson(mix, x=grid, axis=1)], axis=1)
+        estimate += w * np.sum(
+            pi * d.group_sum(d.trials[:, None] * rows) / d.group_sum(d.trials)[:, None],
+            axis=1,
+        )
+    cdf = np.concatenate(
+        [np.zeros((d.n_groups, 1)), cumulative_simpson(mix, x=grid, axis=1)], axis=1
+    )
     cdf = np.maximum.accumulate(cdf / cdf[:, -1:], axis=1)
-    q = np.array([[np.interp(p, cdf[g], grid[g]) for p in (a, 1 - a)]
-                  for g in range(d.n_groups)])
+    q = np.array(
+        [[np.interp(p, cdf[g], grid[g]) for p in (a, 1 - a)] for g in range(d.n_groups)]
+    )
     unit = est._unit
     return estimate[unit], expit(q[unit, 0]), expit(q[unit, 1])
 

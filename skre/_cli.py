@@ -16,8 +16,11 @@ from ._multilevel import MultilevelBinomial
 from ._pooling import CompletePoolingBinomial, NoPoolingBinomial
 from .exceptions import BoundaryWarning
 
-MODELS = {"complete pooling": CompletePoolingBinomial, "no pooling": NoPoolingBinomial,
-          "partial pooling": MultilevelBinomial}
+MODELS = {
+    "complete pooling": CompletePoolingBinomial,
+    "no pooling": NoPoolingBinomial,
+    "partial pooling": MultilevelBinomial,
+}
 ASCII = str.maketrans({"τ": "tau", "θ": "theta", "±": "+/-", "…": "...", "—": "-"})
 DESCRIPTION = """\
 Fit three binomial models to grouped data (m successes out of n trials per group)
@@ -28,27 +31,55 @@ tumour data (71 batches of rats)."""
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog="skre", description=DESCRIPTION,
-                                epilog="example: skre data.csv --successes m --trials n "
-                                       "--group batch --covariates dose")
-    p.add_argument("file", nargs="?", metavar="FILE.csv",
-                   help="CSV with one row per group (counts) or per trial (--outcome)")
+    p = argparse.ArgumentParser(
+        prog="skre",
+        description=DESCRIPTION,
+        epilog="example: skre data.csv --successes m --trials n "
+        "--group batch --covariates dose",
+    )
+    p.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE.csv",
+        help="CSV with one row per group (counts) or per trial (--outcome)",
+    )
     p.add_argument("--successes", metavar="COL", help="column of success counts")
     p.add_argument("--trials", metavar="COL", help="column of trial counts")
-    p.add_argument("--outcome", metavar="COL",
-                   help="column of 0/1 outcomes, one trial per row (instead of "
-                        "--successes/--trials)")
-    p.add_argument("--group", metavar="COL", help="column of group labels (required with FILE)")
-    p.add_argument("--covariates", metavar="COL", nargs="+", default=[],
-                   help="numeric covariate columns (fixed effects); give FILE.csv first")
-    p.add_argument("--level", type=float, default=0.95,
-                   help="coverage of the intervals (default: 0.95)")
-    p.add_argument("--folds", type=int, default=5,
-                   help="folds of GroupKFold for the held-out-group score (default: 5)")
-    p.add_argument("--plot", metavar="DIR",
-                   help="also write shrinkage.png, population.png and caterpillar.png "
-                        "(of the partial-pooling fit) to DIR, created if missing; needs "
-                        "matplotlib")
+    p.add_argument(
+        "--outcome",
+        metavar="COL",
+        help="column of 0/1 outcomes, one trial per row (instead of "
+        "--successes/--trials)",
+    )
+    p.add_argument(
+        "--group", metavar="COL", help="column of group labels (required with FILE)"
+    )
+    p.add_argument(
+        "--covariates",
+        metavar="COL",
+        nargs="+",
+        default=[],
+        help="numeric covariate columns (fixed effects); give FILE.csv first",
+    )
+    p.add_argument(
+        "--level",
+        type=float,
+        default=0.95,
+        help="coverage of the intervals (default: 0.95)",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        help="folds of GroupKFold for the held-out-group score (default: 5)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="also write shrinkage.png, population.png and caterpillar.png "
+        "(of the partial-pooling fit) to DIR, created if missing; needs "
+        "matplotlib",
+    )
     return p
 
 
@@ -73,15 +104,23 @@ def _plots(models, level, directory):
 
     _, npool, ml = models.values()
     draw = {
-        "shrinkage": lambda ax: ShrinkageDisplay.from_estimators(npool, ml, level=level, ax=ax),
-        "population": lambda ax: PopulationDisplay.from_estimator(ml, level=level, ax=ax),
-        "caterpillar": lambda ax: CaterpillarDisplay.from_estimator(ml, level=level, ax=ax),
+        "shrinkage": lambda ax: ShrinkageDisplay.from_estimators(
+            npool, ml, level=level, ax=ax
+        ),
+        "population": lambda ax: PopulationDisplay.from_estimator(
+            ml, level=level, ax=ax
+        ),
+        "caterpillar": lambda ax: CaterpillarDisplay.from_estimator(
+            ml, level=level, ax=ax
+        ),
     }
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for kind, plot in draw.items():
-        fig = Figure(figsize=default_figsize(kind, len(ml.groups_)), layout="constrained")
+        fig = Figure(
+            figsize=default_figsize(kind, len(ml.groups_)), layout="constrained"
+        )
         plot(fig.subplots())
         paths.append(directory / f"{kind}.png")
         fig.savefig(paths[-1], dpi=120)  # a PNG: drawn by Agg
@@ -95,44 +134,77 @@ def _load(parser, args):
     if args.folds < 2:
         parser.error(f"--folds must be at least 2; got {args.folds}")
     if args.file is None:
-        if args.successes or args.trials or args.outcome or args.group or args.covariates:
-            parser.error("--successes, --trials, --outcome, --group and --covariates "
-                         "need a CSV FILE")
+        if (
+            args.successes
+            or args.trials
+            or args.outcome
+            or args.group
+            or args.covariates
+        ):
+            parser.error(
+                "--successes, --trials, --outcome, --group and --covariates "
+                "need a CSV FILE"
+            )
         from .datasets import load_rats
 
         X, y = load_rats(return_X_y=True)
-        return SimpleNamespace(title="Rats tumour data (bundled)", X=X, y=y, group="batch",
-                               noun="batch", nouns="batches", unit="rat")
+        return SimpleNamespace(
+            title="Rats tumour data (bundled)",
+            X=X,
+            y=y,
+            group="batch",
+            noun="batch",
+            nouns="batches",
+            unit="rat",
+        )
     try:
         frame = pd.read_csv(args.file)
     except (OSError, ValueError) as exc:  # missing, unreadable or not a CSV
-        parser.error(f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}")
+        parser.error(
+            f"cannot read {args.file}: {getattr(exc, 'strerror', None) or exc}"
+        )
     available = ", ".join(map(str, frame.columns))
     if not args.group:
-        parser.error(f"--group is required with a CSV file; its columns are: {available}")
+        parser.error(
+            f"--group is required with a CSV file; its columns are: {available}"
+        )
     if args.outcome and (args.successes or args.trials):
         parser.error("give either --outcome or --successes and --trials, not both")
     if not args.outcome and not (args.successes and args.trials):
-        parser.error(f"give --successes and --trials (counts) or --outcome (0/1 rows); "
-                     f"the columns of {args.file} are: {available}")
+        parser.error(
+            f"give --successes and --trials (counts) or --outcome (0/1 rows); "
+            f"the columns of {args.file} are: {available}"
+        )
     ys = [args.outcome] if args.outcome else [args.successes, args.trials]
     wanted = [args.group, *args.covariates, *ys]
     missing = [c for c in dict.fromkeys(wanted) if c not in frame.columns]
     if missing:
-        parser.error(f"column{'s' if len(missing) > 1 else ''} "
-                     f"{', '.join(map(repr, missing))} not in "
-                     f"{args.file}; its columns are: {available}")
+        parser.error(
+            f"column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(map(repr, missing))} not in "
+            f"{args.file}; its columns are: {available}"
+        )
     if len(set(wanted)) < len(wanted):
         parser.error("each column may be used once (group, covariates, outcome)")
-    return SimpleNamespace(title=Path(args.file).name, X=frame[[args.group, *args.covariates]],
-                           y=frame[ys[0]] if args.outcome else frame[ys], group=args.group,
-                           noun="group", nouns=f"groups (column {args.group!r})", unit="trial")
+    return SimpleNamespace(
+        title=Path(args.file).name,
+        X=frame[[args.group, *args.covariates]],
+        y=frame[ys[0]] if args.outcome else frame[ys],
+        group=args.group,
+        noun="group",
+        nouns=f"groups (column {args.group!r})",
+        unit="trial",
+    )
 
 
 def _fit(d):
     """Fit the three models; return them and a note per warning raised."""
-    return _recorded(lambda: {name: cls(group=d.group).fit(d.X, d.y)
-                              for name, cls in MODELS.items()}, "")
+    return _recorded(
+        lambda: {
+            name: cls(group=d.group).fit(d.X, d.y) for name, cls in MODELS.items()
+        },
+        "",
+    )
 
 
 def _cross_validate(d, models, folds):
@@ -142,13 +214,21 @@ def _cross_validate(d, models, folds):
         return None, 0, ["note: cross-validation needs at least 2 groups; skipped"]
     notes = []
     if n_groups < folds:
-        notes.append(f"note: only {n_groups} groups, so {n_groups} folds "
-                     f"(leave one group out) instead of {folds}")
+        notes.append(
+            f"note: only {n_groups} groups, so {n_groups} folds "
+            f"(leave one group out) instead of {folds}"
+        )
         folds = n_groups
     cv = GroupKFold(n_splits=folds)
-    scores, cv_notes = _recorded(lambda: {
-        name: cross_val_score(est, d.X, d.y, cv=cv, groups=d.X[d.group], error_score="raise")
-        for name, est in models.items()}, " (cross-validation)")
+    scores, cv_notes = _recorded(
+        lambda: {
+            name: cross_val_score(
+                est, d.X, d.y, cv=cv, groups=d.X[d.group], error_score="raise"
+            )
+            for name, est in models.items()
+        },
+        " (cross-validation)",
+    )
     return scores, folds, notes + cv_notes
 
 
@@ -162,8 +242,10 @@ def _recorded(task, where):
     lines = []
     for w in caught:
         if issubclass(w.category, BoundaryWarning):
-            text = ("τ = 0 (a boundary fit): no variation between groups beyond binomial "
-                    "noise, so partial pooling = complete pooling")
+            text = (
+                "τ = 0 (a boundary fit): no variation between groups beyond binomial "
+                "noise, so partial pooling = complete pooling"
+            )
         else:
             text = str(w.message).split(". ")[0].rstrip(".")
             text = text if len(text) <= 150 else text[:149] + "…"
@@ -179,7 +261,9 @@ def _header(d, models):
     if len(cp.covariates_):
         lines[0] += f"; covariates: {', '.join(cp.covariates_)}"
     if isinstance(d.y, pd.Series):
-        lines.append(f"outcome: one {d.unit} per row, success: {d.y.name} = {cp.classes_[1]}")
+        lines.append(
+            f"outcome: one {d.unit} per row, success: {d.y.name} = {cp.classes_[1]}"
+        )
     return lines
 
 
@@ -190,23 +274,31 @@ def _coefs(est):
 def _model_lines(d, models, level):
     cp, npool, ml = models.values()
     if len(cp.covariates_):
-        texts = [f"intercept {cp.intercept_:.3f}{_coefs(cp)}",
-                 f"{len(npool.groups_)} {d.noun} intercepts{_coefs(npool)}"]
+        texts = [
+            f"intercept {cp.intercept_:.3f}{_coefs(cp)}",
+            f"{len(npool.groups_)} {d.noun} intercepts{_coefs(npool)}",
+        ]
         at = ", at the covariate means"
     else:
         p = cp.group_estimates(level).iloc[0]
-        texts = [f"intercept {cp.intercept_:.3f}; θ = {p.estimate:.3f} "
-                 f"[{p.lower:.3f}, {p.upper:.3f}] in every {d.noun}",
-                 f"{len(npool.groups_)} {d.noun} intercepts; θ = the observed proportion"]
+        texts = [
+            f"intercept {cp.intercept_:.3f}; θ = {p.estimate:.3f} "
+            f"[{p.lower:.3f}, {p.upper:.3f}] in every {d.noun}",
+            f"{len(npool.groups_)} {d.noun} intercepts; θ = the observed proportion",
+        ]
         at = ""
     texts.append(f"b (intercept) {ml.intercept_:.3f}, τ {ml.tau_:.3f}{_coefs(ml)}")
     pop = ml.population_
     lo, hi = pop.interval(level)
     lines = ["", f"{'model':<17} {'logLik':>8} {'AIC':>7}  estimates"]
-    lines += [f"{name:<17} {est.loglik_:8.2f} {est.aic_:7.1f}  {text}"
-              for (name, est), text in zip(models.items(), texts)]
-    lines += [f"{'':36}new {d.noun}: median θ {pop.median():.3f}, mean θ {pop.mean():.3f},",
-              f"{'':36}{100 * level:g}% interval [{lo:.3f}, {hi:.3f}]{at}"]
+    lines += [
+        f"{name:<17} {est.loglik_:8.2f} {est.aic_:7.1f}  {text}"
+        for (name, est), text in zip(models.items(), texts)
+    ]
+    lines += [
+        f"{'':36}new {d.noun}: median θ {pop.median():.3f}, mean θ {pop.mean():.3f},",
+        f"{'':36}{100 * level:g}% interval [{lo:.3f}, {hi:.3f}]{at}",
+    ]
     return lines
 
 
@@ -214,9 +306,13 @@ def _chosen(table):
     """Positions and tags of the rows to show, in order of observed proportion."""
     order = np.argsort(table["observed"].to_numpy(), kind="stable")
     picks = {}
-    for tag, pos in (("lowest", order[0]), ("median", order[(len(order) - 1) // 2]),
-                     ("highest", order[-1]), ("most trials", table["trials"].argmax()),
-                     ("last", len(order) - 1)):
+    for tag, pos in (
+        ("lowest", order[0]),
+        ("median", order[(len(order) - 1) // 2]),
+        ("highest", order[-1]),
+        ("most trials", table["trials"].argmax()),
+        ("last", len(order) - 1),
+    ):
         picks.setdefault(int(pos), []).append(tag)
     return [(pos, ", ".join(picks[pos])) for pos in order if pos in picks]
 
@@ -226,16 +322,26 @@ def _group_lines(d, models, level):
     first = tables[0]
     chosen = _chosen(first)
     labels = [str(first.index[pos])[:16] for pos, _ in chosen]
-    counts = [f"{first.successes.iloc[p]:.0f}/{first.trials.iloc[p]:.0f}" for p, _ in chosen]
+    counts = [
+        f"{first.successes.iloc[p]:.0f}/{first.trials.iloc[p]:.0f}" for p, _ in chosen
+    ]
     lw, cw = max(len(d.noun), *map(len, labels)), max(3, *map(len, counts))
-    lines = ["", f"θ by {d.noun}: estimate [{100 * level:g}% interval] for a few {d.nouns}",
-             f"{d.noun:>{lw}}  {'observed':<{cw + 6}}"
-             + "".join(f"  {name:<20}" for name in models)]
+    lines = [
+        "",
+        f"θ by {d.noun}: estimate [{100 * level:g}% interval] for a few {d.nouns}",
+        f"{d.noun:>{lw}}  {'observed':<{cw + 6}}"
+        + "".join(f"  {name:<20}" for name in models),
+    ]
     for label, count, (pos, tag) in zip(labels, counts, chosen):
-        cells = "".join(f"  {t.estimate.iloc[pos]:.3f} [{t.lower.iloc[pos]:.3f}, "
-                        f"{t.upper.iloc[pos]:.3f}]" for t in tables)
-        lines.append(f"{label:>{lw}}  {count:>{cw}} {first.observed.iloc[pos]:.3f}"
-                     f"{cells}  ({tag})")
+        cells = "".join(
+            f"  {t.estimate.iloc[pos]:.3f} [{t.lower.iloc[pos]:.3f}, "
+            f"{t.upper.iloc[pos]:.3f}]"
+            for t in tables
+        )
+        lines.append(
+            f"{label:>{lw}}  {count:>{cw}} {first.observed.iloc[pos]:.3f}"
+            f"{cells}  ({tag})"
+        )
     return lines
 
 
@@ -243,12 +349,20 @@ def _score_lines(d, scores, folds):
     if scores is None:
         return []
     best = max(round(s.mean(), 4) for s in scores.values())
-    lines = ["", f"Held-out score ({folds}-fold GroupKFold, mean ± sd over folds): mean log "
-             f"predictive", f"probability per {d.unit} in {d.nouns} left out of the fit "
-             "(higher is better)"]
-    lines += [f"  {name:<17} {s.mean():.4f} ± {s.std(ddof=1):.4f}"
-              + ("  best" if round(s.mean(), 4) == best else "") for name, s in scores.items()]
-    lines.append(f"  (no pooling predicts a new {d.noun} with the complete-pooling fit)")
+    lines = [
+        "",
+        f"Held-out score ({folds}-fold GroupKFold, mean ± sd over folds): mean log "
+        f"predictive",
+        f"probability per {d.unit} in {d.nouns} left out of the fit (higher is better)",
+    ]
+    lines += [
+        f"  {name:<17} {s.mean():.4f} ± {s.std(ddof=1):.4f}"
+        + ("  best" if round(s.mean(), 4) == best else "")
+        for name, s in scores.items()
+    ]
+    lines.append(
+        f"  (no pooling predicts a new {d.noun} with the complete-pooling fit)"
+    )
     return lines
 
 
@@ -290,12 +404,19 @@ def main(argv=None):
     except (ValueError, TypeError) as exc:
         message = str(exc).splitlines()[0]
         if re.search(r"\brows? \d", message):
-            message += " (rows count from 0: the first row after the CSV header is row 0)"
+            message += (
+                " (rows count from 0: the first row after the CSV header is row 0)"
+            )
         print(f"skre: error: {message}", file=sys.stderr)
         return 1
-    lines = [*_header(d, models), *_model_lines(d, models, args.level), *fit_notes,
-             *_group_lines(d, models, args.level), *_score_lines(d, scores, folds),
-             *cv_notes]
+    lines = [
+        *_header(d, models),
+        *_model_lines(d, models, args.level),
+        *fit_notes,
+        *_group_lines(d, models, args.level),
+        *_score_lines(d, scores, folds),
+        *cv_notes,
+    ]
     text = "\n".join(line.rstrip() for line in lines)
     try:
         text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
@@ -310,8 +431,10 @@ def main(argv=None):
     try:
         paths = _plots(models, args.level, args.plot)
     except OSError as exc:
-        print(f"skre: error: cannot write plots to {args.plot}: "
-              f"{exc.strerror or exc}", file=sys.stderr)
+        print(
+            f"skre: error: cannot write plots to {args.plot}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 1
     try:
         print("\n".join(f"plot: {path}" for path in paths), flush=True)

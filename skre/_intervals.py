@@ -41,7 +41,9 @@ def _interior(est):
     x_hat = np.r_[est._theta_std[:-1], np.log(est.tau_)]
     free = np.r_[~est._aliased, True, True]
     if est._hess is None:
-        est._hess = measured_hessian(negative_loglik(est._model, est._log_prior), x_hat, free)
+        est._hess = measured_hessian(
+            negative_loglik(est._model, est._log_prior), x_hat, free
+        )
     return x_hat, free, est._hess, free_inverse(est._hess, free)
 
 
@@ -95,8 +97,17 @@ def multilevel_confint(est, level, method):
             rows = profile_rows(fg, x_cp, C, H, free, se, level)
             x_small = np.r_[cp.coef, cp.intercepts[0], np.log(1e-6)]
             fx = np.r_[~est._aliased, True, True]
-            upper = profile_rows(nll, x_small, last, np.eye(p + 2), fx, [1.0], level,
-                                 lower_limit=-np.inf, f_at_lower_limit=-cp.loglik)
+            upper = profile_rows(
+                nll,
+                x_small,
+                last,
+                np.eye(p + 2),
+                fx,
+                [1.0],
+                level,
+                lower_limit=-np.inf,
+                f_at_lower_limit=-cp.loglik,
+            )
             tau_row = (0.0, float(np.exp(upper[0][1])))
         return table(est, [*rows, tau_row], level)
     x_hat, free, H, cov = _interior(est)
@@ -107,8 +118,17 @@ def multilevel_confint(est, level, method):
     tau_row = (est.tau_ * np.exp(-z * se_log_tau), est.tau_ * np.exp(z * se_log_tau))
     if method == "profile":
         rows = profile_rows(nll, x_hat, C, H, free, se, level)
-        ends = profile_rows(nll, x_hat, last, H, free, [se_log_tau], level,
-                            lower_limit=-np.inf, f_at_lower_limit=-_pooled(est).loglik)[0]
+        ends = profile_rows(
+            nll,
+            x_hat,
+            last,
+            H,
+            free,
+            [se_log_tau],
+            level,
+            lower_limit=-np.inf,
+            f_at_lower_limit=-_pooled(est).loglik,
+        )[0]
         tau_row = tuple(float(np.exp(e)) for e in ends)
     return table(est, [*rows, tau_row], level)
 
@@ -140,13 +160,16 @@ def user_map(est, intercept_first):
 
 
 def table(est, rows, level):
-    names = ["intercept", *map(str, est.covariates_), *(["tau"] if len(rows) > 1 + len(
-        est.covariates_) else [])]
+    names = [
+        "intercept",
+        *map(str, est.covariates_),
+        *(["tau"] if len(rows) > 1 + len(est.covariates_) else []),
+    ]
     lo, hi = np.array(rows, dtype=float).T
     a = 100 * (1 - level) / 2
     frame = pd.DataFrame({f"{a:g}%": lo, f"{100 - a:g}%": hi}, index=names)
     aliased = np.zeros(len(rows), dtype=bool)
-    aliased[1:1 + len(est._aliased)] = est._aliased
+    aliased[1 : 1 + len(est._aliased)] = est._aliased
     frame.loc[aliased] = np.nan
     return frame
 
@@ -175,8 +198,10 @@ def profile_rows(fun_grad, x_hat, C, H, free, se, level, **tau_limit):
         return f, g[free]
 
     Hf = H[np.ix_(free, free)]
-    return [profile_bounds(reduced, x_hat[free], c[free], drop, se=s, hess=Hf, **tau_limit)
-            for c, s in zip(C, se)]
+    return [
+        profile_bounds(reduced, x_hat[free], c[free], drop, se=s, hess=Hf, **tau_limit)
+        for c, s in zip(C, se)
+    ]
 
 
 def measured_hessian(fun_grad, x_hat, free):
@@ -205,9 +230,15 @@ def pooled_confint(est, level, method):
     if method == "profile":
         H = np.zeros_like(est._cov_std)
         H[np.ix_(free, free)] = np.linalg.inv(est._cov_std[np.ix_(free, free)])
-        rows = profile_rows(pooled_objective(pooled_rows(est._train)),
-                            np.r_[est._a_std, est._beta_std],
-                            C, H, free, se, level)
+        rows = profile_rows(
+            pooled_objective(pooled_rows(est._train)),
+            np.r_[est._a_std, est._beta_std],
+            C,
+            H,
+            free,
+            se,
+            level,
+        )
     return table(est, rows, level)
 
 
@@ -240,8 +271,10 @@ def predictive_interval(est, level):
         return float(wt @ stats.norm.cdf((logit(v) - locs) / scales))
 
     a = (1 - level) / 2
-    return tuple(float(brentq(lambda v: cdf(v) - q, 1e-300, 1 - 1e-16, xtol=1e-14))
-                 for q in (a, 1 - a))
+    return tuple(
+        float(brentq(lambda v: cdf(v) - q, 1e-300, 1 - 1e-16, xtol=1e-14))
+        for q in (a, 1 - a)
+    )
 
 
 def pooled_group_intervals(est, a, beta, cov, level):
@@ -274,4 +307,6 @@ def boundary_group_intervals(est, level):
     """At tau = 0 every group has the pooled probability: its interval is the
     complete-pooling one (the uncertainty of b and the slopes)."""
     cp = _pooled(est)
-    return pooled_group_intervals(est, float(cp.intercepts[0]), cp.coef, _glm_cov(cp), level)
+    return pooled_group_intervals(
+        est, float(cp.intercepts[0]), cp.coef, _glm_cov(cp), level
+    )

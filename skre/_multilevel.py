@@ -9,21 +9,21 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from . import _bayes
 from ._base import GroupedBinomialMixin
 from ._core.grouping import Collapsed, collapse, count_patterns
 from ._core.multilevel import fit_multilevel
 from ._core.population import LogitNormal
 from ._core.quadrature import MarginalLikelihood, conditional_quantiles, marginal_mean
-from . import _bayes
-from ._validation import factorize
-from .priors import std_normal_prior
-from ._intervals import check_interval_args as _check_interval_args
 from ._intervals import boundary_group_intervals as _boundary_group_intervals
+from ._intervals import check_interval_args as _check_interval_args
 from ._intervals import multilevel_confint as _multilevel_confint
 from ._intervals import multilevel_vcov as _multilevel_vcov
 from ._intervals import predictive_interval as _predictive_interval
 from ._intervals import vcov_frame as _vcov_frame
+from ._validation import factorize
 from .exceptions import BoundaryWarning, QuadratureWarning
+from .priors import std_normal_prior
 
 
 def _likelihood_units(data):
@@ -32,7 +32,11 @@ def _likelihood_units(data):
         return data, np.ones(data.n_groups), np.arange(data.n_groups)
     m, n, count, index = count_patterns(data.successes, data.trials)
     k = len(m)
-    return Collapsed(np.arange(k), np.empty((k, 0)), m, n, k, np.arange(k)), count, index
+    return (
+        Collapsed(np.arange(k), np.empty((k, 0)), m, n, k, np.arange(k)),
+        count,
+        index,
+    )
 
 
 class MultilevelBinomial(GroupedBinomialMixin):
@@ -129,8 +133,17 @@ class MultilevelBinomial(GroupedBinomialMixin):
         "tol": [Interval(Real, 0, None, closed="neither")],
     }
 
-    def __init__(self, *, group=None, n_quad=25, tau_prior=None, coef_prior=None,
-                 method="ml", max_iter=200, tol=1e-9):
+    def __init__(
+        self,
+        *,
+        group=None,
+        n_quad=25,
+        tau_prior=None,
+        coef_prior=None,
+        method="ml",
+        max_iter=200,
+        tol=1e-9,
+    ):
         self.group = group
         self.n_quad = n_quad
         self.method = method
@@ -141,17 +154,25 @@ class MultilevelBinomial(GroupedBinomialMixin):
 
     def _fit(self, d):
         if self.method == "bayes" and not getattr(self.tau_prior, "proper", False):
-            raise ValueError("method='bayes' needs a proper tau_prior (e.g. HalfCauchy(1.0) "
-                             f"or HalfNormal(1.0)); got {self.tau_prior!r}.")
+            raise ValueError(
+                "method='bayes' needs a proper tau_prior (e.g. HalfCauchy(1.0) "
+                f"or HalfNormal(1.0)); got {self.tau_prior!r}."
+            )
         codes, keep = self._code_groups(d)
         data = self._drop_aliased(self._collapse(d, codes, keep))
         units, weight, self._unit = _likelihood_units(data)
         if data.successes.sum() in (0.0, data.trials.sum()):
             return self._fit_degenerate(d, data)
         self._degenerate = None
-        res = fit_multilevel(units, weight, self.n_quad, max_iter=self.max_iter, gtol=self.tol,
-                             tau_prior=self.tau_prior,
-                             coef_prior=std_normal_prior(self, self.coef_prior))
+        res = fit_multilevel(
+            units,
+            weight,
+            self.n_quad,
+            max_iter=self.max_iter,
+            gtol=self.tol,
+            tau_prior=self.tau_prior,
+            coef_prior=std_normal_prior(self, self.coef_prior),
+        )
         self._log_prior = res.log_prior if (self.tau_prior or self.coef_prior) else None
         self._model, self._hess, self._pooled_full = res.model, None, None
         self._theta_std = np.concatenate([res.beta, [res.b, res.tau]])
@@ -161,26 +182,42 @@ class MultilevelBinomial(GroupedBinomialMixin):
         self.random_effects_ = res.tau * res.posterior.mode[self._unit]
         self.random_effects_sd_ = res.tau * res.posterior.sd[self._unit]
         self.population_ = LogitNormal(res.b, res.tau)
-        self.boundary_, self.converged_, self.n_iter_ = res.boundary, res.converged, res.n_iter
-        self._information_criteria(res.loglik + d.constant, len(self._theta_std), d.n_obs)
+        self.boundary_, self.converged_, self.n_iter_ = (
+            res.boundary,
+            res.converged,
+            res.n_iter,
+        )
+        self._information_criteria(
+            res.loglik + d.constant, len(self._theta_std), d.n_obs
+        )
         self._hyper, self._degenerate = None, None
         if self.method == "bayes":
             _bayes.fit(self, res)
             return
-        self._warn_if_separated(res.b + data.Z @ res.beta
-                                + res.tau * res.posterior.mode[self._unit][data.codes])
+        self._warn_if_separated(
+            res.b
+            + data.Z @ res.beta
+            + res.tau * res.posterior.mode[self._unit][data.codes]
+        )
         if self.n_quad > 1 and not res.boundary:
             _check_quadrature(self, res, len(units.codes))
         if res.boundary:
-            warnings.warn(f"{type(self).__name__}: the maximum-likelihood tau is 0 (a "
-                          "boundary fit): the groups vary no more than binomial noise "
-                          "explains, so complete pooling is appropriate and every group "
-                          "gets the pooled estimate. A prior on tau keeps it positive if "
-                          "you need partial pooling.", BoundaryWarning, stacklevel=3)
+            warnings.warn(
+                f"{type(self).__name__}: the maximum-likelihood tau is 0 (a "
+                "boundary fit): the groups vary no more than binomial noise "
+                "explains, so complete pooling is appropriate and every group "
+                "gets the pooled estimate. A prior on tau keeps it positive if "
+                "you need partial pooling.",
+                BoundaryWarning,
+                stacklevel=3,
+            )
         if not res.converged:
-            warnings.warn(f"{type(self).__name__}: the optimizer did not converge "
-                          f"({res.message}); raise max_iter or check the covariates.",
-                          ConvergenceWarning, stacklevel=3)
+            warnings.warn(
+                f"{type(self).__name__}: the optimizer did not converge "
+                f"({res.message}); raise max_iter or check the covariates.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     def _fit_degenerate(self, d, data):
         """Every trial a failure (or a success): probability 0 (1) everywhere.
@@ -221,7 +258,9 @@ class MultilevelBinomial(GroupedBinomialMixin):
         >>> from skre.datasets import load_rats
         >>> from skre.priors import HalfCauchy
         >>> X, y = load_rats(return_X_y=True)
-        >>> m = MultilevelBinomial(group="batch", method="bayes", tau_prior=HalfCauchy(1.0))
+        >>> m = MultilevelBinomial(
+        ...     group="batch", method="bayes", tau_prior=HalfCauchy(1.0)
+        ... )
         >>> m.fit(X, y).posterior_summary().round(3)
                     mean     sd   2.5%  97.5%
         intercept -1.947  0.125 -2.209 -1.717
@@ -297,8 +336,10 @@ class MultilevelBinomial(GroupedBinomialMixin):
 
     def _check_not_bayes(self, what):
         if self._hyper is not None:
-            raise ValueError(f"{what}() is for maximum-likelihood (or MAP) fits; with "
-                             "method='bayes' use posterior_summary().")
+            raise ValueError(
+                f"{what}() is for maximum-likelihood (or MAP) fits; with "
+                "method='bayes' use posterior_summary()."
+            )
 
     def _linear_predictor(self, codes, Z):
         if self._degenerate is not None:
@@ -307,8 +348,10 @@ class MultilevelBinomial(GroupedBinomialMixin):
         if self._hyper is None:
             p = self._proba_at(self._theta_std, self._posterior, codes, Zs)
         else:
-            p = sum(w * self._proba_at(theta, post, codes, Zs)
-                    for w, theta, post in _bayes.nodes(self))
+            p = sum(
+                w * self._proba_at(theta, post, codes, Zs)
+                for w, theta, post in _bayes.nodes(self)
+            )
         # quadrature weights sum to 1 within rounding: keep p a probability whose
         # logit is finite (1 - 2**-53 is the largest double below 1)
         return logit(np.clip(p, np.finfo(float).tiny, 1.0 - np.finfo(float).epsneg))
@@ -323,7 +366,9 @@ class MultilevelBinomial(GroupedBinomialMixin):
         if seen.any():
             unit = self._unit[codes[seen]]
             pi = np.exp(posterior.log_weights[unit])
-            p[seen] = np.sum(pi * expit(eta0[seen, None] + tau * posterior.nodes[unit]), axis=1)
+            p[seen] = np.sum(
+                pi * expit(eta0[seen, None] + tau * posterior.nodes[unit]), axis=1
+            )
         return p
 
     def _heldout_loglik(self, d):
@@ -341,9 +386,13 @@ class MultilevelBinomial(GroupedBinomialMixin):
         Zs = self._scaled(d.Z[keep])
         all_codes = np.concatenate([train.codes[in_train], codes])
         used, all_codes = np.unique(all_codes, return_inverse=True)
-        data = collapse(all_codes.ravel(), np.vstack([train.Z[in_train], Zs]),
-                        np.concatenate([train.successes[in_train], d.successes[keep]]),
-                        np.concatenate([train.trials[in_train], d.trials[keep]]), len(used))
+        data = collapse(
+            all_codes.ravel(),
+            np.vstack([train.Z[in_train], Zs]),
+            np.concatenate([train.successes[in_train], d.successes[keep]]),
+            np.concatenate([train.trials[in_train], d.trials[keep]]),
+            len(used),
+        )
         units, weight, _ = _likelihood_units(data)
         union = MarginalLikelihood(units, weight, self.n_quad)
 
@@ -353,7 +402,9 @@ class MultilevelBinomial(GroupedBinomialMixin):
 
         if self._hyper is None:
             return at(self._theta_std, self._posterior)
-        terms = np.array([np.log(w) + at(theta, post) for w, theta, post in _bayes.nodes(self)])
+        terms = np.array(
+            [np.log(w) + at(theta, post) for w, theta, post in _bayes.nodes(self)]
+        )
         return float(terms.max() + np.log(np.exp(terms - terms.max()).sum()))
 
     def _group_intervals(self, level):
@@ -370,7 +421,9 @@ class MultilevelBinomial(GroupedBinomialMixin):
         boundary fit (tau = 0) that distribution is a point, so the interval is
         complete pooling's, which carries the uncertainty of b and the slopes.
         """
-        if self._degenerate is not None:  # exact (Clopper-Pearson) for the pooled counts
+        if (
+            self._degenerate is not None
+        ):  # exact (Clopper-Pearson) for the pooled counts
             data = self._train
             M, N = data.successes.sum(), data.trials.sum()
             a = 1 - level
@@ -386,11 +439,13 @@ class MultilevelBinomial(GroupedBinomialMixin):
         b, tau = self._theta_std[-2], self._theta_std[-1]
         offset = b + data.Z @ self._theta_std[:-2]
         a = (1 - level) / 2
-        q = conditional_quantiles(self._model, self._theta_std, [a, 1 - a],
-                                  posterior=self._posterior)[self._unit]
+        q = conditional_quantiles(
+            self._model, self._theta_std, [a, 1 - a], posterior=self._posterior
+        )[self._unit]
         u = self._posterior.mode[self._unit]
-        return tuple(self._group_mean_probability(offset, tau * v)
-                     for v in (u, q[:, 0], q[:, 1]))
+        return tuple(
+            self._group_mean_probability(offset, tau * v) for v in (u, q[:, 0], q[:, 1])
+        )
 
     def prediction_interval(self, level=0.95, include_parameter_uncertainty=False):
         """Interval for the success probability of a new group.
@@ -416,7 +471,8 @@ class MultilevelBinomial(GroupedBinomialMixin):
         >>> m = MultilevelBinomial(group="batch").fit(X, y)
         >>> [round(v, 3) for v in m.prediction_interval()]
         [0.037, 0.35]
-        >>> [round(v, 3) for v in m.prediction_interval(include_parameter_uncertainty=True)]
+        >>> pi = m.prediction_interval(include_parameter_uncertainty=True)
+        >>> [round(v, 3) for v in pi]
         [0.033, 0.364]
         """
         check_is_fitted(self)
@@ -437,10 +493,13 @@ def _check_quadrature(est, res, n_rows, budget=400_000):
     fine = MarginalLikelihood(model.data, model.group_weight, finer).value(theta)
     coarse = float(model.group_weight @ res.posterior.log_marginal)
     if abs(fine - coarse) > 1e-6 * max(1.0, abs(coarse)):
-        warnings.warn(f"{type(est).__name__}: the {est.n_quad}-node adaptive quadrature is "
-                      f"not accurate at the estimate (log-likelihood {coarse:.6g}; "
-                      f"{fine:.6g} with {finer} nodes). tau = {res.tau:.4g} is large for the "
-                      "information in each group (e.g. one binary trial per group) and is "
-                      "weakly identified; the estimate may be an artefact. Try a larger "
-                      "n_quad, a tau_prior, or a simpler model.", QuadratureWarning,
-                      stacklevel=4)
+        warnings.warn(
+            f"{type(est).__name__}: the {est.n_quad}-node adaptive quadrature is "
+            f"not accurate at the estimate (log-likelihood {coarse:.6g}; "
+            f"{fine:.6g} with {finer} nodes). tau = {res.tau:.4g} is large for the "
+            "information in each group (e.g. one binary trial per group) and is "
+            "weakly identified; the estimate may be an artefact. Try a larger "
+            "n_quad, a tau_prior, or a simpler model.",
+            QuadratureWarning,
+            stacklevel=4,
+        )

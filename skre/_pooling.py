@@ -5,28 +5,35 @@ from numbers import Integral
 
 import numpy as np
 from scipy import stats
-from sklearn.exceptions import ConvergenceWarning
 from scipy.special import logit
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin, _aliased_columns
-from ._intervals import (check_interval_args, pooled_confint, pooled_group_intervals,
-                         vcov_frame)
 from ._core.binomial import loglik_terms
 from ._core.glm import fit_grouped_logistic, profile_interval
 from ._core.grouping import collapse, pooled_rows
 from ._core.quadrature import MarginalLikelihood, marginal_mean
+from ._intervals import (
+    check_interval_args,
+    pooled_confint,
+    pooled_group_intervals,
+    vcov_frame,
+)
 from ._validation import factorize
 from .priors import Flat, Normal, std_normal_prior
 
 
 def _warn_unconverged(est, res, what):
     if not res.converged:
-        warnings.warn(f"{type(est).__name__}: the {what} did not converge ({res.message}). "
-                      "If covariates separate the outcomes perfectly the maximum-likelihood "
-                      "slopes are infinite; otherwise raise max_iter.", ConvergenceWarning,
-                      stacklevel=4)
+        warnings.warn(
+            f"{type(est).__name__}: the {what} did not converge ({res.message}). "
+            "If covariates separate the outcomes perfectly the maximum-likelihood "
+            "slopes are infinite; otherwise raise max_iter.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
 
 
 class CompletePoolingBinomial(GroupedBinomialMixin):
@@ -92,8 +99,11 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
     def _fit(self, d):
         codes, keep = self._code_groups(d)
         data = self._drop_aliased(self._collapse(d, codes, keep))
-        res = fit_grouped_logistic(pooled_rows(data), max_iter=self.max_iter,
-                                   coef_prior=std_normal_prior(self, self.coef_prior))
+        res = fit_grouped_logistic(
+            pooled_rows(data),
+            max_iter=self.max_iter,
+            coef_prior=std_normal_prior(self, self.coef_prior),
+        )
         _warn_unconverged(self, res, "logistic regression")
         self._warn_if_separated(res.intercepts[0] + data.Z @ res.coef)
         self._a_std, self._beta_std = float(res.intercepts[0]), res.coef
@@ -164,11 +174,16 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         return self.intercept_ + Z @ self.coef_
 
     def _heldout_loglik(self, d):
-        return float(np.sum(loglik_terms(self._linear_predictor(None, d.Z), d.successes,
-                                         d.trials)))
+        return float(
+            np.sum(
+                loglik_terms(self._linear_predictor(None, d.Z), d.successes, d.trials)
+            )
+        )
 
     def _group_intervals(self, level):
-        return pooled_group_intervals(self, self._a_std, self._beta_std, self._cov_std, level)
+        return pooled_group_intervals(
+            self, self._a_std, self._beta_std, self._cov_std, level
+        )
 
 
 class NoPoolingBinomial(GroupedBinomialMixin):
@@ -232,7 +247,9 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, *, group=None, unknown_group="pooled", group_prior=None, max_iter=100):
+    def __init__(
+        self, *, group=None, unknown_group="pooled", group_prior=None, max_iter=100
+    ):
         self.group = group
         self.unknown_group = unknown_group
         self.group_prior = group_prior
@@ -249,7 +266,9 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         rows.Z[:, _aliased_columns(rows, within_groups=False)] = 0.0
         data = self._drop_aliased(data, within_groups=True)
         self._alpha_prior = _group_prior(self.group_prior)
-        res = fit_grouped_logistic(data, max_iter=self.max_iter, alpha_prior=self._alpha_prior)
+        res = fit_grouped_logistic(
+            data, max_iter=self.max_iter, alpha_prior=self._alpha_prior
+        )
         _warn_unconverged(self, res, "no-pooling fit")
         if data.Z.shape[1] and 0 < data.successes.sum() < data.trials.sum():
             # separation by covariates; 0/n groups sit at an infinite logit by design
@@ -262,11 +281,13 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         shift = res.coef / self._z_scale @ self._z_mean
         self.coef_ = res.coef / self._z_scale
         self.group_intercepts_ = res.intercepts - shift
-        self.intercept_, self.pooled_coef_ = self._unscale(float(pooled.intercepts[0]),
-                                                           pooled.coef)
+        self.intercept_, self.pooled_coef_ = self._unscale(
+            float(pooled.intercepts[0]), pooled.coef
+        )
         self.n_iter_, self.converged_ = max(res.n_iter, 1), res.converged
-        self._information_criteria(res.loglik + d.constant, len(self.groups_) + len(res.coef),
-                                   d.n_obs)
+        self._information_criteria(
+            res.loglik + d.constant, len(self.groups_) + len(res.coef), d.n_obs
+        )
 
     def vcov(self):
         """Covariance matrix of the shared slopes (the group intercepts aside).
@@ -290,10 +311,12 @@ class NoPoolingBinomial(GroupedBinomialMixin):
     def _linear_predictor(self, codes, Z):
         seen = codes >= 0
         if not seen.all() and self.unknown_group == "error":
-            raise ValueError(f"{int((~seen).sum())} rows belong to groups not seen in fit "
-                             f"(first at row {int(np.flatnonzero(~seen)[0])}); "
-                             "set unknown_group='pooled' to predict them from the "
-                             "complete-pooling fit.")
+            raise ValueError(
+                f"{int((~seen).sum())} rows belong to groups not seen in fit "
+                f"(first at row {int(np.flatnonzero(~seen)[0])}); "
+                "set unknown_group='pooled' to predict them from the "
+                "complete-pooling fit."
+            )
         eta = np.where(seen, self.group_intercepts_[np.where(seen, codes, 0)], 0.0)
         with np.errstate(invalid="ignore"):
             eta = eta + Z @ self.coef_
@@ -316,8 +339,13 @@ class NoPoolingBinomial(GroupedBinomialMixin):
             return float(np.sum(loglik_terms(eta, d.successes, d.trials)))
         seen = float(np.sum(loglik_terms(eta[~new], d.successes[~new], d.trials[~new])))
         new_codes, uniques = factorize(d.labels[new])
-        data = collapse(new_codes, self._scaled(d.Z[new]), d.successes[new], d.trials[new],
-                        len(uniques))
+        data = collapse(
+            new_codes,
+            self._scaled(d.Z[new]),
+            d.successes[new],
+            d.trials[new],
+            len(uniques),
+        )
         mean, prec = self._alpha_prior
         theta = np.r_[self._beta_std, mean, 1.0 / np.sqrt(prec)]
         post = MarginalLikelihood(data, np.ones(len(uniques)), 25).posterior(theta)
@@ -349,7 +377,8 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         >>> from skre.datasets import load_rats
         >>> X, y = load_rats(return_X_y=True)
         >>> npool = NoPoolingBinomial(group="batch").fit(X, y)
-        >>> npool.group_estimates(method="exact").loc[1, ["lower", "upper"]].round(7).tolist()
+        >>> exact = npool.group_estimates(method="exact")
+        >>> exact.loc[1, ["lower", "upper"]].round(7).tolist()
         [0.0, 0.1684335]
         """
         check_is_fitted(self)
@@ -362,11 +391,15 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         alpha = self._alpha_std
         if method == "exact":
             if self._alpha_prior is not None:
-                raise ValueError("method='exact' ignores group_prior; use 'profile' or "
-                                 "'wald' for a fit with a group prior.")
+                raise ValueError(
+                    "method='exact' ignores group_prior; use 'profile' or "
+                    "'wald' for a fit with a group prior."
+                )
             if data.Z.shape[1]:
-                raise ValueError("method='exact' (Clopper-Pearson) is for intercept-only "
-                                 "data; use 'profile' with covariates.")
+                raise ValueError(
+                    "method='exact' (Clopper-Pearson) is for intercept-only "
+                    "data; use 'profile' with covariates."
+                )
             M, N = data.successes, data.trials
             a = (1 - level) / 2
             with np.errstate(invalid="ignore"):
@@ -378,9 +411,16 @@ class NoPoolingBinomial(GroupedBinomialMixin):
             lower = np.where(np.isfinite(alpha), alpha - half, alpha)
             upper = np.where(np.isfinite(alpha), alpha + half, alpha)
         else:
-            lower, upper = profile_interval(data, offset, alpha, stats.chi2.ppf(level, 1),
-                                            alpha_prior=self._alpha_prior)
-        return tuple(self._group_mean_probability(offset, a) for a in (alpha, lower, upper))
+            lower, upper = profile_interval(
+                data,
+                offset,
+                alpha,
+                stats.chi2.ppf(level, 1),
+                alpha_prior=self._alpha_prior,
+            )
+        return tuple(
+            self._group_mean_probability(offset, a) for a in (alpha, lower, upper)
+        )
 
 
 def _group_prior(prior):

@@ -17,7 +17,8 @@ _LEGEND = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
 
 def _decimals(v, digits):
-    """Fewest decimals showing ``v`` to ``digits`` significant digits (R's ``format``)."""
+    """Fewest decimals showing ``v`` to ``digits`` significant digits
+    (R's ``format``)."""
     target = float(f"{v:.{digits}g}")
     for d in range(16):
         if abs(round(v, d) - target) <= 1e-12 * abs(target):
@@ -26,7 +27,8 @@ def _decimals(v, digits):
 
 
 def _fixed(values, digits, cap):
-    """Format a column with common decimals, as R's ``format(round(x, cap), digits)``."""
+    """Format a column with common decimals, as R's
+    ``format(round(x, cap), digits)``."""
     values = np.asarray(values, dtype=float)
     ok = np.isfinite(values)
     if not ok.any():
@@ -41,14 +43,23 @@ def _coef_columns(est, se, digits=4):
     both = np.abs(np.r_[est, se])
     both = both[np.isfinite(both) & (both > 0)]
     if len(both) and (both.min() < 1e-8 or both.max() >= 1e12):
-        cells = [f"{v:.{digits - 1}e}" if np.isfinite(v) else "NA" for v in np.r_[est, se]]
+        cells = [
+            f"{v:.{digits - 1}e}" if np.isfinite(v) else "NA" for v in np.r_[est, se]
+        ]
     else:
-        cap = max(1, digits - (1 + math.floor(math.log10(both.min())))) if len(both) else 1
+        cap = (
+            max(1, digits - (1 + math.floor(math.log10(both.min()))))
+            if len(both)
+            else 1
+        )
         cells = _fixed(np.r_[est, se], digits, cap)
-    return cells[:len(est)], cells[len(est):]
+    return cells[: len(est)], cells[len(est) :]
 
 
-def _pvalues(p, digits=3, eps=np.finfo(float).eps):
+_EPS = float(np.finfo(float).eps)
+
+
+def _pvalues(p, digits=3, eps=_EPS):
     """R's ``format.pval``: fixed and scientific entries formatted as two groups."""
     p = np.asarray(p, dtype=float)
     out = ["NA"] * len(p)
@@ -59,7 +70,9 @@ def _pvalues(p, digits=3, eps=np.finfo(float).eps):
     for i, s in zip(np.flatnonzero(fixp), _fixed(p[fixp], digits, 15)):
         out[i] = s
     if sci.any():
-        m = max(_decimals(v / 10.0 ** math.floor(math.log10(v)), digits) for v in p[sci])
+        m = max(
+            _decimals(v / 10.0 ** math.floor(math.log10(v)), digits) for v in p[sci]
+        )
         for i in np.flatnonzero(sci):
             out[i] = f"{p[i]:.{m}e}"
     wide = max((len(out[i]) for i in np.flatnonzero(fixp | sci)), default=0) > 6
@@ -73,10 +86,14 @@ def _text_table(index, columns, cells, left=(), indent=""):
     rows = [[str(i), *r] for i, r in zip(index, cells)]
     head = ["", *columns]
     widths = [max(len(r[j]) for r in [head, *rows]) for j in range(len(head))]
+
     def line(r):
-        parts = [c.ljust(w) if j == 0 or j - 1 in left else c.rjust(w)
-                 for j, (c, w) in enumerate(zip(r, widths))]
+        parts = [
+            c.ljust(w) if j == 0 or j - 1 in left else c.rjust(w)
+            for j, (c, w) in enumerate(zip(r, widths))
+        ]
         return (indent + " ".join(parts)).rstrip()
+
     return "\n".join(line(r) for r in [head, *rows])
 
 
@@ -154,8 +171,19 @@ class Summary:
     tau          0.4676  0.9719
     """
 
-    def __init__(self, fixed_effects, random_effects, fit, *, title, formula, notes=(),
-                 group_name="group", level=0.95, method="wald"):
+    def __init__(
+        self,
+        fixed_effects,
+        random_effects,
+        fit,
+        *,
+        title,
+        formula,
+        notes=(),
+        group_name="group",
+        level=0.95,
+        method="wald",
+    ):
         self.fixed_effects = fixed_effects
         self.random_effects = random_effects
         self.fit = fit
@@ -171,26 +199,40 @@ class Summary:
         group = _group_name(est)
         if no_pooling:
             if method != "wald":
-                raise ValueError("NoPoolingBinomial's summary has Wald intervals only "
-                                 f"(method='wald'); got method={method!r}.")
+                raise ValueError(
+                    "NoPoolingBinomial's summary has Wald intervals only "
+                    f"(method='wald'); got method={method!r}."
+                )
             names, estimate = covariates, np.asarray(est.coef_, dtype=float)
             se = np.sqrt(np.diag(est.vcov().to_numpy()))
             z = stats.norm.ppf(0.5 + level / 2)
             a = 100 * (1 - level) / 2
-            ci = pd.DataFrame({f"{a:g}%": estimate - z * se,
-                               f"{100 - a:g}%": estimate + z * se}, index=names)
+            ci = pd.DataFrame(
+                {f"{a:g}%": estimate - z * se, f"{100 - a:g}%": estimate + z * se},
+                index=names,
+            )
         else:
             names = ["intercept", *covariates]
             estimate = np.r_[est.intercept_, est.coef_].astype(float)
             se = np.sqrt(np.diag(est.vcov().to_numpy()))
             ci = est.confint(level, method)
         aliased = np.zeros(len(names), dtype=bool)
-        aliased[len(names) - len(covariates):] = getattr(est, "_aliased", False)
-        estimate, se = np.where(aliased, np.nan, estimate), np.where(aliased, np.nan, se)
+        aliased[len(names) - len(covariates) :] = getattr(est, "_aliased", False)
+        estimate, se = (
+            np.where(aliased, np.nan, estimate),
+            np.where(aliased, np.nan, se),
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             zval = estimate / se
-        fixed = pd.DataFrame({"estimate": estimate, "std_error": se, "z": zval,
-                              "p_value": 2 * stats.norm.sf(np.abs(zval))}, index=names)
+        fixed = pd.DataFrame(
+            {
+                "estimate": estimate,
+                "std_error": se,
+                "z": zval,
+                "p_value": 2 * stats.norm.sf(np.abs(zval)),
+            },
+            index=names,
+        )
         fixed = fixed.join(ci.loc[names])
         fixed.loc[aliased] = np.nan
 
@@ -198,45 +240,75 @@ class Summary:
         terms = [c if c.isidentifier() else f"`{c}`" for c in covariates]  # R quoting
         formula_terms = ["0", group, *terms] if no_pooling else ["1", *terms]
         if multilevel:
-            tau_ci = est.confint(level, method).loc[["tau"]].rename(index={"tau": group})
-            random = pd.DataFrame({"tau": [est.tau_], "tau_sq": [est.tau_ ** 2]},
-                                  index=[group]).join(tau_ci)
+            tau_ci = (
+                est.confint(level, method).loc[["tau"]].rename(index={"tau": group})
+            )
+            random = pd.DataFrame(
+                {"tau": [est.tau_], "tau_sq": [est.tau_**2]}, index=[group]
+            ).join(tau_ci)
             formula_terms.append(f"(1 | {group})")
-            kind = ("Laplace Approximation" if est.n_quad == 1 else
-                    f"Adaptive Gauss-Hermite Quadrature, nAGQ = {est.n_quad}")
+            kind = (
+                "Laplace Approximation"
+                if est.n_quad == 1
+                else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {est.n_quad}"
+            )
             title = f"Generalized linear mixed model fit by maximum likelihood ({kind})"
         else:
-            kind = "no pooling: one intercept per group" if no_pooling else "complete pooling"
+            kind = (
+                "no pooling: one intercept per group"
+                if no_pooling
+                else "complete pooling"
+            )
             title = f"Generalized linear model fit by maximum likelihood ({kind})"
         title += f" [{type(est).__name__}]"
 
         n_params = round((est.aic_ + 2 * est.loglik_) / 2)
-        fit = {"logLik": est.loglik_, "AIC": est.aic_, "BIC": est.bic_,
-               "deviance": -2 * est.loglik_, "df.resid": est.nobs_ - n_params,
-               "observations": est.nobs_, "groups": len(est.groups_),
-               "trials": float(est._train.trials.sum()),
-               "converged": bool(est.converged_)}
+        fit = {
+            "logLik": est.loglik_,
+            "AIC": est.aic_,
+            "BIC": est.bic_,
+            "deviance": -2 * est.loglik_,
+            "df.resid": est.nobs_ - n_params,
+            "observations": est.nobs_,
+            "groups": len(est.groups_),
+            "trials": float(est._train.trials.sum()),
+            "converged": bool(est.converged_),
+        }
         if multilevel:
             fit["boundary"] = bool(est.boundary_)
         fit["iterations"] = int(est.n_iter_)
         notes = []
         if no_pooling:
-            notes.append(f"One intercept per group ({len(est.groups_)} groups; see "
-                         "group_intercepts_ and group_estimates()); the table shows the "
-                         "shared slopes.")
+            notes.append(
+                f"One intercept per group ({len(est.groups_)} groups; see "
+                "group_intercepts_ and group_estimates()); the table shows the "
+                "shared slopes."
+            )
         if aliased.any():
-            notes.append(f"Coefficients not defined because of singularities: "
-                         f"{', '.join(np.array(names)[aliased])}.")
+            notes.append(
+                f"Coefficients not defined because of singularities: "
+                f"{', '.join(np.array(names)[aliased])}."
+            )
         if multilevel and est.boundary_:
-            notes.append("boundary (singular) fit: tau = 0; the fit equals complete pooling.")
+            notes.append(
+                "boundary (singular) fit: tau = 0; the fit equals complete pooling."
+            )
         if not est.converged_:
             notes.append(f"The fit did not converge in {est.n_iter_} iterations.")
         formula = "cbind(successes, trials - successes) ~ " + " + ".join(formula_terms)
-        return cls(fixed, random, pd.Series(fit, name="value", dtype=object), title=title,
-                   formula=formula, notes=notes, level=level, method=method,
-                   group_name=None if est.group is None else group)
+        return cls(
+            fixed,
+            random,
+            pd.Series(fit, name="value", dtype=object),
+            title=title,
+            formula=formula,
+            notes=notes,
+            level=level,
+            method=method,
+            group_name=None if est.group is None else group,
+        )
 
-    # -- text ------------------------------------------------------------------
+    # -- text -------------------------------------------------------------------------
     def _fixed_text(self):
         fe = self.fixed_effects
         if fe.empty:
@@ -247,8 +319,16 @@ class Summary:
         stars = [next((s for cut, s in _STARS if v < cut), "") for v in fe["p_value"]]
         index = ["(Intercept)" if i == "intercept" else i for i in fe.index]
         cells = list(zip(est, se, z, p, stars))
-        return _text_table(index, ["Estimate", "Std. Error", "z value", "Pr(>|z|)", ""],
-                           cells, left={4}) + "\n---\n" + _LEGEND
+        return (
+            _text_table(
+                index,
+                ["Estimate", "Std. Error", "z value", "Pr(>|z|)", ""],
+                cells,
+                left={4},
+            )
+            + "\n---\n"
+            + _LEGEND
+        )
 
     def _ci_text(self):
         frames = [self.fixed_effects.iloc[:, 4:]]
@@ -257,19 +337,29 @@ class Summary:
         ci = pd.concat(frames)
         if ci.empty:
             return ""
-        cells = [[f"{v:.4f}" if np.isfinite(v) else "NA" for v in r] for r in ci.to_numpy()]
+        cells = [
+            [f"{v:.4f}" if np.isfinite(v) else "NA" for v in r] for r in ci.to_numpy()
+        ]
         index = ["(Intercept)" if i == "intercept" else i for i in ci.index]
-        return (f"\n\nConfidence intervals ({100 * self.level:g}%, {self.method}):\n"
-                + _text_table(index, list(ci.columns), cells))
+        return (
+            f"\n\nConfidence intervals ({100 * self.level:g}%, {self.method}):\n"
+            + _text_table(index, list(ci.columns), cells)
+        )
 
     def __str__(self):
         f = self.fit
         crit = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
         vals = [f"{f[k]:.1f}" for k in crit[:4]] + [f"{f['df.resid']:g}"]
         w = max(8, *map(len, vals))
-        out = [textwrap.fill(self.title, 80, subsequent_indent="  "),
-               " Family: binomial  ( logit )", f"Formula: {self.formula}", "",
-               " ".join(k.rjust(w) for k in crit), " ".join(v.rjust(w) for v in vals), ""]
+        out = [
+            textwrap.fill(self.title, 80, subsequent_indent="  "),
+            " Family: binomial  ( logit )",
+            f"Formula: {self.formula}",
+            "",
+            " ".join(k.rjust(w) for k in crit),
+            " ".join(v.rjust(w) for v in vals),
+            "",
+        ]
         obs = f"Number of obs: {f['observations']:g}"
         if self.group_name is not None:
             obs += f", groups:  {self.group_name}, {f['groups']}"
@@ -277,13 +367,21 @@ class Summary:
             re = self.random_effects.iloc[0]
             var, sd = _fixed([re["tau_sq"], re["tau"]], 4, 15)
             cells = [[self.group_name, "(Intercept)", var, sd]]
-            table = _text_table([""], ["Groups", "Name", "Variance", "Std.Dev."], cells,
-                                left={0, 1, 2, 3})
+            table = _text_table(
+                [""],
+                ["Groups", "Name", "Variance", "Std.Dev."],
+                cells,
+                left={0, 1, 2, 3},
+            )
             out += ["Random effects:", table, obs, ""]
         else:
             out += [obs, ""]
-        out.append(("Fixed effects:" if self.random_effects is not None else "Coefficients:")
-                   + "\n" + self._fixed_text() + self._ci_text())
+        out.append(
+            ("Fixed effects:" if self.random_effects is not None else "Coefficients:")
+            + "\n"
+            + self._fixed_text()
+            + self._ci_text()
+        )
         if self.notes:
             out += [""] + self.notes
         return "\n".join(out)
@@ -292,13 +390,21 @@ class Summary:
 
     def _repr_html_(self):
         esc = html.escape
-        parts = [f"<h4>{esc(self.title)}</h4>", "<p>Family: binomial (logit)<br>"
-                 f"Formula: <code>{esc(self.formula)}</code></p>",
-                 "<h5>Fit</h5>", self.fit.map(_html_value).to_frame().to_html()]
+        parts = [
+            f"<h4>{esc(self.title)}</h4>",
+            "<p>Family: binomial (logit)<br>"
+            f"Formula: <code>{esc(self.formula)}</code></p>",
+            "<h5>Fit</h5>",
+            self.fit.map(_html_value).to_frame().to_html(),
+        ]
         if self.random_effects is not None:
-            parts += ["<h5>Random effects</h5>",
-                      self.random_effects.to_html(float_format=lambda v: f"{v:.4g}")]
-        parts += ["<h5>Fixed effects</h5>",
-                  self.fixed_effects.to_html(float_format=lambda v: f"{v:.4g}")]
+            parts += [
+                "<h5>Random effects</h5>",
+                self.random_effects.to_html(float_format=lambda v: f"{v:.4g}"),
+            ]
+        parts += [
+            "<h5>Fixed effects</h5>",
+            self.fixed_effects.to_html(float_format=lambda v: f"{v:.4g}"),
+        ]
         parts += [f"<p>{esc(n)}</p>" for n in self.notes]
-        return "<div class=\"skre-summary\">" + "\n".join(parts) + "</div>"
+        return '<div class="skre-summary">' + "\n".join(parts) + "</div>"

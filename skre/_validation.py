@@ -32,7 +32,8 @@ class Prepared:
 def _rows(mask, limit=5):
     rows = np.flatnonzero(mask)
     shown = ", ".join(str(r) for r in rows[:limit])
-    return f"row{'s' if len(rows) > 1 else ''} {shown}{', ...' if len(rows) > limit else ''}"
+    more = ", ..." if len(rows) > limit else ""
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
 def _show(value):
@@ -46,38 +47,50 @@ def split_X(est, X, *, reset):
     if X is None:
         raise ValueError(f"{type(est).__name__} needs X; got None.")
     if sp.issparse(X):
-        raise TypeError("sparse input is not supported: X holds a group column and "
-                        "numeric covariates; pass a dense array or a DataFrame.")
+        raise TypeError(
+            "sparse input is not supported: X holds a group column and "
+            "numeric covariates; pass a dense array or a DataFrame."
+        )
     group = est.group
     frame = hasattr(X, "columns") and hasattr(X, "iloc")
     arr = X if frame else np.asarray(X)
     if arr.ndim != 2:
-        raise ValueError(f"Expected 2D array for X, got {arr.ndim}D array instead. "
-                         "Reshape your data (e.g. X.reshape(-1, 1) for a single column).")
+        raise ValueError(
+            f"Expected 2D array for X, got {arr.ndim}D array instead. "
+            "Reshape your data (e.g. X.reshape(-1, 1) for a single column)."
+        )
     if arr.shape[0] == 0:
-        raise ValueError("Found array with 0 sample(s) (shape=%r); at least one row is "
-                         "required." % (arr.shape,))
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={arr.shape!r}); at least one row is "
+            "required."
+        )
     if arr.shape[1] == 0:
-        raise ValueError("Found array with 0 feature(s) (shape=%r) while a minimum of 1 "
-                         "is required: X needs the group column or a covariate."
-                         % (arr.shape,))
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={arr.shape!r}) while a minimum of 1 "
+            "is required: X needs the group column or a covariate."
+        )
     if frame:
         _check_unique_columns(X)
     validate_data(est, X, reset=reset, skip_check_array=True)
     if frame:
         return _split_frame(X, group)
     if arr.dtype.kind == "c":
-        raise ValueError("Complex data not supported in X: covariates must be real numbers.")
+        raise ValueError(
+            "Complex data not supported in X: covariates must be real numbers."
+        )
     if group is None:
         labels, rest, names = None, arr, [str(j) for j in range(arr.shape[1])]
     else:
         if not isinstance(group, Integral):
-            raise ValueError(f"group={group!r} names a column, but X is an array without "
-                             "column names: pass a DataFrame, or give group as an integer "
-                             "column position.")
+            raise ValueError(
+                f"group={group!r} names a column, but X is an array without "
+                "column names: pass a DataFrame, or give group as an integer "
+                "column position."
+            )
         if not -arr.shape[1] <= group < arr.shape[1]:
-            raise ValueError(f"group={group} is out of range for X with {arr.shape[1]} "
-                             "columns.")
+            raise ValueError(
+                f"group={group} is out of range for X with {arr.shape[1]} columns."
+            )
         g = group % arr.shape[1]
         labels = arr[:, g]
         rest = np.delete(arr, g, axis=1)
@@ -89,31 +102,49 @@ def _check_unique_columns(X):
     cols = list(X.columns)
     if len(set(map(repr, cols))) != len(cols):
         dup = sorted({repr(c) for c in cols if cols.count(c) > 1})
-        raise ValueError(f"X has duplicated column names: {', '.join(dup)}; every column "
-                         "needs its own name.")
+        raise ValueError(
+            f"X has duplicated column names: {', '.join(dup)}; every column "
+            "needs its own name."
+        )
 
 
 def _split_frame(X, group):
     cols = list(X.columns)
     labels = None
     if group is not None:
-        if group not in cols and isinstance(group, Integral) and -len(cols) <= group < len(cols):
+        if (
+            group not in cols
+            and isinstance(group, Integral)
+            and -len(cols) <= group < len(cols)
+        ):
             group = cols[group]  # a position, for frames with default column labels
         if group not in cols:
-            raise ValueError(f"group column {group!r} is not in X; its columns are "
-                             f"{[str(c) for c in cols]}.")
+            raise ValueError(
+                f"group column {group!r} is not in X; its columns are "
+                f"{[str(c) for c in cols]}."
+            )
         labels = X[group].to_numpy()
         X = X.drop(columns=[group])
     for name, dtype in X.dtypes.items():
         if pd.api.types.is_complex_dtype(dtype):
-            raise TypeError(f"covariate column {name!r} has complex dtype {dtype}; "
-                            "covariates must be real numbers.")
-        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
-            raise TypeError(f"covariate column {name!r} has dtype {dtype}; every column "
-                            "of X other than the group column must be numeric (encode "
-                            "categories first, e.g. with OneHotEncoder).")
+            raise TypeError(
+                f"covariate column {name!r} has complex dtype {dtype}; "
+                "covariates must be real numbers."
+            )
+        if not (
+            pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+        ):
+            raise TypeError(
+                f"covariate column {name!r} has dtype {dtype}; every column "
+                "of X other than the group column must be numeric (encode "
+                "categories first, e.g. with OneHotEncoder)."
+            )
     names = [str(c) for c in X.columns]
-    Z = X.to_numpy(dtype=float, na_value=np.nan) if X.shape[1] else np.empty((len(X), 0))
+    Z = (
+        X.to_numpy(dtype=float, na_value=np.nan)
+        if X.shape[1]
+        else np.empty((len(X), 0))
+    )
     return labels, _to_float(Z, names), names
 
 
@@ -136,16 +167,20 @@ def _to_float(values, names):
                 col = values[:, j]
                 bad = np.array([not _is_number(v) for v in col], dtype=bool)
                 example = col[bad][0] if bad.any() else None
-                raise TypeError(f"covariate column {name!r} has a non-numeric value "
-                                f"({_show(example)}) in {_rows(bad)}; every column of X "
-                                "other than the group column must be numeric (encode "
-                                "categories first, e.g. with OneHotEncoder).") from exc
+                raise TypeError(
+                    f"covariate column {name!r} has a non-numeric value "
+                    f"({_show(example)}) in {_rows(bad)}; every column of X "
+                    "other than the group column must be numeric (encode "
+                    "categories first, e.g. with OneHotEncoder)."
+                ) from exc
         raise
     bad = ~np.isfinite(Z)
     if bad.any():
         j = int(np.flatnonzero(bad.any(axis=0))[0])
-        raise ValueError(f"covariate column {names[j]!r} contains NaN or infinity in "
-                         f"{_rows(bad[:, j])}.")
+        raise ValueError(
+            f"covariate column {names[j]!r} contains NaN or infinity in "
+            f"{_rows(bad[:, j])}."
+        )
     return Z
 
 
@@ -155,8 +190,10 @@ def check_labels(labels):
     if labels.dtype.kind == "f":
         missing = missing | ~np.isfinite(labels)
     if missing.any():
-        raise ValueError(f"the group column has a missing (NaN/None) or infinite label in "
-                         f"{_rows(missing)}; every row needs a group label.")
+        raise ValueError(
+            f"the group column has a missing (NaN/None) or infinite label in "
+            f"{_rows(missing)}; every row needs a group label."
+        )
 
 
 def factorize(labels):
@@ -170,16 +207,18 @@ def factorize(labels):
                 raise
             codes, uniques = pd.factorize(labels, sort=False)
     except TypeError as exc:
-        raise TypeError(f"group labels must be hashable, e.g. strings or numbers: "
-                        f"{exc}") from exc
+        raise TypeError(
+            f"group labels must be hashable, e.g. strings or numbers: {exc}"
+        ) from exc
     return codes, np.asarray(uniques, dtype=object if labels.dtype == object else None)
 
 
 def split_y(est, y, *, reset):
     """Return ``(successes, trials)`` as float arrays; set ``classes_`` on reset."""
     if y is None:
-        raise ValueError(f"{type(est).__name__} requires y to be passed, but the target "
-                         "y is None.")
+        raise ValueError(
+            f"{type(est).__name__} requires y to be passed, but the target y is None."
+        )
     names = list(y.columns) if hasattr(y, "columns") else None
     arr = np.asarray(y)
     if reset:
@@ -187,39 +226,51 @@ def split_y(est, y, *, reset):
     if arr.ndim == 2 and arr.shape[1] == 2:
         return _counts(est, arr, names or ["successes", "trials"], reset)
     if arr.ndim == 2 and arr.shape[1] != 1:
-        raise ValueError(f"y has {arr.shape[1]} columns; expected 1-D binary labels or "
-                         "2 columns [successes, trials].")
+        raise ValueError(
+            f"y has {arr.shape[1]} columns; expected 1-D binary labels or "
+            "2 columns [successes, trials]."
+        )
     arr = column_or_1d(arr, warn=True)
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError(f"y contains NaN or infinity in {_rows(~np.isfinite(arr))}.")
     if arr.dtype == object and pd.isna(arr).any():
-        raise ValueError(f"y contains missing labels (NaN/None) in {_rows(pd.isna(arr))}.")
+        raise ValueError(
+            f"y contains missing labels (NaN/None) in {_rows(pd.isna(arr))}."
+        )
     if arr.dtype.kind == "f" and type_of_target(arr) == "continuous":
         frac = arr != np.round(arr)
-        raise ValueError(f"Unknown label type: continuous. y holds non-integer values "
-                         f"(e.g. {_show(arr[frac][0])} in {_rows(frac)}); a classifier "
-                         "needs binary labels. For proportions, pass y as "
-                         "[successes, trials] counts.")
+        raise ValueError(
+            f"Unknown label type: continuous. y holds non-integer values "
+            f"(e.g. {_show(arr[frac][0])} in {_rows(frac)}); a classifier "
+            "needs binary labels. For proportions, pass y as "
+            "[successes, trials] counts."
+        )
     check_classification_targets(arr)
     if reset:
         classes = np.unique(arr)
         if len(classes) > 2:
             shown = ", ".join(_show(c) for c in classes[:5])
-            raise ValueError(f"Only binary classification is supported. y has "
-                             f"{len(classes)} distinct labels [{shown}"
-                             f"{', ...' if len(classes) > 5 else ''}]; pass binary labels "
-                             "or [successes, trials] counts.")
+            raise ValueError(
+                f"Only binary classification is supported. y has "
+                f"{len(classes)} distinct labels [{shown}"
+                f"{', ...' if len(classes) > 5 else ''}]; pass binary labels "
+                "or [successes, trials] counts."
+            )
         if len(classes) < 2:
-            raise ValueError(f"y contains only one class ({_show(classes[0])}); binary "
-                             "labels need both classes to say which is success. Pass y as "
-                             "[successes, trials] counts for data with no successes or "
-                             "no failures.")
+            raise ValueError(
+                f"y contains only one class ({_show(classes[0])}); binary "
+                "labels need both classes to say which is success. Pass y as "
+                "[successes, trials] counts for data with no successes or "
+                "no failures."
+            )
         est.classes_ = classes
     unknown = ~np.isin(arr, est.classes_)
     if unknown.any():
         known = ", ".join(_show(c) for c in est.classes_)
-        raise ValueError(f"y has labels not seen in fit ({_show(arr[unknown][0])} in "
-                         f"{_rows(unknown)}); classes_ is [{known}].")
+        raise ValueError(
+            f"y has labels not seen in fit ({_show(arr[unknown][0])} in "
+            f"{_rows(unknown)}); classes_ is [{known}]."
+        )
     successes = (arr == est.classes_[1]).astype(float)
     return successes, np.ones_like(successes)
 
@@ -229,34 +280,45 @@ def _counts(est, arr, names, reset):
         for j in range(2):
             missing = pd.isna(arr[:, j])
             if missing.any():
-                raise ValueError(f"y column {names[j]!r} contains NaN or a missing value "
-                                 f"in {_rows(missing)}.")
+                raise ValueError(
+                    f"y column {names[j]!r} contains NaN or a missing value "
+                    f"in {_rows(missing)}."
+                )
         try:
             arr = arr.astype(float)
         except (TypeError, ValueError) as exc:
             for j in range(2):
                 bad = np.array([not _is_number(v) for v in arr[:, j]], dtype=bool)
                 if bad.any():
-                    raise TypeError(f"y column {names[j]!r} has a non-numeric count "
-                                    f"({_show(arr[:, j][bad][0])}) in {_rows(bad)}; counts "
-                                    "must be numbers.") from exc
+                    raise TypeError(
+                        f"y column {names[j]!r} has a non-numeric count "
+                        f"({_show(arr[:, j][bad][0])}) in {_rows(bad)}; counts "
+                        "must be numbers."
+                    ) from exc
             raise TypeError(f"y counts must be numeric: {exc}") from exc
     arr = arr.astype(float)
     m, n = arr[:, 0], arr[:, 1]
     for col, name in ((m, names[0]), (n, names[1])):
         if not np.all(np.isfinite(col)):
-            raise ValueError(f"y column {name!r} contains NaN or infinity in "
-                             f"{_rows(~np.isfinite(col))}.")
+            raise ValueError(
+                f"y column {name!r} contains NaN or infinity in "
+                f"{_rows(~np.isfinite(col))}."
+            )
         if np.any(col < 0):
-            raise ValueError(f"y column {name!r} has negative counts in {_rows(col < 0)}.")
+            raise ValueError(
+                f"y column {name!r} has negative counts in {_rows(col < 0)}."
+            )
         frac = col != np.round(col)
         if frac.any():
-            raise ValueError(f"y column {name!r} has non-integer counts in {_rows(frac)} "
-                             f"(e.g. {_show(col[frac][0])}); use sample_weight for weights.")
+            raise ValueError(
+                f"y column {name!r} has non-integer counts in {_rows(frac)} "
+                f"(e.g. {_show(col[frac][0])}); use sample_weight for weights."
+            )
     over = m > n
     if over.any():
-        raise ValueError(f"successes exceed trials ({names[0]!r} > {names[1]!r}) in "
-                         f"{_rows(over)}.")
+        raise ValueError(
+            f"successes exceed trials ({names[0]!r} > {names[1]!r}) in {_rows(over)}."
+        )
     if reset:
         est.classes_ = np.array([0, 1])
     return m, n
@@ -268,7 +330,10 @@ def check_sample_weight(sample_weight, n_rows):
         return np.ones(n_rows)
     w = sample_weight
     if isinstance(w, (pd.Series, pd.Index)):
-        if not (pd.api.types.is_numeric_dtype(w.dtype) or pd.api.types.is_bool_dtype(w.dtype)):
+        if not (
+            pd.api.types.is_numeric_dtype(w.dtype)
+            or pd.api.types.is_bool_dtype(w.dtype)
+        ):
             raise TypeError(f"sample_weight must be numeric; got dtype {w.dtype}.")
         w = w.to_numpy(dtype=float, na_value=np.nan)
     elif sp.issparse(w):
@@ -278,8 +343,10 @@ def check_sample_weight(sample_weight, n_rows):
         if w.dtype == object:
             missing = pd.isna(w) if w.ndim == 1 else np.zeros(0, dtype=bool)
             if missing.any():
-                raise ValueError(f"sample_weight contains NaN or a missing value in "
-                                 f"{_rows(missing)}.")
+                raise ValueError(
+                    f"sample_weight contains NaN or a missing value in "
+                    f"{_rows(missing)}."
+                )
         if w.dtype.kind not in "biufO":  # complex, strings, dates
             raise TypeError(f"sample_weight must be real numbers; got dtype {w.dtype}.")
         try:
@@ -289,23 +356,33 @@ def check_sample_weight(sample_weight, n_rows):
     if w.ndim == 0:
         w = np.full(n_rows, float(w))
     if w.ndim != 1:
-        raise ValueError(f"Sample weights must be 1D array or scalar: sample_weight has "
-                         f"shape {w.shape}; expected ({n_rows},), one weight per row of X.")
+        raise ValueError(
+            f"Sample weights must be 1D array or scalar: sample_weight has "
+            f"shape {w.shape}; expected ({n_rows},), one weight per row of X."
+        )
     if len(w) != n_rows:
-        raise ValueError(f"sample_weight has {len(w)} values but X has {n_rows} rows; "
-                         "they must match.")
+        raise ValueError(
+            f"sample_weight has {len(w)} values but X has {n_rows} rows; "
+            "they must match."
+        )
     bad = ~np.isfinite(w)
     if bad.any():
-        raise ValueError(f"sample_weight contains NaN or infinity in {_rows(bad)} "
-                         f"(e.g. {_show(w[bad][0])}).")
+        raise ValueError(
+            f"sample_weight contains NaN or infinity in {_rows(bad)} "
+            f"(e.g. {_show(w[bad][0])})."
+        )
     neg = w < 0
     if neg.any():
-        raise ValueError(f"sample_weight has negative values in {_rows(neg)} (e.g. "
-                         f"{_show(w[neg][0])}); frequency weights must be >= 0.")
+        raise ValueError(
+            f"sample_weight has negative values in {_rows(neg)} (e.g. "
+            f"{_show(w[neg][0])}); frequency weights must be >= 0."
+        )
     if n_rows and not np.any(w > 0):
-        raise ValueError("sample_weight is zero for every row: there is nothing to fit "
-                         "or score. Weights are frequencies: a row with weight k counts "
-                         "as k copies.")
+        raise ValueError(
+            "sample_weight is zero for every row: there is nothing to fit "
+            "or score. Weights are frequencies: a row with weight k counts "
+            "as k copies."
+        )
     return w
 
 
@@ -318,14 +395,18 @@ def prepare(est, X, y, sample_weight=None, *, reset):
     w = check_sample_weight(sample_weight, len(Z))
     if reset:
         if not np.any(w * n > 0):
-            raise ValueError("every row has zero trials (or zero weight); nothing to fit.")
+            raise ValueError(
+                "every row has zero trials (or zero weight); nothing to fit."
+            )
         est.covariates_ = np.asarray(names, dtype=object)
     if reset and est._binary_y:
         for label, count in ((est.classes_[1], w @ m), (est.classes_[0], w @ (n - m))):
             if count == 0:
-                raise ValueError(f"no row of class {_show(label)} has positive "
-                                 "sample_weight; binary labels need both classes. Pass y as "
-                                 "[successes, trials] counts for data with no successes or "
-                                 "failures.")
+                raise ValueError(
+                    f"no row of class {_show(label)} has positive "
+                    "sample_weight; binary labels need both classes. Pass y as "
+                    "[successes, trials] counts for data with no successes or "
+                    "failures."
+                )
     const = log_binom_constant(m, n, w)
     return Prepared(labels, Z, w * m, w * n, const, float(w.sum()))

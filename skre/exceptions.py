@@ -2,8 +2,13 @@
 
 from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["BoundaryWarning", "CollinearityWarning", "ConvergenceWarning", "QuadratureWarning",
-           "SeparationWarning"]
+__all__ = [
+    "BoundaryWarning",
+    "CollinearityWarning",
+    "ConvergenceWarning",
+    "QuadratureWarning",
+    "SeparationWarning",
+]
 
 
 class BoundaryWarning(UserWarning):

@@ -190,8 +190,10 @@ def std_normal_prior(est, prior):
     if prior is None or isinstance(prior, Flat):
         return None
     if not isinstance(prior, Normal):
-        raise TypeError(f"coef_prior must be a Normal or Flat prior; got {prior!r} (half "
-                        "distributions are for tau).")
+        raise TypeError(
+            f"coef_prior must be a Normal or Flat prior; got {prior!r} (half "
+            "distributions are for tau)."
+        )
     scale = est._z_scale
     mean = np.where(est._aliased, 0.0, prior.mean * scale)
     prec = np.where(est._aliased, 0.0, 1.0 / (prior.scale * scale) ** 2)

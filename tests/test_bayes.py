@@ -19,7 +19,9 @@ def rats():
 
 @pytest.fixture(scope="module")
 def bayes(rats):
-    return MultilevelBinomial(group="batch", method="bayes", tau_prior=HalfCauchy(1.0)).fit(*rats)
+    return MultilevelBinomial(
+        group="batch", method="bayes", tau_prior=HalfCauchy(1.0)
+    ).fit(*rats)
 
 
 def dense_grid_posterior(m, n):
@@ -52,8 +54,10 @@ def test_posterior_matches_a_dense_grid(rats, bayes):
     m, n = rats[1].to_numpy().T
     b, tau, dens = dense_grid_posterior(m, n)
     got = bayes.posterior_summary()
-    for name, values, marginal in (("intercept", b, dens.sum(axis=1)),
-                                   ("tau", tau, dens.sum(axis=0))):
+    for name, values, marginal in (
+        ("intercept", b, dens.sum(axis=1)),
+        ("tau", tau, dens.sum(axis=0)),
+    ):
         mean, sd, (lo, hi) = grid_summary(values, marginal)
         np.testing.assert_allclose(got.loc[name], [mean, sd, lo, hi], atol=1e-3)
 
@@ -69,8 +73,9 @@ def test_posterior_matches_nuts_within_monte_carlo_error(bayes, reference):
         assert got.loc[name, "sd"] == pytest.approx(r["sd"], rel=0.01)
     new = ref["theta_new"]
     lo, hi = bayes.population_.interval(0.95)
-    assert lo == pytest.approx(new["q2.5"], abs=1e-3) and hi == pytest.approx(new["q97.5"],
-                                                                              abs=2e-3)
+    assert lo == pytest.approx(new["q2.5"], abs=1e-3) and hi == pytest.approx(
+        new["q97.5"], abs=2e-3
+    )
     table = bayes.group_estimates()
     for g, key in ((1, "theta_batch1"), (71, "theta_batch71")):
         assert table.loc[g, "estimate"] == pytest.approx(ref[key]["mean"], abs=4e-4)
@@ -82,7 +87,9 @@ def test_bayes_carries_tau_uncertainty_into_every_batch(rats, bayes):
     ml = MultilevelBinomial(group="batch").fit(*rats)
     wide = bayes.group_estimates()
     narrow = ml.group_estimates()
-    assert np.mean(wide["upper"] - wide["lower"]) > np.mean(narrow["upper"] - narrow["lower"])
+    assert np.mean(wide["upper"] - wide["lower"]) > np.mean(
+        narrow["upper"] - narrow["lower"]
+    )
     assert bayes.prediction_interval()[1] > ml.prediction_interval()[1]
     # the posterior predictive is a proper distribution of theta
     pop = bayes.population_
@@ -97,7 +104,9 @@ def test_bayes_carries_tau_uncertainty_into_every_batch(rats, bayes):
 def test_bayes_needs_a_proper_tau_prior(rats):
     for prior in (None, Gamma(2.5, 0)):
         with pytest.raises(ValueError, match="proper tau_prior"):
-            MultilevelBinomial(group="batch", method="bayes", tau_prior=prior).fit(*rats)
+            MultilevelBinomial(group="batch", method="bayes", tau_prior=prior).fit(
+                *rats
+            )
 
 
 def test_frequentist_methods_point_to_the_posterior(bayes):

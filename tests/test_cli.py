@@ -27,7 +27,9 @@ def rats_output():
 @pytest.fixture
 def rats_csv(tmp_path):
     """The rats data with renamed columns and a batch-level covariate."""
-    frame = load_rats().frame.rename(columns={"batch": "lab", "m": "tumours", "n": "rats"})
+    frame = load_rats().frame.rename(
+        columns={"batch": "lab", "m": "tumours", "n": "rats"}
+    )
     frame["dose"] = np.random.default_rng(0).normal(size=len(frame)).round(2)
     path = tmp_path / "rats.csv"
     frame.to_csv(path, index=False)
@@ -36,9 +38,14 @@ def rats_csv(tmp_path):
 
 def _scores(out):
     """Held-out mean score of each model, from the score block."""
-    return {name: float(v) for name, v in
-            re.findall(r"^  (complete pooling|no pooling|partial pooling)\s+(-?\d\.\d+) ±",
-                       out, flags=re.M)}
+    return {
+        name: float(v)
+        for name, v in re.findall(
+            r"^  (complete pooling|no pooling|partial pooling)\s+(-?\d\.\d+) ±",
+            out,
+            flags=re.M,
+        )
+    }
 
 
 def test_rats_report(rats_output):
@@ -53,10 +60,19 @@ def test_rats_report(rats_output):
     assert "95% interval [0.037, 0.350]" in out
     # representative batches: lowest (1, 0/20), median, highest, most trials, last (71)
     rows = re.findall(r"^\s+(\d+)\s+(\d+/\d+) ", out, flags=re.M)
-    assert rows == [("1", "0/20"), ("36", "3/27"), ("71", "4/14"), ("67", "16/52"),
-                    ("70", "9/24")]
-    assert re.search(r"^\s+1\s+0/20 0\.000  0\.154 \[0\.137, 0\.171\]  0\.000 \[0\.000, "
-                     r"0\.092\]  0\.070 \[", out, flags=re.M)
+    assert rows == [
+        ("1", "0/20"),
+        ("36", "3/27"),
+        ("71", "4/14"),
+        ("67", "16/52"),
+        ("70", "9/24"),
+    ]
+    assert re.search(
+        r"^\s+1\s+0/20 0\.000  0\.154 \[0\.137, 0\.171\]  0\.000 \[0\.000, "
+        r"0\.092\]  0\.070 \[",
+        out,
+        flags=re.M,
+    )
     assert "5-fold GroupKFold" in out and "per rat" in out and "higher is better" in out
     scores = _scores(out)
     assert len(scores) == 3
@@ -77,8 +93,21 @@ def test_csv_counts_match_bundled(rats_csv, rats_output, capsys):
 
 def test_csv_covariate_and_options(rats_csv, capsys):
     path, _ = rats_csv
-    assert main([str(path), *COUNTS, "--covariates", "dose", "--level", "0.9",
-                 "--folds", "3"]) == 0
+    assert (
+        main(
+            [
+                str(path),
+                *COUNTS,
+                "--covariates",
+                "dose",
+                "--level",
+                "0.9",
+                "--folds",
+                "3",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "covariates: dose" in out
     assert re.search(r"τ \d\.\d{3}, dose -?\d\.\d{3}", out)
@@ -89,7 +118,9 @@ def test_csv_covariate_and_options(rats_csv, capsys):
 
 def test_binary_outcome(tmp_path, capsys):
     rats = load_rats().frame
-    rows = [(b, int(k < m)) for b, m, n in rats.itertuples(index=False) for k in range(n)]
+    rows = [
+        (b, int(k < m)) for b, m, n in rats.itertuples(index=False) for k in range(n)
+    ]
     path = tmp_path / "binary.csv"
     path.write_text("batch,tumour\n" + "".join(f"{b},{t}\n" for b, t in rows))
     assert main([str(path), "--outcome", "tumour", "--group", "batch"]) == 0
@@ -110,11 +141,25 @@ def test_fewer_groups_than_folds_and_boundary_note(tmp_path, capsys):
     assert "Warning" not in out
 
 
-@pytest.mark.parametrize("args, named", [
-    (["--successes", "tumour", "--trials", "rats", "--group", "lab"], "tumour"),
-    (["--successes", "tumours", "--trials", "rats", "--group", "lab",
-      "--covariates", "age"], "age"),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--successes", "tumour", "--trials", "rats", "--group", "lab"], "tumour"),
+        (
+            [
+                "--successes",
+                "tumours",
+                "--trials",
+                "rats",
+                "--group",
+                "lab",
+                "--covariates",
+                "age",
+            ],
+            "age",
+        ),
+    ],
+)
 def test_missing_column(rats_csv, capsys, args, named):
     path, _ = rats_csv
     with pytest.raises(SystemExit) as info:
@@ -125,14 +170,20 @@ def test_missing_column(rats_csv, capsys, args, named):
     assert "its columns are: lab, tumours, rats, dose" in err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nope.csv", *COUNTS], "cannot read nope.csv"),
-    (["{csv}", "--successes", "tumours", "--trials", "rats"], "--group is required"),
-    (["{csv}", "--group", "lab"], "give --successes and --trials"),
-    (["{csv}", "--outcome", "rats", *COUNTS], "either --outcome or"),
-    (["--group", "lab"], "need a CSV FILE"),
-    (["--level", "95"], "--level must be between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nope.csv", *COUNTS], "cannot read nope.csv"),
+        (
+            ["{csv}", "--successes", "tumours", "--trials", "rats"],
+            "--group is required",
+        ),
+        (["{csv}", "--group", "lab"], "give --successes and --trials"),
+        (["{csv}", "--outcome", "rats", *COUNTS], "either --outcome or"),
+        (["--group", "lab"], "need a CSV FILE"),
+        (["--level", "95"], "--level must be between 0 and 1"),
+    ],
+)
 def test_usage_errors(rats_csv, capsys, args, message):
     path, _ = rats_csv
     with pytest.raises(SystemExit) as info:
@@ -149,13 +200,19 @@ def test_data_error_is_one_line(rats_csv, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("skre: error: successes exceed trials")
+    assert len(lines) == 1 and lines[0].startswith(
+        "skre: error: successes exceed trials"
+    )
     assert "rows 3, 5" in lines[0] and "Traceback" not in captured.err
 
 
 def test_module_entry_point():
-    done = subprocess.run([sys.executable, "-m", "skre", "--help"], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "skre", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0
     assert done.stdout.startswith("usage: skre")
     assert "partial pooling" in done.stdout and "--successes COL" in done.stdout
@@ -192,11 +249,38 @@ def test_plot_writes_pngs(tmp_path, capsys):
 def test_plot_boundary_fit_and_covariates(tmp_path, rats_csv, capsys):
     few = tmp_path / "few.csv"
     few.write_text("g,m,n\na,5,30\nb,4,30\nc,6,30\n")
-    assert main([str(few), "--successes", "m", "--trials", "n", "--group", "g",
-                 "--plot", str(tmp_path / "few")]) == 0
+    assert (
+        main(
+            [
+                str(few),
+                "--successes",
+                "m",
+                "--trials",
+                "n",
+                "--group",
+                "g",
+                "--plot",
+                str(tmp_path / "few"),
+            ]
+        )
+        == 0
+    )
     path, _ = rats_csv
-    assert main([str(path), *COUNTS, "--covariates", "dose", "--folds", "2",
-                 "--plot", str(tmp_path / "dose")]) == 0
+    assert (
+        main(
+            [
+                str(path),
+                *COUNTS,
+                "--covariates",
+                "dose",
+                "--folds",
+                "2",
+                "--plot",
+                str(tmp_path / "dose"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     for sub in ("few", "dose"):
         for name in PLOTS:

@@ -28,33 +28,53 @@ def covariate_rows(seed=0):
 
 
 def exact_log_marginal(m, n, offset, tau):
-    """log of int prod_i Binom-kernel(m_i | offset_i + tau u) phi(u) du by adaptive quad."""
+    """log of int prod_i Binom-kernel(m_i | offset_i + tau u) phi(u) du, by
+    adaptive quadrature."""
+
     def log_integrand(u):
         eta = offset + tau * u
         return np.sum(m * eta - n * np.logaddexp(0, eta)) + stats.norm.logpdf(u)
+
     mode = optimize.minimize_scalar(lambda u: -log_integrand(u)).x
     peak = log_integrand(mode)
-    val, _ = integrate.quad(lambda u: np.exp(log_integrand(u) - peak), -np.inf, np.inf,
-                            epsabs=0, epsrel=1e-13, points=None, limit=200)
+    val, _ = integrate.quad(
+        lambda u: np.exp(log_integrand(u) - peak),
+        -np.inf,
+        np.inf,
+        epsabs=0,
+        epsrel=1e-13,
+        points=None,
+        limit=200,
+    )
     return peak + np.log(val)
 
 
 def test_agq25_equals_exact_integral_on_rats():
     data = rats_units()
     b, tau = -1.94, 0.67
-    post = MarginalLikelihood(data, np.ones(data.n_groups), 25).posterior(np.array([b, tau]))
-    exact = [exact_log_marginal(m, n, b, tau) for m, n in zip(data.successes, data.trials)]
+    post = MarginalLikelihood(data, np.ones(data.n_groups), 25).posterior(
+        np.array([b, tau])
+    )
+    exact = [
+        exact_log_marginal(m, n, b, tau) for m, n in zip(data.successes, data.trials)
+    ]
     np.testing.assert_allclose(post.log_marginal, exact, atol=1e-9)
 
 
 def test_one_node_is_the_laplace_formula():
     data = rats_units()
     b, tau = -1.9, 0.6
-    post = MarginalLikelihood(data, np.ones(data.n_groups), 1).posterior(np.array([b, tau]))
+    post = MarginalLikelihood(data, np.ones(data.n_groups), 1).posterior(
+        np.array([b, tau])
+    )
     for m, n, u, got in zip(data.successes, data.trials, post.mode, post.log_marginal):
-        h = lambda v: m * (b + tau * v) - n * np.logaddexp(0, b + tau * v) - v * v / 2
-        u_star = optimize.brentq(lambda v: tau * (m - n * expit(b + tau * v)) - v, -20, 20,
-                                 xtol=1e-15)
+
+        def h(v):
+            return m * (b + tau * v) - n * np.logaddexp(0, b + tau * v) - v * v / 2
+
+        u_star = optimize.brentq(
+            lambda v: tau * (m - n * expit(b + tau * v)) - v, -20, 20, xtol=1e-15
+        )
         p = expit(b + tau * u_star)
         curvature = tau**2 * n * p * (1 - p) + 1
         assert u == pytest.approx(u_star, abs=1e-12)
@@ -68,8 +88,10 @@ def test_gradient_matches_finite_differences(n_quad):
     theta = np.array([0.3, -0.2, -0.4, 0.8])
     _, grad = ml.value_and_grad(theta)
     eps = 1e-6
-    fd = [(ml.value(theta + eps * e) - ml.value(theta - eps * e)) / (2 * eps)
-          for e in np.eye(len(theta))]
+    fd = [
+        (ml.value(theta + eps * e) - ml.value(theta - eps * e)) / (2 * eps)
+        for e in np.eye(len(theta))
+    ]
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-7)
 
 
@@ -99,13 +121,16 @@ def test_profile_interval_matches_the_likelihood_ratio_definition():
         phat = m[i] / n[i]
         target = ll(phat, m[i], n[i]) - q / 2
         if m[i] > 0:
-            lo = optimize.brentq(lambda p: ll(p, m[i], n[i]) - target, 1e-12, phat, xtol=1e-14)
+            lo = optimize.brentq(
+                lambda p: ll(p, m[i], n[i]) - target, 1e-12, phat, xtol=1e-14
+            )
             assert expit(lower[i]) == pytest.approx(lo, abs=1e-9)
         else:
             assert lower[i] == -np.inf
         if m[i] < n[i]:
-            hi = optimize.brentq(lambda p: ll(p, m[i], n[i]) - target, phat, 1 - 1e-12,
-                                 xtol=1e-14)
+            hi = optimize.brentq(
+                lambda p: ll(p, m[i], n[i]) - target, phat, 1 - 1e-12, xtol=1e-14
+            )
             assert expit(upper[i]) == pytest.approx(hi, abs=1e-9)
         else:
             assert upper[i] == np.inf
@@ -115,12 +140,16 @@ def test_profile_interval_matches_the_likelihood_ratio_definition():
 
 def test_solve_decreasing_matches_brentq():
     c = np.array([-3.0, 0.0, 2.5, 40.0])
-    fun = lambda x: (c - x**3 - x, -3 * x**2 - 1)
+
+    def fun(x):
+        return (c - x**3 - x, -3 * x**2 - 1)
+
     x, _, ok = solve_decreasing(fun, np.zeros(4), np.full(4, -50.0), np.full(4, 50.0))
     assert ok
     for ci, xi in zip(c, x):
-        assert xi == pytest.approx(optimize.brentq(lambda v: ci - v**3 - v, -50, 50,
-                                                   xtol=1e-15), abs=1e-12)
+        assert xi == pytest.approx(
+            optimize.brentq(lambda v: ci - v**3 - v, -50, 50, xtol=1e-15), abs=1e-12
+        )
 
 
 def test_collapse_merges_identical_rows_and_keeps_sums():
@@ -152,7 +181,9 @@ class TestLogitNormal:
     pop = LogitNormal(-1.94, 0.67)
 
     def test_mean_and_variance_by_quadrature(self):
-        f = lambda x: x * self.pop.pdf(x)
+        def f(x):
+            return x * self.pop.pdf(x)
+
         assert integrate.quad(self.pop.pdf, 0, 1)[0] == pytest.approx(1, abs=1e-10)
         assert self.pop.mean() == pytest.approx(integrate.quad(f, 0, 1)[0], abs=1e-10)
         second = integrate.quad(lambda x: x * x * self.pop.pdf(x), 0, 1)[0]
@@ -179,8 +210,12 @@ class TestLogitNormal:
 
 def test_binomial_constant_matches_scipy():
     from skre._core.binomial import log_binom_constant
+
     m, n = np.array([0.0, 3, 7]), np.array([5.0, 9, 7])
-    want = np.sum(stats.binom.logpmf(m, n, 0.3) - m * np.log(0.3) - (n - m) * np.log(0.7))
+    want = np.sum(
+        stats.binom.logpmf(m, n, 0.3) - m * np.log(0.3) - (n - m) * np.log(0.7)
+    )
     assert log_binom_constant(m, n) == pytest.approx(want, abs=1e-12)
     assert log_binom_constant(m, n, np.array([2.0, 0, 1])) == pytest.approx(
-        2 * (gammaln(6) - gammaln(1) - gammaln(6)) + 0.0, abs=1e-12)
+        2 * (gammaln(6) - gammaln(1) - gammaln(6)) + 0.0, abs=1e-12
+    )

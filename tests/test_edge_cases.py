@@ -37,7 +37,8 @@ def assert_probabilities(P):
     assert np.all((P >= 0) & (P <= 1)), P
 
 
-# -- all zero successes / all successes -------------------------------------------------
+# -- all zero successes / all successes ----------------------------------------------
+
 
 def _uniform(successes, n_groups=5, trials=100):
     X = pd.DataFrame({"g": np.arange(n_groups)})
@@ -62,17 +63,24 @@ def test_all_zero_successes_complete_pooling_warns():
         CompletePoolingBinomial(group="g").fit(X, y)
 
 
-# group g1 has only x = -1, where every outcome is a success: its fitted probability is 1
-ONE_SIDED_X = pd.DataFrame({"g": ["g0"] * 7 + ["g1"], "x": [0.0, -1, 0, 0, -1, 0, 0, -1]})
+# group g1 has only x = -1, where every outcome is a success: its fitted
+# probability is 1
+ONE_SIDED_X = pd.DataFrame(
+    {"g": ["g0"] * 7 + ["g1"], "x": [0.0, -1, 0, 0, -1, 0, 0, -1]}
+)
 ONE_SIDED_Y = np.array([0, 1, 0, 0, 1, 0, 1, 1])
 
 
-@pytest.mark.parametrize("cls, data", [
-    (CompletePoolingBinomial, _uniform(0)),
-    (CompletePoolingBinomial, _uniform(100)),
-    (CompletePoolingBinomial, (ONE_SIDED_X, ONE_SIDED_Y)),
-    (MultilevelBinomial, (ONE_SIDED_X, ONE_SIDED_Y)),
-], ids=["cp-all-zero", "cp-all-success", "cp-separated", "ml-separated"])
+@pytest.mark.parametrize(
+    "cls, data",
+    [
+        (CompletePoolingBinomial, _uniform(0)),
+        (CompletePoolingBinomial, _uniform(100)),
+        (CompletePoolingBinomial, (ONE_SIDED_X, ONE_SIDED_Y)),
+        (MultilevelBinomial, (ONE_SIDED_X, ONE_SIDED_Y)),
+    ],
+    ids=["cp-all-zero", "cp-all-success", "cp-separated", "ml-separated"],
+)
 def test_pooled_group_estimates_at_probability_0_or_1(cls, data):
     est = quiet_fit(cls(group="g"), *data).group_estimates()
     values = est[["estimate", "lower", "upper"]].to_numpy()
@@ -83,7 +91,9 @@ def test_pooled_group_estimates_at_probability_0_or_1(cls, data):
 def test_no_failures_or_no_successes_no_pooling(successes, limit):
     X, y = _uniform(successes)
     npool = NoPoolingBinomial(group="g").fit(X, y)
-    np.testing.assert_array_equal(npool.group_intercepts_, -np.inf if limit == 0 else np.inf)
+    np.testing.assert_array_equal(
+        npool.group_intercepts_, -np.inf if limit == 0 else np.inf
+    )
     P = npool.predict_proba(X)
     np.testing.assert_array_equal(P[:, 1], limit)
     est = npool.group_estimates()
@@ -103,7 +113,8 @@ def test_no_failures_or_no_successes_multilevel(successes, limit):
     np.testing.assert_allclose(P, limit, atol=0.01)
 
 
-# -- one group; one trial per group; one huge group ---------------------------------
+# -- one group; one trial per group; one huge group ----------------------------------
+
 
 @pytest.mark.parametrize("covariate", [False, True])
 def test_single_group(covariate):
@@ -132,7 +143,9 @@ def test_one_binary_trial_per_group():
     assert cp.intercept_ == pytest.approx(logit(y.mean()), rel=1e-12)
     npool = NoPoolingBinomial(group="g").fit(X, y)
     np.testing.assert_array_equal(npool.predict_proba(X)[:, 1], y)
-    np.testing.assert_array_equal(npool.group_intercepts_, np.where(y == 1, np.inf, -np.inf))
+    np.testing.assert_array_equal(
+        npool.group_intercepts_, np.where(y == 1, np.inf, -np.inf)
+    )
     # one binary trial per group says nothing about tau: the fit is (close to) pooling
     ml = quiet_fit(MultilevelBinomial(group="g"), X, y)
     assert ml.tau_ < 0.2
@@ -210,15 +223,17 @@ def test_a_billion_trials():
     assert np.all(np.isfinite(est[["estimate", "lower", "upper"]].to_numpy()))
 
 
-# -- covariates: separation, collinearity, scale ------------------------------------
+# -- covariates: separation, collinearity, scale -------------------------------------
 
-SEPARATED_X = pd.DataFrame({"g": np.repeat(np.arange(4), 4), "x": np.tile([-2.0, -1, 1, 2], 4)})
+SEPARATED_X = pd.DataFrame(
+    {"g": np.repeat(np.arange(4), 4), "x": np.tile([-2.0, -1, 1, 2], 4)}
+)
 SEPARATED_Y = (SEPARATED_X["x"] > 0).astype(int).to_numpy()
 
 
-@pytest.mark.parametrize("cls", [
-    CompletePoolingBinomial, NoPoolingBinomial,
-    MultilevelBinomial])
+@pytest.mark.parametrize(
+    "cls", [CompletePoolingBinomial, NoPoolingBinomial, MultilevelBinomial]
+)
 def test_separation_predictions_are_finite(cls):
     est = quiet_fit(cls(group="g"), SEPARATED_X, SEPARATED_Y)
     P = est.predict_proba(SEPARATED_X)[:, 1]
@@ -243,15 +258,19 @@ def test_separation_does_not_claim_a_precise_slope(cls):
 def test_collinear_covariate_is_named_and_dropped(cls):
     X, y, _ = make_grouped_binomial(10, trials=8, n_features=1, random_state=1)
     X["x0_copy"] = 2.0 * X["x0"] + 1.0
-    with pytest.warns(CollinearityWarning, match=r"covariate 'x0_copy' is constant or a "
-                      r"linear combination"):
+    with pytest.warns(
+        CollinearityWarning,
+        match=r"covariate 'x0_copy' is constant or a "
+        r"linear combination",
+    ):
         est = cls(group="group").fit(X, y)
     ref = cls(group="group").fit(X.drop(columns="x0_copy"), y)
     assert est.coef_[1] == 0.0
     assert est.coef_[0] == pytest.approx(ref.coef_[0], rel=1e-8)
     assert est.intercept_ == pytest.approx(ref.intercept_, rel=1e-8)
-    np.testing.assert_allclose(est.predict_proba(X), ref.predict_proba(X.drop(columns="x0_copy")),
-                               rtol=1e-8)
+    np.testing.assert_allclose(
+        est.predict_proba(X), ref.predict_proba(X.drop(columns="x0_copy")), rtol=1e-8
+    )
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
@@ -268,7 +287,8 @@ def test_wildly_different_covariate_scales(cls):
     np.testing.assert_allclose(est.predict_proba(Xs), ref.predict_proba(X), rtol=1e-6)
 
 
-# -- group labels ---------------------------------------------------------------------
+# -- group labels --------------------------------------------------------------------
+
 
 def _label_variants():
     X, y, _ = make_grouped_binomial(9, trials=6, n_features=1, random_state=3)
@@ -285,7 +305,9 @@ def _label_variants():
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
-@pytest.mark.parametrize("kind", ["str", "string[pandas]", "category", "Int64", "float"])
+@pytest.mark.parametrize(
+    "kind", ["str", "string[pandas]", "category", "Int64", "float"]
+)
 def test_group_label_types_give_the_same_fit(cls, kind):
     X, y, variants = _label_variants()
     ref = cls(group="group").fit(X, y)
@@ -297,8 +319,10 @@ def test_group_label_types_give_the_same_fit(cls, kind):
     np.testing.assert_array_equal(est.predict_proba(Xv), ref.predict_proba(X))
     # the group labels are kept (in sorted order) and index group_estimates
     assert set(est.groups_) == set(pd.unique(np.asarray(variants[kind], dtype=object)))
-    np.testing.assert_array_equal(est.group_estimates()["estimate"].to_numpy(),
-                                  ref.group_estimates()["estimate"].to_numpy())
+    np.testing.assert_array_equal(
+        est.group_estimates()["estimate"].to_numpy(),
+        ref.group_estimates()["estimate"].to_numpy(),
+    )
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
@@ -323,7 +347,11 @@ def test_many_labels_at_predict_time_mostly_unseen(cls):
     else:  # the population average over N(0, tau^2), not expit(b + x'beta)
         nodes, weights = np.polynomial.hermite.hermgauss(64)
         eta = est.intercept_ + x[new] * est.coef_[0]
-        expected = expit(eta[:, None] + np.sqrt(2) * est.tau_ * nodes) @ weights / np.sqrt(np.pi)
+        expected = (
+            expit(eta[:, None] + np.sqrt(2) * est.tau_ * nodes)
+            @ weights
+            / np.sqrt(np.pi)
+        )
         np.testing.assert_allclose(P[new], expected, rtol=1e-10)
         expected = None
     if expected is not None:
@@ -332,7 +360,8 @@ def test_many_labels_at_predict_time_mostly_unseen(cls):
     np.testing.assert_array_equal(P[:100], est.predict_proba(Xp.iloc[:100])[:, 1])
 
 
-# -- determinism ----------------------------------------------------------------------
+# -- determinism ---------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def medium_data():
@@ -340,8 +369,11 @@ def medium_data():
 
 
 def _results(est, X):
-    out = {"coef": np.r_[est.intercept_, est.coef_, getattr(est, "tau_", 0.0)],
-           "proba": est.predict_proba(X), "groups": est.group_estimates().to_numpy()}
+    out = {
+        "coef": np.r_[est.intercept_, est.coef_, getattr(est, "tau_", 0.0)],
+        "proba": est.predict_proba(X),
+        "groups": est.group_estimates().to_numpy(),
+    }
     if hasattr(est, "confint"):
         out["confint"] = est.confint().to_numpy()
     return out
@@ -402,16 +434,22 @@ def test_multilevel_group_estimates_do_not_depend_on_earlier_calls(medium_data):
     pd.testing.assert_frame_equal(est.group_estimates(), before, check_exact=True)
 
 
-# -- convergence honesty --------------------------------------------------------------
+# -- convergence honesty -------------------------------------------------------------
 
-@pytest.mark.parametrize("cls, what", [
-    (CompletePoolingBinomial, "logistic regression did not converge"),
-    (NoPoolingBinomial, "no-pooling fit did not converge"),
-    (MultilevelBinomial, "optimizer did not converge"),
-])
+
+@pytest.mark.parametrize(
+    "cls, what",
+    [
+        (CompletePoolingBinomial, "logistic regression did not converge"),
+        (NoPoolingBinomial, "no-pooling fit did not converge"),
+        (MultilevelBinomial, "optimizer did not converge"),
+    ],
+)
 def test_capped_iterations_warn_and_say_what_to_try(cls, what):
     X, y, _ = make_grouped_binomial(40, trials=10, n_features=2, random_state=0)
-    with pytest.warns(ConvergenceWarning, match=rf"{cls.__name__}: the {what}.*raise max_iter"):
+    with pytest.warns(
+        ConvergenceWarning, match=rf"{cls.__name__}: the {what}.*raise max_iter"
+    ):
         est = cls(group="group", max_iter=1).fit(X, y)
     assert est.converged_ is False
     assert_probabilities(est.predict_proba(X))
@@ -421,10 +459,13 @@ def test_capped_iterations_warn_and_say_what_to_try(cls, what):
 
 
 def test_capped_iterations_intercept_only_multilevel():
-    # the pooled models have closed forms without covariates; the multilevel one iterates
+    # the pooled models have closed forms without covariates; the multilevel one
+    # iterates
     X, y, _ = make_grouped_binomial(40, trials=10, random_state=0)
     with pytest.warns(ConvergenceWarning, match="did not converge"):
-        assert MultilevelBinomial(group="group", max_iter=1).fit(X, y).converged_ is False
+        assert (
+            MultilevelBinomial(group="group", max_iter=1).fit(X, y).converged_ is False
+        )
     for cls in (CompletePoolingBinomial, NoPoolingBinomial):
         with warnings.catch_warnings():
             warnings.simplefilter("error")

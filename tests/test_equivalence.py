@@ -24,7 +24,9 @@ def fitted_parameters(est):
     for name in ("tau_", "group_intercepts_", "random_effects_"):
         if hasattr(est, name):
             params[name] = getattr(est, name)
-    params["estimates"] = est.group_estimates()[["estimate", "lower", "upper"]].to_numpy()
+    params["estimates"] = est.group_estimates()[
+        ["estimate", "lower", "upper"]
+    ].to_numpy()
     return params
 
 
@@ -55,6 +57,7 @@ def test_rats_aggregated_equals_binary_rows(cls):
     assert agg.score(X, y) == pytest.approx(agg.score(Xb, yb), abs=1e-10)
     # log-likelihoods differ exactly by the binomial constants, as in R
     from scipy.special import gammaln
+
     m, n = y.to_numpy().T
     const = np.sum(gammaln(n + 1) - gammaln(m + 1) - gammaln(n - m + 1))
     assert agg.loglik_ - binary.loglik_ == pytest.approx(const, abs=1e-6)
@@ -78,7 +81,8 @@ def test_weights_equal_repeated_rows(cls):
     assert_same_fit(weighted, repeated, atol=1e-8)
     assert weighted.loglik_ == pytest.approx(repeated.loglik_, abs=1e-8)
     assert weighted.score(X, y, sample_weight=w) == pytest.approx(
-        repeated.score(X.iloc[rep], y[rep]), abs=1e-10)
+        repeated.score(X.iloc[rep], y[rep]), abs=1e-10
+    )
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)

@@ -21,7 +21,8 @@ GROUP_TAKES_A_FEATURE = (
     "labels (one row per group), so a single covariate is left: training accuracy "
     "is 0.685, exactly that of LogisticRegression on the remaining column, below the "
     "check's 0.83 (the multilevel fit is at tau = 0: single-trial groups carry no "
-    "information on tau)")
+    "information on tau)"
+)
 
 
 def expected_failed_checks(estimator):

@@ -27,9 +27,12 @@ def test_complete_pooling_confint_matches_r(rats, reference):
     ref = reference("rats_lme4.json")["complete_pooling"]
     cp = CompletePoolingBinomial(group="batch").fit(*rats)
     # R's SE uses the IRLS weights of the previous iteration (2e-5 relative)
-    np.testing.assert_allclose(cp.confint().loc["intercept"], ref["wald_ci_95"], atol=5e-6)
-    np.testing.assert_allclose(cp.confint(method="profile").loc["intercept"],
-                               ref["profile_ci_95"], atol=5e-6)
+    np.testing.assert_allclose(
+        cp.confint().loc["intercept"], ref["wald_ci_95"], atol=5e-6
+    )
+    np.testing.assert_allclose(
+        cp.confint(method="profile").loc["intercept"], ref["profile_ci_95"], atol=5e-6
+    )
     ci = cp.confint(level=0.9)
     assert list(ci.columns) == ["5%", "95%"]
 
@@ -37,16 +40,19 @@ def test_complete_pooling_confint_matches_r(rats, reference):
 def test_multilevel_confint_matches_lme4(m4, reference):
     ref = reference("rats_lme4_intervals.json")["nagq25"]
     prof = m4.confint(method="profile")
-    np.testing.assert_allclose(prof.loc["intercept"], ref["profile_ci_95"]["(Intercept)"],
-                               atol=1e-5)
-    np.testing.assert_allclose(prof.loc["tau"], ref["profile_ci_95"]["sd_(Intercept)|batch"],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        prof.loc["intercept"], ref["profile_ci_95"]["(Intercept)"], atol=1e-5
+    )
+    np.testing.assert_allclose(
+        prof.loc["tau"], ref["profile_ci_95"]["sd_(Intercept)|batch"], atol=1e-5
+    )
     # lme4 interpolates its profile with splines: agreement to ~1e-6
     np.testing.assert_allclose(prof.loc["tau"], [0.450709, 0.954939], atol=2e-6)
     np.testing.assert_allclose(prof.loc["intercept"], [-2.202855, -1.716614], atol=2e-6)
     wald = m4.confint()
-    np.testing.assert_allclose(wald.loc["intercept"], ref["wald_ci_95"]["(Intercept)"],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        wald.loc["intercept"], ref["wald_ci_95"]["(Intercept)"], atol=1e-5
+    )
     assert m4.vcov().iloc[0, 0] == pytest.approx(ref["vcov_hessian"], rel=1e-4)
     # Wald for tau is built on log tau: positive, and asymmetric around tau
     lo, hi = wald.loc["tau"]
@@ -59,9 +65,12 @@ def test_profile_interval_is_where_the_profile_drops_by_the_chi2_quantile(m4):
     target = m4.loglik_ - stats.chi2.ppf(0.95, 1) / 2
     ml = m4._model
     for tau_end in m4.confint(method="profile").loc["tau"]:
-        best = optimize.minimize_scalar(lambda b: -ml.value(np.array([b, tau_end])),
-                                        bounds=(-4, 0), method="bounded",
-                                        options={"xatol": 1e-10})
+        best = optimize.minimize_scalar(
+            lambda b: -ml.value(np.array([b, tau_end])),
+            bounds=(-4, 0),
+            method="bounded",
+            options={"xatol": 1e-10},
+        )
         const = m4.loglik_ - ml.value(m4._theta_std)
         assert -best.fun + const == pytest.approx(target, abs=1e-6)
 
@@ -76,15 +85,18 @@ def test_no_pooling_intervals_for_a_batch_with_no_tumours(rats):
     m, n = rats[1].to_numpy().T
     for g in (1, 36, 71):
         ci = stats.binomtest(int(m[g - 1]), int(n[g - 1])).proportion_ci(method="exact")
-        np.testing.assert_allclose(exact.loc[g, ["lower", "upper"]], [ci.low, ci.high],
-                                   atol=1e-10)
+        np.testing.assert_allclose(
+            exact.loc[g, ["lower", "upper"]], [ci.low, ci.high], atol=1e-10
+        )
     wald = npool.group_estimates(method="wald")
     assert wald.loc[1, "lower"] == wald.loc[1, "upper"] == 0.0  # degenerate, documented
     p, k = m[70] / n[70], n[70]
     half = stats.norm.ppf(0.975) / np.sqrt(k * p * (1 - p))
-    np.testing.assert_allclose(wald.loc[71, ["lower", "upper"]],
-                               expit(np.log(p / (1 - p)) + np.array([-half, half])),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        wald.loc[71, ["lower", "upper"]],
+        expit(np.log(p / (1 - p)) + np.array([-half, half])),
+        atol=1e-12,
+    )
     with pytest.raises(ValueError, match="intercept-only"):
         X = rats[0].assign(x=np.arange(71.0))
         NoPoolingBinomial(group="batch").fit(X, rats[1]).group_estimates(method="exact")
@@ -95,14 +107,21 @@ def test_multilevel_group_intervals_are_conditional_quantiles(m4):
     b, tau = m4.intercept_, m4.tau_
     table = m4.group_estimates()
     for g, (m, n) in {1: (0, 20), 71: (4, 14), 67: (16, 52)}.items():
+
         def dens(u):
             eta = b + tau * u
             return np.exp(m * eta - n * np.logaddexp(0, eta) - u * u / 2)
+
         total = integrate.quad(dens, -15, 15, epsabs=0, epsrel=1e-12)[0]
         for q, col in ((0.025, "lower"), (0.975, "upper")):
-            u_q = optimize.brentq(lambda v: integrate.quad(dens, -15, v, epsabs=0,
-                                                           epsrel=1e-12)[0] / total - q,
-                                  -15, 15, xtol=1e-12)
+            u_q = optimize.brentq(
+                lambda v: (
+                    integrate.quad(dens, -15, v, epsabs=0, epsrel=1e-12)[0] / total - q
+                ),
+                -15,
+                15,
+                xtol=1e-12,
+            )
             assert table.loc[g, col] == pytest.approx(expit(b + tau * u_q), rel=2e-4)
     assert 0 < table.loc[1, "lower"] < table.loc[1, "upper"] < 1
 
@@ -110,22 +129,26 @@ def test_multilevel_group_intervals_are_conditional_quantiles(m4):
 def test_conditional_modes_and_sds(rats, reference):
     ref = reference("rats_lme4_intervals.json")
     lap = MultilevelBinomial(group="batch", n_quad=1).fit(*rats)
-    np.testing.assert_allclose(lap.random_effects_, ref["laplace"]["per_batch"]["cond_mode"],
-                               atol=1e-5)
-    np.testing.assert_allclose(lap.random_effects_sd_, ref["laplace"]["per_batch"]["cond_sd"],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        lap.random_effects_, ref["laplace"]["per_batch"]["cond_mode"], atol=1e-5
+    )
+    np.testing.assert_allclose(
+        lap.random_effects_sd_, ref["laplace"]["per_batch"]["cond_sd"], atol=1e-5
+    )
     # nAGQ = 25: lme4's stored modes are not the modes at its own reported
     # (b, tau); ours are, checked here by a root finder
     m4 = MultilevelBinomial(group="batch").fit(*rats)
     m, n = rats[1].to_numpy().T
     b, tau = m4.intercept_, m4.tau_
     for g in (0, 35, 70):
-        xi = optimize.brentq(lambda v: m[g] - n[g] * expit(b + v) - v / tau**2, -5, 5,
-                             xtol=1e-14)
+        xi = optimize.brentq(
+            lambda v: m[g] - n[g] * expit(b + v) - v / tau**2, -5, 5, xtol=1e-14
+        )
         assert m4.random_effects_[g] == pytest.approx(xi, abs=1e-9)
         p = expit(b + xi)
         assert m4.random_effects_sd_[g] == pytest.approx(
-            1 / np.sqrt(n[g] * p * (1 - p) + 1 / tau**2), abs=1e-9)
+            1 / np.sqrt(n[g] * p * (1 - p) + 1 / tau**2), abs=1e-9
+        )
 
 
 def test_prediction_interval(m4):
@@ -152,12 +175,17 @@ def test_boundary_intervals_start_at_zero(reference_data):
     # the upper end: the best fit with tau fixed there is chi2/2 below the maximum
     target = m.loglik_ - stats.chi2.ppf(0.95, 1) / 2
     const = m.loglik_ - m._model.value(m._theta_std)
-    best = optimize.minimize_scalar(lambda b: -m._model.value(np.array([b, hi])),
-                                    bounds=(-3, 2), method="bounded", options={"xatol": 1e-10})
+    best = optimize.minimize_scalar(
+        lambda b: -m._model.value(np.array([b, hi])),
+        bounds=(-3, 2),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
     assert -best.fun + const == pytest.approx(target, abs=1e-6)
     cp = CompletePoolingBinomial(group="group").fit(df[["group"]], df[["m", "n"]])
-    np.testing.assert_allclose(prof.loc["intercept"], cp.confint(method="profile").loc[
-        "intercept"], atol=1e-8)
+    np.testing.assert_allclose(
+        prof.loc["intercept"], cp.confint(method="profile").loc["intercept"], atol=1e-8
+    )
     assert np.isnan(m.confint().loc["tau", "97.5%"])
     assert np.all(np.isfinite(m.group_estimates()[["lower", "upper"]]))
 

@@ -9,18 +9,18 @@ import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: no windows
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from numpy.testing import assert_allclose, assert_array_equal  # noqa: E402
-from sklearn.base import BaseEstimator  # noqa: E402
-from sklearn.exceptions import NotFittedError  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
 
-from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial  # noqa: E402
-from skre.datasets import load_rats  # noqa: E402
-from skre.exceptions import BoundaryWarning  # noqa: E402
-from skre.plotting import CaterpillarDisplay, PopulationDisplay, ShrinkageDisplay  # noqa: E402
+from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
+from skre.datasets import load_rats
+from skre.exceptions import BoundaryWarning
+from skre.plotting import CaterpillarDisplay, PopulationDisplay, ShrinkageDisplay
 
 MESSAGE = "requires matplotlib: pip install 'skre[plot]'"
 
@@ -40,8 +40,10 @@ def rats():
 @pytest.fixture(scope="module")
 def fits(rats):
     X, y = rats
-    return {cls.__name__: cls(group="batch").fit(X, y)
-            for cls in (CompletePoolingBinomial, NoPoolingBinomial, MultilevelBinomial)}
+    return {
+        cls.__name__: cls(group="batch").fit(X, y)
+        for cls in (CompletePoolingBinomial, NoPoolingBinomial, MultilevelBinomial)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,7 @@ def _draw(disp):
     disp.figure_.canvas.draw()  # renders every artist: errors and warnings surface
 
 
-# -- ShrinkageDisplay ---------------------------------------------------------
+# -- ShrinkageDisplay ----------------------------------------------------------------
 def test_shrinkage_artists(m3, m4):
     disp = ShrinkageDisplay.from_estimators(m3, m4, level=0.9)
     _draw(disp)
@@ -148,7 +150,7 @@ def test_shrinkage_input_errors(rats, m3, m4):
         ShrinkageDisplay.from_estimators(m3, m4, level=95)
 
 
-# -- PopulationDisplay --------------------------------------------------------
+# -- PopulationDisplay ---------------------------------------------------------------
 def test_population_artists(m4):
     disp = PopulationDisplay.from_estimator(m4, level=0.95)
     _draw(disp)
@@ -170,8 +172,9 @@ def test_population_artists(m4):
 
 def test_population_options(m4):
     fig, ax = plt.subplots()
-    disp = PopulationDisplay.from_estimator(m4, level=0.5, ax=ax, observed=False,
-                                            color="C3")
+    disp = PopulationDisplay.from_estimator(
+        m4, level=0.5, ax=ax, observed=False, color="C3"
+    )
     assert disp.ax_ is ax and disp.figure_ is fig
     assert disp.rug_ is None
     assert disp.line_.get_color() == "C3"
@@ -179,14 +182,20 @@ def test_population_options(m4):
     with pytest.raises(ValueError, match="level"):
         PopulationDisplay.from_estimator(m4, level=1.0)
     with pytest.raises(TypeError, match="MultilevelBinomial"):
-        PopulationDisplay.from_estimator(CompletePoolingBinomial(group="batch").fit(
-            pd.DataFrame({"batch": [1, 2]}), np.array([[1, 4], [2, 4]])))
+        PopulationDisplay.from_estimator(
+            CompletePoolingBinomial(group="batch").fit(
+                pd.DataFrame({"batch": [1, 2]}), np.array([[1, 4], [2, 4]])
+            )
+        )
 
 
 def test_population_uses_prediction_interval(m4, monkeypatch):
-    monkeypatch.setattr(m4, "prediction_interval",
-                        lambda level=0.95, include_parameter_uncertainty=False: (0.05, 0.3),
-                        raising=False)
+    monkeypatch.setattr(
+        m4,
+        "prediction_interval",
+        lambda level=0.95, include_parameter_uncertainty=False: (0.05, 0.3),
+        raising=False,
+    )
     disp = PopulationDisplay.from_estimator(m4)
     assert disp.interval == (0.05, 0.3)
     xs = np.concatenate([p.vertices for p in disp.interval_.get_paths()])[:, 0]
@@ -206,9 +215,10 @@ def test_population_boundary_fit():
     assert "(τ = 0)" in disp.line_.get_label()
 
 
-# -- CaterpillarDisplay -------------------------------------------------------
-@pytest.mark.parametrize("name", ["CompletePoolingBinomial", "NoPoolingBinomial",
-                                  "MultilevelBinomial"])
+# -- CaterpillarDisplay --------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name", ["CompletePoolingBinomial", "NoPoolingBinomial", "MultilevelBinomial"]
+)
 def test_caterpillar_matches_group_estimates(fits, name):
     est = fits[name]
     disp = CaterpillarDisplay.from_estimator(est, level=0.9)
@@ -225,7 +235,9 @@ def test_caterpillar_matches_group_estimates(fits, name):
     assert_array_equal(segments[:, 0, 1], np.arange(len(table)))
     assert_allclose(disp.observed_.get_xdata(), table["observed"])
     assert (disp.reference_line_ is not None) == (name == "MultilevelBinomial")
-    assert [t.get_text() for t in disp.ax_.get_yticklabels()] == list(map(str, disp.groups))
+    assert [t.get_text() for t in disp.ax_.get_yticklabels()] == list(
+        map(str, disp.groups)
+    )
 
 
 def test_caterpillar_unsorted_and_given_ax(m4):
@@ -243,39 +255,53 @@ def test_caterpillar_sort_is_stable_for_ties(m3):
 
 
 def test_displays_from_numbers():
-    disp = CaterpillarDisplay(groups=["x", "y"], estimate=[0.2, 0.4], lower=[0.1, 0.3],
-                              upper=[0.3, 0.5]).plot()
+    disp = CaterpillarDisplay(
+        groups=["x", "y"], estimate=[0.2, 0.4], lower=[0.1, 0.3], upper=[0.3, 0.5]
+    ).plot()
     assert disp.observed_ is None and disp.reference_line_ is None
-    disp = ShrinkageDisplay(groups=[1, 2], no_pooling=[0.1, 0.5], multilevel=[0.2, 0.4],
-                            trials=[10, 20], population_mean=0.3).plot()
+    disp = ShrinkageDisplay(
+        groups=[1, 2],
+        no_pooling=[0.1, 0.5],
+        multilevel=[0.2, 0.4],
+        trials=[10, 20],
+        population_mean=0.3,
+    ).plot()
     assert len(disp.arrows_) == 2 and disp.interval_ is None
     _draw(disp)
 
 
-# -- without matplotlib ---------------------------------------------------------
+# -- without matplotlib --------------------------------------------------------------
 @pytest.fixture
 def no_matplotlib(monkeypatch):
     """Make ``import matplotlib`` (and its submodules) fail, as if not installed."""
-    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+    for name in [
+        m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")
+    ]:
         monkeypatch.setitem(sys.modules, name, None)
 
 
 def test_import_error_without_matplotlib(no_matplotlib, m3, m4):
-    calls = [lambda: ShrinkageDisplay.from_estimators(m3, m4),
-             lambda: PopulationDisplay.from_estimator(m4),
-             lambda: CaterpillarDisplay.from_estimator(m3),
-             lambda: CaterpillarDisplay(groups=[1], estimate=[0.5], lower=[0.4],
-                                        upper=[0.6]).plot()]
+    calls = [
+        lambda: ShrinkageDisplay.from_estimators(m3, m4),
+        lambda: PopulationDisplay.from_estimator(m4),
+        lambda: CaterpillarDisplay.from_estimator(m3),
+        lambda: CaterpillarDisplay(
+            groups=[1], estimate=[0.5], lower=[0.4], upper=[0.6]
+        ).plot(),
+    ]
     for call in calls:
         with pytest.raises(ImportError, match=re.escape(MESSAGE)):
             call()
 
 
 def test_import_without_matplotlib():
-    code = ("import sys; sys.modules['matplotlib'] = None; import skre.plotting; "
-            "print(sorted(skre.plotting.__all__))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    code = (
+        "import sys; sys.modules['matplotlib'] = None; import skre.plotting; "
+        "print(sorted(skre.plotting.__all__))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert "ShrinkageDisplay" in done.stdout
 
@@ -283,7 +309,9 @@ def test_import_without_matplotlib():
 def test_no_warnings_drawing_all(m3, m4):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for disp in (ShrinkageDisplay.from_estimators(m3, m4, level=0.95),
-                     PopulationDisplay.from_estimator(m4),
-                     CaterpillarDisplay.from_estimator(m4)):
+        for disp in (
+            ShrinkageDisplay.from_estimators(m3, m4, level=0.95),
+            PopulationDisplay.from_estimator(m4),
+            CaterpillarDisplay.from_estimator(m4),
+        ):
             _draw(disp)

@@ -20,12 +20,18 @@ from hypothesis import strategies as st
 from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
 
 ESTIMATORS = [CompletePoolingBinomial, NoPoolingBinomial, MultilevelBinomial]
-SETTINGS = settings(max_examples=200, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 # covariate values: a few repeated levels (rows that merge) and arbitrary reals
-COVARIATE = st.one_of(st.sampled_from([-1.0, 0.0, 0.5, 2.0]),
-                      st.floats(-5, 5, allow_nan=False, allow_infinity=False))
+COVARIATE = st.one_of(
+    st.sampled_from([-1.0, 0.0, 0.5, 2.0]),
+    st.floats(-5, 5, allow_nan=False, allow_infinity=False),
+)
 
 
 @st.composite
@@ -40,7 +46,9 @@ def datasets(draw, classes=ESTIMATORS, binary=None, mixed=True, covariate=None):
     cls = draw(st.sampled_from(classes))
     n_groups = draw(st.integers(1, 8))
     n_rows = draw(st.integers(max(n_groups, 2), 30))
-    codes = draw(st.lists(st.integers(0, n_groups - 1), min_size=n_rows, max_size=n_rows))
+    codes = draw(
+        st.lists(st.integers(0, n_groups - 1), min_size=n_rows, max_size=n_rows)
+    )
     labels = np.array([f"g{c}" for c in codes], dtype=object)
     X = pd.DataFrame({"g": labels})
     if covariate is None:
@@ -50,7 +58,9 @@ def datasets(draw, classes=ESTIMATORS, binary=None, mixed=True, covariate=None):
     if binary is None:
         binary = draw(st.booleans())
     if binary:
-        y = np.array(draw(st.lists(st.integers(0, 1), min_size=n_rows, max_size=n_rows)))
+        y = np.array(
+            draw(st.lists(st.integers(0, 1), min_size=n_rows, max_size=n_rows))
+        )
         y[:2] = [0, 1]  # binary labels need both classes
         return cls, X, y
     n = np.array(draw(st.lists(st.integers(0, 50), min_size=n_rows, max_size=n_rows)))
@@ -64,7 +74,9 @@ def datasets(draw, classes=ESTIMATORS, binary=None, mixed=True, covariate=None):
 
 def fit(cls, X, y, sample_weight=None):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # convergence, boundary, collinearity
+        warnings.simplefilter(
+            "ignore", UserWarning
+        )  # convergence, boundary, collinearity
         return cls(group="g").fit(X, y, sample_weight=sample_weight)
 
 
@@ -96,10 +108,16 @@ def assert_valid_predictions(est, X):
 
 
 # data on which the multilevel model used to fail (see tests/test_edge_cases.py)
-ALL_ZERO = (MultilevelBinomial, pd.DataFrame({"g": ["g0", "g1"]}), np.array([[0, 5], [0, 3]]))
-SEPARATED = (MultilevelBinomial,
-             pd.DataFrame({"g": ["g0", "g0", "g1", "g1"], "x": [-1.0, 1.0, -1.0, 1.0]}),
-             np.array([0, 1, 0, 1]))
+ALL_ZERO = (
+    MultilevelBinomial,
+    pd.DataFrame({"g": ["g0", "g1"]}),
+    np.array([[0, 5], [0, 3]]),
+)
+SEPARATED = (
+    MultilevelBinomial,
+    pd.DataFrame({"g": ["g0", "g0", "g1", "g1"], "x": [-1.0, 1.0, -1.0, 1.0]}),
+    np.array([0, 1, 0, 1]),
+)
 
 
 @SETTINGS
@@ -222,9 +240,23 @@ COUNT_ONLY = {"negative count", "successes > trials", "non-integer count"}
 
 
 @SETTINGS
-@given(datasets(), st.data(), st.sampled_from(
-    ["nan covariate", "inf covariate", "missing group", "nan y", "negative count",
-     "successes > trials", "non-integer count", "negative weight", "nan weight"]))
+@given(
+    datasets(),
+    st.data(),
+    st.sampled_from(
+        [
+            "nan covariate",
+            "inf covariate",
+            "missing group",
+            "nan y",
+            "negative count",
+            "successes > trials",
+            "non-integer count",
+            "negative weight",
+            "nan weight",
+        ]
+    ),
+)
 def test_invalid_data_raises_value_or_type_error_naming_the_row(data, draw, kind):
     cls, X, y = data
     if kind in COUNT_ONLY and y.ndim == 1:

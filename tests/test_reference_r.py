@@ -51,10 +51,13 @@ def test_rats_no_pooling_matches_glm(rats, reference):
     assert npool.bic_ == pytest.approx(ref["BIC"], abs=1e-7)
 
 
-@pytest.mark.parametrize("n_quad, key, b, tau, loglik", [
-    (25, "nagq25", -1.939012, 0.674118, -157.811),
-    (1, "laplace", -1.936913, 0.664577, -157.9258),
-])
+@pytest.mark.parametrize(
+    "n_quad, key, b, tau, loglik",
+    [
+        (25, "nagq25", -1.939012, 0.674118, -157.811),
+        (1, "laplace", -1.936913, 0.664577, -157.9258),
+    ],
+)
 def test_rats_multilevel_matches_glmer(rats, reference, n_quad, key, b, tau, loglik):
     ref = reference("rats_lme4.json")["glmer"][key]["tight"]
     m4 = MultilevelBinomial(group="batch", n_quad=n_quad).fit(*rats)
@@ -65,7 +68,9 @@ def test_rats_multilevel_matches_glmer(rats, reference, n_quad, key, b, tau, log
     # lme4 with tight tolerances agrees to the optimizer's precision
     assert m4.intercept_ == pytest.approx(ref["fixef"]["(Intercept)"], abs=1e-6)
     assert m4.tau_ == pytest.approx(ref["tau"], abs=1e-6)
-    assert m4.loglik_ == pytest.approx(ref["loglik_with_constants_independent"], abs=1e-6)
+    assert m4.loglik_ == pytest.approx(
+        ref["loglik_with_constants_independent"], abs=1e-6
+    )
     assert m4.aic_ == pytest.approx(ref["AIC_with_constants"], abs=1e-5)
     assert m4.converged_ and not m4.boundary_
 
@@ -85,10 +90,13 @@ def _sim(reference_data, name, counts):
     return df.drop(columns=["y"]), df["y"].to_numpy()
 
 
-@pytest.mark.parametrize("name, counts, names", [
-    ("sim_binary", False, ["x1", "x2"]),
-    ("sim_counts", True, ["dose"]),
-])
+@pytest.mark.parametrize(
+    "name, counts, names",
+    [
+        ("sim_binary", False, ["x1", "x2"]),
+        ("sim_counts", True, ["dose"]),
+    ],
+)
 def test_simulated_pooled_match_glm(reference, reference_data, name, counts, names):
     ref = reference(f"{name}.json")
     X, y = _sim(reference_data, f"{name}.csv", counts)
@@ -97,24 +105,33 @@ def test_simulated_pooled_match_glm(reference, reference_data, name, counts, nam
     np.testing.assert_allclose([cp.intercept_, *cp.coef_], want, atol=1e-6)
     assert cp.loglik_ == pytest.approx(ref["complete_pooling"]["loglik"], abs=1e-6)
     npool = NoPoolingBinomial(group="group").fit(X, y)
-    np.testing.assert_allclose(npool.coef_, [ref["no_pooling"][n] for n in names], atol=1e-6)
+    np.testing.assert_allclose(
+        npool.coef_, [ref["no_pooling"][n] for n in names], atol=1e-6
+    )
     assert npool.loglik_ == pytest.approx(ref["no_pooling"]["loglik"], abs=1e-6)
 
 
-@pytest.mark.parametrize("name, counts, names", [
-    ("sim_binary", False, ["x1", "x2"]),
-    ("sim_counts", True, ["dose"]),
-])
+@pytest.mark.parametrize(
+    "name, counts, names",
+    [
+        ("sim_binary", False, ["x1", "x2"]),
+        ("sim_counts", True, ["dose"]),
+    ],
+)
 @pytest.mark.parametrize("n_quad, key", [(25, "nagq25"), (1, "laplace")])
-def test_simulated_multilevel_match_glmer(reference, reference_data, name, counts, names,
-                                          n_quad, key):
+def test_simulated_multilevel_match_glmer(
+    reference, reference_data, name, counts, names, n_quad, key
+):
     ref = reference(f"{name}.json")["glmer"][key]["tight"]
     X, y = _sim(reference_data, f"{name}.csv", counts)
     m = MultilevelBinomial(group="group", n_quad=n_quad).fit(X, y)
-    np.testing.assert_allclose([m.intercept_, *m.coef_],
-                               fixef(ref, ["(Intercept)", *names]), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(
+        [m.intercept_, *m.coef_], fixef(ref, ["(Intercept)", *names]), atol=1e-5, rtol=0
+    )
     assert m.tau_ == pytest.approx(ref["tau"], abs=1e-5)
-    assert m.loglik_ == pytest.approx(ref["loglik_with_constants_independent"], abs=1e-6)
+    assert m.loglik_ == pytest.approx(
+        ref["loglik_with_constants_independent"], abs=1e-6
+    )
 
 
 def test_boundary_fit_is_exactly_complete_pooling(reference, reference_data):
@@ -125,8 +142,9 @@ def test_boundary_fit_is_exactly_complete_pooling(reference, reference_data):
     assert m.tau_ == 0.0
     assert m.boundary_
     assert m.intercept_ == pytest.approx(ref["complete_pooling"]["intercept"], abs=1e-8)
-    assert m.loglik_ == pytest.approx(ref["glmer"]["nagq25"]["tight"]["loglik_with_constants"],
-                                      abs=1e-8)
+    assert m.loglik_ == pytest.approx(
+        ref["glmer"]["nagq25"]["tight"]["loglik_with_constants"], abs=1e-8
+    )
     assert ref["glmer"]["nagq25"]["tight"]["tau"] == 0
     est = m.group_estimates()
     assert np.all(np.isfinite(est[["estimate", "lower", "upper"]]))

@@ -14,8 +14,12 @@ from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skre import (CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial,
-                  binomial_model)
+from skre import (
+    CompletePoolingBinomial,
+    MultilevelBinomial,
+    NoPoolingBinomial,
+    binomial_model,
+)
 from skre.datasets import load_rats, make_grouped_binomial
 
 
@@ -27,9 +31,12 @@ def rats():
 def test_held_out_batches_favour_partial_pooling(rats):
     X, y = rats
     cv = GroupKFold(n_splits=5)
-    scores = {cls.__name__: cross_val_score(cls(group="batch"), X, y, cv=cv,
-                                            groups=X["batch"]).mean()
-              for cls in (CompletePoolingBinomial, NoPoolingBinomial, MultilevelBinomial)}
+    scores = {
+        cls.__name__: cross_val_score(
+            cls(group="batch"), X, y, cv=cv, groups=X["batch"]
+        ).mean()
+        for cls in (CompletePoolingBinomial, NoPoolingBinomial, MultilevelBinomial)
+    }
     assert np.isfinite(list(scores.values())).all()
     assert scores["MultilevelBinomial"] > scores["CompletePoolingBinomial"]
     assert scores["MultilevelBinomial"] > scores["NoPoolingBinomial"]
@@ -38,8 +45,11 @@ def test_held_out_batches_favour_partial_pooling(rats):
 def test_pipeline_with_column_transformer_and_grid_search():
     X, y, _ = make_grouped_binomial(30, trials=8, n_features=2, random_state=0)
     X["x1"] = X["x1"] * 1000.0  # a covariate on another scale
-    pre = ColumnTransformer([("scale", StandardScaler(), ["x0", "x1"])],
-                            remainder="passthrough", verbose_feature_names_out=False)
+    pre = ColumnTransformer(
+        [("scale", StandardScaler(), ["x0", "x1"])],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    )
     pre.set_output(transform="pandas")
     pipe = Pipeline([("pre", pre), ("model", MultilevelBinomial(group="group"))])
     grid = GridSearchCV(pipe, {"model__n_quad": [1, 9]}, cv=GroupKFold(n_splits=3))
@@ -50,8 +60,9 @@ def test_pipeline_with_column_transformer_and_grid_search():
     assert proba.shape == (len(X), 2) and np.allclose(proba.sum(axis=1), 1)
 
 
-@pytest.mark.parametrize("cls", [CompletePoolingBinomial, NoPoolingBinomial,
-                                 MultilevelBinomial])
+@pytest.mark.parametrize(
+    "cls", [CompletePoolingBinomial, NoPoolingBinomial, MultilevelBinomial]
+)
 def test_clone_and_pickle_round_trip(rats, cls):
     X, y = rats
     est = cls(group="batch").fit(X, y)
@@ -64,22 +75,37 @@ def test_clone_and_pickle_round_trip(rats, cls):
 
 
 def test_string_labels_and_dataframe_output():
-    X = pd.DataFrame({"hospital": ["b", "a", "c", "a", "b", "c"], "age": [1.0, 2, 3, 4, 5, 6]})
+    X = pd.DataFrame(
+        {"hospital": ["b", "a", "c", "a", "b", "c"], "age": [1.0, 2, 3, 4, 5, 6]}
+    )
     y = pd.DataFrame({"deaths": [1, 2, 0, 4, 3, 1], "cases": [9, 8, 7, 9, 8, 7]})
     est = MultilevelBinomial(group="hospital").fit(X, y)
     table = est.group_estimates()
     assert list(table.index) == ["a", "b", "c"] and table.index.name == "group"
-    assert list(table.columns) == ["trials", "successes", "observed", "estimate", "lower",
-                                   "upper"]
+    assert list(table.columns) == [
+        "trials",
+        "successes",
+        "observed",
+        "estimate",
+        "lower",
+        "upper",
+    ]
     assert list(est.feature_names_in_) == ["hospital", "age"]
     assert list(est.covariates_) == ["age"]
 
 
 def test_pooled_score_is_minus_log_loss():
-    X, y, _ = make_grouped_binomial(20, trials=6, n_features=1, binary=True, random_state=3)
-    for est in (CompletePoolingBinomial(group="group"), NoPoolingBinomial(group="group")):
+    X, y, _ = make_grouped_binomial(
+        20, trials=6, n_features=1, binary=True, random_state=3
+    )
+    for est in (
+        CompletePoolingBinomial(group="group"),
+        NoPoolingBinomial(group="group"),
+    ):
         est.fit(X, y)
-        assert est.score(X, y) == pytest.approx(-log_loss(y, est.predict_proba(X)), abs=1e-12)
+        assert est.score(X, y) == pytest.approx(
+            -log_loss(y, est.predict_proba(X)), abs=1e-12
+        )
 
 
 def test_multilevel_score_on_a_new_group_is_its_marginal_likelihood(rats):
@@ -87,9 +113,16 @@ def test_multilevel_score_on_a_new_group_is_its_marginal_likelihood(rats):
     est = MultilevelBinomial(group="batch").fit(X, y)
     m, n = 3, 17
     b, tau = est.intercept_, est.tau_
-    lik = integrate.quad(lambda u: np.exp(stats.binom.logpmf(m, n, 1 / (1 + np.exp(-b - tau * u)))
-                                          + stats.norm.logpdf(u)), -12, 12, epsabs=0,
-                         epsrel=1e-12)[0]
+    lik = integrate.quad(
+        lambda u: np.exp(
+            stats.binom.logpmf(m, n, 1 / (1 + np.exp(-b - tau * u)))
+            + stats.norm.logpdf(u)
+        ),
+        -12,
+        12,
+        epsabs=0,
+        epsrel=1e-12,
+    )[0]
     log_kernel = np.log(lik) - np.log(float(stats.binom.pmf(m, n, 0.5) / 0.5**n))
     got = est.score(pd.DataFrame({"batch": ["new"]}), np.array([[m, n]]))
     assert got == pytest.approx(log_kernel / n, abs=1e-10)
@@ -120,8 +153,16 @@ def test_seen_group_probability_is_the_posterior_mean(rats):
         return np.exp(stats.binom.logpmf(m, n, p) + stats.norm.logpdf(u))
 
     norm = integrate.quad(post, -12, 12, epsabs=0, epsrel=1e-12)[0]
-    mean = integrate.quad(lambda u: post(u) / (1 + np.exp(-b - tau * u)), -12, 12,
-                          epsabs=0, epsrel=1e-12)[0] / norm
+    mean = (
+        integrate.quad(
+            lambda u: post(u) / (1 + np.exp(-b - tau * u)),
+            -12,
+            12,
+            epsabs=0,
+            epsrel=1e-12,
+        )[0]
+        / norm
+    )
     got = est.predict_proba(pd.DataFrame({"batch": [71]}))[0, 1]
     assert got == pytest.approx(mean, abs=1e-10)
 
@@ -131,10 +172,13 @@ def test_binomial_model_mirrors_the_lecture(rats):
     m1 = binomial_model("m", "n", data=frame)
     m3 = binomial_model("m", "n", group="batch", data=frame)
     m4 = binomial_model("m", "n", group="batch", data=frame, multilevel=True, n_quad=1)
-    assert isinstance(m1, CompletePoolingBinomial) and m1.loglik_ == pytest.approx(-171.9046,
-                                                                                  abs=1e-4)
+    assert isinstance(m1, CompletePoolingBinomial) and m1.loglik_ == pytest.approx(
+        -171.9046, abs=1e-4
+    )
     assert isinstance(m3, NoPoolingBinomial)
-    assert isinstance(m4, MultilevelBinomial) and m4.tau_ == pytest.approx(0.664577, abs=1e-5)
+    assert isinstance(m4, MultilevelBinomial) and m4.tau_ == pytest.approx(
+        0.664577, abs=1e-5
+    )
     with pytest.raises(ValueError, match="'tumours' is not in data"):
         binomial_model("tumours", "n", data=frame)
 

@@ -36,18 +36,29 @@ def test_multilevel_tables(multilevel):
     s = m.summary()
     fe = s.fixed_effects
     assert list(fe.index) == ["intercept"]
-    assert list(fe.columns) == ["estimate", "std_error", "z", "p_value", "2.5%", "97.5%"]
+    assert list(fe.columns) == [
+        "estimate",
+        "std_error",
+        "z",
+        "p_value",
+        "2.5%",
+        "97.5%",
+    ]
     est, se = fe.loc["intercept", "estimate"], fe.loc["intercept", "std_error"]
     assert est == m.intercept_
-    assert se == pytest.approx(np.sqrt(m.vcov().loc["intercept", "intercept"]), rel=1e-12)
+    assert se == pytest.approx(
+        np.sqrt(m.vcov().loc["intercept", "intercept"]), rel=1e-12
+    )
     assert fe.loc["intercept", "z"] == pytest.approx(est / se, rel=1e-12)
-    assert fe.loc["intercept", "p_value"] == pytest.approx(2 * stats.norm.sf(abs(est / se)))
+    assert fe.loc["intercept", "p_value"] == pytest.approx(
+        2 * stats.norm.sf(abs(est / se))
+    )
     ci = m.confint()
     np.testing.assert_allclose(fe[["2.5%", "97.5%"]].to_numpy(), ci.loc[["intercept"]])
     re = s.random_effects
     assert list(re.index) == ["batch"]
     assert re.loc["batch", "tau"] == m.tau_
-    assert re.loc["batch", "tau_sq"] == pytest.approx(m.tau_ ** 2, rel=1e-14)
+    assert re.loc["batch", "tau_sq"] == pytest.approx(m.tau_**2, rel=1e-14)
     np.testing.assert_allclose(re[["2.5%", "97.5%"]].to_numpy(), ci.loc[["tau"]])
     f = s.fit
     assert f["logLik"] == m.loglik_ and f["AIC"] == m.aic_ and f["BIC"] == m.bic_
@@ -75,19 +86,25 @@ def test_multilevel_se_matches_lme4(multilevel, reference):
     assert se == pytest.approx(ref["tight"]["fixef_se"]["(Intercept)"], rel=1e-6)
     assert se == pytest.approx(ref["default"]["fixef_se"]["(Intercept)"], rel=1e-3)
     assert multilevel.summary().random_effects.loc["batch", "tau_sq"] == pytest.approx(
-        ref["tight"]["tau_sq"], rel=1e-5)
+        ref["tight"]["tau_sq"], rel=1e-5
+    )
 
 
 def test_multilevel_text(multilevel):
     text = str(multilevel.summary())
     assert repr(multilevel.summary()) == text
-    for piece in ["Generalized linear mixed model fit by maximum likelihood",
-                  "nAGQ = 25", " Family: binomial  ( logit )",
-                  "Formula: cbind(successes, trials - successes) ~ 1 + (1 | batch)",
-                  "Random effects:", "Fixed effects:",
-                  "Number of obs: 71, groups:  batch, 71",
-                  " batch  (Intercept) 0.4544   0.6741",
-                  "(Intercept)   -1.939      0.122  -15.89   <2e-16 ***", "Signif. codes"]:
+    for piece in [
+        "Generalized linear mixed model fit by maximum likelihood",
+        "nAGQ = 25",
+        " Family: binomial  ( logit )",
+        "Formula: cbind(successes, trials - successes) ~ 1 + (1 | batch)",
+        "Random effects:",
+        "Fixed effects:",
+        "Number of obs: 71, groups:  batch, 71",
+        " batch  (Intercept) 0.4544   0.6741",
+        "(Intercept)   -1.939      0.122  -15.89   <2e-16 ***",
+        "Signif. codes",
+    ]:
         assert piece in text
     assert "boundary" not in text
     # the AIC line, rounded to one decimal as lme4 prints it
@@ -112,7 +129,9 @@ def test_complete_pooling(rats):
     assert s.random_effects is None
     fe = s.fixed_effects
     assert fe.loc["intercept", "estimate"] == cp.intercept_
-    assert fe.loc["intercept", "std_error"] == pytest.approx(np.sqrt(cp.vcov().iloc[0, 0]))
+    assert fe.loc["intercept", "std_error"] == pytest.approx(
+        np.sqrt(cp.vcov().iloc[0, 0])
+    )
     np.testing.assert_allclose(fe.iloc[:, -2:], cp.confint(method="profile"))
     assert "boundary" not in s.fit.index
     text = str(s)
@@ -139,8 +158,10 @@ def test_no_pooling_with_covariate(simulated):
     assert fe.loc["x", "estimate"] == npool.coef_[0]
     assert fe.loc["x", "std_error"] == pytest.approx(se)
     z = stats.norm.ppf(0.95)
-    np.testing.assert_allclose(fe.loc["x", ["5%", "95%"]].astype(float),
-                               npool.coef_[0] + np.array([-z, z]) * se)
+    np.testing.assert_allclose(
+        fe.loc["x", ["5%", "95%"]].astype(float),
+        npool.coef_[0] + np.array([-z, z]) * se,
+    )
     assert s.random_effects is None and s.fit["groups"] == 15
     text = str(s)
     assert "One intercept per group (15 groups" in text
@@ -199,6 +220,7 @@ def test_array_input_names():
 
 def test_not_fitted():
     from sklearn.exceptions import NotFittedError
+
     with pytest.raises(NotFittedError):
         MultilevelBinomial(group="g").summary()
 

@@ -38,8 +38,16 @@ def _group_extreme(data, values, ufunc):
     return ufunc.reduceat(values, data.starts)
 
 
-def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9, covariance=True, offset=0.0,
-                         alpha_prior=None, coef_prior=None):
+def fit_grouped_logistic(
+    data,
+    *,
+    max_iter=100,
+    tol=1e-9,
+    covariance=True,
+    offset=0.0,
+    alpha_prior=None,
+    coef_prior=None,
+):
     """Maximum likelihood for ``logit p = alpha[group] + Z @ coef + offset``.
 
     Newton's method on all parameters at once; the group-intercept block of the
@@ -55,7 +63,9 @@ def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9, covariance=True, offse
     M = data.group_sum(data.successes)
     N = data.group_sum(data.trials)
     a_mean, a_prec = alpha_prior if alpha_prior is not None else (0.0, 0.0)
-    b_mean, b_prec = coef_prior if coef_prior is not None else (np.zeros(p), np.zeros(p))
+    b_mean, b_prec = (
+        coef_prior if coef_prior is not None else (np.zeros(p), np.zeros(p))
+    )
     with np.errstate(divide="ignore"):
         alpha = np.where(M <= 0, -np.inf, np.where(M >= N, np.inf, logit(M / N)))
     if a_prec > 0:
@@ -71,7 +81,7 @@ def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9, covariance=True, offse
     ll, obj = objective(alpha, coef)
     iterate = p or np.any(offset != 0) or a_prec > 0  # else closed form
     n_iter, converged, message = 0, not iterate, "closed form"
-    for n_iter in range(1, max_iter + 1 if iterate else 1):
+    for n_iter in range(1, max_iter + 1 if iterate else 1):  # noqa: B007
         R, W, WZ, grad, ZWZ = _score_and_information(data, alpha, coef, offset)
         R = R - a_prec * (alpha - a_mean) if a_prec else R
         W_safe = np.where(finite & (W + a_prec > 0), W + a_prec, np.inf)
@@ -96,8 +106,11 @@ def fit_grouped_logistic(data, *, max_iter=100, tol=1e-9, covariance=True, offse
     else:
         if p:
             message = f"reached max_iter={max_iter}"
-    var, coef_cov, cross = (_covariance(data, alpha, coef, offset, a_prec, b_prec)
-                            if covariance else (None,) * 3)
+    var, coef_cov, cross = (
+        _covariance(data, alpha, coef, offset, a_prec, b_prec)
+        if covariance
+        else (None,) * 3
+    )
     return GLMResult(alpha, coef, ll, var, coef_cov, cross, n_iter, converged, message)
 
 
@@ -114,8 +127,13 @@ def _score_and_information(data, alpha, coef, offset=0.0):
         r[inf] = 0.0
         w[inf] = 0.0
     wZ = w[:, None] * data.Z
-    return (data.group_sum(r), data.group_sum(w), data.group_sum(wZ), data.Z.T @ r,
-            data.Z.T @ wZ)
+    return (
+        data.group_sum(r),
+        data.group_sum(w),
+        data.group_sum(wZ),
+        data.Z.T @ r,
+        data.Z.T @ wZ,
+    )
 
 
 def _covariance(data, alpha, coef, offset=0.0, a_prec=0.0, b_prec=0.0):
@@ -132,12 +150,17 @@ def _covariance(data, alpha, coef, offset=0.0, a_prec=0.0, b_prec=0.0):
     keep = W > 0
     ratio = np.zeros_like(WZ)
     ratio[keep] = WZ[keep] / W[keep, None]
-    schur = data.Z.T @ (w[:, None] * data.Z) + np.diag(np.broadcast_to(b_prec, len(coef))) \
+    schur = (
+        data.Z.T @ (w[:, None] * data.Z)
+        + np.diag(np.broadcast_to(b_prec, len(coef)))
         - ratio[keep].T @ WZ[keep]
+    )
     coef_cov = _inverse_information(schur) if len(coef) else np.zeros((0, 0))
     cross = -ratio @ coef_cov
     with np.errstate(divide="ignore"):
-        var = np.where(keep, 1.0 / W + np.einsum("gi,ij,gj->g", ratio, coef_cov, ratio), np.nan)
+        var = np.where(
+            keep, 1.0 / W + np.einsum("gi,ij,gj->g", ratio, coef_cov, ratio), np.nan
+        )
     return var, coef_cov, cross
 
 
@@ -171,15 +194,21 @@ def profile_interval(data, offset, alpha, q, alpha_prior=None):
     mean, prec = alpha_prior if alpha_prior is not None else (0.0, 0.0)
 
     def loglik(a):  # penalised by the group prior, if any
-        ll = data.group_sum(loglik_terms(offset + a[data.codes], data.successes, data.trials))
+        ll = data.group_sum(
+            loglik_terms(offset + a[data.codes], data.successes, data.trials)
+        )
         return ll - 0.5 * prec * (a - mean) ** 2 if prec else ll
 
-    at_max = np.where(np.isfinite(alpha), loglik(np.where(np.isfinite(alpha), alpha, 0.0)), 0.0)
+    at_max = np.where(
+        np.isfinite(alpha), loglik(np.where(np.isfinite(alpha), alpha, 0.0)), 0.0
+    )
     target = at_max - 0.5 * q
     lower = np.full(data.n_groups, -np.inf)
     upper = np.full(data.n_groups, np.inf)
-    for side, out, skip in ((1.0, upper, (M >= N) & (prec == 0)),
-                            (-1.0, lower, (M <= 0) & (prec == 0))):
+    for side, out, skip in (
+        (1.0, upper, (M >= N) & (prec == 0)),
+        (-1.0, lower, (M <= 0) & (prec == 0)),
+    ):
         todo = ~skip
         if not todo.any():
             continue
@@ -190,7 +219,9 @@ def profile_interval(data, offset, alpha, q, alpha_prior=None):
 
         def fun(x):
             a = side * x
-            r, _, _ = residual_and_weight(offset + a[data.codes], data.successes, data.trials)
+            r, _, _ = residual_and_weight(
+                offset + a[data.codes], data.successes, data.trials
+            )
             slope = data.group_sum(r) - prec * (a - mean)
             return loglik(a) - target, np.minimum(side * slope, -1e-300)
 
@@ -212,9 +243,11 @@ def pooled_objective(data):
 
     ``x = (intercept, coef)`` on the covariates of ``data`` (all rows one group).
     """
+
     def fun_grad(x):
         eta = x[0] + data.Z @ x[1:]
         r, _, _ = residual_and_weight(eta, data.successes, data.trials)
         f = -float(np.sum(loglik_terms(eta, data.successes, data.trials)))
         return f, -np.concatenate([[r.sum()], data.Z.T @ r])
+
     return fun_grad

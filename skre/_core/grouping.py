@@ -43,15 +43,18 @@ def pooled_rows(data, group_weight=None):
     if group_weight is not None:
         gw = group_weight[data.codes]
         m, n = m * gw, n * gw
-    return Collapsed(np.zeros(len(data.codes), dtype=np.intp), data.Z, m, n, 1,
-                     np.array([0]))
+    return Collapsed(
+        np.zeros(len(data.codes), dtype=np.intp), data.Z, m, n, 1, np.array([0])
+    )
 
 
 def _row_hash(codes, Z):
     """64-bit hash of (group code, covariate bits) for each row."""
     with np.errstate(over="ignore"):
         h = codes.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-        bits = np.ascontiguousarray(Z + 0.0).view(np.uint64)  # + 0.0 folds -0.0 into 0.0
+        bits = np.ascontiguousarray(Z + 0.0).view(
+            np.uint64
+        )  # + 0.0 folds -0.0 into 0.0
         for j in range(Z.shape[1]):
             h = (h ^ bits[:, j]) * np.uint64(0xBF58476D1CE4E5B9)
             h ^= h >> np.uint64(31)
@@ -73,8 +76,14 @@ def collapse(codes, Z, successes, trials, n_groups):
     if Z.shape[1] == 0:
         m = np.bincount(codes, successes, minlength=n_groups)
         n = np.bincount(codes, trials, minlength=n_groups)
-        return Collapsed(np.arange(n_groups), np.empty((n_groups, 0)), m, n,
-                         n_groups, np.arange(n_groups))
+        return Collapsed(
+            np.arange(n_groups),
+            np.empty((n_groups, 0)),
+            m,
+            n,
+            n_groups,
+            np.arange(n_groups),
+        )
     h = _row_hash(codes, Z)
     if n_groups < 2**24:  # one sort key: group code in the high bits, hash below
         key = (codes.astype(np.uint64) << np.uint64(40)) | (h >> np.uint64(24))
@@ -91,12 +100,24 @@ def collapse(codes, Z, successes, trials, n_groups):
     if not np.array_equal(Zo, Zo[starts_run][run]):
         # a hash collision (never seen in practice): merge by exact comparison
         keys = np.column_stack([codes.astype(float), Z])
-        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        _, first, inverse = np.unique(
+            keys, axis=0, return_index=True, return_inverse=True
+        )
         inverse = inverse.ravel()
-        return _sorted(codes[first], Z[first], np.bincount(inverse, successes),
-                       np.bincount(inverse, trials), n_groups)
-    return _sorted(cs[starts_run], Zo[starts_run], np.bincount(run, successes[order]),
-                   np.bincount(run, trials[order]), n_groups)
+        return _sorted(
+            codes[first],
+            Z[first],
+            np.bincount(inverse, successes),
+            np.bincount(inverse, trials),
+            n_groups,
+        )
+    return _sorted(
+        cs[starts_run],
+        Zo[starts_run],
+        np.bincount(run, successes[order]),
+        np.bincount(run, trials[order]),
+        n_groups,
+    )
 
 
 def _sorted(codes, Z, m, n, n_groups):
@@ -113,8 +134,9 @@ def count_patterns(successes, trials):
     ``m_unique[index] == successes``.
     """
     # one complex key per pair: a 1-D unique is far faster than unique(axis=0)
-    keys, index, counts = np.unique(successes + 1j * trials, return_inverse=True,
-                                    return_counts=True)
+    keys, index, counts = np.unique(
+        successes + 1j * trials, return_inverse=True, return_counts=True
+    )
     return keys.real.copy(), keys.imag.copy(), counts.astype(float), index.ravel()
 
 

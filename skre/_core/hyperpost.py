@@ -78,14 +78,17 @@ def fit_hyperposterior(neg_logpost, x0, *, max_nodes=20_000, tol=1e-5):
         previous, n = summary, n + 4
 
 
-def marginal_quantiles(neg_logpost, post, c, probs, *, n_grid=161, span=7.0, n_inner=None):
+def marginal_quantiles(
+    neg_logpost, post, c, probs, *, n_grid=161, span=7.0, n_inner=None
+):
     """Quantiles of ``v = c'x`` under the posterior, by integrating the density
     over the other directions at each of ``n_grid`` values of ``v``."""
     mode, L = post.mode, post.chol
     cov = L @ L.T
     var = float(c @ cov @ c)
     v_hat, sd = float(c @ mode), np.sqrt(var)
-    # x = mode + k (v - v_hat) + N phi: k the regression of x on v, N spans c's null space
+    # x = mode + k (v - v_hat) + N phi: k the regression of x on v,
+    # N spans c's null space
     k = cov @ c / var
     cond = cov - np.outer(k, k) * var
     vals, vecs = np.linalg.eigh(0.5 * (cond + cond.T))

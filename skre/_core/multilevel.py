@@ -43,12 +43,21 @@ class MultilevelResult:
 
 def pooled_fit(data, group_weight, covariance=False, **options):
     """Complete-pooling GLM on the same rows (one shared intercept)."""
-    return fit_grouped_logistic(pooled_rows(data, group_weight), covariance=covariance,
-                                **options)
+    return fit_grouped_logistic(
+        pooled_rows(data, group_weight), covariance=covariance, **options
+    )
 
 
-def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9, tau_prior=None,
-                   coef_prior=None):
+def fit_multilevel(
+    data,
+    group_weight,
+    n_quad,
+    *,
+    max_iter=200,
+    gtol=1e-9,
+    tau_prior=None,
+    coef_prior=None,
+):
     """Fit ``(beta, b, tau)`` by maximising the AGQ marginal likelihood.
 
     With priors (``tau_prior`` an object of :mod:`skre.priors` on tau,
@@ -73,19 +82,31 @@ def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9, tau_p
         def fun_grad(x):
             f, g = nll(x)
             return f / scale, g / scale
+
         return fun_grad
 
     hess_inv0 = _information_inverse(data, group_weight, beta0, b0, tau0) * scale
     cheap = len(data.codes) * n_quad <= STAGED_WORK
     n_iter = 0
     if not cheap and n_quad > 1:
-        laplace = minimize_smooth(objective(MarginalLikelihood(data, group_weight, 1)), x0,
-                                  gtol=gtol, max_iter=max_iter, hess_inv0=hess_inv0,
-                                  polish=0)
+        laplace = minimize_smooth(
+            objective(MarginalLikelihood(data, group_weight, 1)),
+            x0,
+            gtol=gtol,
+            max_iter=max_iter,
+            hess_inv0=hess_inv0,
+            polish=0,
+        )
         x0, hess_inv0, n_iter = laplace.x, laplace.hess_inv, laplace.n_iter
-    res = minimize_smooth(objective(agq), x0, gtol=gtol, max_iter=max_iter,
-                          hess_inv0=hess_inv0, measure_hessian=cheap,
-                          quasi_newton=cheap or n_quad == 1)
+    res = minimize_smooth(
+        objective(agq),
+        x0,
+        gtol=gtol,
+        max_iter=max_iter,
+        hess_inv0=hess_inv0,
+        measure_hessian=cheap,
+        quasi_newton=cheap or n_quad == 1,
+    )
     boundary = False
     at_zero = 0.0 if tau_prior is None else float(tau_prior.logpdf(0.0))
     if np.isfinite(at_zero) and (S <= 0 or res.x[-1] < np.log(1e-2)):
@@ -108,9 +129,21 @@ def fit_multilevel(data, group_weight, n_quad, *, max_iter=200, gtol=1e-9, tau_p
         n_iter += res.n_iter
     posterior = agq.posterior(theta)
     loglik = float(group_weight @ posterior.log_marginal)
-    return MultilevelResult(theta[:-2], float(theta[-2]), float(theta[-1]), float(loglik),
-                            converged, max(n_iter, 1), message, bool(boundary), float(S),
-                            posterior, agq, cp, log_prior)
+    return MultilevelResult(
+        theta[:-2],
+        float(theta[-2]),
+        float(theta[-1]),
+        float(loglik),
+        converged,
+        max(n_iter, 1),
+        message,
+        bool(boundary),
+        float(S),
+        posterior,
+        agq,
+        cp,
+        log_prior,
+    )
 
 
 def _information_inverse(data, group_weight, beta, b, tau):
@@ -160,6 +193,7 @@ def make_log_prior(p, tau_prior=None, coef_prior=None):
     ``tau_prior`` is on tau itself (so a mode in tau, as blme's); ``coef_prior``
     is ``(means, precisions)`` of independent normals on the slopes.
     """
+
     def log_prior(x):
         grad = np.zeros(len(x))
         value = 0.0
@@ -173,6 +207,7 @@ def make_log_prior(p, tau_prior=None, coef_prior=None):
             value += float(tau_prior.logpdf(tau))
             grad[-1] = tau * float(tau_prior.dlogpdf(tau)) if tau > 0 else 0.0
         return value, grad
+
     return log_prior
 
 
@@ -182,7 +217,9 @@ def _prior_tau2_slope(tau_prior, eps=1e-8):
 
 
 def negative_loglik(model, log_prior=None):
-    """``x -> (-(loglik + log prior), -grad)`` in ``x = (beta, b, log tau)``, unscaled."""
+    """``x -> (-(loglik + log prior), -grad)`` in ``x = (beta, b, log tau)``,
+    unscaled."""
+
     def fun_grad(x):
         if x[-1] > MAX_LOG_TAU:  # a line search probing absurd tau: reject the step
             return np.inf, np.full(len(x), np.nan)
@@ -193,4 +230,5 @@ def negative_loglik(model, log_prior=None):
             lp, lg = log_prior(x)
             val, grad = val + lp, grad + lg
         return -val, -grad
+
     return fun_grad

@@ -43,8 +43,18 @@ def _positive_definite(H, floor=1e-8):
     return 0.5 * (inv + inv.T)
 
 
-def minimize_smooth(fun_grad, x0, *, gtol=1e-9, xtol=1e-8, max_iter=200, hess_inv0=None,
-                    polish=3, measure_hessian=True, quasi_newton=True):
+def minimize_smooth(
+    fun_grad,
+    x0,
+    *,
+    gtol=1e-9,
+    xtol=1e-8,
+    max_iter=200,
+    hess_inv0=None,
+    polish=3,
+    measure_hessian=True,
+    quasi_newton=True,
+):
     """Minimise ``fun_grad(x) -> (f, g)``; see the module docstring.
 
     Parameters
@@ -83,15 +93,25 @@ def minimize_smooth(fun_grad, x0, *, gtol=1e-9, xtol=1e-8, max_iter=200, hess_in
     def stop_when_done(intermediate_result):
         # BFGS's line search burns many evaluations once rounding of the objective
         # dominates; stop as soon as the accepted point is converged
-        if np.array_equal(intermediate_result.x, last.get("x")) and done(last["g"], hess_inv0):
+        if np.array_equal(intermediate_result.x, last.get("x")) and done(
+            last["g"], hess_inv0
+        ):
             raise StopIteration
 
     if quasi_newton:
-        res = minimize(counted, x0, jac=True, method="BFGS", callback=stop_when_done,
-                       options={"gtol": gtol, "maxiter": max_iter, "hess_inv0": hess_inv0})
+        res = minimize(
+            counted,
+            x0,
+            jac=True,
+            method="BFGS",
+            callback=stop_when_done,
+            options={"gtol": gtol, "maxiter": max_iter, "hess_inv0": hess_inv0},
+        )
         x, f = res.x, float(res.fun)
         g = last["g"] if np.array_equal(x, last["x"]) else counted(x)[1]
-        hess_inv = np.asarray(res.hess_inv) if res.get("hess_inv") is not None else hess_inv0
+        hess_inv = (
+            np.asarray(res.hess_inv) if res.get("hess_inv") is not None else hess_inv0
+        )
         n_iter, message = max(int(res.nit), 1), str(res.message)
     else:
         x, (f, g) = x0, counted(x0)
@@ -108,8 +128,9 @@ def minimize_smooth(fun_grad, x0, *, gtol=1e-9, xtol=1e-8, max_iter=200, hess_in
         slack = 1e-13 * max(1.0, abs(f))  # the objective's rounding
         for _ in range(8):
             f_new, g_new = counted(x + step)
-            if np.isfinite(f_new) and (f_new <= f + slack
-                                       or np.max(np.abs(g_new)) < np.max(np.abs(g))):
+            if np.isfinite(f_new) and (
+                f_new <= f + slack or np.max(np.abs(g_new)) < np.max(np.abs(g))
+            ):
                 break
             step *= 0.5
         else:

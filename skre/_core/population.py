@@ -65,10 +65,15 @@ class LogitNormal(_ThetaDistribution):
     def __init__(self, loc, scale):
         self.loc = float(loc)
         self.scale = float(scale)
-        if not ((np.isfinite(self.loc) or self.scale == 0) and np.isfinite(self.scale)
-                and self.scale >= 0):
-            raise ValueError(f"LogitNormal needs a finite loc and scale >= 0; got "
-                             f"loc={loc!r}, scale={scale!r}.")
+        if not (
+            (np.isfinite(self.loc) or self.scale == 0)
+            and np.isfinite(self.scale)
+            and self.scale >= 0
+        ):
+            raise ValueError(
+                f"LogitNormal needs a finite loc and scale >= 0; got "
+                f"loc={loc!r}, scale={scale!r}."
+            )
 
     def __repr__(self):
         return f"LogitNormal(loc={self.loc:.6g}, scale={self.scale:.6g})"
@@ -149,10 +154,14 @@ class LogitNormalMixture(_ThetaDistribution):
         from scipy.optimize import brentq
 
         q = np.asarray(q, dtype=float)
-        lo, hi = expit(self.locs.min() - 12 * self.scales.max() - 1), expit(
-            self.locs.max() + 12 * self.scales.max() + 1)
-        out = [brentq(lambda v: float(self.cdf(v)) - qi, lo, hi, xtol=1e-15, rtol=1e-13)
-               for qi in q.ravel()]
+        lo, hi = (
+            expit(self.locs.min() - 12 * self.scales.max() - 1),
+            expit(self.locs.max() + 12 * self.scales.max() + 1),
+        )
+        out = [
+            brentq(lambda v: float(self.cdf(v)) - qi, lo, hi, xtol=1e-15, rtol=1e-13)
+            for qi in q.ravel()
+        ]
         return np.reshape(out, q.shape)[()]
 
     def mean(self):
@@ -162,7 +171,9 @@ class LogitNormalMixture(_ThetaDistribution):
         return float(self.ppf(0.5))
 
     def var(self):
-        second = sum(w * (p.var() + p.mean() ** 2) for w, p in zip(self.weights, self._parts))
+        second = sum(
+            w * (p.var() + p.mean() ** 2) for w, p in zip(self.weights, self._parts)
+        )
         return float(second - self.mean() ** 2)
 
     def rvs(self, size=None, random_state=None):

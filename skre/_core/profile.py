@@ -13,8 +13,17 @@ from scipy.optimize import brentq
 from .optimize import _positive_definite, minimize_smooth
 
 
-def profile_bounds(fun_grad, x_hat, c, drop, *, se, hess=None, lower_limit=-np.inf,
-                   f_at_lower_limit=None):
+def profile_bounds(
+    fun_grad,
+    x_hat,
+    c,
+    drop,
+    *,
+    se,
+    hess=None,
+    lower_limit=-np.inf,
+    f_at_lower_limit=None,
+):
     """Ends of the likelihood-ratio interval for ``v = c'x``.
 
     Parameters
@@ -56,15 +65,20 @@ def profile_bounds(fun_grad, x_hat, c, drop, *, se, hess=None, lower_limit=-np.i
             f, g = fun_grad(x0 + null @ phi)
             return f, null.T @ g
 
-        res = minimize_smooth(reduced, phi0, hess_inv0=h_inv0, polish=1,
-                              measure_hessian=False)
+        res = minimize_smooth(
+            reduced, phi0, hess_inv0=h_inv0, polish=1, measure_hessian=False
+        )
         starts[side] = res.x
         return res.fun - f_hat - drop
 
     se = se if np.isfinite(se) and se > 0 else 0.1 * max(1.0, abs(v_hat))
     ends = []
     for side in (-1.0, 1.0):
-        if side < 0 and f_at_lower_limit is not None and f_at_lower_limit - f_hat <= drop:
+        if (
+            side < 0
+            and f_at_lower_limit is not None
+            and f_at_lower_limit - f_hat <= drop
+        ):
             ends.append(lower_limit)  # the profile never rises by `drop` on this side
             continue
         inner, step, outer = v_hat, se, None

@@ -90,7 +90,9 @@ class MarginalLikelihood:
         start = self._u
         if self._du is not None and theta is not None:
             start = self._u + self._du @ (theta - self._du_at)
-        u, extra, _ = solve_decreasing(fun, start, tau * (self.M - self.N), tau * self.M)
+        u, extra, _ = solve_decreasing(
+            fun, start, tau * (self.M - self.N), tau * self.M
+        )
         self._u = u
         return u, extra
 
@@ -191,7 +193,9 @@ def marginal_mean(loc, scale, n_quad=64):
     return vals @ w / np.sqrt(np.pi)
 
 
-def conditional_quantiles(model, theta, probs, *, span=10.0, n_grid=401, posterior=None):
+def conditional_quantiles(
+    model, theta, probs, *, span=10.0, n_grid=401, posterior=None
+):
     """Quantiles of each group's conditional distribution of ``u`` given its data.
 
     The density ``exp(h_g(u))`` is evaluated exactly on a grid of ``n_grid``
@@ -223,9 +227,10 @@ def conditional_quantiles(model, theta, probs, *, span=10.0, n_grid=401, posteri
         ll = d.successes[r0:r1, None] * eta - d.trials[r0:r1, None] * softplus(eta)
         h = np.add.reduceat(ll, d.starts[g0:g1] - r0, axis=0) - 0.5 * u**2
         dens = np.exp(h - h.max(axis=1, keepdims=True))
-        step = (u[:, 1:] - u[:, :-1])
-        cdf = np.concatenate([np.zeros((g1 - g0, 1)),
-                              cumulative_simpson(dens, x=u, axis=1)], axis=1)
+        step = u[:, 1:] - u[:, :-1]
+        cdf = np.concatenate(
+            [np.zeros((g1 - g0, 1)), cumulative_simpson(dens, x=u, axis=1)], axis=1
+        )
         dens /= cdf[:, -1:]
         cdf /= cdf[:, -1:]
         rows = np.arange(g1 - g0)
@@ -236,7 +241,10 @@ def conditional_quantiles(model, theta, probs, *, span=10.0, n_grid=401, posteri
             a, c = (f1 - f0) / (2 * hk), cdf[rows, k - 1] - q
             disc = np.sqrt(np.maximum(f0 * f0 - 4 * a * c, 0.0))
             with np.errstate(invalid="ignore", divide="ignore"):
-                quad = np.where(np.abs(a) * hk > 1e-12 * np.maximum(f0, 1e-300),
-                                (-f0 + disc) / (2 * a), -c / np.maximum(f0, 1e-300))
+                quad = np.where(
+                    np.abs(a) * hk > 1e-12 * np.maximum(f0, 1e-300),
+                    (-f0 + disc) / (2 * a),
+                    -c / np.maximum(f0, 1e-300),
+                )
             out[g0:g1, j] = u[rows, k - 1] + np.clip(quad, 0.0, hk)
     return out

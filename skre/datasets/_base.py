@@ -43,12 +43,27 @@ def load_rats(*, as_frame=True, return_X_y=False):
         X, y = X.to_numpy(), y.to_numpy()
     if return_X_y:
         return X, y
-    return Bunch(frame=frame if as_frame else None, data=X, target=y,
-                 feature_names=["batch"], target_names=["m", "n"], DESCR=descr)
+    return Bunch(
+        frame=frame if as_frame else None,
+        data=X,
+        target=y,
+        feature_names=["batch"],
+        target_names=["m", "n"],
+        DESCR=descr,
+    )
 
 
-def make_grouped_binomial(n_groups=100, *, trials=20, intercept=-1.5, tau=0.7,
-                          n_features=0, coef=None, binary=False, random_state=None):
+def make_grouped_binomial(
+    n_groups=100,
+    *,
+    trials=20,
+    intercept=-1.5,
+    tau=0.7,
+    n_features=0,
+    coef=None,
+    binary=False,
+    random_state=None,
+):
     """Simulate grouped binomial data from the multilevel model.
 
     ``logit theta_i = intercept + x_i' coef + xi_g``, ``xi_g ~ N(0, tau^2)``.
@@ -87,7 +102,9 @@ def make_grouped_binomial(n_groups=100, *, trials=20, intercept=-1.5, tau=0.7,
     n = np.broadcast_to(np.asarray(trials, dtype=np.int64), (n_groups,))
     coef = np.full(n_features, 0.5) if coef is None else np.asarray(coef, dtype=float)
     if coef.shape != (n_features,):
-        raise ValueError(f"coef must have n_features={n_features} entries; got {coef.shape}.")
+        raise ValueError(
+            f"coef must have n_features={n_features} entries; got {coef.shape}."
+        )
     xi = tau * rng.standard_normal(n_groups)
     if n_features == 0 and not binary:
         m = rng.binomial(n, expit(intercept + xi))

@@ -1,4 +1,4 @@
-"""Plots of the three pooling strategies (needs matplotlib: ``pip install 'skre[plot]'``).
+"""Plots of the three pooling strategies (needs matplotlib, the ``plot`` extra).
 
 Display objects in scikit-learn's style: ``Display.from_estimator(...)`` (or
 ``from_estimators``) computes what to draw from fitted estimators and calls

@@ -46,8 +46,10 @@ def check_multilevel(est, caller):
     """A fitted estimator with a population distribution (a MultilevelBinomial)."""
     check_is_fitted(est)
     if not hasattr(est, "population_"):
-        raise TypeError(f"{caller} needs a fitted MultilevelBinomial (an estimator with "
-                        f"population_); got {type(est).__name__}.")
+        raise TypeError(
+            f"{caller} needs a fitted MultilevelBinomial (an estimator with "
+            f"population_); got {type(est).__name__}."
+        )
     return est
 
 
@@ -69,8 +71,11 @@ def group_label(est):
     """What to call a group in labels: the group column's name if it is a word
     ("batch", "herd"), else "group" (for names like "g" or "lab_id")."""
     group = getattr(est, "group", None)
-    return group if isinstance(group, str) and group.isalpha() and len(group) > 2 \
+    return (
+        group
+        if isinstance(group, str) and group.isalpha() and len(group) > 2
         else "group"
+    )
 
 
 SMALLEST, LARGEST = 12.0, 160.0  # marker areas (points^2) of 0 and of the most trials

@@ -64,9 +64,20 @@ class CaterpillarDisplay:
     array([68, 69, 70])
     """
 
-    def __init__(self, *, groups, estimate, lower, upper, observed=None, level=0.95,
-                 reference=None, estimator_name=None, group_name="group",
-                 sorted_by_estimate=False):
+    def __init__(
+        self,
+        *,
+        groups,
+        estimate,
+        lower,
+        upper,
+        observed=None,
+        level=0.95,
+        reference=None,
+        estimator_name=None,
+        group_name="group",
+        sorted_by_estimate=False,
+    ):
         self.groups = np.asarray(groups)
         self.estimate = np.asarray(estimate, dtype=float)
         self.lower = np.asarray(lower, dtype=float)
@@ -79,8 +90,9 @@ class CaterpillarDisplay:
         self.sorted_by_estimate = sorted_by_estimate
 
     @classmethod
-    def from_estimator(cls, est, *, level=0.95, ax=None, sort=True, observed=True,
-                       **kwargs):
+    def from_estimator(
+        cls, est, *, level=0.95, ax=None, sort=True, observed=True, **kwargs
+    ):
         """Plot every group's estimate and interval from a fitted estimator.
 
         Parameters
@@ -110,12 +122,18 @@ class CaterpillarDisplay:
         if sort:
             table = table.iloc[np.argsort(table["estimate"].to_numpy(), kind="stable")]
         population = getattr(est, "population_", None)
-        disp = cls(groups=table.index.to_numpy(), estimate=table["estimate"].to_numpy(),
-                   lower=table["lower"].to_numpy(), upper=table["upper"].to_numpy(),
-                   observed=table["observed"].to_numpy() if observed else None,
-                   level=level, estimator_name=type(est).__name__,
-                   reference=None if population is None else population.mean(),
-                   group_name=group_label(est), sorted_by_estimate=bool(sort))
+        disp = cls(
+            groups=table.index.to_numpy(),
+            estimate=table["estimate"].to_numpy(),
+            lower=table["lower"].to_numpy(),
+            upper=table["upper"].to_numpy(),
+            observed=table["observed"].to_numpy() if observed else None,
+            level=level,
+            estimator_name=type(est).__name__,
+            reference=None if population is None else population.mean(),
+            group_name=group_label(est),
+            sorted_by_estimate=bool(sort),
+        )
         return disp.plot(ax=ax, **kwargs)
 
     def plot(self, ax=None, **kwargs):
@@ -133,26 +151,51 @@ class CaterpillarDisplay:
         display : CaterpillarDisplay
         """
         n = len(self.groups)
-        ax, fig = get_axes(f"{type(self).__name__}.plot", ax,
-                           figsize=default_figsize("caterpillar", n))
+        ax, fig = get_axes(
+            f"{type(self).__name__}.plot", ax, figsize=default_figsize("caterpillar", n)
+        )
         y = np.arange(n)
-        bars = [np.clip(self.estimate - self.lower, 0, None),
-                np.clip(self.upper - self.estimate, 0, None)]
-        style = {"fmt": "o", "color": "C0", "markersize": 3.5, "elinewidth": 1.2,
-                 "capsize": 0, "label": f"estimate, {100 * self.level:g}% interval", **kwargs}
+        bars = [
+            np.clip(self.estimate - self.lower, 0, None),
+            np.clip(self.upper - self.estimate, 0, None),
+        ]
+        style = {
+            "fmt": "o",
+            "color": "C0",
+            "markersize": 3.5,
+            "elinewidth": 1.2,
+            "capsize": 0,
+            "label": f"estimate, {100 * self.level:g}% interval",
+            **kwargs,
+        }
         self.errorbar_ = ax.errorbar(self.estimate, y, xerr=bars, **style)
         self.observed_ = None
         if self.observed is not None:
-            self.observed_, = ax.plot(self.observed, y, "x", color="C3", markersize=4,
-                                      alpha=0.8, label="observed proportion")
+            (self.observed_,) = ax.plot(
+                self.observed,
+                y,
+                "x",
+                color="C3",
+                markersize=4,
+                alpha=0.8,
+                label="observed proportion",
+            )
         self.reference_line_ = None
         if self.reference is not None:
-            self.reference_line_ = ax.axvline(self.reference, color="0.4", ls="--", lw=1,
-                                              label=f"population mean {self.reference:.3f}")
+            self.reference_line_ = ax.axvline(
+                self.reference,
+                color="0.4",
+                ls="--",
+                lw=1,
+                label=f"population mean {self.reference:.3f}",
+            )
         ax.set_ylim(-1, n)
         if n <= MAX_TICK_LABELS:
-            ax.set_yticks(y, [str(g) for g in self.groups],
-                          fontsize=8 if n <= 40 else 5 if n <= 80 else 4)
+            ax.set_yticks(
+                y,
+                [str(g) for g in self.groups],
+                fontsize=8 if n <= 40 else 5 if n <= 80 else 4,
+            )
         else:
             ax.set_yticks([])
         order = " (sorted by estimate)" if self.sorted_by_estimate else ""
@@ -160,8 +203,11 @@ class CaterpillarDisplay:
         ax.set_xlabel("θ (success probability)")
         name = f"{self.estimator_name}: " if self.estimator_name else ""
         ax.set_title(f"{name}θ by {self.group_name}")
-        handles = [a for a in (self.errorbar_, self.observed_, self.reference_line_)
-                   if a is not None]
+        handles = [
+            a
+            for a in (self.errorbar_, self.observed_, self.reference_line_)
+            if a is not None
+        ]
         ax.legend(handles=handles, loc="lower right", fontsize="small")
         self.ax_, self.figure_ = ax, fig
         return self

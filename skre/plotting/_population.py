@@ -2,8 +2,14 @@
 
 import numpy as np
 
-from ._base import (check_level, check_matplotlib, check_multilevel, get_axes, group_label,
-                    prediction_interval)
+from ._base import (
+    check_level,
+    check_matplotlib,
+    check_multilevel,
+    get_axes,
+    group_label,
+    prediction_interval,
+)
 
 
 def _grid(population, interval):
@@ -64,7 +70,9 @@ class PopulationDisplay:
     [0.037, 0.35]
     """
 
-    def __init__(self, *, population, interval, level, observed=None, group_name="group"):
+    def __init__(
+        self, *, population, interval, level, observed=None, group_name="group"
+    ):
         self.population = population
         self.interval = tuple(map(float, interval))
         self.level = level
@@ -72,7 +80,9 @@ class PopulationDisplay:
         self.group_name = group_name
 
     @classmethod
-    def from_estimator(cls, multilevel, *, level=0.95, ax=None, observed=True, **kwargs):
+    def from_estimator(
+        cls, multilevel, *, level=0.95, ax=None, observed=True, **kwargs
+    ):
         """Plot the distribution of theta for a new group.
 
         Parameters
@@ -96,10 +106,16 @@ class PopulationDisplay:
         check_matplotlib(caller)
         check_multilevel(multilevel, caller)
         level = check_level(level)
-        props = multilevel.group_estimates()["observed"].to_numpy() if observed else None
-        disp = cls(population=multilevel.population_,
-                   interval=prediction_interval(multilevel, level), level=level,
-                   observed=props, group_name=group_label(multilevel))
+        props = (
+            multilevel.group_estimates()["observed"].to_numpy() if observed else None
+        )
+        disp = cls(
+            population=multilevel.population_,
+            interval=prediction_interval(multilevel, level),
+            level=level,
+            observed=props,
+            group_name=group_label(multilevel),
+        )
         return disp.plot(ax=ax, **kwargs)
 
     def plot(self, ax=None, **kwargs):
@@ -123,27 +139,45 @@ class PopulationDisplay:
         self.interval_ = None
         if pop.scale > 0:
             x = _grid(pop, self.interval)
-            self.line_, = ax.plot(x, pop.pdf(x), label=f"θ of a new {noun}", **style)
+            (self.line_,) = ax.plot(x, pop.pdf(x), label=f"θ of a new {noun}", **style)
             inside = x[(x >= lower) & (x <= upper)]
             self.interval_ = ax.fill_between(
-                inside, pop.pdf(inside), color=style["color"], alpha=0.25, lw=0,
-                label=f"{100 * self.level:g}% prediction interval [{lower:.3f}, {upper:.3f}]")
+                inside,
+                pop.pdf(inside),
+                color=style["color"],
+                alpha=0.25,
+                lw=0,
+                label=f"{100 * self.level:g}% prediction interval "
+                f"[{lower:.3f}, {upper:.3f}]",
+            )
             ax.set_ylim(bottom=0.0)
             ax.set_ylabel("density")
         else:
-            self.line_ = ax.axvline(pop.median(), label=f"θ of a new {noun}: "
-                                    f"{pop.median():.3f} (τ = 0)", **style)
+            self.line_ = ax.axvline(
+                pop.median(),
+                label=f"θ of a new {noun}: {pop.median():.3f} (τ = 0)",
+                **style,
+            )
             ax.set_yticks([])
         self.rug_ = None
         values = [pop.ppf(0.001), pop.ppf(0.999), lower, upper]
         if self.observed is not None and len(self.observed):
-            self.rug_, = ax.plot(self.observed, np.full(len(self.observed), 0.02), "|",
-                                 color="k", alpha=0.4, markersize=14, mew=1.2,
-                                 transform=ax.get_xaxis_transform(),
-                                 label=f"observed proportions (n = {len(self.observed)})")
+            (self.rug_,) = ax.plot(
+                self.observed,
+                np.full(len(self.observed), 0.02),
+                "|",
+                color="k",
+                alpha=0.4,
+                markersize=14,
+                mew=1.2,
+                transform=ax.get_xaxis_transform(),
+                label=f"observed proportions (n = {len(self.observed)})",
+            )
             values += [self.observed.min(), self.observed.max()]
         lo, hi = min(values), max(values)
-        pad = 0.03 * max(hi - lo, 1e-3)  # beyond [0, 1] too: a rug tick at 0 stays visible
+        pad = 0.03 * max(
+            hi - lo, 1e-3
+        )  # beyond [0, 1] too: a rug tick at 0 stays visible
         ax.set_xlim(lo - pad, hi + pad)
         ax.set_xlabel("θ (success probability)")
         ax.set_title(f"Population: θ of a new {noun}")

@@ -3,9 +3,17 @@
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import (check_level, check_matplotlib, check_multilevel, default_figsize,
-                    get_axes, group_label, marker_sizes, prediction_interval,
-                    trials_of_size)
+from ._base import (
+    check_level,
+    check_matplotlib,
+    check_multilevel,
+    default_figsize,
+    get_axes,
+    group_label,
+    marker_sizes,
+    prediction_interval,
+    trials_of_size,
+)
 
 
 class ShrinkageDisplay:
@@ -71,8 +79,18 @@ class ShrinkageDisplay:
     (71, 0.1436)
     """
 
-    def __init__(self, *, groups, no_pooling, multilevel, trials, population_mean,
-                 interval=None, level=None, group_name="group"):
+    def __init__(
+        self,
+        *,
+        groups,
+        no_pooling,
+        multilevel,
+        trials,
+        population_mean,
+        interval=None,
+        level=None,
+        group_name="group",
+    ):
         self.groups = np.asarray(groups)
         self.no_pooling = np.asarray(no_pooling, dtype=float)
         self.multilevel = np.asarray(multilevel, dtype=float)
@@ -114,18 +132,26 @@ class ShrinkageDisplay:
         extra = npool.index.difference(ml.index, sort=False)
         if len(missing) or len(extra):
             odd = list(missing[:3]) + list(extra[:3])
-            raise ValueError(f"{caller}: the two estimators were fit to different groups "
-                             f"({len(missing)} only in multilevel, {len(extra)} only in "
-                             f"no_pooling, e.g. {odd}); fit both to the same data.")
+            raise ValueError(
+                f"{caller}: the two estimators were fit to different groups "
+                f"({len(missing)} only in multilevel, {len(extra)} only in "
+                f"no_pooling, e.g. {odd}); fit both to the same data."
+            )
         npool = npool.loc[ml.index]
         interval = None
         if level is not None:
             level = check_level(level)
             interval = prediction_interval(multilevel, level)
-        disp = cls(groups=ml.index.to_numpy(), no_pooling=npool["estimate"].to_numpy(),
-                   multilevel=ml["estimate"].to_numpy(), trials=ml["trials"].to_numpy(),
-                   population_mean=multilevel.population_.mean(), interval=interval,
-                   level=level, group_name=group_label(multilevel))
+        disp = cls(
+            groups=ml.index.to_numpy(),
+            no_pooling=npool["estimate"].to_numpy(),
+            multilevel=ml["estimate"].to_numpy(),
+            trials=ml["trials"].to_numpy(),
+            population_mean=multilevel.population_.mean(),
+            interval=interval,
+            level=level,
+            group_name=group_label(multilevel),
+        )
         return disp.plot(ax=ax, **kwargs)
 
     def plot(self, ax=None, **kwargs):
@@ -142,41 +168,77 @@ class ShrinkageDisplay:
         -------
         display : ShrinkageDisplay
         """
-        ax, fig = get_axes(f"{type(self).__name__}.plot", ax,
-                           figsize=default_figsize("shrinkage"))
+        ax, fig = get_axes(
+            f"{type(self).__name__}.plot", ax, figsize=default_figsize("shrinkage")
+        )
         sizes = marker_sizes(self.trials)
         self.interval_ = None
         if self.interval is not None and self.interval[1] > self.interval[0]:
             share = "" if self.level is None else f"{100 * self.level:g}% "
             label = f"{share}interval of a new {self.group_name}'s θ"
-            self.interval_ = ax.axhspan(*self.interval, color="C2", alpha=0.12, lw=0,
-                                        label=label, zorder=0)
+            self.interval_ = ax.axhspan(
+                *self.interval, color="C2", alpha=0.12, lw=0, label=label, zorder=0
+            )
         radius = np.sqrt(sizes) / 2.0  # marker radius in points: arrows end at the rim
         self.arrows_ = [
-            ax.annotate("", xy=(1.0, ml), xytext=(0.0, npool), zorder=1,
-                        arrowprops=dict(arrowstyle="-|>", color="0.45", alpha=0.55, lw=0.8,
-                                        shrinkA=r, shrinkB=r + 0.5, mutation_scale=9))
-            for npool, ml, r in zip(self.no_pooling, self.multilevel, radius)]
-        style = {"alpha": 0.7, "edgecolor": "white", "linewidth": 0.5, "zorder": 2, **kwargs}
+            ax.annotate(
+                "",
+                xy=(1.0, ml),
+                xytext=(0.0, npool),
+                zorder=1,
+                arrowprops=dict(
+                    arrowstyle="-|>",
+                    color="0.45",
+                    alpha=0.55,
+                    lw=0.8,
+                    shrinkA=r,
+                    shrinkB=r + 0.5,
+                    mutation_scale=9,
+                ),
+            )
+            for npool, ml, r in zip(self.no_pooling, self.multilevel, radius)
+        ]
+        style = {
+            "alpha": 0.7,
+            "edgecolor": "white",
+            "linewidth": 0.5,
+            "zorder": 2,
+            **kwargs,
+        }
         self.points_ = [
-            ax.scatter(np.full(len(values), x), values, s=sizes,
-                       **{"color": color, **style})
-            for x, values, color in ((0.0, self.no_pooling, "C0"),
-                                     (1.0, self.multilevel, "C1"))]
+            ax.scatter(
+                np.full(len(values), x), values, s=sizes, **{"color": color, **style}
+            )
+            for x, values, color in (
+                (0.0, self.no_pooling, "C0"),
+                (1.0, self.multilevel, "C1"),
+            )
+        ]
         self.population_line_ = ax.axhline(
-            self.population_mean, color="C3", ls="--", lw=1.2, zorder=1.5,
-            label=f"population mean E[θ] = {self.population_mean:.3f}")
+            self.population_mean,
+            color="C3",
+            ls="--",
+            lw=1.2,
+            zorder=1.5,
+            label=f"population mean E[θ] = {self.population_mean:.3f}",
+        )
         ax.set_xlim(-0.35, 1.35)
-        ax.set_xticks([0.0, 1.0], ["no pooling\n(own proportion)",
-                                   "partial pooling\n(multilevel)"])
+        ax.set_xticks(
+            [0.0, 1.0],
+            ["no pooling\n(own proportion)", "partial pooling\n(multilevel)"],
+        )
         ax.set_ylabel("θ (success probability)")
         ax.set_title(f"Shrinkage of {len(self.groups)} {self.group_name} estimates")
         handles, labels = ax.get_legend_handles_labels()
         if len(self.trials) and self.trials.max() > self.trials.min():
             top = self.trials.max()
             size_handles, size_labels = self.points_[0].legend_elements(
-                prop="sizes", num=3, color="0.5", alpha=0.6,
-                func=lambda s: trials_of_size(s, top))
+                prop="sizes",
+                num=3,
+                color="0.5",
+                alpha=0.6,
+                func=lambda s: trials_of_size(s, top),
+            )
             handles += size_handles
             labels += [f"{lab} trials" for lab in size_labels]
         ax.legend(handles, labels, loc="upper right", fontsize="small", framealpha=0.8)
