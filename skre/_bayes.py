@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.integrate import cumulative_simpson
 from scipy.special import expit
 
-from ._core.binomial import softplus
+from ._core.binomial import kernel
 from ._core.hyperpost import fit_hyperposterior, marginal_quantiles
 from ._core.multilevel import negative_loglik
 from ._core.population import LogitNormalMixture
@@ -108,7 +108,7 @@ def group_intervals(est, level, n_grid=801, span=10.0):
         offset = theta[-2] + d.Z @ theta[:-2]
         xi = grid - o[:, None]
         eta = offset[:, None] + xi[d.codes]
-        h = d.group_sum(d.successes[:, None] * eta - d.trials[:, None] * softplus(eta))
+        h = d.group_sum(kernel(eta, d.successes[:, None], d.trials[:, None]))
         h -= 0.5 * (xi / tau) ** 2
         dens = np.exp(h - h.max(axis=1, keepdims=True))
         dens /= np.trapezoid(dens, grid, axis=1)[:, None]

@@ -38,6 +38,73 @@ def _group_extreme(data, values, ufunc):
     return ufunc.reduceat(values, data.starts)
 
 
+class GroupedLogistic:
+    """The (penalised) log-likelihood of ``logit p = alpha[group] + Z @ coef + offset``.
+
+    The objective only: its value, the Newton direction from its score and
+    information (block-eliminated: the group-intercept block is diagonal, so
+    a direction costs one pass over the rows and a (p, p) solve) and the
+    inverse information. :func:`fit_grouped_logistic` is the solver.
+
+    ``alpha_prior = (mean, precision)`` is a normal prior on every group
+    intercept and ``coef_prior = (means, precisions)`` one on each slope.
+    """
+
+    def __init__(self, data, offset=0.0, alpha_prior=None, coef_prior=None):
+        p = data.Z.shape[1]
+        self.data, self.offset = data, offset
+        self.a_mean, self.a_prec = alpha_prior if alpha_prior is not None else (0, 0)
+        self.b_mean, self.b_prec = (
+            coef_prior if coef_prior is not None else (np.zeros(p), np.zeros(p))
+        )
+
+    def start(self):
+        """Group intercepts at their closed form (each group's logit) and slopes 0."""
+        data = self.data
+        M = data.group_sum(data.successes)
+        N = data.group_sum(data.trials)
+        with np.errstate(divide="ignore"):
+            alpha = np.where(M <= 0, -np.inf, np.where(M >= N, np.inf, logit(M / N)))
+        if self.a_prec > 0:
+            alpha = logit((M + 0.5) / (N + 1.0))
+        return alpha, np.zeros(data.Z.shape[1])
+
+    @property
+    def closed_form(self):
+        """True when :meth:`start` is already the maximum."""
+        return not (self.data.Z.shape[1] or np.any(self.offset != 0) or self.a_prec > 0)
+
+    def value(self, alpha, coef):
+        """``(log-likelihood, penalised objective)``."""
+        ll = _loglik(self.data, alpha, coef, self.offset)
+        penalty = (
+            0.5 * self.a_prec * np.sum((alpha - self.a_mean) ** 2)
+            if self.a_prec
+            else 0.0
+        )
+        return ll, ll - penalty - 0.5 * np.sum(self.b_prec * (coef - self.b_mean) ** 2)
+
+    def newton_direction(self, alpha, coef, finite):
+        """Newton direction ``(d_alpha, d_coef)``; intercepts not ``finite`` stay."""
+        a_prec, b_prec = self.a_prec, self.b_prec
+        R, W, WZ, grad, ZWZ = _score_and_information(
+            self.data, alpha, coef, self.offset
+        )
+        R = R - a_prec * (alpha - self.a_mean) if a_prec else R
+        W_safe = np.where(finite & (W + a_prec > 0), W + a_prec, np.inf)
+        schur = ZWZ + np.diag(b_prec) - (WZ / W_safe[:, None]).T @ WZ
+        rhs = grad - b_prec * (coef - self.b_mean) - WZ.T @ (R / W_safe)
+        d_coef = np.linalg.lstsq(schur, rhs, rcond=None)[0]
+        d_alpha = np.where(np.isfinite(W_safe), (R - WZ @ d_coef) / W_safe, 0.0)
+        return d_alpha, d_coef
+
+    def covariance(self, alpha, coef):
+        """``(intercept variances, slope covariance, cross covariances)``."""
+        return _covariance(
+            self.data, alpha, coef, self.offset, self.a_prec, self.b_prec
+        )
+
+
 def fit_grouped_logistic(
     data,
     *,
@@ -48,51 +115,24 @@ def fit_grouped_logistic(
     alpha_prior=None,
     coef_prior=None,
 ):
-    """Maximum likelihood for ``logit p = alpha[group] + Z @ coef + offset``.
+    """Maximum likelihood (or posterior mode) of a :class:`GroupedLogistic`.
 
-    Newton's method on all parameters at once; the group-intercept block of the
-    Hessian is diagonal, so each step solves only a (p, p) Schur complement and
-    costs one pass over the rows (plus one for the line search).
-
-    ``alpha_prior = (mean, precision)`` puts a normal prior on every group
-    intercept and ``coef_prior = (means, precisions)`` one on each slope; the
-    fit is then the posterior mode (all intercepts finite), and ``loglik`` is
-    the likelihood there.
+    Newton's method on all parameters at once, with step halving until the
+    objective does not decrease; ``loglik`` is the likelihood at the result.
     """
+    objective = GroupedLogistic(data, offset, alpha_prior, coef_prior)
     p = data.Z.shape[1]
-    M = data.group_sum(data.successes)
-    N = data.group_sum(data.trials)
-    a_mean, a_prec = alpha_prior if alpha_prior is not None else (0.0, 0.0)
-    b_mean, b_prec = (
-        coef_prior if coef_prior is not None else (np.zeros(p), np.zeros(p))
-    )
-    with np.errstate(divide="ignore"):
-        alpha = np.where(M <= 0, -np.inf, np.where(M >= N, np.inf, logit(M / N)))
-    if a_prec > 0:
-        alpha = logit((M + 0.5) / (N + 1.0))
+    alpha, coef = objective.start()
     finite = np.isfinite(alpha)
-    coef = np.zeros(p)
-
-    def objective(alpha, coef):
-        ll = _loglik(data, alpha, coef, offset)
-        penalty = 0.5 * a_prec * np.sum((alpha - a_mean) ** 2) if a_prec else 0.0
-        return ll, ll - penalty - 0.5 * np.sum(b_prec * (coef - b_mean) ** 2)
-
-    ll, obj = objective(alpha, coef)
-    iterate = p or np.any(offset != 0) or a_prec > 0  # else closed form
+    ll, obj = objective.value(alpha, coef)
+    iterate = not objective.closed_form
     n_iter, converged, message = 0, not iterate, "closed form"
     for n_iter in range(1, max_iter + 1 if iterate else 1):  # noqa: B007
-        R, W, WZ, grad, ZWZ = _score_and_information(data, alpha, coef, offset)
-        R = R - a_prec * (alpha - a_mean) if a_prec else R
-        W_safe = np.where(finite & (W + a_prec > 0), W + a_prec, np.inf)
-        schur = ZWZ + np.diag(b_prec) - (WZ / W_safe[:, None]).T @ WZ
-        rhs = grad - b_prec * (coef - b_mean) - WZ.T @ (R / W_safe)
-        d_coef = np.linalg.lstsq(schur, rhs, rcond=None)[0]
-        d_alpha = np.where(np.isfinite(W_safe), (R - WZ @ d_coef) / W_safe, 0.0)
+        d_alpha, d_coef = objective.newton_direction(alpha, coef, finite)
         t = 1.0
         for _ in range(60):
             new_alpha, new_coef = alpha + t * d_alpha, coef + t * d_coef
-            new_ll, new_obj = objective(new_alpha, new_coef)
+            new_ll, new_obj = objective.value(new_alpha, new_coef)
             if new_obj >= obj - 1e-12 * abs(obj):
                 break
             t *= 0.5
@@ -107,9 +147,7 @@ def fit_grouped_logistic(
         if p:
             message = f"reached max_iter={max_iter}"
     var, coef_cov, cross = (
-        _covariance(data, alpha, coef, offset, a_prec, b_prec)
-        if covariance
-        else (None,) * 3
+        objective.covariance(alpha, coef) if covariance else (None,) * 3
     )
     return GLMResult(alpha, coef, ll, var, coef_cov, cross, n_iter, converged, message)
 

@@ -11,22 +11,12 @@ quantiles) integrate the other coordinates the same way along each value.
 """
 
 from dataclasses import dataclass
-from itertools import product
 
 import numpy as np
 from scipy.integrate import cumulative_simpson
 
 from .optimize import _positive_definite, fd_hessian, minimize_smooth
-
-
-def gh_product(dim, n):
-    """Nodes (m, dim) and log-weights (m,) of a product Gauss-Hermite rule for
-    the standard normal density."""
-    x, w = np.polynomial.hermite.hermgauss(n)
-    z, lw = np.sqrt(2.0) * x, np.log(w) - 0.5 * np.log(np.pi)
-    nodes = np.array(list(product(z, repeat=dim))).reshape(-1, dim)
-    logw = np.array([sum(c) for c in product(lw, repeat=dim)]) if dim else np.zeros(1)
-    return nodes, logw
+from .rules import product_rule
 
 
 @dataclass
@@ -61,7 +51,7 @@ def fit_hyperposterior(neg_logpost, x0, *, max_nodes=20_000, tol=1e-5):
     f_mode = neg_logpost(mode)[0]
     previous, n = None, 9
     while True:
-        z, logw = gh_product(d, n)
+        z, logw = product_rule(d, n)
         x = mode + z @ L.T
         f = np.array([neg_logpost(xi)[0] for xi in x])
         logr = logw + 0.5 * np.sum(z * z, axis=1) - (f - f_mode)
@@ -95,7 +85,7 @@ def marginal_quantiles(
     keep = vals > 1e-12 * max(vals.max(), 1e-300)
     N = vecs[:, keep] * np.sqrt(vals[keep])
     inner = n_inner or max(5, min(15, int(round(4000 ** (1 / max(N.shape[1], 1))))))
-    z, logw = gh_product(N.shape[1], inner)
+    z, logw = product_rule(N.shape[1], inner)
     grid = v_hat + sd * np.linspace(-span, span, n_grid)
     f_mode = neg_logpost(mode)[0]
     dens = np.empty(n_grid)

@@ -5,6 +5,7 @@ from scipy import stats
 from scipy.special import expit, logit
 
 from .quadrature import marginal_mean
+from .rules import normal_rule
 
 
 def _rng(random_state):
@@ -112,9 +113,9 @@ class LogitNormal(_ThetaDistribution):
         return float(expit(self.loc))
 
     def var(self):
-        x, w = np.polynomial.hermite.hermgauss(64)
-        vals = expit(self.loc + np.sqrt(2.0) * self.scale * x)
-        return float(w @ vals**2 / np.sqrt(np.pi) - self.mean() ** 2)
+        z, w = normal_rule(64)
+        vals = expit(self.loc + self.scale * z)
+        return float(w @ vals**2 - self.mean() ** 2)
 
     def rvs(self, size=None, random_state=None):
         """Draw success probabilities of new groups."""

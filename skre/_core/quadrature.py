@@ -20,16 +20,11 @@ import numpy as np
 from scipy.integrate import cumulative_simpson
 from scipy.special import expit, ndtri
 
-from .binomial import softplus
+from .binomial import kernel, residual_and_weight
 from .roots import solve_decreasing
+from .rules import adaptive_rule, normal_rule
 
 LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
-
-
-def gauss_hermite(n_quad):
-    """Nodes ``t`` and log-weights for integrals ``int f(u) du`` around 0, scale 1."""
-    x, w = np.polynomial.hermite.hermgauss(int(n_quad))
-    return np.sqrt(2.0) * x, np.log(w) + x**2 + 0.5 * np.log(2.0)
 
 
 @dataclass
@@ -59,7 +54,7 @@ class MarginalLikelihood:
     def __init__(self, data, group_weight, n_quad):
         self.data = data
         self.group_weight = np.asarray(group_weight, dtype=float)
-        self.t, self.log_omega = gauss_hermite(n_quad)
+        self.t, self.log_omega = adaptive_rule(n_quad)
         self.M = data.group_sum(data.successes)
         self.N = data.group_sum(data.trials)
         self._u = np.zeros(data.n_groups)
@@ -81,7 +76,7 @@ class MarginalLikelihood:
 
         def fun(u):
             eta = offset + tau * u[d.codes] if tau else offset
-            r, w, p = _resid_weight(eta, d.successes, d.trials)
+            r, w, p = residual_and_weight(eta, d.successes, d.trials)
             W = d.group_sum(w)
             return tau * d.group_sum(r) - u, -(tau * tau) * W - 1.0, eta, r, w, p, W
 
@@ -105,7 +100,7 @@ class MarginalLikelihood:
             eta = eta0[:, None]
         else:
             eta = offset[:, None] + tau * nodes[d.codes]
-        h = d.group_sum(d.successes[:, None] * eta - d.trials[:, None] * softplus(eta))
+        h = d.group_sum(kernel(eta, d.successes[:, None], d.trials[:, None]))
         a = self.log_omega + h - 0.5 * nodes**2
         amax = a.max(axis=1)
         A = amax + np.log(np.exp(a - amax[:, None]).sum(axis=1))
@@ -180,17 +175,11 @@ class MarginalLikelihood:
         return float(gw @ logm), grad
 
 
-def _resid_weight(eta, m, n):
-    p = expit(eta)
-    return m - n * p, n * p * (1.0 - p), p
-
-
 def marginal_mean(loc, scale, n_quad=64):
     """``E[expit(loc + scale * Z)]``, Z standard normal, by Gauss-Hermite."""
-    x, w = np.polynomial.hermite.hermgauss(n_quad)
+    z, w = normal_rule(n_quad)
     loc = np.asarray(loc, dtype=float)
-    vals = expit(loc[..., None] + np.sqrt(2.0) * scale * x)
-    return vals @ w / np.sqrt(np.pi)
+    return expit(loc[..., None] + scale * z) @ w
 
 
 def conditional_quantiles(
@@ -224,7 +213,7 @@ def conditional_quantiles(
         u = post.mode[g0:g1, None] + post.sd[g0:g1, None] * t[None, :]
         codes = d.codes[r0:r1] - g0
         eta = offset[r0:r1, None] + tau * u[codes]
-        ll = d.successes[r0:r1, None] * eta - d.trials[r0:r1, None] * softplus(eta)
+        ll = kernel(eta, d.successes[r0:r1, None], d.trials[r0:r1, None])
         h = np.add.reduceat(ll, d.starts[g0:g1] - r0, axis=0) - 0.5 * u**2
         dens = np.exp(h - h.max(axis=1, keepdims=True))
         step = u[:, 1:] - u[:, :-1]
