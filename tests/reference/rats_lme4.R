@@ -1,6 +1,7 @@
 # Reference numbers for the rats tumour data (71 batches, m of n rats).
 # Run:  cd tests/reference && Rscript rats_lme4.R
 # Writes rats_lme4.json (fits) and rats_lme4_intervals.json (CIs, ranef).
+# ranef/condVar are read before confint(method = "profile"), which modifies the fit.
 f <- sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))
 source(file.path(if (length(f) == 1) dirname(f) else ".", "common.R"))  # sets REF_DIR, REPO_ROOT
 suppressPackageStartupMessages({ library(MASS); library(glmmTMB) })
@@ -74,10 +75,16 @@ write_ref(c(versions(c("lme4", "glmmTMB", "MASS", "Matrix")), list(
   glmmTMB = glmmtmb)), "rats_lme4.json")
 
 # --- intervals, vcov, conditional modes -----------------------------------
+# Everything read from the fitted objects (fixef, theta, vcov, Wald CI, ranef)
+# is read BEFORE confint(method = "profile"). Profiling a glmer fit modifies it
+# in place: fit@pp is a mutable reference object, and profiling leaves its
+# relative covariance factor Lambdat at the theta of the last profiled point,
+# while fit@theta and getME(fit, "theta") still report the MLE. ranef() (= Lambda u)
+# and its condVar (postVar), and hence coef(), read after profiling are therefore
+# not the conditional modes/SDs of the fitted model. nagq25$profile_side_effect
+# below demonstrates this by comparing the same fit before and after profiling.
 f25 <- blk$nagq25$fits$tight
 f1 <- blk$laplace$fits$tight
-prof <- confint(f25, method = "profile", oldNames = FALSE)
-wald <- confint(f25, method = "Wald", oldNames = FALSE)
 ci_list <- function(ci) lapply(split(ci, row(ci)), unname) |> setNames(rownames(ci))
 per_batch <- function(fit) {
   re <- ranef(fit, condVar = TRUE)$batch
@@ -86,6 +93,94 @@ per_batch <- function(fit) {
        cond_sd = sqrt(unname(attr(re, "postVar")[1, 1, ])),
        coef = unname(coef(fit)$batch[, 1]))
 }
+# Independent conditional modes and SDs at a fit's (beta, tau), in plain R:
+# Newton for the mode u_g of log p(m_g | u) + log phi(u) (spherical u, as in
+# marginal_loglik() in common.R); cond_mode = tau * u_g and cond_sd = tau * s_g,
+# s_g = 1 / sqrt(tau^2 sum n p (1 - p) + 1), the Gaussian (Laplace) SD at the
+# mode, which is what lme4's condVar reports for any nAGQ.
+per_batch_independent <- function(fit) {
+  beta <- fixef(fit); tau <- unname(getME(fit, "theta"))
+  eta0 <- drop(X %*% beta)
+  res <- lapply(split(seq_len(nrow(d)), d$batch), function(g) {
+    e <- eta0[g]; mm <- d$m[g]; nn <- d$n[g]; u <- 0
+    for (it in 1:100) {
+      p <- plogis(e + tau * u)
+      step <- (tau * sum(mm - nn * p) - u) / (tau^2 * sum(nn * p * (1 - p)) + 1)
+      u <- u + step
+      if (abs(step) < 1e-14) break
+    }
+    p <- plogis(e + tau * u)
+    c(tau * u, tau / sqrt(tau^2 * sum(nn * p * (1 - p)) + 1))
+  })
+  list(batch = as.integer(names(res)),
+       cond_mode = unname(vapply(res, `[`, 0, 1)),
+       cond_sd = unname(vapply(res, `[`, 0, 2)))
+}
+max_abs <- function(a, b) max(abs(unlist(a) - unlist(b)))
+vcovs <- function(fit) list(
+  vcov_hessian = unname(as.matrix(vcov(fit))[1, 1]),
+  vcov_rx = unname(as.matrix(suppressWarnings(vcov(fit, use.hessian = FALSE)))[1, 1]))
+# per_batch block of one fit: tight fit as the reference, default fit and the
+# independent plain-R values next to it.
+ranef_block <- function(b) {
+  tight <- per_batch(b$fits$tight)
+  default <- per_batch(b$fits$default)
+  ind <- per_batch_independent(b$fits$tight)
+  list(per_batch = tight,
+       per_batch_default = default,
+       per_batch_independent = ind,
+       max_abs_diff_cond_mode_default_vs_tight = max_abs(default$cond_mode, tight$cond_mode),
+       max_abs_diff_cond_sd_default_vs_tight = max_abs(default$cond_sd, tight$cond_sd),
+       max_abs_diff_cond_mode_independent_vs_tight = max_abs(ind$cond_mode, tight$cond_mode),
+       max_abs_diff_cond_sd_independent_vs_tight = max_abs(ind$cond_sd, tight$cond_sd))
+}
+
+# Read everything before profiling.
+state <- function(fit) c(list(fixef = fixef(fit), theta = unname(getME(fit, "theta")),
+                              loglik = as.numeric(logLik(fit)),
+                              lambdat = unname(getME(fit, "Lambdat")@x[1])),
+                         vcovs(fit), per_batch(fit))
+re25 <- ranef_block(blk$nagq25)
+re1 <- ranef_block(blk$laplace)
+v25 <- vcovs(f25); v1 <- vcovs(f1)
+wald <- confint(f25, method = "Wald", oldNames = FALSE)
+before <- state(f25)
+
+# Exactly what confint(f25, method = "profile", oldNames = FALSE) does (lme4
+# 1.1-31), split in two so the profile itself can be inspected below.
+pr <- profile(f25, which = 1:2, signames = FALSE)
+prof <- confint(pr, level = 0.95)
+
+# ... and after: the same fit object, profiled.
+after <- state(f25)
+stopifnot(identical(before$fixef, after$fixef), identical(before$theta, after$theta),
+          isTRUE(all.equal(after$lambdat,
+                           tail(as.data.frame(pr)[["sd_(Intercept)|batch"]], 1))))
+profile_side_effect <- list(
+  note = paste(
+    "Same tight nAGQ=25 fit object read before and after confint(fit, method='profile').",
+    "Profiling leaves the fit's mutable predictor module (fit@pp) with Lambdat at a",
+    "profiled theta (lambdat_after; equal to tau_at_last_profile_point, the conditional",
+    "MLE of tau at the last intercept value profiled) while getME(fit,'theta') still returns the MLE",
+    "(theta_after = theta_before). fixef, theta, logLik and vcov are unchanged, but",
+    "ranef (= Lambda u), its condVar and coef are not the fitted model's after profiling.",
+    "ranef_after_profile is kept only to document this; it is NOT a reference value."),
+  theta_before = before$theta, theta_after = after$theta,
+  lambdat_before = before$lambdat, lambdat_after = after$lambdat,
+  tau_at_last_profile_point = unname(tail(as.data.frame(pr)[["sd_(Intercept)|batch"]], 1)),
+  max_abs_change = list(
+    fixef = max_abs(before$fixef, after$fixef), theta = max_abs(before$theta, after$theta),
+    loglik = max_abs(before$loglik, after$loglik),
+    vcov_hessian = max_abs(before$vcov_hessian, after$vcov_hessian),
+    vcov_rx = max_abs(before$vcov_rx, after$vcov_rx),
+    cond_mode = max_abs(before$cond_mode, after$cond_mode),
+    cond_sd = max_abs(before$cond_sd, after$cond_sd),
+    coef = max_abs(before$coef, after$coef)),
+  max_abs_diff_after_vs_independent = list(
+    cond_mode = max_abs(after$cond_mode, re25$per_batch_independent$cond_mode),
+    cond_sd = max_abs(after$cond_sd, re25$per_batch_independent$cond_sd)))
+ranef_after_profile <- after[c("batch", "cond_mode", "cond_sd", "coef")]
+
 write_ref(c(versions(c("lme4", "Matrix")), list(
   script = "rats_lme4.R",
   notes = paste(
@@ -95,17 +190,21 @@ write_ref(c(versions(c("lme4", "Matrix")), list(
     "vcov_hessian = vcov(fit) (lme4 default, from the finite-difference Hessian of the",
     "deviance over (theta, beta)); vcov_rx = vcov(fit, use.hessian=FALSE) (conditional on theta;",
     "lme4 warns that the two differ by > 1e-4, which is expected here).",
-    "ranef cond_mode = conditional mode of b_g (= tau*u_g); cond_sd = sqrt of postVar, which lme4",
+    "per_batch: ranef(fit, condVar=TRUE) read from the fresh tight fit BEFORE any profiling;",
+    "cond_mode = conditional mode of b_g (= tau*u_g); cond_sd = sqrt of postVar, which lme4",
     "computes from the Laplace (Gaussian) approximation at the mode even when nAGQ=25.",
-    "coef = fixef + ranef per batch (logit scale)."),
-  nagq25 = list(
+    "coef = fixef + ranef per batch (logit scale).",
+    "per_batch_default: the same from the default-tolerance fit (glmerControl()).",
+    "per_batch_independent: modes and Gaussian SDs recomputed in plain R (Newton) at the tight",
+    "fit's (fixef, theta). nagq25$ranef_after_profile: ranef read from the same fit AFTER",
+    "confint(method='profile'), which modifies the fit object (see nagq25$profile_side_effect);",
+    "kept for documentation only, not a reference."),
+  nagq25 = c(list(
     fixef = as.list(fixef(f25)), tau = unname(getME(f25, "theta")),
-    profile_ci_95 = ci_list(prof), wald_ci_95 = ci_list(wald),
-    vcov_hessian = unname(as.matrix(vcov(f25))[1, 1]),
-    vcov_rx = unname(as.matrix(suppressWarnings(vcov(f25, use.hessian = FALSE)))[1, 1]),
-    per_batch = per_batch(f25)),
-  laplace = list(
-    fixef = as.list(fixef(f1)), tau = unname(getME(f1, "theta")),
-    vcov_hessian = unname(as.matrix(vcov(f1))[1, 1]),
-    vcov_rx = unname(as.matrix(suppressWarnings(vcov(f1, use.hessian = FALSE)))[1, 1]),
-    per_batch = per_batch(f1)))), "rats_lme4_intervals.json")
+    profile_ci_95 = ci_list(prof), wald_ci_95 = ci_list(wald)),
+    v25, re25,
+    list(ranef_after_profile = ranef_after_profile,
+         profile_side_effect = profile_side_effect)),
+  laplace = c(list(
+    fixef = as.list(fixef(f1)), tau = unname(getME(f1, "theta"))),
+    v1, re1))), "rats_lme4_intervals.json")
