@@ -1,27 +1,63 @@
 """Shared scikit-learn plumbing of the three estimators.
 
-Public estimators implement hooks (``_fit``, ``_linear_predictor``,
-``_heldout_loglik``, ``_group_intervals``); ``fit``, ``predict*``, ``score``
-and ``group_estimates`` live here once.
+``fit`` validates, builds the design and calls the estimator's ``_fit`` hook,
+which returns a fit result (:mod:`skre._fit_result`) without touching the
+estimator; only then are the fitted attributes replaced, all at once, so a fit
+that raises leaves the estimator as it was. ``predict*``, ``score``,
+``group_estimates`` and ``summary`` live here once and read the result.
 """
 
-import warnings
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import Interval, Options
 from sklearn.utils.validation import check_is_fitted
 
-from ._core.grouping import collapse, standardize
-from ._validation import check_labels, factorize, prepare, split_X
-from .exceptions import CollinearityWarning, SeparationWarning
+from ._core.separation import separates
+from ._intervals import check_level
+from ._validation import prepare, split_X
+from .exceptions import SeparationWarning, warn
+
+
+class GroupColumn(Options):
+    """A column name (any hashable scalar but a bool) or an integer position.
+
+    (An ``Options`` subclass only because scikit-learn's validation accepts
+    constraint objects of its own classes.)
+    """
+
+    def __init__(self):
+        super().__init__(object, set())
+
+    def is_satisfied_by(self, val):
+        if isinstance(val, (bool, np.bool_)) or val is None:
+            return False
+        if isinstance(val, (str, Integral, np.integer)):
+            return True
+        if isinstance(val, float):  # a float column label, but never NaN
+            return not np.isnan(val)
+        return isinstance(val, tuple) and hash(val) is not None
+
+    def __str__(self):
+        return "a column name (str) or an integer column position"
+
+
+class Number(Interval):
+    """scikit-learn's ``Interval`` without bools: ``n_quad=True`` is a mistake,
+    not 1."""
+
+    def is_satisfied_by(self, val):
+        if isinstance(val, (bool, np.bool_)):
+            return False
+        return super().is_satisfied_by(val)
 
 
 class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
     """Fit/predict/score for binomial estimators of grouped data."""
 
-    _parameter_constraints: dict = {"group": "no_validation"}
+    _parameter_constraints: dict = {"group": [None, GroupColumn()]}
     _requires_group = True
 
     def __sklearn_tags__(self):
@@ -33,6 +69,10 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None):
         """Fit the model.
+
+        The fit is atomic: every input is validated and the model is fitted
+        before any attribute changes, so a fit that raises leaves the
+        estimator as it was (fitted to the earlier data, or not fitted).
 
         Parameters
         ----------
@@ -48,6 +88,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         Returns
         -------
         self : object
+            The fitted estimator.
         """
         if self._requires_group and self.group is None:
             raise ValueError(
@@ -55,158 +96,141 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
                 "or position (array) of the column of group labels in X."
             )
         d = prepare(self, X, y, sample_weight, reset=True)
-        self._fit(d)
+        result = self._fit(d)
+        self._set_fitted(d, result)
         return self
 
-    # -- shared fitting steps ---------------------------------------------------------
-    def _code_groups(self, d):
-        """Integer group codes of the rows that carry trials; sets ``groups_``."""
-        if d.labels is None:
-            codes = np.zeros(len(d.trials), dtype=np.intp)
-            uniques = np.array(["(all)"], dtype=object)
-        else:
-            codes, uniques = factorize(d.labels)
-        keep = d.trials > 0
-        used, codes = np.unique(codes[keep], return_inverse=True)
-        self.groups_ = uniques[used]
-        self._group_index = pd.Index(self.groups_)
-        return codes.ravel(), keep
+    def _set_fitted(self, d, result):
+        """Replace every fitted attribute at once (none survive from a refit)."""
+        for name in [
+            k for k in vars(self) if k.endswith("_") and not k.startswith("__")
+        ]:
+            delattr(self, name)
+        attrs = {
+            "classes_": d.classes,
+            "n_features_in_": d.n_features_in,
+            **(
+                {"feature_names_in_": d.feature_names_in}
+                if d.feature_names_in is not None
+                else {}
+            ),
+            **result.attributes(),
+        }
+        for name, value in attrs.items():
+            setattr(self, name, value)
+        self._fit_result = result
 
-    def _collapse(self, d, codes, keep):
-        """Rows that carry trials, merged by (group, covariates); covariates
-        standardized.
+    def _warn_if_separated(self, design, eta, codes=None, n_groups=1):
+        """R's warning "fitted probabilities numerically 0 or 1 occurred", and
+        whether the covariates separate the outcomes (a linear program).
 
-        Standardizing the collapsed rows (not the input rows) makes the fit a
-        function of the data alone: row order, weights and repeated rows give
-        bit-identical results.
+        ``eta`` holds the fixed-effect logits of the training rows.
         """
-        data = collapse(
-            codes, d.Z[keep], d.successes[keep], d.trials[keep], len(self.groups_)
-        )
-        data.Z, self._z_mean, self._z_scale = standardize(data.Z, data.trials)
-        self._aliased = np.zeros(data.Z.shape[1], dtype=bool)
-        self._train = data
-        return data
-
-    def _drop_aliased(self, data, *, within_groups=False):
-        """Zero covariates that are not identified; warn, naming them.
-
-        An aliased covariate (constant, or a linear combination of the others or
-        of the intercepts) gets coefficient 0, as R's ``NA``.
-        """
-        self._aliased = _aliased_columns(data, within_groups)
-        if self._aliased.any():
-            overall = _aliased_columns(data, False) if within_groups else self._aliased
-            data.Z[:, self._aliased] = 0.0
-            for mask, where in (
-                (
-                    self._aliased & overall,
-                    "constant or a linear combination of the other covariates",
-                ),
-                (
-                    self._aliased & ~overall,
-                    "constant within every group (or a combination of other "
-                    "covariates within groups), so not identified next to the "
-                    "per-group intercepts "
-                    "(MultilevelBinomial does identify group-level covariates)",
-                ),
-            ):
-                if mask.any():
-                    names = ", ".join(repr(str(c)) for c in self.covariates_[mask])
-                    warnings.warn(
-                        f"{type(self).__name__}: covariate {names} is {where}; it "
-                        "is dropped from the fit (coefficient 0). Remove it to "
-                        "silence this warning.",
-                        CollinearityWarning,
-                        stacklevel=4,
-                    )
-        return data
-
-    def _warn_if_separated(self, eta):
-        """R's warning "fitted probabilities numerically 0 or 1 occurred".
-
-        ``eta`` holds the fitted logits of the training rows (rows of a
-        no-pooling group with 0/n or n/n, at an infinite logit, are expected and
-        left out by the caller).
-        """
-        data = self._train
-        total, trials = data.successes.sum(), data.trials.sum()
-        if total == 0 or total == trials:
-            what = "failure" if total == 0 else "success"
-            warnings.warn(
-                f"{type(self).__name__}: every trial is a {what}, so the "
-                f"estimated probability is {0 if total == 0 else 1} and the "
-                "intercept is infinite. A prior on the intercept or the groups "
-                "gives finite estimates.",
-                SeparationWarning,
-                stacklevel=4,
-            )
-        elif np.any(np.abs(eta[np.isfinite(eta)]) > 30.0):  # p within 1e-13 of 0 or 1
-            warnings.warn(
-                f"{type(self).__name__}: fitted probabilities numerically 0 or 1 "
-                "occurred: the covariates separate successes from failures "
-                "(perfect separation), so some slopes have infinite maximum-"
-                "likelihood estimates and the reported ones are where the "
+        data = design.data
+        extreme = np.abs(eta[np.isfinite(eta)]) > 30.0  # p within 1e-13 of 0 or 1
+        if not extreme.any():
+            return
+        name = type(self).__name__
+        split = separates(data.Z, data.successes, data.trials, codes, n_groups)
+        if split:
+            warn(
+                f"{name}: the covariates separate successes from failures "
+                "(perfect or quasi-perfect separation): some slopes have infinite "
+                "maximum-likelihood estimates, so fitted probabilities are "
+                "numerically 0 or 1 and the reported slopes are where the "
                 "optimizer stopped. A coef_prior (e.g. Normal(0, 2.5)) gives "
                 "finite estimates.",
                 SeparationWarning,
-                stacklevel=4,
+            )
+        else:
+            what = (
+                "they do not separate the outcomes"
+                if split is False
+                else ("the data are too large to check for separation")
+            )
+            warn(
+                f"{name}: fitted probabilities numerically 0 or 1 occurred "
+                f"(a fitted logit beyond +-30); {what}, but some covariate values "
+                "are extreme for the fitted slopes. Check for outliers or a "
+                "covariate on a very different scale.",
+                SeparationWarning,
             )
 
-    def _scaled(self, Z):
-        """Covariates as the core saw them in fit: standardized, aliased ones zeroed."""
-        Zs = (Z - self._z_mean) / self._z_scale
-        Zs[:, self._aliased] = 0.0
-        return Zs
-
-    def _unscale(self, intercept, coef):
-        """Map (intercept, slopes) on standardized covariates to the user's scale."""
-        coef = coef / self._z_scale
-        return float(intercept - coef @ self._z_mean), coef
-
-    def _information_criteria(self, loglik, n_params, n_obs):
-        n_params -= int(self._aliased.sum())  # R counts the rank, not dropped columns
-        self.nobs_ = float(n_obs)
-        self.loglik_ = float(loglik)
-        self.aic_ = -2.0 * self.loglik_ + 2.0 * n_params
-        self.bic_ = -2.0 * self.loglik_ + np.log(n_obs) * n_params
-
-    def _codes_for(self, labels):
-        """Training codes of ``labels`` (-1 where the group was not seen in fit)."""
-        if labels is None:
-            return None
-        check_labels(labels)
-        return self._group_index.get_indexer(labels)
+    def _warn_degenerate(self, limit):
+        what = "failure" if limit == 0 else "success"
+        warn(
+            f"{type(self).__name__}: every trial is a {what}, so the "
+            f"estimated probability is {int(limit)} and the intercept is "
+            "infinite; intervals are one-sided and exact. A prior on the "
+            "intercept or the groups gives finite estimates.",
+            SeparationWarning,
+        )
 
     # -- prediction -------------------------------------------------------------------
+    def _log_proba(self, X):
+        check_is_fitted(self)
+        labels, Z, _ = split_X(self, X, reset=False)
+        codes = self._fit_result.design.codes_for(labels)
+        lp0, lp1 = self._result_log_proba(codes, Z)
+        # quadrature weights sum to 1 within rounding: keep log-probabilities <= 0
+        return np.minimum(lp0, 0.0), np.minimum(lp1, 0.0)
+
+    def _result_log_proba(self, codes, Z):
+        return self._fit_result.log_proba(codes, Z)
+
     def decision_function(self, X):
         """Log-odds of success, ``logit P(y = classes_[1] | X)``.
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
+            As in :meth:`fit`.
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            ``log P(success) - log P(failure)``; ``-inf`` or ``inf`` where a
+            probability is exactly 0.
         """
-        check_is_fitted(self)
-        labels, Z, _ = split_X(self, X, reset=False)
-        return self._linear_predictor(self._codes_for(labels), Z)
+        lp0, lp1 = self._log_proba(X)
+        with np.errstate(invalid="ignore"):
+            return lp1 - lp0
 
-    def predict_proba(self, X):
-        """Probability of each class; column 1 is success.
+    def predict_log_proba(self, X):
+        """Log-probability of each class, computed in log space.
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
+            As in :meth:`fit`.
 
         Returns
         -------
         ndarray of shape (n_samples, 2)
+            Column 1 is success.
         """
-        p = expit(self.decision_function(X))
-        return np.column_stack([1.0 - p, p])
+        return np.column_stack(self._log_proba(X))
+
+    def predict_proba(self, X):
+        """Probability of each class; column 1 is success.
+
+        For groups seen in fit it is the group's own estimate (the
+        conditional mean of its probability, for the multilevel model); for
+        groups not seen in fit, the estimator's rule for new groups (see its
+        ``unknown_group`` or the population mean). Computed in log space, so
+        it is finite and in [0, 1] for any finite input.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+            Column 1 is success.
+        """
+        return np.exp(self.predict_log_proba(X))
 
     def predict(self, X):
         """Most probable label (``classes_[1]`` when P(success) > 0.5).
@@ -214,13 +238,15 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
+            As in :meth:`fit`.
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            Labels from ``classes_``.
         """
-        positive = self.decision_function(X) > 0
-        return self.classes_[positive.astype(int)]
+        lp0, lp1 = self._log_proba(X)
+        return self.classes_[(lp1 > lp0).astype(int)]
 
     def score(self, X, y, sample_weight=None):
         """Mean log predictive probability per trial (higher is better).
@@ -234,19 +260,28 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
+            As in :meth:`fit`.
         y : array-like of shape (n_samples,) or (n_samples, 2)
+            As in :meth:`fit`.
         sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights.
 
         Returns
         -------
         float
+            ``-inf`` when the fit gives probability 0 to an observed outcome
+            (e.g. a success after a fit to data with no successes).
         """
         check_is_fitted(self)
         d = prepare(self, X, y, sample_weight, reset=False)
         total = d.trials.sum()
         if total <= 0:
             raise ValueError("score needs at least one trial with positive weight.")
-        return float(self._heldout_loglik(d) / total)
+        codes = self._fit_result.design.codes_for(d.labels)
+        return float(self._heldout_loglik(d, codes) / total)
+
+    def _heldout_loglik(self, d, codes):
+        return self._fit_result.heldout_loglik(d, codes)
 
     def summary(self, level=0.95, method="wald"):
         """Coefficient table, random effects (multilevel) and fit statistics.
@@ -285,6 +320,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         from ._summary import Summary  # presentation layer, imported on use
 
         check_is_fitted(self)
+        check_level(level)
         return Summary.from_estimator(self, level, method)
 
     def group_estimates(self, level=0.95):
@@ -304,14 +340,12 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             probability over the group's rows.
         """
         check_is_fitted(self)
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1); got {level!r}.")
-        return self._estimates_frame(*self._group_intervals(level))
+        check_level(level)
+        return self._estimates_frame(*self._fit_result.group_intervals(level))
 
     def _estimates_frame(self, est, lower, upper):
-        data = self._train
-        M = data.group_sum(data.successes)
-        N = data.group_sum(data.trials)
+        design = self._fit_result.design
+        M, N = design.group_successes, design.group_trials
         return pd.DataFrame(
             {
                 "trials": N,
@@ -323,46 +357,3 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             },
             index=pd.Index(self.groups_, name="group"),
         )
-
-    def _group_mean_probability(self, offset_rows, shift):
-        """Trials-weighted mean of ``expit(offset + shift[group])`` per group."""
-        data = self._train
-        p = expit(offset_rows + shift[data.codes])
-        return data.group_sum(data.trials * p) / data.group_sum(data.trials)
-
-
-def _aliased_columns(data, within_groups):
-    """Boolean mask of covariates collinear with the intercept(s) and each other.
-
-    Works on the trials-weighted cross-product of the covariates centred overall
-    (a shared intercept) or within each group (one intercept per group, as in no
-    pooling), by Cholesky in column order: a column whose squared residual
-    norm, after the columns kept before it, is below ``1e-14`` of the total
-    weight (its norm: the covariates are standardized) is aliased, i.e.
-    collinear to 1e-7 relative; of two collinear columns the later one goes,
-    as in R.
-    """
-    Z = data.Z
-    aliased = np.zeros(Z.shape[1], dtype=bool)
-    if Z.shape[1] == 0:
-        return aliased
-    w = data.trials
-    wZ = w[:, None] * Z
-    gram = Z.T @ wZ
-    if within_groups:
-        W = data.group_sum(w)
-        S = data.group_sum(wZ)
-        gram -= (S / np.where(W > 0, W, np.inf)[:, None]).T @ S
-    else:
-        total = wZ.sum(axis=0)
-        gram -= np.outer(total, total) / w.sum()
-    threshold = 1e-14 * w.sum()
-    A = gram.copy()
-    for j in range(
-        len(A)
-    ):  # in column order, so the later of two collinear columns goes (as R)
-        if A[j, j] <= threshold:
-            aliased[j] = True
-            continue
-        A -= np.outer(A[:, j] / A[j, j], A[j, :])
-    return aliased

@@ -1,135 +1,249 @@
 """``MultilevelBinomial(method="bayes")``: the hyperparameters integrated over.
 
-The posterior of ``x = (beta, b, log tau)`` comes from
-:mod:`skre._core.hyperpost` (deterministic quadrature); everything a fitted
-estimator reports is then averaged over its grid: point estimates are posterior
+The posterior of ``x = (beta, b, log tau)`` (aliased slopes held at 0) comes
+from :mod:`skre._core.hyperpost` (deterministic quadrature); everything the
+fit reports is then averaged over its grid: point estimates are posterior
 means, ``population_`` the posterior predictive of a new group's theta,
 predictions and held-out scores mixtures over the grid.
 """
 
+from dataclasses import dataclass
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 from scipy.integrate import cumulative_simpson
-from scipy.special import expit
+from scipy.special import expit, logsumexp
 
 from ._core.binomial import kernel
-from ._core.hyperpost import fit_hyperposterior, marginal_quantiles
+from ._core.hyperpost import (
+    FIRST_GRIDS,
+    MAX_EVALS,
+    HyperPosterior,
+    first_grids_cost,
+    fit_hyperposterior,
+    marginal_quantiles,
+)
 from ._core.multilevel import negative_loglik
 from ._core.population import LogitNormalMixture
-from ._intervals import fixed_map
+from ._multilevel_fit import MultilevelFit
+from .exceptions import QuadratureWarning, warn
+
+#: covariates (after aliased ones are dropped) the product grid can take
+MAX_COVARIATES = max(k for k in range(10) if first_grids_cost(k + 2) <= MAX_EVALS)
 
 
-def _neg_logpost(est):
-    """-(log L + log prior + log tau): the density of log tau includes its Jacobian."""
-    nll = negative_loglik(est._model, est._log_prior)
+def check_bayes_size(n_covariates):
+    """Refuse, before any grid is built, a dimension the grid cannot integrate."""
+    d = n_covariates + 2
+    if first_grids_cost(d) > MAX_EVALS:
+        n0, n1 = FIRST_GRIDS
+        raise ValueError(
+            f"method='bayes' integrates over the {d} hyperparameters (intercept, "
+            f"tau and {n_covariates} slopes) with product grids of {n0}^{d} and "
+            f"{n1}^{d} = {n0**d + n1**d:,} likelihood evaluations at least, beyond "
+            f"the limit of {MAX_EVALS:,} (at most {MAX_COVARIATES} covariates). "
+            "Use method='ml' (with tau_prior and coef_prior it gives the "
+            "posterior mode), or fewer covariates."
+        )
+
+
+def neg_log_posterior(model, log_prior, free):
+    """-(log L + log prior + log tau) over the free coordinates of x; the log tau
+    term is the Jacobian of the density of log tau."""
+    nll = negative_loglik(model, log_prior)
+    x_full = np.zeros(len(free))
 
     def fun_grad(x):
-        f, g = nll(x)
-        g = g.copy()
+        x_full[free] = x
+        f, g = nll(x_full)
+        g = g[free].copy()
         g[-1] -= 1.0
         return f - x[-1], g
 
     return fun_grad
 
 
-def fit(est, res):
-    """Integrate the hyperparameters; set the fitted attributes from the posterior."""
-    est._neg_logpost = _neg_logpost(est)
-    x0 = np.r_[res.beta, res.b, np.log(max(res.tau, 0.1))]
-    post = fit_hyperposterior(est._neg_logpost, x0)
-    est._hyper = post
-    est._node_posts = None
-    x = post.nodes
-    thetas = np.column_stack([x[:, :-1], np.exp(x[:, -1])])
-    mean_theta = post.mean(thetas)
-    est._theta_std = mean_theta
-    est._posterior = est._model.posterior(mean_theta)
-    est.intercept_, est.coef_ = est._unscale(mean_theta[-2], mean_theta[:-2])
-    est.tau_ = float(mean_theta[-1])
-    est.random_effects_ = est.tau_ * est._posterior.mode[est._unit]
-    est.random_effects_sd_ = est.tau_ * est._posterior.sd[est._unit]
-    est.population_ = LogitNormalMixture(x[:, -2], np.exp(x[:, -1]), post.weights)
-    est.boundary_ = False
+@dataclass(frozen=True, eq=False)
+class BayesFit(MultilevelFit):
+    """Posterior means at ``theta``, the grid in ``hyper`` (free coordinates)."""
 
+    hyper: HyperPosterior
+    free: np.ndarray  # which coordinates of (beta, b, log tau) are integrated
 
-def nodes(est):
-    """(weight, theta, per-group posterior) at every node with weight > 1e-12."""
-    if est._node_posts is None:
-        post = est._hyper
+    _transient = ("model", "log_prior", "node_posteriors")
+
+    def attributes(self):
+        attrs = super().attributes()
+        attrs["boundary_"] = False
+        return attrs
+
+    def full_nodes(self):
+        """Grid nodes as full x = (beta, b, log tau), aliased slopes 0."""
+        x = np.zeros((len(self.hyper.nodes), len(self.free)))
+        x[:, self.free] = self.hyper.nodes
+        return x
+
+    def population(self):
+        x = self.full_nodes()
+        return LogitNormalMixture(x[:, -2], np.exp(x[:, -1]), self.hyper.weights)
+
+    @cached_property
+    def node_posteriors(self):
+        """(weight, theta, per-unit posterior) at every node with weight > 1e-12."""
+        post = self.hyper
         use = post.weights > 1e-12 * post.weights.max()
         w = post.weights[use] / post.weights[use].sum()
-        thetas = np.column_stack([post.nodes[use, :-1], np.exp(post.nodes[use, -1])])
-        est._node_posts = [(wi, t, est._model.posterior(t)) for wi, t in zip(w, thetas)]
-    return est._node_posts
+        x = self.full_nodes()[use]
+        thetas = np.column_stack([x[:, :-1], np.exp(x[:, -1])])
+        return [(wi, t, self.model.posterior(t)) for wi, t in zip(w, thetas)]
 
+    def log_proba(self, codes, Z):
+        parts = [
+            (np.log(w), self._log_proba_at(theta, post, codes, Z))
+            for w, theta, post in self.node_posteriors
+        ]
+        lw = np.array([p[0] for p in parts])[:, None]
+        lp0 = logsumexp(lw + np.array([p[1][0] for p in parts]), axis=0)
+        lp1 = logsumexp(lw + np.array([p[1][1] for p in parts]), axis=0)
+        return lp0, lp1
 
-def posterior_summary(est):
-    post = est._hyper
-    x = post.nodes
-    p = x.shape[1] - 2
-    C = fixed_map(est)
-    rows, names = [], ["intercept", *map(str, est.covariates_), "tau"]
-    for c in C:
-        vals = x @ c
-        q = marginal_quantiles(est._neg_logpost, post, c, [0.025, 0.975])
-        rows.append((post.mean(vals), post.sd(vals), *q))
-    tau = np.exp(x[:, -1])
-    q = np.exp(
-        marginal_quantiles(est._neg_logpost, post, np.eye(p + 2)[-1], [0.025, 0.975])
-    )
-    rows.append((post.mean(tau), post.sd(tau), *q))
-    return pd.DataFrame(rows, index=names, columns=["mean", "sd", "2.5%", "97.5%"])
-
-
-def group_intervals(est, level, n_grid=801, span=10.0):
-    """Posterior mean of each group's theta and quantiles of its posterior.
-
-    The posterior of the group's logit ``eta_g = o_g + xi_g`` (``o_g`` its
-    trials-weighted mean linear predictor; ``b`` without covariates) is a
-    mixture over the hyperparameter grid of exact conditional densities,
-    evaluated on a common grid and integrated by Simpson's rule. With
-    covariates, theta_g is summarised through ``expit(eta_g)``.
-    """
-    d = est._model.data  # the likelihood units
-    parts = nodes(est)
-    a = (1 - level) / 2
-    centre, lo, hi = [], np.inf, -np.inf
-    for _, theta, post in parts:
-        o = _group_offset(d, theta[-2] + d.Z @ theta[:-2])
-        c = o + theta[-1] * post.mode
-        half = span * theta[-1] * post.sd
-        lo, hi = np.minimum(lo, c - half), np.maximum(hi, c + half)
-        centre.append(o)
-    grid = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, n_grid)[None, :]
-    mix = np.zeros_like(grid)
-    estimate = np.zeros(d.n_groups)
-    for (w, theta, post), o in zip(parts, centre):
-        tau = theta[-1]
-        offset = theta[-2] + d.Z @ theta[:-2]
-        xi = grid - o[:, None]
-        eta = offset[:, None] + xi[d.codes]
-        h = d.group_sum(kernel(eta, d.successes[:, None], d.trials[:, None]))
-        h -= 0.5 * (xi / tau) ** 2
-        dens = np.exp(h - h.max(axis=1, keepdims=True))
-        dens /= np.trapezoid(dens, grid, axis=1)[:, None]
-        mix += w * dens
-        pi = np.exp(post.log_weights)
-        rows = expit(offset[:, None] + tau * post.nodes[d.codes])
-        estimate += w * np.sum(
-            pi * d.group_sum(d.trials[:, None] * rows) / d.group_sum(d.trials)[:, None],
-            axis=1,
+    def heldout_loglik(self, d, codes):
+        terms = np.array(
+            [
+                np.log(w) + self._heldout_at(theta, post, d, codes)
+                for w, theta, post in self.node_posteriors
+            ]
         )
-    cdf = np.concatenate(
-        [np.zeros((d.n_groups, 1)), cumulative_simpson(mix, x=grid, axis=1)], axis=1
-    )
-    cdf = np.maximum.accumulate(cdf / cdf[:, -1:], axis=1)
-    q = np.array(
-        [[np.interp(p, cdf[g], grid[g]) for p in (a, 1 - a)] for g in range(d.n_groups)]
-    )
-    unit = est._unit
-    return estimate[unit], expit(q[unit, 0]), expit(q[unit, 1])
+        return float(logsumexp(terms))
+
+    def prediction_interval(self, level, include_parameter_uncertainty=False):
+        # population_ already integrates over (b, tau)
+        return self.population().interval(level)
+
+    @cached_property
+    def posterior_summary(self):
+        post = self.hyper
+        x = post.nodes
+        free = self.free
+        C = self.fixed_map()[:, free]
+        nlp = neg_log_posterior(self.model, self.log_prior, free)
+        rows = []
+        for c in C:
+            vals = x @ c
+            q = marginal_quantiles(nlp, post, c, [0.025, 0.975])
+            rows.append((post.mean(vals), post.sd(vals), *q))
+        tau = np.exp(x[:, -1])
+        last = np.eye(x.shape[1])[-1]
+        q = np.exp(marginal_quantiles(nlp, post, last, [0.025, 0.975]))
+        rows.append((post.mean(tau), post.sd(tau), *q))
+        names = ["intercept", *map(str, self.design.covariates), "tau"]
+        frame = pd.DataFrame(rows, index=names, columns=["mean", "sd", "2.5%", "97.5%"])
+        frame.loc[np.r_[False, self.design.aliased, False]] = np.nan
+        return frame
+
+    def group_intervals(self, level, method=None, n_grid=801, span=10.0):
+        """Posterior mean of each group's theta and quantiles of its posterior.
+
+        The posterior of the group's logit ``eta_g = o_g + xi_g`` (``o_g`` its
+        trials-weighted mean linear predictor; ``b`` without covariates) is a
+        mixture over the hyperparameter grid of exact conditional densities,
+        evaluated on a common grid and integrated by Simpson's rule. With
+        covariates, theta_g is summarised through ``expit(eta_g)``.
+        """
+        d = self.units
+        parts = self.node_posteriors
+        a = (1 - level) / 2
+        centre, lo, hi = [], np.inf, -np.inf
+        for _, theta, post in parts:
+            o = _group_offset(d, theta[-2] + d.Z @ theta[:-2])
+            c = o + theta[-1] * post.mode
+            half = span * theta[-1] * post.sd
+            lo, hi = np.minimum(lo, c - half), np.maximum(hi, c + half)
+            centre.append(o)
+        grid = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, n_grid)[None, :]
+        mix = np.zeros_like(grid)
+        estimate = np.zeros(d.n_groups)
+        for (w, theta, post), o in zip(parts, centre):
+            tau = theta[-1]
+            offset = theta[-2] + d.Z @ theta[:-2]
+            xi = grid - o[:, None]
+            eta = offset[:, None] + xi[d.codes]
+            h = d.group_sum(kernel(eta, d.successes[:, None], d.trials[:, None]))
+            h -= 0.5 * (xi / tau) ** 2
+            dens = np.exp(h - h.max(axis=1, keepdims=True))
+            dens /= np.trapezoid(dens, grid, axis=1)[:, None]
+            mix += w * dens
+            pi = np.exp(post.log_weights)
+            rows = expit(offset[:, None] + tau * post.nodes[d.codes])
+            estimate += w * np.sum(
+                pi
+                * d.group_sum(d.trials[:, None] * rows)
+                / d.group_sum(d.trials)[:, None],
+                axis=1,
+            )
+        cdf = np.concatenate(
+            [np.zeros((d.n_groups, 1)), cumulative_simpson(mix, x=grid, axis=1)], axis=1
+        )
+        cdf = np.maximum.accumulate(cdf / cdf[:, -1:], axis=1)
+        q = np.array(
+            [
+                [np.interp(p, cdf[g], grid[g]) for p in (a, 1 - a)]
+                for g in range(d.n_groups)
+            ]
+        )
+        unit = self.unit
+        return estimate[unit], expit(q[unit, 0]), expit(q[unit, 1])
 
 
 def _group_offset(data, offset_rows):
     """Trials-weighted mean linear predictor of each group's rows."""
     return data.group_sum(data.trials * offset_rows) / data.group_sum(data.trials)
+
+
+def fit_bayes(ml, name, verbose=0):
+    """Integrate the hyperparameters, starting from the MAP fit ``ml``."""
+    free = np.r_[~ml.design.aliased, True, True]
+    nlp = neg_log_posterior(ml.model, ml.log_prior, free)
+    x0 = np.r_[ml.theta[:-1], np.log(max(ml.tau, 0.1))][free]
+
+    def progress(n, nodes, change):
+        if verbose:
+            print(
+                f"[skre] bayes: {n} nodes per dimension ({nodes:,} evaluations), "
+                f"largest change in posterior means and SDs {change:.2g} SD",
+                flush=True,
+            )
+
+    post = fit_hyperposterior(nlp, x0, progress=progress)
+    if not post.converged:
+        warn(
+            f"{name}: method='bayes' stopped at {post.n_per_dim} nodes per "
+            f"dimension (the limit of {MAX_EVALS:,} likelihood evaluations) before "
+            "the posterior means and SDs were stable to 1e-5 SD; they may be off "
+            "in the last digits. A more informative tau_prior (the posterior is "
+            "then closer to normal) or method='ml' avoids this.",
+            QuadratureWarning,
+        )
+    x = np.zeros((len(post.nodes), len(free)))
+    x[:, free] = post.nodes
+    thetas = np.column_stack([x[:, :-1], np.exp(x[:, -1])])
+    mean_theta = post.mean(thetas)
+    return BayesFit(
+        ml.design,
+        ml.loglik,
+        ml.n_iter,
+        ml.converged,
+        ml.units,
+        ml.unit_weight,
+        ml.unit,
+        mean_theta,
+        ml.model.posterior(mean_theta),
+        ml.n_quad,
+        False,
+        ml.tau_prior,
+        ml.coef_prior,
+        ml.message,
+        post,
+        free,
+    )

@@ -1,175 +1,58 @@
-"""Wald and profile-likelihood intervals for the fixed parameters and tau.
+"""Wald and profile-likelihood intervals: the pieces the fit results share.
 
-Shared by :class:`~skre.CompletePoolingBinomial` and
-:class:`~skre.MultilevelBinomial`. Parameters are profiled in the space the
-optimizer uses (standardized covariates, ``log tau``); the user-scale intercept
-and slopes are linear functions there, so each interval is the likelihood-ratio
-interval of a linear function (:func:`skre._core.profile.profile_bounds`).
+Parameters are profiled in the space the core optimizes (standardized
+covariates, and ``log tau`` for the multilevel model); the user-scale intercept
+and slopes are linear functions there, so each interval is the
+likelihood-ratio interval of a linear function
+(:func:`skre._core.profile.profile_bounds`). Everything here reads a
+:class:`~skre._design.Design` and arrays; nothing reads or writes an estimator.
 """
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.special import log_expit
 
-from ._core.glm import pooled_objective
-from ._core.grouping import pooled_rows
-from ._core.multilevel import negative_loglik, pooled_fit
 from ._core.optimize import _positive_definite, fd_hessian
 from ._core.profile import profile_bounds
+from ._core.rules import normal_rule
+
+
+def check_level(level):
+    """``level`` must be a real number in (0, 1)."""
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
+        raise TypeError(
+            f"level must be a number in (0, 1), e.g. 0.95; got {level!r} "
+            f"({type(level).__name__})."
+        )
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {level!r}.")
 
 
 def check_interval_args(level, method, methods=("wald", "profile")):
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1); got {level!r}.")
+    check_level(level)
     if method not in methods:
         raise ValueError(f"method must be one of {list(methods)}; got {method!r}.")
 
 
-def _pooled(est):
-    """Complete pooling on the multilevel model's rows, at full precision with its
-    covariance; computed once per fit (tau = 0 fits and profile limits use it)."""
-    if est._pooled_full is None:
-        model = est._model
-        est._pooled_full = pooled_fit(model.data, model.group_weight, covariance=True)
-    return est._pooled_full
-
-
-def _interior(est):
-    """``x_hat = (beta, b, log tau)``, the free coordinates, the measured Hessian
-    of the negative log-likelihood (plus log prior) there, computed once per fit,
-    and its inverse."""
-    x_hat = np.r_[est._theta_std[:-1], np.log(est.tau_)]
-    free = np.r_[~est._aliased, True, True]
-    if est._hess is None:
-        est._hess = measured_hessian(
-            negative_loglik(est._model, est._log_prior), x_hat, free
-        )
-    return x_hat, free, est._hess, free_inverse(est._hess, free)
-
-
-def fixed_map(est):
-    """User-scale (intercept, slopes) as rows over (beta, b, log tau)."""
-    p = len(est.coef_)
-    C = np.zeros((p + 1, p + 2))
-    C[:, :-1] = user_map(est, intercept_first=False)
-    return C
-
-
-def multilevel_vcov(est):
-    """User-scale covariance of (intercept, slopes)."""
-    if est.boundary_:
-        C = user_map(est, intercept_first=True)
-        return C @ _glm_cov(_pooled(est)) @ C.T
-    C = fixed_map(est)
-    return C @ _interior(est)[3] @ C.T
-
-
-def vcov_frame(est, cov, intercept=True):
+def vcov_frame(design, cov, intercept=True):
     """Label a covariance matrix; rows and columns of dropped covariates are NaN."""
-    names = ["intercept"] * intercept + list(map(str, est.covariates_))
+    names = ["intercept"] * intercept + list(map(str, design.covariates))
     cov = np.array(cov, dtype=float)
-    dropped = np.r_[[False] * intercept, est._aliased].astype(bool)
+    dropped = np.r_[[False] * intercept, design.aliased].astype(bool)
     cov[dropped, :] = np.nan
     cov[:, dropped] = np.nan
     return pd.DataFrame(cov, index=names, columns=names)
 
 
-def multilevel_confint(est, level, method):
-    """Rows (intercept, slopes, tau) of :meth:`MultilevelBinomial.confint`."""
-    model = est._model
-    p = len(est.coef_)
-    estimates = [est.intercept_, *est.coef_]
-    nll = negative_loglik(model, est._log_prior)
-    last = np.eye(p + 2)[-1:]  # log tau as a row over (beta, b, log tau)
-    if est.boundary_:
-        # tau held at 0: the complete-pooling fit's intervals
-        cp = _pooled(est)
-        C = user_map(est, intercept_first=True)
-        free = np.r_[True, ~est._aliased]
-        cov = _glm_cov(cp)
-        rows, se = wald_rows(C, cov, estimates, level)
-        tau_row = (0.0, np.nan)
-        if method == "profile":
-            x_cp = np.r_[cp.intercepts[0], cp.coef]
-            fg = pooled_objective(pooled_rows(model.data, model.group_weight))
-            H = np.zeros_like(cov)
-            H[np.ix_(free, free)] = np.linalg.inv(cov[np.ix_(free, free)])
-            rows = profile_rows(fg, x_cp, C, H, free, se, level)
-            x_small = np.r_[cp.coef, cp.intercepts[0], np.log(1e-6)]
-            fx = np.r_[~est._aliased, True, True]
-            upper = profile_rows(
-                nll,
-                x_small,
-                last,
-                np.eye(p + 2),
-                fx,
-                [1.0],
-                level,
-                lower_limit=-np.inf,
-                f_at_lower_limit=-cp.loglik,
-            )
-            tau_row = (0.0, float(np.exp(upper[0][1])))
-        return table(est, [*rows, tau_row], level)
-    x_hat, free, H, cov = _interior(est)
-    C = fixed_map(est)
-    rows, se = wald_rows(C, cov, estimates, level)
-    se_log_tau = float(np.sqrt(cov[-1, -1]))
-    z = stats.norm.ppf(0.5 + level / 2)
-    tau_row = (est.tau_ * np.exp(-z * se_log_tau), est.tau_ * np.exp(z * se_log_tau))
-    if method == "profile":
-        rows = profile_rows(nll, x_hat, C, H, free, se, level)
-        ends = profile_rows(
-            nll,
-            x_hat,
-            last,
-            H,
-            free,
-            [se_log_tau],
-            level,
-            lower_limit=-np.inf,
-            f_at_lower_limit=-_pooled(est).loglik,
-        )[0]
-        tau_row = tuple(float(np.exp(e)) for e in ends)
-    return table(est, [*rows, tau_row], level)
-
-
-def _glm_cov(res):
-    """(intercept, coef) covariance of a one-group GLMResult."""
-    p = len(res.coef)
-    cov = np.empty((1 + p, 1 + p))
-    cov[0, 0] = res.intercept_var[0]
-    cov[0, 1:] = cov[1:, 0] = res.cross_cov[0]
-    cov[1:, 1:] = res.coef_cov
-    return cov
-
-
-def user_map(est, intercept_first):
-    """Rows: user-scale (intercept, slopes) as linear functions of the optimizer's x.
-
-    ``x`` is ``(intercept, beta_std)`` when ``intercept_first`` (complete pooling)
-    or ``(beta_std, b, ...)`` (the multilevel core).
-    """
-    mean, scale = est._z_mean, est._z_scale
-    p = len(mean)
-    C = np.zeros((1 + p, 1 + p))
-    a, B = (0, slice(1, None)) if intercept_first else (p, slice(0, p))
-    C[0, a] = 1.0
-    C[0, B] = -mean / scale
-    C[1:, B] = np.diag(1.0 / scale)
-    return C
-
-
-def table(est, rows, level):
-    names = [
-        "intercept",
-        *map(str, est.covariates_),
-        *(["tau"] if len(rows) > 1 + len(est.covariates_) else []),
-    ]
-    lo, hi = np.array(rows, dtype=float).T
+def table(design, rows, level, tau=False):
+    """Rows (intercept, slopes[, tau]) as :meth:`confint`'s DataFrame."""
+    names = ["intercept", *map(str, design.covariates), *(["tau"] if tau else [])]
+    lo, hi = np.array(rows, dtype=float).reshape(len(names), 2).T
     a = 100 * (1 - level) / 2
     frame = pd.DataFrame({f"{a:g}%": lo, f"{100 - a:g}%": hi}, index=names)
-    aliased = np.zeros(len(rows), dtype=bool)
-    aliased[1 : 1 + len(est._aliased)] = est._aliased
+    aliased = np.zeros(len(names), dtype=bool)
+    aliased[1 : 1 + len(design.aliased)] = design.aliased
     frame.loc[aliased] = np.nan
     return frame
 
@@ -188,11 +71,17 @@ def free_inverse(H, free):
 
 
 def profile_rows(fun_grad, x_hat, C, H, free, se, level, **tau_limit):
-    """Profile intervals of ``C @ x`` with aliased coordinates held at 0."""
+    """Profile intervals of ``C @ x`` with aliased coordinates held at 0.
+
+    Aliased coordinates are fixed wherever the optimizer starts: profiles
+    never move them, so a dropped covariate cannot leak NaN or an infinite
+    bound into the other rows.
+    """
     drop = stats.chi2.ppf(level, 1) / 2
+    fixed = np.where(free, 0.0, x_hat)
 
     def reduced(xf):
-        x = np.zeros(len(x_hat))
+        x = fixed.copy()
         x[free] = xf
         f, g = fun_grad(x)
         return f, g[free]
@@ -222,49 +111,82 @@ def measured_hessian(fun_grad, x_hat, free):
     return H
 
 
-def pooled_confint(est, level, method):
-    """Rows (intercept, slopes) of :meth:`CompletePoolingBinomial.confint`."""
-    C = user_map(est, intercept_first=True)
-    free = np.r_[True, ~est._aliased]
-    rows, se = wald_rows(C, est._cov_std, [est.intercept_, *est.coef_], level)
-    if method == "profile":
-        H = np.zeros_like(est._cov_std)
-        H[np.ix_(free, free)] = np.linalg.inv(est._cov_std[np.ix_(free, free)])
-        rows = profile_rows(
-            pooled_objective(pooled_rows(est._train)),
-            np.r_[est._a_std, est._beta_std],
-            C,
-            H,
-            free,
-            se,
-            level,
-        )
-    return table(est, rows, level)
+def glm_cov(res):
+    """(intercept, coef) covariance of a one-group GLMResult."""
+    p = len(res.coef)
+    cov = np.empty((1 + p, 1 + p))
+    cov[0, 0] = res.intercept_var[0]
+    cov[0, 1:] = cov[1:, 0] = res.cross_cov[0]
+    cov[1:, 1:] = res.coef_cov
+    return cov
 
 
-def predictive_interval(est, level):
+def pooled_group_intervals(design, a, beta, cov, level):
+    """Each group's mean probability under one shared model, delta-method interval.
+
+    ``a, beta`` on standardized covariates with covariance ``cov``; the interval
+    is symmetric on the logit of the group's trials-weighted mean probability.
+    The logit and its gradient are computed in log space, so a group whose
+    fitted probability is numerically 0 or 1 still gets an interval of
+    positive width.
+    """
+    data = design.data
+    eta = a + data.Z @ beta
+    logn = np.log(data.trials)
+    lp1, lp0 = log_expit(eta), log_expit(-eta)
+    log_p = _group_logsumexp(data, logn + lp1) - np.log(design.group_trials)
+    log_q = _group_logsumexp(data, logn + lp0) - np.log(design.group_trials)
+    centre = log_p - log_q  # logit of the group's mean probability
+    # d centre / d (a, beta) = sum_i n_i p_i q_i x_i / (N p_bar q_bar)
+    share = np.exp(logn + lp1 + lp0 - (log_p + log_q)[data.codes])
+    J = data.group_sum(np.column_stack([share, share[:, None] * data.Z]))
+    J /= design.group_trials[:, None]
+    se = np.sqrt(np.einsum("gi,ij,gj->g", J, cov, J))
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    from scipy.special import expit
+
+    return expit(centre), expit(centre - z * se), expit(centre + z * se)
+
+
+def _group_logsumexp(data, values):
+    top = _group_max(data, values)
+    return top + np.log(data.group_sum(np.exp(values - top[data.codes])))
+
+
+def _group_max(data, values):
+    if data.one_row_per_group:
+        return values
+    return np.maximum.reduceat(values, data.starts)
+
+
+def exact_one_sided(successes, trials, level):
+    """Clopper-Pearson interval for data with no successes (or no failures).
+
+    All-zero data: ``(0, 1 - (alpha/2)^(1/N))``; all-one data its mirror image.
+    Returns ``(estimate, lower, upper)``.
+    """
+    alpha = 1 - level
+    bound = (alpha / 2) ** (1 / trials)
+    if successes == 0:
+        return 0.0, 0.0, 1.0 - bound
+    return 1.0, bound, 1.0
+
+
+def predictive_interval(b, tau, cov_b_logtau, level):
     """New-group interval integrating over the uncertainty of (b, log tau).
 
     ``P(theta <= x) = E[Phi((logit x - b) / tau)]`` over a normal approximation
     to ``(b, log tau)`` (b at the covariate means), by a 20 x 20 Gauss-Hermite
-    product rule; the quantiles by Brent's method. At a boundary fit tau is 0
-    and only ``b`` is uncertain.
+    product rule; the quantiles by Brent's method.
     """
     from scipy.optimize import brentq
-    from scipy.special import expit, logit
+    from scipy.special import logit
 
-    b = est._theta_std[-2]
-    x, w = np.polynomial.hermite.hermgauss(20)
-    nodes, weights = np.sqrt(2.0) * x, w / np.sqrt(np.pi)
-    if est.boundary_:
-        se = float(np.sqrt(_pooled(est).intercept_var[0]))
-        z = stats.norm.ppf(0.5 + level / 2)
-        return float(expit(b - z * se)), float(expit(b + z * se))
-    cov = _interior(est)[3][-2:, -2:]
-    L = np.linalg.cholesky(cov + 1e-300 * np.eye(2))
+    nodes, weights = normal_rule(20)
+    L = np.linalg.cholesky(cov_b_logtau + 1e-300 * np.eye(2))
     grid = np.stack(np.meshgrid(nodes, nodes, indexing="ij"), axis=-1).reshape(-1, 2)
     wt = np.outer(weights, weights).ravel()
-    draws = np.array([b, np.log(est.tau_)]) + grid @ L.T
+    draws = np.array([b, np.log(tau)]) + grid @ L.T
     locs, scales = draws[:, 0], np.exp(draws[:, 1])
 
     def cdf(v):
@@ -277,36 +199,10 @@ def predictive_interval(est, level):
     )
 
 
-def pooled_group_intervals(est, a, beta, cov, level):
-    """Each group's mean probability under one shared model, delta-method interval.
+def pooled_predictive_interval(b, var_b, level):
+    """At tau = 0 a new group's probability is ``expit(b)``: b's Wald interval."""
+    from scipy.special import expit
 
-    ``a, beta`` on standardized covariates with covariance ``cov``; the interval
-    is symmetric on the logit of the group's trials-weighted mean probability.
-    """
-    from scipy.special import expit, logit
-
-    data = est._train
-    eta = a + data.Z @ beta
-    est_p = est._group_mean_probability(eta, np.zeros(data.n_groups))
-    p = expit(eta)
-    w = data.trials * p * (1.0 - p)
-    J = data.group_sum(np.column_stack([w, w[:, None] * data.Z]))
-    spread = est_p * (1.0 - est_p)
-    inside = spread > 0  # a fitted probability of exactly 0 or 1 has no spread
-    J[inside] /= (data.group_sum(data.trials)[inside] * spread[inside])[:, None]
-    se = np.sqrt(np.einsum("gi,ij,gj->g", J, cov, J))
-    z = stats.norm.ppf(0.5 + level / 2.0)
-    with np.errstate(divide="ignore"):
-        centre = logit(est_p)
-    lower = np.where(inside, expit(centre - z * se), est_p)
-    upper = np.where(inside, expit(centre + z * se), est_p)
-    return est_p, lower, upper
-
-
-def boundary_group_intervals(est, level):
-    """At tau = 0 every group has the pooled probability: its interval is the
-    complete-pooling one (the uncertainty of b and the slopes)."""
-    cp = _pooled(est)
-    return pooled_group_intervals(
-        est, float(cp.intercepts[0]), cp.coef, _glm_cov(cp), level
-    )
+    z = stats.norm.ppf(0.5 + level / 2)
+    se = float(np.sqrt(var_b))
+    return float(expit(b - z * se)), float(expit(b + z * se))

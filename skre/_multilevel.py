@@ -1,42 +1,22 @@
 """Partial pooling: the logistic random-intercept (multilevel) model."""
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import expit, logit
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _bayes
-from ._base import GroupedBinomialMixin
-from ._core.grouping import Collapsed, collapse, count_patterns
+from ._base import GroupedBinomialMixin, Number
+from ._bayes import BayesFit, check_bayes_size, fit_bayes
 from ._core.multilevel import fit_multilevel
-from ._core.population import LogitNormal
-from ._core.quadrature import MarginalLikelihood, conditional_quantiles, marginal_mean
-from ._intervals import boundary_group_intervals as _boundary_group_intervals
-from ._intervals import check_interval_args as _check_interval_args
-from ._intervals import multilevel_confint as _multilevel_confint
-from ._intervals import multilevel_vcov as _multilevel_vcov
-from ._intervals import predictive_interval as _predictive_interval
-from ._intervals import vcov_frame as _vcov_frame
-from ._validation import factorize
-from .exceptions import BoundaryWarning, QuadratureWarning
+from ._core.quadrature import MarginalLikelihood
+from ._design import build_design
+from ._fit_result import degenerate_fit
+from ._intervals import check_interval_args, check_level
+from ._multilevel_fit import MultilevelFit, likelihood_units
+from .exceptions import BoundaryWarning, QuadratureWarning, warn
 from .priors import std_normal_prior
-
-
-def _likelihood_units(data):
-    """Groups of an intercept-only model with equal (m, n) share one term."""
-    if data.Z.shape[1]:
-        return data, np.ones(data.n_groups), np.arange(data.n_groups)
-    m, n, count, index = count_patterns(data.successes, data.trials)
-    k = len(m)
-    return (
-        Collapsed(np.arange(k), np.empty((k, 0)), m, n, k, np.arange(k)),
-        count,
-        index,
-    )
 
 
 class MultilevelBinomial(GroupedBinomialMixin):
@@ -64,8 +44,6 @@ class MultilevelBinomial(GroupedBinomialMixin):
     n_quad : int, default=25
         Quadrature nodes per group; 25 reproduces lme4's ``nAGQ = 25``, 1 is the
         Laplace approximation.
-    max_iter : int, default=200
-        Maximum optimizer iterations.
     tau_prior : prior object or None, default=None
         A prior on ``tau`` from :mod:`skre.priors` (e.g. ``HalfCauchy(1)``, or
         ``Gamma(2.5, 0)``, blme's default). The estimate is then the posterior
@@ -81,11 +59,20 @@ class MultilevelBinomial(GroupedBinomialMixin):
         intercept gets a flat prior. Point estimates become posterior means,
         ``population_`` the posterior predictive of a new group's theta, and
         ``group_estimates`` posterior means and credible intervals that carry the
-        uncertainty in tau; see :meth:`posterior_summary`. Up to three or four
-        covariates (a product rule over the hyperparameters).
+        uncertainty in tau; see :meth:`posterior_summary`. At most
+        ``skre._bayes.MAX_COVARIATES`` (2) covariates: the product rule over
+        the hyperparameters grows as ``n ** (covariates + 2)``, and a larger
+        model is refused before any grid is built. Needs data with both
+        successes and failures (the flat intercept prior is improper
+        otherwise).
+    max_iter : int, default=200
+        Maximum optimizer iterations.
     tol : float, default=1e-9
         Largest gradient component (of the log-likelihood per group, in
         standardized parameters) accepted as converged.
+    verbose : int, default=0
+        If positive, long computations (the ``method="bayes"`` grid, profile
+        intervals) print a line as each step finishes.
 
     Attributes
     ----------
@@ -125,12 +112,13 @@ class MultilevelBinomial(GroupedBinomialMixin):
 
     _parameter_constraints: dict = {
         **GroupedBinomialMixin._parameter_constraints,
-        "n_quad": [Interval(Integral, 1, 100, closed="both")],
+        "n_quad": [Number(Integral, 1, 100, closed="both")],
         "tau_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
         "coef_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
         "method": [StrOptions({"ml", "bayes"})],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Number(Integral, 1, None, closed="left")],
+        "tol": [Number(Real, 0, None, closed="neither")],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -143,6 +131,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         method="ml",
         max_iter=200,
         tol=1e-9,
+        verbose=0,
     ):
         self.group = group
         self.n_quad = n_quad
@@ -151,19 +140,32 @@ class MultilevelBinomial(GroupedBinomialMixin):
         self.coef_prior = coef_prior
         self.max_iter = max_iter
         self.tol = tol
+        self.verbose = verbose
 
     def _fit(self, d):
-        if self.method == "bayes" and not getattr(self.tau_prior, "proper", False):
+        bayes = self.method == "bayes"
+        if bayes and not getattr(self.tau_prior, "proper", False):
             raise ValueError(
                 "method='bayes' needs a proper tau_prior (e.g. HalfCauchy(1.0) "
                 f"or HalfNormal(1.0)); got {self.tau_prior!r}."
             )
-        codes, keep = self._code_groups(d)
-        data = self._drop_aliased(self._collapse(d, codes, keep))
-        units, weight, self._unit = _likelihood_units(data)
-        if data.successes.sum() in (0.0, data.trials.sum()):
-            return self._fit_degenerate(d, data)
-        self._degenerate = None
+        design, _ = build_design(self, d)
+        if bayes:
+            check_bayes_size(len(design.covariates) - int(design.aliased.sum()))
+        if design.degenerate is not None:
+            if bayes:
+                raise ValueError(
+                    "method='bayes' cannot fit data in which every trial is a "
+                    f"{'failure' if design.degenerate == 0 else 'success'}: with "
+                    "the flat prior on the intercept the posterior is improper "
+                    "(the likelihood does not vanish as the intercept goes to "
+                    f"{'-' if design.degenerate == 0 else '+'}inf). Use "
+                    "method='ml', which reports the limit."
+                )
+            self._warn_degenerate(design.degenerate)
+            return degenerate_fit(design, multilevel=True)
+        units, weight, unit = likelihood_units(design.data)
+        coef_prior = std_normal_prior(design, self.coef_prior)
         res = fit_multilevel(
             units,
             weight,
@@ -171,74 +173,48 @@ class MultilevelBinomial(GroupedBinomialMixin):
             max_iter=self.max_iter,
             gtol=self.tol,
             tau_prior=self.tau_prior,
-            coef_prior=std_normal_prior(self, self.coef_prior),
+            coef_prior=coef_prior,
         )
-        self._log_prior = res.log_prior if (self.tau_prior or self.coef_prior) else None
-        self._model, self._hess, self._pooled_full = res.model, None, None
-        self._theta_std = np.concatenate([res.beta, [res.b, res.tau]])
-        self._posterior = res.posterior
-        self.intercept_, self.coef_ = self._unscale(res.b, res.beta)
-        self.tau_ = res.tau
-        self.random_effects_ = res.tau * res.posterior.mode[self._unit]
-        self.random_effects_sd_ = res.tau * res.posterior.sd[self._unit]
-        self.population_ = LogitNormal(res.b, res.tau)
-        self.boundary_, self.converged_, self.n_iter_ = (
-            res.boundary,
-            res.converged,
+        theta = np.r_[res.beta, res.b, res.tau]
+        fit = MultilevelFit(
+            design,
+            float(res.loglik),
             res.n_iter,
+            bool(res.converged),
+            units,
+            weight,
+            unit,
+            theta,
+            res.posterior,
+            self.n_quad,
+            bool(res.boundary),
+            self.tau_prior,
+            coef_prior,
+            res.message,
         )
-        self._information_criteria(
-            res.loglik + d.constant, len(self._theta_std), d.n_obs
-        )
-        self._hyper, self._degenerate = None, None
-        if self.method == "bayes":
-            _bayes.fit(self, res)
-            return
-        self._warn_if_separated(
-            res.b
-            + data.Z @ res.beta
-            + res.tau * res.posterior.mode[self._unit][data.codes]
-        )
+        fit.__dict__["model"] = res.model  # already built: seed the cache
+        if bayes:
+            return fit_bayes(fit, type(self).__name__, self.verbose)
+        data = design.data
+        self._warn_if_separated(design, res.b + data.Z @ res.beta)
         if self.n_quad > 1 and not res.boundary:
-            _check_quadrature(self, res, len(units.codes))
+            _check_quadrature(self, fit)
         if res.boundary:
-            warnings.warn(
+            warn(
                 f"{type(self).__name__}: the maximum-likelihood tau is 0 (a "
                 "boundary fit): the groups vary no more than binomial noise "
                 "explains, so complete pooling is appropriate and every group "
                 "gets the pooled estimate. A prior on tau keeps it positive if "
                 "you need partial pooling.",
                 BoundaryWarning,
-                stacklevel=3,
             )
         if not res.converged:
-            warnings.warn(
+            warn(
                 f"{type(self).__name__}: the optimizer did not converge "
                 f"({res.message}); raise max_iter or check the covariates.",
                 ConvergenceWarning,
-                stacklevel=3,
             )
-
-    def _fit_degenerate(self, d, data):
-        """Every trial a failure (or a success): probability 0 (1) everywhere.
-
-        The likelihood grows without bound as the intercept goes to -inf
-        (+inf); tau is not identified and is reported as 0.
-        """
-        limit = 0.0 if data.successes.sum() == 0 else 1.0
-        self._warn_if_separated(np.zeros(0))
-        self._degenerate = limit
-        self._hyper, self._log_prior, self._model = None, None, None
-        self._hess = self._pooled_full = None
-        self.intercept_ = -np.inf if limit == 0 else np.inf
-        self.coef_ = np.zeros(data.Z.shape[1])
-        self.tau_ = 0.0
-        G = len(self.groups_)
-        self.random_effects_ = np.zeros(G)
-        self.random_effects_sd_ = np.zeros(G)
-        self.population_ = LogitNormal(-np.inf if limit == 0 else np.inf, 0.0)
-        self.boundary_, self.converged_, self.n_iter_ = True, True, 1
-        self._information_criteria(d.constant, 2 + data.Z.shape[1], d.n_obs)
+        return fit
 
     def posterior_summary(self):
         """Posterior mean, SD and 95% interval of the intercept, slopes and tau.
@@ -267,9 +243,12 @@ class MultilevelBinomial(GroupedBinomialMixin):
         tau        0.696  0.131  0.461  0.974
         """
         check_is_fitted(self)
-        if self._hyper is None:
-            raise ValueError("posterior_summary needs method='bayes'.")
-        return _bayes.posterior_summary(self)
+        if not isinstance(self._fit_result, BayesFit):
+            raise ValueError(
+                "posterior_summary() is for method='bayes' fits; this one was fit "
+                "by maximum likelihood: use confint() and summary()."
+            )
+        return self._fit_result.posterior_summary.copy()
 
     def vcov(self):
         """Covariance matrix of the intercept and slopes (lme4's ``vcov``).
@@ -294,7 +273,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         """
         check_is_fitted(self)
         self._check_not_bayes("vcov")
-        return _vcov_frame(self, _multilevel_vcov(self))
+        return self._fit_result.vcov()
 
     def confint(self, level=0.95, method="wald"):
         """Confidence intervals for the intercept, the slopes and ``tau``.
@@ -331,121 +310,15 @@ class MultilevelBinomial(GroupedBinomialMixin):
         """
         check_is_fitted(self)
         self._check_not_bayes("confint")
-        _check_interval_args(level, method)
-        return _multilevel_confint(self, level, method)
+        check_interval_args(level, method)
+        return self._fit_result.confint(level, method, self.verbose)
 
     def _check_not_bayes(self, what):
-        if self._hyper is not None:
+        if isinstance(self._fit_result, BayesFit):
             raise ValueError(
                 f"{what}() is for maximum-likelihood (or MAP) fits; with "
                 "method='bayes' use posterior_summary()."
             )
-
-    def _linear_predictor(self, codes, Z):
-        if self._degenerate is not None:
-            return np.full(len(Z), -np.inf if self._degenerate == 0 else np.inf)
-        Zs = self._scaled(Z)
-        if self._hyper is None:
-            p = self._proba_at(self._theta_std, self._posterior, codes, Zs)
-        else:
-            p = sum(
-                w * self._proba_at(theta, post, codes, Zs)
-                for w, theta, post in _bayes.nodes(self)
-            )
-        # quadrature weights sum to 1 within rounding: keep p a probability whose
-        # logit is finite (1 - 2**-53 is the largest double below 1)
-        return logit(np.clip(p, np.finfo(float).tiny, 1.0 - np.finfo(float).epsneg))
-
-    def _proba_at(self, theta, posterior, codes, Zs):
-        """P(success) at hyperparameters ``theta``: the posterior mean of theta_g
-        for groups seen in fit, the population mean for new ones."""
-        tau = theta[-1]
-        eta0 = theta[-2] + Zs @ theta[:-2]
-        p = marginal_mean(eta0, tau)
-        seen = codes >= 0
-        if seen.any():
-            unit = self._unit[codes[seen]]
-            pi = np.exp(posterior.log_weights[unit])
-            p[seen] = np.sum(
-                pi * expit(eta0[seen, None] + tau * posterior.nodes[unit]), axis=1
-            )
-        return p
-
-    def _heldout_loglik(self, d):
-        """Sum over test groups of log p(test rows of g | training data)."""
-        train = self._train
-        G = len(self.groups_)
-        codes = self._codes_for(d.labels)
-        keep = d.trials > 0
-        codes = codes[keep]
-        new = codes < 0
-        if new.any():
-            codes[new] = G + factorize(d.labels[keep][new])[0]
-        seen = np.unique(codes[~new])
-        in_train = np.isin(train.codes, seen)
-        Zs = self._scaled(d.Z[keep])
-        all_codes = np.concatenate([train.codes[in_train], codes])
-        used, all_codes = np.unique(all_codes, return_inverse=True)
-        data = collapse(
-            all_codes.ravel(),
-            np.vstack([train.Z[in_train], Zs]),
-            np.concatenate([train.successes[in_train], d.successes[keep]]),
-            np.concatenate([train.trials[in_train], d.trials[keep]]),
-            len(used),
-        )
-        units, weight, _ = _likelihood_units(data)
-        union = MarginalLikelihood(units, weight, self.n_quad)
-
-        def at(theta, posterior):
-            before = posterior.log_marginal[self._unit[seen]].sum()
-            return float(weight @ union.posterior(theta).log_marginal - before)
-
-        if self._hyper is None:
-            return at(self._theta_std, self._posterior)
-        terms = np.array(
-            [np.log(w) + at(theta, post) for w, theta, post in _bayes.nodes(self)]
-        )
-        return float(terms.max() + np.log(np.exp(terms - terms.max()).sum()))
-
-    def _group_intervals(self, level):
-        """Quantiles of each group's conditional distribution, by quadrature.
-
-        With ``method="bayes"``: the posterior mean of theta_g and quantiles of its
-        posterior, a mixture over the hyperparameter grid (each component's
-        conditional distribution taken as normal on the logit scale).
-
-        The estimate is ``expit(b + x'beta + mode)`` (lme4's ``coef``); the
-        interval holds ``level`` of the group's conditional distribution of
-        ``xi_g`` given its data and the fitted parameters (exact integration,
-        not the normal approximation), mapped to the probability scale. At a
-        boundary fit (tau = 0) that distribution is a point, so the interval is
-        complete pooling's, which carries the uncertainty of b and the slopes.
-        """
-        if (
-            self._degenerate is not None
-        ):  # exact (Clopper-Pearson) for the pooled counts
-            data = self._train
-            M, N = data.successes.sum(), data.trials.sum()
-            a = 1 - level
-            bound = 1 - (a / 2) ** (1 / N) if M == 0 else (a / 2) ** (1 / N)
-            est = np.full(data.n_groups, self._degenerate)
-            other = np.full(data.n_groups, bound)
-            return (est, est, other) if M == 0 else (est, other, est)
-        if self._hyper is not None:
-            return _bayes.group_intervals(self, level)
-        if self.boundary_:
-            return _boundary_group_intervals(self, level)
-        data = self._train
-        b, tau = self._theta_std[-2], self._theta_std[-1]
-        offset = b + data.Z @ self._theta_std[:-2]
-        a = (1 - level) / 2
-        q = conditional_quantiles(
-            self._model, self._theta_std, [a, 1 - a], posterior=self._posterior
-        )[self._unit]
-        u = self._posterior.mode[self._unit]
-        return tuple(
-            self._group_mean_probability(offset, tau * v) for v in (u, q[:, 0], q[:, 1])
-        )
 
     def prediction_interval(self, level=0.95, include_parameter_uncertainty=False):
         """Interval for the success probability of a new group.
@@ -476,30 +349,26 @@ class MultilevelBinomial(GroupedBinomialMixin):
         [0.033, 0.364]
         """
         check_is_fitted(self)
-        _check_interval_args(level, "wald")
-        if not include_parameter_uncertainty or self._hyper is not None:
-            # with method="bayes" population_ already integrates over (b, tau)
-            return self.population_.interval(level)
-        return _predictive_interval(self, level)
+        check_level(level)
+        return self._fit_result.prediction_interval(
+            level, include_parameter_uncertainty
+        )
 
 
-def _check_quadrature(est, res, n_rows, budget=400_000):
+def _check_quadrature(est, fit, budget=400_000):
     """Warn when a rule with about twice the nodes disagrees at the estimate."""
     finer = 2 * est.n_quad + 1
-    if n_rows * finer > budget:  # large groups are close to normal: skip the check
+    if len(fit.units.codes) * finer > budget:  # large groups: close to normal
         return
-    theta = np.r_[res.beta, res.b, res.tau]
-    model = est._model
-    fine = MarginalLikelihood(model.data, model.group_weight, finer).value(theta)
-    coarse = float(model.group_weight @ res.posterior.log_marginal)
+    fine = MarginalLikelihood(fit.units, fit.unit_weight, finer).value(fit.theta)
+    coarse = float(fit.unit_weight @ fit.posterior.log_marginal)
     if abs(fine - coarse) > 1e-6 * max(1.0, abs(coarse)):
-        warnings.warn(
+        warn(
             f"{type(est).__name__}: the {est.n_quad}-node adaptive quadrature is "
             f"not accurate at the estimate (log-likelihood {coarse:.6g}; "
-            f"{fine:.6g} with {finer} nodes). tau = {res.tau:.4g} is large for the "
+            f"{fine:.6g} with {finer} nodes). tau = {fit.tau:.4g} is large for the "
             "information in each group (e.g. one binary trial per group) and is "
             "weakly identified; the estimate may be an artefact. Try a larger "
             "n_quad, a tau_prior, or a simpler model.",
             QuadratureWarning,
-            stacklevel=4,
         )

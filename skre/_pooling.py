@@ -1,38 +1,29 @@
 """The two pooled extremes: one shared probability, or one per group."""
 
-import warnings
 from numbers import Integral
 
 import numpy as np
-from scipy import stats
-from scipy.special import logit
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import GroupedBinomialMixin, _aliased_columns
-from ._core.binomial import loglik_terms
-from ._core.glm import fit_grouped_logistic, profile_interval
-from ._core.grouping import collapse, pooled_rows
-from ._core.quadrature import MarginalLikelihood, marginal_mean
-from ._intervals import (
-    check_interval_args,
-    pooled_confint,
-    pooled_group_intervals,
-    vcov_frame,
-)
-from ._validation import factorize
+from ._base import GroupedBinomialMixin, Number
+from ._core.glm import fit_grouped_logistic
+from ._core.grouping import pooled_rows
+from ._design import aliased_columns, build_design
+from ._fit_result import NoPoolingFit, degenerate_fit, pooled_fit_result
+from ._intervals import check_interval_args
+from .exceptions import warn
 from .priors import Flat, Normal, std_normal_prior
 
 
 def _warn_unconverged(est, res, what):
     if not res.converged:
-        warnings.warn(
+        warn(
             f"{type(est).__name__}: the {what} did not converge ({res.message}). "
             "If covariates separate the outcomes perfectly the maximum-likelihood "
             "slopes are infinite; otherwise raise max_iter.",
             ConvergenceWarning,
-            stacklevel=4,
         )
 
 
@@ -87,7 +78,7 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
     _parameter_constraints: dict = {
         **GroupedBinomialMixin._parameter_constraints,
         "coef_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Number(Integral, 1, None, closed="left")],
     }
     _requires_group = False
 
@@ -97,28 +88,19 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         self.max_iter = max_iter
 
     def _fit(self, d):
-        codes, keep = self._code_groups(d)
-        data = self._drop_aliased(self._collapse(d, codes, keep))
+        design, _ = build_design(self, d)
+        if design.degenerate is not None:
+            self._warn_degenerate(design.degenerate)
+            return degenerate_fit(design, multilevel=False)
+        data = design.data
         res = fit_grouped_logistic(
             pooled_rows(data),
             max_iter=self.max_iter,
-            coef_prior=std_normal_prior(self, self.coef_prior),
+            coef_prior=std_normal_prior(design, self.coef_prior),
         )
         _warn_unconverged(self, res, "logistic regression")
-        self._warn_if_separated(res.intercepts[0] + data.Z @ res.coef)
-        self._a_std, self._beta_std = float(res.intercepts[0]), res.coef
-        self.intercept_, self.coef_ = self._unscale(self._a_std, res.coef)
-        cov = np.empty((1 + len(res.coef),) * 2)
-        cov[0, 0] = res.intercept_var[0]
-        cov[0, 1:] = cov[1:, 0] = res.cross_cov[0]
-        cov[1:, 1:] = res.coef_cov
-        self._cov_std = cov
-        J = np.eye(len(cov))
-        J[0, 1:] = -self._z_mean / self._z_scale
-        J[1:, 1:] = np.diag(1.0 / self._z_scale)
-        self.covariance_ = J @ cov @ J.T
-        self.n_iter_, self.converged_ = max(res.n_iter, 1), res.converged
-        self._information_criteria(res.loglik + d.constant, len(cov), d.n_obs)
+        self._warn_if_separated(design, res.intercepts[0] + data.Z @ res.coef)
+        return pooled_fit_result(design, res)
 
     def vcov(self):
         """Covariance matrix of the intercept and slopes (R's ``vcov``).
@@ -138,7 +120,7 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         0.0044247
         """
         check_is_fitted(self)
-        return vcov_frame(self, self.covariance_)
+        return self._fit_result.vcov()
 
     def confint(self, level=0.95, method="wald"):
         """Confidence intervals for the intercept and slopes.
@@ -168,22 +150,7 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         """
         check_is_fitted(self)
         check_interval_args(level, method)
-        return pooled_confint(self, level, method)
-
-    def _linear_predictor(self, codes, Z):
-        return self.intercept_ + Z @ self.coef_
-
-    def _heldout_loglik(self, d):
-        return float(
-            np.sum(
-                loglik_terms(self._linear_predictor(None, d.Z), d.successes, d.trials)
-            )
-        )
-
-    def _group_intervals(self, level):
-        return pooled_group_intervals(
-            self, self._a_std, self._beta_std, self._cov_std, level
-        )
+        return self._fit_result.confint(level, method)
 
 
 class NoPoolingBinomial(GroupedBinomialMixin):
@@ -244,7 +211,7 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         **GroupedBinomialMixin._parameter_constraints,
         "unknown_group": [StrOptions({"pooled", "error"})],
         "group_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Number(Integral, 1, None, closed="left")],
     }
 
     def __init__(
@@ -256,37 +223,39 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         self.max_iter = max_iter
 
     def _fit(self, d):
-        codes, keep = self._code_groups(d)
-        data = self._collapse(d, codes, keep)
-        # the fallback for unseen groups is complete pooling on the same rows, with
-        # the covariates complete pooling identifies (those aliased there are
-        # aliased within groups too, so the warning below names them)
-        rows = pooled_rows(data)
-        rows.Z = rows.Z.copy()
-        rows.Z[:, _aliased_columns(rows, within_groups=False)] = 0.0
-        data = self._drop_aliased(data, within_groups=True)
-        self._alpha_prior = _group_prior(self.group_prior)
+        design, Z_unaliased = build_design(self, d, within_groups=True)
+        data = design.data
+        alpha_prior = _group_prior(self.group_prior)
         res = fit_grouped_logistic(
-            data, max_iter=self.max_iter, alpha_prior=self._alpha_prior
+            data, max_iter=self.max_iter, alpha_prior=alpha_prior
         )
         _warn_unconverged(self, res, "no-pooling fit")
-        if data.Z.shape[1] and 0 < data.successes.sum() < data.trials.sum():
+        if data.Z.shape[1] and design.degenerate is None:
             # separation by covariates; 0/n groups sit at an infinite logit by design
             with np.errstate(invalid="ignore"):
-                self._warn_if_separated(res.intercepts[data.codes] + data.Z @ res.coef)
+                eta = res.intercepts[data.codes] + data.Z @ res.coef
+            self._warn_if_separated(design, eta, data.codes, data.n_groups)
+        # the fallback for unseen groups is complete pooling on the same rows, with
+        # the covariates complete pooling identifies (those aliased there are
+        # aliased within groups too, so the warning above named them)
+        rows = pooled_rows(data)
+        rows.Z = Z_unaliased
+        pooled_aliased = aliased_columns(rows, within_groups=False)
+        rows.Z = np.where(pooled_aliased, 0.0, Z_unaliased)
         pooled = fit_grouped_logistic(rows, max_iter=self.max_iter)
-        self._alpha_std, self._beta_std = res.intercepts, res.coef
-        self._coef_cov = res.coef_cov / np.outer(self._z_scale, self._z_scale)
-        self._alpha_var = res.intercept_var
-        shift = res.coef / self._z_scale @ self._z_mean
-        self.coef_ = res.coef / self._z_scale
-        self.group_intercepts_ = res.intercepts - shift
-        self.intercept_, self.pooled_coef_ = self._unscale(
-            float(pooled.intercepts[0]), pooled.coef
-        )
-        self.n_iter_, self.converged_ = max(res.n_iter, 1), res.converged
-        self._information_criteria(
-            res.loglik + d.constant, len(self.groups_) + len(res.coef), d.n_obs
+        return NoPoolingFit(
+            design,
+            float(res.loglik),
+            max(res.n_iter, 1),
+            bool(res.converged),
+            res.intercepts,
+            res.coef,
+            res.intercept_var,
+            res.coef_cov / np.outer(design.z_scale, design.z_scale),
+            alpha_prior,
+            float(pooled.intercepts[0]),
+            pooled.coef,
+            pooled_aliased,
         )
 
     def vcov(self):
@@ -306,50 +275,13 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         (0, 0)
         """
         check_is_fitted(self)
-        return vcov_frame(self, self._coef_cov, intercept=False)
+        return self._fit_result.vcov()
 
-    def _linear_predictor(self, codes, Z):
-        seen = codes >= 0
-        if not seen.all() and self.unknown_group == "error":
-            raise ValueError(
-                f"{int((~seen).sum())} rows belong to groups not seen in fit "
-                f"(first at row {int(np.flatnonzero(~seen)[0])}); "
-                "set unknown_group='pooled' to predict them from the "
-                "complete-pooling fit."
-            )
-        eta = np.where(seen, self.group_intercepts_[np.where(seen, codes, 0)], 0.0)
-        with np.errstate(invalid="ignore"):
-            eta = eta + Z @ self.coef_
-        if self._alpha_prior is not None:  # new groups: the prior predictive
-            mean, prec = self._alpha_prior
-            loc = mean + ((Z - self._z_mean) / self._z_scale) @ self._beta_std
-            pooled = logit(marginal_mean(loc, 1.0 / np.sqrt(prec)))
-        else:
-            pooled = self.intercept_ + Z @ self.pooled_coef_
-        return np.where(seen, eta, pooled)
+    def _result_log_proba(self, codes, Z):
+        return self._fit_result.log_proba(codes, Z, self.unknown_group)
 
-    def _heldout_loglik(self, d):
-        """Seen groups at their estimates; with a group prior, each unseen group's
-        logit integrated over the prior (as the multilevel model integrates over
-        N(0, tau^2)), otherwise the pooled point prediction."""
-        codes = self._codes_for(d.labels)
-        eta = self._linear_predictor(codes, d.Z)
-        new = (codes < 0) & (d.trials > 0)
-        if self._alpha_prior is None or not new.any():
-            return float(np.sum(loglik_terms(eta, d.successes, d.trials)))
-        seen = float(np.sum(loglik_terms(eta[~new], d.successes[~new], d.trials[~new])))
-        new_codes, uniques = factorize(d.labels[new])
-        data = collapse(
-            new_codes,
-            self._scaled(d.Z[new]),
-            d.successes[new],
-            d.trials[new],
-            len(uniques),
-        )
-        mean, prec = self._alpha_prior
-        theta = np.r_[self._beta_std, mean, 1.0 / np.sqrt(prec)]
-        post = MarginalLikelihood(data, np.ones(len(uniques)), 25).posterior(theta)
-        return seen + float(post.log_marginal.sum())
+    def _heldout_loglik(self, d, codes):
+        return self._fit_result.heldout_loglik(d, codes, self.unknown_group)
 
     def group_estimates(self, level=0.95, method="profile"):
         """Each group's own success probability with an interval.
@@ -383,44 +315,7 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         """
         check_is_fitted(self)
         check_interval_args(level, method, ("profile", "exact", "wald"))
-        return self._estimates_frame(*self._group_intervals(level, method))
-
-    def _group_intervals(self, level, method="profile"):
-        data = self._train
-        offset = data.Z @ self._beta_std
-        alpha = self._alpha_std
-        if method == "exact":
-            if self._alpha_prior is not None:
-                raise ValueError(
-                    "method='exact' ignores group_prior; use 'profile' or "
-                    "'wald' for a fit with a group prior."
-                )
-            if data.Z.shape[1]:
-                raise ValueError(
-                    "method='exact' (Clopper-Pearson) is for intercept-only "
-                    "data; use 'profile' with covariates."
-                )
-            M, N = data.successes, data.trials
-            a = (1 - level) / 2
-            with np.errstate(invalid="ignore"):
-                lower = np.where(M > 0, stats.beta.ppf(a, M, N - M + 1), 0.0)
-                upper = np.where(M < N, stats.beta.ppf(1 - a, M + 1, N - M), 1.0)
-            return M / N, lower, upper
-        if method == "wald":
-            half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(self._alpha_var)
-            lower = np.where(np.isfinite(alpha), alpha - half, alpha)
-            upper = np.where(np.isfinite(alpha), alpha + half, alpha)
-        else:
-            lower, upper = profile_interval(
-                data,
-                offset,
-                alpha,
-                stats.chi2.ppf(level, 1),
-                alpha_prior=self._alpha_prior,
-            )
-        return tuple(
-            self._group_mean_probability(offset, a) for a in (alpha, lower, upper)
-        )
+        return self._estimates_frame(*self._fit_result.group_intervals(level, method))
 
 
 def _group_prior(prior):

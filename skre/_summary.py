@@ -217,7 +217,8 @@ class Summary:
             se = np.sqrt(np.diag(est.vcov().to_numpy()))
             ci = est.confint(level, method)
         aliased = np.zeros(len(names), dtype=bool)
-        aliased[len(names) - len(covariates) :] = getattr(est, "_aliased", False)
+        design = est._fit_result.design
+        aliased[len(names) - len(covariates) :] = design.aliased
         estimate, se = (
             np.where(aliased, np.nan, estimate),
             np.where(aliased, np.nan, se),
@@ -262,7 +263,7 @@ class Summary:
             title = f"Generalized linear model fit by maximum likelihood ({kind})"
         title += f" [{type(est).__name__}]"
 
-        n_params = round((est.aic_ + 2 * est.loglik_) / 2)
+        n_params = est.n_params_
         fit = {
             "logLik": est.loglik_,
             "AIC": est.aic_,
@@ -271,7 +272,7 @@ class Summary:
             "df.resid": est.nobs_ - n_params,
             "observations": est.nobs_,
             "groups": len(est.groups_),
-            "trials": float(est._train.trials.sum()),
+            "trials": float(design.data.trials.sum()),
             "converged": bool(est.converged_),
         }
         if multilevel:
@@ -295,7 +296,8 @@ class Summary:
             )
         if not est.converged_:
             notes.append(f"The fit did not converge in {est.n_iter_} iterations.")
-        formula = "cbind(successes, trials - successes) ~ " + " + ".join(formula_terms)
+        outcome = "y" if design.binary_y else "cbind(successes, trials - successes)"
+        formula = f"{outcome} ~ " + " + ".join(formula_terms)
         return cls(
             fixed,
             random,

@@ -12,14 +12,19 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import column_or_1d, validate_data
+from sklearn.utils.validation import _get_feature_names, column_or_1d, validate_data
 
 from ._core.binomial import log_binom_constant
 
 
 @dataclass
 class Prepared:
-    """Validated rows: group labels, numeric covariates, weighted counts."""
+    """Validated rows: group labels, numeric covariates, weighted counts.
+
+    Validation never writes onto the estimator: what a fit learns about the
+    input (classes, names, the form of y) is returned here, and the estimator
+    sets it only once the whole fit has succeeded.
+    """
 
     labels: np.ndarray | None  # (n,) group label of each row, or None
     Z: np.ndarray  # (n, p) float covariates
@@ -27,6 +32,11 @@ class Prepared:
     trials: np.ndarray  # (n,) weighted trials
     constant: float  # sum of w * log C(n, m)
     n_obs: float  # sum of weights: rows of the expanded data
+    covariates: np.ndarray  # (p,) covariate names
+    classes: np.ndarray  # (2,) labels of failure and success
+    binary_y: bool  # y was given as binary labels (else as counts)
+    n_features_in: int | None = None  # fit only
+    feature_names_in: np.ndarray | None = None  # fit only, when X has names
 
 
 def _rows(mask, limit=5):
@@ -43,7 +53,12 @@ def _show(value):
 
 
 def split_X(est, X, *, reset):
-    """Return ``(labels or None, float covariates, covariate names)``."""
+    """Return ``(labels or None, float covariates, covariate names)``.
+
+    With ``reset=False`` (predict, score) X is checked against the features
+    seen in fit; with ``reset=True`` nothing is checked against, or written to,
+    the estimator.
+    """
     if X is None:
         raise ValueError(f"{type(est).__name__} needs X; got None.")
     if sp.issparse(X):
@@ -71,7 +86,10 @@ def split_X(est, X, *, reset):
         )
     if frame:
         _check_unique_columns(X)
-    validate_data(est, X, reset=reset, skip_check_array=True)
+    if reset:
+        _get_feature_names(X)  # raises for mixed-type column names, as sklearn does
+    else:
+        validate_data(est, X, reset=False, skip_check_array=True)
     if frame:
         return _split_frame(X, group)
     if arr.dtype.kind == "c":
@@ -214,17 +232,21 @@ def factorize(labels):
 
 
 def split_y(est, y, *, reset):
-    """Return ``(successes, trials)`` as float arrays; set ``classes_`` on reset."""
+    """Return ``(successes, trials, classes, binary)``.
+
+    ``classes`` is learnt from y when ``reset`` and ``est.classes_`` otherwise;
+    ``binary`` says whether y holds labels (else counts).
+    """
     if y is None:
         raise ValueError(
             f"{type(est).__name__} requires y to be passed, but the target y is None."
         )
     names = list(y.columns) if hasattr(y, "columns") else None
     arr = np.asarray(y)
-    if reset:
-        est._binary_y = not (arr.ndim == 2 and arr.shape[1] == 2)
     if arr.ndim == 2 and arr.shape[1] == 2:
-        return _counts(est, arr, names or ["successes", "trials"], reset)
+        m, n = _counts(arr, names or ["successes", "trials"])
+        classes = np.array([0, 1]) if reset else est.classes_
+        return m, n, classes, False
     if arr.ndim == 2 and arr.shape[1] != 1:
         raise ValueError(
             f"y has {arr.shape[1]} columns; expected 1-D binary labels or "
@@ -263,19 +285,20 @@ def split_y(est, y, *, reset):
                 "[successes, trials] counts for data with no successes or "
                 "no failures."
             )
-        est.classes_ = classes
-    unknown = ~np.isin(arr, est.classes_)
+    else:
+        classes = est.classes_
+    unknown = ~np.isin(arr, classes)
     if unknown.any():
-        known = ", ".join(_show(c) for c in est.classes_)
+        known = ", ".join(_show(c) for c in classes)
         raise ValueError(
             f"y has labels not seen in fit ({_show(arr[unknown][0])} in "
             f"{_rows(unknown)}); classes_ is [{known}]."
         )
-    successes = (arr == est.classes_[1]).astype(float)
-    return successes, np.ones_like(successes)
+    successes = (arr == classes[1]).astype(float)
+    return successes, np.ones_like(successes), classes, True
 
 
-def _counts(est, arr, names, reset):
+def _counts(arr, names):
     if arr.dtype.kind not in "iufb":
         for j in range(2):
             missing = pd.isna(arr[:, j])
@@ -319,8 +342,6 @@ def _counts(est, arr, names, reset):
         raise ValueError(
             f"successes exceed trials ({names[0]!r} > {names[1]!r}) in {_rows(over)}."
         )
-    if reset:
-        est.classes_ = np.array([0, 1])
     return m, n
 
 
@@ -387,20 +408,26 @@ def check_sample_weight(sample_weight, n_rows):
 
 
 def prepare(est, X, y, sample_weight=None, *, reset):
-    """Validate ``(X, y, sample_weight)`` into a :class:`Prepared`."""
+    """Validate ``(X, y, sample_weight)`` into a :class:`Prepared`.
+
+    Reads the estimator's parameters (and, when not ``reset``, what fit
+    learnt) and never writes to it.
+    """
     labels, Z, names = split_X(est, X, reset=reset)
-    m, n = split_y(est, y, reset=reset)
+    m, n, classes, binary = split_y(est, y, reset=reset)
     if len(m) != len(Z):
         raise ValueError(f"X has {len(Z)} rows but y has {len(m)}; they must match.")
     w = check_sample_weight(sample_weight, len(Z))
+    info = (None, None)
     if reset:
         if not np.any(w * n > 0):
             raise ValueError(
                 "every row has zero trials (or zero weight); nothing to fit."
             )
-        est.covariates_ = np.asarray(names, dtype=object)
-    if reset and est._binary_y:
-        for label, count in ((est.classes_[1], w @ m), (est.classes_[0], w @ (n - m))):
+        # n_features_in_ and feature_names_in_, as sklearn's fit sets them
+        info = (Z.shape[1] + (labels is not None), _get_feature_names(X))
+    if reset and binary:
+        for label, count in ((classes[1], w @ m), (classes[0], w @ (n - m))):
             if count == 0:
                 raise ValueError(
                     f"no row of class {_show(label)} has positive "
@@ -409,4 +436,15 @@ def prepare(est, X, y, sample_weight=None, *, reset):
                     "failures."
                 )
     const = log_binom_constant(m, n, w)
-    return Prepared(labels, Z, w * m, w * n, const, float(w.sum()))
+    return Prepared(
+        labels,
+        Z,
+        w * m,
+        w * n,
+        const,
+        float(w.sum()),
+        np.asarray(names, dtype=object),
+        classes,
+        binary,
+        *info,
+    )

@@ -46,3 +46,26 @@ class QuadratureWarning(UserWarning):
     (e.g. one binary trial per group); tau is then weakly identified and the
     estimate may be an artefact of the quadrature.
     """
+
+
+def warn(message, category):
+    """``warnings.warn`` attributed to the first frame outside skre and sklearn.
+
+    A warning about a fit should point at the user's line that called ``fit``
+    (through scikit-learn's wrappers, a Pipeline or a search), not at skre's
+    or scikit-learn's internals.
+    """
+    import os
+    import sys
+    import warnings
+
+    import sklearn
+
+    inside = (
+        os.path.dirname(os.path.abspath(__file__)) + os.sep,
+        os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep,
+    )
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_code.co_filename.startswith(inside):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -184,7 +184,7 @@ class Flat:
         return np.zeros_like(np.asarray(x, dtype=float))[()]
 
 
-def std_normal_prior(est, prior):
+def std_normal_prior(design, prior):
     """A Normal (or Flat) prior on user-scale slopes as ``(means, precisions)`` on
     the standardized slopes the core fits; aliased slopes get none."""
     if prior is None or isinstance(prior, Flat):
@@ -194,7 +194,7 @@ def std_normal_prior(est, prior):
             f"coef_prior must be a Normal or Flat prior; got {prior!r} (half "
             "distributions are for tau)."
         )
-    scale = est._z_scale
-    mean = np.where(est._aliased, 0.0, prior.mean * scale)
-    prec = np.where(est._aliased, 0.0, 1.0 / (prior.scale * scale) ** 2)
+    scale = design.z_scale
+    mean = np.where(design.aliased, 0.0, prior.mean * scale)
+    prec = np.where(design.aliased, 0.0, 1.0 / (prior.scale * scale) ** 2)
     return mean, prec

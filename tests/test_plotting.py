@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from scipy import stats
+from scipy.special import expit
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
@@ -209,9 +211,14 @@ def test_population_boundary_fit():
         est = MultilevelBinomial(group="g").fit(X, y)
     disp = PopulationDisplay.from_estimator(est)
     _draw(disp)
-    assert disp.interval_ is None
     assert_allclose(disp.line_.get_xdata(), 1 / 6)  # a vertical line at the point mass
-    assert disp.interval == pytest.approx((1 / 6, 1 / 6), abs=1e-6)
+    # at tau = 0 the prediction interval is the Wald interval of the pooled b
+    p, N = 15 / 90, 90
+    half = stats.norm.ppf(0.975) / np.sqrt(N * p * (1 - p))
+    expected = expit(np.log(p / (1 - p)) + np.array([-half, half]))
+    assert disp.interval == pytest.approx(tuple(expected), abs=1e-6)
+    span = disp.interval_
+    assert_allclose([span.get_x(), span.get_x() + span.get_width()], expected, atol=1e-6)
     assert "(τ = 0)" in disp.line_.get_label()
 
 

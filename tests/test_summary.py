@@ -192,7 +192,7 @@ def test_aliased_covariate_is_na(simulated):
     with pytest.warns(CollinearityWarning):
         cp = CompletePoolingBinomial(group="g").fit(X, y)
     s = cp.summary()
-    dropped = cp.covariates_[cp._aliased][0]
+    dropped = cp.covariates_[cp._fit_result.design.aliased][0]
     assert s.fixed_effects.loc[dropped].isna().all()
     assert "not defined because of singularities" in str(s)
 

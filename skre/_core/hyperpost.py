@@ -18,6 +18,18 @@ from scipy.integrate import cumulative_simpson
 from .optimize import _positive_definite, fd_hessian, minimize_smooth
 from .rules import product_rule
 
+#: nodes per dimension of the first two grids; convergence needs both
+FIRST_GRIDS = (9, 13)
+
+
+#: likelihood evaluations allowed over all grids of one fit
+MAX_EVALS = 150_000
+
+
+def first_grids_cost(dim):
+    """Evaluations of the first two grids, the least that can show convergence."""
+    return sum(int(n) ** int(dim) for n in FIRST_GRIDS)
+
 
 @dataclass
 class HyperPosterior:
@@ -26,6 +38,7 @@ class HyperPosterior:
     nodes: np.ndarray  # (m, d) x values
     weights: np.ndarray  # (m,) posterior weights, summing to 1
     n_per_dim: int
+    converged: bool  # means and SDs stable between the last two grids
 
     def mean(self, values):
         return self.weights @ values
@@ -35,12 +48,17 @@ class HyperPosterior:
         return np.sqrt(np.maximum(self.weights @ (values - m) ** 2, 0.0))
 
 
-def fit_hyperposterior(neg_logpost, x0, *, max_nodes=20_000, tol=1e-5):
+def fit_hyperposterior(
+    neg_logpost, x0, *, max_evals=MAX_EVALS, tol=1e-5, progress=None
+):
     """Mode, Hessian and quadrature of ``exp(-neg_logpost(x))``.
 
-    ``neg_logpost(x) -> (f, grad)``. Starts with 9 nodes per dimension (at most
-    ``max_nodes`` in all) and adds 4 until the posterior means and SDs of every
-    coordinate change by less than ``tol`` (in posterior SDs).
+    ``neg_logpost(x) -> (f, grad)``. Starts with 9 nodes per dimension and adds
+    4 until the posterior means and SDs of every coordinate change by less
+    than ``tol`` (in posterior SDs), or the next grid would take the
+    evaluations beyond ``max_evals`` (``converged`` is then False). The caller
+    checks :func:`first_grids_cost` first: the first two grids must fit. ``progress(n,
+    nodes, change)`` is called after each grid.
     """
     res = minimize_smooth(neg_logpost, x0, polish=3)
     mode = res.x
@@ -49,22 +67,28 @@ def fit_hyperposterior(neg_logpost, x0, *, max_nodes=20_000, tol=1e-5):
     L = np.linalg.cholesky(cov)
     d = len(mode)
     f_mode = neg_logpost(mode)[0]
-    previous, n = None, 9
+    previous, n, spent = None, FIRST_GRIDS[0], 0
     while True:
         z, logw = product_rule(d, n)
         x = mode + z @ L.T
         f = np.array([neg_logpost(xi)[0] for xi in x])
+        spent += len(x)
         logr = logw + 0.5 * np.sum(z * z, axis=1) - (f - f_mode)
         logr[~np.isfinite(logr)] = -np.inf
         w = np.exp(logr - logr.max())
         w /= w.sum()
-        post = HyperPosterior(mode, L, x, w, n)
-        summary = np.r_[post.mean(x), post.sd(x)]
-        sds = np.r_[post.sd(x), post.sd(x)]
-        if previous is not None and np.all(np.abs(summary - previous) <= tol * sds):
-            return post
-        if (n + 4) ** d > max_nodes:
-            return post
+        summary = np.r_[w @ x, np.sqrt(np.maximum(w @ (x - w @ x) ** 2, 0.0))]
+        sds = np.r_[summary[d:], summary[d:]]
+        change = (
+            np.inf
+            if previous is None
+            else float(np.max(np.abs(summary - previous) / sds))
+        )
+        if progress is not None:
+            progress(n, len(x), change)
+        done = change <= tol
+        if done or spent + (n + 4) ** d > max_evals:
+            return HyperPosterior(mode, L, x, w, n, bool(done))
         previous, n = summary, n + 4
 
 

@@ -158,6 +158,16 @@ class PopulationDisplay:
                 label=f"θ of a new {noun}: {pop.median():.3f} (τ = 0)",
                 **style,
             )
+            if upper > lower:  # at tau = 0 the interval is the uncertainty of b
+                self.interval_ = ax.axvspan(
+                    lower,
+                    upper,
+                    color=style["color"],
+                    alpha=0.15,
+                    lw=0,
+                    label=f"{100 * self.level:g}% prediction interval "
+                    f"[{lower:.3f}, {upper:.3f}] (uncertainty of b)",
+                )
             ax.set_yticks([])
         self.rug_ = None
         values = [pop.ppf(0.001), pop.ppf(0.999), lower, upper]

@@ -1,0 +1,231 @@
+"""The training data as the numerical core sees them, built once per fit.
+
+:func:`build_design` turns validated rows (:class:`~skre._validation.Prepared`)
+into a :class:`Design`: group codes, rows with trials merged by (group,
+covariates), covariates standardized and the aliased ones zeroed. Every fit
+result owns one; predictions map new covariates through it.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ._core.grouping import Collapsed, collapse, standardize
+from ._validation import check_labels, factorize
+from .exceptions import CollinearityWarning, warn
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """Collapsed, standardized training rows and how to map new rows onto them."""
+
+    data: Collapsed  # covariates standardized, aliased columns zeroed
+    z_mean: np.ndarray  # (p,) trials-weighted covariate means
+    z_scale: np.ndarray  # (p,) and standard deviations
+    aliased: np.ndarray  # (p,) bool: dropped (coefficient 0)
+    covariates: np.ndarray  # (p,) names
+    groups: np.ndarray  # (G,) labels of the groups with trials
+    constant: float  # sum of w log C(n, m): loglik_ = kernel + constant
+    n_obs: float  # rows of the expanded data (sum of weights)
+    binary_y: bool  # y was given as labels (else counts)
+
+    @cached_property
+    def group_index(self):
+        return pd.Index(self.groups)
+
+    @cached_property
+    def group_successes(self):
+        return self.data.group_sum(self.data.successes)
+
+    @cached_property
+    def group_trials(self):
+        return self.data.group_sum(self.data.trials)
+
+    @property
+    def degenerate(self):
+        """0.0 when every trial failed, 1.0 when every trial succeeded, else None."""
+        M, N = self.data.successes.sum(), self.data.trials.sum()
+        return 0.0 if M == 0 else 1.0 if M == N else None
+
+    def codes_for(self, labels):
+        """Training codes of ``labels`` (-1 where the group was not seen in fit)."""
+        if labels is None:
+            return None
+        check_labels(labels)
+        return self.group_index.get_indexer(labels)
+
+    def scaled(self, Z):
+        """Covariates as the core saw them in fit: standardized, aliased ones zeroed."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            Zs = (Z - self.z_mean) / self.z_scale
+        Zs[:, self.aliased] = 0.0
+        return Zs
+
+    def linear_predictor(self, Z, intercept, beta):
+        """``intercept + scaled(Z) @ beta``, never NaN for finite ``Z``.
+
+        Rows whose covariates are so large that the plain product overflows
+        are summed in log space: the result is then ``+-inf`` (a probability of
+        exactly 1 or 0, the limit), or finite when the terms cancel.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            eta = intercept + self.scaled(Z) @ beta
+        bad = ~np.isfinite(eta)
+        if bad.any():
+            eta[bad] = _robust_linear(
+                Z[bad], self.z_mean, np.where(self.aliased, 0.0, beta / self.z_scale)
+            )
+            eta[bad] += intercept
+        return eta
+
+    def unscale(self, intercept, coef):
+        """Map (intercept, slopes) on standardized covariates to the user's scale."""
+        coef = coef / self.z_scale
+        return float(intercept - coef @ self.z_mean), coef
+
+    def user_map(self, intercept_first):
+        """Rows: user-scale (intercept, slopes) as linear functions of the core's x.
+
+        ``x`` is ``(intercept, beta_std)`` when ``intercept_first`` (the pooled
+        models) or ``(beta_std, b, ...)`` (the multilevel core).
+        """
+        mean, scale = self.z_mean, self.z_scale
+        p = len(mean)
+        C = np.zeros((1 + p, 1 + p))
+        a, B = (0, slice(1, None)) if intercept_first else (p, slice(0, p))
+        C[0, a] = 1.0
+        C[0, B] = -mean / scale
+        C[1:, B] = np.diag(1.0 / scale)
+        return C
+
+    def group_mean_probability(self, offset_rows, shift):
+        """Trials-weighted mean of ``expit(offset + shift[group])`` per group."""
+        from scipy.special import expit
+
+        data = self.data
+        p = expit(offset_rows + shift[data.codes])
+        return data.group_sum(data.trials * p) / self.group_trials
+
+
+def _robust_linear(Z, mean, slope):
+    """``(Z - mean) @ slope`` row by row in log space (no overflow to NaN)."""
+    D = 0.5 * Z - 0.5 * mean  # finite for finite Z and mean
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        log_terms = np.log(np.abs(D)) + np.log(np.abs(slope))
+        sign = np.sign(D) * np.sign(slope)
+    log_terms = np.where(sign == 0, -np.inf, log_terms)
+    top = np.max(log_terms, axis=1)
+    top = np.where(np.isfinite(top), top, 0.0)
+    rel = np.sum(sign * np.exp(log_terms - top[:, None]), axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = 2.0 * (rel * np.exp(top))
+    return np.where(rel == 0, 0.0, out)
+
+
+def build_design(est, d, *, within_groups=False):
+    """Code, collapse and standardize validated rows; find aliased covariates.
+
+    Returns ``(design, Z_unaliased)``: the second is the standardized covariates
+    before any column was zeroed (no pooling's complete-pooling fallback keeps
+    the group-level covariates that its within-group fit drops).
+
+    Standardizing the collapsed rows (not the input rows) makes the fit a
+    function of the data alone: row order, weights and repeated rows give
+    bit-identical results.
+    """
+    if d.labels is None:
+        codes = np.zeros(len(d.trials), dtype=np.intp)
+        uniques = np.array(["(all)"], dtype=object)
+    else:
+        codes, uniques = factorize(d.labels)
+    keep = d.trials > 0
+    used, codes = np.unique(codes[keep], return_inverse=True)
+    data = collapse(
+        codes.ravel(), d.Z[keep], d.successes[keep], d.trials[keep], len(used)
+    )
+    data.Z, z_mean, z_scale = standardize(data.Z, data.trials)
+    Z_unaliased = data.Z.copy() if within_groups and data.Z.shape[1] else data.Z
+    aliased = _drop_aliased(est, data, d.covariates, within_groups)
+    design = Design(
+        data,
+        z_mean,
+        z_scale,
+        aliased,
+        d.covariates,
+        uniques[used],
+        d.constant,
+        d.n_obs,
+        d.binary_y,
+    )
+    return design, Z_unaliased
+
+
+def _drop_aliased(est, data, names, within_groups):
+    """Zero covariates that are not identified; warn, naming them.
+
+    An aliased covariate (constant, or a linear combination of the others or
+    of the intercepts) gets coefficient 0, as R's ``NA``.
+    """
+    aliased = aliased_columns(data, within_groups)
+    if aliased.any():
+        overall = aliased_columns(data, False) if within_groups else aliased
+        data.Z[:, aliased] = 0.0
+        for mask, where in (
+            (
+                aliased & overall,
+                "constant or a linear combination of the other covariates",
+            ),
+            (
+                aliased & ~overall,
+                "constant within every group (or a combination of other "
+                "covariates within groups), so not identified next to the "
+                "per-group intercepts "
+                "(MultilevelBinomial does identify group-level covariates)",
+            ),
+        ):
+            if mask.any():
+                shown = ", ".join(repr(str(c)) for c in names[mask])
+                warn(
+                    f"{type(est).__name__}: covariate {shown} is {where}; it "
+                    "is dropped from the fit (coefficient 0). Remove it to "
+                    "silence this warning.",
+                    CollinearityWarning,
+                )
+    return aliased
+
+
+def aliased_columns(data, within_groups):
+    """Boolean mask of covariates collinear with the intercept(s) and each other.
+
+    Works on the trials-weighted cross-product of the covariates centred overall
+    (a shared intercept) or within each group (one intercept per group, as in no
+    pooling), by Cholesky in column order: a column whose squared residual
+    norm, after the columns kept before it, is below ``1e-14`` of the total
+    weight (its norm: the covariates are standardized) is aliased, i.e.
+    collinear to 1e-7 relative; of two collinear columns the later one goes,
+    as in R.
+    """
+    Z = data.Z
+    aliased = np.zeros(Z.shape[1], dtype=bool)
+    if Z.shape[1] == 0:
+        return aliased
+    w = data.trials
+    wZ = w[:, None] * Z
+    gram = Z.T @ wZ
+    if within_groups:
+        W = data.group_sum(w)
+        S = data.group_sum(wZ)
+        gram -= (S / np.where(W > 0, W, np.inf)[:, None]).T @ S
+    else:
+        total = wZ.sum(axis=0)
+        gram -= np.outer(total, total) / w.sum()
+    threshold = 1e-14 * w.sum()
+    A = gram.copy()
+    for j in range(len(A)):  # column order: the later of two collinear columns goes
+        if A[j, j] <= threshold:
+            aliased[j] = True
+            continue
+        A -= np.outer(A[:, j] / A[j, j], A[j, :])
+    return aliased

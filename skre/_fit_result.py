@@ -1,0 +1,381 @@
+"""Fit results: one private, immutable object per fit.
+
+An estimator's ``fit`` builds one of these from a :class:`~skre._design.Design`
+and then sets its scikit-learn attributes from :meth:`FitResult.attributes`,
+all at once, and keeps a reference to the result. Everything after fit
+(predictions, scores, intervals, summaries) reads the result; nothing writes
+to it or to the estimator. Expensive derived quantities are cached on the
+result (and left out of its pickle where they are large or rebuildable).
+
+This module holds the base class and the results of the two pooled models;
+:mod:`skre._multilevel_fit` and :mod:`skre._bayes` hold the multilevel ones.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from scipy.special import log_expit, logit
+
+from ._core.binomial import loglik_terms
+from ._core.glm import pooled_objective, profile_interval
+from ._core.grouping import collapse, pooled_rows
+from ._core.quadrature import MarginalLikelihood, marginal_mean
+from ._intervals import (
+    exact_one_sided,
+    pooled_group_intervals,
+    profile_rows,
+    table,
+    vcov_frame,
+    wald_rows,
+)
+from ._validation import factorize
+
+
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    """What every fit knows: its design, log-likelihood and convergence."""
+
+    design: object  # skre._design.Design
+    loglik: float  # kernel log-likelihood (constants excluded)
+    n_iter: int
+    converged: bool
+
+    #: cached properties left out of the pickle (large, and cheap to rebuild)
+    _transient = ()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for name in self._transient:
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    @property
+    def n_params(self):
+        """Estimated parameters, aliased covariates not counted (as R's rank)."""
+        raise NotImplementedError
+
+    def common_attributes(self, intercept, coef):
+        design = self.design
+        loglik = self.loglik + design.constant
+        k = self.n_params
+        return {
+            "intercept_": float(intercept),
+            "coef_": np.asarray(coef, dtype=float),
+            "groups_": design.groups,
+            "covariates_": design.covariates,
+            "loglik_": float(loglik),
+            "aic_": -2.0 * loglik + 2.0 * k,
+            "bic_": -2.0 * loglik + np.log(design.n_obs) * k,
+            "nobs_": float(design.n_obs),
+            "n_params_": int(k),
+            "n_iter_": int(self.n_iter),
+            "converged_": bool(self.converged),
+        }
+
+
+def log_proba_from_logit(eta):
+    """``(log P(failure), log P(success))`` from the log-odds, in log space."""
+    return log_expit(-eta), log_expit(eta)
+
+
+def pooled_loglik(eta, d):
+    return float(np.sum(loglik_terms(eta, d.successes, d.trials)))
+
+
+@dataclass(frozen=True, eq=False)
+class PooledFit(FitResult):
+    """Complete pooling: one logistic regression on standardized covariates."""
+
+    a: float  # intercept at the covariate means
+    beta: np.ndarray  # standardized slopes
+    cov: np.ndarray  # (1 + p, 1 + p) covariance of (a, beta)
+
+    @property
+    def n_params(self):
+        return 1 + len(self.beta) - int(self.design.aliased.sum())
+
+    def attributes(self):
+        intercept, coef = self.design.unscale(self.a, self.beta)
+        J = self.design.user_map(intercept_first=True)
+        return {
+            **self.common_attributes(intercept, coef),
+            "covariance_": J @ self.cov @ J.T,
+        }
+
+    def log_proba(self, codes, Z):
+        return log_proba_from_logit(self.design.linear_predictor(Z, self.a, self.beta))
+
+    def heldout_loglik(self, d, codes):
+        return pooled_loglik(self.design.linear_predictor(d.Z, self.a, self.beta), d)
+
+    def vcov(self):
+        return vcov_frame(self.design, self.attributes()["covariance_"])
+
+    def confint(self, level, method):
+        design = self.design
+        C = design.user_map(intercept_first=True)
+        free = np.r_[True, ~design.aliased]
+        intercept, coef = design.unscale(self.a, self.beta)
+        rows, se = wald_rows(C, self.cov, [intercept, *coef], level)
+        if method == "profile":
+            H = np.zeros_like(self.cov)
+            H[np.ix_(free, free)] = np.linalg.inv(self.cov[np.ix_(free, free)])
+            rows = profile_rows(
+                pooled_objective(pooled_rows(design.data)),
+                np.r_[self.a, self.beta],
+                C,
+                H,
+                free,
+                se,
+                level,
+            )
+        return table(design, rows, level)
+
+    def group_intervals(self, level, method=None):
+        return pooled_group_intervals(self.design, self.a, self.beta, self.cov, level)
+
+
+@dataclass(frozen=True, eq=False)
+class NoPoolingFit(FitResult):
+    """No pooling: one free intercept per group, shared standardized slopes."""
+
+    alpha: np.ndarray  # (G,) group intercepts at the covariate means, may be +-inf
+    beta: np.ndarray
+    alpha_var: np.ndarray  # (G,) variances, nan where infinite
+    coef_cov: np.ndarray  # (p, p) of the user-scale slopes
+    alpha_prior: tuple | None  # (mean, precision) of a Normal group prior
+    pooled_a: float  # the complete-pooling fallback for unseen groups
+    pooled_beta: np.ndarray
+    pooled_aliased: np.ndarray  # covariates complete pooling cannot identify
+
+    @property
+    def n_params(self):
+        return len(self.alpha) + len(self.beta) - int(self.design.aliased.sum())
+
+    def attributes(self):
+        design = self.design
+        coef = self.beta / design.z_scale
+        intercept, pooled_coef = self._pooled_user()
+        attrs = self.common_attributes(intercept, coef)
+        attrs["group_intercepts_"] = self.alpha - coef @ design.z_mean
+        attrs["pooled_coef_"] = pooled_coef
+        return attrs
+
+    def _pooled_user(self):
+        return self.design.unscale(self.pooled_a, self.pooled_beta)
+
+    def _logit(self, codes, Z, unknown_group):
+        design = self.design
+        seen = codes >= 0
+        if not seen.all() and unknown_group == "error":
+            raise ValueError(
+                f"{int((~seen).sum())} rows belong to groups not seen in fit "
+                f"(first at row {int(np.flatnonzero(~seen)[0])}); "
+                "set unknown_group='pooled' to predict them from the "
+                "complete-pooling fit."
+            )
+        eta = np.empty(len(Z))
+        if seen.any():
+            offset = design.linear_predictor(Z[seen], 0.0, self.beta)
+            eta[seen] = self.alpha[codes[seen]] + offset
+        new = ~seen
+        if new.any():
+            if self.alpha_prior is not None:  # the prior predictive
+                mean, prec = self.alpha_prior
+                loc = mean + design.linear_predictor(Z[new], 0.0, self.beta)
+                eta[new] = logit(marginal_mean(loc, 1.0 / np.sqrt(prec)))
+            else:
+                scaled = design.scaled(Z[new])
+                scaled[:, self.pooled_aliased] = 0.0
+                with np.errstate(over="ignore", invalid="ignore"):
+                    eta[new] = self.pooled_a + scaled @ self.pooled_beta
+                eta[new] = np.where(np.isnan(eta[new]), 0.0, eta[new])
+        return eta
+
+    def log_proba(self, codes, Z, unknown_group="pooled"):
+        return log_proba_from_logit(self._logit(codes, Z, unknown_group))
+
+    def heldout_loglik(self, d, codes, unknown_group="pooled"):
+        """Seen groups at their estimates; with a group prior, each unseen group's
+        logit integrated over the prior (as the multilevel model integrates over
+        N(0, tau^2)), otherwise the pooled point prediction."""
+        eta = self._logit(codes, d.Z, unknown_group)
+        new = (codes < 0) & (d.trials > 0)
+        if self.alpha_prior is None or not new.any():
+            return pooled_loglik(eta, d)
+        seen = float(np.sum(loglik_terms(eta[~new], d.successes[~new], d.trials[~new])))
+        new_codes, uniques = factorize(d.labels[new])
+        data = collapse(
+            new_codes,
+            self.design.scaled(d.Z[new]),
+            d.successes[new],
+            d.trials[new],
+            len(uniques),
+        )
+        mean, prec = self.alpha_prior
+        theta = np.r_[self.beta, mean, 1.0 / np.sqrt(prec)]
+        post = MarginalLikelihood(data, np.ones(len(uniques)), 25).posterior(theta)
+        return seen + float(post.log_marginal.sum())
+
+    def vcov(self):
+        return vcov_frame(self.design, self.coef_cov, intercept=False)
+
+    def group_intervals(self, level, method="profile"):
+        design = self.design
+        data = design.data
+        offset = data.Z @ self.beta
+        alpha = self.alpha
+        if method == "exact":
+            if self.alpha_prior is not None:
+                raise ValueError(
+                    "method='exact' ignores group_prior; use 'profile' or "
+                    "'wald' for a fit with a group prior."
+                )
+            if data.Z.shape[1]:
+                raise ValueError(
+                    "method='exact' (Clopper-Pearson) is for intercept-only "
+                    "data; use 'profile' with covariates."
+                )
+            M, N = data.successes, data.trials
+            a = (1 - level) / 2
+            with np.errstate(invalid="ignore"):
+                lower = np.where(M > 0, stats.beta.ppf(a, M, N - M + 1), 0.0)
+                upper = np.where(M < N, stats.beta.ppf(1 - a, M + 1, N - M), 1.0)
+            return M / N, lower, upper
+        if method == "wald":
+            # at an infinite logit (a 0/n or n/n group) the SE is infinite too:
+            # the Wald interval is the whole line, (0, 1), as R's huge glm SEs give
+            half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(self.alpha_var)
+            finite = np.isfinite(alpha)
+            lower = np.where(finite, alpha - half, -np.inf)
+            upper = np.where(finite, alpha + half, np.inf)
+        else:
+            lower, upper = profile_interval(
+                data,
+                offset,
+                alpha,
+                stats.chi2.ppf(level, 1),
+                alpha_prior=self.alpha_prior,
+            )
+        return tuple(
+            design.group_mean_probability(offset, v) for v in (alpha, lower, upper)
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class DegenerateFit(FitResult):
+    """Every trial a failure (or every one a success), for complete pooling and
+    the multilevel model.
+
+    The likelihood grows without bound as the intercept goes to -inf (+inf):
+    the estimate is probability 0 (1) everywhere, slopes and tau are not
+    identified (reported as 0) and every interval is one-sided and exact.
+    """
+
+    limit: float  # 0.0 or 1.0
+    multilevel: bool
+
+    @property
+    def n_params(self):
+        p = len(self.design.covariates) - int(self.design.aliased.sum())
+        return p + (2 if self.multilevel else 1)
+
+    def attributes(self):
+        from ._core.population import LogitNormal
+
+        sign = -1.0 if self.limit == 0 else 1.0
+        p, G = len(self.design.covariates), len(self.design.groups)
+        attrs = self.common_attributes(sign * np.inf, np.zeros(p))
+        if self.multilevel:
+            attrs.update(
+                tau_=0.0,
+                random_effects_=np.zeros(G),
+                random_effects_sd_=np.zeros(G),
+                population_=LogitNormal(sign * np.inf, 0.0),
+                boundary_=True,
+            )
+        else:
+            attrs["covariance_"] = self._infinite_cov()
+        return attrs
+
+    def _infinite_cov(self):
+        k = 1 + len(self.design.covariates)
+        cov = np.full((k, k), np.nan)
+        np.fill_diagonal(cov, np.inf)
+        return cov
+
+    def log_proba(self, codes, Z):
+        eta = np.full(len(Z), -np.inf if self.limit == 0 else np.inf)
+        return log_proba_from_logit(eta)
+
+    def heldout_loglik(self, d, codes):
+        return pooled_loglik(
+            np.full(len(d.Z), -np.inf if self.limit == 0 else np.inf), d
+        )
+
+    def vcov(self):
+        return vcov_frame(self.design, self._infinite_cov())
+
+    def _pooled_counts(self):
+        data = self.design.data
+        return float(data.successes.sum()), float(data.trials.sum())
+
+    def confint(self, level, method):
+        """Wald: the whole line (the SE is infinite at an infinite estimate).
+
+        Profile, intercept-only: the likelihood-ratio interval of the
+        intercept, one-sided and in closed form, ``-N softplus(a) = -q / 2``;
+        tau is not identified (the likelihood is flat in it), so (0, inf).
+        """
+        p = len(self.design.covariates)
+        tau = [(0.0, np.nan if method == "wald" else np.inf)] * self.multilevel
+        if method == "wald":
+            rows = [(-np.inf, np.inf)] * (1 + p)
+            return table(self.design, rows + tau, level, tau=self.multilevel)
+        if p:
+            raise ValueError(
+                "confint(method='profile') is not available when every trial is a "
+                f"{'failure' if self.limit == 0 else 'success'} and there are "
+                "covariates: no coefficient has a finite estimate, and their "
+                "likelihood-ratio intervals depend on directions in which the "
+                "likelihood is flat. Use method='wald' (the whole line), a "
+                "coef_prior, or drop the covariates."
+            )
+        _, N = self._pooled_counts()
+        end = float(np.log(np.expm1(stats.chi2.ppf(level, 1) / (2 * N))))
+        row = (-np.inf, end) if self.limit == 0 else (-end, np.inf)
+        return table(self.design, [row, *tau], level, tau=self.multilevel)
+
+    def group_intervals(self, level, method=None):
+        """The exact one-sided (Clopper-Pearson) interval of the pooled counts."""
+        M, N = self._pooled_counts()
+        est, lower, upper = exact_one_sided(M, N, level)
+        G = len(self.design.groups)
+        return np.full(G, est), np.full(G, lower), np.full(G, upper)
+
+    def prediction_interval(self, level, include_parameter_uncertainty=False):
+        M, N = self._pooled_counts()
+        return exact_one_sided(M, N, level)[1:]
+
+
+def degenerate_fit(design, multilevel):
+    return DegenerateFit(design, 0.0, 0, True, design.degenerate, multilevel)
+
+
+def pooled_fit_result(design, res):
+    """A :class:`PooledFit` from a one-group GLMResult."""
+    from ._intervals import glm_cov
+
+    return PooledFit(
+        design,
+        float(res.loglik),
+        max(res.n_iter, 1),
+        bool(res.converged),
+        float(res.intercepts[0]),
+        res.coef,
+        glm_cov(res),
+    )

@@ -1,0 +1,318 @@
+"""The fit result of the logistic random-intercept model (maximum likelihood or MAP).
+
+Owns the likelihood units, the parameters ``theta = (beta, b, tau)`` on
+standardized covariates and each group's conditional distribution at them.
+The marginal likelihood object is rebuilt on demand (it carries node-level
+scratch and is left out of pickles); the measured Hessian and the
+full-precision complete-pooling fit are cached once computed.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from scipy import stats
+from scipy.special import log_expit, logsumexp
+
+from ._core.glm import pooled_objective
+from ._core.grouping import Collapsed, collapse, count_patterns, pooled_rows
+from ._core.multilevel import make_log_prior, negative_loglik, pooled_fit
+from ._core.population import LogitNormal
+from ._core.quadrature import MarginalLikelihood, Posterior, conditional_quantiles
+from ._core.rules import normal_rule
+from ._fit_result import FitResult
+from ._intervals import (
+    free_inverse,
+    glm_cov,
+    measured_hessian,
+    pooled_group_intervals,
+    pooled_predictive_interval,
+    predictive_interval,
+    profile_rows,
+    table,
+    vcov_frame,
+    wald_rows,
+)
+from ._validation import factorize
+
+
+def likelihood_units(data):
+    """Groups of an intercept-only model with equal (m, n) share one term.
+
+    Returns ``(units, weight, unit)``: the rows the likelihood is evaluated on,
+    each unit's multiplicity, and each group's unit.
+    """
+    if data.Z.shape[1]:
+        return data, np.ones(data.n_groups), np.arange(data.n_groups)
+    m, n, count, index = count_patterns(data.successes, data.trials)
+    k = len(m)
+    return (
+        Collapsed(np.arange(k), np.empty((k, 0)), m, n, k, np.arange(k)),
+        count,
+        index,
+    )
+
+
+def log_mean_expit(eta, tau, sign=1.0):
+    """``log E[expit(sign * (eta + tau Z))]``, Z ~ N(0, 1), in log space."""
+    z, w = normal_rule(64)
+    return logsumexp(np.log(w) + log_expit(sign * (eta[:, None] + tau * z)), axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class MultilevelFit(FitResult):
+    units: Collapsed  # likelihood units (rows for data with covariates)
+    unit_weight: np.ndarray  # multiplicity of each unit
+    unit: np.ndarray  # (G,) each group's unit
+    theta: np.ndarray  # (beta, b, tau) on standardized covariates
+    posterior: Posterior  # each unit's conditional distribution at theta
+    n_quad: int
+    boundary: bool
+    tau_prior: object
+    coef_prior: tuple | None  # (means, precisions) on standardized slopes
+    message: str
+
+    _transient = ("model", "log_prior")
+
+    # -- what fit reports -------------------------------------------------------------
+    @property
+    def n_params(self):
+        return len(self.theta) - int(self.design.aliased.sum())
+
+    @property
+    def b(self):
+        return float(self.theta[-2])
+
+    @property
+    def tau(self):
+        return float(self.theta[-1])
+
+    def attributes(self):
+        beta, b, tau = self.theta[:-2], self.b, self.tau
+        intercept, coef = self.design.unscale(b, beta)
+        return {
+            **self.common_attributes(intercept, coef),
+            "tau_": tau,
+            "random_effects_": tau * self.posterior.mode[self.unit],
+            "random_effects_sd_": tau * self.posterior.sd[self.unit],
+            "population_": self.population(),
+            "boundary_": bool(self.boundary),
+        }
+
+    def population(self):
+        return LogitNormal(self.b, self.tau)
+
+    # -- rebuilt on demand ------------------------------------------------------------
+    @cached_property
+    def model(self):
+        return MarginalLikelihood(self.units, self.unit_weight, self.n_quad)
+
+    @cached_property
+    def log_prior(self):
+        if self.tau_prior is None and self.coef_prior is None:
+            return None
+        return make_log_prior(len(self.theta) - 2, self.tau_prior, self.coef_prior)
+
+    @cached_property
+    def pooled(self):
+        """Complete pooling on the same rows, at full precision, with covariance."""
+        return pooled_fit(self.units, self.unit_weight, covariance=True)
+
+    @cached_property
+    def interior(self):
+        """``(x_hat, free, H, cov)``: x = (beta, b, log tau), the free coordinates,
+        the measured Hessian of -(loglik + log prior) there and its inverse."""
+        x_hat = np.r_[self.theta[:-1], np.log(self.tau)]
+        free = np.r_[~self.design.aliased, True, True]
+        H = measured_hessian(negative_loglik(self.model, self.log_prior), x_hat, free)
+        return x_hat, free, H, free_inverse(H, free)
+
+    # -- predictions ------------------------------------------------------------------
+    def offsets(self, Z):
+        return self.design.linear_predictor(Z, self.b, self.theta[:-2])
+
+    def log_proba(self, codes, Z):
+        """Seen groups: the conditional mean of theta_g; new groups: the
+        population mean E[expit(b + x'beta + xi)]. Both in log space."""
+        return self._log_proba_at(self.theta, self.posterior, codes, Z)
+
+    def _log_proba_at(self, theta, posterior, codes, Z):
+        eta0 = self.design.linear_predictor(Z, theta[-2], theta[:-2])
+        tau = theta[-1]
+        lp0, lp1 = np.empty(len(Z)), np.empty(len(Z))
+        seen = codes >= 0 if codes is not None else np.zeros(len(Z), dtype=bool)
+        new = ~seen
+        if new.any():
+            lp1[new] = log_mean_expit(eta0[new], tau)
+            lp0[new] = log_mean_expit(eta0[new], tau, sign=-1.0)
+        if seen.any():
+            unit = self.unit[codes[seen]]
+            log_pi = posterior.log_weights[unit]
+            eta = eta0[seen, None] + tau * posterior.nodes[unit]
+            lp1[seen] = logsumexp(log_pi + log_expit(eta), axis=1)
+            lp0[seen] = logsumexp(log_pi + log_expit(-eta), axis=1)
+        return lp0, lp1
+
+    def heldout_loglik(self, d, codes):
+        """Sum over test groups of log p(test rows of g | training data)."""
+        return self._heldout_at(self.theta, self.posterior, d, codes)
+
+    def _heldout_at(self, theta, posterior, d, codes):
+        """Seen groups: log L(train + test rows) - log L(train rows), the train
+        term from the fitted posterior; new groups: log L(test rows)."""
+        train = self.design.data
+        G = len(self.design.groups)
+        keep = d.trials > 0
+        codes = codes[keep].copy()
+        new = codes < 0
+        if new.any():
+            codes[new] = G + factorize(d.labels[keep][new])[0]
+        seen = np.unique(codes[~new])
+        in_train = np.isin(train.codes, seen)
+        all_codes = np.concatenate([train.codes[in_train], codes])
+        used, all_codes = np.unique(all_codes, return_inverse=True)
+        data = collapse(
+            all_codes.ravel(),
+            np.vstack([train.Z[in_train], self.design.scaled(d.Z[keep])]),
+            np.concatenate([train.successes[in_train], d.successes[keep]]),
+            np.concatenate([train.trials[in_train], d.trials[keep]]),
+            len(used),
+        )
+        units, weight, _ = likelihood_units(data)
+        union = MarginalLikelihood(units, weight, self.n_quad).posterior(theta)
+        before = posterior.log_marginal[self.unit[seen]].sum()
+        return float(weight @ union.log_marginal - before)
+
+    # -- inference --------------------------------------------------------------------
+    def vcov(self):
+        design = self.design
+        if self.boundary:
+            C = design.user_map(intercept_first=True)
+            cov = C @ glm_cov(self.pooled) @ C.T
+        else:
+            C = self.fixed_map()
+            cov = C @ self.interior[3] @ C.T
+        return vcov_frame(design, cov)
+
+    def fixed_map(self):
+        """User-scale (intercept, slopes) as rows over (beta, b, log tau)."""
+        p = len(self.theta) - 2
+        C = np.zeros((p + 1, p + 2))
+        C[:, :-1] = self.design.user_map(intercept_first=False)
+        return C
+
+    def confint(self, level, method, verbose=0):
+        """Rows (intercept, slopes, tau); see MultilevelBinomial.confint."""
+        design = self.design
+        p = len(self.theta) - 2
+        intercept, coef = design.unscale(self.b, self.theta[:-2])
+        estimates = [intercept, *coef]
+        nll = negative_loglik(self.model, self.log_prior)
+        last = np.eye(p + 2)[-1:]  # log tau as a row over (beta, b, log tau)
+        say = _progress(verbose, len(estimates) + 1)
+        if self.boundary:  # tau held at 0: the complete-pooling fit's intervals
+            cp = self.pooled
+            C = design.user_map(intercept_first=True)
+            free = np.r_[True, ~design.aliased]
+            cov = glm_cov(cp)
+            rows, se = wald_rows(C, cov, estimates, level)
+            tau_row = (0.0, np.nan)
+            if method == "profile":
+                x_cp = np.r_[cp.intercepts[0], cp.coef]
+                fg = pooled_objective(pooled_rows(self.units, self.unit_weight))
+                H = np.zeros_like(cov)
+                H[np.ix_(free, free)] = np.linalg.inv(cov[np.ix_(free, free)])
+                rows = say(profile_rows(fg, x_cp, C, H, free, se, level), "fixed")
+                x_small = np.r_[cp.coef, cp.intercepts[0], np.log(1e-6)]
+                fx = np.r_[~design.aliased, True, True]
+                upper = profile_rows(
+                    nll,
+                    x_small,
+                    last,
+                    np.eye(p + 2),
+                    fx,
+                    [1.0],
+                    level,
+                    lower_limit=-np.inf,
+                    f_at_lower_limit=-cp.loglik,
+                )
+                tau_row = say((0.0, float(np.exp(upper[0][1]))), "tau")
+            return table(design, [*rows, tau_row], level, tau=True)
+        x_hat, free, H, cov = self.interior
+        C = self.fixed_map()
+        rows, se = wald_rows(C, cov, estimates, level)
+        se_log_tau = float(np.sqrt(cov[-1, -1]))
+        z = stats.norm.ppf(0.5 + level / 2)
+        tau_row = (
+            self.tau * np.exp(-z * se_log_tau),
+            self.tau * np.exp(z * se_log_tau),
+        )
+        if method == "profile":
+            rows = say(profile_rows(nll, x_hat, C, H, free, se, level), "fixed")
+            ends = profile_rows(
+                nll,
+                x_hat,
+                last,
+                H,
+                free,
+                [se_log_tau],
+                level,
+                lower_limit=-np.inf,
+                f_at_lower_limit=-self.pooled.loglik,
+            )[0]
+            tau_row = say(tuple(float(np.exp(e)) for e in ends), "tau")
+        return table(design, [*rows, tau_row], level, tau=True)
+
+    def group_intervals(self, level, method=None):
+        """Quantiles of each group's conditional distribution, by quadrature.
+
+        The estimate is ``expit(b + x'beta + mode)`` (lme4's ``coef``); the
+        interval holds ``level`` of the group's conditional distribution of
+        ``xi_g`` given its data and the fitted parameters (exact integration,
+        not the normal approximation), mapped to the probability scale. At a
+        boundary fit (tau = 0) that distribution is a point, so the interval is
+        complete pooling's, which carries the uncertainty of b and the slopes.
+        """
+        design = self.design
+        if self.boundary:
+            cp = self.pooled
+            return pooled_group_intervals(
+                design, float(cp.intercepts[0]), cp.coef, glm_cov(cp), level
+            )
+        data = design.data
+        offset = self.b + data.Z @ self.theta[:-2]
+        a = (1 - level) / 2
+        q = conditional_quantiles(
+            self.model, self.theta, [a, 1 - a], posterior=self.posterior
+        )[self.unit]
+        u = self.posterior.mode[self.unit]
+        return tuple(
+            design.group_mean_probability(offset, self.tau * v)
+            for v in (u, q[:, 0], q[:, 1])
+        )
+
+    def prediction_interval(self, level, include_parameter_uncertainty=False):
+        """A new group's interval; at tau = 0 (a point mass) always with the
+        uncertainty of b, so that it never has zero width."""
+        if self.boundary:
+            return pooled_predictive_interval(
+                self.b, self.pooled.intercept_var[0], level
+            )
+        if not include_parameter_uncertainty:
+            return self.population().interval(level)
+        return predictive_interval(self.b, self.tau, self.interior[3][-2:, -2:], level)
+
+
+def _progress(verbose, total):
+    """A callback that prints one line per finished interval when ``verbose``."""
+    done = [0]
+
+    def say(result, what):
+        done[0] += len(result) if what == "fixed" else 1
+        if verbose:
+            print(
+                f"[skre] profile intervals: {done[0]}/{total} done ({what})", flush=True
+            )
+        return result
+
+    return say
