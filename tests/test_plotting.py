@@ -217,8 +217,8 @@ def test_population_boundary_fit():
     half = stats.norm.ppf(0.975) / np.sqrt(N * p * (1 - p))
     expected = expit(np.log(p / (1 - p)) + np.array([-half, half]))
     assert disp.interval == pytest.approx(tuple(expected), abs=1e-6)
-    span = disp.interval_
-    assert_allclose([span.get_x(), span.get_x() + span.get_width()], expected, atol=1e-6)
+    lo, width = disp.interval_.get_x(), disp.interval_.get_width()
+    assert_allclose([lo, lo + width], expected, atol=1e-6)
     assert "(τ = 0)" in disp.line_.get_label()
 
 
