@@ -60,6 +60,33 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
     _parameter_constraints: dict = {"group": [None, GroupColumn()]}
     _requires_group = True
 
+    def set_params(self, **params):
+        """Set parameters, including a prior's arguments (``tau_prior__scale``).
+
+        Priors are immutable: a nested prior argument replaces the prior by a
+        new one with that argument changed, so estimators that shared the old
+        prior (clones, grid-search candidates) are not affected.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters, and ``<prior>__<argument>`` for priors.
+
+        Returns
+        -------
+        self : object
+            The estimator.
+        """
+        nested = {}
+        for key in [k for k in params if "__" in k]:
+            name, arg = key.split("__", 1)
+            prior = params.get(name, getattr(self, name, None))
+            if hasattr(prior, "set_params") and not hasattr(prior, "fit"):
+                nested.setdefault(name, {})[arg] = params.pop(key)
+        for name, args in nested.items():
+            params[name] = params.get(name, getattr(self, name)).set_params(**args)
+        return super().set_params(**params)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False

@@ -101,10 +101,9 @@ class PooledFit(FitResult):
     def attributes(self):
         intercept, coef = self.design.unscale(self.a, self.beta)
         J = self.design.user_map(intercept_first=True)
-        return {
-            **self.common_attributes(intercept, coef),
-            "covariance_": J @ self.cov @ J.T,
-        }
+        with np.errstate(over="ignore", invalid="ignore"):  # inf past 1e308
+            covariance = J @ self.cov @ J.T
+        return {**self.common_attributes(intercept, coef), "covariance_": covariance}
 
     def log_proba(self, codes, Z):
         return log_proba_from_logit(self.design.linear_predictor(Z, self.a, self.beta))

@@ -59,8 +59,23 @@ def table(design, rows, level, tau=False):
 
 def wald_rows(C, cov, estimates, level):
     z = stats.norm.ppf(0.5 + level / 2)
-    se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", C, cov, C), 0.0))
+    se = standard_errors(C, cov)
     return [(e - z * s, e + z * s) for e, s in zip(estimates, se)], se
+
+
+def standard_errors(C, cov):
+    """``sqrt(diag(C cov C'))`` without overflow: a covariate on a scale of
+    1e-170 has a slope SE near 1e170, whose square is not a double."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        var = np.einsum("ij,jk,ik->i", C, cov, C)
+    if np.all(np.isfinite(var)):
+        return np.sqrt(np.maximum(var, 0.0))
+    vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
+    half = vecs * np.sqrt(np.maximum(vals, 0.0))  # cov = half @ half.T
+    V = C @ half
+    top = np.max(np.abs(V), axis=1, keepdims=True)
+    top = np.where(top > 0, top, 1.0)
+    return top[:, 0] * np.sqrt(np.sum((V / top) ** 2, axis=1))
 
 
 def free_inverse(H, free):

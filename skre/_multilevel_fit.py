@@ -188,10 +188,12 @@ class MultilevelFit(FitResult):
         design = self.design
         if self.boundary:
             C = design.user_map(intercept_first=True)
-            cov = C @ glm_cov(self.pooled) @ C.T
+            with np.errstate(over="ignore", invalid="ignore"):
+                cov = C @ glm_cov(self.pooled) @ C.T
         else:
             C = self.fixed_map()
-            cov = C @ self.interior[3] @ C.T
+            with np.errstate(over="ignore", invalid="ignore"):
+                cov = C @ self.interior[3] @ C.T
         return vcov_frame(design, cov)
 
     def fixed_map(self):

@@ -251,7 +251,7 @@ class NoPoolingBinomial(GroupedBinomialMixin):
             res.intercepts,
             res.coef,
             res.intercept_var,
-            res.coef_cov / np.outer(design.z_scale, design.z_scale),
+            _user_cov(res.coef_cov, design.z_scale),
             alpha_prior,
             float(pooled.intercepts[0]),
             pooled.coef,
@@ -316,6 +316,12 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         check_is_fitted(self)
         check_interval_args(level, method, ("profile", "exact", "wald"))
         return self._estimates_frame(*self._fit_result.group_intervals(level, method))
+
+
+def _user_cov(cov, scale):
+    """Covariance of the user-scale slopes (inf where it exceeds a double)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return cov / scale[:, None] / scale[None, :]
 
 
 def _group_prior(prior):

@@ -8,21 +8,77 @@ half-distributions live on ``x >= 0`` and are meant for the between-group SD
 and dropped for the improper ``Flat`` and ``Gamma(shape, 0)``.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from numbers import Real
 
 import numpy as np
 from scipy import special, stats
 
 __all__ = ["Flat", "Gamma", "HalfCauchy", "HalfNormal", "HalfStudentT", "Normal"]
 
-
-def _positive(name, value):
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number; got {value!r}.")
+#: scales beyond these cannot be squared in double precision
+_TINY, _HUGE = 1e-150, 1e150
 
 
-@dataclass(frozen=True)
-class Normal:
+class _Prior:
+    """What every prior shares: validated plain-float fields, a repr that
+    prints plain numbers, and scikit-learn's ``get_params``/``set_params`` so
+    that ``tau_prior__scale`` can be searched. Priors are immutable:
+    ``set_params`` returns a new prior (the estimators' ``set_params`` puts
+    it in place)."""
+
+    def _check(self, name, value, *, positive=False, scale=False, nonneg=False):
+        kind = type(self).__name__
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+            raise TypeError(
+                f"{kind}: {name} must be a real number; got {value!r} "
+                f"({type(value).__name__})."
+            )
+        value = float(value)
+        if not np.isfinite(value):
+            raise ValueError(f"{kind}: {name} must be finite; got {value!r}.")
+        if positive and not value > 0:
+            raise ValueError(f"{kind}: {name} must be positive; got {value!r}.")
+        if nonneg and value < 0:
+            raise ValueError(f"{kind}: {name} must be >= 0; got {value!r}.")
+        if scale and not _TINY <= value <= _HUGE:
+            raise ValueError(
+                f"{kind}: {name}={value!r} is too extreme to compute with (its "
+                f"square is not a double); use a value in [{_TINY:g}, {_HUGE:g}]. "
+                "A scale this small fixes the parameter: leave it out of the "
+                "model, or use a wider prior."
+            )
+        object.__setattr__(self, name, value)
+
+    def __repr__(self):
+        args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return f"{type(self).__name__}({args})"
+
+    def get_params(self, deep=True):
+        """The prior's arguments, as scikit-learn's ``get_params``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def set_params(self, **params):
+        """A new prior with some arguments changed (priors are immutable).
+
+        Examples
+        --------
+        >>> from skre.priors import HalfNormal
+        >>> HalfNormal(1.0).set_params(scale=0.5)
+        HalfNormal(scale=0.5)
+        """
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(params) - names)
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} has no parameter {unknown[0]!r}; its "
+                f"parameters are {sorted(names)}."
+            )
+        return replace(self, **params)
+
+
+@dataclass(frozen=True, repr=False)
+class Normal(_Prior):
     """Normal(mean, scale) on the real line (for logits and coefficients).
 
     Examples
@@ -38,9 +94,8 @@ class Normal:
     proper = True
 
     def __post_init__(self):
-        _positive("scale", self.scale)
-        if not np.isfinite(self.mean):
-            raise ValueError(f"mean must be finite; got {self.mean!r}.")
+        self._check("mean", self.mean)
+        self._check("scale", self.scale, positive=True, scale=True)
 
     def logpdf(self, x):
         return stats.norm.logpdf(x, self.mean, self.scale)
@@ -49,8 +104,8 @@ class Normal:
         return -(np.asarray(x) - self.mean) / self.scale**2
 
 
-@dataclass(frozen=True)
-class HalfNormal:
+@dataclass(frozen=True, repr=False)
+class HalfNormal(_Prior):
     """Half-normal on ``x >= 0`` with the given scale.
 
     Examples
@@ -64,7 +119,7 @@ class HalfNormal:
     proper = True
 
     def __post_init__(self):
-        _positive("scale", self.scale)
+        self._check("scale", self.scale, positive=True, scale=True)
 
     def logpdf(self, x):
         return stats.halfnorm.logpdf(x, scale=self.scale)
@@ -73,8 +128,8 @@ class HalfNormal:
         return -np.asarray(x) / self.scale**2
 
 
-@dataclass(frozen=True)
-class HalfCauchy:
+@dataclass(frozen=True, repr=False)
+class HalfCauchy(_Prior):
     """Half-Cauchy on ``x >= 0`` (Gelman's weakly informative prior for an SD).
 
     Examples
@@ -88,7 +143,7 @@ class HalfCauchy:
     proper = True
 
     def __post_init__(self):
-        _positive("scale", self.scale)
+        self._check("scale", self.scale, positive=True, scale=True)
 
     def logpdf(self, x):
         return stats.halfcauchy.logpdf(x, scale=self.scale)
@@ -98,8 +153,8 @@ class HalfCauchy:
         return -2.0 * x / (self.scale**2 + x * x)
 
 
-@dataclass(frozen=True)
-class HalfStudentT:
+@dataclass(frozen=True, repr=False)
+class HalfStudentT(_Prior):
     """Half-Student-t with ``df`` degrees of freedom on ``x >= 0``.
 
     Examples
@@ -114,8 +169,8 @@ class HalfStudentT:
     proper = True
 
     def __post_init__(self):
-        _positive("df", self.df)
-        _positive("scale", self.scale)
+        self._check("df", self.df, positive=True)
+        self._check("scale", self.scale, positive=True, scale=True)
 
     def logpdf(self, x):
         x = np.asarray(x, dtype=float)
@@ -127,8 +182,8 @@ class HalfStudentT:
         return -(self.df + 1.0) * x / (self.df * self.scale**2 + x * x)
 
 
-@dataclass(frozen=True)
-class Gamma:
+@dataclass(frozen=True, repr=False)
+class Gamma(_Prior):
     """Gamma(shape, rate) density on ``x > 0``; ``rate = 0`` is improper.
 
     ``Gamma(2.5, 0)`` on ``tau`` is blme's default penalty: it adds
@@ -148,9 +203,8 @@ class Gamma:
     proper = property(lambda self: self.rate > 0)
 
     def __post_init__(self):
-        _positive("shape", self.shape)
-        if not (np.isfinite(self.rate) and self.rate >= 0):
-            raise ValueError(f"rate must be finite and >= 0; got {self.rate!r}.")
+        self._check("shape", self.shape, positive=True)
+        self._check("rate", self.rate, nonneg=True)
 
     def logpdf(self, x):
         x = np.asarray(x, dtype=float)
@@ -164,8 +218,8 @@ class Gamma:
         return (self.shape - 1.0) / np.asarray(x, dtype=float) - self.rate
 
 
-@dataclass(frozen=True)
-class Flat:
+@dataclass(frozen=True, repr=False)
+class Flat(_Prior):
     """The improper flat prior: log density 0 everywhere.
 
     Examples
@@ -195,6 +249,16 @@ def std_normal_prior(design, prior):
             "distributions are for tau)."
         )
     scale = design.z_scale
-    mean = np.where(design.aliased, 0.0, prior.mean * scale)
-    prec = np.where(design.aliased, 0.0, 1.0 / (prior.scale * scale) ** 2)
+    with np.errstate(over="ignore", divide="ignore"):
+        mean = np.where(design.aliased, 0.0, prior.mean * scale)
+        prec = np.where(design.aliased, 0.0, 1.0 / (prior.scale * scale) ** 2)
+    bad = ~(np.isfinite(mean) & np.isfinite(prec))
+    if bad.any():
+        name = design.covariates[np.flatnonzero(bad)[0]]
+        raise ValueError(
+            f"coef_prior={prior!r} cannot be used with covariate {str(name)!r}: on "
+            "the covariate's scale (its standard deviation) the prior's precision "
+            "or mean is not a finite double. Rescale the covariate or widen the "
+            "prior."
+        )
     return mean, prec

@@ -62,11 +62,12 @@ def test_priors_are_values():
         Normal(0.0, 1.0)
     )
     assert HalfCauchy(1) != HalfCauchy(2)
-    assert repr(Gamma(2.5, 0)) == "Gamma(shape=2.5, rate=0)"
+    assert repr(Gamma(2.5, 0)) == "Gamma(shape=2.5, rate=0.0)"
+    assert repr(HalfCauchy(np.float64(0.5))) == "HalfCauchy(scale=0.5)"  # plain floats
     assert not Gamma(2.5, 0).proper and Gamma(2.5, 1).proper and not Flat().proper
     with pytest.raises(AttributeError):
         HalfCauchy(1.0).scale = 2.0  # frozen
-    with pytest.raises(ValueError, match="scale must be a positive"):
+    with pytest.raises(ValueError, match="HalfCauchy: scale must be positive"):
         HalfCauchy(-1.0)
     est = MultilevelBinomial(group="batch", tau_prior=HalfCauchy(1.0))
     assert clone(est).get_params()["tau_prior"] == HalfCauchy(1.0)

@@ -150,10 +150,17 @@ def standardize(Z, weights):
     """
     if Z.shape[1] == 0:
         return Z, np.zeros(0), np.ones(0)
+    # columns whose squares would overflow or underflow are scaled into
+    # [-1, 1] first (a power of 2, exact), then moments are taken
+    top = np.max(np.abs(Z), axis=0)
+    extreme = (top > 1e150) | ((top < 1e-150) & (top > 0))
+    unit = np.where(extreme, 2.0 ** np.round(np.log2(np.where(extreme, top, 1.0))), 1.0)
+    if extreme.any():
+        Z = Z / unit
     w = weights / weights.sum()
     mean = w @ Z
     Zc = Z - mean
     scale = np.sqrt(np.einsum("i,ij,ij->j", w, Zc, Zc))  # no (n, p) temporary
     scale = np.where(scale > 0, scale, 1.0)
     Zc /= scale
-    return Zc, mean, scale
+    return Zc, mean * unit, scale * unit

@@ -44,6 +44,29 @@ def profile_bounds(
     """
     x_hat = np.asarray(x_hat, dtype=float)
     c = np.asarray(c, dtype=float)
+    # profile c'x / K with K a power of 2 near |c| (exact): a slope on a
+    # covariate of scale 1e-170 has |c| near 1e170 and c'c would overflow; the
+    # ends are located to 1e-10 of this normalized scale (of the scale of v
+    # itself that would mean nothing for a covariate in units of 1e-160)
+    top = np.max(np.abs(c))
+    K = 2.0 ** np.round(np.log2(top)) if top > 0 else 1.0
+    ends = _profile_bounds(
+        fun_grad,
+        x_hat,
+        c / K,
+        drop,
+        se / K,
+        hess,
+        lower_limit / K,
+        f_at_lower_limit,
+        xtol=1e-10,
+    )
+    return tuple(K * e for e in ends)
+
+
+def _profile_bounds(
+    fun_grad, x_hat, c, drop, se, hess, lower_limit, f_at_lower_limit, xtol
+):
     k = len(x_hat)
     v_hat = float(c @ x_hat)
     f_hat = fun_grad(x_hat)[0]
@@ -93,5 +116,5 @@ def profile_bounds(
         if outer is None:
             ends.append(lower_limit if side < 0 else np.inf)
             continue
-        ends.append(brentq(profile, inner, outer, args=(side,), xtol=1e-10, rtol=1e-12))
+        ends.append(brentq(profile, inner, outer, args=(side,), xtol=xtol, rtol=1e-12))
     return tuple(ends)
