@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 
+from ._validation import dense_array
+
 
 def binomial_model(
     successes,
@@ -62,10 +64,41 @@ def binomial_model(
                     f"{list(map(str, data.columns))}."
                 )
             return data[v].to_numpy()
-        return np.asarray(v)
+        if data is not None and np.ndim(v) == 1 and len(v) != len(data):
+            raise ValueError(
+                f"{name} has {len(v)} values but data has {len(data)} rows."
+            )
+        values = dense_array(v, name)
+        if values.ndim != 1:
+            raise ValueError(
+                f"{name} must be one value per row (1-D); got shape {values.shape}."
+            )
+        return values
 
+    if isinstance(covariates, str):
+        covariates = [covariates]
+    covariates = list(covariates or [])
+    if isinstance(group, str) and group in covariates:
+        raise ValueError(
+            f"covariates includes the group column {group!r}; the group is not a "
+            "covariate (drop it from covariates)."
+        )
+    if any(not isinstance(c, str) for c in covariates):
+        raise TypeError("covariates must be column names (str) of data.")
     m, n = column(successes, "successes"), column(trials, "trials")
-    X = pd.DataFrame({c: column(c, "covariates") for c in (covariates or [])})
+    columns = {c: column(c, "covariates") for c in covariates}
+    lengths = {"successes": len(m), "trials": len(n)}
+    lengths.update({f"covariate {c!r}": len(v) for c, v in columns.items()})
+    if group is not None:
+        columns["(group)"] = column(group, "group")  # checked here, placed below
+        lengths["group"] = len(columns.pop("(group)"))
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{k}: {v}" for k, v in lengths.items())
+        raise ValueError(
+            f"binomial_model needs one value per row in each of "
+            f"successes, trials, group and covariates; got {shown}."
+        )
+    X = pd.DataFrame(columns)
     if group is None:
         if multilevel:
             raise ValueError("multilevel=True needs a group.")

@@ -104,6 +104,8 @@ def profile_rows(fun_grad, x_hat, C, H, free, se, level, **tau_limit):
     Hf = H[np.ix_(free, free)]
     return [
         profile_bounds(reduced, x_hat[free], c[free], drop, se=s, hess=Hf, **tau_limit)
+        if np.any(c[free])
+        else (np.nan, np.nan)  # an aliased covariate's slope: not estimated
         for c, s in zip(C, se)
     ]
 

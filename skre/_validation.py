@@ -39,6 +39,32 @@ class Prepared:
     feature_names_in: np.ndarray | None = None  # fit only, when X has names
 
 
+def dense_array(values, name):
+    """``np.asarray`` in native byte order, with our words for ragged input."""
+    try:
+        arr = np.asarray(values)
+    except ValueError as exc:
+        if "inhomogeneous" not in str(exc) and "sequence" not in str(exc):
+            raise
+        raise ValueError(
+            f"{name} has rows of different lengths (a ragged nested list); every "
+            "row needs the same number of values."
+        ) from None
+    if (
+        arr.dtype == object
+        and arr.ndim == 1
+        and len(arr)
+        and all(isinstance(v, (list, tuple, np.ndarray)) for v in arr[:1])
+    ):
+        raise ValueError(
+            f"{name} has rows of different lengths (a ragged nested list); every "
+            "row needs the same number of values."
+        )
+    if arr.dtype.byteorder not in ("=", "|"):  # big-endian data: pandas refuses it
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
 def _rows(mask, limit=5):
     rows = np.flatnonzero(mask)
     shown = ", ".join(str(r) for r in rows[:limit])
@@ -68,7 +94,7 @@ def split_X(est, X, *, reset):
         )
     group = est.group
     frame = hasattr(X, "columns") and hasattr(X, "iloc")
-    arr = X if frame else np.asarray(X)
+    arr = X if frame else dense_array(X, "X")
     if arr.ndim != 2:
         raise ValueError(
             f"Expected 2D array for X, got {arr.ndim}D array instead. "
@@ -141,7 +167,7 @@ def _split_frame(X, group):
                 f"group column {group!r} is not in X; its columns are "
                 f"{[str(c) for c in cols]}."
             )
-        labels = X[group].to_numpy()
+        labels = dense_array(X[group].to_numpy(), "X")
         X = X.drop(columns=[group])
     for name, dtype in X.dtypes.items():
         if pd.api.types.is_complex_dtype(dtype):
@@ -241,8 +267,13 @@ def split_y(est, y, *, reset):
         raise ValueError(
             f"{type(est).__name__} requires y to be passed, but the target y is None."
         )
+    if sp.issparse(y):
+        raise TypeError(
+            "y is a sparse matrix; pass a dense 1-D array of labels or an (n, 2) "
+            "array of [successes, trials]."
+        )
     names = list(y.columns) if hasattr(y, "columns") else None
-    arr = np.asarray(y)
+    arr = dense_array(y, "y")
     if arr.ndim == 2 and arr.shape[1] == 2:
         m, n = _counts(arr, names or ["successes", "trials"])
         classes = np.array([0, 1]) if reset else est.classes_
@@ -360,7 +391,7 @@ def check_sample_weight(sample_weight, n_rows):
     elif sp.issparse(w):
         raise TypeError("sample_weight must be a dense 1-D array, not a sparse matrix.")
     else:
-        w = np.asarray(w)
+        w = dense_array(w, "sample_weight")
         if w.dtype == object:
             missing = pd.isna(w) if w.ndim == 1 else np.zeros(0, dtype=bool)
             if missing.any():

@@ -85,10 +85,12 @@ class MarginalLikelihood:
         start = self._u
         if self._du is not None and theta is not None:
             start = self._u + self._du @ (theta - self._du_at)
+        start = np.where(np.isfinite(start), start, 0.0)  # never carry a NaN over
         u, extra, _ = solve_decreasing(
             fun, start, tau * (self.M - self.N), tau * self.M
         )
-        self._u = u
+        if np.all(np.isfinite(u)):
+            self._u = u
         return u, extra
 
     def _nodes(self, offset, tau, theta=None):
