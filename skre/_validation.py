@@ -60,7 +60,12 @@ def dense_array(values, name):
             f"{name} has rows of different lengths (a ragged nested list); every "
             "row needs the same number of values."
         )
-    if arr.dtype.byteorder not in ("=", "|"):  # big-endian data: pandas refuses it
+    return native(arr)
+
+
+def native(arr):
+    """The array in native byte order (pandas refuses big-endian data)."""
+    if arr.dtype.byteorder not in ("=", "|"):
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
 
@@ -167,7 +172,7 @@ def _split_frame(X, group):
                 f"group column {group!r} is not in X; its columns are "
                 f"{[str(c) for c in cols]}."
             )
-        labels = dense_array(X[group].to_numpy(), "X")
+        labels = native(X[group].to_numpy())
         X = X.drop(columns=[group])
     for name, dtype in X.dtypes.items():
         if pd.api.types.is_complex_dtype(dtype):
