@@ -289,7 +289,7 @@ def _model_lines(d, models, level):
         at = ""
     texts.append(f"b (intercept) {ml.intercept_:.3f}, τ {ml.tau_:.3f}{_coefs(ml)}")
     pop = ml.population_
-    lo, hi = pop.interval(level)
+    lo, hi = ml.prediction_interval(level)  # at tau = 0: b's uncertainty
     lines = ["", f"{'model':<17} {'logLik':>8} {'AIC':>7}  estimates"]
     lines += [
         f"{name:<17} {est.loglik_:8.2f} {est.aic_:7.1f}  {text}"
