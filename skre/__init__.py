@@ -6,7 +6,9 @@ Three strategies for many groups with m successes out of n trials:
 :class:`MultilevelBinomial` (partial pooling with a logistic random intercept).
 """
 
+from . import metrics
 from ._api import binomial_model
+from ._binary_rows import binary_rows
 from ._core.population import LogitNormal
 from ._multilevel import MultilevelBinomial
 from ._pooling import CompletePoolingBinomial, NoPoolingBinomial
@@ -18,5 +20,7 @@ __all__ = [
     "LogitNormal",
     "MultilevelBinomial",
     "NoPoolingBinomial",
+    "binary_rows",
     "binomial_model",
+    "metrics",
 ]

@@ -54,6 +54,21 @@ class Number(Interval):
         return super().is_satisfied_by(val)
 
 
+def group_column_name(est):
+    """The group column's name: ``group`` itself, the name at a position of a
+    DataFrame's columns, or ``"group"`` (no group column, or an array)."""
+    group = est.group
+    names = getattr(est, "feature_names_in_", None)
+    if group is None:
+        return "group"
+    if names is not None and isinstance(group, (Integral, np.integer)):
+        if group not in list(names) and -len(names) <= group < len(names):
+            return str(names[group])
+    if isinstance(group, (Integral, np.integer)) and names is None:
+        return "group"
+    return group
+
+
 class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
     """Fit/predict/score for binomial estimators of grouped data."""
 
@@ -197,7 +212,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
     def _log_proba(self, X):
         check_is_fitted(self)
         labels, Z, _ = split_X(self, X, reset=False)
-        codes = self._fit_result.design.codes_for(labels)
+        codes = self._fit_result.design.codes_for(labels, type(self).__name__)
         lp0, lp1 = self._result_log_proba(codes, Z)
         # quadrature weights sum to 1 within rounding: keep log-probabilities <= 0
         return np.minimum(lp0, 0.0), np.minimum(lp1, 0.0)
@@ -304,7 +319,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         total = d.trials.sum()
         if total <= 0:
             raise ValueError("score needs at least one trial with positive weight.")
-        codes = self._fit_result.design.codes_for(d.labels)
+        codes = self._fit_result.design.codes_for(d.labels, type(self).__name__)
         return float(self._heldout_loglik(d, codes) / total)
 
     def _heldout_loglik(self, d, codes):
@@ -361,7 +376,8 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         Returns
         -------
         DataFrame
-            Indexed by group label, with columns ``trials``, ``successes``,
+            Indexed by group label (the index is named after the group
+            column), with columns ``trials``, ``successes``,
             ``observed`` (successes / trials), ``estimate``, ``lower`` and ``upper``.
             With covariates, ``estimate`` is the trials-weighted mean fitted
             probability over the group's rows.
@@ -382,5 +398,5 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
                 "lower": lower,
                 "upper": upper,
             },
-            index=pd.Index(self.groups_, name="group"),
+            index=pd.Index(self.groups_, name=group_column_name(self)),
         )

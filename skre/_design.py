@@ -14,7 +14,7 @@ import pandas as pd
 
 from ._core.grouping import Collapsed, collapse, standardize
 from ._validation import check_labels, factorize
-from .exceptions import CollinearityWarning, warn
+from .exceptions import CollinearityWarning, GroupLabelWarning, warn
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,18 +49,36 @@ class Design:
         M, N = self.data.successes.sum(), self.data.trials.sum()
         return 0.0 if M == 0 else 1.0 if M == N else None
 
-    def codes_for(self, labels):
-        """Training codes of ``labels`` (-1 where the group was not seen in fit)."""
+    def codes_for(self, labels, name="MultilevelBinomial"):
+        """Training codes of ``labels`` (-1 where the group was not seen in fit).
+
+        Warns when most labels are unseen and of another type than in fit
+        (integer ids in fit, the same ids as strings now).
+        """
         if labels is None:
             return None
         check_labels(labels)
-        return self.group_index.get_indexer(labels)
+        codes = self.group_index.get_indexer(labels)
+        if np.mean(codes < 0) > 0.5:
+            now = pd.api.types.infer_dtype(labels, skipna=True)
+            then = pd.api.types.infer_dtype(self.groups, skipna=True)
+            if now != then:
+                warn(
+                    f"{name}: {np.mean(codes < 0):.0%} of the group labels were not "
+                    f"seen in fit, and they are of another type ({now}, dtype "
+                    f"{labels.dtype}) than the labels seen in fit ({then}, dtype "
+                    f"{self.groups.dtype}): they are all predicted as new groups. "
+                    "Convert the group column to the type used in fit.",
+                    GroupLabelWarning,
+                )
+        return codes
 
-    def scaled(self, Z):
-        """Covariates as the core saw them in fit: standardized, aliased ones zeroed."""
+    def scaled(self, Z, aliased=None):
+        """Covariates as the core saw them in fit: standardized, aliased ones
+        (``aliased``, by default the fit's) zeroed."""
         with np.errstate(over="ignore", invalid="ignore"):
             Zs = (Z - self.z_mean) / self.z_scale
-        Zs[:, self.aliased] = 0.0
+        Zs[:, self.aliased if aliased is None else aliased] = 0.0
         return Zs
 
     def linear_predictor(self, Z, intercept, beta):

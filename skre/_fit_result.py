@@ -188,8 +188,7 @@ class NoPoolingFit(FitResult):
                 loc = mean + design.linear_predictor(Z[new], 0.0, self.beta)
                 eta[new] = logit(marginal_mean(loc, 1.0 / np.sqrt(prec)))
             else:
-                scaled = design.scaled(Z[new])
-                scaled[:, self.pooled_aliased] = 0.0
+                scaled = design.scaled(Z[new], self.pooled_aliased)
                 with np.errstate(over="ignore", invalid="ignore"):
                     eta[new] = self.pooled_a + scaled @ self.pooled_beta
                 eta[new] = np.where(np.isnan(eta[new]), 0.0, eta[new])

@@ -102,13 +102,9 @@ def _html_value(v):
 
 
 def _group_name(est):
-    g = est.group
-    if isinstance(g, str):
-        return g
-    names = getattr(est, "feature_names_in_", None)
-    if g is not None and names is not None:
-        return str(names[g])
-    return "group"
+    from ._base import group_column_name
+
+    return str(group_column_name(est))
 
 
 class Summary:

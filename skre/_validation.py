@@ -6,7 +6,7 @@ only ever sees finite float arrays.
 """
 
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -92,6 +92,7 @@ def split_X(est, X, *, reset):
     """
     if X is None:
         raise ValueError(f"{type(est).__name__} needs X; got None.")
+    X = as_pandas(X)
     if sp.issparse(X):
         raise TypeError(
             "sparse input is not supported: X holds a group column and "
@@ -134,7 +135,9 @@ def split_X(est, X, *, reset):
             raise ValueError(
                 f"group={group!r} names a column, but X is an array without "
                 "column names: pass a DataFrame, or give group as an integer "
-                "column position."
+                "column position. If X comes from a transformer (a "
+                "ColumnTransformer, a Pipeline), call .set_output(transform="
+                "'pandas') on it so that the column names reach this estimator."
             )
         if not -arr.shape[1] <= group < arr.shape[1]:
             raise ValueError(
@@ -170,10 +173,11 @@ def _split_frame(X, group):
         if group not in cols:
             raise ValueError(
                 f"group column {group!r} is not in X; its columns are "
-                f"{[str(c) for c in cols]}."
+                f"{[str(c) for c in cols]}." + _transformer_hint(group, cols)
             )
         labels = native(X[group].to_numpy())
         X = X.drop(columns=[group])
+    X = _numeric_objects(X)
     for name, dtype in X.dtypes.items():
         if pd.api.types.is_complex_dtype(dtype):
             raise TypeError(
@@ -195,6 +199,66 @@ def _split_frame(X, group):
         else np.empty((len(X), 0))
     )
     return labels, _to_float(Z, names), names
+
+
+def _transformer_hint(group, cols):
+    """How to keep the group column through a ColumnTransformer."""
+    prefixed = [c for c in cols if isinstance(c, str) and c.endswith(f"__{group}")]
+    if prefixed:
+        return (
+            f" A ColumnTransformer renamed it to {prefixed[0]!r}: pass "
+            f"group={prefixed[0]!r}, or build the transformer with "
+            "verbose_feature_names_out=False to keep the name."
+        )
+    return (
+        " If X comes from a ColumnTransformer, pass the group column through "
+        "(remainder='passthrough' or a 'passthrough' transformer) and set "
+        "verbose_feature_names_out=False, or use the prefixed name (e.g. "
+        f"'remainder__{group}')."
+    )
+
+
+def _numeric_objects(X):
+    """Object columns holding only numbers become float, as sklearn converts
+    them; strings stay, for the error that names the column."""
+    converted = {}
+    for name in [c for c, t in X.dtypes.items() if pd.api.types.is_object_dtype(t)]:
+        col = X[name]
+        values = col.to_numpy()
+        numbers = [
+            v is None
+            or (
+                isinstance(v, (Real, np.number, bool, np.bool_))
+                and not isinstance(v, (str, bytes))
+            )
+            for v in values
+        ]
+        if all(numbers):
+            converted[name] = pd.to_numeric(col, errors="coerce").astype(float)
+    return X.assign(**converted) if converted else X
+
+
+def as_pandas(X):
+    """A DataFrame for any dataframe with column names (polars, pyarrow, ...),
+    through the Arrow stream or the dataframe interchange protocol; other
+    input unchanged. skre depends on neither library."""
+    if isinstance(X, (pd.DataFrame, pd.Series, np.ndarray)) or X is None:
+        return X
+    if hasattr(X, "__arrow_c_stream__") and hasattr(pd.DataFrame, "from_arrow"):
+        frame = pd.DataFrame.from_arrow(X)
+    elif hasattr(X, "to_pandas"):
+        frame = X.to_pandas()
+    elif hasattr(X, "__dataframe__"):
+        frame = pd.api.interchange.from_dataframe(X)
+    else:
+        return X
+    if (
+        isinstance(frame, pd.DataFrame)
+        and frame.shape[1] == 1
+        and not hasattr(X, "columns")
+    ):
+        frame = frame.iloc[:, 0]  # a Series-like (a polars Series, an Arrow array)
+    return frame
 
 
 def _is_number(v):
@@ -272,6 +336,7 @@ def split_y(est, y, *, reset):
         raise ValueError(
             f"{type(est).__name__} requires y to be passed, but the target y is None."
         )
+    y = as_pandas(y)
     if sp.issparse(y):
         raise TypeError(
             "y is a sparse matrix; pass a dense 1-D array of labels or an (n, 2) "
@@ -385,7 +450,7 @@ def check_sample_weight(sample_weight, n_rows):
     """Frequency weights as a float array: finite, non-negative, not all zero."""
     if sample_weight is None:
         return np.ones(n_rows)
-    w = sample_weight
+    w = as_pandas(sample_weight)
     if isinstance(w, (pd.Series, pd.Index)):
         if not (
             pd.api.types.is_numeric_dtype(w.dtype)
@@ -443,6 +508,20 @@ def check_sample_weight(sample_weight, n_rows):
     return w
 
 
+def _warn_small_weights(est, w):
+    if len(w) and np.all(w < 1):
+        from .exceptions import SampleWeightWarning, warn
+
+        warn(
+            f"{type(est).__name__}: every sample_weight is below 1 (sum "
+            f"{w.sum():.4g} over {len(w)} rows). skre's weights are frequency "
+            "weights (weight k = the row k times), so these shrink the data and "
+            "the evidence about the groups (tau may drop to 0). For importance "
+            "or probability weights, rescale them to sum to the number of rows.",
+            SampleWeightWarning,
+        )
+
+
 def prepare(est, X, y, sample_weight=None, *, reset):
     """Validate ``(X, y, sample_weight)`` into a :class:`Prepared`.
 
@@ -455,6 +534,8 @@ def prepare(est, X, y, sample_weight=None, *, reset):
         raise ValueError(f"X has {len(Z)} rows but y has {len(m)}; they must match.")
     w = check_sample_weight(sample_weight, len(Z))
     info = (None, None)
+    if reset and sample_weight is not None:
+        _warn_small_weights(est, w)
     if reset:
         if not np.any(w * n > 0):
             raise ValueError(

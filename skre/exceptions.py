@@ -3,6 +3,8 @@
 from sklearn.exceptions import ConvergenceWarning
 
 __all__ = [
+    "GroupLabelWarning",
+    "SampleWeightWarning",
     "BoundaryWarning",
     "CollinearityWarning",
     "ConvergenceWarning",
@@ -38,6 +40,24 @@ class SeparationWarning(UserWarning):
     """
 
 
+class GroupLabelWarning(UserWarning):
+    """Most group labels at predict time are unseen, and of another type.
+
+    Fitting with integer batch ids and predicting with the same ids as
+    strings makes every group new; the predictions are then the estimator's
+    rule for new groups, which is rarely what was meant.
+    """
+
+
+class SampleWeightWarning(UserWarning):
+    """Every ``sample_weight`` is below 1.
+
+    skre's weights are frequency weights: weight ``k`` is the row repeated
+    ``k`` times, so weights that sum to less than the number of rows shrink
+    the data (and the information about tau).
+    """
+
+
 class QuadratureWarning(UserWarning):
     """The adaptive quadrature is not accurate at the estimate.
 
@@ -49,7 +69,8 @@ class QuadratureWarning(UserWarning):
 
 
 def warn(message, category):
-    """``warnings.warn`` attributed to the first frame outside skre and sklearn.
+    """``warnings.warn`` attributed to the first frame outside skre, sklearn
+    and joblib.
 
     A warning about a fit should point at the user's line that called ``fit``
     (through scikit-learn's wrappers, a Pipeline or a search), not at skre's
@@ -61,10 +82,14 @@ def warn(message, category):
 
     import sklearn
 
-    inside = (
+    inside = [
         os.path.dirname(os.path.abspath(__file__)) + os.sep,
         os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep,
-    )
+    ]
+    joblib = sys.modules.get("joblib")  # a search's sequential loop
+    if joblib is not None:
+        inside.append(os.path.dirname(os.path.abspath(joblib.__file__)) + os.sep)
+    inside = tuple(inside)
     frame, level = sys._getframe(1), 2
     while frame is not None and frame.f_code.co_filename.startswith(inside):
         frame, level = frame.f_back, level + 1

@@ -81,7 +81,7 @@ def test_string_labels_and_dataframe_output():
     y = pd.DataFrame({"deaths": [1, 2, 0, 4, 3, 1], "cases": [9, 8, 7, 9, 8, 7]})
     est = MultilevelBinomial(group="hospital").fit(X, y)
     table = est.group_estimates()
-    assert list(table.index) == ["a", "b", "c"] and table.index.name == "group"
+    assert list(table.index) == ["a", "b", "c"] and table.index.name == "hospital"
     assert list(table.columns) == [
         "trials",
         "successes",

@@ -42,9 +42,17 @@ def check_level(level, name="level"):
     return float(level)
 
 
+def final_estimator(est):
+    """The skre estimator itself, or the last step of a Pipeline ending in one."""
+    while getattr(est, "steps", None):  # Pipelines, nested ones too
+        est = est.steps[-1][1]
+    check_is_fitted(est)
+    return est
+
+
 def check_multilevel(est, caller):
     """A fitted estimator with a population distribution (a MultilevelBinomial)."""
-    check_is_fitted(est)
+    est = final_estimator(est)
     if not hasattr(est, "population_"):
         raise TypeError(
             f"{caller} needs a fitted MultilevelBinomial (an estimator with "

@@ -1,9 +1,15 @@
 """CaterpillarDisplay: every group's estimate with its interval."""
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
-from ._base import check_level, check_matplotlib, default_figsize, get_axes, group_label
+from ._base import (
+    check_level,
+    check_matplotlib,
+    default_figsize,
+    final_estimator,
+    get_axes,
+    group_label,
+)
 
 MAX_TICK_LABELS = 100  # more groups than this: no group labels on the axis
 
@@ -116,7 +122,7 @@ class CaterpillarDisplay:
         display : CaterpillarDisplay
         """
         check_matplotlib(f"{cls.__name__}.from_estimator")
-        check_is_fitted(est)
+        est = final_estimator(est)
         level = check_level(level)
         table = est.group_estimates(level)
         if sort:

@@ -104,7 +104,7 @@ class PopulationDisplay:
         """
         caller = f"{cls.__name__}.from_estimator"
         check_matplotlib(caller)
-        check_multilevel(multilevel, caller)
+        multilevel = check_multilevel(multilevel, caller)
         level = check_level(level)
         props = (
             multilevel.group_estimates()["observed"].to_numpy() if observed else None

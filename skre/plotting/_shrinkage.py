@@ -1,13 +1,13 @@
 """ShrinkageDisplay: no-pooling estimates pulled toward the population."""
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
 from ._base import (
     check_level,
     check_matplotlib,
     check_multilevel,
     default_figsize,
+    final_estimator,
     get_axes,
     group_label,
     marker_sizes,
@@ -124,8 +124,8 @@ class ShrinkageDisplay:
         """
         caller = f"{cls.__name__}.from_estimators"
         check_matplotlib(caller)
-        check_is_fitted(no_pooling)
-        check_multilevel(multilevel, caller)
+        no_pooling = final_estimator(no_pooling)
+        multilevel = check_multilevel(multilevel, caller)
         ml = multilevel.group_estimates()
         npool = no_pooling.group_estimates()
         missing = ml.index.difference(npool.index, sort=False)

@@ -1,0 +1,178 @@
+"""Scoring that ranks skre's estimators and any other classifier on one scale.
+
+``score`` of a scikit-learn classifier is accuracy, and skre's ``score`` is the
+mean log predictive probability per trial with each group's effect integrated
+over its fitted distribution. A search that mixes both with default scoring
+compares accuracy with log probabilities. :func:`joint_log_score` is one
+scorer for all of them.
+"""
+
+import numpy as np
+
+from ._validation import as_pandas, check_sample_weight, dense_array
+
+__all__ = ["JointLogScore", "joint_log_score"]
+
+
+def _skre_estimator(estimator):
+    from ._base import GroupedBinomialMixin
+
+    while getattr(estimator, "steps", None):  # Pipelines, nested ones too
+        estimator = estimator.steps[-1][1]
+    return isinstance(estimator, GroupedBinomialMixin)
+
+
+class JointLogScore:
+    """Mean log predictive probability per trial, for any fitted classifier.
+
+    ``joint_log_score`` is an instance; call it as
+    ``joint_log_score(estimator, X, y, sample_weight=None)``. Use it as
+    ``scoring=joint_log_score`` in ``cross_val_score``,
+    ``cross_validate`` or ``GridSearchCV`` to compare skre's estimators with
+    other classifiers (``LogisticRegression``, gradient boosting, ...) on
+    one scale.
+
+    - For a skre estimator (or a Pipeline ending in one) it is its
+      ``score``: the group-joint predictive log probability of each group's
+      rows, ``log p(y_g | training data)`` summed over groups and divided by
+      the trials. Rows of a group seen in fit share that group's effect,
+      integrated over its conditional distribution; a new group's rows share
+      one draw from the population.
+    - For any other classifier, whose rows are independent given ``X``, it
+      is ``sum_i w_i log p(y_i | x_i) / sum_i w_i`` from ``predict_proba``:
+      the same quantity for a model without group effects (``-log_loss``).
+
+    For groups seen in fit both agree with the per-row log loss up to the
+    shared effect. For new groups they differ: the joint score rewards a
+    model for what the first rows of a group tell about the next ones (the
+    question "how well is a whole new batch predicted"), the per-row
+    ``neg_log_loss`` scores each row on its own (the question "how well is
+    one new trial predicted"). Use this score to choose between pooling
+    strategies on held-out groups, ``neg_log_loss`` (on :func:`binary_rows`)
+    for calibration of single predictions.
+
+    With metadata routing enabled (``sklearn.set_config(
+    enable_metadata_routing=True)``), ``joint_log_score.set_score_request(
+    sample_weight=True)`` returns a scorer that receives the test rows'
+    ``sample_weight`` (without it the score is unweighted, as scikit-learn's
+    own scorers are).
+
+    Parameters
+    ----------
+    estimator : fitted classifier
+        A skre estimator, a Pipeline ending in one, or any classifier with
+        ``predict_proba`` and ``classes_``.
+    X : array-like or DataFrame of shape (n_samples, n_features)
+        As the estimator takes it.
+    y : array-like of shape (n_samples,) or (n_samples, 2)
+        Binary labels, or ``[successes, trials]`` counts.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Frequency weights.
+
+    Returns
+    -------
+    float
+        Higher is better; at most 0.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import GroupKFold, cross_val_score
+    >>> from skre import MultilevelBinomial, binary_rows
+    >>> from skre.datasets import load_rats
+    >>> from skre.metrics import joint_log_score
+    >>> X, y = load_rats(return_X_y=True)
+    >>> Xb, yb, wb = binary_rows(X, y)
+    >>> m = MultilevelBinomial(group="batch").fit(Xb, yb, sample_weight=wb)
+    >>> round(joint_log_score(m, Xb, yb, sample_weight=wb), 4) == round(
+    ...     m.score(Xb, yb, sample_weight=wb), 4)
+    True
+    >>> from sklearn.metrics import log_loss
+    >>> lr = LogisticRegression().fit(Xb, yb, sample_weight=wb)
+    >>> ll = -log_loss(yb, lr.predict_proba(Xb), sample_weight=wb)
+    >>> bool(abs(joint_log_score(lr, Xb, yb, sample_weight=wb) - ll) < 1e-12)
+    True
+    """
+
+    def __init__(self, sample_weight_request=None):
+        self.sample_weight_request = sample_weight_request
+
+    def __repr__(self):
+        if self.sample_weight_request is None:
+            return "joint_log_score"
+        request = self.sample_weight_request
+        return f"joint_log_score.set_score_request(sample_weight={request!r})"
+
+    def set_score_request(self, *, sample_weight=None):
+        """A new scorer that asks for ``sample_weight`` under metadata routing.
+
+        Parameters
+        ----------
+        sample_weight : bool, str or None, default=None
+            As scikit-learn's ``set_score_request``: True to receive the
+            weights, False not to, a string to receive them under an alias.
+
+        Returns
+        -------
+        JointLogScore
+            A new scorer; ``joint_log_score`` itself is not changed.
+        """
+        return type(self)(sample_weight)
+
+    def get_metadata_routing(self):
+        """What this scorer requests, for scikit-learn's metadata routing.
+
+        Returns
+        -------
+        MetadataRequest
+            ``score`` requests ``sample_weight`` as set by
+            :meth:`set_score_request`.
+        """
+        from sklearn.utils.metadata_routing import MetadataRequest
+
+        request = MetadataRequest(owner=self)
+        request.score.add_request(
+            param="sample_weight", alias=self.sample_weight_request
+        )
+        return request
+
+    def __call__(self, estimator, X, y, sample_weight=None):
+        if _skre_estimator(estimator):
+            if sample_weight is None:
+                return float(estimator.score(X, y))
+            return float(estimator.score(X, y, sample_weight=sample_weight))
+        y = dense_array(as_pandas(y), "y")
+        proba = np.asarray(estimator.predict_proba(X), dtype=float)
+        classes = np.asarray(estimator.classes_)
+        if len(classes) != 2:
+            raise ValueError(
+                "joint_log_score is for binary classifiers; the estimator has "
+                f"{len(classes)} classes."
+            )
+        with np.errstate(divide="ignore"):
+            log_p = np.log(proba)
+        if y.ndim == 2 and y.shape[1] == 2:  # counts: m log p + (n - m) log(1 - p)
+            m, n = y[:, 0].astype(float), y[:, 1].astype(float)
+            ll = _times(m, log_p[:, 1]) + _times(n - m, log_p[:, 0])
+            trials = n
+        else:
+            y = y.ravel()
+            unknown = ~np.isin(y, classes)
+            if unknown.any():
+                raise ValueError(
+                    f"y has labels not in the estimator's classes_ {list(classes)}: "
+                    f"{y[unknown][0]!r}."
+                )
+            ll = log_p[np.arange(len(y)), (y == classes[1]).astype(int)]
+            trials = np.ones(len(y))
+        w = check_sample_weight(sample_weight, len(trials))
+        return float(_times(w, ll).sum() / (w @ trials))
+
+
+#: The scorer instance: ``joint_log_score(estimator, X, y, sample_weight=None)``.
+joint_log_score = JointLogScore()
+
+
+def _times(a, log_p):
+    """``a * log_p`` with ``0 * -inf = 0`` (no trials of an impossible outcome)."""
+    return np.where(a > 0, a * log_p, 0.0)
