@@ -363,6 +363,9 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
 
         check_is_fitted(self)
         check_level(level)
+        not_bayes = getattr(self, "_check_not_bayes", None)
+        if not_bayes is not None:
+            not_bayes("summary")
         return Summary.from_estimator(self, level, method)
 
     def group_estimates(self, level=0.95):

@@ -24,7 +24,7 @@ from ._core.hyperpost import (
     fit_hyperposterior,
     marginal_quantiles,
 )
-from ._core.multilevel import negative_loglik
+from ._core.multilevel import MAX_LOG_TAU, negative_loglik
 from ._core.population import LogitNormalMixture
 from ._multilevel_fit import MultilevelFit
 from .exceptions import QuadratureWarning, warn
@@ -48,20 +48,49 @@ def check_bayes_size(n_covariates):
         )
 
 
-def neg_log_posterior(model, log_prior, free):
-    """-(log L + log prior + log tau) over the free coordinates of x; the log tau
-    term is the Jacobian of the density of log tau."""
-    nll = negative_loglik(model, log_prior)
-    x_full = np.zeros(len(free))
+class NegLogPosterior:
+    """-(log L + log prior + log tau) over the free coordinates of
+    x = (beta, b, log tau); the log tau term is the Jacobian of the density of
+    log tau. Called with one x it gives the value and gradient; :meth:`batch`
+    gives the values at many x at once (the quadrature grids)."""
 
-    def fun_grad(x):
-        x_full[free] = x
-        f, g = nll(x_full)
-        g = g[free].copy()
+    def __init__(self, fit, free):
+        self.fit, self.free = fit, free
+        self.nll = negative_loglik(fit.model, fit.log_prior)
+
+    def __call__(self, x):
+        x_full = np.zeros(len(self.free))
+        x_full[self.free] = x
+        f, g = self.nll(x_full)
+        g = g[self.free].copy()
         g[-1] -= 1.0
         return f - x[-1], g
 
-    return fun_grad
+    def batch(self, X):
+        X = np.atleast_2d(X)
+        full = np.zeros((len(X), len(self.free)))
+        full[:, self.free] = X
+        log_tau = full[:, -1]
+        ok = log_tau <= MAX_LOG_TAU
+        out = np.full(len(X), np.inf)
+        if ok.any():
+            thetas = np.column_stack([full[ok, :-1], np.exp(log_tau[ok])])
+            value = self.fit.model.values(thetas)
+            value += _log_prior_batch(self.fit, full[ok])
+            out[ok] = -value - log_tau[ok]
+        return out
+
+
+def _log_prior_batch(fit, X):
+    """The log prior of MultilevelFit ``fit`` at rows of x = (beta, b, log tau)."""
+    total = np.zeros(len(X))
+    if fit.coef_prior is not None:
+        mean, prec = fit.coef_prior
+        total -= 0.5 * np.sum(prec * (X[:, :-2] - mean) ** 2, axis=1)
+    if fit.tau_prior is not None:
+        with np.errstate(divide="ignore"):
+            total += np.asarray(fit.tau_prior.logpdf(np.exp(X[:, -1])), dtype=float)
+    return total
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,9 +156,12 @@ class BayesFit(MultilevelFit):
         x = post.nodes
         free = self.free
         C = self.fixed_map()[:, free]
-        nlp = neg_log_posterior(self.model, self.log_prior, free)
+        nlp = NegLogPosterior(self, free)
         rows = []
         for c in C:
+            if not np.any(c):  # an aliased slope: fixed at 0, not estimated
+                rows.append((np.nan,) * 4)
+                continue
             vals = x @ c
             q = marginal_quantiles(nlp, post, c, [0.025, 0.975])
             rows.append((post.mean(vals), post.sd(vals), *q))
@@ -204,7 +236,7 @@ def _group_offset(data, offset_rows):
 def fit_bayes(ml, name, verbose=0):
     """Integrate the hyperparameters, starting from the MAP fit ``ml``."""
     free = np.r_[~ml.design.aliased, True, True]
-    nlp = neg_log_posterior(ml.model, ml.log_prior, free)
+    nlp = NegLogPosterior(ml, free)
     x0 = np.r_[ml.theta[:-1], np.log(max(ml.tau, 0.1))][free]
 
     def progress(n, nodes, change):

@@ -23,6 +23,7 @@ from ._core.grouping import collapse, pooled_rows
 from ._core.quadrature import MarginalLikelihood, marginal_mean
 from ._intervals import (
     exact_one_sided,
+    information,
     pooled_group_intervals,
     profile_rows,
     table,
@@ -103,6 +104,8 @@ class PooledFit(FitResult):
         J = self.design.user_map(intercept_first=True)
         with np.errstate(over="ignore", invalid="ignore"):  # inf past 1e308
             covariance = J @ self.cov @ J.T
+        dropped = np.r_[False, self.design.aliased]
+        covariance[dropped, :] = covariance[:, dropped] = np.nan  # R's NA
         return {**self.common_attributes(intercept, coef), "covariance_": covariance}
 
     def log_proba(self, codes, Z):
@@ -121,8 +124,7 @@ class PooledFit(FitResult):
         intercept, coef = design.unscale(self.a, self.beta)
         rows, se = wald_rows(C, self.cov, [intercept, *coef], level)
         if method == "profile":
-            H = np.zeros_like(self.cov)
-            H[np.ix_(free, free)] = np.linalg.inv(self.cov[np.ix_(free, free)])
+            H = information(self.cov, free)
             rows = profile_rows(
                 pooled_objective(pooled_rows(design.data)),
                 np.r_[self.a, self.beta],
@@ -322,7 +324,7 @@ class DegenerateFit(FitResult):
         data = self.design.data
         return float(data.successes.sum()), float(data.trials.sum())
 
-    def confint(self, level, method):
+    def confint(self, level, method, verbose=0):
         """Wald: the whole line (the SE is infinite at an infinite estimate).
 
         Profile, intercept-only: the likelihood-ratio interval of the
@@ -375,5 +377,5 @@ def pooled_fit_result(design, res):
         bool(res.converged),
         float(res.intercepts[0]),
         res.coef,
-        glm_cov(res),
+        glm_cov(res, design.aliased),
     )

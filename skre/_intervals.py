@@ -78,6 +78,22 @@ def standard_errors(C, cov):
     return top[:, 0] * np.sqrt(np.sum((V / top) ** 2, axis=1))
 
 
+def information(cov, free):
+    """The information over the free coordinates from a covariance: its
+    inverse, or (when separation has made the covariance numerically
+    singular) the inverse with its eigenvalues floored, zeros elsewhere. It
+    only starts the profile's constrained optimizer."""
+    H = np.zeros_like(cov)
+    sub = cov[np.ix_(free, free)]
+    try:
+        H[np.ix_(free, free)] = np.linalg.inv(sub)
+    except np.linalg.LinAlgError:
+        H[np.ix_(free, free)] = _positive_definite(sub)
+    if not np.all(np.isfinite(H)):
+        H[np.ix_(free, free)] = _positive_definite(np.nan_to_num(sub, posinf=1e300))
+    return H
+
+
 def free_inverse(H, free):
     """Inverse of the Hessian over the free coordinates (aliased ones fixed at 0)."""
     cov = np.zeros_like(H)
@@ -128,13 +144,21 @@ def measured_hessian(fun_grad, x_hat, free):
     return H
 
 
-def glm_cov(res):
-    """(intercept, coef) covariance of a one-group GLMResult."""
+def glm_cov(res, aliased):
+    """(intercept, coef) covariance of a one-group GLMResult.
+
+    Aliased slopes are fixed at 0: they have no variance and no covariance,
+    whatever the pseudo-inverse of the information put there (a huge
+    number, which would leak into the intercept through the user-scale map).
+    """
     p = len(res.coef)
     cov = np.empty((1 + p, 1 + p))
     cov[0, 0] = res.intercept_var[0]
     cov[0, 1:] = cov[1:, 0] = res.cross_cov[0]
     cov[1:, 1:] = res.coef_cov
+    fixed = np.r_[False, aliased]
+    cov[fixed, :] = 0.0
+    cov[:, fixed] = 0.0
     return cov
 
 

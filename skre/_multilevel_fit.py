@@ -24,6 +24,7 @@ from ._fit_result import FitResult
 from ._intervals import (
     free_inverse,
     glm_cov,
+    information,
     measured_hessian,
     pooled_group_intervals,
     pooled_predictive_interval,
@@ -189,7 +190,7 @@ class MultilevelFit(FitResult):
         if self.boundary:
             C = design.user_map(intercept_first=True)
             with np.errstate(over="ignore", invalid="ignore"):
-                cov = C @ glm_cov(self.pooled) @ C.T
+                cov = C @ glm_cov(self.pooled, design.aliased) @ C.T
         else:
             C = self.fixed_map()
             with np.errstate(over="ignore", invalid="ignore"):
@@ -216,14 +217,13 @@ class MultilevelFit(FitResult):
             cp = self.pooled
             C = design.user_map(intercept_first=True)
             free = np.r_[True, ~design.aliased]
-            cov = glm_cov(cp)
+            cov = glm_cov(cp, design.aliased)
             rows, se = wald_rows(C, cov, estimates, level)
             tau_row = (0.0, np.nan)
             if method == "profile":
                 x_cp = np.r_[cp.intercepts[0], cp.coef]
                 fg = pooled_objective(pooled_rows(self.units, self.unit_weight))
-                H = np.zeros_like(cov)
-                H[np.ix_(free, free)] = np.linalg.inv(cov[np.ix_(free, free)])
+                H = information(cov, free)
                 rows = say(profile_rows(fg, x_cp, C, H, free, se, level), "fixed")
                 x_small = np.r_[cp.coef, cp.intercepts[0], np.log(1e-6)]
                 fx = np.r_[~design.aliased, True, True]
@@ -279,7 +279,11 @@ class MultilevelFit(FitResult):
         if self.boundary:
             cp = self.pooled
             return pooled_group_intervals(
-                design, float(cp.intercepts[0]), cp.coef, glm_cov(cp), level
+                design,
+                float(cp.intercepts[0]),
+                cp.coef,
+                glm_cov(cp, design.aliased),
+                level,
             )
         data = design.data
         offset = self.b + data.Z @ self.theta[:-2]

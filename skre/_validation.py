@@ -353,6 +353,11 @@ def split_y(est, y, *, reset):
             f"y has {arr.shape[1]} columns; expected 1-D binary labels or "
             "2 columns [successes, trials]."
         )
+    if arr.ndim > 2:
+        raise ValueError(
+            f"y has {arr.ndim} dimensions (shape {arr.shape}); expected 1-D binary "
+            "labels or 2 columns [successes, trials]."
+        )
     arr = column_or_1d(arr, warn=True)
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError(f"y contains NaN or infinity in {_rows(~np.isfinite(arr))}.")

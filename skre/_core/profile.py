@@ -76,7 +76,7 @@ def _profile_bounds(
         h_inv0 = _positive_definite(null.T @ hess @ null)
     else:
         h_inv0 = None
-    starts = {}
+    starts, solved = {}, {}
 
     def profile(v, side):
         x0 = x_hat + c * (v - v_hat) / (c @ c)
@@ -91,10 +91,13 @@ def _profile_bounds(
         res = minimize_smooth(
             reduced, phi0, hess_inv0=h_inv0, polish=1, measure_hessian=False
         )
-        starts[side] = res.x
+        starts[side], solved[side] = res.x, res.converged
         return res.fun - f_hat - drop
 
     se = se if np.isfinite(se) and se > 0 else 0.1 * max(1.0, abs(v_hat))
+    # under separation the Wald SE is astronomically large: bracket from a
+    # step on the scale of the estimate instead (then doubling, as always)
+    se = min(se, 10.0 * max(1.0, abs(v_hat)))
     ends = []
     for side in (-1.0, 1.0):
         if (
@@ -109,12 +112,18 @@ def _profile_bounds(
             trial = v_hat + side * step
             if side < 0 and trial <= lower_limit:
                 trial = 0.5 * (inner + lower_limit)
-            if profile(trial, side) > 0:
+            # a rise counts only where the inner minimum was found: far out on
+            # a flat profile (separation) a failed inner optimizer overstates it
+            if profile(trial, side) > 0 and solved.get(side, True):
                 outer = trial
                 break
             inner, step = trial, 2.0 * step
         if outer is None:
             ends.append(lower_limit if side < 0 else np.inf)
             continue
-        ends.append(brentq(profile, inner, outer, args=(side,), xtol=xtol, rtol=1e-12))
+        ends.append(
+            brentq(
+                profile, inner, outer, args=(side,), xtol=xtol, rtol=1e-12, maxiter=500
+            )
+        )
     return tuple(ends)

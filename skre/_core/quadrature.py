@@ -119,6 +119,47 @@ class MarginalLikelihood:
             u, s, nodes, _, logpi, logm, _ = self._nodes(self._offset(beta, b), tau)
         return Posterior(u, s, nodes, logpi, logm)
 
+    def values(self, thetas, max_elements=4_000_000):
+        """Log marginal likelihood (kernel) at many parameter vectors at once.
+
+        ``thetas`` is (k, p + 2); the modes of every group at every theta are
+        solved together and the nodes evaluated in chunks of about
+        ``max_elements`` row-node-theta values, so memory stays bounded. The
+        same numbers as :meth:`value` theta by theta, in a fraction of the
+        time (the hyperparameter grids of ``method="bayes"``).
+        """
+        d = self.data
+        thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
+        out = np.empty(len(thetas))
+        rows, q = len(d.codes), len(self.t)
+        per = max(1, max_elements // max(1, rows * q))
+        m, n = d.successes[:, None], d.trials[:, None]
+        for s in range(0, len(thetas), per):
+            T = thetas[s : s + per]
+            beta, b, tau = T[:, :-2], T[:, -2], T[:, -1]
+            offset = b[None, :] + (d.Z @ beta.T if d.Z.shape[1] else 0.0)
+            offset = np.broadcast_to(offset, (rows, len(T)))
+
+            def fun(u, offset=offset, tau=tau):
+                eta = offset + tau * u[d.codes]
+                r, w, _ = residual_and_weight(eta, m, n)
+                W = d.group_sum(w)
+                return tau * d.group_sum(r) - u, -(tau * tau) * W - 1.0, eta, W
+
+            start = np.broadcast_to(self._u[:, None], (d.n_groups, len(T)))
+            u, (_, W), _ = solve_decreasing(
+                fun, start, tau * (self.M - self.N)[:, None], tau * self.M[:, None]
+            )
+            sd = 1.0 / np.sqrt(tau * tau * W + 1.0)
+            nodes = u[..., None] + sd[..., None] * self.t
+            eta = offset[..., None] + tau[:, None] * nodes[d.codes]
+            h = d.group_sum(kernel(eta, m[..., None], n[..., None]))
+            a = self.log_omega + h - 0.5 * nodes**2
+            top = a.max(axis=-1)
+            A = top + np.log(np.exp(a - top[..., None]).sum(axis=-1))
+            out[s : s + per] = self.group_weight @ (np.log(sd) + A - LOG_SQRT_2PI)
+        return out
+
     def value(self, theta):
         beta, b, tau = theta[:-2], theta[-2], theta[-1]
         self.n_eval += 1

@@ -137,7 +137,9 @@ class PopulationDisplay:
         noun = self.group_name
         style = {"color": "C0", "lw": 2.0, **kwargs}
         self.interval_ = None
-        if pop.scale > 0:
+        if (
+            getattr(pop, "scale", 1.0) > 0
+        ):  # a mixture (method="bayes") has no point mass
             x = _grid(pop, self.interval)
             (self.line_,) = ax.plot(x, pop.pdf(x), label=f"θ of a new {noun}", **style)
             inside = x[(x >= lower) & (x <= upper)]
