@@ -89,8 +89,8 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        self : object
-            The estimator.
+        object
+            The estimator itself.
         """
         nested = {}
         for key in [k for k in params if "__" in k]:
@@ -129,7 +129,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        self : object
+        object
             The fitted estimator.
         """
         if self._requires_group and self.group is None:
@@ -186,9 +186,9 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             )
         else:
             what = (
-                "they do not separate the outcomes"
+                "the covariates do not separate the outcomes (the slopes are finite)"
                 if split is False
-                else ("the data are too large to check for separation")
+                else "the data are too large to check for separation"
             )
             warn(
                 f"{name}: fitted probabilities numerically 0 or 1 occurred "
@@ -221,7 +221,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         return self._fit_result.log_proba(codes, Z)
 
     def decision_function(self, X):
-        """Log-odds of success, ``logit P(y = classes_[1] | X)``.
+        """Compute the log-odds of success, ``logit P(y = classes_[1] | X)``.
 
         Parameters
         ----------
@@ -239,7 +239,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             return lp1 - lp0
 
     def predict_log_proba(self, X):
-        """Log-probability of each class, computed in log space.
+        """Compute the log-probability of each class, in log space.
 
         Parameters
         ----------

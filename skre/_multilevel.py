@@ -281,6 +281,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         Parameters
         ----------
         level : float, default=0.95
+            Coverage of the intervals.
         method : {"wald", "profile"}, default="wald"
             ``"wald"``: estimate +- z * SE from the observed information (the
             Hessian of the log-likelihood at the optimum, by finite differences
@@ -326,6 +327,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         Parameters
         ----------
         level : float, default=0.95
+            Probability that a new group's theta falls in the interval.
         include_parameter_uncertainty : bool, default=False
             False: the central interval of ``population_`` (the estimates taken
             as known). True: also integrate over the sampling uncertainty of
@@ -334,7 +336,11 @@ class MultilevelBinomial(GroupedBinomialMixin):
 
         Returns
         -------
-        (float, float)
+        tuple of float
+            ``(lower, upper)``. At a boundary fit (``tau_ == 0``) the population
+            is a point mass, and the interval always carries the uncertainty
+            of ``b`` (the plug-in interval would have zero width); on data with
+            no successes (or no failures) it is the exact one-sided interval.
 
         Examples
         --------

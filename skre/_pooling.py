@@ -128,6 +128,7 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         Parameters
         ----------
         level : float, default=0.95
+            Coverage of the intervals.
         method : {"wald", "profile"}, default="wald"
             ``"wald"``: estimate +- z * SE (R's ``confint.default``);
             ``"profile"``: likelihood-ratio intervals (R's ``confint`` on a glm).
@@ -289,6 +290,7 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         Parameters
         ----------
         level : float, default=0.95
+            Coverage of the intervals.
         method : {"profile", "exact", "wald"}, default="profile"
             ``"profile"``: likelihood-ratio interval for the group's intercept
             (slopes held at their estimate); finite for 0/n and n/n groups, with

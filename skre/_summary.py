@@ -16,6 +16,11 @@ _STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, "."))
 _LEGEND = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
 
+def _na(v):
+    """R's spelling of a value that is not a finite number."""
+    return "NA" if np.isnan(v) else ("Inf" if v > 0 else "-Inf")
+
+
 def _decimals(v, digits):
     """Fewest decimals showing ``v`` to ``digits`` significant digits
     (R's ``format``)."""
@@ -32,10 +37,10 @@ def _fixed(values, digits, cap):
     values = np.asarray(values, dtype=float)
     ok = np.isfinite(values)
     if not ok.any():
-        return ["NA"] * len(values)
+        return [_na(v) for v in values]
     rounded = np.round(values, cap)
     d = min(cap, max(_decimals(v, digits) for v in rounded[ok]))
-    return [f"{v:.{d}f}" if f else "NA" for v, f in zip(rounded, ok)]
+    return [f"{v:.{d}f}" if f else _na(v) for v, f in zip(rounded, ok)]
 
 
 def _coef_columns(est, se, digits=4):
@@ -44,7 +49,7 @@ def _coef_columns(est, se, digits=4):
     both = both[np.isfinite(both) & (both > 0)]
     if len(both) and (both.min() < 1e-8 or both.max() >= 1e12):
         cells = [
-            f"{v:.{digits - 1}e}" if np.isfinite(v) else "NA" for v in np.r_[est, se]
+            f"{v:.{digits - 1}e}" if np.isfinite(v) else _na(v) for v in np.r_[est, se]
         ]
     else:
         cap = (
@@ -264,7 +269,7 @@ class Summary:
             "logLik": est.loglik_,
             "AIC": est.aic_,
             "BIC": est.bic_,
-            "deviance": -2 * est.loglik_,
+            "deviance": -2 * est.loglik_ + 0.0,  # never -0.0
             "df.resid": est.nobs_ - n_params,
             "observations": est.nobs_,
             "groups": len(est.groups_),
@@ -286,7 +291,16 @@ class Summary:
                 f"Coefficients not defined because of singularities: "
                 f"{', '.join(np.array(names)[aliased])}."
             )
-        if multilevel and est.boundary_:
+        limit = design.degenerate
+        if limit is not None and np.isinf(est.intercept_):
+            what = "failure" if limit == 0 else "success"
+            notes.append(
+                f"Every trial is a {what}: the intercept is {'-' if limit == 0 else ''}"
+                "Inf (probability "
+                f"{int(limit)}) and slopes are not identified; group_estimates() "
+                "and prediction intervals are one-sided and exact."
+            )
+        elif multilevel and est.boundary_:
             notes.append(
                 "boundary (singular) fit: tau = 0; the fit equals complete pooling."
             )
@@ -336,7 +350,7 @@ class Summary:
         if ci.empty:
             return ""
         cells = [
-            [f"{v:.4f}" if np.isfinite(v) else "NA" for v in r] for r in ci.to_numpy()
+            [f"{v:.4f}" if np.isfinite(v) else _na(v) for v in r] for r in ci.to_numpy()
         ]
         index = ["(Intercept)" if i == "intercept" else i for i in ci.index]
         return (

@@ -59,20 +59,9 @@ class JointLogScore:
 
     Parameters
     ----------
-    estimator : fitted classifier
-        A skre estimator, a Pipeline ending in one, or any classifier with
-        ``predict_proba`` and ``classes_``.
-    X : array-like or DataFrame of shape (n_samples, n_features)
-        As the estimator takes it.
-    y : array-like of shape (n_samples,) or (n_samples, 2)
-        Binary labels, or ``[successes, trials]`` counts.
-    sample_weight : array-like of shape (n_samples,), default=None
-        Frequency weights.
-
-    Returns
-    -------
-    float
-        Higher is better; at most 0.
+    sample_weight_request : bool, str or None, default=None
+        What :meth:`set_score_request` set: whether the scorer asks for
+        ``sample_weight`` under metadata routing.
 
     Examples
     --------
@@ -137,6 +126,26 @@ class JointLogScore:
         return request
 
     def __call__(self, estimator, X, y, sample_weight=None):
+        """Score a fitted classifier on ``(X, y)``.
+
+        Parameters
+        ----------
+        estimator : fitted classifier
+            A skre estimator, a Pipeline ending in one, or any classifier
+            with ``predict_proba`` and ``classes_``.
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            As the estimator takes it.
+        y : array-like of shape (n_samples,) or (n_samples, 2)
+            Binary labels, or ``[successes, trials]`` counts.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights.
+
+        Returns
+        -------
+        float
+            Mean log predictive probability per trial: higher is better, at
+            most 0.
+        """
         if _skre_estimator(estimator):
             if sample_weight is None:
                 return float(estimator.score(X, y))

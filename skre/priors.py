@@ -54,12 +54,69 @@ class _Prior:
         args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
         return f"{type(self).__name__}({args})"
 
+    def logpdf(self, x):
+        """Log density of the prior (normalised where the prior is proper).
+
+        Parameters
+        ----------
+        x : float or array-like
+            Values of the parameter.
+
+        Returns
+        -------
+        float or ndarray
+            ``log p(x)``; ``-inf`` outside the support.
+        """
+        return self._logpdf(x)
+
+    def dlogpdf(self, x):
+        """Derivative of :meth:`logpdf` in ``x`` (what the optimizers use).
+
+        Parameters
+        ----------
+        x : float or array-like
+            Values of the parameter.
+
+        Returns
+        -------
+        float or ndarray
+            ``d log p(x) / dx``.
+        """
+        return self._dlogpdf(x)
+
     def get_params(self, deep=True):
-        """The prior's arguments, as scikit-learn's ``get_params``."""
+        """The prior's arguments, as scikit-learn's ``get_params``.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Ignored (a prior has no nested parameters); kept for scikit-learn.
+
+        Returns
+        -------
+        dict
+            Argument names and values.
+
+        Examples
+        --------
+        >>> from skre.priors import Gamma
+        >>> Gamma(2.5, 0).get_params()
+        {'shape': 2.5, 'rate': 0.0}
+        """
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def set_params(self, **params):
         """A new prior with some arguments changed (priors are immutable).
+
+        Parameters
+        ----------
+        **params : dict
+            Argument names and their new values.
+
+        Returns
+        -------
+        prior
+            A new prior of the same class; this one is unchanged.
 
         Examples
         --------
@@ -81,6 +138,13 @@ class _Prior:
 class Normal(_Prior):
     """Normal(mean, scale) on the real line (for logits and coefficients).
 
+    Parameters
+    ----------
+    mean : float, default=0.0
+        The centre.
+    scale : float, default=1.0
+        The standard deviation, in [1e-150, 1e150].
+
     Examples
     --------
     >>> from skre.priors import Normal
@@ -97,16 +161,21 @@ class Normal(_Prior):
         self._check("mean", self.mean)
         self._check("scale", self.scale, positive=True, scale=True)
 
-    def logpdf(self, x):
+    def _logpdf(self, x):
         return stats.norm.logpdf(x, self.mean, self.scale)
 
-    def dlogpdf(self, x):
+    def _dlogpdf(self, x):
         return -(np.asarray(x) - self.mean) / self.scale**2
 
 
 @dataclass(frozen=True, repr=False)
 class HalfNormal(_Prior):
     """Half-normal on ``x >= 0`` with the given scale.
+
+    Parameters
+    ----------
+    scale : float, default=1.0
+        The scale (the SD of the normal folded at 0), in [1e-150, 1e150].
 
     Examples
     --------
@@ -121,16 +190,21 @@ class HalfNormal(_Prior):
     def __post_init__(self):
         self._check("scale", self.scale, positive=True, scale=True)
 
-    def logpdf(self, x):
+    def _logpdf(self, x):
         return stats.halfnorm.logpdf(x, scale=self.scale)
 
-    def dlogpdf(self, x):
+    def _dlogpdf(self, x):
         return -np.asarray(x) / self.scale**2
 
 
 @dataclass(frozen=True, repr=False)
 class HalfCauchy(_Prior):
     """Half-Cauchy on ``x >= 0`` (Gelman's weakly informative prior for an SD).
+
+    Parameters
+    ----------
+    scale : float, default=1.0
+        The scale (the median), in [1e-150, 1e150].
 
     Examples
     --------
@@ -145,10 +219,10 @@ class HalfCauchy(_Prior):
     def __post_init__(self):
         self._check("scale", self.scale, positive=True, scale=True)
 
-    def logpdf(self, x):
+    def _logpdf(self, x):
         return stats.halfcauchy.logpdf(x, scale=self.scale)
 
-    def dlogpdf(self, x):
+    def _dlogpdf(self, x):
         x = np.asarray(x)
         return -2.0 * x / (self.scale**2 + x * x)
 
@@ -156,6 +230,13 @@ class HalfCauchy(_Prior):
 @dataclass(frozen=True, repr=False)
 class HalfStudentT(_Prior):
     """Half-Student-t with ``df`` degrees of freedom on ``x >= 0``.
+
+    Parameters
+    ----------
+    df : float, default=3.0
+        Degrees of freedom (1 is the half-Cauchy, infinity the half-normal).
+    scale : float, default=1.0
+        The scale, in [1e-150, 1e150].
 
     Examples
     --------
@@ -172,12 +253,12 @@ class HalfStudentT(_Prior):
         self._check("df", self.df, positive=True)
         self._check("scale", self.scale, positive=True, scale=True)
 
-    def logpdf(self, x):
+    def _logpdf(self, x):
         x = np.asarray(x, dtype=float)
         out = np.log(2.0) + stats.t.logpdf(x, self.df, scale=self.scale)
         return np.where(x >= 0, out, -np.inf)[()]
 
-    def dlogpdf(self, x):
+    def _dlogpdf(self, x):
         x = np.asarray(x)
         return -(self.df + 1.0) * x / (self.df * self.scale**2 + x * x)
 
@@ -189,6 +270,13 @@ class Gamma(_Prior):
     ``Gamma(2.5, 0)`` on ``tau`` is blme's default penalty: it adds
     ``1.5 log tau`` to the log-likelihood, which keeps the mode of tau away
     from 0.
+
+    Parameters
+    ----------
+    shape : float, default=2.5
+        The shape; the density behaves as ``x^(shape - 1)`` near 0.
+    rate : float, default=0.0
+        The rate; 0 gives the improper ``x^(shape - 1)``.
 
     Examples
     --------
@@ -206,7 +294,7 @@ class Gamma(_Prior):
         self._check("shape", self.shape, positive=True)
         self._check("rate", self.rate, nonneg=True)
 
-    def logpdf(self, x):
+    def _logpdf(self, x):
         x = np.asarray(x, dtype=float)
         with np.errstate(divide="ignore"):
             out = special.xlogy(self.shape - 1.0, x) - self.rate * x
@@ -214,7 +302,7 @@ class Gamma(_Prior):
             out = out + self.shape * np.log(self.rate) - special.gammaln(self.shape)
         return np.where(x >= 0, out, -np.inf)[()]
 
-    def dlogpdf(self, x):
+    def _dlogpdf(self, x):
         return (self.shape - 1.0) / np.asarray(x, dtype=float) - self.rate
 
 
@@ -231,10 +319,10 @@ class Flat(_Prior):
 
     proper = False
 
-    def logpdf(self, x):
+    def _logpdf(self, x):
         return np.zeros_like(np.asarray(x, dtype=float))[()]
 
-    def dlogpdf(self, x):
+    def _dlogpdf(self, x):
         return np.zeros_like(np.asarray(x, dtype=float))[()]
 
 

@@ -179,8 +179,10 @@ def test_one_binary_trial_per_group_with_covariate():
         ml = MultilevelBinomial(group="g").fit(X, y)
     exact = _exact_binary_loglik(ml.intercept_, ml.coef_[0], ml.tau_, X["x"], y)
     warned = any(issubclass(w.category, QuadratureWarning) for w in caught)
-    assert warned or ml.loglik_ == pytest.approx(exact, abs=1e-3)
-    assert warned  # on these data the quadrature is off at the estimate
+    # on these data the 25-node quadrature is off at the estimate, and skre says
+    # so: the warning is there and the error it warns about is real
+    assert warned
+    assert abs(ml.loglik_ - exact) > 1e-3
 
 
 def test_one_huge_group_among_tiny_ones():

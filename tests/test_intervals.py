@@ -192,6 +192,7 @@ def test_boundary_intervals_start_at_zero(reference_data):
     assert np.all(np.isfinite(m.group_estimates()[["lower", "upper"]]))
 
 
+@pytest.mark.slow
 def test_profile_coverage_for_b_on_simulated_rats():
     """400 rats-sized data sets from the fitted model: the 95% profile interval
     for b covers the truth 93-97% of the time (benchmarks/coverage.py runs more

@@ -54,8 +54,21 @@ def test_pipeline_with_column_transformer_and_grid_search():
     pipe = Pipeline([("pre", pre), ("model", MultilevelBinomial(group="group"))])
     grid = GridSearchCV(pipe, {"model__n_quad": [1, 9]}, cv=GroupKFold(n_splits=3))
     grid.fit(X, y, groups=X["group"])
-    assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
-    assert grid.best_params_["model__n_quad"] in (1, 9)
+    scores = grid.cv_results_["mean_test_score"]
+    assert np.isfinite(scores).all()
+    # the search ran both candidates, fold by fold as cross_val_score would
+    for n_quad, score in zip([1, 9], scores):
+        manual = cross_val_score(
+            clone(pipe).set_params(model__n_quad=n_quad),
+            X,
+            y,
+            cv=GroupKFold(n_splits=3),
+            groups=X["group"],
+        )
+        assert score == pytest.approx(manual.mean(), rel=1e-12)
+    assert grid.best_params_["model__n_quad"] == [1, 9][int(np.argmax(scores))]
+    refit = clone(pipe).set_params(**grid.best_params_).fit(X, y)
+    np.testing.assert_array_equal(grid.predict_proba(X), refit.predict_proba(X))
     proba = grid.predict_proba(X)
     assert proba.shape == (len(X), 2) and np.allclose(proba.sum(axis=1), 1)
 

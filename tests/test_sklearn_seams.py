@@ -107,7 +107,8 @@ def test_binary_rows_weights_and_arrays():
     np.testing.assert_array_equal(Xb, X[[0, 0, 1]])
     # 1-D labels pass through with unit weights
     Xp, yp, wp = binary_rows(X, np.array([0, 1]))
-    np.testing.assert_array_equal(yp, [0, 1]) and np.testing.assert_array_equal(wp, 1)
+    np.testing.assert_array_equal(yp, [0, 1])
+    np.testing.assert_array_equal(wp, 1)
     with pytest.raises(ValueError, match="successes exceed trials"):
         binary_rows(X, np.array([[3, 2], [0, 1]]))
     with pytest.raises(ValueError, match="X has 2 rows but y has 3"):

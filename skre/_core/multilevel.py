@@ -85,7 +85,9 @@ def fit_multilevel(
 
         return fun_grad
 
-    hess_inv0 = _information_inverse(data, group_weight, beta0, b0, tau0) * scale
+    hess_inv0 = (
+        _information_inverse(data, group_weight, beta0, b0, tau0, coef_prior) * scale
+    )
     cheap = len(data.codes) * n_quad <= STAGED_WORK
     n_iter = 0
     if not cheap and n_quad > 1:
@@ -146,7 +148,7 @@ def fit_multilevel(
     )
 
 
-def _information_inverse(data, group_weight, beta, b, tau):
+def _information_inverse(data, group_weight, beta, b, tau, coef_prior=None):
     """Inverse of the approximate information of ``(beta, b, log tau)``.
 
     From the model linearised at the start (working weights ``w``, as in
@@ -173,6 +175,8 @@ def _information_inverse(data, group_weight, beta, b, tau):
     H = np.zeros((k, k))
     H[:-1, :-1] = info
     H[-1, -1] = 2.0 * float(gw @ (tau**2 * (W / gw) / (1.0 + tau**2 * W / gw)) ** 2)
+    if coef_prior is not None:  # a narrow prior dominates its slope's curvature
+        H[: len(beta), : len(beta)] += np.diag(coef_prior[1])
     return _positive_definite(H)
 
 

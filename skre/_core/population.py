@@ -18,27 +18,82 @@ class _ThetaDistribution:
     """What every distribution of a success probability derives from cdf/ppf/pdf/var."""
 
     def sf(self, x):
+        """Probability that a new group's theta exceeds ``x``.
+
+        Parameters
+        ----------
+        x : float or array-like
+            Success probabilities in [0, 1].
+
+        Returns
+        -------
+        float or ndarray
+            ``1 - cdf(x)``.
+        """
         return 1.0 - self.cdf(x)
 
     def isf(self, q):
+        """Inverse of :meth:`sf`: the theta exceeded with probability ``q``.
+
+        Parameters
+        ----------
+        q : float or array-like
+            Probabilities in [0, 1].
+
+        Returns
+        -------
+        float or ndarray
+            ``ppf(1 - q)``.
+        """
         return self.ppf(1.0 - np.asarray(q))
 
     def logpdf(self, x):
+        """Log density of theta.
+
+        Parameters
+        ----------
+        x : float or array-like
+            Success probabilities in [0, 1].
+
+        Returns
+        -------
+        float or ndarray
+            ``log pdf(x)``; ``-inf`` outside (0, 1).
+        """
         with np.errstate(divide="ignore"):
             return np.log(self.pdf(x))
 
     def std(self):
+        """Standard deviation of theta.
+
+        Returns
+        -------
+        float
+            ``sqrt(var())``.
+        """
         return float(np.sqrt(self.var()))
 
     def interval(self, confidence):
-        """Central interval holding ``confidence`` of new groups' theta."""
+        """Central interval holding ``confidence`` of new groups' theta.
+
+        Parameters
+        ----------
+        confidence : float
+            Probability in (0, 1), e.g. 0.95.
+
+        Returns
+        -------
+        tuple of float
+            ``(ppf((1 - confidence) / 2), ppf((1 + confidence) / 2))``.
+        """
         a = (1.0 - confidence) / 2.0
         return float(self.ppf(a)), float(self.ppf(1.0 - a))
 
 
 class LogitNormal(_ThetaDistribution):
-    """``theta = expit(loc + scale * Z)`` with ``Z ~ N(0, 1)``, like a frozen scipy
-    distribution.
+    """The logit-normal distribution of theta, like a frozen scipy distribution.
+
+    ``theta = expit(loc + scale * Z)`` with ``Z ~ N(0, 1)``.
 
     This is the population distribution of a multilevel model: the success
     probability of a batch not in the data. ``scale = 0`` is a point mass at
@@ -84,17 +139,50 @@ class LogitNormal(_ThetaDistribution):
             return (logit(np.asarray(x, dtype=float)) - self.loc) / self.scale
 
     def cdf(self, x):
-        """Probability that a new group's theta is at most ``x``."""
+        """Probability that a new group's theta is at most ``x``.
+
+        Parameters
+        ----------
+        x : float or array-like
+            Success probabilities in [0, 1].
+
+        Returns
+        -------
+        float or ndarray
+            ``Phi((logit x - loc) / scale)``.
+        """
         if self.scale == 0:
             return np.where(np.asarray(x) >= expit(self.loc), 1.0, 0.0)[()]
         return stats.norm.cdf(self._z(x))
 
     def ppf(self, q):
-        """Quantile function: ``expit(loc + scale * Phi^-1(q))``."""
+        """Quantile function: ``expit(loc + scale * Phi^-1(q))``.
+
+        Parameters
+        ----------
+        q : float or array-like
+            Probabilities in [0, 1].
+
+        Returns
+        -------
+        float or ndarray
+            The theta below which a share ``q`` of new groups fall.
+        """
         return expit(self.loc + self.scale * stats.norm.ppf(q))
 
     def pdf(self, x):
-        """Density of theta on (0, 1)."""
+        """Density of theta on (0, 1).
+
+        Parameters
+        ----------
+        x : float or array-like
+            Success probabilities in [0, 1].
+
+        Returns
+        -------
+        float or ndarray
+            The logit-normal density; 0 outside (0, 1).
+        """
         x = np.asarray(x, dtype=float)
         if self.scale == 0:
             return np.where(x == expit(self.loc), np.inf, 0.0)[()]
@@ -104,21 +192,54 @@ class LogitNormal(_ThetaDistribution):
         return np.where(inside, dens, 0.0)[()]
 
     def mean(self):
-        """``E[theta]``: the marginal probability of success in a new group."""
+        """``E[theta]``: the marginal probability of success in a new group.
+
+        Returns
+        -------
+        float
+            ``E[expit(loc + scale Z)]`` by 64-node Gauss-Hermite quadrature.
+        """
         if not np.isfinite(self.loc):  # a point mass at 0 or 1
             return float(expit(self.loc))
         return float(marginal_mean(self.loc, self.scale))
 
     def median(self):
+        """The median of theta, ``expit(loc)``.
+
+        Returns
+        -------
+        float
+            ``expit(loc)``, below the mean when ``loc < 0``.
+        """
         return float(expit(self.loc))
 
     def var(self):
+        """Variance of theta.
+
+        Returns
+        -------
+        float
+            ``E[theta^2] - E[theta]^2`` by Gauss-Hermite quadrature.
+        """
         z, w = normal_rule(64)
         vals = expit(self.loc + self.scale * z)
         return float(w @ vals**2 - self.mean() ** 2)
 
     def rvs(self, size=None, random_state=None):
-        """Draw success probabilities of new groups."""
+        """Draw success probabilities of new groups.
+
+        Parameters
+        ----------
+        size : int or tuple of int, default=None
+            Shape of the draws; None for one float.
+        random_state : int, Generator, RandomState or None, default=None
+            Seed or generator.
+
+        Returns
+        -------
+        float or ndarray
+            Draws of theta.
+        """
         return expit(self.loc + self.scale * _rng(random_state).standard_normal(size))
 
 

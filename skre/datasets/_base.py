@@ -71,16 +71,20 @@ def make_grouped_binomial(
     Parameters
     ----------
     n_groups : int, default=100
+        Number of groups.
     trials : int or array-like of int, default=20
         Trials per group (one value, or one per group). With covariates or
         ``binary=True`` every trial is its own row with standard-normal covariates.
     intercept, tau : float
+        ``b`` and the SD of the group effects on the logit scale.
     n_features : int, default=0
+        Number of covariates.
     coef : array-like of shape (n_features,), optional
         Covariate effects; default ``0.5`` each.
     binary : bool, default=False
         Return one row per trial with a 0/1 outcome instead of counts.
     random_state : int, RandomState or None
+        Seed or generator; the same seed gives the same data.
 
     Returns
     -------

@@ -119,7 +119,8 @@ class CaterpillarDisplay:
 
         Returns
         -------
-        display : CaterpillarDisplay
+        CaterpillarDisplay
+            The display, with its artists (``ax_``, ``figure_`` and the rest).
         """
         check_matplotlib(f"{cls.__name__}.from_estimator")
         est = final_estimator(est)
@@ -154,7 +155,8 @@ class CaterpillarDisplay:
 
         Returns
         -------
-        display : CaterpillarDisplay
+        CaterpillarDisplay
+            The display, with its artists (``ax_``, ``figure_`` and the rest).
         """
         n = len(self.groups)
         ax, fig = get_axes(

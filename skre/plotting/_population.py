@@ -100,7 +100,8 @@ class PopulationDisplay:
 
         Returns
         -------
-        display : PopulationDisplay
+        PopulationDisplay
+            The display, with its artists (``ax_``, ``figure_`` and the rest).
         """
         caller = f"{cls.__name__}.from_estimator"
         check_matplotlib(caller)
@@ -130,7 +131,8 @@ class PopulationDisplay:
 
         Returns
         -------
-        display : PopulationDisplay
+        PopulationDisplay
+            The display, with its artists (``ax_``, ``figure_`` and the rest).
         """
         ax, fig = get_axes(f"{type(self).__name__}.plot", ax)
         pop, (lower, upper) = self.population, self.interval

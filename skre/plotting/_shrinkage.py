@@ -120,7 +120,8 @@ class ShrinkageDisplay:
 
         Returns
         -------
-        display : ShrinkageDisplay
+        ShrinkageDisplay
+            The display, with its artists (``ax_``, ``figure_`` and the rest).
         """
         caller = f"{cls.__name__}.from_estimators"
         check_matplotlib(caller)
@@ -166,7 +167,8 @@ class ShrinkageDisplay:
 
         Returns
         -------
-        display : ShrinkageDisplay
+        ShrinkageDisplay
+            The display, with its artists (``ax_``, ``figure_`` and the rest).
         """
         ax, fig = get_axes(
             f"{type(self).__name__}.plot", ax, figsize=default_figsize("shrinkage")
