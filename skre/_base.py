@@ -137,23 +137,23 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} needs group=: the name (DataFrame) "
                 "or position (array) of the column of group labels in X."
             )
-        d = prepare(self, X, y, sample_weight, reset=True)
-        result = self._fit(d)
-        self._set_fitted(d, result)
+        rows = prepare(self, X, y, sample_weight, reset=True)
+        result = self._fit(rows)
+        self._set_fitted(rows, result)
         return self
 
-    def _set_fitted(self, d, result):
+    def _set_fitted(self, rows, result):
         """Replace every fitted attribute at once (none survive from a refit)."""
         for name in [
             k for k in vars(self) if k.endswith("_") and not k.startswith("__")
         ]:
             delattr(self, name)
         attrs = {
-            "classes_": d.classes,
-            "n_features_in_": d.n_features_in,
+            "classes_": rows.classes,
+            "n_features_in_": rows.n_features_in,
             **(
-                {"feature_names_in_": d.feature_names_in}
-                if d.feature_names_in is not None
+                {"feature_names_in_": rows.feature_names_in}
+                if rows.feature_names_in is not None
                 else {}
             ),
             **result.attributes(),
@@ -315,15 +315,15 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             (e.g. a success after a fit to data with no successes).
         """
         check_is_fitted(self)
-        d = prepare(self, X, y, sample_weight, reset=False)
-        total = d.trials.sum()
+        rows = prepare(self, X, y, sample_weight, reset=False)
+        total = rows.trials.sum()
         if total <= 0:
             raise ValueError("score needs at least one trial with positive weight.")
-        codes = self._fit_result.design.codes_for(d.labels, type(self).__name__)
-        return float(self._heldout_loglik(d, codes) / total)
+        codes = self._fit_result.design.codes_for(rows.labels, type(self).__name__)
+        return float(self._heldout_loglik(rows, codes) / total)
 
-    def _heldout_loglik(self, d, codes):
-        return self._fit_result.heldout_loglik(d, codes)
+    def _heldout_loglik(self, rows, codes):
+        return self._fit_result.heldout_loglik(rows, codes)
 
     def summary(self, level=0.95, method="wald"):
         """Coefficient table, random effects (multilevel) and fit statistics.

@@ -35,14 +35,14 @@ MAX_COVARIATES = max(k for k in range(10) if first_grids_cost(k + 2) <= MAX_EVAL
 
 def check_bayes_size(n_covariates):
     """Refuse, before any grid is built, a dimension the grid cannot integrate."""
-    d = n_covariates + 2
-    if first_grids_cost(d) > MAX_EVALS:
+    dim = n_covariates + 2
+    if first_grids_cost(dim) > MAX_EVALS:
         n0, n1 = FIRST_GRIDS
         raise ValueError(
-            f"method='bayes' integrates over the {d} hyperparameters (intercept, "
-            f"tau and {n_covariates} slopes) with product grids of {n0}^{d} and "
-            f"{n1}^{d} = {n0**d + n1**d:,} likelihood evaluations at least, beyond "
-            f"the limit of {MAX_EVALS:,} (at most {MAX_COVARIATES} covariates). "
+            f"method='bayes' integrates over the {dim} hyperparameters (intercept, "
+            f"tau and {n_covariates} slopes) with product grids of {n0}^{dim} and "
+            f"{n1}^{dim} = {n0**dim + n1**dim:,} likelihood evaluations at least, "
+            f"beyond the limit of {MAX_EVALS:,} (at most {MAX_COVARIATES} covariates). "
             "Use method='ml' (with tau_prior and coef_prior it gives the "
             "posterior mode), or fewer covariates."
         )
@@ -74,8 +74,8 @@ class NegLogPosterior:
         ok = log_tau <= MAX_LOG_TAU
         out = np.full(len(X), np.inf)
         if ok.any():
-            thetas = np.column_stack([full[ok, :-1], np.exp(log_tau[ok])])
-            value = self.fit.model.values(thetas)
+            param_rows = np.column_stack([full[ok, :-1], np.exp(log_tau[ok])])
+            value = self.fit.model.values(param_rows)
             value += _log_prior_batch(self.fit, full[ok])
             out[ok] = -value - log_tau[ok]
         return out
@@ -95,7 +95,7 @@ def _log_prior_batch(fit, X):
 
 @dataclass(frozen=True, eq=False)
 class BayesFit(MultilevelFit):
-    """Posterior means at ``theta``, the grid in ``hyper`` (free coordinates)."""
+    """Posterior means at ``params``, the grid in ``hyper`` (free coordinates)."""
 
     hyper: HyperPosterior
     free: np.ndarray  # which coordinates of (beta, b, log tau) are integrated
@@ -119,29 +119,29 @@ class BayesFit(MultilevelFit):
 
     @cached_property
     def node_posteriors(self):
-        """(weight, theta, per-unit posterior) at every node with weight > 1e-12."""
+        """(weight, params, per-unit posterior) at every node with weight > 1e-12."""
         post = self.hyper
         use = post.weights > 1e-12 * post.weights.max()
         w = post.weights[use] / post.weights[use].sum()
         x = self.full_nodes()[use]
-        thetas = np.column_stack([x[:, :-1], np.exp(x[:, -1])])
-        return [(wi, t, self.model.posterior(t)) for wi, t in zip(w, thetas)]
+        param_rows = np.column_stack([x[:, :-1], np.exp(x[:, -1])])
+        return [(wi, t, self.model.posterior(t)) for wi, t in zip(w, param_rows)]
 
     def log_proba(self, codes, Z):
         parts = [
-            (np.log(w), self._log_proba_at(theta, post, codes, Z))
-            for w, theta, post in self.node_posteriors
+            (np.log(w), self._log_proba_at(params, post, codes, Z))
+            for w, params, post in self.node_posteriors
         ]
         lw = np.array([p[0] for p in parts])[:, None]
         lp0 = logsumexp(lw + np.array([p[1][0] for p in parts]), axis=0)
         lp1 = logsumexp(lw + np.array([p[1][1] for p in parts]), axis=0)
         return lp0, lp1
 
-    def heldout_loglik(self, d, codes):
+    def heldout_loglik(self, rows, codes):
         terms = np.array(
             [
-                np.log(w) + self._heldout_at(theta, post, d, codes)
-                for w, theta, post in self.node_posteriors
+                np.log(w) + self._heldout_at(params, post, rows, codes)
+                for w, params, post in self.node_posteriors
             ]
         )
         return float(logsumexp(terms))
@@ -183,45 +183,48 @@ class BayesFit(MultilevelFit):
         evaluated on a common grid and integrated by Simpson's rule. With
         covariates, theta_g is summarised through ``expit(eta_g)``.
         """
-        d = self.units
+        units = self.units
         parts = self.node_posteriors
         a = (1 - level) / 2
         centre, lo, hi = [], np.inf, -np.inf
-        for _, theta, post in parts:
-            o = _group_offset(d, theta[-2] + d.Z @ theta[:-2])
-            c = o + theta[-1] * post.mode
-            half = span * theta[-1] * post.sd
+        for _, params, post in parts:
+            o = _group_offset(units, params[-2] + units.Z @ params[:-2])
+            c = o + params[-1] * post.mode
+            half = span * params[-1] * post.sd
             lo, hi = np.minimum(lo, c - half), np.maximum(hi, c + half)
             centre.append(o)
         grid = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, n_grid)[None, :]
         mix = np.zeros_like(grid)
-        estimate = np.zeros(d.n_groups)
-        for (w, theta, post), o in zip(parts, centre):
-            tau = theta[-1]
-            offset = theta[-2] + d.Z @ theta[:-2]
+        estimate = np.zeros(units.n_groups)
+        for (w, params, post), o in zip(parts, centre):
+            tau = params[-1]
+            offset = params[-2] + units.Z @ params[:-2]
             xi = grid - o[:, None]
-            eta = offset[:, None] + xi[d.codes]
-            h = d.group_sum(kernel(eta, d.successes[:, None], d.trials[:, None]))
+            eta = offset[:, None] + xi[units.codes]
+            h = units.group_sum(
+                kernel(eta, units.successes[:, None], units.trials[:, None])
+            )
             h -= 0.5 * (xi / tau) ** 2
             dens = np.exp(h - h.max(axis=1, keepdims=True))
             dens /= np.trapezoid(dens, grid, axis=1)[:, None]
             mix += w * dens
             pi = np.exp(post.log_weights)
-            rows = expit(offset[:, None] + tau * post.nodes[d.codes])
+            p_rows = expit(offset[:, None] + tau * post.nodes[units.codes])
             estimate += w * np.sum(
                 pi
-                * d.group_sum(d.trials[:, None] * rows)
-                / d.group_sum(d.trials)[:, None],
+                * units.group_sum(units.trials[:, None] * p_rows)
+                / units.group_sum(units.trials)[:, None],
                 axis=1,
             )
         cdf = np.concatenate(
-            [np.zeros((d.n_groups, 1)), cumulative_simpson(mix, x=grid, axis=1)], axis=1
+            [np.zeros((units.n_groups, 1)), cumulative_simpson(mix, x=grid, axis=1)],
+            axis=1,
         )
         cdf = np.maximum.accumulate(cdf / cdf[:, -1:], axis=1)
         q = np.array(
             [
                 [np.interp(p, cdf[g], grid[g]) for p in (a, 1 - a)]
-                for g in range(d.n_groups)
+                for g in range(units.n_groups)
             ]
         )
         unit = self.unit
@@ -237,7 +240,7 @@ def fit_bayes(ml, name, verbose=0):
     """Integrate the hyperparameters, starting from the MAP fit ``ml``."""
     free = np.r_[~ml.design.aliased, True, True]
     nlp = NegLogPosterior(ml, free)
-    x0 = np.r_[ml.theta[:-1], np.log(max(ml.tau, 0.1))][free]
+    x0 = np.r_[ml.params[:-1], np.log(max(ml.tau, 0.1))][free]
 
     def progress(n, nodes, change):
         if verbose:
@@ -259,8 +262,8 @@ def fit_bayes(ml, name, verbose=0):
         )
     x = np.zeros((len(post.nodes), len(free)))
     x[:, free] = post.nodes
-    thetas = np.column_stack([x[:, :-1], np.exp(x[:, -1])])
-    mean_theta = post.mean(thetas)
+    param_rows = np.column_stack([x[:, :-1], np.exp(x[:, -1])])
+    mean_params = post.mean(param_rows)
     return BayesFit(
         ml.design,
         ml.loglik,
@@ -269,8 +272,8 @@ def fit_bayes(ml, name, verbose=0):
         ml.units,
         ml.unit_weight,
         ml.unit,
-        mean_theta,
-        ml.model.posterior(mean_theta),
+        mean_params,
+        ml.model.posterior(mean_params),
         ml.n_quad,
         False,
         ml.tau_prior,

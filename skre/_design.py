@@ -142,7 +142,7 @@ def _robust_linear(Z, mean, slope):
     return np.where(rel == 0, 0.0, out)
 
 
-def build_design(est, d, *, within_groups=False):
+def build_design(est, rows, *, within_groups=False):
     """Code, collapse and standardize validated rows; find aliased covariates.
 
     Returns ``(design, Z_unaliased)``: the second is the standardized covariates
@@ -153,29 +153,29 @@ def build_design(est, d, *, within_groups=False):
     function of the data alone: row order, weights and repeated rows give
     bit-identical results.
     """
-    if d.labels is None:
-        codes = np.zeros(len(d.trials), dtype=np.intp)
+    if rows.labels is None:
+        codes = np.zeros(len(rows.trials), dtype=np.intp)
         uniques = np.array(["(all)"], dtype=object)
     else:
-        codes, uniques = factorize(d.labels)
-    keep = d.trials > 0
+        codes, uniques = factorize(rows.labels)
+    keep = rows.trials > 0
     used, codes = np.unique(codes[keep], return_inverse=True)
     data = collapse(
-        codes.ravel(), d.Z[keep], d.successes[keep], d.trials[keep], len(used)
+        codes.ravel(), rows.Z[keep], rows.successes[keep], rows.trials[keep], len(used)
     )
     data.Z, z_mean, z_scale = standardize(data.Z, data.trials)
     Z_unaliased = data.Z.copy() if within_groups and data.Z.shape[1] else data.Z
-    aliased = _drop_aliased(est, data, d.covariates, within_groups)
+    aliased = _drop_aliased(est, data, rows.covariates, within_groups)
     design = Design(
         data,
         z_mean,
         z_scale,
         aliased,
-        d.covariates,
+        rows.covariates,
         uniques[used],
-        d.constant,
-        d.n_obs,
-        d.binary_y,
+        rows.constant,
+        rows.n_obs,
+        rows.binary_y,
     )
     return design, Z_unaliased
 

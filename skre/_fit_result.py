@@ -83,8 +83,8 @@ def log_proba_from_logit(eta):
     return log_expit(-eta), log_expit(eta)
 
 
-def pooled_loglik(eta, d):
-    return float(np.sum(loglik_terms(eta, d.successes, d.trials)))
+def pooled_loglik(eta, rows):
+    return float(np.sum(loglik_terms(eta, rows.successes, rows.trials)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,8 +111,10 @@ class PooledFit(FitResult):
     def log_proba(self, codes, Z):
         return log_proba_from_logit(self.design.linear_predictor(Z, self.a, self.beta))
 
-    def heldout_loglik(self, d, codes):
-        return pooled_loglik(self.design.linear_predictor(d.Z, self.a, self.beta), d)
+    def heldout_loglik(self, rows, codes):
+        return pooled_loglik(
+            self.design.linear_predictor(rows.Z, self.a, self.beta), rows
+        )
 
     def vcov(self):
         return vcov_frame(self.design, self.attributes()["covariance_"])
@@ -199,26 +201,28 @@ class NoPoolingFit(FitResult):
     def log_proba(self, codes, Z, unknown_group="pooled"):
         return log_proba_from_logit(self._logit(codes, Z, unknown_group))
 
-    def heldout_loglik(self, d, codes, unknown_group="pooled"):
+    def heldout_loglik(self, rows, codes, unknown_group="pooled"):
         """Seen groups at their estimates; with a group prior, each unseen group's
         logit integrated over the prior (as the multilevel model integrates over
         N(0, tau^2)), otherwise the pooled point prediction."""
-        eta = self._logit(codes, d.Z, unknown_group)
-        new = (codes < 0) & (d.trials > 0)
+        eta = self._logit(codes, rows.Z, unknown_group)
+        new = (codes < 0) & (rows.trials > 0)
         if self.alpha_prior is None or not new.any():
-            return pooled_loglik(eta, d)
-        seen = float(np.sum(loglik_terms(eta[~new], d.successes[~new], d.trials[~new])))
-        new_codes, uniques = factorize(d.labels[new])
+            return pooled_loglik(eta, rows)
+        seen = float(
+            np.sum(loglik_terms(eta[~new], rows.successes[~new], rows.trials[~new]))
+        )
+        new_codes, uniques = factorize(rows.labels[new])
         data = collapse(
             new_codes,
-            self.design.scaled(d.Z[new]),
-            d.successes[new],
-            d.trials[new],
+            self.design.scaled(rows.Z[new]),
+            rows.successes[new],
+            rows.trials[new],
             len(uniques),
         )
         mean, prec = self.alpha_prior
-        theta = np.r_[self.beta, mean, 1.0 / np.sqrt(prec)]
-        post = MarginalLikelihood(data, np.ones(len(uniques)), 25).posterior(theta)
+        params = np.r_[self.beta, mean, 1.0 / np.sqrt(prec)]
+        post = MarginalLikelihood(data, np.ones(len(uniques)), 25).posterior(params)
         return seen + float(post.log_marginal.sum())
 
     def vcov(self):
@@ -312,9 +316,9 @@ class DegenerateFit(FitResult):
         eta = np.full(len(Z), -np.inf if self.limit == 0 else np.inf)
         return log_proba_from_logit(eta)
 
-    def heldout_loglik(self, d, codes):
+    def heldout_loglik(self, rows, codes):
         return pooled_loglik(
-            np.full(len(d.Z), -np.inf if self.limit == 0 else np.inf), d
+            np.full(len(rows.Z), -np.inf if self.limit == 0 else np.inf), rows
         )
 
     def vcov(self):

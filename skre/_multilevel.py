@@ -142,14 +142,14 @@ class MultilevelBinomial(GroupedBinomialMixin):
         self.tol = tol
         self.verbose = verbose
 
-    def _fit(self, d):
+    def _fit(self, rows):
         bayes = self.method == "bayes"
         if bayes and not getattr(self.tau_prior, "proper", False):
             raise ValueError(
                 "method='bayes' needs a proper tau_prior (e.g. HalfCauchy(1.0) "
                 f"or HalfNormal(1.0)); got {self.tau_prior!r}."
             )
-        design, _ = build_design(self, d)
+        design, _ = build_design(self, rows)
         if bayes:
             check_bayes_size(len(design.covariates) - int(design.aliased.sum()))
         if design.degenerate is not None:
@@ -175,7 +175,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
             tau_prior=self.tau_prior,
             coef_prior=coef_prior,
         )
-        theta = np.r_[res.beta, res.b, res.tau]
+        params = np.r_[res.beta, res.b, res.tau]
         fit = MultilevelFit(
             design,
             float(res.loglik),
@@ -184,7 +184,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
             units,
             weight,
             unit,
-            theta,
+            params,
             res.posterior,
             self.n_quad,
             bool(res.boundary),
@@ -366,7 +366,7 @@ def _check_quadrature(est, fit, budget=400_000):
     finer = 2 * est.n_quad + 1
     if len(fit.units.codes) * finer > budget:  # large groups: close to normal
         return
-    fine = MarginalLikelihood(fit.units, fit.unit_weight, finer).value(fit.theta)
+    fine = MarginalLikelihood(fit.units, fit.unit_weight, finer).value(fit.params)
     coarse = float(fit.unit_weight @ fit.posterior.log_marginal)
     if abs(fine - coarse) > 1e-6 * max(1.0, abs(coarse)):
         warn(

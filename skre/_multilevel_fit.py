@@ -1,6 +1,6 @@
 """The fit result of the logistic random-intercept model (maximum likelihood or MAP).
 
-Owns the likelihood units, the parameters ``theta = (beta, b, tau)`` on
+Owns the likelihood units, the parameters ``params = (beta, b, tau)`` on
 standardized covariates and each group's conditional distribution at them.
 The marginal likelihood object is rebuilt on demand (it carries node-level
 scratch and is left out of pickles); the measured Hessian and the
@@ -65,8 +65,8 @@ class MultilevelFit(FitResult):
     units: Collapsed  # likelihood units (rows for data with covariates)
     unit_weight: np.ndarray  # multiplicity of each unit
     unit: np.ndarray  # (G,) each group's unit
-    theta: np.ndarray  # (beta, b, tau) on standardized covariates
-    posterior: Posterior  # each unit's conditional distribution at theta
+    params: np.ndarray  # (beta, b, tau) on standardized covariates
+    posterior: Posterior  # each unit's conditional distribution at params
     n_quad: int
     boundary: bool
     tau_prior: object
@@ -78,18 +78,18 @@ class MultilevelFit(FitResult):
     # -- what fit reports -------------------------------------------------------------
     @property
     def n_params(self):
-        return len(self.theta) - int(self.design.aliased.sum())
+        return len(self.params) - int(self.design.aliased.sum())
 
     @property
     def b(self):
-        return float(self.theta[-2])
+        return float(self.params[-2])
 
     @property
     def tau(self):
-        return float(self.theta[-1])
+        return float(self.params[-1])
 
     def attributes(self):
-        beta, b, tau = self.theta[:-2], self.b, self.tau
+        beta, b, tau = self.params[:-2], self.b, self.tau
         intercept, coef = self.design.unscale(b, beta)
         return {
             **self.common_attributes(intercept, coef),
@@ -112,7 +112,7 @@ class MultilevelFit(FitResult):
     def log_prior(self):
         if self.tau_prior is None and self.coef_prior is None:
             return None
-        return make_log_prior(len(self.theta) - 2, self.tau_prior, self.coef_prior)
+        return make_log_prior(len(self.params) - 2, self.tau_prior, self.coef_prior)
 
     @cached_property
     def pooled(self):
@@ -123,23 +123,23 @@ class MultilevelFit(FitResult):
     def interior(self):
         """``(x_hat, free, H, cov)``: x = (beta, b, log tau), the free coordinates,
         the measured Hessian of -(loglik + log prior) there and its inverse."""
-        x_hat = np.r_[self.theta[:-1], np.log(self.tau)]
+        x_hat = np.r_[self.params[:-1], np.log(self.tau)]
         free = np.r_[~self.design.aliased, True, True]
         H = measured_hessian(negative_loglik(self.model, self.log_prior), x_hat, free)
         return x_hat, free, H, free_inverse(H, free)
 
     # -- predictions ------------------------------------------------------------------
     def offsets(self, Z):
-        return self.design.linear_predictor(Z, self.b, self.theta[:-2])
+        return self.design.linear_predictor(Z, self.b, self.params[:-2])
 
     def log_proba(self, codes, Z):
         """Seen groups: the conditional mean of theta_g; new groups: the
         population mean E[expit(b + x'beta + xi)]. Both in log space."""
-        return self._log_proba_at(self.theta, self.posterior, codes, Z)
+        return self._log_proba_at(self.params, self.posterior, codes, Z)
 
-    def _log_proba_at(self, theta, posterior, codes, Z):
-        eta0 = self.design.linear_predictor(Z, theta[-2], theta[:-2])
-        tau = theta[-1]
+    def _log_proba_at(self, params, posterior, codes, Z):
+        eta0 = self.design.linear_predictor(Z, params[-2], params[:-2])
+        tau = params[-1]
         lp0, lp1 = np.empty(len(Z)), np.empty(len(Z))
         seen = codes >= 0 if codes is not None else np.zeros(len(Z), dtype=bool)
         new = ~seen
@@ -154,33 +154,33 @@ class MultilevelFit(FitResult):
             lp0[seen] = logsumexp(log_pi + log_expit(-eta), axis=1)
         return lp0, lp1
 
-    def heldout_loglik(self, d, codes):
+    def heldout_loglik(self, rows, codes):
         """Sum over test groups of log p(test rows of g | training data)."""
-        return self._heldout_at(self.theta, self.posterior, d, codes)
+        return self._heldout_at(self.params, self.posterior, rows, codes)
 
-    def _heldout_at(self, theta, posterior, d, codes):
+    def _heldout_at(self, params, posterior, rows, codes):
         """Seen groups: log L(train + test rows) - log L(train rows), the train
         term from the fitted posterior; new groups: log L(test rows)."""
         train = self.design.data
         G = len(self.design.groups)
-        keep = d.trials > 0
+        keep = rows.trials > 0
         codes = codes[keep].copy()
         new = codes < 0
         if new.any():
-            codes[new] = G + factorize(d.labels[keep][new])[0]
+            codes[new] = G + factorize(rows.labels[keep][new])[0]
         seen = np.unique(codes[~new])
         in_train = np.isin(train.codes, seen)
         all_codes = np.concatenate([train.codes[in_train], codes])
         used, all_codes = np.unique(all_codes, return_inverse=True)
         data = collapse(
             all_codes.ravel(),
-            np.vstack([train.Z[in_train], self.design.scaled(d.Z[keep])]),
-            np.concatenate([train.successes[in_train], d.successes[keep]]),
-            np.concatenate([train.trials[in_train], d.trials[keep]]),
+            np.vstack([train.Z[in_train], self.design.scaled(rows.Z[keep])]),
+            np.concatenate([train.successes[in_train], rows.successes[keep]]),
+            np.concatenate([train.trials[in_train], rows.trials[keep]]),
             len(used),
         )
         units, weight, _ = likelihood_units(data)
-        union = MarginalLikelihood(units, weight, self.n_quad).posterior(theta)
+        union = MarginalLikelihood(units, weight, self.n_quad).posterior(params)
         before = posterior.log_marginal[self.unit[seen]].sum()
         return float(weight @ union.log_marginal - before)
 
@@ -199,7 +199,7 @@ class MultilevelFit(FitResult):
 
     def fixed_map(self):
         """User-scale (intercept, slopes) as rows over (beta, b, log tau)."""
-        p = len(self.theta) - 2
+        p = len(self.params) - 2
         C = np.zeros((p + 1, p + 2))
         C[:, :-1] = self.design.user_map(intercept_first=False)
         return C
@@ -207,8 +207,8 @@ class MultilevelFit(FitResult):
     def confint(self, level, method, verbose=0):
         """Rows (intercept, slopes, tau); see MultilevelBinomial.confint."""
         design = self.design
-        p = len(self.theta) - 2
-        intercept, coef = design.unscale(self.b, self.theta[:-2])
+        p = len(self.params) - 2
+        intercept, coef = design.unscale(self.b, self.params[:-2])
         estimates = [intercept, *coef]
         nll = negative_loglik(self.model, self.log_prior)
         last = np.eye(p + 2)[-1:]  # log tau as a row over (beta, b, log tau)
@@ -286,10 +286,10 @@ class MultilevelFit(FitResult):
                 level,
             )
         data = design.data
-        offset = self.b + data.Z @ self.theta[:-2]
+        offset = self.b + data.Z @ self.params[:-2]
         a = (1 - level) / 2
         q = conditional_quantiles(
-            self.model, self.theta, [a, 1 - a], posterior=self.posterior
+            self.model, self.params, [a, 1 - a], posterior=self.posterior
         )[self.unit]
         u = self.posterior.mode[self.unit]
         return tuple(

@@ -87,8 +87,8 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         self.coef_prior = coef_prior
         self.max_iter = max_iter
 
-    def _fit(self, d):
-        design, _ = build_design(self, d)
+    def _fit(self, rows):
+        design, _ = build_design(self, rows)
         if design.degenerate is not None:
             self._warn_degenerate(design.degenerate)
             return degenerate_fit(design, multilevel=False)
@@ -223,8 +223,8 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         self.group_prior = group_prior
         self.max_iter = max_iter
 
-    def _fit(self, d):
-        design, Z_unaliased = build_design(self, d, within_groups=True)
+    def _fit(self, rows):
+        design, Z_unaliased = build_design(self, rows, within_groups=True)
         data = design.data
         alpha_prior = _group_prior(self.group_prior)
         res = fit_grouped_logistic(
@@ -281,8 +281,8 @@ class NoPoolingBinomial(GroupedBinomialMixin):
     def _result_log_proba(self, codes, Z):
         return self._fit_result.log_proba(codes, Z, self.unknown_group)
 
-    def _heldout_loglik(self, d, codes):
-        return self._fit_result.heldout_loglik(d, codes, self.unknown_group)
+    def _heldout_loglik(self, rows, codes):
+        return self._fit_result.heldout_loglik(rows, codes, self.unknown_group)
 
     def group_estimates(self, level=0.95, method="profile"):
         """Each group's own success probability with an interval.

@@ -25,9 +25,9 @@ def _decimals(v, digits):
     """Fewest decimals showing ``v`` to ``digits`` significant digits
     (R's ``format``)."""
     target = float(f"{v:.{digits}g}")
-    for d in range(16):
-        if abs(round(v, d) - target) <= 1e-12 * abs(target):
-            return d
+    for places in range(16):
+        if abs(round(v, places) - target) <= 1e-12 * abs(target):
+            return places
     return 15
 
 
@@ -39,8 +39,8 @@ def _fixed(values, digits, cap):
     if not ok.any():
         return [_na(v) for v in values]
     rounded = np.round(values, cap)
-    d = min(cap, max(_decimals(v, digits) for v in rounded[ok]))
-    return [f"{v:.{d}f}" if f else _na(v) for v, f in zip(rounded, ok)]
+    places = min(cap, max(_decimals(v, digits) for v in rounded[ok]))
+    return [f"{v:.{places}f}" if f else _na(v) for v, f in zip(rounded, ok)]
 
 
 def _coef_columns(est, se, digits=4):

@@ -71,7 +71,7 @@ def test_profile_interval_is_where_the_profile_drops_by_the_chi2_quantile(m4):
             method="bounded",
             options={"xatol": 1e-10},
         )
-        const = m4.loglik_ - ml.value(m4._fit_result.theta)
+        const = m4.loglik_ - ml.value(m4._fit_result.params)
         assert -best.fun + const == pytest.approx(target, abs=1e-6)
 
 
@@ -176,7 +176,7 @@ def test_boundary_intervals_start_at_zero(reference_data):
     assert lo == 0.0 and 0 < hi < 2
     # the upper end: the best fit with tau fixed there is chi2/2 below the maximum
     target = m.loglik_ - stats.chi2.ppf(0.95, 1) / 2
-    const = m.loglik_ - m._fit_result.model.value(m._fit_result.theta)
+    const = m.loglik_ - m._fit_result.model.value(m._fit_result.params)
     best = optimize.minimize_scalar(
         lambda b: -m._fit_result.model.value(np.array([b, hi])),
         bounds=(-3, 2),

@@ -96,7 +96,7 @@ def test_gamma_prior_keeps_tau_off_the_boundary(reference_data):
         m = MultilevelBinomial(group="group", tau_prior=Gamma(2.5, 0)).fit(X, y)
     assert m.tau_ > 0.05 and not m.boundary_
     # mode of log L + 1.5 log tau: the derivative vanishes there
-    x = np.r_[m._fit_result.theta[:-1], np.log(m.tau_)]
+    x = np.r_[m._fit_result.params[:-1], np.log(m.tau_)]
     from skre._core.multilevel import negative_loglik
 
     _, grad = negative_loglik(m._fit_result.model, m._fit_result.log_prior)(x)

@@ -2,7 +2,8 @@
 
 The numbers come from the R scripts in tests/reference (run there by hand;
 R never runs in this suite). "tight" lme4 fits use tight optimizer tolerances;
-the default-tolerance numbers are the ones DESIGN.md quotes.
+the default-tolerance numbers are the ones the design contract and the README
+quote.
 """
 
 import warnings
@@ -61,7 +62,7 @@ def test_rats_no_pooling_matches_glm(rats, reference):
 def test_rats_multilevel_matches_glmer(rats, reference, n_quad, key, b, tau, loglik):
     ref = reference("rats_lme4.json")["glmer"][key]["tight"]
     m4 = MultilevelBinomial(group="batch", n_quad=n_quad).fit(*rats)
-    # the acceptance numbers (lme4 at default tolerances, as DESIGN.md quotes them)
+    # the acceptance numbers (lme4 at default tolerances, as the README quotes them)
     assert m4.intercept_ == pytest.approx(b, abs=1e-5)
     assert m4.tau_ == pytest.approx(tau, abs=1e-5)
     assert m4.loglik_ == pytest.approx(loglik, abs=1e-3 if n_quad > 1 else 1e-4)

@@ -35,7 +35,7 @@ def first_grids_cost(dim):
 class HyperPosterior:
     mode: np.ndarray
     chol: np.ndarray  # Cholesky factor of the inverse Hessian at the mode
-    nodes: np.ndarray  # (m, d) x values
+    nodes: np.ndarray  # (m, dim) x values
     weights: np.ndarray  # (m,) posterior weights, summing to 1
     n_per_dim: int
     converged: bool  # means and SDs stable between the last two grids
@@ -73,11 +73,11 @@ def fit_hyperposterior(
     H = fd_hessian(neg_logpost, mode)
     cov = _positive_definite(H)
     L = np.linalg.cholesky(cov)
-    d = len(mode)
+    dim = len(mode)
     f_mode = neg_logpost(mode)[0]
     previous, n, spent = None, FIRST_GRIDS[0], 0
     while True:
-        z, logw = product_rule(d, n)
+        z, logw = product_rule(dim, n)
         x = mode + z @ L.T
         f = _values(neg_logpost, x)
         spent += len(x)
@@ -86,7 +86,7 @@ def fit_hyperposterior(
         w = np.exp(logr - logr.max())
         w /= w.sum()
         summary = np.r_[w @ x, np.sqrt(np.maximum(w @ (x - w @ x) ** 2, 0.0))]
-        sds = np.r_[summary[d:], summary[d:]]
+        sds = np.r_[summary[dim:], summary[dim:]]
         change = (
             np.inf
             if previous is None
@@ -95,7 +95,7 @@ def fit_hyperposterior(
         if progress is not None:
             progress(n, len(x), change)
         done = change <= tol
-        if done or spent + (n + 4) ** d > max_evals:
+        if done or spent + (n + 4) ** dim > max_evals:
             return HyperPosterior(mode, L, x, w, n, bool(done))
         previous, n = summary, n + 4
 

@@ -122,19 +122,19 @@ def fit_multilevel(
         f_opt = -res.fun * scale
         boundary = S <= 0 and f_opt <= f0 + 1e-9 * max(1.0, abs(f0))
     if boundary:
-        theta = np.concatenate([beta0, [b0, 0.0]])
+        params = np.concatenate([beta0, [b0, 0.0]])
         converged, message = cp.converged, "boundary: tau = 0 (complete pooling)"
         n_iter += cp.n_iter
     else:
-        theta = np.concatenate([res.x[:-1], [np.exp(res.x[-1])]])
+        params = np.concatenate([res.x[:-1], [np.exp(res.x[-1])]])
         converged, message = res.converged, res.message
         n_iter += res.n_iter
-    posterior = agq.posterior(theta)
+    posterior = agq.posterior(params)
     loglik = float(group_weight @ posterior.log_marginal)
     return MultilevelResult(
-        theta[:-2],
-        float(theta[-2]),
-        float(theta[-1]),
+        params[:-2],
+        float(params[-2]),
+        float(params[-1]),
         float(loglik),
         converged,
         max(n_iter, 1),
@@ -157,17 +157,17 @@ def _information_inverse(data, group_weight, beta, b, tau, coef_prior=None):
     ``2 sum_g (tau^2 W_g / (1 + tau^2 W_g))^2``. A good first Hessian for BFGS,
     it saves measuring one by finite differences.
     """
-    d = data
-    p = expit(b + d.Z @ beta)
-    w = d.trials * p * (1.0 - p) * group_weight[d.codes]
-    wZ = w[:, None] * d.Z
+
+    p = expit(b + data.Z @ beta)
+    w = data.trials * p * (1.0 - p) * group_weight[data.codes]
+    wZ = w[:, None] * data.Z
     # per-group sums of w * (z, 1), without building the design with its 1 column
-    WX = np.column_stack([d.group_sum(wZ), d.group_sum(w)])
+    WX = np.column_stack([data.group_sum(wZ), data.group_sum(w)])
     W = WX[:, -1]
     gw = group_weight
     shrink = tau**2 / (1.0 + tau**2 * W / gw)
     XWX = np.empty((len(beta) + 1,) * 2)
-    XWX[:-1, :-1] = d.Z.T @ wZ
+    XWX[:-1, :-1] = data.Z.T @ wZ
     XWX[:-1, -1] = XWX[-1, :-1] = wZ.sum(axis=0)
     XWX[-1, -1] = w.sum()
     info = XWX - (WX * (shrink / gw)[:, None]).T @ WX
@@ -182,11 +182,11 @@ def _information_inverse(data, group_weight, beta, b, tau, coef_prior=None):
 
 def _tau2_score(agq, beta, b):
     """Score and expected information for tau^2 at tau = 0."""
-    d = agq.data
-    eta = b + d.Z @ beta if d.Z.shape[1] else np.full(len(d.codes), b)
+    data = agq.data
+    eta = b + data.Z @ beta if data.Z.shape[1] else np.full(len(data.codes), b)
     p = expit(eta)
-    R = d.group_sum(d.successes - d.trials * p)
-    W = d.group_sum(d.trials * p * (1.0 - p))
+    R = data.group_sum(data.successes - data.trials * p)
+    W = data.group_sum(data.trials * p * (1.0 - p))
     gw = agq.group_weight
     return 0.5 * float(gw @ (R**2 - W)), 0.5 * float(gw @ W**2)
 
@@ -227,9 +227,9 @@ def negative_loglik(model, log_prior=None):
     def fun_grad(x):
         if x[-1] > MAX_LOG_TAU:  # a line search probing absurd tau: reject the step
             return np.inf, np.full(len(x), np.nan)
-        theta = np.concatenate([x[:-1], [np.exp(x[-1])]])
-        val, grad = model.value_and_grad(theta)
-        grad[-1] *= theta[-1]
+        params = np.concatenate([x[:-1], [np.exp(x[-1])]])
+        val, grad = model.value_and_grad(params)
+        grad[-1] *= params[-1]
         if log_prior is not None:
             lp, lg = log_prior(x)
             val, grad = val + lp, grad + lg

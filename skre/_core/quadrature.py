@@ -58,33 +58,33 @@ class MarginalLikelihood:
         self.M = data.group_sum(data.successes)
         self.N = data.group_sum(data.trials)
         self._u = np.zeros(data.n_groups)
-        self._last = None  # (theta, _nodes output) of the latest gradient evaluation
-        self._du = self._du_at = None  # d(mode)/d(theta) there, for warm starts
+        self._last = None  # (params, _nodes output) of the latest gradient evaluation
+        self._du = self._du_at = None  # d(mode)/d(params) there, for warm starts
         self.n_eval = 0
 
     def _offset(self, beta, b):
         Z = self.data.Z
         return b + Z @ beta if Z.shape[1] else np.full(len(self.data.codes), b)
 
-    def modes(self, offset, tau, theta=None):
+    def modes(self, offset, tau, params=None):
         """Conditional modes of u, with the rows' p, residual and weight there.
 
         Warm-started from the previous modes, moved to first order by their
         derivatives in the parameters when the last evaluation had a gradient.
         """
-        d = self.data
+        data = self.data
 
         def fun(u):
-            eta = offset + tau * u[d.codes] if tau else offset
-            r, w, p = residual_and_weight(eta, d.successes, d.trials)
-            W = d.group_sum(w)
-            return tau * d.group_sum(r) - u, -(tau * tau) * W - 1.0, eta, r, w, p, W
+            eta = offset + tau * u[data.codes] if tau else offset
+            r, w, p = residual_and_weight(eta, data.successes, data.trials)
+            W = data.group_sum(w)
+            return tau * data.group_sum(r) - u, -(tau * tau) * W - 1.0, eta, r, w, p, W
 
         if tau == 0.0:
-            return np.zeros(d.n_groups), fun(np.zeros(d.n_groups))[2:]
+            return np.zeros(data.n_groups), fun(np.zeros(data.n_groups))[2:]
         start = self._u
-        if self._du is not None and theta is not None:
-            start = self._u + self._du @ (theta - self._du_at)
+        if self._du is not None and params is not None:
+            start = self._u + self._du @ (params - self._du_at)
         start = np.where(np.isfinite(start), start, 0.0)  # never carry a NaN over
         u, extra, _ = solve_decreasing(
             fun, start, tau * (self.M - self.N), tau * self.M
@@ -93,86 +93,87 @@ class MarginalLikelihood:
             self._u = u
         return u, extra
 
-    def _nodes(self, offset, tau, theta=None):
-        d = self.data
-        u, (eta0, r0, w0, p0, W) = self.modes(offset, tau, theta)
+    def _nodes(self, offset, tau, params=None):
+        data = self.data
+        u, (eta0, r0, w0, p0, W) = self.modes(offset, tau, params)
         s = 1.0 / np.sqrt(tau * tau * W + 1.0)
         nodes = u[:, None] + s[:, None] * self.t[None, :]
         if len(self.t) == 1:  # Laplace: the only node is the mode
             eta = eta0[:, None]
         else:
-            eta = offset[:, None] + tau * nodes[d.codes]
-        h = d.group_sum(kernel(eta, d.successes[:, None], d.trials[:, None]))
+            eta = offset[:, None] + tau * nodes[data.codes]
+        h = data.group_sum(kernel(eta, data.successes[:, None], data.trials[:, None]))
         a = self.log_omega + h - 0.5 * nodes**2
         amax = a.max(axis=1)
         A = amax + np.log(np.exp(a - amax[:, None]).sum(axis=1))
         log_marginal = np.log(s) + A - LOG_SQRT_2PI
         return u, s, nodes, eta, a - A[:, None], log_marginal, (r0, w0, p0, W)
 
-    def posterior(self, theta):
-        """Conditional distributions of every group at ``theta``."""
-        theta = np.asarray(theta, dtype=float)
-        if self._last is not None and np.array_equal(self._last[0], theta):
+    def posterior(self, params):
+        """Conditional distributions of every group at ``params``."""
+        params = np.asarray(params, dtype=float)
+        if self._last is not None and np.array_equal(self._last[0], params):
             u, s, nodes, _, logpi, logm, _ = self._last[1]
         else:
-            beta, b, tau = theta[:-2], theta[-2], theta[-1]
+            beta, b, tau = params[:-2], params[-2], params[-1]
             u, s, nodes, _, logpi, logm, _ = self._nodes(self._offset(beta, b), tau)
         return Posterior(u, s, nodes, logpi, logm)
 
-    def values(self, thetas, max_elements=4_000_000):
+    def values(self, param_rows, max_elements=4_000_000):
         """Log marginal likelihood (kernel) at many parameter vectors at once.
 
-        ``thetas`` is (k, p + 2); the modes of every group at every theta are
-        solved together and the nodes evaluated in chunks of about
-        ``max_elements`` row-node-theta values, so memory stays bounded. The
-        same numbers as :meth:`value` theta by theta, in a fraction of the
-        time (the hyperparameter grids of ``method="bayes"``).
+        ``param_rows`` is (k, p + 2); the modes of every group at every
+        parameter vector are solved together and the nodes evaluated in
+        chunks of about ``max_elements`` row-node-parameter values, so memory
+        stays bounded. The same numbers as :meth:`value` one vector at a time,
+        in a fraction of the time (the hyperparameter grids of
+        ``method="bayes"``).
         """
-        d = self.data
-        thetas = np.atleast_2d(np.asarray(thetas, dtype=float))
-        out = np.empty(len(thetas))
-        rows, q = len(d.codes), len(self.t)
+        data = self.data
+        param_rows = np.atleast_2d(np.asarray(param_rows, dtype=float))
+        out = np.empty(len(param_rows))
+        rows, q = len(data.codes), len(self.t)
         per = max(1, max_elements // max(1, rows * q))
-        m, n = d.successes[:, None], d.trials[:, None]
-        for s in range(0, len(thetas), per):
-            T = thetas[s : s + per]
+        m, n = data.successes[:, None], data.trials[:, None]
+        for s in range(0, len(param_rows), per):
+            T = param_rows[s : s + per]
             beta, b, tau = T[:, :-2], T[:, -2], T[:, -1]
-            offset = b[None, :] + (d.Z @ beta.T if d.Z.shape[1] else 0.0)
+            offset = b[None, :] + (data.Z @ beta.T if data.Z.shape[1] else 0.0)
             offset = np.broadcast_to(offset, (rows, len(T)))
 
             def fun(u, offset=offset, tau=tau):
-                eta = offset + tau * u[d.codes]
+                eta = offset + tau * u[data.codes]
                 r, w, _ = residual_and_weight(eta, m, n)
-                W = d.group_sum(w)
-                return tau * d.group_sum(r) - u, -(tau * tau) * W - 1.0, eta, W
+                W = data.group_sum(w)
+                return tau * data.group_sum(r) - u, -(tau * tau) * W - 1.0, eta, W
 
-            start = np.broadcast_to(self._u[:, None], (d.n_groups, len(T)))
+            start = np.broadcast_to(self._u[:, None], (data.n_groups, len(T)))
             u, (_, W), _ = solve_decreasing(
                 fun, start, tau * (self.M - self.N)[:, None], tau * self.M[:, None]
             )
             sd = 1.0 / np.sqrt(tau * tau * W + 1.0)
             nodes = u[..., None] + sd[..., None] * self.t
-            eta = offset[..., None] + tau[:, None] * nodes[d.codes]
-            h = d.group_sum(kernel(eta, m[..., None], n[..., None]))
+            eta = offset[..., None] + tau[:, None] * nodes[data.codes]
+            h = data.group_sum(kernel(eta, m[..., None], n[..., None]))
             a = self.log_omega + h - 0.5 * nodes**2
             top = a.max(axis=-1)
             A = top + np.log(np.exp(a - top[..., None]).sum(axis=-1))
             out[s : s + per] = self.group_weight @ (np.log(sd) + A - LOG_SQRT_2PI)
         return out
 
-    def value(self, theta):
-        beta, b, tau = theta[:-2], theta[-2], theta[-1]
+    def value(self, params):
+        beta, b, tau = params[:-2], params[-2], params[-1]
         self.n_eval += 1
         logm = self._nodes(self._offset(beta, b), tau)[5]
         return float(self.group_weight @ logm)
 
-    def value_and_grad(self, theta):
-        """Log marginal likelihood (kernel) and its exact gradient in theta."""
-        d = self.data
-        beta, b, tau = theta[:-2], theta[-2], theta[-1]
+    def value_and_grad(self, params):
+        """Log marginal likelihood (kernel) and its exact gradient in params."""
+        data = self.data
+        beta, b, tau = params[:-2], params[-2], params[-1]
         self.n_eval += 1
-        out = self._nodes(self._offset(beta, b), tau, theta)
-        self._last = (np.array(theta, dtype=float), out)
+        out = self._nodes(self._offset(beta, b), tau, params)
+        self._last = (np.array(params, dtype=float), out)
         u, s, nodes, eta, logpi, logm, (r0, w0, p0, W) = out
         gw = self.group_weight
         pi = np.exp(logpi)
@@ -180,8 +181,8 @@ class MarginalLikelihood:
         if len(self.t) == 1:
             rk = r0[:, None]
         else:
-            rk = d.successes[:, None] - d.trials[:, None] * expit(eta)
-        Rk = d.group_sum(rk)
+            rk = data.successes[:, None] - data.trials[:, None] * expit(eta)
+        Rk = data.group_sum(rk)
         hp = tau * Rk - nodes
         E_R = np.sum(pi * Rk, axis=1)
         E_uR = np.sum(pi * nodes * Rk, axis=1)
@@ -190,8 +191,8 @@ class MarginalLikelihood:
         # at the mode: movement of u_hat and of s with the parameters
         s2 = s * s
         v0 = w0 * (1.0 - 2.0 * p0)
-        V = d.group_sum(v0)
-        R0 = d.group_sum(r0)
+        V = data.group_sum(v0)
+        R0 = data.group_sum(r0)
         h3 = -(tau**3) * V
         du_b = -tau * W * s2
         du_t = (R0 - tau * u * W) * s2
@@ -199,22 +200,22 @@ class MarginalLikelihood:
         dlogs_t = 0.5 * s2 * (-2.0 * tau * W - tau**2 * u * V + h3 * du_t)
         g_b = dlogs_b + E_R + E_hp * du_b + E_hpt * s * dlogs_b
         g_t = dlogs_t + E_uR + E_hp * du_t + E_hpt * s * dlogs_t
-        self._du = np.zeros((len(u), len(theta)))
+        self._du = np.zeros((len(u), len(params)))
         self._du[:, -2], self._du[:, -1] = du_b, du_t
-        self._du_at = np.array(theta, dtype=float)
-        grad = np.empty(len(theta))
+        self._du_at = np.array(params, dtype=float)
+        grad = np.empty(len(params))
         grad[-2] = gw @ g_b
         grad[-1] = gw @ g_t
         if len(beta):
-            Z = d.Z
-            WZ = d.group_sum(w0[:, None] * Z)
-            VZ = d.group_sum(v0[:, None] * Z)
+            Z = data.Z
+            WZ = data.group_sum(w0[:, None] * Z)
+            VZ = data.group_sum(v0[:, None] * Z)
             du_z = -tau * WZ * s2[:, None]
             self._du[:, :-2] = du_z
             dlogs_z = 0.5 * s2[:, None] * (-(tau**2) * VZ + h3[:, None] * du_z)
             per_group = dlogs_z + E_hp[:, None] * du_z + (E_hpt * s)[:, None] * dlogs_z
-            r_tilde = r0 if len(self.t) == 1 else np.sum(pi[d.codes] * rk, axis=1)
-            grad[:-2] = gw @ per_group + Z.T @ (gw[d.codes] * r_tilde)
+            r_tilde = r0 if len(self.t) == 1 else np.sum(pi[data.codes] * rk, axis=1)
+            grad[:-2] = gw @ per_group + Z.T @ (gw[data.codes] * r_tilde)
         return float(gw @ logm), grad
 
 
@@ -226,7 +227,7 @@ def marginal_mean(loc, scale, n_quad=64):
 
 
 def conditional_quantiles(
-    model, theta, probs, *, span=10.0, n_grid=401, posterior=None
+    model, params, probs, *, span=10.0, n_grid=401, posterior=None
 ):
     """Quantiles of each group's conditional distribution of ``u`` given its data.
 
@@ -237,27 +238,30 @@ def conditional_quantiles(
     ``span`` scales hold well under 1e-20 of the mass for these log-concave
     densities. Returns an array of shape (n_groups, len(probs)).
     """
-    d = model.data
-    beta, b, tau = theta[:-2], theta[-2], theta[-1]
+    data = model.data
+    beta, b, tau = params[:-2], params[-2], params[-1]
     # the fitted posterior when given: answers must not depend on earlier calls
-    post = posterior if posterior is not None else model.posterior(theta)
+    post = posterior if posterior is not None else model.posterior(params)
     t = np.linspace(-span, span, n_grid)
     probs = np.atleast_1d(np.asarray(probs, dtype=float))
     if tau == 0.0:
         return post.mode[:, None] + ndtri(probs)[None, :]  # u | y ~ N(0, 1)
     offset = model._offset(beta, b)
-    out = np.empty((d.n_groups, len(probs)))
+    out = np.empty((data.n_groups, len(probs)))
     # whole groups in chunks of about 2e6 rows x grid points
-    rows_per_group = np.diff(np.r_[d.starts, len(d.codes)])
+    rows_per_group = np.diff(np.r_[data.starts, len(data.codes)])
     chunk = (np.cumsum(rows_per_group) - 1) // max(1, 2_000_000 // n_grid)
-    bounds = np.r_[0, np.flatnonzero(np.diff(chunk)) + 1, d.n_groups]
+    bounds = np.r_[0, np.flatnonzero(np.diff(chunk)) + 1, data.n_groups]
     for g0, g1 in zip(bounds[:-1], bounds[1:]):
-        r0, r1 = d.starts[g0], (d.starts[g1] if g1 < d.n_groups else len(d.codes))
+        r0, r1 = (
+            data.starts[g0],
+            (data.starts[g1] if g1 < data.n_groups else len(data.codes)),
+        )
         u = post.mode[g0:g1, None] + post.sd[g0:g1, None] * t[None, :]
-        codes = d.codes[r0:r1] - g0
+        codes = data.codes[r0:r1] - g0
         eta = offset[r0:r1, None] + tau * u[codes]
-        ll = kernel(eta, d.successes[r0:r1, None], d.trials[r0:r1, None])
-        h = np.add.reduceat(ll, d.starts[g0:g1] - r0, axis=0) - 0.5 * u**2
+        ll = kernel(eta, data.successes[r0:r1, None], data.trials[r0:r1, None])
+        h = np.add.reduceat(ll, data.starts[g0:g1] - r0, axis=0) - 0.5 * u**2
         dens = np.exp(h - h.max(axis=1, keepdims=True))
         step = u[:, 1:] - u[:, :-1]
         cdf = np.concatenate(
