@@ -2,9 +2,10 @@
 
 Every property runs 200 examples on data kept small (at most 8 groups, 30
 rows, 50 trials a row, intercept-only or one covariate); the file takes about
-30 s on two cores, so it stays in the quick tier. The estimator class is drawn with the data, so each property
-covers all three estimators. ``derandomize=True`` makes every run draw the
-same examples (no flaky CI, and strict xfails stay strict).
+30 s on two cores, so it stays in the quick tier. The estimator class is
+drawn with the data, so each property covers all three estimators.
+``derandomize=True`` makes every run draw the same examples (no flaky CI, and
+strict xfails stay strict).
 """
 
 import copy
