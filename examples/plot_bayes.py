@@ -24,19 +24,13 @@ print(bayes.posterior_summary().round(4))
 print(f"ML: b = {ml.intercept_:.4f}, tau = {ml.tau_:.4f}")
 
 # %%
-# The posterior of tau, from the quadrature nodes (a weighted histogram), against
-# the maximum-likelihood estimate and its profile interval.
-post = bayes._hyper
-tau_nodes = np.exp(post.nodes[:, -1])
+# The marginal posterior density of tau (b integrated out by the same
+# quadrature), against the maximum-likelihood estimate and its profile interval.
+density = bayes.posterior_density("tau")
+density = density[density["density"] > 1e-4 * density["density"].max()]
 fig, ax = plt.subplots(figsize=(6, 3.5))
-ax.hist(
-    tau_nodes,
-    bins=40,
-    weights=post.weights,
-    density=True,
-    alpha=0.6,
-    label="posterior of tau (quadrature nodes)",
-)
+ax.plot(density["value"], density["density"], label="posterior density of tau")
+ax.fill_between(density["value"], density["density"], alpha=0.2)
 ax.axvline(ml.tau_, color="k", label=f"ML estimate {ml.tau_:.3f}")
 lo, hi = ml.confint(method="profile").loc["tau"]
 ax.axvspan(lo, hi, color="grey", alpha=0.15, label="ML profile 95% interval")

@@ -22,6 +22,7 @@ from ._core.hyperpost import (
     HyperPosterior,
     first_grids_cost,
     fit_hyperposterior,
+    marginal_density,
     marginal_quantiles,
 )
 from ._core.multilevel import MAX_LOG_TAU, negative_loglik
@@ -173,6 +174,22 @@ class BayesFit(MultilevelFit):
         frame = pd.DataFrame(rows, index=names, columns=["mean", "sd", "2.5%", "97.5%"])
         frame.loc[np.r_[False, self.design.aliased, False]] = np.nan
         return frame
+
+    def posterior_density(self, name):
+        """``(values, density)`` of one parameter's marginal posterior."""
+        names = ["intercept", *map(str, self.design.covariates), "tau"]
+        if name not in names:
+            raise ValueError(f"parameter must be one of {names}; got {name!r}.")
+        k = names.index(name)
+        nlp = NegLogPosterior(self, self.free)
+        dim = int(self.free.sum())
+        if name == "tau":  # integrate in log tau, then change variables
+            log_tau, dens = marginal_density(nlp, self.hyper, np.eye(dim)[-1])
+            return np.exp(log_tau), dens / np.exp(log_tau)
+        c = self.fixed_map()[:, self.free][k]
+        if not np.any(c):
+            raise ValueError(f"covariate {name!r} is aliased: it has no posterior.")
+        return marginal_density(nlp, self.hyper, c)
 
     def group_intervals(self, level, method=None, n_grid=801, span=10.0):
         """Posterior mean of each group's theta and quantiles of its posterior.

@@ -100,11 +100,20 @@ def fit_hyperposterior(
         previous, n = summary, n + 4
 
 
-def marginal_quantiles(
-    neg_logpost, post, c, probs, *, n_grid=161, span=7.0, n_inner=None
-):
-    """Quantiles of ``v = c'x`` under the posterior, by integrating the density
-    over the other directions at each of ``n_grid`` values of ``v``."""
+def marginal_quantiles(neg_logpost, post, c, probs, **grid):
+    """Quantiles of ``v = c'x`` under the posterior (see :func:`marginal_density`)."""
+    values, dens = marginal_density(neg_logpost, post, c, **grid)
+    cdf = np.r_[0.0, cumulative_simpson(dens, x=values)]
+    cdf /= cdf[-1]
+    cdf = np.maximum.accumulate(cdf)
+    return np.interp(probs, cdf, values)
+
+
+def marginal_density(neg_logpost, post, c, *, n_grid=161, span=7.0, n_inner=None):
+    """Density of ``v = c'x`` under the posterior on a grid of ``n_grid`` values
+    (``span`` SDs either side of the mode), by integrating over the other
+    directions at each value; normalised to integrate to 1 (Simpson's rule).
+    Returns ``(values, density)``."""
     mode, L = post.mode, post.chol
     cov = L @ L.T
     var = float(c @ cov @ c)
@@ -126,7 +135,4 @@ def marginal_quantiles(
     terms = logw + 0.5 * np.sum(z * z, axis=1) - (f - f_mode)
     terms = np.where(np.isfinite(terms), terms, -np.inf)
     dens = np.exp(terms).sum(axis=1)
-    cdf = np.r_[0.0, cumulative_simpson(dens, x=grid)]
-    cdf /= cdf[-1]
-    cdf = np.maximum.accumulate(cdf)
-    return np.interp(probs, cdf, grid)
+    return grid, dens / cumulative_simpson(dens, x=grid)[-1]
