@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin, Number
 from ._bayes import BayesFit, check_bayes_size, fit_bayes
-from ._core.multilevel import fit_multilevel
+from ._core.multilevel import InMemory, fit_multilevel
 from ._core.quadrature import MarginalLikelihood
 from ._design import build_design
 from ._fit_result import degenerate_fit
@@ -167,8 +167,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         units, weight, unit = likelihood_units(design.data)
         coef_prior = std_normal_prior(design, self.coef_prior)
         res = fit_multilevel(
-            units,
-            weight,
+            InMemory(units, weight),
             self.n_quad,
             max_iter=self.max_iter,
             gtol=self.tol,

@@ -16,7 +16,7 @@ from scipy.special import log_expit, logsumexp
 
 from ._core.glm import pooled_objective
 from ._core.grouping import Collapsed, collapse, count_patterns, pooled_rows
-from ._core.multilevel import make_log_prior, negative_loglik, pooled_fit
+from ._core.multilevel import InMemory, make_log_prior, negative_loglik
 from ._core.population import LogitNormal
 from ._core.quadrature import MarginalLikelihood, Posterior, conditional_quantiles
 from ._core.rules import normal_rule
@@ -117,7 +117,7 @@ class MultilevelFit(FitResult):
     @cached_property
     def pooled(self):
         """Complete pooling on the same rows, at full precision, with covariance."""
-        return pooled_fit(self.units, self.unit_weight, covariance=True)
+        return InMemory(self.units, self.unit_weight).pooled(covariance=True)
 
     @cached_property
     def interior(self):

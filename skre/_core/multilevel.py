@@ -41,16 +41,86 @@ class MultilevelResult:
     log_prior: object  # x -> (log prior, gradient) in (beta, b, log tau)
 
 
-def pooled_fit(data, group_weight, covariance=False, **options):
-    """Complete-pooling GLM on the same rows (one shared intercept)."""
-    return fit_grouped_logistic(
-        pooled_rows(data, group_weight), covariance=covariance, **options
-    )
+class InMemory:
+    """The rows of a multilevel fit in memory: everything :func:`fit_multilevel`
+    asks of its data. A source of another kind (skre._dask's, partitions on a
+    cluster) offers the same methods, each one map-reduce over its rows.
+
+    Parameters
+    ----------
+    data : Collapsed rows sorted by group (the likelihood units).
+    group_weight : (G,) multiplicity of each group's term.
+    """
+
+    def __init__(self, data, group_weight):
+        self.data = data
+        self.group_weight = np.asarray(group_weight, dtype=float)
+
+    @property
+    def n_covariates(self):
+        return self.data.Z.shape[1]
+
+    @property
+    def n_groups(self):
+        """Groups counted with their multiplicity (the objective's scale)."""
+        return float(self.group_weight.sum())
+
+    @property
+    def n_rows(self):
+        """Rows a likelihood pass evaluates (for the choice to stage the fit)."""
+        return len(self.data.codes)
+
+    def pooled(self, covariance=False, **options):
+        """Complete-pooling GLM on the same rows (one shared intercept)."""
+        return fit_grouped_logistic(
+            pooled_rows(self.data, self.group_weight), covariance=covariance, **options
+        )
+
+    def likelihood(self, n_quad):
+        """The marginal likelihood with ``n_quad`` adaptive nodes per group."""
+        return MarginalLikelihood(self.data, self.group_weight, n_quad)
+
+    def tau2_score(self, beta, b):
+        """Score and expected information for tau^2 at tau = 0."""
+        data = self.data
+        eta = b + data.Z @ beta if data.Z.shape[1] else np.full(len(data.codes), b)
+        p = expit(eta)
+        R = data.group_sum(data.successes - data.trials * p)
+        W = data.group_sum(data.trials * p * (1.0 - p))
+        gw = self.group_weight
+        return 0.5 * float(gw @ (R**2 - W)), 0.5 * float(gw @ W**2)
+
+    def information(self, beta, b, tau):
+        """Approximate information of ``(beta, b, log tau)`` at a start.
+
+        From the model linearised there (working weights ``w``, as in
+        penalised quasi-likelihood): for the fixed effects
+        ``X'WX - sum_g tau^2 / (1 + tau^2 W_g) (X_g'w)(w'X_g)``, for ``log tau``
+        ``2 sum_g (tau^2 W_g / (1 + tau^2 W_g))^2``. A good first Hessian for
+        BFGS; it saves measuring one by finite differences.
+        """
+        data, gw = self.data, self.group_weight
+        p = expit(b + data.Z @ beta)
+        w = data.trials * p * (1.0 - p) * gw[data.codes]
+        wZ = w[:, None] * data.Z
+        # per-group sums of w * (z, 1), without building the design with its 1 column
+        WX = np.column_stack([data.group_sum(wZ), data.group_sum(w)])
+        W = WX[:, -1]
+        shrink = tau**2 / (1.0 + tau**2 * W / gw)
+        XWX = np.empty((len(beta) + 1,) * 2)
+        XWX[:-1, :-1] = data.Z.T @ wZ
+        XWX[:-1, -1] = XWX[-1, :-1] = wZ.sum(axis=0)
+        XWX[-1, -1] = w.sum()
+        info = XWX - (WX * (shrink / gw)[:, None]).T @ WX
+        k = len(beta) + 2
+        H = np.zeros((k, k))
+        H[:-1, :-1] = info
+        H[-1, -1] = 2.0 * float(gw @ (tau**2 * (W / gw) / (1.0 + tau**2 * W / gw)) ** 2)
+        return H
 
 
 def fit_multilevel(
-    data,
-    group_weight,
+    source,
     n_quad,
     *,
     max_iter=200,
@@ -65,14 +135,13 @@ def fit_multilevel(
     slopes) the result is the posterior mode of ``(beta, b, tau)`` with the group
     effects integrated out, and ``loglik`` the likelihood there.
     """
-    group_weight = np.asarray(group_weight, dtype=float)
-    scale = float(group_weight.sum())
-    log_prior = make_log_prior(data.Z.shape[1], tau_prior, coef_prior)
+    scale = source.n_groups
+    log_prior = make_log_prior(source.n_covariates, tau_prior, coef_prior)
     # a start; refined if tau may be 0
-    cp = pooled_fit(data, group_weight, max_iter=3, tol=1e-3, coef_prior=coef_prior)
+    cp = source.pooled(max_iter=3, tol=1e-3, coef_prior=coef_prior)
     beta0, b0 = cp.coef, float(cp.intercepts[0])
-    agq = MarginalLikelihood(data, group_weight, n_quad)
-    S, info = _tau2_score(agq, beta0, b0)
+    agq = source.likelihood(n_quad)
+    S, info = source.tau2_score(beta0, b0)
     tau0 = float(np.clip(np.sqrt(S / info), 0.05, 3.0)) if S > 0 else 0.1
     x0 = np.concatenate([beta0, [b0, np.log(tau0)]])
 
@@ -85,14 +154,15 @@ def fit_multilevel(
 
         return fun_grad
 
-    hess_inv0 = (
-        _information_inverse(data, group_weight, beta0, b0, tau0, coef_prior) * scale
-    )
-    cheap = len(data.codes) * n_quad <= STAGED_WORK
+    H0 = source.information(beta0, b0, tau0)
+    if coef_prior is not None:  # a narrow prior dominates its slope's curvature
+        H0[: len(beta0), : len(beta0)] += np.diag(coef_prior[1])
+    hess_inv0 = _positive_definite(H0) * scale
+    cheap = source.n_rows * n_quad <= STAGED_WORK
     n_iter = 0
     if not cheap and n_quad > 1:
         laplace = minimize_smooth(
-            objective(MarginalLikelihood(data, group_weight, 1)),
+            objective(source.likelihood(1)),
             x0,
             gtol=gtol,
             max_iter=max_iter,
@@ -115,9 +185,9 @@ def fit_multilevel(
         # tau = 0 is the maximum when the tau^2 score at the complete-pooling fit
         # (with the prior's curvature there) is not positive and no interior
         # point beats complete pooling
-        cp = pooled_fit(data, group_weight, coef_prior=coef_prior)
+        cp = source.pooled(coef_prior=coef_prior)
         beta0, b0 = cp.coef, float(cp.intercepts[0])
-        S = _tau2_score(agq, beta0, b0)[0] + _prior_tau2_slope(tau_prior)
+        S = source.tau2_score(beta0, b0)[0] + _prior_tau2_slope(tau_prior)
         f0 = cp.loglik + log_prior(np.r_[beta0, b0, -np.inf])[0]
         f_opt = -res.fun * scale
         boundary = S <= 0 and f_opt <= f0 + 1e-9 * max(1.0, abs(f0))
@@ -130,7 +200,7 @@ def fit_multilevel(
         converged, message = res.converged, res.message
         n_iter += res.n_iter
     posterior = agq.posterior(params)
-    loglik = float(group_weight @ posterior.log_marginal)
+    loglik = float(source.group_weight @ posterior.log_marginal)
     return MultilevelResult(
         params[:-2],
         float(params[-2]),
@@ -146,49 +216,6 @@ def fit_multilevel(
         cp,
         log_prior,
     )
-
-
-def _information_inverse(data, group_weight, beta, b, tau, coef_prior=None):
-    """Inverse of the approximate information of ``(beta, b, log tau)``.
-
-    From the model linearised at the start (working weights ``w``, as in
-    penalised quasi-likelihood): for the fixed effects
-    ``X'WX - sum_g tau^2 / (1 + tau^2 W_g) (X_g'w)(w'X_g)``, for ``log tau``
-    ``2 sum_g (tau^2 W_g / (1 + tau^2 W_g))^2``. A good first Hessian for BFGS,
-    it saves measuring one by finite differences.
-    """
-
-    p = expit(b + data.Z @ beta)
-    w = data.trials * p * (1.0 - p) * group_weight[data.codes]
-    wZ = w[:, None] * data.Z
-    # per-group sums of w * (z, 1), without building the design with its 1 column
-    WX = np.column_stack([data.group_sum(wZ), data.group_sum(w)])
-    W = WX[:, -1]
-    gw = group_weight
-    shrink = tau**2 / (1.0 + tau**2 * W / gw)
-    XWX = np.empty((len(beta) + 1,) * 2)
-    XWX[:-1, :-1] = data.Z.T @ wZ
-    XWX[:-1, -1] = XWX[-1, :-1] = wZ.sum(axis=0)
-    XWX[-1, -1] = w.sum()
-    info = XWX - (WX * (shrink / gw)[:, None]).T @ WX
-    k = len(beta) + 2
-    H = np.zeros((k, k))
-    H[:-1, :-1] = info
-    H[-1, -1] = 2.0 * float(gw @ (tau**2 * (W / gw) / (1.0 + tau**2 * W / gw)) ** 2)
-    if coef_prior is not None:  # a narrow prior dominates its slope's curvature
-        H[: len(beta), : len(beta)] += np.diag(coef_prior[1])
-    return _positive_definite(H)
-
-
-def _tau2_score(agq, beta, b):
-    """Score and expected information for tau^2 at tau = 0."""
-    data = agq.data
-    eta = b + data.Z @ beta if data.Z.shape[1] else np.full(len(data.codes), b)
-    p = expit(eta)
-    R = data.group_sum(data.successes - data.trials * p)
-    W = data.group_sum(data.trials * p * (1.0 - p))
-    gw = agq.group_weight
-    return 0.5 * float(gw @ (R**2 - W)), 0.5 * float(gw @ W**2)
 
 
 def make_log_prior(p, tau_prior=None, coef_prior=None):
