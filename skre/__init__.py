@@ -9,6 +9,7 @@ Three strategies for many groups with m successes out of n trials:
 from . import metrics
 from ._api import binomial_model
 from ._binary_rows import binary_rows
+from ._comparison import TestResult, compare_models, lr_test
 from ._core.population import LogitNormal
 from ._multilevel import MultilevelBinomial
 from ._pooling import CompletePoolingBinomial, NoPoolingBinomial
@@ -20,7 +21,10 @@ __all__ = [
     "LogitNormal",
     "MultilevelBinomial",
     "NoPoolingBinomial",
+    "TestResult",
     "binary_rows",
     "binomial_model",
+    "compare_models",
+    "lr_test",
     "metrics",
 ]

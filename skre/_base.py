@@ -403,3 +403,108 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             },
             index=pd.Index(self.groups_, name=group_column_name(self)),
         )
+
+    # -- model checking ---------------------------------------------------------------
+    def simulate(
+        self, n_sims=1, random_state=None, new_groups=False, X=None, trials=None
+    ):
+        """Simulate successes from the fitted model.
+
+        Each simulation draws every group's effect once and then the successes
+        of each of its rows: from the group's conditional distribution given
+        the training data (``new_groups=False``; the multilevel model) or from
+        the population ``N(0, tau^2)`` (``new_groups=True``, or a group not
+        seen in fit). The pooled models have no group effect to draw (no
+        pooling with a ``group_prior`` draws a new group's intercept from it).
+
+        Parameters
+        ----------
+        n_sims : int, default=1
+            Number of simulated data sets.
+        random_state : int, numpy Generator or None, default=None
+            Seed; the same seed gives the same draws.
+        new_groups : bool, default=False
+            Draw every group's effect from the population, as for groups not
+            seen in fit (the unconditional, parametric-bootstrap simulation).
+        X : array-like or DataFrame, default=None
+            Rows to simulate; None: the training rows, in the order given to
+            ``fit``, each with its own trials (times its frequency weight).
+        trials : array-like of int, default=None
+            Trials of each row of ``X`` (default 1: binary outcomes).
+
+        Returns
+        -------
+        ndarray of shape (n_sims, n_rows)
+            Simulated successes.
+
+        Examples
+        --------
+        >>> from skre import MultilevelBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> m = MultilevelBinomial(group="batch").fit(X, y)
+        >>> sims = m.simulate(1000, random_state=0)
+        >>> sims.shape
+        (1000, 71)
+        >>> bool(abs(sims[:, 70].mean() - 14 * m.predict_proba(X)[70, 1]) < 0.2)
+        True
+        """
+        from ._checking import simulate
+
+        check_is_fitted(self)
+        return simulate(self, n_sims, random_state, new_groups, X, trials)
+
+    def residuals(self, X, y, kind="quantile", random_state=None, conditional=False):
+        """Residuals of rows ``(X, y)`` under the fitted model.
+
+        ``"quantile"``: randomised quantile residuals (Dunn & Smyth 1996), the
+        normal quantile of a uniform draw between ``P(Y < y)`` and ``P(Y <=
+        y)``, with each row's probability integrated over its group's effect:
+        over the population ``N(0, tau^2)`` (the default, as DHARMa's
+        unconditional simulations), so that they are N(0, 1) under the model
+        for the data the model was fitted to; with ``conditional=True`` over
+        the group's conditional distribution given the training data (for new
+        rows of known groups; on the training rows themselves these use the
+        data twice and are too small). ``"pearson"`` and ``"deviance"``: the
+        classical ones, at ``predict_proba``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            As in :meth:`fit`.
+        y : array-like of shape (n_samples,) or (n_samples, 2)
+            Binary labels or ``[successes, trials]`` counts.
+        kind : {"quantile", "pearson", "deviance"}, default="quantile"
+            Which residuals.
+        random_state : int, numpy Generator or None, default=None
+            Seed of the uniform draws of quantile residuals.
+        conditional : bool, default=False
+            Integrate quantile residuals over each seen group's conditional
+            distribution instead of the population (multilevel model only;
+            the pooled models have no group effect to integrate).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            One residual per row.
+
+        Examples
+        --------
+        >>> from scipy import stats
+        >>> from skre import MultilevelBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> m = MultilevelBinomial(group="batch").fit(X, y)
+        >>> r = m.residuals(X, y, random_state=0)
+        >>> r.shape, bool(stats.kstest(r, "norm").pvalue > 0.05)
+        ((71,), True)
+        """
+        from ._checking import residuals
+
+        check_is_fitted(self)
+        return residuals(self, X, y, kind, random_state, conditional)
+
+    def _bootstrap_confint(self, level, n_boot, random_state, n_jobs):
+        from ._checking import bootstrap_confint
+
+        return bootstrap_confint(self, level, n_boot, random_state, n_jobs)

@@ -101,7 +101,7 @@ class BayesFit(MultilevelFit):
     hyper: HyperPosterior
     free: np.ndarray  # which coordinates of (beta, b, log tau) are integrated
 
-    _transient = ("model", "log_prior", "node_posteriors")
+    _transient = ("model", "log_prior", "node_posteriors", "rule_posterior")
 
     def attributes(self):
         attrs = super().attributes()
@@ -137,6 +137,32 @@ class BayesFit(MultilevelFit):
         lp0 = logsumexp(lw + np.array([p[1][0] for p in parts]), axis=0)
         lp1 = logsumexp(lw + np.array([p[1][1] for p in parts]), axis=0)
         return lp0, lp1
+
+    def logit_rule(self, codes, Z, **options):
+        """The mixture over the hyperparameter grid of each node's rule."""
+        etas, log_ws = [], []
+        for w, params, post in self.node_posteriors:
+            eta, log_w = self._logit_rule_at(params, post, codes, Z)
+            etas.append(eta)
+            log_ws.append(log_w + np.log(w))
+        return np.concatenate(etas, axis=1), np.concatenate(log_ws, axis=1)
+
+    def draw_logits(self, keys, codes, Z, rng, n_sims, new_groups=False, **options):
+        """A grid node per simulation (by its posterior weight), then group
+        effects given that node's hyperparameters."""
+        parts = self.node_posteriors
+        weights = np.array([w for w, _, _ in parts])
+        picks = rng.choice(len(parts), size=n_sims, p=weights / weights.sum())
+        out = np.empty((n_sims, len(Z)))
+        for k in np.unique(picks):
+            sims = np.flatnonzero(picks == k)
+            params = parts[k][1]
+            eta0 = self.design.linear_predictor(Z, params[-2], params[:-2])
+            xi = self.draw_effects(
+                keys, codes, rng, len(sims), new_groups, params=params
+            )
+            out[sims] = eta0[None, :] + xi[:, keys]
+        return out
 
     def heldout_loglik(self, rows, codes):
         terms = np.array(

@@ -21,7 +21,20 @@ MODELS = {
     "no pooling": NoPoolingBinomial,
     "partial pooling": MultilevelBinomial,
 }
-ASCII = str.maketrans({"τ": "tau", "θ": "theta", "±": "+/-", "…": "...", "—": "-"})
+ASCII = str.maketrans(
+    {
+        "τ": "tau",
+        "θ": "theta",
+        "±": "+/-",
+        "…": "...",
+        "—": "-",
+        "½": "1/2 ",
+        "χ": "chi",
+        "²": "2",
+        "₀": "(0)",
+        "₁": "(1)",
+    }
+)
 DESCRIPTION = """\
 Fit three binomial models to grouped data (m successes out of n trials per group)
 and compare them: complete pooling (one probability for all groups), no pooling
@@ -197,19 +210,19 @@ def _load(parser, args):
     )
 
 
-def _fit(d):
+def _fit(src):
     """Fit the three models; return them and a note per warning raised."""
     return _recorded(
         lambda: {
-            name: cls(group=d.group).fit(d.X, d.y) for name, cls in MODELS.items()
+            name: cls(group=src.group).fit(src.X, src.y) for name, cls in MODELS.items()
         },
         "",
     )
 
 
-def _cross_validate(d, models, folds):
+def _cross_validate(src, models, folds):
     """Held-out-group scores of each model; return them, the folds used and notes."""
-    n_groups = d.X[d.group].nunique()
+    n_groups = src.X[src.group].nunique()
     if n_groups < 2:
         return None, 0, ["note: cross-validation needs at least 2 groups; skipped"]
     notes = []
@@ -223,7 +236,12 @@ def _cross_validate(d, models, folds):
     scores, cv_notes = _recorded(
         lambda: {
             name: cross_val_score(
-                est, d.X, d.y, cv=cv, groups=d.X[d.group], error_score="raise"
+                est,
+                src.X,
+                src.y,
+                cv=cv,
+                groups=src.X[src.group],
+                error_score="raise",
             )
             for name, est in models.items()
         },
@@ -253,16 +271,16 @@ def _recorded(task, where):
     return result, list(dict.fromkeys(lines))
 
 
-def _header(d, models):
+def _header(src, models):
     cp = models["complete pooling"]
     table = cp.group_estimates()
     m, n = int(table["successes"].sum()), int(table["trials"].sum())
-    lines = [f"{d.title}: {len(table)} {d.nouns}, {m}/{n} successes ({m / n:.1%})"]
+    lines = [f"{src.title}: {len(table)} {src.nouns}, {m}/{n} successes ({m / n:.1%})"]
     if len(cp.covariates_):
         lines[0] += f"; covariates: {', '.join(cp.covariates_)}"
-    if isinstance(d.y, pd.Series):
+    if isinstance(src.y, pd.Series):
         lines.append(
-            f"outcome: one {d.unit} per row, success: {d.y.name} = {cp.classes_[1]}"
+            f"outcome: one {src.unit} per row, success: {src.y.name} = {cp.classes_[1]}"
         )
     return lines
 
@@ -271,20 +289,20 @@ def _coefs(est):
     return "".join(f", {name} {c:.3f}" for name, c in zip(est.covariates_, est.coef_))
 
 
-def _model_lines(d, models, level):
+def _model_lines(src, models, level):
     cp, npool, ml = models.values()
     if len(cp.covariates_):
         texts = [
             f"intercept {cp.intercept_:.3f}{_coefs(cp)}",
-            f"{len(npool.groups_)} {d.noun} intercepts{_coefs(npool)}",
+            f"{len(npool.groups_)} {src.noun} intercepts{_coefs(npool)}",
         ]
         at = ", at the covariate means"
     else:
         p = cp.group_estimates(level).iloc[0]
         texts = [
             f"intercept {cp.intercept_:.3f}; θ = {p.estimate:.3f} "
-            f"[{p.lower:.3f}, {p.upper:.3f}] in every {d.noun}",
-            f"{len(npool.groups_)} {d.noun} intercepts; θ = the observed proportion",
+            f"[{p.lower:.3f}, {p.upper:.3f}] in every {src.noun}",
+            f"{len(npool.groups_)} {src.noun} intercepts; θ = the observed proportion",
         ]
         at = ""
     texts.append(f"b (intercept) {ml.intercept_:.3f}, τ {ml.tau_:.3f}{_coefs(ml)}")
@@ -296,9 +314,34 @@ def _model_lines(d, models, level):
         for (name, est), text in zip(models.items(), texts)
     ]
     lines += [
-        f"{'':36}new {d.noun}: median θ {pop.median():.3f}, mean θ {pop.mean():.3f},",
+        f"{'':36}new {src.noun}: median θ {pop.median():.3f}, mean θ {pop.mean():.3f},",
         f"{'':36}{100 * level:g}% interval [{lo:.3f}, {hi:.3f}]{at}",
     ]
+    return lines
+
+
+def _tau_test_lines(models):
+    """The test of tau = 0 next to the table: do the groups differ?"""
+    ml = models["partial pooling"]
+    try:
+        lrt = ml.test_tau("lrt")
+    except ValueError:  # no successes or no failures: nothing to test
+        return []
+    lines = [
+        "",
+        "test of τ = 0 (do the groups differ?)",
+        f"  likelihood ratio {lrt.statistic:.2f}, p = {lrt.pvalue:.3g} "
+        "(null ½χ²₀ + ½χ²₁, large-sample)",
+    ]
+    if not len(ml.covariates_):
+        exact = ml.test_tau("exact", n_sims=9999, random_state=0)
+        lines.append(
+            f"  exact conditional test: p = {exact.pvalue:.3g} "
+            "(9999 simulations given the total successes)"
+        )
+    else:
+        score = ml.test_tau("score")
+        lines.append(f"  score test: p = {score.pvalue:.3g} (large-sample)")
     return lines
 
 
@@ -317,7 +360,7 @@ def _chosen(table):
     return [(pos, ", ".join(picks[pos])) for pos in order if pos in picks]
 
 
-def _group_lines(d, models, level):
+def _group_lines(src, models, level):
     tables = [est.group_estimates(level) for est in models.values()]
     first = tables[0]
     chosen = _chosen(first)
@@ -325,11 +368,11 @@ def _group_lines(d, models, level):
     counts = [
         f"{first.successes.iloc[p]:.0f}/{first.trials.iloc[p]:.0f}" for p, _ in chosen
     ]
-    lw, cw = max(len(d.noun), *map(len, labels)), max(3, *map(len, counts))
+    lw, cw = max(len(src.noun), *map(len, labels)), max(3, *map(len, counts))
     lines = [
         "",
-        f"θ by {d.noun}: estimate [{100 * level:g}% interval] for a few {d.nouns}",
-        f"{d.noun:>{lw}}  {'observed':<{cw + 6}}"
+        f"θ by {src.noun}: estimate [{100 * level:g}% interval] for a few {src.nouns}",
+        f"{src.noun:>{lw}}  {'observed':<{cw + 6}}"
         + "".join(f"  {name:<20}" for name in models),
     ]
     for label, count, (pos, tag) in zip(labels, counts, chosen):
@@ -345,7 +388,7 @@ def _group_lines(d, models, level):
     return lines
 
 
-def _score_lines(d, scores, folds):
+def _score_lines(src, scores, folds):
     if scores is None:
         return []
     best = max(round(s.mean(), 4) for s in scores.values())
@@ -353,7 +396,8 @@ def _score_lines(d, scores, folds):
         "",
         f"Held-out score ({folds}-fold GroupKFold, mean ± sd over folds): mean log "
         f"predictive",
-        f"probability per {d.unit} in {d.nouns} left out of the fit (higher is better)",
+        f"probability per {src.unit} in {src.nouns} left out of the fit "
+        "(higher is better)",
     ]
     lines += [
         f"  {name:<17} {s.mean():.4f} ± {s.std(ddof=1):.4f}"
@@ -361,7 +405,7 @@ def _score_lines(d, scores, folds):
         for name, s in scores.items()
     ]
     lines.append(
-        f"  (no pooling predicts a new {d.noun} with the complete-pooling fit)"
+        f"  (no pooling predicts a new {src.noun} with the complete-pooling fit)"
     )
     return lines
 
@@ -395,12 +439,12 @@ def main(argv=None):
     """
     parser = _parser()
     args = parser.parse_args(argv)
-    d = _load(parser, args)
+    src = _load(parser, args)
     if args.plot is not None:
         _check_plot(parser, args.plot)
     try:
-        models, fit_notes = _fit(d)
-        scores, folds, cv_notes = _cross_validate(d, models, args.folds)
+        models, fit_notes = _fit(src)
+        scores, folds, cv_notes = _cross_validate(src, models, args.folds)
     except (ValueError, TypeError) as exc:
         message = str(exc).splitlines()[0]
         if re.search(r"\brows? \d", message):
@@ -410,11 +454,12 @@ def main(argv=None):
         print(f"skre: error: {message}", file=sys.stderr)
         return 1
     lines = [
-        *_header(d, models),
-        *_model_lines(d, models, args.level),
+        *_header(src, models),
+        *_model_lines(src, models, args.level),
+        *_tau_test_lines(models),
         *fit_notes,
-        *_group_lines(d, models, args.level),
-        *_score_lines(d, scores, folds),
+        *_group_lines(src, models, args.level),
+        *_score_lines(src, scores, folds),
         *cv_notes,
     ]
     text = "\n".join(line.rstrip() for line in lines)

@@ -30,6 +30,8 @@ class Design:
     constant: float  # sum of w log C(n, m): loglik_ = kernel + constant
     n_obs: float  # rows of the expanded data (sum of weights)
     binary_y: bool  # y was given as labels (else counts)
+    row_index: np.ndarray  # (n,) int32: each input row's collapsed row, -1 if no trials
+    row_trials: np.ndarray | None  # (n,) int32 trials of each input row; None: all 1
 
     @cached_property
     def group_index(self):
@@ -160,9 +162,16 @@ def build_design(est, rows, *, within_groups=False):
         codes, uniques = factorize(rows.labels)
     keep = rows.trials > 0
     used, codes = np.unique(codes[keep], return_inverse=True)
-    data = collapse(
-        codes.ravel(), rows.Z[keep], rows.successes[keep], rows.trials[keep], len(used)
+    data, inverse = collapse(
+        codes.ravel(),
+        rows.Z[keep],
+        rows.successes[keep],
+        rows.trials[keep],
+        len(used),
+        return_inverse=True,
     )
+    row_index = np.full(len(keep), -1, dtype=np.int32)
+    row_index[keep] = inverse
     data.Z, z_mean, z_scale = standardize(data.Z, data.trials)
     Z_unaliased = data.Z.copy() if within_groups and data.Z.shape[1] else data.Z
     aliased = _drop_aliased(est, data, rows.covariates, within_groups)
@@ -176,8 +185,20 @@ def build_design(est, rows, *, within_groups=False):
         rows.constant,
         rows.n_obs,
         rows.binary_y,
+        row_index,
+        _row_trials(rows.trials),
     )
     return design, Z_unaliased
+
+
+def _row_trials(trials):
+    """Each row's (weighted) trials, compactly: None when all are 1, int32 when
+    whole numbers (what simulate needs), else float."""
+    if np.all(trials == 1.0):
+        return None
+    if np.all(trials == np.round(trials)) and trials.max() < 2**31:
+        return trials.astype(np.int32)
+    return trials
 
 
 def _drop_aliased(est, data, names, within_groups):

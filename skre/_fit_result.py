@@ -21,6 +21,7 @@ from ._core.binomial import loglik_terms
 from ._core.glm import pooled_objective, profile_interval
 from ._core.grouping import collapse, pooled_rows
 from ._core.quadrature import MarginalLikelihood, marginal_mean
+from ._core.rules import normal_rule
 from ._intervals import (
     exact_one_sided,
     information,
@@ -58,6 +59,24 @@ class FitResult:
     def n_params(self):
         """Estimated parameters, aliased covariates not counted (as R's rank)."""
         raise NotImplementedError
+
+    # -- what simulation and residuals need --------------------------------------------
+    def point_logit(self, codes, Z, **options):
+        """Each row's logit where the model has no group effect to integrate."""
+        raise NotImplementedError
+
+    def logit_rule(self, codes, Z, **options):
+        """Each row's distribution of the logit as a quadrature rule:
+        ``(eta, log_w)`` of shape (n_rows, K), weights summing to 1 per row.
+        A point (K = 1) for the pooled models."""
+        eta = self.point_logit(codes, Z, **options)
+        return eta[:, None], np.zeros((len(eta), 1))
+
+    def draw_logits(self, keys, codes, Z, rng, n_sims, new_groups=False, **options):
+        """``n_sims`` draws of every row's logit, shape (n_sims, n_rows): rows
+        with the same ``keys`` (group) share one draw of the group effect."""
+        eta = self.point_logit(codes, Z, **options)
+        return np.broadcast_to(eta, (n_sims, len(eta)))
 
     def common_attributes(self, intercept, coef):
         design = self.design
@@ -108,8 +127,11 @@ class PooledFit(FitResult):
         covariance[dropped, :] = covariance[:, dropped] = np.nan  # R's NA
         return {**self.common_attributes(intercept, coef), "covariance_": covariance}
 
+    def point_logit(self, codes, Z, **options):
+        return self.design.linear_predictor(Z, self.a, self.beta)
+
     def log_proba(self, codes, Z):
-        return log_proba_from_logit(self.design.linear_predictor(Z, self.a, self.beta))
+        return log_proba_from_logit(self.point_logit(codes, Z))
 
     def heldout_loglik(self, rows, codes):
         return pooled_loglik(
@@ -200,6 +222,44 @@ class NoPoolingFit(FitResult):
 
     def log_proba(self, codes, Z, unknown_group="pooled"):
         return log_proba_from_logit(self._logit(codes, Z, unknown_group))
+
+    def point_logit(self, codes, Z, unknown_group="pooled", **options):
+        return self._logit(codes, Z, unknown_group)
+
+    def logit_rule(self, codes, Z, unknown_group="pooled", **options):
+        """Seen groups at their own logit; with a group prior, an unseen
+        group's logit spread over the prior (25-node Gauss-Hermite)."""
+        eta = self._logit(codes, Z, unknown_group)
+        new = codes < 0
+        if self.alpha_prior is None or not new.any():
+            return eta[:, None], np.zeros((len(eta), 1))
+        z, w = normal_rule(25)
+        mean, prec = self.alpha_prior
+        loc = mean + self.design.linear_predictor(Z, 0.0, self.beta)
+        rule = np.repeat(eta[:, None], len(z), axis=1)
+        rule[new] = loc[new, None] + z / np.sqrt(prec)
+        log_w = np.where(new[:, None], np.log(w), np.log(1.0 / len(z)))
+        return rule, log_w
+
+    def draw_logits(
+        self, keys, codes, Z, rng, n_sims, new_groups=False, unknown_group="pooled"
+    ):
+        """Seen groups keep their intercepts (``new_groups=False``); a group
+        drawn anew gets an intercept from the group prior, or the pooled logit
+        without one."""
+        fresh = (codes < 0) | bool(new_groups)
+        if self.alpha_prior is None or not fresh.any():
+            codes = np.where(fresh, -1, codes)
+            eta = self._logit(codes, Z, unknown_group if not new_groups else "pooled")
+            return np.broadcast_to(eta, (n_sims, len(eta)))
+        mean, prec = self.alpha_prior
+        eta = np.broadcast_to(self._logit(codes, Z, unknown_group), (n_sims, len(Z)))
+        eta = eta.copy()
+        used, inverse = np.unique(keys[fresh], return_inverse=True)
+        alpha = mean + rng.standard_normal((n_sims, len(used))) / np.sqrt(prec)
+        offset = self.design.linear_predictor(Z[fresh], 0.0, self.beta)
+        eta[:, fresh] = alpha[:, inverse.ravel()] + offset
+        return eta
 
     def heldout_loglik(self, rows, codes, unknown_group="pooled"):
         """Seen groups at their estimates; with a group prior, each unseen group's
@@ -312,9 +372,11 @@ class DegenerateFit(FitResult):
         np.fill_diagonal(cov, np.inf)
         return cov
 
+    def point_logit(self, codes, Z, **options):
+        return np.full(len(Z), -np.inf if self.limit == 0 else np.inf)
+
     def log_proba(self, codes, Z):
-        eta = np.full(len(Z), -np.inf if self.limit == 0 else np.inf)
-        return log_proba_from_logit(eta)
+        return log_proba_from_logit(self.point_logit(codes, Z))
 
     def heldout_loglik(self, rows, codes):
         return pooled_loglik(

@@ -317,14 +317,16 @@ class MultilevelBinomial(GroupedBinomialMixin):
         self._check_not_bayes("vcov")
         return self._fit_result.vcov()
 
-    def confint(self, level=0.95, method="wald"):
+    def confint(
+        self, level=0.95, method="wald", n_boot=1000, random_state=None, n_jobs=None
+    ):
         """Confidence intervals for the intercept, the slopes and ``tau``.
 
         Parameters
         ----------
         level : float, default=0.95
             Coverage of the intervals.
-        method : {"wald", "profile"}, default="wald"
+        method : {"wald", "profile", "bootstrap"}, default="wald"
             ``"wald"``: estimate +- z * SE from the observed information (the
             Hessian of the log-likelihood at the optimum, by finite differences
             of the exact gradient); for ``tau`` on the log scale, so the interval
@@ -332,7 +334,17 @@ class MultilevelBinomial(GroupedBinomialMixin):
             ``confint(method = "profile")``. At a boundary fit (``tau_ == 0``)
             the intercept and slopes are those of complete pooling (tau held at
             0), the profile interval for ``tau`` starts at 0 and the Wald one is
-            undefined (NaN upper end).
+            undefined (NaN upper end). ``"bootstrap"``: parametric-bootstrap
+            percentile intervals: refits to data simulated from the fit with
+            new group effects from ``N(0, tau^2)``; failed refits are counted
+            in the frame's ``attrs`` and warned about, never dropped in silence.
+        n_boot : int, default=1000
+            Simulated data sets for ``method="bootstrap"``.
+        random_state : int, numpy Generator or None, default=None
+            Seed of the bootstrap (the same seed gives the same intervals,
+            whatever ``n_jobs``).
+        n_jobs : int or None, default=None
+            Parallel refits (joblib); None is 1.
 
         Returns
         -------
@@ -353,8 +365,59 @@ class MultilevelBinomial(GroupedBinomialMixin):
         """
         check_is_fitted(self)
         self._check_not_bayes("confint")
-        check_interval_args(level, method)
+        check_interval_args(level, method, ("wald", "profile", "bootstrap"))
+        if method == "bootstrap":
+            return self._bootstrap_confint(level, n_boot, random_state, n_jobs)
         return self._fit_result.confint(level, method, self.verbose)
+
+    def test_tau(self, method="lrt", n_sims=1000, random_state=None, n_jobs=None):
+        """Test whether the groups differ: the null hypothesis tau = 0.
+
+        Parameters
+        ----------
+        method : {"lrt", "score", "exact", "bootstrap"}, default="lrt"
+            ``"lrt"``: the likelihood-ratio statistic against complete
+            pooling, with the boundary's null distribution ``0.5 chi2(0) +
+            0.5 chi2(1)`` (Self & Liang 1987); a large-sample result,
+            conservative when each group carries little information.
+            ``"score"``: the score for tau^2 at the complete-pooling fit,
+            standardised by its efficient information (Lin 1997); one-sided
+            normal reference, also large-sample. ``"exact"``: without
+            covariates, a Monte Carlo test conditional on the total successes
+            (the group counts are then multivariate hypergeometric under the
+            null): exact at any sample size, 0/n groups included.
+            ``"bootstrap"``: the likelihood-ratio statistic calibrated by a
+            parametric bootstrap under the complete-pooling fit (covariates
+            allowed).
+        n_sims : int, default=1000
+            Simulated data sets for ``"exact"`` and ``"bootstrap"``.
+        random_state : int, numpy Generator or None, default=None
+            Seed of the simulations.
+        n_jobs : int or None, default=None
+            Parallel refits for ``"bootstrap"`` (joblib).
+
+        Returns
+        -------
+        TestResult
+            ``statistic``, ``pvalue``, ``null`` (and ``df`` for ``"lrt"``);
+            printing it gives a short report.
+
+        Examples
+        --------
+        >>> from skre import MultilevelBinomial
+        >>> from skre.datasets import load_rats
+        >>> X, y = load_rats(return_X_y=True)
+        >>> m = MultilevelBinomial(group="batch").fit(X, y)
+        >>> round(m.test_tau().statistic, 4)
+        28.1872
+        >>> m.test_tau("exact", n_sims=999, random_state=0).pvalue
+        0.001
+        """
+        from ._comparison import run_tau_test
+
+        check_is_fitted(self)
+        self._check_not_bayes("test_tau")
+        return run_tau_test(self, method, n_sims, random_state, n_jobs)
 
     def _check_not_bayes(self, what):
         if isinstance(self._fit_result, BayesFit):

@@ -73,9 +73,9 @@ class MultilevelFit(FitResult):
     coef_prior: tuple | None  # (means, precisions) on standardized slopes
     message: str
 
-    _transient = ("model", "log_prior")
+    _transient = ("model", "log_prior", "rule_posterior")
 
-    # -- what fit reports -------------------------------------------------------------
+    # -- what fit reports --------------------------------------------------------------
     @property
     def n_params(self):
         return len(self.params) - int(self.design.aliased.sum())
@@ -103,7 +103,7 @@ class MultilevelFit(FitResult):
     def population(self):
         return LogitNormal(self.b, self.tau)
 
-    # -- rebuilt on demand ------------------------------------------------------------
+    # -- rebuilt on demand -------------------------------------------------------------
     @cached_property
     def model(self):
         return MarginalLikelihood(self.units, self.unit_weight, self.n_quad)
@@ -128,7 +128,7 @@ class MultilevelFit(FitResult):
         H = measured_hessian(negative_loglik(self.model, self.log_prior), x_hat, free)
         return x_hat, free, H, free_inverse(H, free)
 
-    # -- predictions ------------------------------------------------------------------
+    # -- predictions -------------------------------------------------------------------
     def offsets(self, Z):
         return self.design.linear_predictor(Z, self.b, self.params[:-2])
 
@@ -153,6 +153,75 @@ class MultilevelFit(FitResult):
             lp1[seen] = logsumexp(log_pi + log_expit(eta), axis=1)
             lp0[seen] = logsumexp(log_pi + log_expit(-eta), axis=1)
         return lp0, lp1
+
+    # -- the distribution of each row's logit: residuals and simulation ----------------
+    @cached_property
+    def rule_posterior(self):
+        """Each unit's conditional distribution on a 25-node adaptive rule (the
+        fit's own when it has 25 nodes): enough to integrate a smooth function
+        of the group effect, whatever n_quad the fit used."""
+        if self.n_quad == 25:
+            return self.posterior
+        return MarginalLikelihood(self.units, self.unit_weight, 25).posterior(
+            self.params
+        )
+
+    def logit_rule(self, codes, Z, **options):
+        return self._logit_rule_at(self.params, self.rule_posterior, codes, Z)
+
+    def _logit_rule_at(self, params, posterior, codes, Z):
+        """Seen groups: their conditional distribution (adaptive nodes); new
+        groups: the population N(0, tau^2) (25-node Gauss-Hermite)."""
+        eta0 = self.design.linear_predictor(Z, params[-2], params[:-2])
+        tau = params[-1]
+        z, w = normal_rule(25)
+        k = posterior.nodes.shape[1]
+        if k < len(z):
+            pad = len(z) - k  # a Laplace posterior: one node, padded with zeros
+            nodes = np.pad(posterior.nodes, ((0, 0), (0, pad)))
+            log_pi = np.pad(
+                posterior.log_weights, ((0, 0), (0, pad)), constant_values=-np.inf
+            )
+        else:
+            nodes, log_pi = posterior.nodes, posterior.log_weights
+        seen = codes >= 0
+        eta = eta0[:, None] + tau * np.where(
+            seen[:, None], nodes[self.unit[np.where(seen, codes, 0)]], z
+        )
+        log_w = np.where(
+            seen[:, None], log_pi[self.unit[np.where(seen, codes, 0)]], np.log(w)
+        )
+        return eta, log_w
+
+    def draw_effects(self, keys, codes, rng, n_sims, new_groups=False, params=None):
+        """Draws of each group's effect ``xi`` (n_sims, n_keys): seen groups
+        from their conditional distribution given the data (exactly, by
+        inverting its CDF), new groups (or all, with ``new_groups``) from
+        N(0, tau^2). ``keys`` number the groups of the rows 0..n_keys-1."""
+        params = self.params if params is None else params
+        tau = params[-1]
+        n_keys = int(keys.max()) + 1 if len(keys) else 0
+        xi = tau * rng.standard_normal((n_sims, n_keys))
+        if new_groups or tau == 0:
+            return xi
+        first = np.full(n_keys, -1)
+        first[keys[::-1]] = codes[::-1]  # the group code of each key
+        seen_keys = np.flatnonzero(first >= 0)
+        if len(seen_keys):
+            data = self.design.data  # one likelihood term per group, not per unit
+            model = MarginalLikelihood(data, np.ones(data.n_groups), self.n_quad)
+            groups = first[seen_keys]
+            U = rng.random((data.n_groups, n_sims))
+            u = conditional_quantiles(
+                model, params, U, posterior=model.posterior(params)
+            )
+            xi[:, seen_keys] = tau * u[groups].T
+        return xi
+
+    def draw_logits(self, keys, codes, Z, rng, n_sims, new_groups=False, **options):
+        eta0 = self.offsets(Z)
+        xi = self.draw_effects(keys, codes, rng, n_sims, new_groups)
+        return eta0[None, :] + xi[:, keys]
 
     def heldout_loglik(self, rows, codes):
         """Sum over test groups of log p(test rows of g | training data)."""
@@ -184,7 +253,7 @@ class MultilevelFit(FitResult):
         before = posterior.log_marginal[self.unit[seen]].sum()
         return float(weight @ union.log_marginal - before)
 
-    # -- inference --------------------------------------------------------------------
+    # -- inference ---------------------------------------------------------------------
     def vcov(self):
         design = self.design
         if self.boundary:

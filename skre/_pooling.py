@@ -122,16 +122,28 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         check_is_fitted(self)
         return self._fit_result.vcov()
 
-    def confint(self, level=0.95, method="wald"):
+    def confint(
+        self, level=0.95, method="wald", n_boot=1000, random_state=None, n_jobs=None
+    ):
         """Confidence intervals for the intercept and slopes.
 
         Parameters
         ----------
         level : float, default=0.95
             Coverage of the intervals.
-        method : {"wald", "profile"}, default="wald"
+        method : {"wald", "profile", "bootstrap"}, default="wald"
             ``"wald"``: estimate +- z * SE (R's ``confint.default``);
-            ``"profile"``: likelihood-ratio intervals (R's ``confint`` on a glm).
+            ``"profile"``: likelihood-ratio intervals (R's ``confint`` on a glm);
+            ``"bootstrap"``: parametric-bootstrap percentile intervals (refits
+            to data simulated from the fit; failed refits are counted in the
+            frame's ``attrs`` and warned about, never dropped in silence).
+        n_boot : int, default=1000
+            Simulated data sets for ``method="bootstrap"``.
+        random_state : int, numpy Generator or None, default=None
+            Seed of the bootstrap (the same seed gives the same intervals,
+            whatever ``n_jobs``).
+        n_jobs : int or None, default=None
+            Parallel refits (joblib); None is 1.
 
         Returns
         -------
@@ -150,7 +162,9 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         intercept -1.83952 -1.57867
         """
         check_is_fitted(self)
-        check_interval_args(level, method)
+        check_interval_args(level, method, ("wald", "profile", "bootstrap"))
+        if method == "bootstrap":
+            return self._bootstrap_confint(level, n_boot, random_state, n_jobs)
         return self._fit_result.confint(level, method)
 
 
@@ -277,6 +291,54 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         """
         check_is_fitted(self)
         return self._fit_result.vcov()
+
+    def confint(
+        self, level=0.95, method="wald", n_boot=1000, random_state=None, n_jobs=None
+    ):
+        """Confidence intervals for the shared slopes (the group intercepts
+        have theirs in :meth:`group_estimates`).
+
+        Parameters
+        ----------
+        level : float, default=0.95
+            Coverage of the intervals.
+        method : {"wald", "bootstrap"}, default="wald"
+            ``"wald"``: estimate +- z * SE from the inverse information;
+            ``"bootstrap"``: parametric-bootstrap percentile intervals.
+        n_boot : int, default=1000
+            Simulated data sets for ``method="bootstrap"``.
+        random_state : int, numpy Generator or None, default=None
+            Seed of the bootstrap (the same seed gives the same intervals,
+            whatever ``n_jobs``).
+        n_jobs : int or None, default=None
+            Parallel refits (joblib); None is 1.
+
+        Returns
+        -------
+        DataFrame
+            One row per covariate (none for intercept-only data).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skre import NoPoolingBinomial
+        >>> from skre.datasets import make_grouped_binomial
+        >>> X, y, _ = make_grouped_binomial(20, n_features=1, random_state=0)
+        >>> NoPoolingBinomial(group="group").fit(X, y).confint().round(3)
+            2.5%  97.5%
+        x0  0.28  0.805
+        """
+        check_is_fitted(self)
+        check_interval_args(level, method, ("wald", "bootstrap"))
+        if method == "bootstrap":
+            return self._bootstrap_confint(level, n_boot, random_state, n_jobs)
+        from ._intervals import table, wald_rows
+
+        design = self._fit_result.design
+        rows, _ = wald_rows(
+            np.eye(len(self.coef_)), self._fit_result.coef_cov, self.coef_, level
+        )
+        return table(design, [(np.nan, np.nan), *rows], level).iloc[1:]
 
     def _result_log_proba(self, codes, Z):
         return self._fit_result.log_proba(codes, Z, self.unknown_group)

@@ -114,6 +114,17 @@ def test_csv_covariate_and_options(rats_csv, capsys):
     assert "90% interval [" in out and ", at the covariate means" in out
     assert "3-fold GroupKFold" in out
     assert len(_scores(out)) == 3
+    # with a covariate the tau = 0 test is the likelihood ratio and the score test
+    assert "test of τ = 0" in out and "score test: p = " in out
+
+
+def test_tau_test_is_printed_next_to_the_table(rats_output):
+    code, out, _ = rats_output
+    lines = out.splitlines()
+    at = lines.index("test of τ = 0 (do the groups differ?)")
+    assert "likelihood ratio 28.19, p = 5.51e-08" in lines[at + 1]
+    assert "exact conditional test: p = 0.0001" in lines[at + 2]
+    assert at < lines.index(next(x for x in lines if x.startswith("θ by batch")))
 
 
 def test_binary_outcome(tmp_path, capsys):
@@ -228,6 +239,7 @@ def test_ascii_terminal(monkeypatch):
     stream.flush()
     out = buffer.getvalue().decode("ascii")
     assert "tau 0.674" in out and "-0.4195 +/- " in out
+    assert "null 1/2 chi2(0) + 1/2 chi2(1)" in out
 
 
 PNG = b"\x89PNG\r\n\x1a\n"

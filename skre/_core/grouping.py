@@ -61,7 +61,7 @@ def _row_hash(codes, Z):
     return h
 
 
-def collapse(codes, Z, successes, trials, n_groups):
+def collapse(codes, Z, successes, trials, n_groups, return_inverse=False):
     """Sort rows by group and merge rows with equal group and covariates.
 
     Every group in ``range(n_groups)`` must have at least one row. Merging is
@@ -69,14 +69,20 @@ def collapse(codes, Z, successes, trials, n_groups):
     only through the sums of successes and trials at each covariate pattern.
     Rows are put in a canonical order (group, then a hash of the covariates), so
     the result depends on the data, not on the order of the rows or on how they
-    were split into rows or weights.
+    were split into rows or weights. With ``return_inverse`` also the index of
+    each input row's merged row.
     """
+    data, inverse = _collapse(codes, Z, successes, trials, n_groups)
+    return (data, inverse) if return_inverse else data
+
+
+def _collapse(codes, Z, successes, trials, n_groups):
     codes = np.asarray(codes, dtype=np.intp)
     Z = np.asarray(Z, dtype=float).reshape(len(codes), -1)
     if Z.shape[1] == 0:
         m = np.bincount(codes, successes, minlength=n_groups)
         n = np.bincount(codes, trials, minlength=n_groups)
-        return Collapsed(
+        whole = Collapsed(
             np.arange(n_groups),
             np.empty((n_groups, 0)),
             m,
@@ -84,6 +90,7 @@ def collapse(codes, Z, successes, trials, n_groups):
             n_groups,
             np.arange(n_groups),
         )
+        return whole, codes
     h = _row_hash(codes, Z)
     if n_groups < 2**24:  # one sort key: group code in the high bits, hash below
         key = (codes.astype(np.uint64) << np.uint64(40)) | (h >> np.uint64(24))
@@ -94,8 +101,10 @@ def collapse(codes, Z, successes, trials, n_groups):
     starts_run = np.ones(len(order), dtype=bool)
     starts_run[1:] = (hs[1:] != hs[:-1]) | (cs[1:] != cs[:-1])
     Zo = Z[order]
+    inverse = np.empty(len(order), dtype=np.intp)
     if starts_run.all():  # nothing to merge (continuous covariates)
-        return _sorted(cs, Zo, successes[order], trials[order], n_groups)
+        inverse[order] = np.arange(len(order))
+        return _sorted(cs, Zo, successes[order], trials[order], n_groups), inverse
     run = np.cumsum(starts_run) - 1
     if not np.array_equal(Zo, Zo[starts_run][run]):
         # a hash collision (never seen in practice): merge by exact comparison
@@ -104,20 +113,23 @@ def collapse(codes, Z, successes, trials, n_groups):
             keys, axis=0, return_index=True, return_inverse=True
         )
         inverse = inverse.ravel()
-        return _sorted(
+        merged = _sorted(
             codes[first],
             Z[first],
             np.bincount(inverse, successes),
             np.bincount(inverse, trials),
             n_groups,
         )
-    return _sorted(
+        return merged, inverse
+    inverse[order] = run
+    merged = _sorted(
         cs[starts_run],
         Zo[starts_run],
         np.bincount(run, successes[order]),
         np.bincount(run, trials[order]),
         n_groups,
     )
+    return merged, inverse
 
 
 def _sorted(codes, Z, m, n, n_groups):

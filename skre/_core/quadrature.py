@@ -236,18 +236,22 @@ def conditional_quantiles(
     cumulative Simpson rule and inverted within each cell (density taken as linear
     there); tails beyond
     ``span`` scales hold well under 1e-20 of the mass for these log-concave
-    densities. Returns an array of shape (n_groups, len(probs)).
+    densities. ``probs`` is one list for every group, or an array of shape
+    (n_groups, k) with each group's own probabilities (inverse-CDF draws).
+    Returns an array of shape (n_groups, k).
     """
     data = model.data
     beta, b, tau = params[:-2], params[-2], params[-1]
     # the fitted posterior when given: answers must not depend on earlier calls
     post = posterior if posterior is not None else model.posterior(params)
     t = np.linspace(-span, span, n_grid)
-    probs = np.atleast_1d(np.asarray(probs, dtype=float))
+    probs = np.asarray(probs, dtype=float)
+    per_group = probs.ndim == 2
+    probs = probs if per_group else np.atleast_1d(probs)
     if tau == 0.0:
-        return post.mode[:, None] + ndtri(probs)[None, :]  # u | y ~ N(0, 1)
+        return post.mode[:, None] + ndtri(probs)  # u | y ~ N(0, 1)
     offset = model._offset(beta, b)
-    out = np.empty((data.n_groups, len(probs)))
+    out = np.empty((data.n_groups, probs.shape[-1]))
     # whole groups in chunks of about 2e6 rows x grid points
     rows_per_group = np.diff(np.r_[data.starts, len(data.codes)])
     chunk = (np.cumsum(rows_per_group) - 1) // max(1, 2_000_000 // n_grid)
@@ -270,8 +274,9 @@ def conditional_quantiles(
         dens /= cdf[:, -1:]
         cdf /= cdf[:, -1:]
         rows = np.arange(g1 - g0)
-        for j, q in enumerate(probs):
-            k = np.clip((cdf < q).sum(axis=1), 1, n_grid - 1)
+        for j in range(probs.shape[-1]):
+            q = probs[g0:g1, j] if per_group else probs[j]
+            k = np.clip((cdf < np.reshape(q, (-1, 1))).sum(axis=1), 1, n_grid - 1)
             # inside the cell the density is nearly linear: solve the quadratic
             f0, f1, hk = dens[rows, k - 1], dens[rows, k], step[rows, k - 1]
             a, c = (f1 - f0) / (2 * hk), cdf[rows, k - 1] - q

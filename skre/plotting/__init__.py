@@ -12,10 +12,18 @@ when a plot is drawn, so importing this module does not need it.
   its prediction interval and the observed proportions as a rug.
 - :class:`CaterpillarDisplay`: every group's estimate and interval, sorted, for
   any of the three estimators.
+- :class:`ResidualDisplay`: quantile residuals in a normal QQ plot and against
+  fitted values.
 """
 
 from ._caterpillar import CaterpillarDisplay
 from ._population import PopulationDisplay
+from ._residuals import ResidualDisplay
 from ._shrinkage import ShrinkageDisplay
 
-__all__ = ["CaterpillarDisplay", "PopulationDisplay", "ShrinkageDisplay"]
+__all__ = [
+    "CaterpillarDisplay",
+    "PopulationDisplay",
+    "ResidualDisplay",
+    "ShrinkageDisplay",
+]

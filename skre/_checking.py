@@ -1,0 +1,271 @@
+"""Model checking: simulation from a fit, residuals, the parametric bootstrap.
+
+Everything here reads a fitted estimator's result (``_fit_result``) and its
+public parameters; the numerics per kind of fit (the distribution of each
+row's logit, draws of group effects) live on the result classes.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import expit, logsumexp, xlogy
+
+from ._intervals import check_level
+from ._validation import dense_array, factorize, prepare, split_X
+from .exceptions import warn
+
+
+def check_random_state_seed(random_state):
+    """A SeedSequence from None, an int, a SeedSequence or a Generator."""
+    if isinstance(random_state, np.random.SeedSequence):
+        return random_state
+    if isinstance(random_state, np.random.Generator):
+        return np.random.SeedSequence(random_state.integers(2**63))
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.SeedSequence(random_state.randint(2**31))
+    if random_state is None or isinstance(random_state, (int, np.integer)):
+        if isinstance(random_state, bool):
+            raise TypeError("random_state must be None, an int or a Generator.")
+        return np.random.SeedSequence(random_state)
+    raise TypeError(
+        f"random_state must be None, an int or a numpy Generator; got {random_state!r}."
+    )
+
+
+def _check_count(name, value, low=1):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int; got {value!r}.")
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}; got {value!r}.")
+    return int(value)
+
+
+def group_keys(design, labels):
+    """``(codes, keys)``: training codes (-1 for unseen groups) and keys that
+    number every distinct group of the rows, unseen ones after the seen ones."""
+    if labels is None:
+        codes = np.zeros(0, dtype=np.intp)
+        return codes, codes
+    codes = design.codes_for(labels)
+    keys = codes.copy()
+    new = codes < 0
+    if new.any():
+        keys[new] = len(design.groups) + factorize(labels[new])[0]
+    return codes, keys
+
+
+def training_rows(design):
+    """The collapsed training rows as the user's covariates: ``(codes, Z)``."""
+    data = design.data
+    Z = data.Z * design.z_scale + design.z_mean if data.Z.shape[1] else data.Z
+    return data.codes, Z
+
+
+# -- simulate --------------------------------------------------------------------------
+def simulate(est, n_sims, random_state, new_groups, X=None, trials=None):
+    """Successes per row, (n_sims, n_rows); see the estimators' ``simulate``."""
+    n_sims = _check_count("n_sims", n_sims)
+    rng = np.random.default_rng(check_random_state_seed(random_state))
+    fit = est._fit_result
+    design = fit.design
+    options = _options(est)
+    if X is None:
+        if trials is not None:
+            raise ValueError("trials is for new rows X; the training rows keep theirs.")
+        codes, Z = training_rows(design)
+        keys = codes
+        row = design.row_index
+        n = np.ones(len(row)) if design.row_trials is None else design.row_trials
+        if not np.all(np.asarray(n) == np.round(n)):
+            raise ValueError(
+                "simulate needs whole numbers of trials per row; this fit has "
+                "fractional sample_weight. Pass rows X with trials to simulate."
+            )
+    else:
+        labels, Z, _ = split_X(est, X, reset=False)
+        codes, keys = group_keys(design, labels)
+        if labels is None:
+            codes = keys = np.zeros(len(Z), dtype=np.intp)
+        row = np.arange(len(Z))
+        n = _trials(trials, len(Z))
+    eta = fit.draw_logits(keys, codes, Z, rng, n_sims, bool(new_groups), **options)
+    p = expit(eta)
+    out = np.zeros((n_sims, len(row)), dtype=np.int64)
+    has = row >= 0
+    n_has = np.broadcast_to(np.asarray(n, dtype=np.int64), row.shape)[has]
+    out[:, has] = rng.binomial(n_has, p[:, row[has]])
+    return out
+
+
+def _trials(trials, n_rows):
+    if trials is None:
+        return np.ones(n_rows, dtype=np.int64)
+    t = dense_array(trials, "trials")
+    t = np.broadcast_to(t, (n_rows,)) if t.ndim == 0 else t
+    if t.shape != (n_rows,):
+        raise ValueError(f"trials has {len(t)} values but X has {n_rows} rows.")
+    if t.dtype.kind not in "iuf" or np.any(t < 0) or np.any(t != np.round(t)):
+        raise ValueError("trials must be non-negative whole numbers, one per row of X.")
+    return t.astype(np.int64)
+
+
+def _options(est):
+    unknown = getattr(est, "unknown_group", None)
+    return {} if unknown is None else {"unknown_group": unknown}
+
+
+# -- residuals -------------------------------------------------------------------------
+def residuals(est, X, y, kind, random_state, conditional=False):
+    """See the estimators' ``residuals``."""
+    kinds = ("quantile", "pearson", "deviance")
+    if kind not in kinds:
+        raise ValueError(f"kind must be one of {list(kinds)}; got {kind!r}.")
+    rows = prepare(est, X, y, None, reset=False)
+    fit = est._fit_result
+    codes, _ = group_keys(fit.design, rows.labels)
+    if rows.labels is None:
+        codes = np.zeros(len(rows.Z), dtype=np.intp)
+    m, n = rows.successes, rows.trials
+    if kind == "quantile":
+        rng = np.random.default_rng(check_random_state_seed(random_state))
+        rule_codes = codes
+        if hasattr(est, "tau_") and not conditional:
+            rule_codes = np.full_like(codes, -1)  # every group from the population
+        eta, log_w = fit.logit_rule(rule_codes, rows.Z, **_options(est))
+        upper = _mixture_cdf(m, n, eta, log_w)
+        lower = np.where(m > 0, _mixture_cdf(m - 1, n, eta, log_w), 0.0)
+        u = lower + rng.random(len(m)) * (upper - lower)
+        tiny = np.finfo(float).tiny
+        return stats.norm.ppf(np.clip(u, tiny, 1.0 - np.finfo(float).epsneg))
+    lp0, lp1 = est._result_log_proba(codes, rows.Z)
+    p, q = np.exp(lp1), np.exp(lp0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if kind == "pearson":
+            r = (m - n * p) / np.sqrt(n * p * q)
+            return np.where(m == n * p, 0.0, r)
+        dev = 2.0 * (
+            xlogy(m, m / n) - m * lp1 + xlogy(n - m, (n - m) / n) - (n - m) * lp0
+        )
+        return np.sign(m - n * p) * np.sqrt(np.maximum(dev, 0.0))
+
+
+def _mixture_cdf(k, n, eta, log_w):
+    """``P(Y <= k)`` for ``Y ~ Binomial(n, expit(eta))`` mixed over the rule."""
+    with np.errstate(divide="ignore"):
+        log_cdf = stats.binom.logcdf(k[:, None], n[:, None], expit(eta))
+    return np.exp(np.minimum(logsumexp(log_w + log_cdf, axis=1), 0.0))
+
+
+# -- the parametric bootstrap ----------------------------------------------------------
+def refit_data(est, successes):
+    """The training rows as ``(X, y)`` with ``successes`` in place of the
+    observed ones, and an unfitted copy of ``est`` that reads them."""
+    from sklearn.base import clone
+
+    from ._base import group_column_name
+
+    design = est._fit_result.design
+    codes, Z = training_rows(design)
+    columns = {}
+    if est.group is not None:
+        name = str(group_column_name(est))
+        columns[name] = design.groups[codes]
+    for j, c in enumerate(design.covariates):
+        columns[f"{c}"] = Z[:, j]
+    X = pd.DataFrame(columns)
+    copy = clone(est)
+    if est.group is not None:
+        copy.set_params(group=name)
+    y = np.column_stack([successes, design.data.trials])
+    return copy, X, y
+
+
+def replicate_fits(est, n_boot, random_state, n_jobs, verbose, draw, read):
+    """Refit ``est`` to ``n_boot`` simulated data sets (``draw(rng)`` gives the
+    successes of the training rows, ``read(fitted)`` what to keep); returns
+    ``(results, n_failed, n_unconverged)`` in replicate order, None for a
+    failed refit. Each replicate has its own seed from ``random_state``, so the
+    answer does not depend on ``n_jobs``."""
+    from joblib import Parallel, delayed
+
+    seeds = check_random_state_seed(random_state).spawn(n_boot)
+    results = Parallel(n_jobs=n_jobs, verbose=10 if verbose else 0)(
+        delayed(_one_replicate)(est, seed, draw, read) for seed in seeds
+    )
+    failed = sum(r is None for r in results)
+    unconverged = sum(r is not None and not r[1] for r in results)
+    return [None if r is None else r[0] for r in results], failed, unconverged
+
+
+def _one_replicate(est, seed, draw, read):
+    rng = np.random.default_rng(seed)
+    copy, X, y = refit_data(est, draw(rng))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            copy.fit(X, y)
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+            return None
+    return read(copy), bool(copy.converged_)
+
+
+def bootstrap_confint(est, level, n_boot, random_state, n_jobs):
+    """Parametric-bootstrap percentile intervals; see ``confint``."""
+    check_level(level)
+    n_boot = _check_count("n_boot", n_boot, low=2)
+    fit = est._fit_result
+    design = fit.design
+    codes, Z = training_rows(design)
+    trials = design.data.trials.astype(np.int64)
+    if not np.all(design.data.trials == trials):
+        raise ValueError(
+            "the bootstrap simulates whole numbers of trials; this fit has "
+            "fractional sample_weight."
+        )
+    multilevel = hasattr(est, "tau_")
+    options = _options(est)
+
+    def draw(rng):
+        eta = fit.draw_logits(codes, codes, Z, rng, 1, new_groups=multilevel, **options)
+        return rng.binomial(trials, expit(eta[0]))
+
+    names, read = _parameters(est)
+    results, failed, unconverged = replicate_fits(
+        est, n_boot, random_state, n_jobs, getattr(est, "verbose", 0), draw, read
+    )
+    values = np.array([r for r in results if r is not None], dtype=float)
+    a = (1 - level) / 2
+    if len(values) == 0:
+        bounds = np.full((len(names), 2), np.nan)
+    else:
+        bounds = np.quantile(values, [a, 1 - a], axis=0).T
+    frame = pd.DataFrame(
+        bounds, index=names, columns=[f"{100 * a:g}%", f"{100 * (1 - a):g}%"]
+    )
+    aliased = np.isin(names, [str(c) for c in design.covariates[design.aliased]])
+    frame.loc[aliased] = np.nan
+    frame.attrs.update(n_boot=n_boot, n_failed=failed, n_unconverged=unconverged)
+    if failed or unconverged:
+        warn(
+            f"{type(est).__name__}: {failed} of {n_boot} bootstrap refits failed "
+            f"and {unconverged} did not converge; the intervals use the "
+            f"{n_boot - failed} that did not fail (frame.attrs has the counts).",
+            UserWarning,
+        )
+    return frame
+
+
+def _parameters(est):
+    """Row names of confint and how to read them off a fitted copy."""
+    covariates = [str(c) for c in est.covariates_]
+    if hasattr(est, "group_intercepts_"):  # no pooling: the shared slopes
+        return covariates, lambda e: list(e.coef_)
+    if hasattr(est, "tau_"):
+        return ["intercept", *covariates, "tau"], lambda e: [
+            e.intercept_,
+            *e.coef_,
+            e.tau_,
+        ]
+    return ["intercept", *covariates], lambda e: [e.intercept_, *e.coef_]

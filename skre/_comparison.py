@@ -1,0 +1,561 @@
+"""Model comparison: likelihood-ratio tests with the boundary handled, the
+tests of tau = 0, and a comparison table of held-out scores.
+
+``lr_test(restricted, full)`` compares two fits of the same data. When the
+full model adds the between-group SD tau, tau = 0 lies on the boundary of its
+space and the likelihood-ratio statistic is not chi2 under the null: it is
+the 50:50 mixture of chi2(k) and chi2(k + 1) for k added fixed effects (Self &
+Liang 1987). ``MultilevelBinomial.test_tau`` offers that test, the score test
+(the model is fitted only under the null), an exact conditional Monte Carlo
+test for intercept-only data and a parametric bootstrap.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+NULLS = {
+    "chi2": "chi2({df})",
+    "mixture": "0.5 chi2({df0}) + 0.5 chi2({df}): tau = 0 is on the boundary "
+    "(Self & Liang 1987)",
+}
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """The outcome of a test: statistic, degrees of freedom, p-value and the
+    distribution the statistic has under the null.
+
+    Printing it gives a table like R's ``anova``.
+
+    Attributes
+    ----------
+    statistic : float
+        The test statistic.
+    df : float
+        Degrees of freedom of the chi-square (of its larger component for
+        a mixture), or NaN for Monte Carlo tests.
+    pvalue : float
+        The p-value.
+    null : str
+        The null distribution, in words.
+    method : str
+        Which test.
+    table : DataFrame or None
+        The models compared (npar, AIC, BIC, logLik, deviance), for
+        :func:`~skre.lr_test`.
+    details : dict
+        Anything else (Monte Carlo sample size, the simulated statistics).
+    """
+
+    statistic: float
+    df: float
+    pvalue: float
+    null: str
+    method: str
+    table: pd.DataFrame | None = None
+    details: dict = field(default_factory=dict)
+
+    __test__ = False  # not a pytest test class
+
+    def __str__(self):
+        lines = [f"{self.method}"]
+        if self.table is not None:
+            t = self.table.copy()
+            shown = pd.DataFrame(
+                {
+                    "npar": t["npar"].map("{:g}".format),
+                    "AIC": t["AIC"].map("{:.2f}".format),
+                    "BIC": t["BIC"].map("{:.2f}".format),
+                    "logLik": t["logLik"].map("{:.3f}".format),
+                    "deviance": t["deviance"].map("{:.3f}".format),
+                    "Chisq": ["", f"{self.statistic:.4f}"],
+                    "Df": ["", f"{self.df:g}"],
+                    "Pr(>Chisq)": ["", f"{self.pvalue:.4g}"],
+                },
+                index=t.index,
+            )
+            lines.append(shown.to_string())
+        else:
+            lines.append(
+                f"statistic = {self.statistic:.6g}, p-value = {self.pvalue:.4g}"
+            )
+        lines.append(f"null distribution: {self.null}")
+        if "n_sims" in self.details:
+            lines.append(f"Monte Carlo: {self.details['n_sims']} simulated data sets")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def mixture_pvalue(statistic, df_fixed):
+    """P-value under 0.5 chi2(df_fixed) + 0.5 chi2(df_fixed + 1); chi2(0) is a
+    point mass at 0."""
+    statistic = max(float(statistic), 0.0)
+    upper = stats.chi2.sf(statistic, df_fixed + 1)
+    lower = stats.chi2.sf(statistic, df_fixed) if df_fixed else float(statistic <= 0)
+    return float(0.5 * upper + 0.5 * lower)
+
+
+# -- lr_test ---------------------------------------------------------------------------
+def _kind(est):
+    from ._multilevel import MultilevelBinomial
+    from ._pooling import CompletePoolingBinomial, NoPoolingBinomial
+
+    for cls, kind in (
+        (MultilevelBinomial, "multilevel"),
+        (NoPoolingBinomial, "no pooling"),
+        (CompletePoolingBinomial, "complete pooling"),
+    ):
+        if isinstance(est, cls):
+            return kind
+    raise TypeError(
+        f"lr_test compares fitted skre estimators; got {type(est).__name__}."
+    )
+
+
+def _free_covariates(est):
+    design = est._fit_result.design
+    return {str(c) for c, a in zip(design.covariates, design.aliased) if not a}
+
+
+def _check_same_data(restricted, full):
+    a, b = restricted._fit_result.design, full._fit_result.design
+    # n_obs may differ: binary rows and their counts are the same data
+    same = np.isclose(
+        a.data.successes.sum(), b.data.successes.sum(), rtol=1e-12
+    ) and np.isclose(a.data.trials.sum(), b.data.trials.sum(), rtol=1e-12)
+    grouped = restricted.group is not None and full.group is not None
+    if same and grouped and len(a.groups) == len(b.groups):
+        same = (
+            np.array_equal(a.groups, b.groups)
+            and np.allclose(a.group_successes, b.group_successes)
+            and np.allclose(a.group_trials, b.group_trials)
+        )
+    if not same:
+        raise ValueError(
+            "lr_test needs two fits of the same data: the rows, their successes "
+            "and trials (and the groups) differ between the two models."
+        )
+
+
+def _check_no_priors(est):
+    for name in ("tau_prior", "coef_prior", "group_prior"):
+        if getattr(est, name, None) is not None:
+            raise ValueError(
+                f"lr_test compares maximum-likelihood fits; {type(est).__name__} has "
+                f"{name}={getattr(est, name)!r} (its fit is a posterior mode). "
+                "Refit without priors to test."
+            )
+    if getattr(est, "method", "ml") == "bayes":
+        raise ValueError(
+            "lr_test compares maximum-likelihood fits; compare method='bayes' "
+            "fits by their posteriors (posterior_summary) instead."
+        )
+
+
+def lr_test(restricted, full):
+    """Likelihood-ratio test of a restricted model against a full one.
+
+    Both must be fitted to the same data by maximum likelihood, and the
+    restricted model must be nested in the full one: its covariates a subset
+    of the full model's, and its kind of model nested (complete pooling in
+    no pooling, or in partial pooling; a model in itself with more
+    covariates). The statistic ``2 (loglik_full - loglik_restricted)`` uses
+    the kernel log-likelihoods, so fits to binary rows and to counts of the
+    same data compare correctly.
+
+    - Fixed effects only: ``chi2(df)``, df the added parameters.
+    - Complete pooling against partial pooling (tau added, perhaps with
+      ``k`` fixed effects): tau = 0 is on the boundary, and the null
+      distribution is ``0.5 chi2(k) + 0.5 chi2(k + 1)`` (Self & Liang 1987).
+      It is the large-sample limit, and conservative for groups with little
+      information each (see :meth:`MultilevelBinomial.test_tau` for exact
+      and bootstrap versions).
+
+    Parameters
+    ----------
+    restricted : fitted estimator
+        The smaller model.
+    full : fitted estimator
+        The larger model.
+
+    Returns
+    -------
+    TestResult
+        ``statistic``, ``df``, ``pvalue``, ``null`` and a ``table`` of the two
+        models; printing it gives R's ``anova`` table.
+
+    Examples
+    --------
+    >>> from skre import CompletePoolingBinomial, MultilevelBinomial, lr_test
+    >>> from skre.datasets import load_rats
+    >>> X, y = load_rats(return_X_y=True)
+    >>> cp = CompletePoolingBinomial(group="batch").fit(X, y)
+    >>> ml = MultilevelBinomial(group="batch").fit(X, y)
+    >>> result = lr_test(cp, ml)
+    >>> round(result.statistic, 5), float(f"{result.pvalue:.4e}")
+    (28.18721, 5.5065e-08)
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    for est in (restricted, full):
+        check_is_fitted(est)
+        _check_no_priors(est)
+    k_r, k_f = _kind(restricted), _kind(full)
+    allowed = {
+        ("complete pooling", "complete pooling"),
+        ("complete pooling", "no pooling"),
+        ("complete pooling", "multilevel"),
+        ("no pooling", "no pooling"),
+        ("multilevel", "multilevel"),
+    }
+    if (k_r, k_f) not in allowed:
+        raise ValueError(
+            f"{k_r} ({type(restricted).__name__}) is not nested in {k_f} "
+            f"({type(full).__name__}); nested pairs are complete pooling in no "
+            "or partial pooling, and a model in the same kind with more covariates."
+        )
+    extra = _free_covariates(restricted) - _free_covariates(full)
+    if extra:
+        raise ValueError(
+            f"the restricted model has covariates the full one lacks "
+            f"({sorted(extra)}); the models are not nested."
+        )
+    if k_r == k_f == "multilevel" and restricted.group != full.group:
+        raise ValueError("the two multilevel models have different group columns.")
+    _check_same_data(restricted, full)
+    ll_r = restricted._fit_result.loglik
+    ll_f = full._fit_result.loglik
+    statistic = max(2.0 * (ll_f - ll_r), 0.0)
+    df = full.n_params_ - restricted.n_params_
+    if df <= 0:
+        raise ValueError(
+            f"the full model has no more parameters than the restricted one "
+            f"({full.n_params_} vs {restricted.n_params_}); swap them, or they "
+            "are not nested."
+        )
+    if k_r == "complete pooling" and k_f == "multilevel":
+        df0 = df - 1
+        pvalue = mixture_pvalue(statistic, df0)
+        null = NULLS["mixture"].format(df0=df0, df=df)
+    else:
+        pvalue = float(stats.chi2.sf(statistic, df))
+        null = NULLS["chi2"].format(df=df)
+    names = [type(restricted).__name__, type(full).__name__]
+    if names[0] == names[1]:
+        names = [f"{names[0]} (restricted)", f"{names[1]} (full)"]
+    table = pd.DataFrame(
+        {
+            "npar": [restricted.n_params_, full.n_params_],
+            "AIC": [restricted.aic_, full.aic_],
+            "BIC": [restricted.bic_, full.bic_],
+            "logLik": [restricted.loglik_, full.loglik_],
+            "deviance": [-2 * restricted.loglik_, -2 * full.loglik_],
+        },
+        index=names,
+    )
+    return TestResult(
+        statistic, float(df), pvalue, null, "Likelihood-ratio test", table
+    )
+
+
+# -- tests of tau = 0 ------------------------------------------------------------------
+TAU_METHODS = ("lrt", "score", "exact", "bootstrap")
+
+
+def run_tau_test(est, method, n_sims, random_state, n_jobs):
+    """See :meth:`MultilevelBinomial.test_tau`."""
+    from ._checking import _check_count, check_random_state_seed
+    from ._fit_result import DegenerateFit
+
+    if method not in TAU_METHODS:
+        raise ValueError(f"method must be one of {list(TAU_METHODS)}; got {method!r}.")
+    _check_no_priors(est)
+    fit = est._fit_result
+    if isinstance(fit, DegenerateFit):
+        raise ValueError(
+            "test_tau needs both successes and failures: with every trial a "
+            f"{'failure' if fit.limit == 0 else 'success'} the data say nothing "
+            "about tau (the likelihood is flat in it)."
+        )
+    observed = 2.0 * max(fit.loglik - fit.pooled.loglik, 0.0)
+    if method == "lrt":
+        return TestResult(
+            observed,
+            1.0,
+            mixture_pvalue(observed, 0),
+            NULLS["mixture"].format(df0=0, df=1),
+            "Likelihood-ratio test of tau = 0",
+        )
+    if method == "score":
+        z = score_statistic(fit.design)
+        return TestResult(
+            z,
+            np.nan,
+            float(stats.norm.sf(z)),
+            "N(0, 1), one-sided: the score for tau^2 at the complete-pooling fit, "
+            "standardised by its efficient information (Lin 1997)",
+            "Score test of tau = 0",
+        )
+    n_sims = _check_count("n_sims", n_sims)
+    seed = check_random_state_seed(random_state)
+    if method == "exact":
+        if len(fit.design.covariates):
+            raise ValueError(
+                "method='exact' conditions on the total successes, which is "
+                "sufficient under the null only without covariates; use "
+                "method='bootstrap' for a model with covariates."
+            )
+        return exact_test(fit.design, n_sims, seed)
+    return bootstrap_test(est, observed, n_sims, seed, n_jobs)
+
+
+def score_statistic(design):
+    """The standardised score for tau^2 at tau = 0, at the complete-pooling fit.
+
+    ``U = 1/2 sum_g (R_g^2 - W_g)`` (``R_g`` the group's residual sum,
+    ``W_g`` its binomial variance); its variance under the null is
+    ``1/4 sum_g (2 W_g^2 + sum_i kappa4_i)`` less the part explained by the
+    score for the fixed effects, ``c' I^-1 c`` with ``c = 1/2 sum_i x_i
+    kappa3_i`` (the binomial's third and fourth cumulants; Lin 1997).
+    """
+    from ._core.glm import fit_grouped_logistic
+    from ._core.grouping import pooled_rows
+
+    data = design.data
+    cp = fit_grouped_logistic(pooled_rows(data))
+    X = np.column_stack([np.ones(len(data.codes)), data.Z[:, ~design.aliased]])
+    p = stats.logistic.cdf(float(cp.intercepts[0]) + data.Z @ cp.coef)
+    m, n = data.successes, data.trials
+    w = n * p * (1 - p)
+    R, W = data.group_sum(m - n * p), data.group_sum(w)
+    U = 0.5 * float(np.sum(R**2 - W))
+    kappa3, kappa4 = w * (1 - 2 * p), w * (1 - 6 * p * (1 - p))
+    c = 0.5 * X.T @ kappa3
+    info = (X * w[:, None]).T @ X
+    var = 0.25 * float(np.sum(2 * W**2) + np.sum(kappa4)) - c @ np.linalg.solve(info, c)
+    return U / np.sqrt(var) if var > 0 else 0.0
+
+
+def exact_test(design, n_sims, seed):
+    """Monte Carlo test conditional on the total successes: under tau = 0
+    the groups' counts are multivariate hypergeometric, whatever the common
+    probability. The statistic is the dispersion ``sum_g (m_g - n_g p)^2``
+    (p = M / N is fixed by the conditioning), the score statistic's core."""
+    M_g, N_g = design.group_successes, design.group_trials
+    if not (np.all(M_g == np.round(M_g)) and np.all(N_g == np.round(N_g))):
+        raise ValueError("method='exact' needs whole numbers of successes and trials.")
+    N_g = N_g.astype(np.int64)
+    M = int(round(M_g.sum()))
+    p = M / N_g.sum()
+    rng = np.random.default_rng(seed)
+    draws = rng.multivariate_hypergeometric(N_g, M, size=n_sims)
+    observed = float(np.sum((M_g - N_g * p) ** 2))
+    simulated = np.sum((draws - N_g * p) ** 2, axis=1)
+    exceed = int(np.sum(simulated >= observed * (1 - 1e-12)))
+    return TestResult(
+        observed,
+        np.nan,
+        (1 + exceed) / (1 + n_sims),
+        "the group counts' multivariate hypergeometric distribution given the "
+        "total successes (exact; Monte Carlo)",
+        "Exact conditional test of tau = 0",
+        details={"n_sims": n_sims, "simulated": simulated},
+    )
+
+
+def bootstrap_test(est, observed, n_sims, seed, n_jobs):
+    """Parametric bootstrap of the likelihood-ratio statistic under the
+    complete-pooling fit."""
+    from scipy.special import expit
+
+    from ._checking import replicate_fits, training_rows
+
+    fit = est._fit_result
+    design = fit.design
+    _, Z = training_rows(design)
+    cp = fit.pooled  # on the likelihood units; the logit of each row:
+    p = expit(design.linear_predictor(Z, float(cp.intercepts[0]), cp.coef))
+    trials = design.data.trials.astype(np.int64)
+
+    def draw(rng):
+        return rng.binomial(trials, p)
+
+    def read(refit):
+        result = refit._fit_result
+        pooled = getattr(result, "pooled", None)  # none for all-zero data: tau free
+        return 0.0 if pooled is None else 2.0 * max(result.loglik - pooled.loglik, 0.0)
+
+    stats_, failed, _ = replicate_fits(
+        est, n_sims, seed, n_jobs, getattr(est, "verbose", 0), draw, read
+    )
+    simulated = np.array([s for s in stats_ if s is not None])
+    exceed = int(np.sum(simulated >= observed * (1 - 1e-9) - 1e-12))
+    return TestResult(
+        observed,
+        np.nan,
+        (1 + exceed) / (1 + len(simulated)),
+        "the likelihood-ratio statistic of data simulated from the "
+        "complete-pooling fit (parametric bootstrap)",
+        "Parametric-bootstrap test of tau = 0",
+        details={"n_sims": len(simulated), "n_failed": failed, "simulated": simulated},
+    )
+
+
+# -- compare_models --------------------------------------------------------------------
+AIC_CV_NOTE = (
+    "AIC and the held-out scores answer different questions. AIC estimates how "
+    "well a model predicts new data from the same groups, and counts each fitted "
+    "parameter once: no pooling's per-group intercepts are free parameters that "
+    "fit these groups. The held-out scores (GroupKFold) ask about new groups, "
+    "which no pooling cannot predict (it falls back on complete pooling) and "
+    "partial pooling predicts from the population it estimated."
+)
+
+
+def compare_models(models, X, y, cv=5):
+    """Compare fitted-from-scratch models on information criteria and held-out groups.
+
+    Each model is fitted to ``(X, y)`` for its log-likelihood, parameter
+    count, AIC and BIC, and cross-validated over held-out groups (GroupKFold
+    on the models' group column, or the splitter given): the group-joint
+    score (``score``, :data:`skre.metrics.joint_log_score`) and the per-row
+    log score (mean log probability of each trial on its own), each as mean
+    and standard error over folds, and the paired difference of each model's
+    joint score from the best model's, fold by fold, with its standard error.
+
+    Parameters
+    ----------
+    models : dict or list of estimators
+        skre estimators (unfitted or fitted: each is cloned); a dict gives
+        the row names, a list uses the class names.
+    X : array-like or DataFrame of shape (n_samples, n_features)
+        As the estimators take it.
+    y : array-like of shape (n_samples,) or (n_samples, 2)
+        Binary labels or ``[successes, trials]`` counts.
+    cv : int or splitter, default=5
+        Folds of GroupKFold over the group column, or a splitter whose
+        ``split(X, y, groups)`` takes the group labels.
+
+    Returns
+    -------
+    DataFrame
+        One row per model: ``loglik``, ``n_params``, ``AIC``, ``BIC``,
+        ``cv_joint`` and ``cv_joint_se``, ``cv_row`` and ``cv_row_se``,
+        ``diff_from_best`` and ``diff_se``. ``attrs["note"]`` explains when
+        AIC and the held-out scores disagree (and is empty otherwise);
+        ``attrs["best"]`` names the best model by held-out joint score.
+
+    Examples
+    --------
+    >>> from skre import (CompletePoolingBinomial, MultilevelBinomial,
+    ...                   NoPoolingBinomial, compare_models)
+    >>> from skre.datasets import load_rats
+    >>> X, y = load_rats(return_X_y=True)
+    >>> table = compare_models(
+    ...     {"complete": CompletePoolingBinomial(group="batch"),
+    ...      "no pooling": NoPoolingBinomial(group="batch"),
+    ...      "partial": MultilevelBinomial(group="batch")}, X, y)
+    >>> table[["n_params", "AIC", "cv_joint"]].round(2)
+                n_params     AIC  cv_joint
+    complete           1  345.81     -0.43
+    no pooling        71  310.80     -0.43
+    partial            2  319.62     -0.42
+    >>> table.attrs["best"]
+    'partial'
+    """
+    import warnings
+
+    from sklearn.base import clone
+    from sklearn.model_selection import GroupKFold
+
+    from ._base import GroupedBinomialMixin, group_column_name
+    from ._validation import as_pandas, dense_array, split_X
+
+    if isinstance(models, dict):
+        named = dict(models)
+    else:
+        named = {}
+        for est in models:
+            name = type(est).__name__
+            named[name if name not in named else f"{name} #{len(named) + 1}"] = est
+    if not named:
+        raise ValueError("compare_models needs at least one model.")
+    for name, est in named.items():
+        if not isinstance(est, GroupedBinomialMixin):
+            raise TypeError(
+                f"model {name!r} is a {type(est).__name__}; compare_models takes "
+                "skre estimators."
+            )
+    grouped = [est for est in named.values() if est.group is not None]
+    if not grouped:
+        raise ValueError("compare_models needs a model with group= to split by groups.")
+    labels, _, _ = split_X(grouped[0], as_pandas(X), reset=True)
+    splitter = (
+        GroupKFold(n_splits=min(cv, len(np.unique(labels))))
+        if isinstance(cv, (int, np.integer))
+        else cv
+    )
+    X = as_pandas(X)
+    y_arr = as_pandas(y)
+
+    def take(data, idx):
+        return data.iloc[idx] if hasattr(data, "iloc") else dense_array(data, "y")[idx]
+
+    rows = {}
+    folds = {}
+    for name, est in named.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted = clone(est).fit(X, y)
+            joint, per_row = [], []
+            for train, test in splitter.split(X, None, labels):
+                m = clone(est).fit(take(X, train), take(y_arr, train))
+                Xt, yt = take(X, test), take(y_arr, test)
+                joint.append(m.score(Xt, yt))
+                per_row.append(_row_score(m, Xt, yt))
+        folds[name] = np.array(joint)
+        k = len(joint)
+        rows[name] = {
+            "loglik": fitted.loglik_,
+            "n_params": fitted.n_params_,
+            "AIC": fitted.aic_,
+            "BIC": fitted.bic_,
+            "cv_joint": float(np.mean(joint)),
+            "cv_joint_se": float(np.std(joint, ddof=1) / np.sqrt(k))
+            if k > 1
+            else np.nan,
+            "cv_row": float(np.mean(per_row)),
+            "cv_row_se": float(np.std(per_row, ddof=1) / np.sqrt(k))
+            if k > 1
+            else np.nan,
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    best = table["cv_joint"].idxmax()
+    for name in table.index:
+        diff = folds[name] - folds[best]
+        table.loc[name, "diff_from_best"] = float(np.mean(diff))
+        table.loc[name, "diff_se"] = (
+            float(np.std(diff, ddof=1) / np.sqrt(len(diff)))
+            if len(diff) > 1
+            else np.nan
+        )
+    table["n_params"] = table["n_params"].astype(int)
+    table.attrs["best"] = best
+    table.attrs["note"] = AIC_CV_NOTE if table["AIC"].idxmin() != best else ""
+    table.attrs["group"] = str(group_column_name(grouped[0]))
+    return table
+
+
+def _row_score(est, X, y):
+    """Mean log probability per trial, each trial on its own."""
+    from ._validation import prepare
+
+    rows = prepare(est, X, y, None, reset=False)
+    lp0, lp1 = est._log_proba(X)
+    m, n = rows.successes, rows.trials
+    total = np.where(m > 0, m * lp1, 0.0) + np.where(n - m > 0, (n - m) * lp0, 0.0)
+    return float(total.sum() / n.sum())
