@@ -17,6 +17,12 @@ def binomial_model(
 ):
     """Fit one of the three strategies, like the lecture's R ``binomial_model``.
 
+    The lecture's ``binomial_model(m, n, group = batch, data = rats_df,
+    multilevel = TRUE)`` in Python: no group fits complete pooling, a group
+    fits no pooling, and ``multilevel=True`` partial pooling.
+
+    Read more in the :ref:`User Guide <rats_guide>`.
+
     Parameters
     ----------
     successes, trials : str or array-like
@@ -38,6 +44,11 @@ def binomial_model(
     -------
     estimator
         The fitted estimator.
+
+    See Also
+    --------
+    CompletePoolingBinomial, NoPoolingBinomial, MultilevelBinomial : The
+        estimators it returns, for use in Pipelines and searches.
 
     Examples
     --------

@@ -116,6 +116,10 @@ class Summary:
     """Tables summarizing a fitted estimator, printed like R's ``summary``.
 
     Build it with the estimators' ``summary`` method (or :meth:`from_estimator`).
+    Printed, it is a text report laid out like R's; in Jupyter it renders as
+    HTML; its tables are pandas objects.
+
+    Read more in the :ref:`User Guide <summary_guide>`.
 
     Attributes
     ----------
@@ -132,8 +136,23 @@ class Summary:
         ``deviance`` (``-2 logLik``, as lme4's summary), ``df.resid``,
         ``observations``, ``groups``, ``trials``, ``converged``, ``boundary``
         (multilevel only) and ``iterations``.
-    title, formula : str
+    title : str
+        The first line: how the model was fit.
+    formula : str
+        The equivalent R formula, with the group column's name.
     notes : list of str
+        Lines printed after the tables.
+    group_name : str
+        The group column's name.
+    level : float
+        Coverage of the intervals.
+    method : {"wald", "profile"}
+        How the intervals were computed.
+
+    See Also
+    --------
+    skre.MultilevelBinomial.confint : The intervals alone.
+    skre.MultilevelBinomial.vcov : The covariance of the estimates.
 
     Notes
     -----

@@ -19,6 +19,9 @@ class BoundaryWarning(UserWarning):
     The data show no variation between groups beyond binomial noise, so the
     multilevel fit equals complete pooling. This is a valid estimate, not an
     error; a weakly informative prior on tau keeps it positive if needed.
+
+    Read more in the :ref:`User Guide <boundary>` and in the FAQ,
+    :ref:`faq_tau_zero`.
     """
 
 
@@ -27,6 +30,9 @@ class CollinearityWarning(UserWarning):
 
     It is constant, a linear combination of other covariates, or (no pooling)
     constant within every group. R's ``glm`` reports such coefficients as NA.
+
+    Read more in the :ref:`User Guide <pipelines>` (a categorical covariate
+    needs a reference level; a group-level covariate under no pooling).
     """
 
 
@@ -37,6 +43,8 @@ class SeparationWarning(UserWarning):
     from failures: some maximum-likelihood estimates are infinite, and the
     reported ones are where the optimizer stopped. R's ``glm`` warns the same
     way. A prior (``coef_prior``) gives finite estimates.
+
+    Read more in :ref:`validation`.
     """
 
 
@@ -46,6 +54,8 @@ class GroupLabelWarning(UserWarning):
     Fitting with integer batch ids and predicting with the same ids as
     strings makes every group new; the predictions are then the estimator's
     rule for new groups, which is rarely what was meant.
+
+    Read more in :ref:`validation`.
     """
 
 
@@ -55,6 +65,8 @@ class SampleWeightWarning(UserWarning):
     skre's weights are frequency weights: weight ``k`` is the row repeated
     ``k`` times, so weights that sum to less than the number of rows shrink
     the data (and the information about tau).
+
+    Read more in the :ref:`User Guide <sklearn_guide>`.
     """
 
 
@@ -65,6 +77,8 @@ class QuadratureWarning(UserWarning):
     happens when tau is very large for the information each group carries
     (e.g. one binary trial per group); tau is then weakly identified and the
     estimate may be an artefact of the quadrature.
+
+    Read more in the :ref:`User Guide <quadrature>`.
     """
 
 

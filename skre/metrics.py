@@ -32,6 +32,8 @@ class JointLogScore:
     other classifiers (``LogisticRegression``, gradient boosting, ...) on
     one scale.
 
+    Read more in the :ref:`User Guide <joint_score>`.
+
     - For a skre estimator (or a Pipeline ending in one) it is its
       ``score``: the group-joint predictive log probability of each group's
       rows, ``log p(y_g | training data)`` summed over groups and divided by
@@ -48,7 +50,7 @@ class JointLogScore:
     question "how well is a whole new batch predicted"), the per-row
     ``neg_log_loss`` scores each row on its own (the question "how well is
     one new trial predicted"). Use this score to choose between pooling
-    strategies on held-out groups, ``neg_log_loss`` (on :func:`binary_rows`)
+    strategies on held-out groups, ``neg_log_loss`` (on :func:`~skre.binary_rows`)
     for calibration of single predictions.
 
     With metadata routing enabled (``sklearn.set_config(
@@ -60,8 +62,13 @@ class JointLogScore:
     Parameters
     ----------
     sample_weight_request : bool, str or None, default=None
-        What :meth:`set_score_request` set: whether the scorer asks for
+        What :meth:`JointLogScore.set_score_request` set: whether the scorer asks for
         ``sample_weight`` under metadata routing.
+
+    See Also
+    --------
+    skre.binary_rows : Counts as weighted binary rows, for scorers that read y.
+    sklearn.metrics.log_loss : The per-row score of single predictions.
 
     Examples
     --------

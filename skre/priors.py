@@ -138,12 +138,21 @@ class _Prior:
 class Normal(_Prior):
     """Normal(mean, scale) on the real line (for logits and coefficients).
 
+    Read more in the :ref:`User Guide <priors_gridsearch>`.
+
     Parameters
     ----------
     mean : float, default=0.0
         The centre.
     scale : float, default=1.0
         The standard deviation, in [1e-150, 1e150].
+
+    See Also
+    --------
+    HalfNormal
+        The same density folded at 0, for ``tau``.
+    Flat
+        No prior at all (the default).
 
     Examples
     --------
@@ -172,10 +181,19 @@ class Normal(_Prior):
 class HalfNormal(_Prior):
     """Half-normal on ``x >= 0`` with the given scale.
 
+    Read more in the :ref:`User Guide <priors_gridsearch>`.
+
     Parameters
     ----------
     scale : float, default=1.0
         The scale (the SD of the normal folded at 0), in [1e-150, 1e150].
+
+    See Also
+    --------
+    HalfCauchy
+        Heavier tail: lets ``tau`` be large.
+    HalfStudentT
+        Between the two.
 
     Examples
     --------
@@ -201,10 +219,19 @@ class HalfNormal(_Prior):
 class HalfCauchy(_Prior):
     """Half-Cauchy on ``x >= 0`` (Gelman's weakly informative prior for an SD).
 
+    Read more in the :ref:`User Guide <priors_gridsearch>`.
+
     Parameters
     ----------
     scale : float, default=1.0
         The scale (the median), in [1e-150, 1e150].
+
+    See Also
+    --------
+    HalfNormal
+        Lighter tail.
+    Gamma
+        Density 0 at ``tau = 0``: keeps the mode positive.
 
     Examples
     --------
@@ -231,12 +258,21 @@ class HalfCauchy(_Prior):
 class HalfStudentT(_Prior):
     """Half-Student-t with ``df`` degrees of freedom on ``x >= 0``.
 
+    Read more in the :ref:`User Guide <priors_gridsearch>`.
+
     Parameters
     ----------
     df : float, default=3.0
         Degrees of freedom (1 is the half-Cauchy, infinity the half-normal).
     scale : float, default=1.0
         The scale, in [1e-150, 1e150].
+
+    See Also
+    --------
+    HalfCauchy
+        ``df = 1``.
+    HalfNormal
+        The limit of large ``df``.
 
     Examples
     --------
@@ -271,12 +307,19 @@ class Gamma(_Prior):
     ``1.5 log tau`` to the log-likelihood, which keeps the mode of tau away
     from 0.
 
+    Read more in the :ref:`User Guide <priors_gridsearch>`.
+
     Parameters
     ----------
     shape : float, default=2.5
         The shape; the density behaves as ``x^(shape - 1)`` near 0.
     rate : float, default=0.0
         The rate; 0 gives the improper ``x^(shape - 1)``.
+
+    See Also
+    --------
+    HalfCauchy
+        A proper prior for ``method="bayes"``.
 
     Examples
     --------
@@ -309,6 +352,13 @@ class Gamma(_Prior):
 @dataclass(frozen=True, repr=False)
 class Flat(_Prior):
     """The improper flat prior: log density 0 everywhere.
+
+    Read more in the :ref:`User Guide <priors_gridsearch>`.
+
+    See Also
+    --------
+    Normal
+        A proper prior on logits and coefficients.
 
     Examples
     --------

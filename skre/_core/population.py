@@ -99,12 +99,24 @@ class LogitNormal(_ThetaDistribution):
     probability of a batch not in the data. ``scale = 0`` is a point mass at
     ``expit(loc)`` (a boundary fit).
 
+    Its mean ``E[theta]`` is what :meth:`MultilevelBinomial.predict_proba
+    <skre.MultilevelBinomial.predict_proba>` returns for a new group; its
+    median ``expit(loc)`` is what lme4 predicts with ``re.form = NA``.
+
+    Read more in the :ref:`User Guide <population_guide>`.
+
     Parameters
     ----------
     loc : float
         Mean of ``logit(theta)`` (the model's intercept ``b``).
     scale : float
         Standard deviation of ``logit(theta)`` (the model's ``tau``).
+
+    See Also
+    --------
+    skre.MultilevelBinomial.prediction_interval : The interval of a new
+        group's theta, optionally with the uncertainty of ``b`` and ``tau``.
+    skre.plotting.PopulationDisplay : Plot of this distribution.
 
     Examples
     --------

@@ -11,6 +11,12 @@ from sklearn.utils import Bunch, check_random_state
 def load_rats(*, as_frame=True, return_X_y=False):
     """The rats tumour data: 71 batches, m tumours out of n rats.
 
+    In each of 71 batches of laboratory rats, ``m`` of ``n`` rats developed a
+    tumour (Tarone, 1982; Gelman et al., *Bayesian Data Analysis*, table 5.1):
+    the example of the random-effects lecture that skre follows.
+
+    Read more in the :ref:`User Guide <rats_guide>`.
+
     Parameters
     ----------
     as_frame : bool, default=True
@@ -24,6 +30,10 @@ def load_rats(*, as_frame=True, return_X_y=False):
     Bunch or tuple
         Bunch with ``frame`` (batch, m, n), ``data`` (X), ``target`` (y),
         ``feature_names``, ``target_names`` and ``DESCR``.
+
+    See Also
+    --------
+    make_grouped_binomial : Simulated data of the same shape, with a known truth.
 
     Examples
     --------
@@ -68,6 +78,9 @@ def make_grouped_binomial(
 
     ``logit theta_i = intercept + x_i' coef + xi_g``, ``xi_g ~ N(0, tau^2)``.
 
+    Read more in the :ref:`User Guide <priors_gridsearch>`, which simulates ten
+    groups whose maximum-likelihood ``tau`` is 0.
+
     Parameters
     ----------
     n_groups : int, default=100
@@ -94,6 +107,11 @@ def make_grouped_binomial(
         ``(n_rows, 2)`` counts ``[successes, trials]``, or ``(n_rows,)`` 0/1.
     xi : ndarray of shape (n_groups,)
         The true group effects.
+
+    See Also
+    --------
+    load_rats : The real data of the lecture.
+    skre.binary_rows : Counts as weighted binary rows.
 
     Examples
     --------

@@ -26,6 +26,9 @@ class CaterpillarDisplay:
 
     Use :meth:`from_estimator` to build it from a fitted estimator.
 
+    Read more in the :ref:`User Guide <rats_guide>` and the gallery example
+    :ref:`sphx_glr_auto_examples_plot_rats.py`.
+
     Parameters
     ----------
     groups : array-like of shape (n_groups,)
@@ -47,14 +50,24 @@ class CaterpillarDisplay:
 
     Attributes
     ----------
-    errorbar_ : matplotlib ErrorbarContainer
+    errorbar_ : ErrorbarContainer
         Points and interval bars; ``errorbar_.lines[2][0].get_segments()`` are the
         bars, ``[[lower, y], [upper, y]]`` with ``y = 0, 1, ...`` in ``groups`` order.
-    observed_ : matplotlib Line2D or None
+    observed_ : Line2D or None
         Markers at the observed proportions.
-    reference_line_ : matplotlib Line2D or None
-    ax_ : matplotlib Axes
-    figure_ : matplotlib Figure
+    reference_line_ : Line2D or None
+        The dashed line at the population mean (multilevel fits only).
+    ax_ : Axes
+        The axes drawn on.
+    figure_ : Figure
+        The figure holding ``ax_``.
+
+    See Also
+    --------
+    ShrinkageDisplay
+        No pooling against partial pooling, group by group.
+    PopulationDisplay
+        The distribution of a new group's theta.
 
     Examples
     --------
@@ -103,10 +116,11 @@ class CaterpillarDisplay:
 
         Parameters
         ----------
-        est : fitted CompletePoolingBinomial, NoPoolingBinomial or MultilevelBinomial
+        est : CompletePoolingBinomial, NoPoolingBinomial or MultilevelBinomial
+            A fitted estimator, or a Pipeline ending in one.
         level : float, default=0.95
             Coverage of the intervals (``est.group_estimates(level)``).
-        ax : matplotlib Axes, default=None
+        ax : Axes, default=None
             Axes to draw on; a new figure, its height growing with the number of
             groups, if None.
         sort : bool, default=True
@@ -148,7 +162,7 @@ class CaterpillarDisplay:
 
         Parameters
         ----------
-        ax : matplotlib Axes, default=None
+        ax : Axes, default=None
             Axes to draw on; a new figure if None.
         **kwargs : dict
             Passed to ``ax.errorbar``.

@@ -32,6 +32,8 @@ class PopulationDisplay:
 
     Use :meth:`from_estimator` to build it from a fitted estimator.
 
+    Read more in the :ref:`User Guide <population_guide>`.
+
     Parameters
     ----------
     population : LogitNormal
@@ -47,14 +49,23 @@ class PopulationDisplay:
 
     Attributes
     ----------
-    line_ : matplotlib Line2D
+    line_ : Line2D
         The density curve (a vertical line at a point mass when ``tau_ = 0``).
-    interval_ : matplotlib PolyCollection or None
+    interval_ : PolyCollection or None
         The shaded area under the density over ``interval`` (None at a point mass).
-    rug_ : matplotlib Line2D or None
+    rug_ : Line2D or None
         The rug of observed proportions (x data: the proportions).
-    ax_ : matplotlib Axes
-    figure_ : matplotlib Figure
+    ax_ : Axes
+        The axes drawn on.
+    figure_ : Figure
+        The figure holding ``ax_``.
+
+    See Also
+    --------
+    ShrinkageDisplay
+        How the groups are pulled toward this population.
+    skre.LogitNormal
+        The distribution drawn here.
 
     Examples
     --------
@@ -87,11 +98,12 @@ class PopulationDisplay:
 
         Parameters
         ----------
-        multilevel : fitted MultilevelBinomial
+        multilevel : MultilevelBinomial
+            A fitted multilevel estimator, or a Pipeline ending in one.
         level : float, default=0.95
             Coverage of the shaded prediction interval
             (``multilevel.prediction_interval(level)``).
-        ax : matplotlib Axes, default=None
+        ax : Axes, default=None
             Axes to draw on; a new figure if None.
         observed : bool, default=True
             Draw the training groups' observed proportions as a rug.
@@ -124,7 +136,7 @@ class PopulationDisplay:
 
         Parameters
         ----------
-        ax : matplotlib Axes, default=None
+        ax : Axes, default=None
             Axes to draw on; a new figure if None.
         **kwargs : dict
             Passed to ``ax.plot`` for the density curve.

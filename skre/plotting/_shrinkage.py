@@ -31,6 +31,8 @@ class ShrinkageDisplay:
     Use :meth:`from_estimators` to build it from two fitted estimators; the
     constructor takes the numbers directly.
 
+    Read more in the :ref:`User Guide <shrinkage_guide>`.
+
     Parameters
     ----------
     groups : array-like of shape (n_groups,)
@@ -52,17 +54,26 @@ class ShrinkageDisplay:
 
     Attributes
     ----------
-    arrows_ : list of matplotlib Annotation
+    arrows_ : list of Annotation
         One arrow per group, in the order of ``groups``; ``arrow.xyann`` is its
         tail ``(0, no_pooling)`` and ``arrow.xy`` its head ``(1, multilevel)``.
-    points_ : list of two matplotlib PathCollection
+    points_ : list of PathCollection
         The no-pooling points (x = 0) and the multilevel points (x = 1).
-    population_line_ : matplotlib Line2D
+    population_line_ : Line2D
         The horizontal line at ``population_mean``.
-    interval_ : matplotlib Patch or None
+    interval_ : Patch or None
         The shaded band of ``interval`` (None without one, or at tau = 0).
-    ax_ : matplotlib Axes
-    figure_ : matplotlib Figure
+    ax_ : Axes
+        The axes drawn on.
+    figure_ : Figure
+        The figure holding ``ax_``.
+
+    See Also
+    --------
+    CaterpillarDisplay
+        Every group's estimate with its interval.
+    PopulationDisplay
+        The distribution the arrows point toward.
 
     Examples
     --------
@@ -106,14 +117,16 @@ class ShrinkageDisplay:
 
         Parameters
         ----------
-        no_pooling : fitted NoPoolingBinomial
+        no_pooling : NoPoolingBinomial
+            A fitted no-pooling estimator (or a Pipeline ending in one).
             Any fitted skre estimator works; its ``group_estimates`` are the tails.
-        multilevel : fitted MultilevelBinomial
+        multilevel : MultilevelBinomial
+            A fitted multilevel estimator (or a Pipeline ending in one).
             Fitted to the same groups; groups are matched by label.
         level : float, default=None
             If given, shade the interval holding this share of new groups' theta
             (``multilevel.prediction_interval(level)``).
-        ax : matplotlib Axes, default=None
+        ax : Axes, default=None
             Axes to draw on; a new figure if None.
         **kwargs : dict
             Passed to :meth:`plot`.
@@ -160,7 +173,7 @@ class ShrinkageDisplay:
 
         Parameters
         ----------
-        ax : matplotlib Axes, default=None
+        ax : Axes, default=None
             Axes to draw on; a new figure if None.
         **kwargs : dict
             Passed to ``ax.scatter`` for both columns of points.
