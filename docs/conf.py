@@ -2,20 +2,21 @@
 
 Build (from the repository root, after ``pip install ".[docs]"``)::
 
-    python -m sphinx -W -b html docs docs/_build/html
+    SKRE_DOCS_OFFLINE=1 python -m sphinx -n -W -b html docs docs/_build/html
 
-Intersphinx links to numpy, scipy, pandas, scikit-learn and matplotlib need
-their ``objects.inv`` from the web. Without network the build must still pass
-with ``-W``, so:
+``-n`` reports every cross-reference that does not resolve and ``-W`` makes
+that an error, so the build is strict about links. Links into the numpy,
+scipy, pandas, scikit-learn, matplotlib and Python documentation go through
+intersphinx:
 
-- ``SKRE_DOCS_OFFLINE=1`` turns intersphinx off and tries no network at all
-  (CI sets it);
-- otherwise each inventory is downloaded (10 s timeout; cached for a day in
-  the temporary directory) before Sphinx starts; an inventory that cannot be
-  fetched is left out with a note on stderr (references to it are then plain
-  text) instead of a warning that ``-W`` would turn into an error;
-- ``SKRE_DOCS_OFFLINE=0`` insists on every inventory: an unreachable one is an
-  error.
+- ``SKRE_DOCS_OFFLINE=1`` uses only the small inventories shipped in
+  ``docs/_intersphinx/`` (the targets these pages use) and tries no network
+  (CI sets it); the links still point at the projects' online pages;
+- otherwise each project's full inventory is downloaded (10 s timeout;
+  cached for a day in the temporary directory), and the shipped one stands in
+  for any that cannot be fetched, with a note on stderr;
+- ``SKRE_DOCS_OFFLINE=0`` insists on downloading every inventory: an
+  unreachable one is an error.
 """
 
 import os
@@ -23,14 +24,14 @@ import sys
 import tempfile
 import time
 import urllib.request
+import zlib
 from pathlib import Path
-
-from numpydoc.xref import DEFAULT_LINKS
 
 import skre
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE / "sphinxext"))  # the gallery's reading order
 
 # -- Project -----------------------------------------------------------------
 
@@ -48,6 +49,7 @@ extensions = [
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
     "numpydoc",
+    "sphinx_copybutton",
     "sphinx_gallery.gen_gallery",
     "matplotlib.sphinxext.plot_directive",
 ]
@@ -70,14 +72,15 @@ pygments_style = "sphinx"
 # -- autodoc / autosummary / numpydoc ----------------------------------------
 
 autosummary_generate = True
-# Methods of the class and its skre mixin; scikit-learn's metadata-routing
-# boilerplate (its docstrings use scikit-learn's own glossary) is left out.
+# Methods of the class and its skre mixin. scikit-learn's metadata-routing
+# boilerplate (its docstrings use scikit-learn's own glossary) is left out
+# where it is inherited, kept where skre defines it (JointLogScore); see setup().
 autodoc_default_options = {
     "members": True,
     "inherited-members": True,
     "member-order": "groupwise",
-    "exclude-members": "set_fit_request, set_score_request, get_metadata_routing",
 }
+_SKLEARN_ROUTING = {"set_fit_request", "set_score_request", "get_metadata_routing"}
 autodoc_typehints = "none"
 
 # numpydoc renders Parameters/Returns/Attributes and the class method table;
@@ -98,20 +101,34 @@ numpydoc_xref_ignore = {
     "n_samples",
     "n_classes",
     "n_outputs",
+    "n_sims",
     "estimator",
     "prior",
-    "object",
+    "fitted",
 }
 numpydoc_xref_aliases = {
     "DataFrame": "pandas.DataFrame",
     "Series": "pandas.Series",
     "ndarray": "numpy.ndarray",
     "Bunch": "sklearn.utils.Bunch",
+    "MetadataRequest": "sklearn.utils.metadata_routing.MetadataRequest",
     "RandomState": "numpy.random.RandomState",
     "Axes": "matplotlib.axes.Axes",
     "Figure": "matplotlib.figure.Figure",
+    "Line2D": "matplotlib.lines.Line2D",
+    "Patch": "matplotlib.patches.Patch",
+    "PathCollection": "matplotlib.collections.PathCollection",
+    "PolyCollection": "matplotlib.collections.PolyCollection",
+    "ErrorbarContainer": "matplotlib.container.ErrorbarContainer",
+    "Annotation": "matplotlib.text.Annotation",
     "LogitNormal": "skre.LogitNormal",
+    "CompletePoolingBinomial": "skre.CompletePoolingBinomial",
+    "NoPoolingBinomial": "skre.NoPoolingBinomial",
+    "MultilevelBinomial": "skre.MultilevelBinomial",
+    "Normal": "skre.priors.Normal",
+    "Flat": "skre.priors.Flat",
     "Summary": "skre._summary.Summary",
+    "JointLogScore": "skre.metrics.JointLogScore",
 }
 
 # -- sphinx-gallery ----------------------------------------------------------
@@ -123,7 +140,8 @@ sphinx_gallery_conf = {
     "ignore_pattern": r"__init__\.py",
     "download_all_examples": False,
     "remove_config_comments": True,
-    "within_subsection_order": "FileNameSortKey",
+    # a newcomer's order: the three strategies first (see sphinxext/)
+    "within_subsection_order": "skre_gallery.ReadingOrder",
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
     "reference_url": {"skre": None},
@@ -131,7 +149,19 @@ sphinx_gallery_conf = {
     "backreferences_dir": "generated/backreferences",
     "show_memory": False,
     "write_computation_times": False,
+    # print() output is shown; the value of a block's last expression (a
+    # Display object, a Legend) is not
+    "capture_repr": (),
+    # every figure also at twice the resolution, for high-density screens
+    "image_srcset": ["2x"],
 }
+
+# -- sphinx-copybutton ---------------------------------------------------------
+
+# copy the code of a doctest without its prompts and without its output
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_only_copy_prompt_lines = True
 
 # -- matplotlib plot directive (figures in the user guide) ---------------------
 
@@ -156,14 +186,29 @@ html_theme_options = {
         "index": [],
         "lme4": [],
         "statsmodels": [],
+        "glossary": [],
     },
+    # the first five top-level pages in the header; the rest under "More"
+    "header_links_before_dropdown": 5,
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }
-html_sidebars = {page: [] for page in ("index", "install", "lme4", "statsmodels")}
+html_sidebars = {
+    page: []
+    for page in (
+        "index",
+        "install",
+        "lme4",
+        "statsmodels",
+        "faq",
+        "glossary",
+        "changelog",
+        "citing",
+    )
+}
 html_show_sourcelink = False
 
-# -- intersphinx (optional, see the module docstring) -------------------------
+# -- intersphinx (see the module docstring) ------------------------------------
 
 _INVENTORIES = {
     "python": "https://docs.python.org/3/",
@@ -175,21 +220,38 @@ _INVENTORIES = {
 }
 
 
+def _shipped_inventory(name, cache):
+    """Compile ``docs/_intersphinx/<name>.txt`` into a Sphinx ``objects.inv``."""
+    lines = [
+        line
+        for line in (HERE / "_intersphinx" / f"{name}.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    header = (
+        "# Sphinx inventory version 2\n"
+        f"# Project: {name}\n# Version: shipped with skre\n"
+        "# The remaining of this file is compressed using zlib.\n"
+    )
+    path = cache / f"{name}-shipped.inv"
+    path.write_bytes(
+        header.encode() + zlib.compress(("\n".join(lines) + "\n").encode())
+    )
+    return str(path)
+
+
 def _intersphinx_mapping():
-    """``intersphinx_mapping`` with only the inventories we could download."""
+    """``intersphinx_mapping``: downloaded inventories, or the shipped ones."""
     mode = os.environ.get("SKRE_DOCS_OFFLINE", "").strip().lower()
-    if mode in {"1", "true", "yes", "on"}:
-        print(
-            "skre docs: SKRE_DOCS_OFFLINE is set; intersphinx is off.", file=sys.stderr
-        )
-        return {}
+    offline = mode in {"1", "true", "yes", "on"}
     strict = mode in {"0", "false", "no", "off"}
     cache = Path(tempfile.gettempdir()) / "skre-docs-intersphinx"
     cache.mkdir(exist_ok=True)
     mapping, missing = {}, []
     for name, url in _INVENTORIES.items():
         path = cache / f"{name}.inv"
-        if not path.exists() or time.time() - path.stat().st_mtime > 86400:
+        if not offline and (
+            not path.exists() or time.time() - path.stat().st_mtime > 86400
+        ):
             try:
                 with urllib.request.urlopen(url + "objects.inv", timeout=10) as resp:
                     data = resp.read()
@@ -197,50 +259,37 @@ def _intersphinx_mapping():
             except Exception as err:  # no network, DNS failure, HTTP error, timeout
                 if not path.exists():  # a stale copy is better than none
                     missing.append(f"{name} ({type(err).__name__}: {err})")
-                    continue
-        mapping[name] = (url, str(path))
+        if offline or not path.exists():
+            mapping[name] = (url, _shipped_inventory(name, cache))
+        else:
+            mapping[name] = (url, str(path))
+    if offline:
+        print(
+            "skre docs: SKRE_DOCS_OFFLINE is set; shipped inventories.", file=sys.stderr
+        )
     if missing:
         msg = "skre docs: intersphinx inventories not reachable: " + "; ".join(missing)
         if strict:
             from sphinx.errors import ConfigError
 
             raise ConfigError(msg + " (SKRE_DOCS_OFFLINE=0 requires all of them)")
-        print(msg + ". Links to them are left as plain text.", file=sys.stderr)
+        print(msg + ". The shipped ones stand in.", file=sys.stderr)
     return mapping
 
 
 intersphinx_mapping = _intersphinx_mapping()
 intersphinx_timeout = 10
 
-# numpydoc's default type aliases point into the Python and NumPy docs
-# (":class:`python:int`", ":term:`numpy:array_like`"); without those inventories
-# they would render as "python:int" or warn. Offline, alias them to plain
-# targets instead: unresolved :obj: references render as text, silently.
-_PLAIN_TYPES = {
-    "array-like": "numpy.typing.ArrayLike",
-    "array_like": "numpy.typing.ArrayLike",
-    "boolean": "bool",
-    "string": "str",
-}
-for _key, _link in DEFAULT_LINKS.items():
-    if any(
-        f"{p}:" in _link and p not in intersphinx_mapping for p in ("python", "numpy")
-    ):
-        numpydoc_xref_aliases.setdefault(_key, _PLAIN_TYPES.get(_key, _key))
+
+# -- Setup ---------------------------------------------------------------------
 
 
-# -- Optional pages ----------------------------------------------------------
-
-
-def _optional_toctree_entries(app, docname, source):
-    """Put ``validation`` in the Reference toctree only once the page exists
-    (it is written separately; a toctree entry for a missing page is a
-    warning, which -W makes an error)."""
-    if docname != "index":
-        return
-    entry = "   validation\n" if (HERE / "validation.rst").exists() else ""
-    source[0] = source[0].replace("   .. optional: validation\n", entry)
+def _skip_sklearn_routing(app, what, name, obj, skip, options):
+    """Leave out scikit-learn's metadata-routing methods unless skre defines them."""
+    if name in _SKLEARN_ROUTING:
+        return not getattr(obj, "__module__", "").startswith("skre")
+    return None
 
 
 def setup(app):
-    app.connect("source-read", _optional_toctree_entries)
+    app.connect("autodoc-skip-member", _skip_sklearn_routing)
