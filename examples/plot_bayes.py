@@ -25,23 +25,28 @@ print(f"ML: b = {ml.intercept_:.4f}, tau = {ml.tau_:.4f}")
 
 # %%
 # The marginal posterior density of tau (b integrated out by the same
-# quadrature), against the maximum-likelihood estimate and its profile interval.
+# quadrature, :meth:`~skre.MultilevelBinomial.posterior_density`), against the
+# maximum-likelihood estimate and its profile interval. The axis shows where
+# the posterior has its mass (density above 1/1000 of its peak).
 density = bayes.posterior_density("tau")
-density = density[density["density"] > 1e-4 * density["density"].max()]
-fig, ax = plt.subplots(figsize=(6, 3.5))
+density = density[density["density"] > 1e-3 * density["density"].max()]
+fig, ax = plt.subplots(figsize=(6.4, 3.6), layout="constrained")
 ax.plot(density["value"], density["density"], label="posterior density of tau")
 ax.fill_between(density["value"], density["density"], alpha=0.2)
 ax.axvline(ml.tau_, color="k", label=f"ML estimate {ml.tau_:.3f}")
 lo, hi = ml.confint(method="profile").loc["tau"]
 ax.axvspan(lo, hi, color="grey", alpha=0.15, label="ML profile 95% interval")
 ax.set_xlabel("tau")
-ax.legend()
+ax.set_ylabel("posterior density")
+ax.set_xlim(density["value"].min(), density["value"].max())
+ax.set_ylim(bottom=0)
+_ = ax.legend(fontsize="small")
 
 # %%
 # Shrinkage: posterior means against ML conditional modes, and the new-batch
 # predictive interval, which widens when tau's uncertainty is included.
 g_ml, g_b = ml.group_estimates(), bayes.group_estimates()
-fig, ax = plt.subplots(figsize=(5, 5))
+fig, ax = plt.subplots(figsize=(5, 5), layout="constrained")
 ax.errorbar(
     g_ml["estimate"],
     g_b["estimate"],

@@ -3,10 +3,13 @@ Shrinkage, the population and a new batch: the rats lecture end to end
 =======================================================================
 
 The rats tumour data: in each of 71 batches of laboratory rats, *m* of *n* rats
-developed a tumour. We fit the lecture's two main models,
+developed a tumour. We fit the lecture's two main models (the lecture numbers
+its models; M3 and M4 are the third and fourth),
 
-- **M3, no pooling**: each batch's probability on its own (its observed proportion),
-- **M4, partial pooling**: ``logit θ_g = b + ξ_g`` with ``ξ_g ~ N(0, τ²)``,
+- **M3, no pooling** (:class:`~skre.NoPoolingBinomial`): each batch's
+  probability on its own (its observed proportion),
+- **M4, partial pooling** (:class:`~skre.MultilevelBinomial`):
+  ``logit θ_g = b + ξ_g`` with ``ξ_g ~ N(0, τ²)``,
 
 then draw how M4 shrinks each batch toward the population, the distribution of θ
 for a new batch with its prediction interval, and every batch's estimate with its
@@ -36,7 +39,7 @@ print(
 # Small batches (small markers) move the most; the 14 batches with 0 tumours get
 # 0.07 instead of 0. Shrinkage happens on the logit scale, toward
 # ``expit(b)``; the dashed line is the population mean ``E[θ]``.
-ShrinkageDisplay.from_estimators(m3, m4, level=0.95)
+shrinkage = ShrinkageDisplay.from_estimators(m3, m4, level=0.95)
 
 # %%
 # A new batch
@@ -48,19 +51,24 @@ lower, upper = m4.prediction_interval(level=0.95)
 print(f"95% prediction interval for a new batch's theta: [{lower:.3f}, {upper:.3f}]")
 lower, upper = m4.prediction_interval(level=0.95, include_parameter_uncertainty=True)
 print(f"  with the uncertainty of b and tau: [{lower:.3f}, {upper:.3f}]")
-PopulationDisplay.from_estimator(m4, level=0.95)
+population = PopulationDisplay.from_estimator(m4, level=0.95)
 
 # %%
 # Every batch
 # -----------
 # M4's estimate and 95% interval for each batch, sorted; crosses mark the
-# observed proportions, pulled toward the population mean.
-disp = CaterpillarDisplay.from_estimator(m4, level=0.95)
-disp.figure_.tight_layout()
+# observed proportions, pulled toward the population mean. (Batch labels at 7
+# points, readable with 71 rows.)
+caterpillar = CaterpillarDisplay.from_estimator(m4, level=0.95)
+caterpillar.ax_.tick_params(axis="y", labelsize=7)
+caterpillar.figure_.tight_layout()
 
 # %%
-# For comparison, M3's intervals: exact at 0 of *n* (0 to 0.09 for 0 of 20) but
-# much wider for the small batches.
-CaterpillarDisplay.from_estimator(m3, level=0.95).figure_.tight_layout()
+# For comparison, M3's intervals: they start at 0 for 0 of *n* (0 to 0.09 for 0
+# of 20, a profile-likelihood interval) and are much wider for the small
+# batches.
+caterpillar_m3 = CaterpillarDisplay.from_estimator(m3, level=0.95)
+caterpillar_m3.ax_.tick_params(axis="y", labelsize=7)
+caterpillar_m3.figure_.tight_layout()
 
 plt.show()
