@@ -103,6 +103,8 @@ numpydoc_xref_ignore = {
     "n_outputs",
     "n_sims",
     "estimator",
+    "estimators",
+    "splitter",
     "prior",
     "fitted",
 }
@@ -122,6 +124,7 @@ numpydoc_xref_aliases = {
     "ErrorbarContainer": "matplotlib.container.ErrorbarContainer",
     "Annotation": "matplotlib.text.Annotation",
     "LogitNormal": "skre.LogitNormal",
+    "TestResult": "skre.TestResult",
     "CompletePoolingBinomial": "skre.CompletePoolingBinomial",
     "NoPoolingBinomial": "skre.NoPoolingBinomial",
     "MultilevelBinomial": "skre.MultilevelBinomial",

@@ -46,18 +46,18 @@ class ResidualDisplay:
 
     Attributes
     ----------
-    qq_points_ : matplotlib Line2D
+    qq_points_ : Line2D
         The residuals' order statistics against normal quantiles.
-    qq_line_ : matplotlib Line2D
+    qq_line_ : Line2D
         The identity line.
-    scatter_ : matplotlib PathCollection
+    scatter_ : PathCollection
         Residuals against fitted probabilities.
     ks_pvalue_ : float
         Kolmogorov-Smirnov test of the residuals against N(0, 1) (meaningful
         for quantile residuals; shown in the title).
-    axes_ : ndarray of two matplotlib Axes
-        The two panels.
-    figure_ : matplotlib Figure
+    axes_ : ndarray of Axes
+        The two panels: the QQ plot and the residuals against fitted values.
+    figure_ : Figure
         The figure holding them.
 
     See Also
@@ -103,8 +103,8 @@ class ResidualDisplay:
             Which residuals.
         random_state : int, numpy Generator or None, default=None
             Seed of the quantile residuals' uniform draws.
-        ax : array of two matplotlib Axes, default=None
-            Where to draw; a new figure with two panels if None.
+        ax : array-like of Axes, default=None
+            Two axes to draw on; a new figure with two panels if None.
         **kwargs : dict
             Passed to :meth:`plot`.
 
@@ -135,8 +135,8 @@ class ResidualDisplay:
 
         Parameters
         ----------
-        ax : array of two matplotlib Axes, default=None
-            Where to draw; a new figure with two panels if None.
+        ax : array-like of Axes, default=None
+            Two axes to draw on; a new figure with two panels if None.
         **kwargs : dict
             Passed to ``ax.scatter`` for the residuals against fitted values.
 
