@@ -455,7 +455,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         return simulate(self, n_sims, random_state, new_groups, X, trials)
 
     def residuals(self, X, y, kind="quantile", random_state=None, conditional=False):
-        """Residuals of rows ``(X, y)`` under the fitted model.
+        """Compute the residuals of rows ``(X, y)`` under the fitted model.
 
         ``"quantile"``: randomised quantile residuals (Dunn & Smyth 1996), the
         normal quantile of a uniform draw between ``P(Y < y)`` and ``P(Y <=

@@ -25,12 +25,12 @@ NULLS = {
 
 @dataclass(frozen=True)
 class TestResult:
-    """The outcome of a test: statistic, degrees of freedom, p-value and the
-    distribution the statistic has under the null.
+    """The outcome of a test: statistic, p-value and null distribution.
 
-    Printing it gives a table like R's ``anova``.
+    Returned by :func:`lr_test` and :meth:`MultilevelBinomial.test_tau`;
+    printing it gives a table like R's ``anova``.
 
-    Attributes
+    Parameters
     ----------
     statistic : float
         The test statistic.
@@ -48,6 +48,15 @@ class TestResult:
         :func:`~skre.lr_test`.
     details : dict
         Anything else (Monte Carlo sample size, the simulated statistics).
+
+    Examples
+    --------
+    >>> from skre import MultilevelBinomial
+    >>> from skre.datasets import load_rats
+    >>> X, y = load_rats(return_X_y=True)
+    >>> result = MultilevelBinomial(group="batch").fit(X, y).test_tau()
+    >>> result.method, round(result.statistic, 2), result.pvalue < 1e-7
+    ('Likelihood-ratio test of tau = 0', 28.19, True)
     """
 
     statistic: float
@@ -430,7 +439,7 @@ def compare_models(models, X, y, cv=5):
     Parameters
     ----------
     models : dict or list of estimators
-        skre estimators (unfitted or fitted: each is cloned); a dict gives
+        The skre estimators (unfitted or fitted: each is cloned); a dict gives
         the row names, a list uses the class names.
     X : array-like or DataFrame of shape (n_samples, n_features)
         As the estimators take it.

@@ -295,8 +295,9 @@ class NoPoolingBinomial(GroupedBinomialMixin):
     def confint(
         self, level=0.95, method="wald", n_boot=1000, random_state=None, n_jobs=None
     ):
-        """Confidence intervals for the shared slopes (the group intercepts
-        have theirs in :meth:`group_estimates`).
+        """Confidence intervals for the shared slopes.
+
+        The group intercepts have theirs in :meth:`group_estimates`.
 
         Parameters
         ----------

@@ -413,9 +413,12 @@ def test_global_random_state_is_neither_read_nor_written(cls, medium_data):
     est.predict_proba(X)
     est.score(X, y)
     est.group_estimates()
-    if hasattr(est, "confint"):
-        est.confint()
+    est.confint()
+    if not isinstance(est, NoPoolingBinomial):  # no pooling: Wald and bootstrap
         est.confint(method="profile")
+    est.confint(method="bootstrap", n_boot=4, random_state=0)
+    est.simulate(2, random_state=0)
+    est.residuals(X, y, random_state=0)
     if hasattr(est, "prediction_interval"):
         est.prediction_interval(include_parameter_uncertainty=True)
     after = np.random.get_state()
