@@ -145,6 +145,7 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     # a newcomer's order: the three strategies first (see sphinxext/)
     "within_subsection_order": "skre_gallery.ReadingOrder",
+    "minigallery_sort_order": "skre_gallery.minigallery_order",
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
     "reference_url": {"skre": None},

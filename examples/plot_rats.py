@@ -57,10 +57,10 @@ population = PopulationDisplay.from_estimator(m4, level=0.95)
 # Every batch
 # -----------
 # M4's estimate and 95% interval for each batch, sorted; crosses mark the
-# observed proportions, pulled toward the population mean. (Batch labels at 7
+# observed proportions, pulled toward the population mean. (Batch labels at 8
 # points, readable with 71 rows.)
 caterpillar = CaterpillarDisplay.from_estimator(m4, level=0.95)
-caterpillar.ax_.tick_params(axis="y", labelsize=7)
+caterpillar.ax_.tick_params(axis="y", labelsize=8)
 caterpillar.figure_.tight_layout()
 
 # %%
@@ -68,7 +68,7 @@ caterpillar.figure_.tight_layout()
 # of 20, a profile-likelihood interval) and are much wider for the small
 # batches.
 caterpillar_m3 = CaterpillarDisplay.from_estimator(m3, level=0.95)
-caterpillar_m3.ax_.tick_params(axis="y", labelsize=7)
+caterpillar_m3.ax_.tick_params(axis="y", labelsize=8)
 caterpillar_m3.figure_.tight_layout()
 
 plt.show()

@@ -25,3 +25,9 @@ class ReadingOrder:
 
     def __repr__(self):
         return "<ReadingOrder>"
+
+
+def minigallery_order(path):
+    """Sort key for the API pages' mini-galleries: the same reading order."""
+    name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
+    return ReadingOrder(None)(name)
