@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval, Options
 from sklearn.utils.validation import check_is_fitted
 
 from ._core.separation import separates
+from ._dask_detect import dask_impl, is_dask
 from ._intervals import check_level
 from ._validation import prepare, split_X
 from .exceptions import SeparationWarning, warn
@@ -132,6 +133,8 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         object
             The fitted estimator.
         """
+        if is_dask(X):
+            return dask_impl().fit(self, X, y, sample_weight)
         if self._requires_group and self.group is None:
             raise ValueError(
                 f"{type(self).__name__} needs group=: the name (DataFrame) "
@@ -234,6 +237,8 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             ``log P(success) - log P(failure)``; ``-inf`` or ``inf`` where a
             probability is exactly 0.
         """
+        if is_dask(X):
+            return dask_impl().decision_function(self, X)
         lp0, lp1 = self._log_proba(X)
         with np.errstate(invalid="ignore"):
             return lp1 - lp0
@@ -251,16 +256,23 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, 2)
             Column 1 is success.
         """
+        if is_dask(X):
+            return dask_impl().predict_log_proba(self, X)
         return np.column_stack(self._log_proba(X))
 
     def predict_proba(self, X):
         """Probability of each class; column 1 is success.
 
-        For groups seen in fit it is the group's own estimate (the
-        conditional mean of its probability, for the multilevel model); for
-        groups not seen in fit, the estimator's rule for new groups (see its
-        ``unknown_group`` or the population mean). Computed in log space, so
-        it is finite and in [0, 1] for any finite input.
+        For a group seen in fit, the conditional *mean* of the group's
+        probability given its data (multilevel; for the pooled models the
+        group's own estimate). This is not ``group_estimates()["estimate"]``,
+        which is the probability at the conditional mode (lme4's ``coef``).
+        For a group not seen in fit, the population mean ``E[expit(b + x'
+        coef + xi)]`` (multilevel; not ``expit(b)``, the median that lme4's
+        ``re.form = NA`` gives) or ``unknown_group``'s rule (no pooling).
+        Computed in log space, so it is finite and in [0, 1] for any finite
+        input. Read more in the :ref:`User Guide <predictions>` and the
+        :ref:`FAQ <choosing>`.
 
         Parameters
         ----------
@@ -272,6 +284,8 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples, 2)
             Column 1 is success.
         """
+        if is_dask(X):
+            return dask_impl().predict_proba(self, X)
         return np.exp(self.predict_log_proba(X))
 
     def predict(self, X):
@@ -287,6 +301,8 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
+        if is_dask(X):
+            return dask_impl().predict(self, X)
         lp0, lp1 = self._log_proba(X)
         return self.classes_[(lp1 > lp0).astype(int)]
 
@@ -314,6 +330,8 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             ``-inf`` when the fit gives probability 0 to an observed outcome
             (e.g. a success after a fit to data with no successes).
         """
+        if is_dask(X):
+            return dask_impl().score(self, X, y, sample_weight)
         check_is_fitted(self)
         rows = prepare(self, X, y, sample_weight, reset=False)
         total = rows.trials.sum()

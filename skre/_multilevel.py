@@ -36,6 +36,8 @@ class MultilevelBinomial(GroupedBinomialMixin):
     binomial noise) ``tau_`` is exactly 0.0, the fit equals complete pooling and
     a :class:`~skre.exceptions.BoundaryWarning` says so.
 
+    Read more in the :ref:`User Guide <rats_guide>`.
+
     Parameters
     ----------
     group : str or int
@@ -79,6 +81,8 @@ class MultilevelBinomial(GroupedBinomialMixin):
     intercept_ : float
         ``b``, the mean of the group logits (at covariates 0).
     coef_ : ndarray of shape (n_covariates,)
+        Slopes on the user's scale, in the order of ``covariates_``:
+        conditional (per-group) effects.
     tau_ : float
         Standard deviation of the group effects on the logit scale.
     random_effects_ : ndarray of shape (n_groups,)
@@ -88,15 +92,40 @@ class MultilevelBinomial(GroupedBinomialMixin):
         ``ranef(condVar = TRUE)``, which uses it for every nAGQ).
     population_ : LogitNormal
         Distribution of theta for a new group at the trials-weighted mean of the
-        covariates (at ``b`` for intercept-only data).
-    groups_, covariates_, classes_ : ndarray
-    loglik_, aic_, bic_ : float
-        Constants included (the convention of R's ``logLik`` for ``glm`` and for
-        ``glmer`` with nAGQ = 1; lme4 drops a constant when nAGQ > 1).
+        covariates (at ``b`` for intercept-only data); with ``method="bayes"`` a
+        mixture of them, the posterior predictive.
     boundary_ : bool
         True when ``tau_`` is 0.
+    groups_ : ndarray of shape (n_groups,)
+        Group labels seen in fit, in the order of the per-group attributes.
+    covariates_ : ndarray of str
+        The covariate columns (every column of X but ``group``).
+    classes_ : ndarray of shape (2,)
+        The labels; ``classes_[1]`` is success (``[0, 1]`` for counts).
+    loglik_ : float
+        Log-likelihood with the binomial constants (R's ``logLik`` for ``glm``
+        and for ``glmer`` with nAGQ = 1; lme4 drops a constant when nAGQ > 1).
+    aic_, bic_ : float
+        ``-2 loglik_ + 2 n_params_`` and ``-2 loglik_ + log(nobs_) n_params_``.
+    n_params_ : int
+        Estimated parameters, aliased covariates not counted (what AIC and
+        BIC use): intercept, slopes and ``tau`` (2 for the rats).
+    nobs_ : float
+        Rows of the expanded data (the sum of ``sample_weight``), BIC's n.
     n_iter_ : int
+        Optimizer (or Newton) iterations.
     converged_ : bool
+        Whether the optimizer met its tolerance.
+    n_features_in_ : int
+        Columns of X seen in fit.
+    feature_names_in_ : ndarray of str
+        Their names, when X has column names.
+
+    See Also
+    --------
+    NoPoolingBinomial : Each group on its own.
+    CompletePoolingBinomial : One probability for all groups.
+    skre.LogitNormal : The population distribution.
 
     Examples
     --------

@@ -34,6 +34,8 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
     ``glm(cbind(m, n - m) ~ x, family = binomial)``). With intercept-only data
     every group gets the same probability, total successes / total trials.
 
+    Read more in the :ref:`User Guide <rats_guide>`.
+
     Parameters
     ----------
     group : str, int or None, default=None
@@ -50,20 +52,40 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
     Attributes
     ----------
     intercept_ : float
+        Log-odds of success at covariates 0.
     coef_ : ndarray of shape (n_covariates,)
         Slopes on the user's scale, in the order of ``covariates_``.
     covariance_ : ndarray of shape (1 + n_covariates, 1 + n_covariates)
-        Inverse observed information of ``(intercept_, *coef_)``.
+        Inverse observed information of ``(intercept_, *coef_)``; NaN for an
+        aliased covariate (R's NA).
     covariates_ : ndarray of str
+        The covariate columns (every column of X but ``group``).
     groups_ : ndarray
         Group labels seen in fit (``["(all)"]`` without a group column).
     classes_ : ndarray of shape (2,)
-    loglik_, aic_, bic_ : float
+        The labels; ``classes_[1]`` is success (``[0, 1]`` for counts).
+    loglik_ : float
         Full binomial log-likelihood (constants included, as R's ``logLik``).
+    aic_, bic_ : float
+        ``-2 loglik_ + 2 n_params_`` and ``-2 loglik_ + log(nobs_) n_params_``.
+    n_params_ : int
+        Estimated parameters, aliased covariates not counted (what AIC and
+        BIC use): intercept and slopes.
+    nobs_ : float
+        Rows of the expanded data (the sum of ``sample_weight``), BIC's n.
     n_iter_ : int
+        Newton iterations.
     converged_ : bool
+        Whether Newton's method met its tolerance.
     n_features_in_ : int
+        Columns of X seen in fit.
     feature_names_in_ : ndarray of str
+        Their names, when X has column names.
+
+    See Also
+    --------
+    NoPoolingBinomial : Each group on its own.
+    MultilevelBinomial : Partial pooling, a random intercept per group.
 
     Examples
     --------
@@ -181,6 +203,8 @@ class NoPoolingBinomial(GroupedBinomialMixin):
     logistic regression fit on the same data, ``intercept_`` and
     ``pooled_coef_``); with ``"error"`` predicting them raises ``ValueError``.
 
+    Read more in the :ref:`User Guide <rats_guide>`.
+
     Parameters
     ----------
     group : str or int
@@ -204,11 +228,34 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         Shared slopes.
     intercept_, pooled_coef_ : float, ndarray
         The complete-pooling fit used for unseen groups.
-    groups_, covariates_, classes_ : ndarray
-    loglik_, aic_, bic_ : float
-        Constants included, as R's ``logLik``; one parameter per group.
+    groups_ : ndarray of shape (n_groups,)
+        Group labels seen in fit, in the order of ``group_intercepts_``.
+    covariates_ : ndarray of str
+        The covariate columns (every column of X but ``group``).
+    classes_ : ndarray of shape (2,)
+        The labels; ``classes_[1]`` is success (``[0, 1]`` for counts).
+    loglik_ : float
+        Full binomial log-likelihood (constants included, as R's ``logLik``).
+    aic_, bic_ : float
+        ``-2 loglik_ + 2 n_params_`` and ``-2 loglik_ + log(nobs_) n_params_``.
+    n_params_ : int
+        Estimated parameters, aliased covariates not counted (what AIC and
+        BIC use): one intercept per group and the slopes (71 for the rats).
+    nobs_ : float
+        Rows of the expanded data (the sum of ``sample_weight``), BIC's n.
     n_iter_ : int
+        Newton iterations.
     converged_ : bool
+        Whether Newton's method met its tolerance.
+    n_features_in_ : int
+        Columns of X seen in fit.
+    feature_names_in_ : ndarray of str
+        Their names, when X has column names.
+
+    See Also
+    --------
+    CompletePoolingBinomial : One probability for all groups.
+    MultilevelBinomial : Partial pooling, a random intercept per group.
 
     Examples
     --------
@@ -359,8 +406,8 @@ class NoPoolingBinomial(GroupedBinomialMixin):
             (slopes held at their estimate); finite for 0/n and n/n groups, with
             lower end 0 for a 0/n group. ``"exact"``: Clopper-Pearson (intercept-only
             data). ``"wald"``: estimate +- z * SE on the logit scale, R's
-            ``confint.default``; it degenerates to the single point 0 (or 1) for a
-            0/n (n/n) group, whose SE is infinite at an infinite logit. Offered for
+            ``confint.default``; it is the whole of (0, 1) for a 0/n or n/n
+            group, whose SE is infinite at an infinite logit. Offered for
             comparison with R; do not use it for such groups.
 
         Returns

@@ -302,7 +302,7 @@ class Summary:
         if no_pooling:
             notes.append(
                 f"One intercept per group ({len(est.groups_)} groups; see "
-                "group_intercepts_ and group_estimates()); the table shows the "
+                "group_intercepts_ and group_estimates());\nthe table shows the "
                 "shared slopes."
             )
         if aliased.any():

@@ -307,7 +307,7 @@ def test_plot_without_matplotlib(tmp_path, capsys, monkeypatch):
     assert info.value.code == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "--plot requires matplotlib: pip install 'skre[plot]'" in captured.err
+    assert "--plot requires matplotlib: pip install matplotlib" in captured.err
     assert not (tmp_path / "plots").exists()
 
 

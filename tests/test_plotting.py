@@ -24,7 +24,7 @@ from skre.datasets import load_rats
 from skre.exceptions import BoundaryWarning
 from skre.plotting import CaterpillarDisplay, PopulationDisplay, ShrinkageDisplay
 
-MESSAGE = "requires matplotlib: pip install 'skre[plot]'"
+MESSAGE = "requires matplotlib: pip install matplotlib"
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,9 @@ from numbers import Real
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-INSTALL_HINT = "pip install 'skre[plot]'"
+INSTALL_HINT = (
+    "pip install matplotlib (or, in skre's source tree, pip install '.[plot]')"
+)
 
 
 def check_matplotlib(caller):
