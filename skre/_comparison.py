@@ -378,29 +378,26 @@ def exact_test(design, n_sims, seed):
 
 def bootstrap_test(est, observed, n_sims, seed, n_jobs):
     """Parametric bootstrap of the likelihood-ratio statistic under the
-    complete-pooling fit."""
+    complete-pooling fit.
+
+    The refits skip validation and the design (the simulated data are the
+    training rows with new successes): the core fits the multilevel model
+    and complete pooling to each, and the statistic is twice the difference
+    of their log-likelihoods, as for the data.
+    """
+    from joblib import Parallel, delayed
     from scipy.special import expit
 
-    from ._checking import replicate_fits, training_rows
-
     fit = est._fit_result
-    design = fit.design
-    _, Z = training_rows(design)
+    data = fit.design.data
     cp = fit.pooled  # on the likelihood units; the logit of each row:
-    p = expit(design.linear_predictor(Z, float(cp.intercepts[0]), cp.coef))
-    trials = design.data.trials.astype(np.int64)
-
-    def draw(rng):
-        return rng.binomial(trials, p)
-
-    def read(refit):
-        result = refit._fit_result
-        pooled = getattr(result, "pooled", None)  # none for all-zero data: tau free
-        return 0.0 if pooled is None else 2.0 * max(result.loglik - pooled.loglik, 0.0)
-
-    stats_, failed, _ = replicate_fits(
-        est, n_sims, seed, n_jobs, getattr(est, "verbose", 0), draw, read
+    p = expit(float(cp.intercepts[0]) + data.Z @ cp.coef)
+    trials = data.trials.astype(np.int64)
+    seeds = seed.spawn(n_sims)
+    stats_ = Parallel(n_jobs=n_jobs, verbose=10 if getattr(est, "verbose", 0) else 0)(
+        delayed(_lrt_replicate)(data, trials, p, fit.n_quad, s) for s in seeds
     )
+    failed = sum(s is None for s in stats_)
     simulated = np.array([s for s in stats_ if s is not None])
     exceed = int(np.sum(simulated >= observed * (1 - 1e-9) - 1e-12))
     return TestResult(
@@ -412,6 +409,30 @@ def bootstrap_test(est, observed, n_sims, seed, n_jobs):
         "Parametric-bootstrap test of tau = 0",
         details={"n_sims": len(simulated), "n_failed": failed, "simulated": simulated},
     )
+
+
+def _lrt_replicate(data, trials, p, n_quad, seed):
+    """The likelihood-ratio statistic of one data set simulated under tau = 0."""
+    import warnings
+
+    from ._core.grouping import Collapsed
+    from ._core.multilevel import InMemory, fit_multilevel
+    from ._multilevel_fit import likelihood_units
+
+    m = np.random.default_rng(seed).binomial(trials, p).astype(float)
+    if m.sum() in (0.0, float(trials.sum())):
+        return 0.0  # no successes (or failures): nothing favours tau > 0
+    sim = Collapsed(data.codes, data.Z, m, data.trials, data.n_groups, data.starts)
+    units, weight, _ = likelihood_units(sim)
+    source = InMemory(units, weight)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            res = fit_multilevel(source, n_quad)
+            pooled = source.pooled()
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+            return None
+    return 2.0 * max(res.loglik - pooled.loglik, 0.0)
 
 
 # -- compare_models --------------------------------------------------------------------
