@@ -118,9 +118,7 @@ def split_X(est, X, *, reset):
         )
     if frame:
         _check_unique_columns(X)
-    if reset:
-        _get_feature_names(X)  # raises for mixed-type column names, as sklearn does
-    else:
+    if not reset:  # (at fit, prepare reads the names once, raising as sklearn does)
         validate_data(est, X, reset=False, skip_check_array=True)
     if frame:
         return _split_frame(X, group)
@@ -176,7 +174,7 @@ def _split_frame(X, group):
                 f"{[str(c) for c in cols]}." + _transformer_hint(group, cols)
             )
         labels = native(X[group].to_numpy())
-        X = X.drop(columns=[group])
+        X = X.iloc[:, [j for j, c in enumerate(cols) if c != group]]
     X = _numeric_objects(X)
     for name, dtype in X.dtypes.items():
         if pd.api.types.is_complex_dtype(dtype):
@@ -373,7 +371,8 @@ def split_y(est, y, *, reset):
             "needs binary labels. For proportions, pass y as "
             "[successes, trials] counts."
         )
-    check_classification_targets(arr)
+    if arr.dtype.kind not in "iub":  # integers and bools are class labels as they are
+        check_classification_targets(arr)
     if reset:
         classes = np.unique(arr)
         if len(classes) > 2:
@@ -393,7 +392,7 @@ def split_y(est, y, *, reset):
             )
     else:
         classes = est.classes_
-    unknown = ~np.isin(arr, classes)
+    unknown = (arr != classes[0]) & (arr != classes[1])
     if unknown.any():
         known = ", ".join(_show(c) for c in classes)
         raise ValueError(

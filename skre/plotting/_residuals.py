@@ -41,6 +41,9 @@ class ResidualDisplay:
         population-averaged probability).
     kind : str, default="quantile"
         Which residuals (for the labels).
+    trials : array-like of shape (n_rows,), default=None
+        Trials of each row: the second panel's x axis when every row has the
+        same fitted probability (an intercept-only model).
     estimator_name : str, default=None
         Name for the title.
 
@@ -79,10 +82,13 @@ class ResidualDisplay:
     (71, True)
     """
 
-    def __init__(self, *, residuals, fitted, kind="quantile", estimator_name=None):
+    def __init__(
+        self, *, residuals, fitted, kind="quantile", trials=None, estimator_name=None
+    ):
         self.residuals = np.asarray(residuals, dtype=float)
         self.fitted = np.asarray(fitted, dtype=float)
         self.kind = kind
+        self.trials = None if trials is None else np.asarray(trials, dtype=float)
         self.estimator_name = estimator_name
 
     @classmethod
@@ -122,10 +128,13 @@ class ResidualDisplay:
                 Xt = step.transform(Xt)
         resid = est.residuals(Xt, y, kind=kind, random_state=random_state)
         fitted = _fitted(est, Xt, population=kind == "quantile")
+        arr = np.asarray(y)
+        trials = arr[:, 1] if arr.ndim == 2 and arr.shape[1] == 2 else None
         disp = cls(
             residuals=resid,
             fitted=fitted,
             kind=kind,
+            trials=trials,
             estimator_name=type(est).__name__,
         )
         return disp.plot(ax=ax, **kwargs)
@@ -146,7 +155,8 @@ class ResidualDisplay:
             The display, with its artists (``axes_``, ``figure_`` and the rest).
         """
         check_matplotlib(f"{type(self).__name__}.plot")
-        if ax is None:
+        own = ax is None
+        if own:
             import matplotlib.pyplot as plt
 
             fig, ax = plt.subplots(1, 2, figsize=(9.6, 4.2))
@@ -166,17 +176,23 @@ class ResidualDisplay:
         self.ks_pvalue_ = float(stats.kstest(r, "norm").pvalue) if len(r) else np.nan
         qq.set_title(f"Normal QQ (KS p = {self.ks_pvalue_:.2f})")
         style = {"s": 14, "alpha": 0.6, **kwargs}
-        self.scatter_ = scatter.scatter(self.fitted, self.residuals, **style)
+        x, xlabel, title = self.fitted, "fitted probability", "Residuals against fitted"
+        if np.ptp(self.fitted) < 1e-9:  # intercept-only: one fitted value for all
+            if self.trials is not None and np.ptp(self.trials) > 0:
+                x, xlabel = self.trials, "trials in the row"
+                title = "Residuals against trials (one fitted value)"
+            else:
+                xlabel = "fitted probability (the same for every row)"
+        self.scatter_ = scatter.scatter(x, self.residuals, **style)
         scatter.axhline(0.0, color="k", lw=1)
         for level in (-2.0, 2.0):
             scatter.axhline(level, color="grey", lw=0.8, ls=":")
-        scatter.set_xlabel("fitted probability")
-        if np.ptp(self.fitted) < 1e-9:  # intercept-only: one fitted value
-            scatter.set_xlabel("fitted probability (the same for every row)")
+        scatter.set_xlabel(xlabel)
         scatter.set_ylabel(f"{self.kind} residual")
-        scatter.set_title("Residuals against fitted")
-        if self.estimator_name:
-            fig.suptitle(self.estimator_name)
-        fig.tight_layout()
+        scatter.set_title(title)
+        if own:  # a figure of its own: name the model, lay it out
+            if self.estimator_name:
+                fig.suptitle(self.estimator_name)
+            fig.tight_layout()
         self.axes_, self.figure_ = np.array([qq, scatter]), fig
         return self
