@@ -32,8 +32,11 @@ memory of one likelihood evaluation).
 """
 
 import copy
+import logging
 import math
+import time
 import uuid
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import dask
@@ -72,6 +75,21 @@ def config(name):
     return int(dask.config.get(f"skre.{name}", DEFAULTS[name]))
 
 
+#: each phase of a Dask fit logs its wall time here (INFO), with the record
+#: attributes ``skre_phase`` and ``seconds`` (benchmarks/bench_dask.py reads them)
+logger = logging.getLogger("skre.dask")
+
+
+@contextmanager
+def _phase(name):
+    start = time.perf_counter()
+    yield
+    seconds = time.perf_counter() - start
+    logger.info(
+        "%s: %.3f s", name, seconds, extra={"skre_phase": name, "seconds": seconds}
+    )
+
+
 # -- where the work runs --------------------------------------------------------------
 
 
@@ -94,6 +112,7 @@ class Runner:
 
     def __init__(self):
         self.client = _active_client()
+        self.rounds = 0  # maps over the partitions so far
         # the shuffle runs where the rest runs (p2p needs the client as scheduler)
         self.shuffle = None if self.client is not None else "tasks"
 
@@ -125,6 +144,7 @@ class Runner:
 
     def map(self, func, handles, *columns):
         """``[func(h, *args) for h, *args in zip(handles, *columns)]``, gathered."""
+        self.rounds += 1
         tasks = self._submit(func, (handles, *columns))
         if self.client is not None:
             return self.client.gather(tasks)
@@ -133,10 +153,11 @@ class Runner:
     def map_keep(self, func, summary, handles, *columns):
         """Like :meth:`map`, but the results stay with the partitions; returns
         them and ``summary`` of each, gathered (one round trip)."""
+        self.rounds += 1
         if self.client is not None:
             kept = self.client.map(func, handles, *columns, pure=False)
             return kept, self.client.gather(self.client.map(summary, kept))
-        kept = self.map(func, handles, *columns)
+        kept = list(dask.compute(*self._submit(func, (handles, *columns))))
         return kept, [summary(k) for k in kept]
 
 
@@ -306,7 +327,8 @@ def fit(est, X, y, sample_weight=None):
         )
     runner = Runner()
     inputs = Inputs(X, y, sample_weight)
-    summary = _pass1(est, inputs)
+    with _phase("validate"):
+        summary = _pass1(est, inputs)
     info = _check_totals(est, inputs, summary, sample_weight is not None)
     if getattr(est, "method", "ml") == "bayes" and not getattr(
         est.tau_prior, "proper", False
@@ -316,9 +338,13 @@ def fit(est, X, y, sample_weight=None):
             f"or HalfNormal(1.0)); got {est.tau_prior!r}."
         )
     coding, groups = _coding(summary, info.classes)
-    plan = _pass2(est, runner, inputs, coding, summary)
+    with _phase("shuffle"):
+        plan = _pass2(est, runner, inputs, coding, summary)
     plan.n_groups = len(groups) if groups is not None else 1
     result = _fit_plan(est, runner, plan, summary, info, groups)
+    logger.info(
+        "map-reduce rounds: %d", runner.rounds, extra={"skre_rounds": runner.rounds}
+    )
     est._set_fitted(info, result)
     return est
 
@@ -412,6 +438,7 @@ def _pass2(est, runner, inputs, coding, s):
     ddf = inputs.frames(parts_mod.coded_rows, est, handle, meta=meta)
     if coding.groups is not None:
         nodes = getattr(est, "n_quad", 1) if p else 1
+        nodes = nodes if isinstance(nodes, int) else 25  # n_quad="auto": at most 25
         work = max(1, config("partition-work"))
         n_out = max(n, math.ceil(s.n_kept * nodes / work))
         ddf = ddf.shuffle(on="code", npartitions=n_out, shuffle_method=runner.shuffle)
@@ -438,15 +465,30 @@ def _ids(part):
 
 def _fit_plan(est, runner, plan, s, info, groups):
     """Build the design (gathered rows, or group-level summaries) and fit."""
-    within = type(est).__name__ == "NoPoolingBinomial"
-    G = plan.n_groups
     local = plan.p == 0 or plan.n_rows <= config("local-rows")
     keep_rows = local or plan.n_rows <= config("gather-rows")
+    group_labels = groups if groups is not None else np.array(["(all)"], dtype=object)
+    with _phase("design"):
+        design, engine, pooled_aliased = _design(
+            est, runner, plan, s, info, group_labels, local, keep_rows
+        )
+    with _phase("optimize"):
+        kind = type(est).__name__
+        if kind == "NoPoolingBinomial":
+            return fit_no_pooling(est, engine, pooled_aliased)
+        if kind == "MultilevelBinomial":
+            return fit_multilevel_dask(est, engine)
+        return fit_complete(est, engine)
+
+
+def _design(est, runner, plan, s, info, group_labels, local, keep_rows):
+    """The Design (gathered rows, or counts per group) and the engine to fit it."""
+    within = type(est).__name__ == "NoPoolingBinomial"
+    G = plan.n_groups
     coding = plan.coding
     z_mean, z_scale = coding.mean * coding.unit, coding.scale * coding.unit
-    group_labels = groups if groups is not None else np.array(["(all)"], dtype=object)
     if keep_rows:
-        data = _gather_rows(runner, plan, G, groups is None)
+        data = _gather_rows(runner, plan, G, plan.coding.groups is None)
         Z_unaliased = data.Z.copy() if within and data.Z.shape[1] else data.Z
         aliased = _drop_aliased(est, data, info.covariates, within)
         pooled_aliased = pooled_aliased_of(data, Z_unaliased) if within else None
@@ -475,12 +517,7 @@ def _fit_plan(est, runner, plan, s, info, groups):
         engine = LocalEngine(design, Z_unaliased)
     else:
         engine = DaskEngine(runner, plan, design, Z_unaliased, not keep_rows)
-    kind = type(est).__name__
-    if kind == "NoPoolingBinomial":
-        return fit_no_pooling(est, engine, pooled_aliased)
-    if kind == "MultilevelBinomial":
-        return fit_multilevel_dask(est, engine)
-    return fit_complete(est, engine)
+    return design, engine, pooled_aliased
 
 
 def _gather_rows(runner, plan, G, regroup):

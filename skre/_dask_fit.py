@@ -57,8 +57,8 @@ class DaskSource:
     only parameters and per-partition sums travel.
     """
 
-    def __init__(self, runner, parts, zero, n_rows, n_groups, totals):
-        self.runner, self.parts, self.zero = runner, parts, zero
+    def __init__(self, runner, parts, ids, zero, n_rows, n_groups, totals):
+        self.runner, self.parts, self.ids, self.zero = runner, parts, ids, zero
         self._n_rows, self._n_groups, self.totals = n_rows, n_groups, totals
 
     @property
@@ -96,6 +96,39 @@ class DaskSource:
     def likelihood(self, n_quad):
         return DaskLikelihood(self, n_quad)
 
+    def node_counts(self, params, rtol=1e-7):
+        """Each group's node count for ``n_quad="auto"``, as in memory.
+
+        The in-memory rule allows each group its share of ``rtol`` times the
+        whole data's log-likelihood at the lowest level; each partition runs
+        the same rule on its groups with ``rtol`` scaled so that its share is
+        the whole data's (one extra pass for that total).
+        """
+        from ._core.quadrature import NODE_LEVELS
+
+        n = len(self.parts)
+        totals = self.runner.map(
+            parts_mod.lowest_level_total,
+            self.parts,
+            [self.zero] * n,
+            [params] * n,
+            [NODE_LEVELS[0]] * n,
+        )
+        share = max(abs(sum(t for t, _ in totals)), 1.0) / max(self._n_groups, 1.0)
+        rtols = [rtol * share / (max(abs(t), 1.0) / max(g, 1.0)) for t, g in totals]
+        counts = np.empty(self._n_groups, dtype=np.intp)
+        left = []
+        for ids, c, todo in self.runner.map(
+            parts_mod.part_node_counts,
+            self.parts,
+            [self.zero] * n,
+            [params] * n,
+            rtols,
+        ):
+            counts[ids] = c
+            left.append(todo)
+        return counts, np.sort(np.concatenate(left)) if left else np.zeros(0, int)
+
     def tau2_score(self, beta, b):
         return self.map_sum(parts_mod.call_source, "tau2_score", (beta, b))
 
@@ -104,13 +137,34 @@ class DaskSource:
 
 
 class DaskLikelihood:
-    """``MarginalLikelihood`` over the partitions: each method one map-reduce."""
+    """``MarginalLikelihood`` over the partitions: each method one map-reduce.
+
+    ``n_quad`` is one node count, or one per group (``n_quad="auto"``), which
+    each partition receives for its own groups.
+    """
 
     def __init__(self, source, n_quad):
         self.source, self.n_quad = source, n_quad
+        n = len(source.parts)
+        if np.ndim(n_quad) == 0:
+            self.per_part = [n_quad] * n
+        else:
+            self.per_part = [np.asarray(n_quad)[ids] for ids in source.ids]
+
+    def _map(self, name, *args):
+        src = self.source
+        n = len(src.parts)
+        return src.runner.map(
+            parts_mod.call_likelihood,
+            src.parts,
+            [src.zero] * n,
+            self.per_part,
+            [name] * n,
+            [args] * n,
+        )
 
     def _call(self, name, *args):
-        return self.source.map_sum(parts_mod.call_likelihood, self.n_quad, name, args)
+        return _total(self._map(name, *args))
 
     def value(self, params):
         return self._call("value", params)
@@ -122,24 +176,23 @@ class DaskLikelihood:
         return self._call("values", param_rows, max_elements)
 
     def posterior(self, params):
-        """Every group's conditional distribution, in global group order."""
-        src = self.source
-        n = len(src.parts)
-        pieces = src.runner.map(
-            parts_mod.call_likelihood,
-            src.parts,
-            [src.zero] * n,
-            [self.n_quad] * n,
-            ["posterior"] * n,
-            [(params,)] * n,
-        )
-        G, K = src._n_groups, pieces[0][1].nodes.shape[1]
+        """Every group's conditional distribution, in global group order
+        (with one count per group, padded to the largest as in memory)."""
+        pieces = self._map("posterior", params)
+        G = self.source._n_groups
+        K = max(post.nodes.shape[1] for _, post in pieces)
         out = Posterior(
-            np.empty(G), np.empty(G), np.empty((G, K)), np.empty((G, K)), np.empty(G)
+            np.empty(G),
+            np.empty(G),
+            np.zeros((G, K)),
+            np.full((G, K), -np.inf),
+            np.empty(G),
         )
         for ids, post in pieces:
-            for name in ("mode", "sd", "nodes", "log_weights", "log_marginal"):
-                getattr(out, name)[ids] = getattr(post, name)
+            k = post.nodes.shape[1]
+            out.mode[ids], out.sd[ids] = post.mode, post.sd
+            out.log_marginal[ids] = post.log_marginal
+            out.nodes[ids, :k], out.log_weights[ids, :k] = post.nodes, post.log_weights
         return out
 
 
@@ -381,7 +434,13 @@ class DaskEngine(LocalEngine):
         plan, design = self.plan, self.design
         G = plan.n_groups
         source = DaskSource(
-            self.runner, plan.parts, design.aliased, plan.n_rows, G, plan.totals
+            self.runner,
+            plan.parts,
+            plan.ids,
+            design.aliased,
+            plan.n_rows,
+            G,
+            plan.totals,
         )
         return design.data, np.ones(G), np.arange(G), source
 
@@ -510,6 +569,7 @@ def fit_multilevel_dask(est, engine):
         coef_prior=coef_prior,
     )
     params = np.r_[res.beta, res.b, res.tau]
+    n_nodes = getattr(res, "n_nodes", est.n_quad)  # one count, or one per group
     fit = MultilevelFit(
         design,
         float(res.loglik),
@@ -520,7 +580,7 @@ def fit_multilevel_dask(est, engine):
         unit,
         params,
         res.posterior,
-        est.n_quad,
+        n_nodes,
         bool(res.boundary),
         est.tau_prior,
         coef_prior,
@@ -531,8 +591,14 @@ def fit_multilevel_dask(est, engine):
     if bayes:
         return fit_bayes(fit, name, est.verbose)
     engine.warn_if_separated(est, res.b, res.beta)
-    if est.n_quad > 1 and not res.boundary and not engine.rowless:
-        _check_quadrature(est, fit)
+    unresolved = getattr(res, "unresolved", 0)
+    if unresolved:
+        from ._multilevel import _warn_unresolved
+
+        _warn_unresolved(est, unresolved)
+    elif np.ndim(n_nodes) == 0 and n_nodes > 1 and not res.boundary:
+        if not engine.rowless:
+            _check_quadrature(est, fit)
     if res.boundary:
         warn(
             f"{name}: the maximum-likelihood tau is 0 (a "

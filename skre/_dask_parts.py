@@ -319,23 +319,64 @@ def _rows_frame(codes, Z, m, n):
 # -- the partitions kept on the workers --------------------------------------------
 
 
-@dataclass
+def _compact(values):
+    """float32 when that is exact (counts of binary rows, integer weights),
+    else the float64 values."""
+    small = values.astype(np.float32)
+    return small if np.array_equal(small, values) else values
+
+
+@dataclass(eq=False)
 class Part:
     """Whole groups: rows collapsed and sorted by group, covariates standardized
-    (aliased columns not yet zeroed), and the global code of each local group."""
+    (aliased columns not yet zeroed), and the global code of each local group.
 
-    data: Collapsed
+    Stored compactly (int32 codes, counts as float32 when exact, no trials
+    when every row has one trial: 32 bytes per row with three covariates
+    instead of 48); :meth:`view` gives the float64 rows, one call at a time.
+    """
+
+    codes: np.ndarray  # (rows,) int32 local group code
+    Z: np.ndarray  # (rows, p) float64
+    successes: np.ndarray
+    trials: np.ndarray | None  # None: one trial per row
+    starts: np.ndarray  # (g,) first row of each local group
     ids: np.ndarray  # (g,) global group codes, increasing
+
+    @classmethod
+    def of(cls, data, ids):
+        one = bool(np.all(data.trials == 1.0))
+        return cls(
+            data.codes.astype(np.int32),
+            data.Z,
+            _compact(data.successes),
+            None if one else _compact(data.trials),
+            data.starts,
+            ids,
+        )
 
     @property
     def n_rows(self):
-        return len(self.data.codes)
+        return len(self.codes)
+
+    @property
+    def data(self):
+        return self.view(None)
 
     def view(self, zero):
-        """The rows with the covariates in ``zero`` set to 0 (aliased ones)."""
-        if zero is None or not np.any(zero):
-            return self.data
-        return replace(self.data, Z=np.where(zero, 0.0, self.data.Z))
+        """The rows as :class:`Collapsed`, covariates in ``zero`` (the aliased
+        ones) set to 0."""
+        n = len(self.codes)
+        trials = np.ones(n) if self.trials is None else self.trials.astype(float)
+        Z = self.Z if zero is None or not np.any(zero) else np.where(zero, 0.0, self.Z)
+        return Collapsed(
+            self.codes.astype(np.intp),
+            Z,
+            self.successes.astype(float),
+            trials,
+            len(self.ids),
+            self.starts,
+        )
 
 
 def make_part(frame, p):
@@ -350,7 +391,7 @@ def make_part(frame, p):
         frame["n"].to_numpy(dtype=float),
         len(ids),
     )
-    return Part(data, ids)
+    return Part.of(data, ids)
 
 
 def part_size(part):
@@ -391,12 +432,29 @@ def call_source(part, zero, name, args):
 
 
 def call_likelihood(part, zero, n_quad, name, args):
-    """``MarginalLikelihood(part, 1, n_quad).<name>(*args)``, built afresh: the
-    conditional modes start from 0 at every call (stateless)."""
+    """``InMemory(part).likelihood(n_quad).<name>(*args)``, built afresh: the
+    conditional modes start from 0 at every call (stateless). ``n_quad`` is
+    one node count or this partition's groups' counts."""
     data = part.view(zero)
-    model = MarginalLikelihood(data, np.ones(data.n_groups), n_quad)
+    model = InMemory(data, np.ones(data.n_groups)).likelihood(n_quad)
     out = getattr(model, name)(*args)
     return (part.ids, out) if name == "posterior" else out
+
+
+def lowest_level_total(part, zero, params, n_quad):
+    """The partition's log-likelihood at ``n_quad`` nodes, and its groups."""
+    data = part.view(zero)
+    model = MarginalLikelihood(data, np.ones(data.n_groups), n_quad)
+    return float(np.sum(model.posterior(params).log_marginal)), data.n_groups
+
+
+def part_node_counts(part, zero, params, rtol):
+    """``node_counts`` on the partition's groups, with their global codes."""
+    from ._core.quadrature import node_counts
+
+    data = part.view(zero)
+    counts, left = node_counts(data, np.ones(data.n_groups), params, rtol=rtol)
+    return part.ids, counts, part.ids[left]
 
 
 def extreme_logits(part, zero, intercept, beta, alpha=None):

@@ -346,3 +346,25 @@ def test_skre_imports_no_dask():
         text = path.read_text()
         assert "import dask" not in text and "from dask" not in text, path
         assert "sklearn" not in text, path
+
+
+def test_auto_nodes_choose_as_in_memory(client):
+    """n_quad="auto" on data past 200,000 rows x 25 nodes: each group's node
+    count is chosen against the whole data's log-likelihood, as in memory."""
+    if MultilevelBinomial().get_params()["n_quad"] != "auto":
+        pytest.skip("n_quad='auto' is not in this version")
+    X, y, _ = make_grouped_binomial(
+        900, trials=10, n_features=1, binary=True, tau=1.5, random_state=4
+    )
+    df = X.assign(y=y).sample(frac=1.0, random_state=1)
+    ddf = dd.from_pandas(df, npartitions=4, sort=False)
+    cols = ["group", "x0"]
+    a = MultilevelBinomial(group="group").fit(df[cols], df["y"])
+    assert np.ndim(a._fit_result.n_quad) == 1  # one count per group
+    with distributed_fit():
+        b = MultilevelBinomial(group="group").fit(ddf[cols], ddf["y"])
+    np.testing.assert_array_equal(b._fit_result.n_quad, a._fit_result.n_quad)
+    assert_same_fit(a, b)
+    np.testing.assert_allclose(
+        b.predict_proba(ddf[cols]).compute(), a.predict_proba(df[cols]), atol=1e-9
+    )
