@@ -395,7 +395,7 @@ def bootstrap_test(est, observed, n_sims, seed, n_jobs):
     trials = data.trials.astype(np.int64)
     seeds = seed.spawn(n_sims)
     stats_ = Parallel(n_jobs=n_jobs, verbose=10 if getattr(est, "verbose", 0) else 0)(
-        delayed(_lrt_replicate)(data, trials, p, fit.n_quad, s) for s in seeds
+        delayed(_lrt_replicate)(data, trials, p, est.n_quad, s) for s in seeds
     )
     failed = sum(s is None for s in stats_)
     simulated = np.array([s for s in stats_ if s is not None])

@@ -43,9 +43,18 @@ class MultilevelBinomial(GroupedBinomialMixin):
     group : str or int
         Column of X holding group labels (a name for a DataFrame, a position for
         an array).
-    n_quad : int, default=25
-        Quadrature nodes per group; 25 reproduces lme4's ``nAGQ = 25``, 1 is the
-        Laplace approximation.
+    n_quad : int or "auto", default="auto"
+        Adaptive Gauss-Hermite nodes per group: an int is a fixed rule (25
+        reproduces lme4's ``nAGQ = 25``, 1 is the Laplace approximation).
+        ``"auto"`` is 25 nodes when that is cheap (rows x 25 within 200,000);
+        on larger data the Laplace fit converges first, then each group gets
+        the fewest of 7, 9, 15 or 25 nodes at which its log-likelihood
+        changes by less than its share of 1e-7 of the total from the next
+        smaller rule (at the Laplace estimate), and Newton steps on that rule
+        finish the fit. It agrees with the fixed 25-node rule to about 1e-8
+        relative in the log-likelihood and well within 1e-5 in the estimates,
+        at a fraction of the cost; a group that needs more than 25 nodes gets
+        a QuadratureWarning.
     tau_prior : prior object or None, default=None
         A prior on ``tau`` from :mod:`skre.priors` (e.g. ``HalfCauchy(1)``, or
         ``Gamma(2.5, 0)``, blme's default). The estimate is then the posterior
@@ -141,7 +150,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
 
     _parameter_constraints: dict = {
         **GroupedBinomialMixin._parameter_constraints,
-        "n_quad": [Number(Integral, 1, 100, closed="both")],
+        "n_quad": [Number(Integral, 1, 100, closed="both"), StrOptions({"auto"})],
         "tau_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
         "coef_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
         "method": [StrOptions({"ml", "bayes"})],
@@ -154,7 +163,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         self,
         *,
         group=None,
-        n_quad=25,
+        n_quad="auto",
         tau_prior=None,
         coef_prior=None,
         method="ml",
@@ -214,7 +223,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
             unit,
             params,
             res.posterior,
-            self.n_quad,
+            res.n_nodes,
             bool(res.boundary),
             self.tau_prior,
             coef_prior,
@@ -225,7 +234,9 @@ class MultilevelBinomial(GroupedBinomialMixin):
             return fit_bayes(fit, type(self).__name__, self.verbose)
         data = design.data
         self._warn_if_separated(design, res.b + data.Z @ res.beta)
-        if self.n_quad > 1 and not res.boundary:
+        if res.unresolved:
+            _warn_unresolved(self, res.unresolved)
+        elif np.ndim(res.n_nodes) == 0 and res.n_nodes > 1 and not res.boundary:
             _check_quadrature(self, fit)
         if res.boundary:
             warn(
@@ -495,16 +506,29 @@ class MultilevelBinomial(GroupedBinomialMixin):
         )
 
 
+def _warn_unresolved(est, count):
+    warn(
+        f"{type(est).__name__}: for {count} groups the adaptive quadrature's "
+        "log-likelihood still changed between 15 and 25 nodes, so the 25 nodes "
+        "used for them may not be accurate at the estimate. tau is large for the "
+        "information in each group (e.g. one binary trial per group) and is "
+        "weakly identified; the estimate may be an artefact. Try a tau_prior or "
+        "a simpler model.",
+        QuadratureWarning,
+    )
+
+
 def _check_quadrature(est, fit, budget=400_000):
     """Warn when a rule with about twice the nodes disagrees at the estimate."""
-    finer = 2 * est.n_quad + 1
+    n_quad = int(fit.n_quad)
+    finer = 2 * n_quad + 1
     if len(fit.units.codes) * finer > budget:  # large groups: close to normal
         return
     fine = MarginalLikelihood(fit.units, fit.unit_weight, finer).value(fit.params)
     coarse = float(fit.unit_weight @ fit.posterior.log_marginal)
     if abs(fine - coarse) > 1e-6 * max(1.0, abs(coarse)):
         warn(
-            f"{type(est).__name__}: the {est.n_quad}-node adaptive quadrature is "
+            f"{type(est).__name__}: the {n_quad}-node adaptive quadrature is "
             f"not accurate at the estimate (log-likelihood {coarse:.6g}; "
             f"{fine:.6g} with {finer} nodes). tau = {fit.tau:.4g} is large for the "
             "information in each group (e.g. one binary trial per group) and is "

@@ -18,7 +18,12 @@ from ._core.glm import pooled_objective
 from ._core.grouping import Collapsed, collapse, count_patterns, pooled_rows
 from ._core.multilevel import InMemory, make_log_prior, negative_loglik
 from ._core.population import LogitNormal
-from ._core.quadrature import MarginalLikelihood, Posterior, conditional_quantiles
+from ._core.quadrature import (
+    MarginalLikelihood,
+    Posterior,
+    conditional_quantiles,
+    quadrature_likelihood,
+)
 from ._core.rules import normal_rule
 from ._fit_result import FitResult
 from ._intervals import (
@@ -67,7 +72,7 @@ class MultilevelFit(FitResult):
     unit: np.ndarray  # (G,) each group's unit
     params: np.ndarray  # (beta, b, tau) on standardized covariates
     posterior: Posterior  # each unit's conditional distribution at params
-    n_quad: int
+    n_quad: object  # node count, or each unit's (n_quad="auto" on large data)
     boundary: bool
     tau_prior: object
     coef_prior: tuple | None  # (means, precisions) on standardized slopes
@@ -106,7 +111,12 @@ class MultilevelFit(FitResult):
     # -- rebuilt on demand -------------------------------------------------------------
     @cached_property
     def model(self):
-        return MarginalLikelihood(self.units, self.unit_weight, self.n_quad)
+        return quadrature_likelihood(self.units, self.unit_weight, self.n_quad)
+
+    @property
+    def max_nodes(self):
+        """The largest node count of the fit's rule (for new groups' terms)."""
+        return int(np.max(self.n_quad))
 
     @cached_property
     def log_prior(self):
@@ -160,7 +170,7 @@ class MultilevelFit(FitResult):
         """Each unit's conditional distribution on a 25-node adaptive rule (the
         fit's own when it has 25 nodes): enough to integrate a smooth function
         of the group effect, whatever n_quad the fit used."""
-        if self.n_quad == 25:
+        if np.ndim(self.n_quad) == 0 and self.n_quad == 25:
             return self.posterior
         return MarginalLikelihood(self.units, self.unit_weight, 25).posterior(
             self.params
@@ -209,7 +219,7 @@ class MultilevelFit(FitResult):
         seen_keys = np.flatnonzero(first >= 0)
         if len(seen_keys):
             data = self.design.data  # one likelihood term per group, not per unit
-            model = MarginalLikelihood(data, np.ones(data.n_groups), self.n_quad)
+            model = MarginalLikelihood(data, np.ones(data.n_groups), self.max_nodes)
             groups = first[seen_keys]
             U = rng.random((data.n_groups, n_sims))
             u = conditional_quantiles(
@@ -249,7 +259,7 @@ class MultilevelFit(FitResult):
             len(used),
         )
         units, weight, _ = likelihood_units(data)
-        union = MarginalLikelihood(units, weight, self.n_quad).posterior(params)
+        union = MarginalLikelihood(units, weight, self.max_nodes).posterior(params)
         before = posterior.log_marginal[self.unit[seen]].sum()
         return float(weight @ union.log_marginal - before)
 

@@ -268,11 +268,16 @@ class Summary:
                 {"tau": [est.tau_], "tau_sq": [est.tau_**2]}, index=[group]
             ).join(tau_ci)
             formula_terms.append(f"(1 | {group})")
-            kind = (
-                "Laplace Approximation"
-                if est.n_quad == 1
-                else f"Adaptive Gauss-Hermite Quadrature, nAGQ = {est.n_quad}"
-            )
+            nodes = getattr(est._fit_result, "n_quad", None)
+            if nodes is None:  # a degenerate fit has nothing to integrate
+                kind = "degenerate data, no quadrature"
+            elif np.ndim(nodes) == 0 and nodes == 1:
+                kind = "Laplace Approximation"
+            elif np.ndim(nodes) == 0:
+                kind = f"Adaptive Gauss-Hermite Quadrature, nAGQ = {int(nodes)}"
+            else:
+                low, high = int(np.min(nodes)), int(np.max(nodes))
+                kind = f"Adaptive Gauss-Hermite Quadrature, {low} to {high} nodes"
             title = f"Generalized linear mixed model fit by maximum likelihood ({kind})"
         else:
             kind = (

@@ -137,6 +137,25 @@ def _sorted(codes, Z, m, n, n_groups):
     return Collapsed(codes, Z, m, n, n_groups, starts)
 
 
+def subset_groups(data, groups):
+    """The rows of ``groups`` (sorted group codes), renumbered 0..len-1."""
+    groups = np.asarray(groups, dtype=np.intp)
+    ends = np.r_[data.starts[1:], len(data.codes)]
+    lengths = ends[groups] - data.starts[groups]
+    rows = np.repeat(data.starts[groups] - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
+    rows += np.arange(lengths.sum())
+    codes = np.repeat(np.arange(len(groups)), lengths)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.intp)
+    return Collapsed(
+        codes,
+        data.Z[rows],
+        data.successes[rows],
+        data.trials[rows],
+        len(groups),
+        starts,
+    )
+
+
 def count_patterns(successes, trials):
     """Distinct (m, n) pairs of one-row groups and how often each occurs.
 

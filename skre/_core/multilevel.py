@@ -15,7 +15,13 @@ from scipy.special import expit
 from .glm import fit_grouped_logistic
 from .grouping import pooled_rows
 from .optimize import _positive_definite, minimize_smooth
-from .quadrature import MarginalLikelihood, Posterior
+from .quadrature import (
+    NODE_LEVELS,
+    MarginalLikelihood,
+    Posterior,
+    node_counts,
+    quadrature_likelihood,
+)
 
 # rows x nodes beyond which the fit runs Laplace first and then refines with
 # the full quadrature from the Laplace optimum and its curvature
@@ -39,6 +45,8 @@ class MultilevelResult:
     model: MarginalLikelihood  # the fitted likelihood, for Hessians and profiles
     pooled: object  # the complete-pooling GLMResult (at full precision when refined)
     log_prior: object  # x -> (log prior, gradient) in (beta, b, log tau)
+    n_nodes: object = 25  # the node count, or each group's (n_quad="auto")
+    unresolved: int = 0  # groups whose 15- and 25-node values disagreed
 
 
 class InMemory:
@@ -77,8 +85,14 @@ class InMemory:
         )
 
     def likelihood(self, n_quad):
-        """The marginal likelihood with ``n_quad`` adaptive nodes per group."""
-        return MarginalLikelihood(self.data, self.group_weight, n_quad)
+        """The marginal likelihood with ``n_quad`` adaptive nodes per group
+        (one count, or one per group)."""
+        return quadrature_likelihood(self.data, self.group_weight, n_quad)
+
+    def node_counts(self, params):
+        """Each group's node count for ``n_quad="auto"``, and the groups for
+        which even 25 nodes did not settle (see :func:`node_counts`)."""
+        return node_counts(self.data, self.group_weight, params)
 
     def tau2_score(self, beta, b):
         """Score and expected information for tau^2 at tau = 0."""
@@ -140,7 +154,6 @@ def fit_multilevel(
     # a start; refined if tau may be 0
     cp = source.pooled(max_iter=3, tol=1e-3, coef_prior=coef_prior)
     beta0, b0 = cp.coef, float(cp.intercepts[0])
-    agq = source.likelihood(n_quad)
     S, info = source.tau2_score(beta0, b0)
     tau0 = float(np.clip(np.sqrt(S / info), 0.05, 3.0)) if S > 0 else 0.1
     x0 = np.concatenate([beta0, [b0, np.log(tau0)]])
@@ -158,9 +171,19 @@ def fit_multilevel(
     if coef_prior is not None:  # a narrow prior dominates its slope's curvature
         H0[: len(beta0), : len(beta0)] += np.diag(coef_prior[1])
     hess_inv0 = _positive_definite(H0) * scale
-    cheap = source.n_rows * n_quad <= STAGED_WORK
-    n_iter = 0
-    if not cheap and n_quad > 1:
+    unresolved = 0
+    if n_quad == "auto":
+        n_quad, unresolved, x0, hess_inv0, n_iter = _auto_nodes(
+            source, objective, x0, hess_inv0, gtol, max_iter
+        )
+        agq = source.likelihood(n_quad)
+        staged = np.ndim(n_quad) > 0 or source.n_rows * n_quad > STAGED_WORK
+        cheap = not staged
+    else:
+        agq = source.likelihood(n_quad)
+        cheap = source.n_rows * n_quad <= STAGED_WORK
+        n_iter = 0
+    if not cheap and np.ndim(n_quad) == 0 and n_quad > 1 and n_iter == 0:
         laplace = minimize_smooth(
             objective(source.likelihood(1)),
             x0,
@@ -177,7 +200,7 @@ def fit_multilevel(
         max_iter=max_iter,
         hess_inv0=hess_inv0,
         measure_hessian=cheap,
-        quasi_newton=cheap or n_quad == 1,
+        quasi_newton=cheap or (np.ndim(n_quad) == 0 and n_quad == 1),
     )
     boundary = False
     at_zero = 0.0 if tau_prior is None else float(tau_prior.logpdf(0.0))
@@ -215,7 +238,40 @@ def fit_multilevel(
         agq,
         cp,
         log_prior,
+        n_quad,
+        unresolved,
     )
+
+
+def _auto_nodes(source, objective, x0, hess_inv0, gtol, max_iter):
+    """``n_quad="auto"``: the Laplace fit, then each group's node count.
+
+    Small data (rows x 25 nodes within :data:`STAGED_WORK`) get 25 nodes
+    everywhere, which costs little. Otherwise the Laplace fit converges
+    first, and at its estimate each group gets the fewest nodes of
+    :data:`~skre._core.quadrature.NODE_LEVELS` at which its log-likelihood is
+    stable (:func:`~skre._core.quadrature.node_counts`); the caller then
+    refines with Newton steps on that rule, starting from Laplace's optimum
+    and curvature. Returns ``(n_nodes, unresolved, x0, hess_inv0, n_iter)``.
+    """
+    if source.n_rows * NODE_LEVELS[-1] <= STAGED_WORK:
+        return NODE_LEVELS[-1], 0, x0, hess_inv0, 0
+    laplace = minimize_smooth(
+        objective(source.likelihood(1)),
+        x0,
+        gtol=gtol,
+        max_iter=max_iter,
+        hess_inv0=hess_inv0,
+        polish=0,
+    )
+    params = np.r_[laplace.x[:-1], np.exp(laplace.x[-1])]
+    chooser = getattr(source, "node_counts", None)
+    if chooser is None or params[-1] == 0.0:
+        counts, unresolved = NODE_LEVELS[-1], 0
+    else:
+        counts, left = chooser(params)
+        unresolved = len(left)
+    return counts, unresolved, laplace.x, laplace.hess_inv, laplace.n_iter
 
 
 def make_log_prior(p, tau_prior=None, coef_prior=None):
