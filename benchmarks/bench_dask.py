@@ -108,7 +108,7 @@ def equality(args, phases):
     import dask.dataframe as dd
     from distributed import wait
 
-    from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
+    from skre import CompletePoolingBinomial, NoPoolingBinomial
     from skre.datasets import make_grouped_binomial
 
     n_groups = args.groups
@@ -124,13 +124,12 @@ def equality(args, phases):
     held = Xn.assign(group=Xn["group"] + 10**7, y=yn)  # groups not seen in fit
     held = pd.concat([held, df.iloc[: len(held)]], ignore_index=True)  # and seen
     line(f"## 1. Equality: {len(df):,} binary rows, {n_groups:,} groups, 3 covariates")
+    line(f"MultilevelBinomial with its default n_quad={model('default').n_quad!r}")
     line("8 partitions in random row order; LocalCluster of 2 processes x 1 thread")
     line()
 
     r = args.repeats
-    t_mem, all_mem, mem = timed(
-        lambda: MultilevelBinomial(group="group").fit(df[COLS], df["y"]), r
-    )
+    t_mem, all_mem, mem = timed(lambda: model("default").fit(df[COLS], df["y"]), r)
     line(f"in-memory MultilevelBinomial fit: median {t_mem:.2f} s {fmt(all_mem)}")
     cluster, client = start_cluster(2)
     try:
@@ -139,7 +138,7 @@ def equality(args, phases):
         hdd = client.persist(dd.from_pandas(held, npartitions=4, sort=False))
         wait(hdd)
         t_dask, all_dask, dist = timed(
-            lambda: MultilevelBinomial(group="group").fit(ddf[COLS], ddf["y"]), r
+            lambda: model("default").fit(ddf[COLS], ddf["y"]), r
         )
         ph = phases.take()
         line(f"Dask      MultilevelBinomial fit: median {t_dask:.2f} s {fmt(all_dask)}")
@@ -181,7 +180,7 @@ def equality(args, phases):
         path = Path(args.workdir) / "equality.parquet"
         ddf.to_parquet(path, overwrite=True)
         pq = dd.read_parquet(path)
-        back = MultilevelBinomial(group="group").fit(pq[COLS], pq["y"])
+        back = model("default").fit(pq[COLS], pq["y"])
         d_pq = np.max(np.abs(params(back) - params(mem)))
         d_pq2 = np.max(np.abs(params(back) - params(dist)))
         line(
@@ -226,30 +225,37 @@ def write_parquet(path, n_rows, n_files, seed=0):
     return n_groups
 
 
+def model(n_quad):
+    """MultilevelBinomial with ``n_quad`` ("default": the estimator's default)."""
+    from skre import MultilevelBinomial
+
+    options = {} if n_quad == "default" else {"n_quad": n_quad}
+    return MultilevelBinomial(group="group", **options)
+
+
 def _in_memory(path, n_quad, queue):
     """In a fresh process: read the Parquet files, fit, report time and peak RSS."""
     import resource
-
-    from skre import MultilevelBinomial
 
     df = pd.read_parquet(path)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est = MultilevelBinomial(group="group", n_quad=n_quad).fit(df[COLS], df["y"])
+        est = model(n_quad).fit(df[COLS], df["y"])
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     queue.put((seconds, peak, params(est)))
 
 
 def in_memory(path, n_quad):
+    """``(seconds, peak bytes, parameters)``, or None if the process failed
+    (e.g. killed for want of memory)."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_in_memory, args=(str(path), n_quad, queue))
     proc.start()
-    out = queue.get()
     proc.join()
-    return out
+    return queue.get() if proc.exitcode == 0 else None
 
 
 def _reset_peak():
@@ -276,8 +282,6 @@ def dask_fit(client, path, n_quad, phases):
     import dask.dataframe as dd
     from distributed import get_task_stream
 
-    from skre import MultilevelBinomial
-
     base = client.run(_resident)  # the worker with skre imported, no data
     client.run(_reset_peak)
     with get_task_stream(client) as stream:
@@ -285,8 +289,7 @@ def dask_fit(client, path, n_quad, phases):
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            est = MultilevelBinomial(group="group", n_quad=n_quad)
-            est.fit(ddf[COLS], ddf["y"])
+            est = model(n_quad).fit(ddf[COLS], ddf["y"])
         seconds = time.perf_counter() - t0
     peaks = client.run(_peak)
     busy = shuffle = 0.0
@@ -321,7 +324,7 @@ def scale(args, phases):
     line()
     results = {}
     for n_quad in args.n_quads:
-        line(f"### n_quad={n_quad}")
+        line(f"### n_quad={model(n_quad).n_quad!r}")
         cluster, client = start_cluster(2)
         try:
             seconds, peaks, base, ph, busy, shuffle, est = dask_fit(
@@ -357,8 +360,9 @@ def scale(args, phases):
             "phases": ph,
             "params": params(est),
         }
-        if n_quad in args.in_memory:
-            t_mem, peak_mem, p_mem = in_memory(path, n_quad)
+        got = in_memory(path, n_quad) if n_quad in args.in_memory else None
+        if got is not None:
+            t_mem, peak_mem, p_mem = got
             line(
                 f"in-memory fit (one process, pd.read_parquet first): {t_mem:.1f} s, "
                 f"peak {peak_mem / 2**20:.0f} MiB; Dask / in-memory "
@@ -368,8 +372,8 @@ def scale(args, phases):
             result.update(t_mem=t_mem, peak_mem=peak_mem)
         else:
             line(
-                "in-memory fit not run: at n_quad=25 it holds several (rows x 25) "
-                "arrays at once, over 20 GiB at this size (see the 2e6-row run)"
+                "in-memory fit not run (or it failed): at n_quad=25 it holds "
+                "several (rows x 25) arrays at once, over 20 GiB at this size"
             )
         line()
         results[n_quad] = result
@@ -389,7 +393,7 @@ def closing_note(rows, results, memory, n_workers=2):
             gib = (per_row * big / N + r["base"]) / 2**30
             parts.append(f"N = {N}: about {hours:.2f} h and {gib:.1f} GiB per worker")
         line(
-            f"n_quad={n_quad}: measured {rate:,.0f} rows/s per worker and "
+            f"n_quad={n_quad!r}: measured {rate:,.0f} rows/s per worker and "
             f"{per_row:.0f} bytes of peak worker memory (above the idle worker's "
             f"{r['base'] / 2**20:.0f} MiB) per row it holds. Work and "
             "memory are per row and split evenly by the hash shuffle, so 1e9 rows "
@@ -403,14 +407,30 @@ def closing_note(rows, results, memory, n_workers=2):
     line()
 
 
+def nodes(text):
+    return text if text in ("default", "auto") else int(text)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--groups", type=int, default=20_000)
     parser.add_argument("--rows", type=int, default=20_000_000)
-    parser.add_argument("--n-quads", type=int, nargs="+", default=[25, 1])
-    parser.add_argument("--in-memory", type=int, nargs="*", default=[1])
+    parser.add_argument(
+        "--n-quads",
+        type=nodes,
+        nargs="+",
+        default=["default", 1],
+        help='node counts for part 2; "default" is the estimator\'s default',
+    )
+    parser.add_argument(
+        "--in-memory",
+        type=nodes,
+        nargs="*",
+        default=["default", 1],
+        help="of those, the ones also fit in memory (in a subprocess)",
+    )
     parser.add_argument("--skip-equality", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--workdir", default="/tmp/skre-bench-dask")

@@ -445,6 +445,8 @@ def _pass2(est, runner, inputs, coding, s):
     tasks = [dask.delayed(parts_mod.make_part)(f, p) for f in ddf.to_delayed()]
     parts = runner.compute(tasks)
     sizes = runner.map(parts_mod.part_size, parts)
+    if runner.client is not None:
+        runner.client.run(parts_mod.release_arrow_memory)
     keep = [k for k, (rows, _) in enumerate(sizes) if rows > 0]
     parts = [parts[k] for k in keep]
     ids = runner.map(_ids, parts)

@@ -320,10 +320,13 @@ def _rows_frame(codes, Z, m, n):
 
 
 def _compact(values):
-    """float32 when that is exact (counts of binary rows, integer weights),
-    else the float64 values."""
-    small = values.astype(np.float32)
-    return small if np.array_equal(small, values) else values
+    """The counts in the smallest dtype that holds them exactly (binary rows:
+    uint8), float64 otherwise."""
+    for dtype in (np.uint8, np.uint16, np.float32):
+        small = values.astype(dtype)
+        if np.array_equal(small, values):
+            return small
+    return values
 
 
 @dataclass(eq=False)
@@ -331,12 +334,12 @@ class Part:
     """Whole groups: rows collapsed and sorted by group, covariates standardized
     (aliased columns not yet zeroed), and the global code of each local group.
 
-    Stored compactly (int32 codes, counts as float32 when exact, no trials
-    when every row has one trial: 32 bytes per row with three covariates
-    instead of 48); :meth:`view` gives the float64 rows, one call at a time.
+    Stored compactly: the rows' group codes are implied by ``starts``, counts
+    take the smallest exact dtype, and there are no trials when every row
+    has one (25 bytes a row for binary rows with three covariates, instead of
+    48); :meth:`view` gives the float64 rows, one call at a time.
     """
 
-    codes: np.ndarray  # (rows,) int32 local group code
     Z: np.ndarray  # (rows, p) float64
     successes: np.ndarray
     trials: np.ndarray | None  # None: one trial per row
@@ -347,17 +350,16 @@ class Part:
     def of(cls, data, ids):
         one = bool(np.all(data.trials == 1.0))
         return cls(
-            data.codes.astype(np.int32),
             data.Z,
             _compact(data.successes),
             None if one else _compact(data.trials),
-            data.starts,
+            np.asarray(data.starts, dtype=np.intp),
             ids,
         )
 
     @property
     def n_rows(self):
-        return len(self.codes)
+        return len(self.successes)
 
     @property
     def data(self):
@@ -366,11 +368,13 @@ class Part:
     def view(self, zero):
         """The rows as :class:`Collapsed`, covariates in ``zero`` (the aliased
         ones) set to 0."""
-        n = len(self.codes)
+        n = self.n_rows
+        sizes = np.diff(np.r_[self.starts, n])
+        codes = np.repeat(np.arange(len(self.starts)), sizes)
         trials = np.ones(n) if self.trials is None else self.trials.astype(float)
         Z = self.Z if zero is None or not np.any(zero) else np.where(zero, 0.0, self.Z)
         return Collapsed(
-            self.codes.astype(np.intp),
+            codes,
             Z,
             self.successes.astype(float),
             trials,
@@ -396,6 +400,16 @@ def make_part(frame, p):
 
 def part_size(part):
     return part.n_rows, len(part.ids)
+
+
+def release_arrow_memory():
+    """Return the memory Arrow's pool keeps after reading and shuffling (run
+    on each worker once the partitions are persisted)."""
+    import sys
+
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None:
+        pyarrow.default_memory_pool().release_unused()
 
 
 def part_rows(part):

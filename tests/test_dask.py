@@ -351,8 +351,6 @@ def test_skre_imports_no_dask():
 def test_auto_nodes_choose_as_in_memory(client):
     """n_quad="auto" on data past 200,000 rows x 25 nodes: each group's node
     count is chosen against the whole data's log-likelihood, as in memory."""
-    if MultilevelBinomial().get_params()["n_quad"] != "auto":
-        pytest.skip("n_quad='auto' is not in this version")
     X, y, _ = make_grouped_binomial(
         900, trials=10, n_features=1, binary=True, tau=1.5, random_state=4
     )
@@ -367,4 +365,77 @@ def test_auto_nodes_choose_as_in_memory(client):
     assert_same_fit(a, b)
     np.testing.assert_allclose(
         b.predict_proba(ddf[cols]).compute(), a.predict_proba(df[cols]), atol=1e-9
+    )
+
+
+@pytest.mark.slow  # two Bayes grids with a covariate: about 20 s
+def test_bayes_equal_in_memory(client, frame):
+    """method="bayes": the posterior's mode and its grid come from the same
+    map-reduce sums as the ML fit."""
+    from skre.priors import HalfNormal
+
+    # one covariate and 50 rows a group keep the in-memory grid to seconds
+    X, y, _ = make_grouped_binomial(
+        60, trials=50, n_features=1, binary=True, random_state=2
+    )
+    df = X.assign(y=y).sample(frac=1.0, random_state=3)
+    ddf = dd.from_pandas(df, npartitions=4, sort=False)
+    cols = ["group", "x0"]
+    est = MultilevelBinomial(group="group", method="bayes", tau_prior=HalfNormal(1.0))
+    a = clone(est).fit(df[cols], df["y"])
+    with distributed_fit():
+        b = clone(est).fit(ddf[cols], ddf["y"])
+    assert_same_fit(a, b)
+    part = ddf.partitions[0][cols]  # posterior-averaged predictions cost seconds
+    np.testing.assert_allclose(
+        b.predict_proba(part).compute(), a.predict_proba(part.compute()), atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_no_successes_as_in_memory(client, frame, cls):
+    """Counts with no success anywhere: the same degenerate fit, the same
+    warning, and scores of 0 for the certain zeros, as in memory."""
+    df = frame.assign(y=0, n=1)
+    ddf = dd.from_pandas(df, npartitions=4, sort=False)
+    with warnings.catch_warnings(record=True) as wa:
+        warnings.simplefilter("always")
+        a = cls(group="group").fit(df[COLS], df[["y", "n"]])
+    with warnings.catch_warnings(record=True) as wb, distributed_fit():
+        warnings.simplefilter("always")
+        b = cls(group="group").fit(ddf[COLS], ddf[["y", "n"]])
+    assert [w.category for w in wb] == [w.category for w in wa]
+    np.testing.assert_array_equal(
+        b.predict_proba(ddf[COLS]).compute(), a.predict_proba(df[COLS])
+    )
+    assert b.score(ddf[COLS], ddf[["y", "n"]]) == a.score(df[COLS], df[["y", "n"]])
+
+
+def test_unknown_group_error_names_partition(client, frame, heldout):
+    ddf = dd.from_pandas(frame, npartitions=4, sort=False)
+    hd = dd.from_pandas(heldout, npartitions=3, sort=False)
+    with distributed_fit():
+        est = NoPoolingBinomial(group="group", unknown_group="error")
+        est.fit(ddf[COLS], ddf["y"])
+    with pytest.raises(ValueError, match=r"not seen in fit.*in partition \d of 3"):
+        est.predict_proba(hd[COLS]).compute()
+
+
+def test_grid_search_on_joblib_dask_backend(client, frame):
+    """The user guide's recipe: GridSearchCV's candidates run on the cluster."""
+    import joblib
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+
+    grid = {"n_quad": [1, 25]}
+    args = (frame[COLS], frame["y"])
+    kw = {"groups": frame["group"]}
+    local = GridSearchCV(MultilevelBinomial(group="group"), grid, cv=GroupKFold(3))
+    local.fit(*args, **kw)
+    with joblib.parallel_backend("dask"):
+        remote = GridSearchCV(clone(local.estimator), grid, cv=GroupKFold(3), n_jobs=-1)
+        remote.fit(*args, **kw)
+    np.testing.assert_allclose(
+        remote.cv_results_["mean_test_score"],
+        local.cv_results_["mean_test_score"],
+        rtol=1e-12,
     )
