@@ -353,7 +353,17 @@ def exact_test(design, n_sims, seed):
     """Monte Carlo test conditional on the total successes: under tau = 0
     the groups' counts are multivariate hypergeometric, whatever the common
     probability. The statistic is the dispersion ``sum_g (m_g - n_g p)^2``
-    (p = M / N is fixed by the conditioning), the score statistic's core."""
+    (p = M / N is fixed by the conditioning), the score statistic's core.
+
+    The statistic is discrete, and with few trials per group many simulated
+    values equal the observed one. Counting every tie as "at least as
+    extreme" makes the test conservative (2.4% at 5% with 30 groups of 2
+    trials); instead the observed value takes a uniformly random place
+    among its ties (Besag & Clifford 1989), which makes its rank among the
+    ``n_sims + 1`` values uniform under the null, so the test rejects at
+    level alpha with probability alpha whenever ``alpha * (n_sims + 1)`` is
+    a whole number. The conservative p-value is kept in ``details``.
+    """
     M_g, N_g = design.group_successes, design.group_trials
     if not (np.all(M_g == np.round(M_g)) and np.all(N_g == np.round(N_g))):
         raise ValueError("method='exact' needs whole numbers of successes and trials.")
@@ -364,15 +374,23 @@ def exact_test(design, n_sims, seed):
     draws = rng.multivariate_hypergeometric(N_g, M, size=n_sims)
     observed = float(np.sum((M_g - N_g * p) ** 2))
     simulated = np.sum((draws - N_g * p) ** 2, axis=1)
-    exceed = int(np.sum(simulated >= observed * (1 - 1e-12)))
+    tol = 1e-9 * observed  # equal tables summed in another order
+    greater = int(np.sum(simulated > observed + tol))
+    ties = int(np.sum(np.abs(simulated - observed) <= tol))
+    above = int(rng.integers(0, ties + 1))  # ties ranked above the observed
     return TestResult(
         observed,
         np.nan,
-        (1 + exceed) / (1 + n_sims),
+        (1 + greater + above) / (1 + n_sims),
         "the group counts' multivariate hypergeometric distribution given the "
-        "total successes (exact; Monte Carlo)",
+        "total successes (exact; Monte Carlo, ties broken at random)",
         "Exact conditional test of tau = 0",
-        details={"n_sims": n_sims, "simulated": simulated},
+        details={
+            "n_sims": n_sims,
+            "simulated": simulated,
+            "n_ties": ties,
+            "pvalue_conservative": (1 + greater + ties) / (1 + n_sims),
+        },
     )
 
 

@@ -418,14 +418,18 @@ class MultilevelBinomial(GroupedBinomialMixin):
         method : {"lrt", "score", "exact", "bootstrap"}, default="lrt"
             ``"lrt"``: the likelihood-ratio statistic against complete
             pooling, with the boundary's null distribution ``0.5 chi2(0) +
-            0.5 chi2(1)`` (Self & Liang 1987); a large-sample result,
-            conservative when each group carries little information.
+            0.5 chi2(1)`` (Self & Liang 1987); a large-sample result, off
+            in either direction with few groups or few trials per group
+            (the user guide's "Comparing and checking models" has a table).
             ``"score"``: the score for tau^2 at the complete-pooling fit,
             standardised by its efficient information (Lin 1997); one-sided
             normal reference, also large-sample. ``"exact"``: without
             covariates, a Monte Carlo test conditional on the total successes
             (the group counts are then multivariate hypergeometric under the
-            null): exact at any sample size, 0/n groups included.
+            null): exact at any sample size, 0/n groups included. Its
+            statistic is discrete, so the observed value takes a random
+            place among simulated values equal to it; ``details`` holds the
+            conservative p-value that counts every tie against the null.
             ``"bootstrap"``: the likelihood-ratio statistic calibrated by a
             parametric bootstrap under the complete-pooling fit (covariates
             allowed).

@@ -149,10 +149,8 @@ def test_score_statistic_is_standard_normal_under_the_null():
 
     for _ in range(300):
         m = rng.binomial(trials, expit(-0.5 + 0.4 * X["x"].to_numpy()))
-        est = MultilevelBinomial(group="g", n_quad=1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.fit(X, np.column_stack([m, trials]))
+        # the statistic needs only the null (complete-pooling) fit's design
+        est = CompletePoolingBinomial(group="g").fit(X, np.column_stack([m, trials]))
         zs.append(score_statistic(est._fit_result.design))
     zs = np.array(zs)
     assert abs(zs.mean()) < 0.2 and abs(zs.std() - 1) < 0.15
@@ -160,25 +158,60 @@ def test_score_statistic_is_standard_normal_under_the_null():
 
 def test_exact_test_against_enumeration():
     """Three small groups: enumerate every table with the observed total and
-    weigh it by the multivariate hypergeometric pmf."""
+    weigh it by the multivariate hypergeometric pmf. The p-value with random
+    tie-breaking lies between P(T > t) and P(T >= t); the conservative one
+    in ``details`` estimates P(T >= t), and the share of ties P(T = t)."""
     n = np.array([4, 5, 6])
     m = np.array([0, 2, 5])
     X = pd.DataFrame({"g": ["a", "b", "c"]})
     est = MultilevelBinomial(group="g").fit(X, np.column_stack([m, n]))
     p_hat = m.sum() / n.sum()
     observed = np.sum((m - n * p_hat) ** 2)
-    exact = 0.0
+    above = tie = 0.0
     for table in itertools.product(*(range(k + 1) for k in n)):
         table = np.array(table)
         if table.sum() != m.sum():
             continue
         pmf = stats.multivariate_hypergeom.pmf(table, n, m.sum())
-        if np.sum((table - n * p_hat) ** 2) >= observed - 1e-9:
-            exact += pmf
-    result = est.test_tau("exact", n_sims=40000, random_state=0)
-    se = np.sqrt(exact * (1 - exact) / 40000)
-    assert result.pvalue == pytest.approx(exact, abs=4 * se + 1e-4)
+        t = np.sum((table - n * p_hat) ** 2)
+        if abs(t - observed) < 1e-9:
+            tie += pmf
+        elif t > observed:
+            above += pmf
+    assert tie > 0.005  # the case exercises the ties
+    B = 40000
+    result = est.test_tau("exact", n_sims=B, random_state=0)
+    upper = above + tie
+    se = np.sqrt(upper * (1 - upper) / B)
+    assert result.details["pvalue_conservative"] == pytest.approx(upper, abs=4 * se)
+    se_tie = np.sqrt(tie * (1 - tie) / B)
+    assert result.details["n_ties"] / B == pytest.approx(tie, abs=4 * se_tie)
+    assert above - 4 * se <= result.pvalue <= upper + 4 * se
     assert result.statistic == pytest.approx(observed)
+
+
+@pytest.mark.slow  # 4000 fits: about 20 s
+def test_exact_test_size_is_exact_with_ties():
+    """30 groups of 2 trials: the statistic takes few values. Under the null,
+    with n_sims = 19, the test rejects at p <= 0.05 (rank 1 of 20) with
+    probability 1/20 exactly; counting ties against the null gives about
+    half that. 4000 data sets: Monte Carlo SE 0.0034."""
+    rng = np.random.default_rng(11)
+    X = pd.DataFrame({"g": np.arange(30)})
+    n = np.full(30, 2)
+    rejected = conservative = 0
+    sets = 4000
+    for k in range(sets):
+        m = rng.binomial(n, 0.3)
+        est = MultilevelBinomial(group="g", n_quad=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, np.column_stack([m, n]))
+        r = est.test_tau("exact", n_sims=19, random_state=k)
+        rejected += r.pvalue <= 0.05
+        conservative += r.details["pvalue_conservative"] <= 0.05
+    assert abs(rejected / sets - 0.05) < 4 * 0.0034
+    assert conservative / sets < 0.04
 
 
 def test_exact_test_refuses_covariates(rats):
@@ -204,7 +237,10 @@ def test_test_tau_on_boundary_data():
         warnings.simplefilter("ignore")
         est = MultilevelBinomial(group="g").fit(X, y)
     assert est.test_tau().statistic == 0.0 and est.test_tau().pvalue == 1.0
-    assert est.test_tau("exact", n_sims=500, random_state=0).pvalue == 1.0
+    exact = est.test_tau("exact", n_sims=500, random_state=0)
+    assert exact.statistic == 0.0  # every group at the pooled rate
+    assert exact.details["pvalue_conservative"] == 1.0
+    assert exact.pvalue > 0.9  # only its place among the tables with T = 0 varies
 
 
 # -- bootstrap intervals ---------------------------------------------------------------
