@@ -7,6 +7,19 @@ import pytest
 REFERENCE = Path(__file__).parent / "reference"
 
 
+def pytest_configure(config):
+    """Property tests draw 200 examples each, 50 in the quick tier
+    (``-m "not slow"``), whose target is two minutes on two cores."""
+    try:
+        from hypothesis import settings
+    except ImportError:  # only tests/test_properties.py needs it
+        return
+    settings.register_profile("full", max_examples=200)
+    settings.register_profile("quick", max_examples=50)
+    quick = "not slow" in (config.getoption("markexpr", "") or "")
+    settings.load_profile("quick" if quick else "full")
+
+
 @pytest.fixture(scope="session")
 def reference():
     """Load a JSON of R reference numbers from tests/reference (see its README)."""

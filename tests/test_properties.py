@@ -1,8 +1,9 @@
 """Property-based tests: invariances of the fit on random small data (hypothesis).
 
-Every property runs 200 examples on data kept small (at most 8 groups, 30
-rows, 50 trials a row, intercept-only or one covariate); the file takes about
-30 s on two cores, so it stays in the quick tier. The estimator class is
+Every property runs 200 examples in the full run and 50 in the quick tier
+(``-m "not slow"``; tests/conftest.py picks the hypothesis profile), on data
+kept small (at most 8 groups, 30 rows, 50 trials a row, intercept-only or one
+covariate): about 45 s and 12 s on two cores. The estimator class is
 drawn with the data, so each property covers all three estimators.
 ``derandomize=True`` makes every run draw the same examples (no flaky CI, and
 strict xfails stay strict).
@@ -21,8 +22,7 @@ from hypothesis import strategies as st
 from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
 
 ESTIMATORS = [CompletePoolingBinomial, NoPoolingBinomial, MultilevelBinomial]
-SETTINGS = settings(
-    max_examples=200,
+SETTINGS = settings(  # max_examples from the profile (tests/conftest.py)
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
