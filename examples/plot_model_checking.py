@@ -27,14 +27,13 @@ print(lr_test(cp, m4))
 print(m4.test_tau("exact", n_sims=9999, random_state=0))
 
 # %%
-# Quantile residuals of complete pooling: too many large ones in both tails
-# (the batches vary more than one probability allows) ...
+# Quantile residuals, complete pooling on top, partial pooling below. Complete
+# pooling has too many large residuals in both tails: the batches vary more
+# than one probability allows. Partial pooling's residuals integrate each
+# batch's effect over the population N(0, tau^2), and they lie close to the line.
 fig, axes = plt.subplots(2, 2, figsize=(9.6, 7.6))
 ResidualDisplay.from_estimator(cp, X, y, random_state=0, ax=axes[0])
 axes[0, 0].set_title("Complete pooling: normal QQ")
-# %%
-# ... and of partial pooling, whose residuals integrate each batch's effect
-# over the population N(0, tau^2): on the line.
 ResidualDisplay.from_estimator(m4, X, y, random_state=0, ax=axes[1])
 axes[1, 0].set_title("Partial pooling: normal QQ")
 fig.tight_layout()
