@@ -393,7 +393,8 @@ def closing_note(rows, results, memory, n_workers=2):
             gib = (per_row * big / N + r["base"]) / 2**30
             parts.append(f"N = {N}: about {hours:.2f} h and {gib:.1f} GiB per worker")
         line(
-            f"n_quad={n_quad!r}: measured {rate:,.0f} rows/s per worker and "
+            f"n_quad={model(n_quad).n_quad!r}: measured {rate:,.0f} rows/s per "
+            "worker and "
             f"{per_row:.0f} bytes of peak worker memory (above the idle worker's "
             f"{r['base'] / 2**20:.0f} MiB) per row it holds. Work and "
             "memory are per row and split evenly by the hash shuffle, so 1e9 rows "
