@@ -49,6 +49,21 @@ def check_bayes_size(n_covariates):
         )
 
 
+def check_bayes_data(design):
+    """Refuse data a Bayes fit cannot take: too many covariates for the grid,
+    or no success (no failure) at all, where the posterior is improper."""
+    check_bayes_size(len(design.covariates) - int(design.aliased.sum()))
+    if design.degenerate is not None:
+        zero = design.degenerate == 0
+        raise ValueError(
+            "method='bayes' cannot fit data in which every trial is a "
+            f"{'failure' if zero else 'success'}: with the flat prior on the "
+            "intercept the posterior is improper (the likelihood does not "
+            f"vanish as the intercept goes to {'-' if zero else '+'}inf). Use "
+            "method='ml', which reports the limit."
+        )
+
+
 class NegLogPosterior:
     """-(log L + log prior + log tau) over the free coordinates of
     x = (beta, b, log tau); the log tau term is the Jacobian of the density of

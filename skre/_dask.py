@@ -58,11 +58,10 @@ from ._dask_fit import (
     pooled_aliased_of,
 )
 from ._dask_results import GroupCounts, empty_rows, lean, rows_needed
-from ._design import Design, _drop_aliased, _row_trials
+from ._design import Design, _drop_aliased, _row_trials, warn_aliased
 from ._fit_result import NoPoolingFit
 from ._multilevel_fit import MultilevelFit
 from ._validation import _show, _warn_small_weights, check_sample_weight, factorize
-from .exceptions import CollinearityWarning, warn
 
 DEFAULTS = {
     "local-rows": 200_000,
@@ -559,10 +558,10 @@ def _aliased_on_cluster(est, runner, plan, info, within):
     W = sum(g[2] for g in grams)
     overall = _aliased_from_gram(gram - np.outer(total, total) / W, W)
     if not within:
-        _warn_aliased(est, info.covariates, overall, overall)
+        warn_aliased(est, info.covariates, overall, overall)
         return overall, None
     inside = _aliased_from_gram(sum(g[3] for g in grams), W)
-    _warn_aliased(est, info.covariates, inside, overall)
+    warn_aliased(est, info.covariates, inside, overall)
     return inside, overall
 
 
@@ -577,28 +576,6 @@ def _aliased_from_gram(gram, total_weight):
             continue
         A -= np.outer(A[:, j] / A[j, j], A[j, :])
     return aliased
-
-
-def _warn_aliased(est, names, aliased, overall):
-    """The warnings of :func:`skre._design._drop_aliased`."""
-    for mask, where in (
-        (aliased & overall, "constant or a linear combination of the other covariates"),
-        (
-            aliased & ~overall,
-            "constant within every group (or a combination of other "
-            "covariates within groups), so not identified next to the "
-            "per-group intercepts "
-            "(MultilevelBinomial does identify group-level covariates)",
-        ),
-    ):
-        if mask.any():
-            shown = ", ".join(repr(str(c)) for c in names[mask])
-            warn(
-                f"{type(est).__name__}: covariate {shown} is {where}; it "
-                "is dropped from the fit (coefficient 0). Remove it to "
-                "silence this warning.",
-                CollinearityWarning,
-            )
 
 
 # -- predict and score ---------------------------------------------------------------

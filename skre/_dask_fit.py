@@ -17,7 +17,7 @@ from scipy.special import logit
 from sklearn.exceptions import ConvergenceWarning
 
 from . import _dask_parts as parts_mod
-from ._bayes import check_bayes_size, fit_bayes
+from ._bayes import check_bayes_data, fit_bayes
 from ._core.glm import GLMResult, _inverse_information, fit_grouped_logistic
 from ._core.grouping import pooled_rows
 from ._core.multilevel import InMemory, fit_multilevel
@@ -538,17 +538,8 @@ def fit_multilevel_dask(est, engine):
     name = type(est).__name__
     bayes = est.method == "bayes"
     if bayes:
-        check_bayes_size(len(design.covariates) - int(design.aliased.sum()))
+        check_bayes_data(design)
     if design.degenerate is not None:
-        if bayes:
-            raise ValueError(
-                "method='bayes' cannot fit data in which every trial is a "
-                f"{'failure' if design.degenerate == 0 else 'success'}: with "
-                "the flat prior on the intercept the posterior is improper "
-                "(the likelihood does not vanish as the intercept goes to "
-                f"{'-' if design.degenerate == 0 else '+'}inf). Use "
-                "method='ml', which reports the limit."
-            )
         est._warn_degenerate(design.degenerate)
         return degenerate_fit(design, multilevel=True)
     if bayes and engine.rowless:

@@ -211,28 +211,32 @@ def _drop_aliased(est, data, names, within_groups):
     if aliased.any():
         overall = aliased_columns(data, False) if within_groups else aliased
         data.Z[:, aliased] = 0.0
-        for mask, where in (
-            (
-                aliased & overall,
-                "constant or a linear combination of the other covariates",
-            ),
-            (
-                aliased & ~overall,
-                "constant within every group (or a combination of other "
-                "covariates within groups), so not identified next to the "
-                "per-group intercepts "
-                "(MultilevelBinomial does identify group-level covariates)",
-            ),
-        ):
-            if mask.any():
-                shown = ", ".join(repr(str(c)) for c in names[mask])
-                warn(
-                    f"{type(est).__name__}: covariate {shown} is {where}; it "
-                    "is dropped from the fit (coefficient 0). Remove it to "
-                    "silence this warning.",
-                    CollinearityWarning,
-                )
+        warn_aliased(est, names, aliased, overall)
     return aliased
+
+
+def warn_aliased(est, names, aliased, overall):
+    """Warn about the ``aliased`` covariates of ``names``, saying for each
+    whether it is aliased over all rows (``overall``) or only next to the
+    per-group intercepts. Shared with the Dask path."""
+    for mask, where in (
+        (aliased & overall, "constant or a linear combination of the other covariates"),
+        (
+            aliased & ~overall,
+            "constant within every group (or a combination of other "
+            "covariates within groups), so not identified next to the "
+            "per-group intercepts "
+            "(MultilevelBinomial does identify group-level covariates)",
+        ),
+    ):
+        if mask.any():
+            shown = ", ".join(repr(str(c)) for c in names[mask])
+            warn(
+                f"{type(est).__name__}: covariate {shown} is {where}; it "
+                "is dropped from the fit (coefficient 0). Remove it to "
+                "silence this warning.",
+                CollinearityWarning,
+            )
 
 
 def aliased_columns(data, within_groups):

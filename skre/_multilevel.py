@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin, Number
-from ._bayes import BayesFit, check_bayes_size, fit_bayes
+from ._bayes import BayesFit, check_bayes_data, fit_bayes
 from ._core.multilevel import InMemory, fit_multilevel
 from ._core.quadrature import MarginalLikelihood
 from ._design import build_design
@@ -189,17 +189,8 @@ class MultilevelBinomial(GroupedBinomialMixin):
             )
         design, _ = build_design(self, rows)
         if bayes:
-            check_bayes_size(len(design.covariates) - int(design.aliased.sum()))
+            check_bayes_data(design)
         if design.degenerate is not None:
-            if bayes:
-                raise ValueError(
-                    "method='bayes' cannot fit data in which every trial is a "
-                    f"{'failure' if design.degenerate == 0 else 'success'}: with "
-                    "the flat prior on the intercept the posterior is improper "
-                    "(the likelihood does not vanish as the intercept goes to "
-                    f"{'-' if design.degenerate == 0 else '+'}inf). Use "
-                    "method='ml', which reports the limit."
-                )
             self._warn_degenerate(design.degenerate)
             return degenerate_fit(design, multilevel=True)
         units, weight, unit = likelihood_units(design.data)
