@@ -524,7 +524,9 @@ def print_table(rows):
                 "-" if ext else fmt_seconds(min(r.times)),
                 "-" if ext else fmt_seconds(max(r.times)),
                 str(r.repeats),
-                "1 (base)" if r.baseline else f"{ratio:.2f}x",
+                "1 (base)"
+                if r.baseline
+                else ("-" if ratio != ratio else f"{ratio:.2f}x"),
                 r.note,
             )
         )

@@ -1,0 +1,215 @@
+"""The cases of issue 13 against gpboost and LogisticRegression, in one run.
+
+    python benchmarks/bench_peers.py            # about 6 minutes on 2 cores
+    python benchmarks/bench_peers.py --no-bayes # skip the slow Bayes cases
+
+Every pool runs one thread (threadpoolctl, and gpboost's own
+``num_parallel_threads=1``); times are wall-clock medians of ``fit`` after a
+warm-up, with the baseline of each case from the same run (``bench_fit.py``'s
+``time_fit`` and table). Cases:
+
+1. rats: LogisticRegression on the 1739 binary rows (intercept only: the
+   baseline), skre's default fit on the 71 count rows and on the binary rows,
+   gpboost's ``GPModel`` (Laplace, C++) on the binary rows.
+2. 10^5 groups x 10 binary rows, 5 covariates: LogisticRegression on the
+   covariates (baseline), skre with the default ``n_quad="auto"``, fixed 25
+   nodes and Laplace, and ``GPModel``; then tau from each, and the largest
+   difference of the default from the 25-node fit.
+3. Peak memory of the default fit on 10^6 binary rows, 5 covariates and 10^3
+   groups, above the input (tracemalloc's peak of the allocations made
+   during ``fit``: numpy's arrays included).
+4. method="bayes" (HalfCauchy(1) on tau): rats; 1000 binary rows, 40 groups
+   and 1 covariate, fit plus ``posterior_summary()`` (one repeat).
+
+gpboost is optional (``pip install gpboost``): without it its rows say so.
+"""
+
+import argparse
+import sys
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_fit import (
+    Row,
+    expand_counts,
+    fmt_seconds,
+    print_table,
+    time_fit,
+    unpenalized_logistic,
+)
+
+from skre import MultilevelBinomial
+from skre.datasets import load_rats, make_grouped_binomial
+from skre.priors import HalfCauchy
+
+try:
+    import gpboost
+except ImportError:  # an optional, benchmark-only dependency
+    gpboost = None
+
+
+def gp_fit(groups, Z, y):
+    """gpboost's GPModel: random intercept per group, Bernoulli logit, Laplace."""
+    model = gpboost.GPModel(
+        group_data=groups, likelihood="bernoulli_logit", num_parallel_threads=1
+    )
+    model.set_optim_params(params={"trace": False})
+    model.fit(y=y, X=np.column_stack([np.ones(len(y)), Z]))
+    return model
+
+
+def gp_row(rows, case, fit, repeats):
+    if gpboost is None:
+        rows.append(Row(case, "gpboost GPModel", note="skipped: gpboost not installed"))
+        return
+    rows.append(time_fit(case, "gpboost GPModel (Laplace, C++)", fit, repeats))
+
+
+def case_rats(rows, repeats):
+    case = "rats (71 groups)"
+    X, y = load_rats(return_X_y=True)
+    batch, yb = expand_counts(X["batch"].to_numpy(), y["m"].to_numpy(), y["n"])
+    Xb = pd.DataFrame({"batch": batch})
+    lr = unpenalized_logistic()
+    zero = np.zeros((len(yb), 1))
+    rows.append(
+        time_fit(
+            case,
+            "LogisticRegression 1739 binary rows",
+            lambda: lr.fit(zero, yb),
+            repeats,
+            baseline=True,
+        )
+    )
+    est = MultilevelBinomial(group="batch")
+    rows.append(
+        time_fit(case, "skre default, 71 count rows", lambda: est.fit(X, y), repeats)
+    )
+    rows.append(
+        time_fit(
+            case, "skre default, 1739 binary rows", lambda: est.fit(Xb, yb), repeats
+        )
+    )
+    gp_row(rows, case, lambda: gp_fit(batch, np.empty((len(yb), 0)), yb), repeats)
+
+
+def case_small_groups(rows, repeats):
+    case = "10^5 groups x 10 rows, 5 cov"
+    X, y, _ = make_grouped_binomial(
+        100_000, trials=10, n_features=5, binary=True, random_state=0
+    )
+    Z = X.drop(columns="group").to_numpy(dtype=float)
+    lr = unpenalized_logistic()
+    rows.append(
+        time_fit(
+            case,
+            "LogisticRegression 10^6 x 5",
+            lambda: lr.fit(Z, y),
+            repeats,
+            baseline=True,
+        )
+    )
+    fits = {}
+    for label, n_quad in (
+        ("default n_quad='auto'", "auto"),
+        ("n_quad=25", 25),
+        ("n_quad=1 (Laplace)", 1),
+    ):
+        est = MultilevelBinomial(group="group", n_quad=n_quad)
+        rows.append(
+            time_fit(case, f"skre {label}", lambda est=est: est.fit(X, y), repeats)
+        )
+        fits[n_quad] = est
+    groups = X["group"].to_numpy()
+    gp = {}
+    gp_row(rows, case, lambda: gp.update(model=gp_fit(groups, Z, y)), repeats)
+    auto, full = fits["auto"], fits[25]
+    diff = np.max(
+        np.abs(
+            np.r_[
+                auto.intercept_ - full.intercept_,
+                auto.coef_ - full.coef_,
+                auto.tau_ - full.tau_,
+            ]
+        )
+    )
+    rel = abs(auto.loglik_ - full.loglik_) / abs(full.loglik_)
+    print(
+        f"  .. tau: auto {auto.tau_:.4f}, 25 nodes {full.tau_:.4f}, "
+        f"Laplace {fits[1].tau_:.4f}; auto vs 25 nodes: parameters {diff:.1e}, "
+        f"log-likelihood {rel:.1e} relative"
+    )
+    if "model" in gp:
+        variance = np.asarray(gp["model"].get_cov_pars(), dtype=float).ravel()[0]
+        print(f"  .. gpboost tau {np.sqrt(variance):.4f}")
+
+
+def case_memory():
+    X, y, _ = make_grouped_binomial(
+        1000, trials=1000, n_features=5, binary=True, random_state=0
+    )
+    est = MultilevelBinomial(group="group")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X.iloc[:1000], y[:1000])  # imports and caches outside the trace
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        est.fit(X, y)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    data = X.memory_usage(deep=True).sum() + y.nbytes
+    print(
+        f"  .. peak memory of the default fit on 10^6 x 5 binary rows: "
+        f"{peak / 1e6:.0f} MB above the input ({data / 1e6:.0f} MB)"
+    )
+
+
+def case_bayes(rows):
+    prior = HalfCauchy(1.0)
+    X, y = load_rats(return_X_y=True)
+    est = MultilevelBinomial(group="batch", method="bayes", tau_prior=prior)
+    rows.append(time_fit("bayes", "rats fit", lambda: est.fit(X, y), 5))
+    X, y, _ = make_grouped_binomial(
+        40, trials=25, n_features=1, binary=True, random_state=0
+    )
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = MultilevelBinomial(group="group", method="bayes", tau_prior=prior)
+        est.fit(X, y)
+        t_fit = time.perf_counter() - t0
+        est.posterior_summary()
+    total = time.perf_counter() - t0
+    warned = sorted({w.category.__name__ for w in caught})
+    print(
+        f"  .. bayes, {len(y)} binary rows, 40 groups, 1 covariate: fit "
+        f"{fmt_seconds(t_fit)}, fit + posterior_summary {fmt_seconds(total)}"
+        + (f" (warns: {', '.join(warned)})" if warned else "")
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--no-bayes", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    rows = []
+    with threadpool_limits(limits=1):
+        case_rats(rows, 30)
+        case_small_groups(rows, args.repeats)
+        case_memory()
+        if not args.no_bayes:
+            case_bayes(rows)
+    print()
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
