@@ -25,10 +25,10 @@ from ._core.quadrature import Posterior
 from ._core.separation import MAX_ROWS
 from ._dask_results import rowless
 from ._design import aliased_columns
-from ._fit_result import NoPoolingFit, degenerate_fit, pooled_fit_result
+from ._fit_result import degenerate_fit, no_pooling_fit_result, pooled_fit_result
 from ._multilevel import _check_quadrature
 from ._multilevel_fit import MultilevelFit, likelihood_units
-from ._pooling import _group_prior, _user_cov, _warn_unconverged
+from ._pooling import _group_prior, _warn_unconverged
 from .exceptions import BoundaryWarning, warn
 from .priors import std_normal_prior
 
@@ -508,20 +508,7 @@ def fit_no_pooling(est, engine, pooled_aliased):
     if len(design.covariates) and design.degenerate is None:
         engine.warn_if_separated(est, 0.0, res.coef, res.intercepts)
     pooled = engine.pooled(pooled_aliased, max_iter=est.max_iter)
-    fit = NoPoolingFit(
-        design,
-        float(res.loglik),
-        max(res.n_iter, 1),
-        bool(res.converged),
-        res.intercepts,
-        res.coef,
-        res.intercept_var,
-        _user_cov(res.coef_cov, design.z_scale),
-        alpha_prior,
-        float(pooled.intercepts[0]),
-        pooled.coef,
-        pooled_aliased,
-    )
+    fit = no_pooling_fit_result(design, res, alpha_prior, pooled, pooled_aliased)
     return engine.finish(fit)
 
 
@@ -559,24 +546,8 @@ def fit_multilevel_dask(est, engine):
         tau_prior=est.tau_prior,
         coef_prior=coef_prior,
     )
-    params = np.r_[res.beta, res.b, res.tau]
-    n_nodes = getattr(res, "n_nodes", est.n_quad)  # one count, or one per group
-    fit = MultilevelFit(
-        design,
-        float(res.loglik),
-        res.n_iter,
-        bool(res.converged),
-        units,
-        weight,
-        unit,
-        params,
-        res.posterior,
-        n_nodes,
-        bool(res.boundary),
-        est.tau_prior,
-        coef_prior,
-        res.message,
-    )
+    fit = MultilevelFit.of(design, res, units, weight, unit, est.tau_prior, coef_prior)
+    n_nodes = res.n_nodes  # one count, or one per group
     if isinstance(source, InMemory):
         fit.__dict__["model"] = res.model  # already built: seed the cache
     if bayes:

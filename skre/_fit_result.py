@@ -432,6 +432,29 @@ def degenerate_fit(design, multilevel):
     return DegenerateFit(design, 0.0, 0, True, design.degenerate, multilevel)
 
 
+def no_pooling_fit_result(design, res, alpha_prior, pooled, pooled_aliased):
+    """A :class:`NoPoolingFit` from the grouped GLMResult ``res`` and the
+    complete-pooling fallback ``pooled`` (in memory and on Dask alike)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        # the user-scale slopes' covariance (inf where it exceeds a double)
+        scale = design.z_scale
+        coef_cov = res.coef_cov / scale[:, None] / scale[None, :]
+    return NoPoolingFit(
+        design,
+        float(res.loglik),
+        max(res.n_iter, 1),
+        bool(res.converged),
+        res.intercepts,
+        res.coef,
+        res.intercept_var,
+        coef_cov,
+        alpha_prior,
+        float(pooled.intercepts[0]),
+        pooled.coef,
+        pooled_aliased,
+    )
+
+
 def pooled_fit_result(design, res):
     """A :class:`PooledFit` from a one-group GLMResult."""
     from ._intervals import glm_cov

@@ -203,22 +203,8 @@ class MultilevelBinomial(GroupedBinomialMixin):
             tau_prior=self.tau_prior,
             coef_prior=coef_prior,
         )
-        params = np.r_[res.beta, res.b, res.tau]
-        fit = MultilevelFit(
-            design,
-            float(res.loglik),
-            res.n_iter,
-            bool(res.converged),
-            units,
-            weight,
-            unit,
-            params,
-            res.posterior,
-            res.n_nodes,
-            bool(res.boundary),
-            self.tau_prior,
-            coef_prior,
-            res.message,
+        fit = MultilevelFit.of(
+            design, res, units, weight, unit, self.tau_prior, coef_prior
         )
         fit.__dict__["model"] = res.model  # already built: seed the cache
         if bayes:

@@ -80,6 +80,28 @@ class MultilevelFit(FitResult):
 
     _transient = ("model", "log_prior", "rule_posterior")
 
+    @classmethod
+    def of(cls, design, res, units, weight, unit, tau_prior, coef_prior):
+        """The fit result of :func:`skre._core.multilevel.fit_multilevel`'s
+        ``res`` on the likelihood units ``(units, weight, unit)``; the same for
+        the in-memory and the Dask fits."""
+        return cls(
+            design,
+            float(res.loglik),
+            res.n_iter,
+            bool(res.converged),
+            units,
+            weight,
+            unit,
+            np.r_[res.beta, res.b, res.tau],
+            res.posterior,
+            res.n_nodes,
+            bool(res.boundary),
+            tau_prior,
+            coef_prior,
+            res.message,
+        )
+
     # -- what fit reports --------------------------------------------------------------
     @property
     def n_params(self):

@@ -11,7 +11,7 @@ from ._base import GroupedBinomialMixin, Number
 from ._core.glm import fit_grouped_logistic
 from ._core.grouping import pooled_rows
 from ._design import aliased_columns, build_design
-from ._fit_result import NoPoolingFit, degenerate_fit, pooled_fit_result
+from ._fit_result import degenerate_fit, no_pooling_fit_result, pooled_fit_result
 from ._intervals import check_interval_args
 from .exceptions import warn
 from .priors import Flat, Normal, std_normal_prior
@@ -305,20 +305,7 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         pooled_aliased = aliased_columns(rows, within_groups=False)
         rows.Z = np.where(pooled_aliased, 0.0, Z_unaliased)
         pooled = fit_grouped_logistic(rows, max_iter=self.max_iter)
-        return NoPoolingFit(
-            design,
-            float(res.loglik),
-            max(res.n_iter, 1),
-            bool(res.converged),
-            res.intercepts,
-            res.coef,
-            res.intercept_var,
-            _user_cov(res.coef_cov, design.z_scale),
-            alpha_prior,
-            float(pooled.intercepts[0]),
-            pooled.coef,
-            pooled_aliased,
-        )
+        return no_pooling_fit_result(design, res, alpha_prior, pooled, pooled_aliased)
 
     def vcov(self):
         """Covariance matrix of the shared slopes (the group intercepts aside).
@@ -428,12 +415,6 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         check_is_fitted(self)
         check_interval_args(level, method, ("profile", "exact", "wald"))
         return self._estimates_frame(*self._fit_result.group_intervals(level, method))
-
-
-def _user_cov(cov, scale):
-    """Covariance of the user-scale slopes (inf where it exceeds a double)."""
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        return cov / scale[:, None] / scale[None, :]
 
 
 def _group_prior(prior):
