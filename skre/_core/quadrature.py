@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.integrate import cumulative_simpson
-from scipy.special import expit, log_expit, ndtri
+from scipy.special import expit, ndtri
 
 from .binomial import kernel, residual_and_weight
 from .grouping import subset_groups
+from .nodepass import NodePass
 from .roots import solve_decreasing
 from .rules import adaptive_rule, normal_rule
 
@@ -59,6 +60,7 @@ class MarginalLikelihood:
         self.M = data.group_sum(data.successes)
         self.N = data.group_sum(data.trials)
         self._u = np.zeros(data.n_groups)
+        self._pass = None  # the chunked row-node pass, built on first use
         self._last = None  # (params, _nodes output) of the latest gradient evaluation
         self._du = self._du_at = None  # d(mode)/d(params) there, for warm starts
         self.n_eval = 0
@@ -94,29 +96,33 @@ class MarginalLikelihood:
             self._u = u
         return u, extra
 
-    def _nodes(self, offset, tau, params=None):
+    def _nodes(self, offset, tau, params=None, grad=False):
+        """Modes, scales, nodes and each group's log marginal likelihood.
+
+        With ``grad`` (K > 1) also the sums the gradient needs: each group's
+        ``sum_i n_i p_ik`` at every node and, with covariates, each row's
+        posterior mean of p (:class:`~skre._core.nodepass.NodePass`).
+        """
         data = self.data
         u, (eta0, r0, w0, p0, W) = self.modes(offset, tau, params)
         s = 1.0 / np.sqrt(tau * tau * W + 1.0)
         nodes = u[:, None] + s[:, None] * self.t[None, :]
+        log_prior = self.log_omega - 0.5 * nodes**2
+        sums = None
         if len(self.t) == 1:  # Laplace: the only node is the mode
-            eta = eta0[:, None]
-            h = data.group_sum(
-                kernel(eta, data.successes[:, None], data.trials[:, None])
-            )
+            h = data.group_sum(kernel(eta0, data.successes, data.trials))[:, None]
         else:
-            eta = offset[:, None] + tau * nodes[data.codes]
-            # one transcendental pass: log p, then the kernel m eta - n softplus(eta)
-            # = (m - n) eta + n log p, and p itself for the gradient
-            log_p = log_expit(eta)
-            m, n = data.successes[:, None], data.trials[:, None]
-            h = data.group_sum((m - n) * eta + n * log_p)
-            eta = np.exp(log_p, out=log_p)  # p at the nodes, for value_and_grad
-        a = self.log_omega + h - 0.5 * nodes**2
+            if self._pass is None:
+                self._pass = NodePass(data, len(self.t))
+            h, np_sum, p_mean = self._pass(
+                offset, tau * nodes, log_prior, grad, grad and data.Z.shape[1] > 0
+            )
+            sums = (np_sum, p_mean)
+        a = log_prior + h
         amax = a.max(axis=1)
         A = amax + np.log(np.exp(a - amax[:, None]).sum(axis=1))
         log_marginal = np.log(s) + A - LOG_SQRT_2PI
-        return u, s, nodes, eta, a - A[:, None], log_marginal, (r0, w0, p0, W)
+        return u, s, nodes, sums, a - A[:, None], log_marginal, (r0, w0, p0, W)
 
     def posterior(self, params):
         """Conditional distributions of every group at ``params``."""
@@ -181,17 +187,16 @@ class MarginalLikelihood:
         data = self.data
         beta, b, tau = params[:-2], params[-2], params[-1]
         self.n_eval += 1
-        out = self._nodes(self._offset(beta, b), tau, params)
+        out = self._nodes(self._offset(beta, b), tau, params, grad=True)
         self._last = (np.array(params, dtype=float), out)
-        u, s, nodes, eta, logpi, logm, (r0, w0, p0, W) = out
+        u, s, nodes, sums, logpi, logm, (r0, w0, p0, W) = out
         gw = self.group_weight
         pi = np.exp(logpi)
-        # at the nodes: residuals and h'(u)
+        # at the nodes: each group's residual sum and h'(u)
         if len(self.t) == 1:
-            rk = r0[:, None]
-        else:  # _nodes returned p at the nodes in place of eta
-            rk = data.successes[:, None] - data.trials[:, None] * eta
-        Rk = data.group_sum(rk)
+            Rk = data.group_sum(r0)[:, None]
+        else:
+            Rk = self.M[:, None] - sums[0]
         hp = tau * Rk - nodes
         E_R = np.sum(pi * Rk, axis=1)
         E_uR = np.sum(pi * nodes * Rk, axis=1)
@@ -217,13 +222,14 @@ class MarginalLikelihood:
         grad[-1] = gw @ g_t
         if len(beta):
             Z = data.Z
-            WZ = data.group_sum(w0[:, None] * Z)
-            VZ = data.group_sum(v0[:, None] * Z)
+            WZ = data.weighted_group_sum(w0, Z)
+            VZ = data.weighted_group_sum(v0, Z)
             du_z = -tau * WZ * s2[:, None]
             self._du[:, :-2] = du_z
             dlogs_z = 0.5 * s2[:, None] * (-(tau**2) * VZ + h3[:, None] * du_z)
             per_group = dlogs_z + E_hp[:, None] * du_z + (E_hpt * s)[:, None] * dlogs_z
-            r_tilde = r0 if len(self.t) == 1 else np.sum(pi[data.codes] * rk, axis=1)
+            # each row's residual averaged over its group's nodes
+            r_tilde = r0 if len(self.t) == 1 else data.successes - data.trials * sums[1]
             grad[:-2] = gw @ per_group + Z.T @ (gw[data.codes] * r_tilde)
         return float(gw @ logm), grad
 
@@ -248,14 +254,16 @@ def node_counts(data, group_weight, params, rtol=1e-7):
     weight = np.asarray(group_weight, dtype=float)
     counts = np.full(G, NODE_LEVELS[-1])
     previous = MarginalLikelihood(data, weight, NODE_LEVELS[0]).posterior(params)
-    lm = previous.log_marginal
+    lm, modes = previous.log_marginal, previous.mode
     total = abs(float(weight @ lm))
     allowed = rtol * max(total, 1.0) / max(weight.sum(), 1.0)  # per unit of weight
     todo = np.arange(G)
     last = lm.copy()
     for high in NODE_LEVELS[1:]:
         part = data if len(todo) == G else subset_groups(data, todo)
-        finer = MarginalLikelihood(part, weight[todo], high).posterior(params)
+        finer = MarginalLikelihood(part, weight[todo], high)
+        finer._u = modes[todo]  # the modes do not depend on the rule: start there
+        finer = finer.posterior(params)
         settled = np.abs(finer.log_marginal - last[todo]) <= allowed
         counts[todo[settled]] = high
         last[todo] = finer.log_marginal
