@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import expit
 
 from .glm import fit_grouped_logistic
-from .grouping import pooled_rows
+from .grouping import Collapsed, pooled_rows
 from .optimize import _positive_definite, minimize_smooth
 from .quadrature import (
     NODE_LEVELS,
@@ -26,6 +26,11 @@ from .quadrature import (
 # rows x nodes beyond which the fit runs Laplace first and then refines with
 # the full quadrature from the Laplace optimum and its curvature
 STAGED_WORK = 200_000
+# groups from which the outer product of their scores (sampling error about
+# sqrt(k / groups)) beats BFGS's curvature from the Laplace fit as the first
+# Hessian of the Newton steps that refine it (measured: 10^5 groups of 10 rows
+# converge in 4 steps instead of 5; 10^3 groups of 1000 rows need 3 instead of 2)
+BHHH_GROUPS = 5_000
 # log tau beyond which the likelihood is flat to double precision (tau ~ 2e4)
 MAX_LOG_TAU = 10.0
 
@@ -84,6 +89,26 @@ class InMemory:
             pooled_rows(self.data, self.group_weight), covariance=covariance, **options
         )
 
+    def start_pooled(self, coef_prior=None, max_rows=100_000):
+        """A rough complete-pooling fit for the starting point: three Newton
+        steps, on every k-th row when there are more than ``max_rows`` (with
+        counts times k, so that a prior weighs the same). Only a start: the
+        estimate and the boundary decision use the full fit."""
+        data = pooled_rows(self.data, self.group_weight)
+        step = -(-len(data.codes) // max_rows)
+        if step > 1:
+            data = Collapsed(
+                data.codes[::step],
+                data.Z[::step],
+                data.successes[::step] * step,
+                data.trials[::step] * step,
+                1,
+                data.starts,
+            )
+        return fit_grouped_logistic(
+            data, max_iter=3, tol=1e-3, covariance=False, coef_prior=coef_prior
+        )
+
     def likelihood(self, n_quad):
         """The marginal likelihood with ``n_quad`` adaptive nodes per group
         (one count, or one per group)."""
@@ -118,7 +143,7 @@ class InMemory:
         w = data.trials * p * (1.0 - p) * gw[data.codes]
         wZ = w[:, None] * data.Z
         # per-group sums of w * (z, 1), without building the design with its 1 column
-        WX = np.column_stack([data.group_sum(wZ), data.group_sum(w)])
+        WX = np.column_stack([data.weighted_group_sum(w, data.Z), data.group_sum(w)])
         W = WX[:, -1]
         shrink = tau**2 / (1.0 + tau**2 * W / gw)
         XWX = np.empty((len(beta) + 1,) * 2)
@@ -152,7 +177,11 @@ def fit_multilevel(
     scale = source.n_groups
     log_prior = make_log_prior(source.n_covariates, tau_prior, coef_prior)
     # a start; refined if tau may be 0
-    cp = source.pooled(max_iter=3, tol=1e-3, coef_prior=coef_prior)
+    start = getattr(source, "start_pooled", None)
+    if start is not None:
+        cp = start(coef_prior=coef_prior)
+    else:
+        cp = source.pooled(max_iter=3, tol=1e-3, coef_prior=coef_prior)
     beta0, b0 = cp.coef, float(cp.intercepts[0])
     S, info = source.tau2_score(beta0, b0)
     tau0 = float(np.clip(np.sqrt(S / info), 0.05, 3.0)) if S > 0 else 0.1
@@ -193,6 +222,9 @@ def fit_multilevel(
             polish=0,
         )
         x0, hess_inv0, n_iter = laplace.x, laplace.hess_inv, laplace.n_iter
+    quasi_newton = cheap or (np.ndim(n_quad) == 0 and n_quad == 1)
+    bhhh = not quasi_newton and source.n_groups >= BHHH_GROUPS
+    agq.want_outer = bhhh  # Newton steps from Laplace's optimum: see _bhhh
     res = minimize_smooth(
         objective(agq),
         x0,
@@ -200,8 +232,10 @@ def fit_multilevel(
         max_iter=max_iter,
         hess_inv0=hess_inv0,
         measure_hessian=cheap,
-        quasi_newton=cheap or (np.ndim(n_quad) == 0 and n_quad == 1),
+        quasi_newton=quasi_newton,
+        curvature=_bhhh(agq, x0, scale, coef_prior) if bhhh else None,
     )
+    agq.want_outer = False
     boundary = False
     at_zero = 0.0 if tau_prior is None else float(tau_prior.logpdf(0.0))
     if np.isfinite(at_zero) and (S <= 0 or res.x[-1] < np.log(1e-2)):
@@ -272,6 +306,32 @@ def _auto_nodes(source, objective, x0, hess_inv0, gtol, max_iter):
         counts, left = chooser(params)
         unresolved = len(left)
     return counts, unresolved, laplace.x, laplace.hess_inv, laplace.n_iter
+
+
+def _bhhh(model, x, scale, coef_prior):
+    """The first Hessian of the Newton steps that refine Laplace's optimum.
+
+    The sum of the outer products of the groups' scores (BHHH), measured with
+    the first gradient at ``x``: at the optimum of a likelihood whose groups are
+    independent it estimates the information to within sampling error, far
+    closer than the BFGS estimate left by the Laplace fit. A prior on the
+    slopes adds its precision. Falls back to the given inverse Hessian when
+    the scores were not measured.
+    """
+
+    def curvature(fallback):
+        J = model.outer
+        if J is None or not np.all(np.isfinite(J)):
+            return fallback
+        d = np.ones(len(x))
+        d[-1] = np.exp(x[-1])  # from tau to log tau
+        H = J * np.outer(d, d)
+        if coef_prior is not None:
+            p = len(coef_prior[1])
+            H[:p, :p] += np.diag(coef_prior[1])
+        return _positive_definite(H) * scale
+
+    return curvature
 
 
 def make_log_prior(p, tau_prior=None, coef_prior=None):

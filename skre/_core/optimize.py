@@ -43,6 +43,17 @@ def _positive_definite(H, floor=1e-8):
     return 0.5 * (inv + inv.T)
 
 
+def _bfgs_update(hess_inv, s, y):
+    """BFGS update of an inverse Hessian with step ``s`` and gradient change
+    ``y``; unchanged when the pair carries no positive curvature."""
+    sy = float(s @ y)
+    if not np.isfinite(sy) or sy <= 1e-12 * np.linalg.norm(s) * np.linalg.norm(y):
+        return hess_inv
+    rho = 1.0 / sy
+    A = np.eye(len(s)) - rho * np.outer(s, y)
+    return A @ hess_inv @ A.T + rho * np.outer(s, s)
+
+
 def minimize_smooth(
     fun_grad,
     x0,
@@ -54,6 +65,7 @@ def minimize_smooth(
     polish=3,
     measure_hessian=True,
     quasi_newton=True,
+    curvature=None,
 ):
     """Minimise ``fun_grad(x) -> (f, g)``; see the module docstring.
 
@@ -67,11 +79,14 @@ def minimize_smooth(
     hess_inv0 : initial inverse Hessian; measured at ``x0`` when None.
     polish : at most this many Newton steps after BFGS (within ``max_iter`` in all).
     measure_hessian : Newton steps use a finite-difference Hessian (2 k gradient
-        evaluations); otherwise BFGS's own estimate.
+        evaluations); otherwise BFGS's own estimate, updated by each step
+        (quasi-Newton steps with a unit step length tried first).
     quasi_newton : False skips BFGS and takes only Newton steps with
         ``hess_inv0`` (up to ``max_iter``): for a start that is already close,
         such as the Laplace optimum before adaptive quadrature, where BFGS's line
         search would spend its evaluations on rounding noise.
+    curvature : with ``quasi_newton=False``, ``hess_inv0 -> inverse Hessian``
+        called after the first evaluation (which may have measured it).
     """
     x0 = np.asarray(x0, dtype=float)
     n_eval = 0
@@ -116,6 +131,8 @@ def minimize_smooth(
     else:
         x, (f, g) = x0, counted(x0)
         hess_inv, n_iter, message, polish = hess_inv0, 0, "Newton steps", max_iter
+        if curvature is not None:  # measured along with the first gradient
+            hess_inv = curvature(hess_inv0)
     hess_inv = 0.5 * (hess_inv + hess_inv.T)  # scipy wants it exactly symmetric
 
     budget = min(polish, max_iter - n_iter) if np.all(np.isfinite(g)) else 0
@@ -135,6 +152,8 @@ def minimize_smooth(
             step *= 0.5
         else:
             break
+        if not measure_hessian:
+            hess_inv = _bfgs_update(hess_inv, step, np.asarray(g_new) - g)
         x, f, g = x + step, float(f_new), np.asarray(g_new)
         n_iter += 1
         if quasi_newton and not message.startswith("Newton polish"):

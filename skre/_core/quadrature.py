@@ -61,6 +61,9 @@ class MarginalLikelihood:
         self.N = data.group_sum(data.trials)
         self._u = np.zeros(data.n_groups)
         self._pass = None  # the chunked row-node pass, built on first use
+        # with want_outer, value_and_grad also leaves the sum of the outer
+        # products of the groups' scores in ``outer`` (the BHHH information)
+        self.want_outer, self.outer = False, None
         self._last = None  # (params, _nodes output) of the latest gradient evaluation
         self._du = self._du_at = None  # d(mode)/d(params) there, for warm starts
         self.n_eval = 0
@@ -231,6 +234,12 @@ class MarginalLikelihood:
             # each row's residual averaged over its group's nodes
             r_tilde = r0 if len(self.t) == 1 else data.successes - data.trials * sums[1]
             grad[:-2] = gw @ per_group + Z.T @ (gw[data.codes] * r_tilde)
+        if self.want_outer:
+            scores = np.empty((len(u), len(params)))
+            scores[:, -2], scores[:, -1] = g_b, g_t
+            if len(beta):
+                scores[:, :-2] = per_group + data.weighted_group_sum(r_tilde, Z)
+            self.outer = scores.T @ (gw[:, None] * scores)
         return float(gw @ logm), grad
 
 
@@ -312,6 +321,21 @@ class MixedLikelihood:
 
     def values(self, param_rows, max_elements=4_000_000):
         return sum(model.values(param_rows, max_elements) for _, model in self.parts)
+
+    @property
+    def want_outer(self):
+        return self.parts[0][1].want_outer
+
+    @want_outer.setter
+    def want_outer(self, value):
+        for _, model in self.parts:
+            model.want_outer = value
+
+    @property
+    def outer(self):
+        if any(model.outer is None for _, model in self.parts):
+            return None
+        return sum(model.outer for _, model in self.parts)
 
     def value_and_grad(self, params):
         total, grad = 0.0, np.zeros(len(params))
