@@ -11,7 +11,7 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _get_feature_names, column_or_1d, validate_data
 
 from ._core.binomial import log_binom_constant
@@ -174,6 +174,8 @@ def _split_frame(X, group):
                 f"{[str(c) for c in cols]}." + _transformer_hint(group, cols)
             )
         labels = native(X[group].to_numpy())
+        if len(cols) == 1:  # the group alone: no covariates (skip pandas' copy)
+            return labels, np.empty((len(X), 0)), []
         X = X.iloc[:, [j for j, c in enumerate(cols) if c != group]]
     X = _numeric_objects(X)
     for name, dtype in X.dtypes.items():
@@ -363,15 +365,15 @@ def split_y(est, y, *, reset):
         raise ValueError(
             f"y contains missing labels (NaN/None) in {_rows(pd.isna(arr))}."
         )
-    if arr.dtype.kind == "f" and type_of_target(arr) == "continuous":
-        frac = arr != np.round(arr)
+    frac = arr != np.round(arr) if arr.dtype.kind == "f" else None
+    if frac is not None and frac.any():  # what type_of_target calls continuous
         raise ValueError(
             f"Unknown label type: continuous. y holds non-integer values "
             f"(e.g. {_show(arr[frac][0])} in {_rows(frac)}); a classifier "
             "needs binary labels. For proportions, pass y as "
             "[successes, trials] counts."
         )
-    if arr.dtype.kind not in "iub":  # integers and bools are class labels as they are
+    if arr.dtype.kind not in "iubf":  # numbers with whole values are class labels
         check_classification_targets(arr)
     if reset:
         classes = np.unique(arr)

@@ -79,6 +79,11 @@ class InMemory:
         return float(self.group_weight.sum())
 
     @property
+    def n_trials(self):
+        """All trials, counted with their groups' multiplicity."""
+        return float(self.group_weight @ self.data.group_sum(self.data.trials))
+
+    @property
     def n_rows(self):
         """Rows a likelihood pass evaluates (for the choice to stage the fit)."""
         return len(self.data.codes)
@@ -187,6 +192,9 @@ def fit_multilevel(
     tau0 = float(np.clip(np.sqrt(S / info), 0.05, 3.0)) if S > 0 else 0.1
     x0 = np.concatenate([beta0, [b0, np.log(tau0)]])
 
+    # the size of the gradient's terms per group, for its rounding floor
+    grad_scale = getattr(source, "n_trials", 0.0) / max(scale, 1.0)
+
     def objective(model):  # per group, so that tolerances do not depend on size
         nll = negative_loglik(model, log_prior)
 
@@ -203,7 +211,7 @@ def fit_multilevel(
     unresolved = 0
     if n_quad == "auto":
         n_quad, unresolved, x0, hess_inv0, n_iter = _auto_nodes(
-            source, objective, x0, hess_inv0, gtol, max_iter
+            source, objective, x0, hess_inv0, gtol, max_iter, grad_scale
         )
         agq = source.likelihood(n_quad)
         staged = np.ndim(n_quad) > 0 or source.n_rows * n_quad > STAGED_WORK
@@ -217,6 +225,7 @@ def fit_multilevel(
             objective(source.likelihood(1)),
             x0,
             gtol=gtol,
+            grad_scale=grad_scale,
             max_iter=max_iter,
             hess_inv0=hess_inv0,
             polish=0,
@@ -229,6 +238,7 @@ def fit_multilevel(
         objective(agq),
         x0,
         gtol=gtol,
+        grad_scale=grad_scale,
         max_iter=max_iter,
         hess_inv0=hess_inv0,
         measure_hessian=cheap,
@@ -277,7 +287,7 @@ def fit_multilevel(
     )
 
 
-def _auto_nodes(source, objective, x0, hess_inv0, gtol, max_iter):
+def _auto_nodes(source, objective, x0, hess_inv0, gtol, max_iter, grad_scale=0.0):
     """``n_quad="auto"``: the Laplace fit, then each group's node count.
 
     Small data (rows x 25 nodes within :data:`STAGED_WORK`) get 25 nodes
@@ -294,6 +304,7 @@ def _auto_nodes(source, objective, x0, hess_inv0, gtol, max_iter):
         objective(source.likelihood(1)),
         x0,
         gtol=gtol,
+        grad_scale=grad_scale,
         max_iter=max_iter,
         hess_inv0=hess_inv0,
         polish=0,

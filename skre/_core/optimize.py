@@ -1,16 +1,16 @@
-"""Smooth unconstrained minimisation around ``scipy.optimize`` that reports honestly.
+"""Smooth unconstrained minimisation that reports honestly.
 
 BFGS from a start whose inverse Hessian is measured (finite differences of the
 analytic gradient), then Newton steps on a finite-difference Hessian until the
 gradient vanishes to working precision. ``converged`` is decided on the final
-gradient, not on scipy's message: BFGS often stops with "precision loss" at an
-optimum, and sometimes reports success short of one.
+gradient (or the Newton step it implies), not on how the iteration stopped: a
+line search often runs out of decrease at an optimum, when rounding of the
+objective dominates.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
 
 
 @dataclass
@@ -37,9 +37,21 @@ def fd_hessian(fun_grad, x, step=1e-5):
 
 
 def _positive_definite(H, floor=1e-8):
-    vals, vecs = np.linalg.eigh(H)
-    vals = np.maximum(np.abs(vals), floor * max(1.0, np.max(np.abs(vals))))
-    inv = (vecs / vals) @ vecs.T  # inverse of the repaired matrix
+    """Inverse of ``H`` with its eigenvalues made positive (``|value|``, at
+    least ``floor`` of the largest). A coordinate whose row and column are
+    exactly 0 (an aliased covariate) gets a diagonal entry and no coupling, so
+    that steps never move it (``eigh`` would mix it with the others by
+    rounding, amplified by ``1 / floor``)."""
+    H = np.asarray(H, dtype=float)
+    top = max(1.0, float(np.max(np.abs(H)))) if H.size else 1.0
+    zero = np.all(H == 0.0, axis=0) & np.all(H == 0.0, axis=1)
+    inv = np.zeros_like(H)
+    inv[zero, zero] = 1.0 / (floor * top)
+    keep = ~zero
+    if keep.any():
+        vals, vecs = np.linalg.eigh(H[np.ix_(keep, keep)])
+        vals = np.maximum(np.abs(vals), floor * max(1.0, np.max(np.abs(vals))))
+        inv[np.ix_(keep, keep)] = (vecs / vals) @ vecs.T
     return 0.5 * (inv + inv.T)
 
 
@@ -54,6 +66,75 @@ def _bfgs_update(hess_inv, s, y):
     return A @ hess_inv @ A.T + rho * np.outer(s, s)
 
 
+def _wolfe_step(counted, x, f, slope, d, c1=1e-4, c2=0.9, max_eval=40):
+    """A step length ``t`` along ``d`` meeting the strong Wolfe conditions.
+
+    Extrapolates (doubling) while the slope stays steep, so that a flat start
+    (the log tau gradient vanishes as tau -> 0) cannot stop the search short;
+    then zooms by bisection. Returns ``(t, f, g)`` or None when no step
+    decreases the objective beyond its rounding.
+    """
+    slack = 1e-13 * max(1.0, abs(f))  # the objective's rounding
+    lo, f_lo, hi = 0.0, f, None
+    t, best = 1.0, None
+    for _ in range(max_eval):
+        f_t, g_t = counted(x + t * d)
+        if not np.isfinite(f_t) or f_t > f + c1 * t * slope + slack or f_t > f_lo:
+            hi = t  # too far: the minimum along d lies before t
+        else:
+            best = (t, f_t, g_t)
+            slope_t = float(g_t @ d)
+            if abs(slope_t) <= -c2 * slope:
+                return best
+            if slope_t > 0:
+                hi = t
+            else:
+                lo, f_lo = t, f_t
+        if hi is None:
+            t *= 2.0
+            if t > 1e6:
+                break
+        else:
+            t = 0.5 * (lo + hi)
+            if hi - lo <= 1e-10 * hi:
+                break
+    return best
+
+
+def _bfgs(counted, x, hess_inv0, max_iter, done):
+    """BFGS from ``hess_inv0`` with a strong-Wolfe line search (unit step first),
+    no update from a step without positive curvature. A few lines of numpy in
+    place of ``scipy.optimize.minimize``, whose set-up and line search cost
+    more than the whole likelihood on small data (about 1.5 ms per fit on
+    rats). Stops when ``done(g, H, f)``. Returns ``(x, f, g, H, n_iter, message)``.
+    """
+    f, g = counted(x)
+    H = hess_inv0
+    n_iter, message = 0, "converged"
+    # the Newton step is judged by the updated H and by the measured start's:
+    # on a huge objective the gradient's rounding can corrupt the updates
+    while not (done(g, H, f) or done(g, hess_inv0, f)):
+        if n_iter >= max_iter:
+            return x, f, g, H, n_iter, f"reached max_iter={max_iter}"
+        if not (np.isfinite(f) and np.all(np.isfinite(g))):
+            return x, f, g, H, n_iter, "non-finite objective or gradient"
+        d = -H @ g
+        slope = float(g @ d)
+        if not slope < 0:  # the update lost descent: restart from hess_inv0
+            H = hess_inv0
+            d = -H @ g
+            slope = float(g @ d)
+        found = _wolfe_step(counted, x, f, slope, d)
+        if found is None:
+            return x, f, g, H, n_iter, "line search found no decrease (precision loss)"
+        t, f_new, g_new = found
+        step = t * d
+        H = _bfgs_update(H, step, np.asarray(g_new) - g)
+        x, f, g = x + step, float(f_new), np.asarray(g_new)
+        n_iter += 1
+    return x, f, g, H, max(n_iter, 1), message
+
+
 def minimize_smooth(
     fun_grad,
     x0,
@@ -66,6 +147,7 @@ def minimize_smooth(
     measure_hessian=True,
     quasi_newton=True,
     curvature=None,
+    grad_scale=0.0,
 ):
     """Minimise ``fun_grad(x) -> (f, g)``; see the module docstring.
 
@@ -85,49 +167,34 @@ def minimize_smooth(
         ``hess_inv0`` (up to ``max_iter``): for a start that is already close,
         such as the Laplace optimum before adaptive quadrature, where BFGS's line
         search would spend its evaluations on rounding noise.
+    grad_scale : the size of the terms the gradient sums (e.g. the trials per
+        group of a binomial likelihood): a gradient below ``4 eps grad_scale``
+        is rounding and counts as converged. With a billion trials per group
+        the gradient cannot get below about 1e-7.
     curvature : with ``quasi_newton=False``, ``hess_inv0 -> inverse Hessian``
         called after the first evaluation (which may have measured it).
     """
     x0 = np.asarray(x0, dtype=float)
     n_eval = 0
-    last = {}
 
     def counted(x):
         nonlocal n_eval
         n_eval += 1
-        f, g = fun_grad(x)
-        last.update(x=np.array(x), f=f, g=np.asarray(g))
-        return f, g
+        return fun_grad(x)
 
-    def done(g, hess_inv):
-        return np.max(np.abs(g)) <= gtol or np.max(np.abs(hess_inv @ g)) <= xtol
+    # the gradient's rounding: 4 eps times the size of the terms it sums
+    floor = max(gtol, 4.0 * np.finfo(float).eps * grad_scale)
+
+    def done(g, hess_inv, f):
+        return np.max(np.abs(g)) <= floor or np.max(np.abs(hess_inv @ g)) <= xtol
 
     if hess_inv0 is None:
         hess_inv0 = _positive_definite(fd_hessian(counted, x0))
 
-    def stop_when_done(intermediate_result):
-        # BFGS's line search burns many evaluations once rounding of the objective
-        # dominates; stop as soon as the accepted point is converged
-        if np.array_equal(intermediate_result.x, last.get("x")) and done(
-            last["g"], hess_inv0
-        ):
-            raise StopIteration
-
     if quasi_newton:
-        res = minimize(
-            counted,
-            x0,
-            jac=True,
-            method="BFGS",
-            callback=stop_when_done,
-            options={"gtol": gtol, "maxiter": max_iter, "hess_inv0": hess_inv0},
+        x, f, g, hess_inv, n_iter, message = _bfgs(
+            counted, x0, hess_inv0, max_iter, done
         )
-        x, f = res.x, float(res.fun)
-        g = last["g"] if np.array_equal(x, last["x"]) else counted(x)[1]
-        hess_inv = (
-            np.asarray(res.hess_inv) if res.get("hess_inv") is not None else hess_inv0
-        )
-        n_iter, message = max(int(res.nit), 1), str(res.message)
     else:
         x, (f, g) = x0, counted(x0)
         hess_inv, n_iter, message, polish = hess_inv0, 0, "Newton steps", max_iter
@@ -137,7 +204,7 @@ def minimize_smooth(
 
     budget = min(polish, max_iter - n_iter) if np.all(np.isfinite(g)) else 0
     for _ in range(max(budget, 0)):
-        if done(g, hess_inv):
+        if done(g, hess_inv, f):
             break
         if measure_hessian:
             hess_inv = _positive_definite(fd_hessian(counted, x))
@@ -158,9 +225,7 @@ def minimize_smooth(
         n_iter += 1
         if quasi_newton and not message.startswith("Newton polish"):
             message = "Newton polish after: " + message
-    converged = bool(np.all(np.isfinite(g)) and done(g, hess_inv))
-    if converged and "StopIteration" in message:
-        message = "converged (Newton step below xtol)"
+    converged = bool(np.all(np.isfinite(g)) and done(g, hess_inv, f))
     if not converged:
         message = f"{message} (largest gradient component {np.max(np.abs(g)):.3g})"
     return OptimResult(x, f, g, n_iter, n_eval, converged, message, hess_inv)
