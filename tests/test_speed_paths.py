@@ -1,0 +1,156 @@
+"""The fast paths of issue 13 against the plain computations they replace:
+the chunked row-node pass, the sparse group sums, numpy's expit, the numpy
+BFGS and its convergence rules."""
+
+import numpy as np
+import pytest
+from scipy import optimize
+from scipy.special import expit, log_expit
+
+from skre._core.binomial import fast_expit, kernel, residual_and_weight
+from skre._core.grouping import Collapsed, collapse
+from skre._core.nodepass import NodePass, log_expit_and_expit
+from skre._core.optimize import _positive_definite, minimize_smooth
+from skre._core.quadrature import MarginalLikelihood
+
+
+def rows(n_groups=300, binary=True, seed=0, p=2):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 40, n_groups)
+    codes = np.repeat(np.arange(n_groups), sizes)
+    Z = rng.normal(size=(len(codes), p))
+    if binary:
+        n = np.ones(len(codes))
+        m = rng.binomial(1, 0.3, len(codes)).astype(float)
+    else:
+        n = rng.integers(1, 9, len(codes)).astype(float)
+        m = rng.binomial(n.astype(int), 0.3).astype(float)
+    return collapse(codes, Z, m, n, n_groups)
+
+
+def test_log_expit_and_expit_equal_scipy_over_the_whole_range():
+    eta = np.r_[np.linspace(-745, 745, 200_001), -1e-300, 0.0, 1e-300, 36.7, -36.7]
+    log_p, p = log_expit_and_expit(eta.copy())
+    ref = log_expit(eta)
+    np.testing.assert_allclose(log_p, ref, rtol=4e-16, atol=0)
+    # p = exp(log p): exp turns log p's rounding into |log p| ulps of p; below
+    # eta = -709 scipy's expit flushes p to 0 where ours is subnormal
+    eps, normal = np.finfo(float).eps, eta > -709
+    bound = 2 * eps * expit(eta) * (1 + np.abs(ref))
+    assert np.all(np.abs(p - expit(eta))[normal] <= bound[normal])
+    assert np.all(p[~normal] < 1e-307)
+
+
+def test_fast_expit_equals_scipy():
+    eta = np.linspace(-700, 700, 100_001)
+    np.testing.assert_allclose(fast_expit(eta), expit(eta), rtol=1e-15, atol=0)
+    assert fast_expit(np.array([-np.inf, np.inf])).tolist() == [0.0, 1.0]
+    r, w, p = residual_and_weight(eta, 0.3 * np.ones_like(eta), np.ones_like(eta))
+    p_ref = expit(eta)  # 1 - p cancels near p = 1: agreement to eps absolute
+    np.testing.assert_allclose(w, p_ref * (1 - p_ref), rtol=1e-14, atol=4e-16)
+    np.testing.assert_allclose(r, 0.3 - p_ref, rtol=1e-14, atol=4e-16)
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4)])
+def test_sparse_group_sum_equals_reduceat(shape):
+    data = rows(seed=1)
+    values = np.random.default_rng(2).normal(size=(len(data.codes), *shape))
+    ref = np.add.reduceat(values, data.starts, axis=0)
+    np.testing.assert_allclose(data.group_sum(values), ref, rtol=1e-13, atol=1e-13)
+    w = np.random.default_rng(3).random(len(data.codes))
+    np.testing.assert_allclose(
+        data.weighted_group_sum(w, data.Z),
+        np.add.reduceat(w[:, None] * data.Z, data.starts, axis=0),
+        rtol=1e-13,
+        atol=1e-13,
+    )
+
+
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("max_elements", [1, 37, 10**9])
+def test_node_pass_equals_the_whole_array_computation(binary, max_elements):
+    """Chunks of whole groups (one group per chunk, odd sizes, one chunk) give
+    the sums the unchunked formulas give."""
+    data = rows(binary=binary, seed=4)
+    K, G = 9, data.n_groups
+    rng = np.random.default_rng(5)
+    offset = rng.normal(size=len(data.codes))
+    nodes = rng.normal(size=(G, K))
+    log_prior = rng.normal(size=(G, K))
+    h, np_sum, p_mean = NodePass(data, K, max_elements)(
+        offset, 0.8 * nodes, log_prior, grad=True, row_means=True
+    )
+    eta = offset[:, None] + 0.8 * nodes[data.codes]
+    m, n = data.successes[:, None], data.trials[:, None]
+    ref_h = np.add.reduceat(kernel(eta, m, n), data.starts, axis=0)
+    np.testing.assert_allclose(h, ref_h, rtol=1e-12, atol=1e-10)
+    p = expit(eta)
+    np.testing.assert_allclose(
+        np_sum, np.add.reduceat(n * p, data.starts, axis=0), rtol=1e-12, atol=1e-12
+    )
+    a = log_prior + ref_h
+    pi = np.exp(a - a.max(axis=1, keepdims=True))
+    pi /= pi.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(p_mean, np.sum(pi[data.codes] * p, axis=1), rtol=1e-12)
+
+
+def test_agq_gradient_still_matches_finite_differences_with_chunks():
+    data = rows(binary=True, seed=6, n_groups=2000)
+    model = MarginalLikelihood(data, np.ones(data.n_groups), 9)
+    assert len(NodePass(data, 9).chunks) > 1  # the chunked path is exercised
+    params = np.array([0.3, -0.2, -0.5, 0.9])
+    f, g = model.value_and_grad(params)
+    for j in range(len(params)):
+        e = np.zeros(len(params))
+        e[j] = 1e-6
+        fd = (model.value(params + e) - model.value(params - e)) / 2e-6
+        assert g[j] == pytest.approx(fd, rel=1e-6, abs=1e-6)
+
+
+def test_positive_definite_keeps_a_zero_coordinate_apart():
+    H = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 0.0], [0.0, 0.0, 0.0]])
+    inv = _positive_definite(H)
+    assert inv[2, 0] == inv[2, 1] == inv[0, 2] == inv[1, 2] == 0.0
+    np.testing.assert_allclose(inv[:2, :2], np.linalg.inv(H[:2, :2]), rtol=1e-14)
+
+
+def test_bfgs_finds_the_rosenbrock_minimum():
+    def fg(x):
+        return optimize.rosen(x), optimize.rosen_der(x)
+
+    res = minimize_smooth(
+        fg, np.array([-1.2, 1.0]), gtol=1e-10, max_iter=500, hess_inv0=np.eye(2)
+    )
+    assert res.converged
+    np.testing.assert_allclose(res.x, np.ones(2), atol=1e-8)
+
+
+def test_bfgs_does_not_stop_on_a_flat_start():
+    """The log tau gradient vanishes as tau -> 0: a line search must extrapolate
+    rather than accept tiny steps whose gradient is below gtol."""
+
+    def fg(x):  # minimum at x = 0, gradient ~ 1e-12 at x = -12
+        return -np.exp(x[0]) + 0.5 * np.exp(2 * x[0]), np.array(
+            [-np.exp(x[0]) + np.exp(2 * x[0])]
+        )
+
+    res = minimize_smooth(fg, np.array([-12.0]), gtol=1e-20, hess_inv0=np.eye(1))
+    assert res.converged and abs(res.x[0]) < 1e-6
+
+
+def test_gradient_rounding_floor_needs_its_scale():
+    def fg(x):  # a gradient stuck at 1e-7 (rounding of a huge objective)
+        return 0.0, np.array([1e-7])
+
+    common = dict(gtol=1e-9, xtol=1e-12, max_iter=3, hess_inv0=np.eye(1), polish=0)
+    assert not minimize_smooth(fg, np.zeros(1), **common).converged
+    big = minimize_smooth(fg, np.zeros(1), grad_scale=5e8, **common)
+    assert big.converged
+
+
+def test_empty_covariate_groups_sum_through_reduceat():
+    data = Collapsed(
+        np.array([0, 0, 1]), np.empty((3, 0)), np.ones(3), np.ones(3), 2, np.r_[0, 2]
+    )
+    assert data.group_sum(np.array([1.0, 2.0, 3.0])).tolist() == [3.0, 3.0]
+    assert data.group_sum(np.ones((3, 2))).tolist() == [[2.0, 2.0], [1.0, 1.0]]
