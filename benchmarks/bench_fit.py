@@ -47,7 +47,7 @@ SEED = 0
 # the project's targets (see benchmarks/README.md)
 #: the label of MultilevelBinomial with its default n_quad="auto" (on rats and
 #: on intercept-only counts that is 25 nodes everywhere; on the covariate case
-#: each group's count of 7, 9, 15 or 25 nodes)
+#: each group's count of 5, 7, 9, 15 or 25 nodes)
 DEFAULT = "MultilevelBinomial (default n_quad='auto')"
 TARGET_RATS_SECONDS = 5e-3  # rats multilevel fit (default n_quad), median
 TARGET_1E6_GROUPS_SECONDS = 1.0  # intercept-only counts, 10^6 groups

@@ -48,9 +48,10 @@ class MultilevelBinomial(GroupedBinomialMixin):
         reproduces lme4's ``nAGQ = 25``, 1 is the Laplace approximation).
         ``"auto"`` is 25 nodes when that is cheap (rows x 25 within 200,000);
         on larger data the Laplace fit converges first, then each group gets
-        the fewest of 7, 9, 15 or 25 nodes at which its log-likelihood
-        changes by less than its share of 1e-7 of the total from the next
-        smaller rule (at the Laplace estimate), and Newton steps on that rule
+        the fewest of 5, 7, 9, 15 or 25 nodes (5 only for groups of 100
+        trials or more) at which its log-likelihood changes by less than its
+        share of 1e-7 of the total from the next smaller rule (at the Laplace
+        estimate), and Newton steps on that rule
         finish the fit. It agrees with the fixed 25-node rule to about 1e-8
         relative in the log-likelihood and well within 1e-5 in the estimates,
         at a fraction of the cost; a group that needs more than 25 nodes gets

@@ -350,11 +350,19 @@ def test_skre_imports_no_dask():
 
 def test_auto_nodes_choose_as_in_memory(client):
     """n_quad="auto" on data past 200,000 rows x 25 nodes: each group's node
-    count is chosen against the whole data's log-likelihood, as in memory."""
+    count is chosen against the whole data's log-likelihood, as in memory
+    (small groups from 7 nodes, groups of 100 trials or more from 3)."""
     X, y, _ = make_grouped_binomial(
         900, trials=10, n_features=1, binary=True, tau=1.5, random_state=4
     )
-    df = X.assign(y=y).sample(frac=1.0, random_state=1)
+    big, y_big, _ = make_grouped_binomial(
+        30, trials=200, n_features=1, binary=True, tau=1.5, random_state=5
+    )
+    big["group"] = big["group"].astype(str) + "-big"
+    X["group"] = X["group"].astype(str)
+    df = pd.concat([X.assign(y=y), big.assign(y=y_big)]).sample(
+        frac=1.0, random_state=1
+    )
     ddf = dd.from_pandas(df, npartitions=4, sort=False)
     cols = ["group", "x0"]
     a = MultilevelBinomial(group="group").fit(df[cols], df["y"])

@@ -244,39 +244,48 @@ class MarginalLikelihood:
 
 
 #: node counts tried per group by :func:`node_counts`, in order
-NODE_LEVELS = (7, 9, 15, 25)
+NODE_LEVELS = (3, 5, 7, 9, 15, 25)
+#: trials from which a group starts at 3 nodes (others at 7): its posterior
+#: is close to normal, and 3 or 5 Gauss-Hermite nodes usually suffice
+LARGE_GROUP = 100
 
 
 def node_counts(data, group_weight, params, rtol=1e-7):
     """Each group's number of adaptive nodes for a log-likelihood exact to
     ``rtol`` of the total.
 
-    Starting from 7 nodes, a group moves to the next level of
-    :data:`NODE_LEVELS` while its log marginal likelihood changes by more
-    than its share of ``rtol * |total|`` (weighted by its multiplicity); a
-    group whose 15- and 25-node values still differ keeps 25 and is
-    reported in the second return value. The difference between two levels
-    bounds the error of the smaller one, so the chosen rule's error is below
-    the tolerance. Returns ``(counts, unresolved)``.
+    A group with at least :data:`LARGE_GROUP` trials starts at 3 nodes, others
+    at 7; a group moves to the next level of :data:`NODE_LEVELS` while its log
+    marginal likelihood changes by more than its share of ``rtol * |total|``
+    (weighted by its multiplicity; the total at 3 nodes) and gets the higher
+    of the two levels that agree; a group whose 15- and 25-node values still
+    differ keeps 25 and is reported in the second return value. The
+    difference between two levels bounds the error of the smaller one, so the
+    chosen rule's error is below the tolerance. Returns ``(counts, unresolved)``.
     """
     G = data.n_groups
     weight = np.asarray(group_weight, dtype=float)
     counts = np.full(G, NODE_LEVELS[-1])
-    previous = MarginalLikelihood(data, weight, NODE_LEVELS[0]).posterior(params)
-    lm, modes = previous.log_marginal, previous.mode
-    total = abs(float(weight @ lm))
+    first = MarginalLikelihood(data, weight, NODE_LEVELS[0]).posterior(params)
+    modes = first.mode
+    total = abs(float(weight @ first.log_marginal))
     allowed = rtol * max(total, 1.0) / max(weight.sum(), 1.0)  # per unit of weight
+    start = np.where(data.group_sum(data.trials) >= LARGE_GROUP, 0, 2)
+    last = first.log_marginal.copy()
     todo = np.arange(G)
-    last = lm.copy()
-    for high in NODE_LEVELS[1:]:
-        part = data if len(todo) == G else subset_groups(data, todo)
-        finer = MarginalLikelihood(part, weight[todo], high)
-        finer._u = modes[todo]  # the modes do not depend on the rule: start there
+    for i, level in enumerate(NODE_LEVELS[1:], start=1):
+        need = todo[start[todo] <= i]
+        if not len(need):
+            continue
+        part = data if len(need) == G else subset_groups(data, need)
+        finer = MarginalLikelihood(part, weight[need], level)
+        finer._u = modes[need]  # the modes do not depend on the rule: start there
         finer = finer.posterior(params)
-        settled = np.abs(finer.log_marginal - last[todo]) <= allowed
-        counts[todo[settled]] = high
-        last[todo] = finer.log_marginal
-        todo = todo[~settled]
+        compared = start[need] < i  # groups that have a value one level down
+        settled = compared & (np.abs(finer.log_marginal - last[need]) <= allowed)
+        counts[need[settled]] = level
+        last[need] = finer.log_marginal
+        todo = np.setdiff1d(todo, need[settled], assume_unique=True)
         if not len(todo):
             break
     return counts, todo
