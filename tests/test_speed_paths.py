@@ -154,3 +154,15 @@ def test_empty_covariate_groups_sum_through_reduceat():
     )
     assert data.group_sum(np.array([1.0, 2.0, 3.0])).tolist() == [3.0, 3.0]
     assert data.group_sum(np.ones((3, 2))).tolist() == [[2.0, 2.0], [1.0, 1.0]]
+
+
+def test_small_gradient_on_a_plateau_is_not_convergence():
+    """As tau -> 0 the log tau gradient and curvature vanish together: a
+    gradient below gtol there is far from the optimum, which the Newton step
+    shows."""
+
+    def fg(x):
+        return 1e-12 * (x[0] - 5.0) ** 2, np.array([2e-12 * (x[0] - 5.0)])
+
+    res = minimize_smooth(fg, np.zeros(1), gtol=1e-9, hess_inv0=np.array([[5e11]]))
+    assert res.converged and res.x[0] == pytest.approx(5.0, abs=1e-6)

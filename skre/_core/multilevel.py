@@ -190,7 +190,10 @@ def fit_multilevel(
     beta0, b0 = cp.coef, float(cp.intercepts[0])
     S, info = source.tau2_score(beta0, b0)
     tau0 = float(np.clip(np.sqrt(S / info), 0.05, 3.0)) if S > 0 else 0.1
-    x0 = np.concatenate([beta0, [b0, np.log(tau0)]])
+    # pooled logistic coefficients are attenuated by about sqrt(1 + c^2 tau^2),
+    # c = 16 sqrt(3) / (15 pi) (Zeger, Liang & Albert 1988): undo that in the start
+    k = np.sqrt(1.0 + 0.346 * tau0**2)
+    x0 = np.concatenate([beta0 * k, [b0 * k, np.log(tau0)]])
 
     # the size of the gradient's terms per group, for its rounding floor
     grad_scale = getattr(source, "n_trials", 0.0) / max(scale, 1.0)

@@ -34,6 +34,26 @@ def log_expit_and_expit(eta):
     return log_p, p
 
 
+def row_logsumexp(a):
+    """``log(sum(exp(a), axis=1))`` for (groups x nodes) log-weights of adaptive
+    quadrature.
+
+    The shift is the middle node's value (the conditional mode, where the
+    integrand peaks; the other nodes exceed it by at most their log-weights'
+    excess, a few units), and the sum a matrix-vector product: numpy's
+    reductions along short rows are 10-20 times slower.
+    """
+    K = a.shape[1]
+    mid = a[:, K // 2] if K % 2 else np.maximum(a[:, K // 2 - 1], a[:, K // 2])
+    shift = np.array(mid, dtype=float)
+    bad = ~np.isfinite(shift)
+    if bad.any():
+        shift[bad] = a[bad].max(axis=1)
+    with np.errstate(invalid="ignore"):
+        total = np.exp(a - shift[:, None]) @ np.ones(K)
+    return shift + np.log(total)
+
+
 class NodePass:
     """Row-node sums of one data set at K adaptive nodes per group.
 
@@ -108,9 +128,8 @@ class NodePass:
             h[g0:g1] = summer @ eta
             if row_means:
                 a = log_prior[g0:g1] + h[g0:g1]
-                a -= a.max(axis=1, keepdims=True)
-                pi = np.exp(a)
-                pi /= pi.sum(axis=1, keepdims=True)
+                a -= row_logsumexp(a)[:, None]
+                pi = np.exp(a, out=a)
                 p_mean[r0:r1] = np.einsum("ij,ij->i", pi[codes], p)
             if grad:
                 if not self.binary:

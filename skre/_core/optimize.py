@@ -25,6 +25,10 @@ class OptimResult:
     hess_inv: np.ndarray  # BFGS's estimate, or the measured one after polishing
 
 
+#: the largest Newton step with which a gradient below ``gtol`` counts as converged
+PLATEAU_STEP = 1e-6
+
+
 def fd_hessian(fun_grad, x, step=1e-5):
     """Symmetrised central-difference Hessian of an analytic gradient."""
     k = len(x)
@@ -153,7 +157,8 @@ def minimize_smooth(
 
     Parameters
     ----------
-    gtol : the largest absolute gradient component accepted as converged.
+    gtol : the largest absolute gradient component accepted as converged, when
+        the Newton step it implies is below :data:`PLATEAU_STEP` as well.
     xtol : or the largest component of the Newton step ``H^-1 g`` (the estimated
         distance to the optimum) accepted as converged. On large data the
         objective's rounding keeps BFGS from reaching ``gtol`` while the
@@ -186,7 +191,11 @@ def minimize_smooth(
     floor = max(gtol, 4.0 * np.finfo(float).eps * grad_scale)
 
     def done(g, hess_inv, f):
-        return np.max(np.abs(g)) <= floor or np.max(np.abs(hess_inv @ g)) <= xtol
+        # a small gradient alone is not enough: on a plateau (the log tau
+        # gradient and curvature vanish together as tau -> 0) it is small far
+        # from the optimum, while the step it implies is not
+        step = np.max(np.abs(hess_inv @ g))
+        return step <= xtol or (np.max(np.abs(g)) <= floor and step <= PLATEAU_STEP)
 
     if hess_inv0 is None:
         hess_inv0 = _positive_definite(fd_hessian(counted, x0))

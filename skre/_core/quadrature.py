@@ -22,7 +22,7 @@ from scipy.special import expit, ndtri
 
 from .binomial import kernel, residual_and_weight
 from .grouping import subset_groups
-from .nodepass import NodePass
+from .nodepass import NodePass, row_logsumexp
 from .roots import solve_decreasing
 from .rules import adaptive_rule, normal_rule
 
@@ -122,8 +122,7 @@ class MarginalLikelihood:
             )
             sums = (np_sum, p_mean)
         a = log_prior + h
-        amax = a.max(axis=1)
-        A = amax + np.log(np.exp(a - amax[:, None]).sum(axis=1))
+        A = row_logsumexp(a)
         log_marginal = np.log(s) + A - LOG_SQRT_2PI
         return u, s, nodes, sums, a - A[:, None], log_marginal, (r0, w0, p0, W)
 
@@ -200,11 +199,15 @@ class MarginalLikelihood:
             Rk = data.group_sum(r0)[:, None]
         else:
             Rk = self.M[:, None] - sums[0]
-        hp = tau * Rk - nodes
-        E_R = np.sum(pi * Rk, axis=1)
-        E_uR = np.sum(pi * nodes * Rk, axis=1)
-        E_hp = np.sum(pi * hp, axis=1)
-        E_hpt = np.sum(pi * hp * self.t, axis=1)
+        # posterior means over the nodes (u_k = u + s t_k, h'(u_k) = tau R_k - u_k)
+        # as matrix-vector products: sums along short rows are slow in numpy
+        t = self.t
+        piR = pi * Rk
+        E_R, E_Rt = piR @ np.ones(len(t)), piR @ t
+        E_t, E_t2 = pi @ t, pi @ (t * t)
+        E_uR = u * E_R + s * E_Rt
+        E_hp = tau * E_R - (u + s * E_t)
+        E_hpt = tau * E_Rt - (u * E_t + s * E_t2)
         # at the mode: movement of u_hat and of s with the parameters
         s2 = s * s
         v0 = w0 * (1.0 - 2.0 * p0)
