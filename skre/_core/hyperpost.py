@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .optimize import _positive_definite, fd_hessian, minimize_smooth
-from .rules import product_rule
+from .rules import normal_rule, product_rule
 
 #: likelihood evaluations allowed over all rules of one fit
 MAX_EVALS = 150_000
@@ -55,9 +54,14 @@ TAIL = 27.0
 #: the others n, less two for every factor 100 below a share of 1 (at least
 #: 3): a slice's errors count in proportion to its mass
 FAR = 1e-10
+#: at most this many new slices at each end per batch (their centres are
+#: extrapolated from the slices already computed)
+BLOCK = 4
 #: inner coordinates of a slice may move this far (in whitened units) from its
 #: centre, or their SDs change by this factor, before the slice is re-centred
 RECENTRE = (0.3, 1.5)
+#: the same for the rules of 5 and more nodes (slices holding the bulk)
+BULK_CENTRE = (0.05, 1.05)
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -99,7 +103,7 @@ class Slice:
         return np.column_stack([inner, np.full(len(inner), self.theta)])
 
     @cached_property
-    def _terms(self):
+    def _terms(self):  # log weights of the nodes, unnormalised
         return product_rule(len(self.centre), self.n)[1] + self.log_ratio
 
     @cached_property
@@ -107,7 +111,12 @@ class Slice:
         """log of the integral of exp(-(f - f_mode)) over the inner coordinates."""
         d = len(self.centre)
         logdet = np.sum(np.log(np.diag(self.chol))) if d else 0.0
-        return float(logsumexp(self._terms) + logdet + 0.5 * d * LOG_2PI)
+        t = self._terms
+        top = t.max()
+        if not np.isfinite(top):
+            return -np.inf
+        total = top + np.log(np.sum(np.exp(t - top)))
+        return float(total + logdet + 0.5 * d * LOG_2PI)
 
     @cached_property
     def weights(self):
@@ -235,82 +244,182 @@ def _values(neg_logpost, x):
 
 
 class _Builder:
-    """Evaluates slices, counting likelihood evaluations."""
+    """Evaluates slices, many in one batch, counting likelihood evaluations."""
 
     def __init__(self, neg_logpost, post, f_mode, cond_slope):
         self.nlp, self.post, self.f_mode = neg_logpost, post, f_mode
         self.cond_slope, self.evals = cond_slope, 0
 
-    def slice(self, s, theta, centre, chol, n):
-        d = len(centre)
-        z = product_rule(d, n)[0]
-        inner = centre + z @ chol.T
-        x = np.column_stack([inner, np.full(len(inner), theta)])
+    def slices(self, specs):
+        """Slices for ``(s, theta, centre, chol, n)`` specs, in one batch."""
+        if not specs:
+            return []
+        parts, zs = [], []
+        for _, theta, centre, chol, n in specs:
+            z = product_rule(len(centre), n)[0]
+            inner = centre + z @ chol.T
+            parts.append(np.column_stack([inner, np.full(len(inner), theta)]))
+            zs.append(z)
+        x = np.concatenate(parts)
         f = _values(self.nlp, x)
         self.evals += len(x)
-        lr = 0.5 * np.sum(z * z, axis=1) - (f - self.f_mode)
-        lr[~np.isfinite(lr)] = -np.inf
-        return Slice(s, theta, centre, chol, n, lr)
+        out, start = [], 0
+        for (s, theta, centre, chol, n), z in zip(specs, zs):
+            lr = 0.5 * np.sum(z * z, axis=1) - (f[start : start + len(z)] - self.f_mode)
+            lr[~np.isfinite(lr)] = -np.inf
+            out.append(Slice(s, theta, centre, chol, n, lr))
+            start += len(z)
+        return out
 
-    def centred(self, sl, n, tries=3):
-        """The slice with ``n`` nodes, re-centred on its own moments while
-        they sit far from its centre and scale."""
-        sl = self.slice(sl.s, sl.theta, sl.centre, sl.chol, n)
+    def same(self, slices, n):
+        """The slices with ``n`` nodes per dimension (one count, or one
+        each), same centres."""
+        ns = [n] * len(slices) if np.ndim(n) == 0 else n
+        return self.slices(
+            [(sl.s, sl.theta, sl.centre, sl.chol, k) for sl, k in zip(slices, ns)]
+        )
+
+    def centred(self, slices, n, limits=RECENTRE, tries=3):
+        """The slices with ``n`` nodes (one count, or one each), re-centred
+        on their own moments while these sit far from the centre and scale
+        (see RECENTRE)."""
+        out = self.same(slices, n)
         for _ in range(tries):
-            if not np.isfinite(sl.log_mass):
-                return sl
-            mean, cov = sl.moments
-            shift = np.linalg.solve(sl.chol, mean - sl.centre)
-            white = np.linalg.solve(sl.chol, np.linalg.solve(sl.chol, cov).T)
-            ev = np.linalg.eigvalsh(0.5 * (white + white.T))
-            far, ratio = RECENTRE
-            if (
-                np.max(np.abs(shift)) <= far
-                and ev.min() >= ratio**-2
-                and ev.max() <= ratio**2
-            ):
-                return sl
-            try:
-                chol = np.linalg.cholesky(cov)
-            except np.linalg.LinAlgError:
-                return sl
-            sl = self.slice(sl.s, sl.theta, mean, chol, n)
-        return sl
+            redo = [k for k, sl in enumerate(out) if _off_centre(sl, limits)]
+            if not redo:
+                break
+            moved = self.same([_moved(out[k]) for k in redo], [out[k].n for k in redo])
+            for k, sl in zip(redo, moved):
+                out[k] = sl
+        return out
 
-    def probe(self, s):
-        """A new slice at ``s``: one node at the predicted centre, then 3 per
-        dimension (re-centred) unless its mass is beyond FAR."""
+    def probe(self, positions):
+        """New slices at ``positions`` of s: one node at the predicted centre,
+        then (unless their mass is beyond FAR) 3 per dimension, re-centred,
+        with the one-node rule at the final centre beside them."""
         post = self.post
-        theta = float(post.theta_of(s))
-        mean, cov = _predict(post.slices, s, theta, self.cond_slope)
-        sl = self.slice(s, theta, mean, _chol(cov), 1)
-        lds = _log_density_s(post, post.slices + [sl])
-        share = np.exp(lds[-1] - logsumexp(lds))
-        if not np.isfinite(sl.log_mass) or share < 0.01 * FAR:
-            return sl
-        sl = self.centred(sl, 3)
-        sl.coarse = self.slice(sl.s, sl.theta, sl.centre, sl.chol, 1)
-        return sl
+        specs = []
+        for s in positions:
+            theta = float(post.theta_of(s))
+            mean, cov = _predict(post.slices, s, theta, self.cond_slope)
+            specs.append((s, theta, mean, _chol(cov), 1))
+        new = self.slices(specs)
+        lds = _log_density_s(post, post.slices + new)
+        lds = lds - lds.max()
+        share = np.exp(lds - np.log(np.sum(np.exp(lds))))[len(post.slices) :]
+        grow = [
+            k
+            for k, sl in enumerate(new)
+            if np.isfinite(sl.log_mass) and share[k] >= 0.01 * FAR
+        ]
+        better = self.centred([new[k] for k in grow], 3)
+        for k, sl, low in zip(grow, better, self.same(better, 1)):
+            sl.coarse = low
+            new[k] = sl
+        return new
 
     def assign(self, n):
-        """Give each slice its order for its share of the mass (see FAR), with
-        the rule of two nodes fewer beside it, for the check."""
-        post = self.post
-        W = post.slice_weights()
-        out = []
-        for sl, w in zip(post.slices, W):
-            want = grade(w, n)
-            if want > sl.n:
-                lower = sl if sl.n == want - 2 else None
-                if lower is None and sl.n >= 3:  # the bulk's first rule: re-centre
-                    sl = self.centred(sl, want - 2)
-                    lower = sl
-                elif lower is None:
-                    lower = self.slice(sl.s, sl.theta, sl.centre, sl.chol, want - 2)
-                sl = self.slice(sl.s, sl.theta, lower.centre, lower.chol, want)
-                sl.coarse = lower
-            out.append(sl)
-        post.slices = out
+        """Give each slice (at least) its order for its share of the mass (see
+        FAR), with the rule of two nodes fewer beside it, for the check."""
+        self.upgrade([grade(w, n) for w in self.post.slice_weights()])
+
+    def upgrade(self, want):
+        """Raise each slice k to ``want[k]`` nodes where it has fewer."""
+        slices = self.post.slices
+        up = [k for k, sl in enumerate(slices) if want[k] > sl.n]
+        # the rule of two nodes fewer: the slice itself when it has that many
+        # and sits well; otherwise re-centred (on the moments of its best rule
+        # so far) until it does, tightly for rules of 5 nodes and more
+        lower = {}
+        for k in up:
+            limits = BULK_CENTRE if want[k] > 5 else RECENTRE
+            if slices[k].n == want[k] - 2 and not _off_centre(slices[k], limits):
+                lower[k] = slices[k]
+        for limits in (BULK_CENTRE, RECENTRE):
+            ks = [k for k in up if k not in lower and want[k] > 3]
+            ks = [k for k in ks if (want[k] > 5) == (limits is BULK_CENTRE)]
+            moved = [_moved(slices[k]) for k in ks]
+            lower.update(
+                zip(ks, self.centred(moved, [want[k] - 2 for k in ks], limits))
+            )
+        ks = [k for k in up if k not in lower]  # 3 nodes, beside the 1-node rule
+        lower.update(zip(ks, self.same([slices[k] for k in ks], 1)))
+        specs = [
+            (lower[k].s, lower[k].theta, lower[k].centre, lower[k].chol, want[k])
+            for k in up
+        ]
+        for k, sl in zip(up, self.slices(specs)):
+            sl.coarse = lower[k]
+            slices[k] = sl
+
+
+def _normal_fit(sl):
+    """Mean and covariance, in the slice's whitened coordinates z, of the
+    normal its rule sees: the moments of rules of 5 nodes and more; for 3
+    nodes (whose moments underrate a wrong scale) the normal through the log
+    density at the 3^d nodes (a Newton step with the finite-difference
+    gradient and Hessian there, exact for a normal)."""
+    d = len(sl.centre)
+    if sl.n != 3:
+        z, w = sl.z, sl.weights
+        mean = w @ z
+        dev = z - mean
+        return mean, (w[:, None] * dev).T @ dev
+    step = normal_rule(3)[0][2]
+    lp = (sl.log_ratio - 0.5 * np.sum(sl.z**2, axis=1)).reshape((3,) * d)
+    mid = (1,) * d
+
+    def at(**moves):
+        idx = list(mid)
+        for axis, k in moves.items():
+            idx[int(axis[1:])] = k
+        return lp[tuple(idx)]
+
+    g, H = np.empty(d), np.empty((d, d))
+    for i in range(d):
+        g[i] = (at(**{f"a{i}": 2}) - at(**{f"a{i}": 0})) / (2 * step)
+        H[i, i] = (at(**{f"a{i}": 2}) - 2 * lp[mid] + at(**{f"a{i}": 0})) / step**2
+        for j in range(i):
+            H[i, j] = H[j, i] = (
+                at(**{f"a{i}": 2, f"a{j}": 2})
+                - at(**{f"a{i}": 2, f"a{j}": 0})
+                - at(**{f"a{i}": 0, f"a{j}": 2})
+                + at(**{f"a{i}": 0, f"a{j}": 0})
+            ) / (4 * step**2)
+    if not np.all(np.isfinite(H)) or np.any(np.linalg.eigvalsh(-H) <= 0):
+        z, w = sl.z, sl.weights  # not concave there: fall back on the moments
+        mean = w @ z
+        dev = z - mean
+        return mean, (w[:, None] * dev).T @ dev
+    cov = np.linalg.inv(-H)
+    return cov @ g, cov
+
+
+def _moved(sl):
+    """A slice (not evaluated) centred and scaled by :func:`_normal_fit`."""
+    if sl.n == 1 or not np.isfinite(sl.log_mass):
+        return sl
+    mean_z, cov_z = _normal_fit(sl)
+    try:
+        chol = sl.chol @ np.linalg.cholesky(cov_z)
+    except np.linalg.LinAlgError:
+        return sl
+    return Slice(sl.s, sl.theta, sl.centre + sl.chol @ mean_z, chol, sl.n, None)
+
+
+def _off_centre(sl, limits):
+    """Whether the normal of :func:`_normal_fit` sits far from the slice's
+    rule (mean 0 and covariance I in its whitened coordinates)."""
+    if sl.n == 1 or not np.isfinite(sl.log_mass):
+        return False
+    shift, cov = _normal_fit(sl)
+    ev = np.linalg.eigvalsh(0.5 * (cov + cov.T))
+    if not np.all(np.isfinite(ev)) or ev.min() <= 0:
+        return False  # cannot re-centre on a degenerate covariance
+    far, ratio = limits
+    return bool(
+        np.max(np.abs(shift)) > far or ev.min() < ratio**-2 or ev.max() > ratio**2
+    )
 
 
 def grade(share, n):
@@ -380,10 +489,8 @@ def fit_hyperposterior(
     first = Slice(
         0.0, mode[-1], mode[:-1], _chol(_positive_definite(H[:-1, :-1])), 1, None
     )
-    post.slices = [build.centred(first, 3)]
-    post.slices[0].coarse = build.slice(
-        0.0, mode[-1], post.slices[0].centre, post.slices[0].chol, 1
-    )
+    post.slices = build.centred([first], 3)
+    post.slices[0].coarse = build.same(post.slices, 1)[0]
     _extend(post, build)
     build.assign(n)
     while True:
@@ -399,40 +506,70 @@ def fit_hyperposterior(
         if step_change <= tol and order_change <= tol:
             post.converged = True
             break
-        cost = sum(sl.n**d for sl in post.slices if sl.n > 1)
         if order_change > tol:
-            if build.evals + cost * ((n + 2) / n) ** d > max_evals:
+            # two more nodes where the check moved most: every slice whose
+            # coarser rule alone moves the summary by a tenth of the largest
+            part = [
+                summary_change(fine, moment_summary(post, _swap(post, k), rows))
+                for k in range(len(post.slices))
+            ]
+            top = max(part)
+            want = [
+                sl.n + 2 if p >= 0.1 * top and p > 0 else sl.n
+                for sl, p in zip(post.slices, part)
+            ]
+            cost = sum(k**d for k in want if k > 1)
+            if build.evals + cost > max_evals:
                 break
-            n += 2
+            build.upgrade(want)
+            n = max(n, max(want))
         else:
+            cost = sum(sl.n**d for sl in post.slices if sl.n > 1)
             if build.evals + 2 * cost > max_evals:
                 break
             _halve(post, build)
-        build.assign(n)
+            build.assign(n)
         post.n_per_dim = n
     post.n_evals = build.evals
     return post
 
 
+def _swap(post, k):
+    """The slices with slice k's coarser rule in its place."""
+    out = list(post.slices)
+    if out[k].coarse is not None:
+        out[k] = out[k].coarse
+    return out
+
+
 def _extend(post, build):
-    """Add slices at s = +-h, +-2h, ... until the density is TAIL below its top."""
+    """Add slices at s = +-h, +-2h, ... until the density is TAIL below its
+    top, both ways at once, as many a round as the slope of the log density
+    at each end says are still needed."""
     h = post.step
-    for direction in (1.0, -1.0):
-        while True:
-            edge = max(post.slices, key=lambda sl: direction * sl.s)
+    while True:
+        positions = []
+        for direction in (1.0, -1.0):
+            order = np.argsort(direction * post.s)
             lds = post.log_density_s
-            last = lds[np.argmax(direction * post.s)]
+            last = lds[order[-1]]
             if not np.isfinite(last) or last < lds.max() - TAIL:
-                break
-            sl = build.probe(edge.s + direction * h)
-            post.slices = sorted(post.slices + [sl], key=lambda sl: sl.s)
+                continue
+            slope = last - lds[order[-2]] if len(order) > 1 else -1.0
+            left = (last - lds.max() + TAIL) / max(-slope, 0.5)
+            count = int(np.clip(np.ceil(left) + 1, 2, BLOCK))
+            edge = post.s[order[-1]]
+            positions.extend(edge + direction * h * np.arange(1, count + 1))
+        if not positions:
+            return
+        new = build.probe(np.array(positions))
+        post.slices = sorted(post.slices + new, key=lambda sl: sl.s)
 
 
 def _halve(post, build):
     """Halve the step: a new slice between every two."""
-    old = list(post.slices)
-    for a, b in zip(old[:-1], old[1:]):
-        sl = build.probe(0.5 * (a.s + b.s))
-        post.slices = sorted(post.slices + [sl], key=lambda sl: sl.s)
+    s = post.s
+    new = build.probe(0.5 * (s[:-1] + s[1:]))
+    post.slices = sorted(post.slices + new, key=lambda sl: sl.s)
     post.step *= 0.5
     _extend(post, build)
