@@ -18,7 +18,7 @@ from scipy.special import expit, logsumexp
 from ._core.bayes_grid import BatchLikelihood
 from ._core.binomial import kernel
 from ._core.hypermarg import (
-    coefficient_grid,
+    CoefficientMarginal,
     coefficient_quantiles,
     quantile_changes,
     theta_density,
@@ -265,8 +265,7 @@ class BayesFit(MultilevelFit):
             raise ValueError(f"covariate {name!r} is aliased: it has no posterior.")
         centre, sd = float(c @ post.mode), float(np.sqrt(c @ cov @ c))
         grid = centre + sd * np.linspace(-7.0, 7.0, 161)
-        v, dens = coefficient_grid(post, c)
-        dens = np.interp(grid, v, dens, left=0.0, right=0.0)
+        dens = CoefficientMarginal(post, c).density(grid)
         return grid, dens / cumulative_simpson(dens, x=grid)[-1]
 
     def group_intervals(self, level, method=None, n_grid=801, span=10.0):

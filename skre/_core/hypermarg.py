@@ -24,6 +24,7 @@ from numpy.polynomial import chebyshev
 from scipy.integrate import cumulative_simpson
 from scipy.interpolate import CubicHermiteSpline, CubicSpline
 
+from .roots import solve_decreasing
 from .rules import normal_rule
 
 #: slices holding less than this share of the mass enter coefficient
@@ -128,39 +129,79 @@ def _product_rule(d, n):
     return product_rule(d, n)
 
 
-def coefficient_grid(post, c, slices=None, n_grid=801):
-    """``(values, density)`` of ``v = c'x`` (c over the inner coordinates and
-    theta; its theta entry must be 0), the mixture over the slices."""
-    slices = post.slices if slices is None else slices
-    W = post.slice_weights(slices)
-    c_in = np.asarray(c, dtype=float)[:-1]
-    centres = np.array([c_in @ sl.centre for sl in slices])
-    a = [sl.chol.T @ c_in for sl in slices]
-    alpha = np.array([np.linalg.norm(ai) for ai in a])
-    use = W >= 1e-14
-    lo = np.min((centres - SPAN * alpha)[use])
-    hi = np.max((centres + SPAN * alpha)[use])
-    v = np.linspace(lo, hi, n_grid)
-    mix = np.zeros(n_grid)
-    for sl, w, m, ai, al in zip(slices, W, centres, a, alpha):
-        if w < 1e-14:
-            continue
-        s = (v - m) / al
-        if w < TINY or sl.n == 1:  # a normal with the slice's moments
-            mean, cov = sl.moments
-            mu, sd = c_in @ mean, np.sqrt(c_in @ cov @ c_in)
-            dens = np.exp(-0.5 * ((v - mu) / sd) ** 2)
-        else:
-            edge = normal_rule(sl.n)[0].max()
-            k = 2 * sl.n + 1
-            cheb = np.cos(np.pi * (np.arange(k) + 0.5) / k) * edge
-            log_r = _log_r_along(sl, ai / al, cheb)
-            coef = chebyshev.chebfit(cheb / edge, log_r - log_r.max(), k - 1)
-            dens = np.exp(-0.5 * s * s + _continued(coef, s / edge, edge))
-        total = cumulative_simpson(dens, x=v)[-1]
-        if total > 0:
-            mix += w * dens / total
-    return v, mix
+class CoefficientMarginal:
+    """The posterior of ``v = c'x`` (c over the inner coordinates and theta,
+    its theta entry 0) as the mixture over the slices of their conditional
+    densities, each tabulated on its own grid of ``n_grid`` points over
+    ``SPAN`` conditional SDs (the conditional SDs may differ by orders of
+    magnitude between the bulk and the tail towards tau = 0)."""
+
+    def __init__(self, post, c, slices=None, n_grid=401):
+        slices = post.slices if slices is None else slices
+        W = post.slice_weights(slices)
+        c_in = np.asarray(c, dtype=float)[:-1]
+        self.s = np.linspace(-SPAN, SPAN, n_grid)
+        parts = []
+        for sl, w in zip(slices, W):
+            if w < 1e-14:
+                continue
+            a = sl.chol.T @ c_in
+            alpha = float(np.linalg.norm(a))
+            centre = float(c_in @ sl.centre)
+            if w < TINY or sl.n == 1:  # a normal with the slice's moments
+                mean, cov = sl.moments
+                centre, alpha = float(c_in @ mean), float(np.sqrt(c_in @ cov @ c_in))
+                dens = np.exp(-0.5 * self.s**2)
+            else:
+                edge = normal_rule(sl.n)[0].max()
+                k = 2 * sl.n + 1
+                cheb = np.cos(np.pi * (np.arange(k) + 0.5) / k) * edge
+                log_r = _log_r_along(sl, a / alpha, cheb)
+                coef = chebyshev.chebfit(cheb / edge, log_r - log_r.max(), k - 1)
+                dens = np.exp(-0.5 * self.s**2 + _continued(coef, self.s / edge, edge))
+            cdf = np.r_[0.0, cumulative_simpson(dens, x=self.s)]
+            dens, cdf = dens / cdf[-1], cdf / cdf[-1]
+            parts.append((w, centre, alpha, np.maximum.accumulate(cdf), dens))
+        total = sum(p[0] for p in parts)
+        self.parts = [(w / total, *rest) for w, *rest in parts]
+
+    def density(self, v):
+        v = np.asarray(v, dtype=float)
+        out = np.zeros(v.shape)
+        for w, centre, alpha, _, dens in self.parts:
+            out += w * np.interp((v - centre) / alpha, self.s, dens, 0.0, 0.0) / alpha
+        return out
+
+    def cdf(self, v):
+        """The CDF at v, each slice's by cubic Hermite interpolation on its
+        grid (its density the derivative), and the density there."""
+        v = np.asarray(v, dtype=float)
+        F, f = np.zeros(v.shape), np.zeros(v.shape)
+        s, step = self.s, self.s[1] - self.s[0]
+        for w, centre, alpha, cdf, dens in self.parts:
+            t = (v - centre) / alpha
+            k = np.clip(((t - s[0]) // step).astype(int), 0, len(s) - 2)
+            u = np.clip((t - s[k]) / step, 0.0, 1.0)
+            h00, h10 = (1 + 2 * u) * (1 - u) ** 2, u * (1 - u) ** 2
+            h01, h11 = u * u * (3 - 2 * u), u * u * (u - 1)
+            val = h00 * cdf[k] + h01 * cdf[k + 1]
+            val += step * (h10 * dens[k] + h11 * dens[k + 1])
+            F += w * np.where(t < s[0], 0.0, np.where(t > s[-1], 1.0, val))
+            f += w * np.interp(t, s, dens, 0.0, 0.0) / alpha
+        return F, f
+
+    def quantiles(self, probs):
+        probs = np.atleast_1d(np.asarray(probs, dtype=float))
+        lo = min(c - SPAN * a for _, c, a, _, _ in self.parts)
+        hi = max(c + SPAN * a for _, c, a, _, _ in self.parts)
+
+        def fun(v):
+            F, f = self.cdf(v)
+            return probs - F, -np.maximum(f, 1e-300)
+
+        start = np.full(len(probs), sum(w * c for w, c, *_ in self.parts))
+        lo, hi = np.full(len(probs), lo), np.full(len(probs), hi)
+        return solve_decreasing(fun, start, lo, hi, tol=1e-13)[0]
 
 
 def _continued(coef, t, edge=1.0):
@@ -179,8 +220,7 @@ def _continued(coef, t, edge=1.0):
 
 
 def coefficient_quantiles(post, c, probs, slices=None):
-    v, dens = coefficient_grid(post, c, slices)
-    return _invert(v, dens, probs)
+    return CoefficientMarginal(post, c, slices).quantiles(probs)
 
 
 def quantile_changes(post, C, probs, sds, results):
