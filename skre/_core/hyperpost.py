@@ -233,7 +233,7 @@ def fit_hyperposterior(
                 sl.n + 2 if p >= 0.1 * top and p > 0 else sl.n
                 for sl, p in zip(post.slices, part)
             ]
-            cost = sum(k**d for k in want if k > 1)
+            cost = sum(k**d for k, sl in zip(want, post.slices) if k > sl.n)
             if build.evals + cost > max_evals:
                 break
             build.upgrade(want)
