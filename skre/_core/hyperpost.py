@@ -155,9 +155,8 @@ def moment_summary(post, slices, rows):
     theta = np.array([sl.theta for sl in slices])
     means = np.array([np.r_[sl.moments[0], sl.theta] for sl in slices]) @ rows.T
     inner = rows[:, :-1]
-    var = np.array(
-        [np.einsum("ij,jk,ik->i", inner, sl.moments[1], inner) for sl in slices]
-    )
+    covs = np.array([sl.moments[1] for sl in slices])
+    var = np.einsum("ij,sjk,ik->si", inner, covs, inner)
     m = W @ means
     sd = np.sqrt(np.maximum(W @ (var + means**2) - m * m, 0.0))
     tau = np.exp(theta)

@@ -208,6 +208,13 @@ class _Builder:
 
 
 def _normal_fit(sl):
+    """:func:`_fit_normal`, cached on the slice."""
+    if "_normal" not in sl.__dict__:
+        sl.__dict__["_normal"] = _fit_normal(sl)
+    return sl.__dict__["_normal"]
+
+
+def _fit_normal(sl):
     """Mean and covariance, in the slice's whitened coordinates z, of the
     normal its rule sees: the moments of rules of 5 nodes and more; for 3
     nodes (whose moments underrate a wrong scale) the normal through the log
@@ -267,7 +274,7 @@ def _off_centre(sl, limits):
     if sl.n == 1 or not np.isfinite(sl.log_mass):
         return False
     shift, cov = _normal_fit(sl)
-    ev = np.linalg.eigvalsh(0.5 * (cov + cov.T))
+    ev = np.linalg.eigvalsh(0.5 * (cov + cov.T)) if len(cov) > 1 else cov[0]
     if not np.all(np.isfinite(ev)) or ev.min() <= 0:
         return False  # cannot re-centre on a degenerate covariance
     far, ratio = limits
