@@ -1,10 +1,16 @@
 """``MultilevelBinomial(method="bayes")``: the hyperparameters integrated over.
 
 The posterior of ``x = (beta, b, log tau)`` (aliased slopes held at 0) comes
-from :mod:`skre._core.hyperpost` (deterministic quadrature); everything the
-fit reports is then averaged over its grid: point estimates are posterior
-means, ``population_`` the posterior predictive of a new group's theta,
-predictions and held-out scores mixtures over the grid.
+from :mod:`skre._core.hyperpost` (nested deterministic quadrature: log tau on
+a 1-D grid, the rest by Gauss-Hermite rules given tau, each refined until the
+posterior means and SDs are stable to 1e-5 SD, or a QuadratureWarning says
+how far they are); the likelihood at its nodes from
+:mod:`skre._core.bayes_grid`. Everything the fit reports is then averaged over
+the grid: point estimates are posterior means, ``population_`` the posterior
+predictive of a new group's theta, predictions and held-out scores mixtures
+over the grid. The 95% limits of :meth:`BayesFit.posterior_summary` and the
+densities of :meth:`BayesFit.posterior_density` come from the same values
+(:mod:`skre._core.hypermarg`), without new likelihood evaluations.
 """
 
 from dataclasses import dataclass
