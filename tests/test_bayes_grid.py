@@ -126,3 +126,25 @@ def test_covariate_case_converges_and_says_nothing():
     assert hyper.converged and max(hyper.changes.values()) <= 1e-5
     assert hyper.n_evals < 10_000
     assert np.isfinite(table.to_numpy()).all()
+
+
+def test_a_stop_at_the_evaluation_limit_is_reported(monkeypatch):
+    # a tolerance the budget cannot reach: the refinements stop, and say so
+    post = fit_hyperposterior(
+        SkewedPosterior(), np.array([0.0, 0.0]), tol=1e-14, max_evals=3000
+    )
+    assert not post.converged and max(post.changes.values()) > 1e-14
+    assert post.n_evals <= 3000
+    import functools
+
+    import skre._bayes
+
+    limited = functools.partial(
+        skre._bayes.fit_hyperposterior, tol=1e-14, max_evals=2000
+    )
+    monkeypatch.setattr(skre._bayes, "fit_hyperposterior", limited)
+    X, y = load_rats(return_X_y=True)
+    est = MultilevelBinomial(group="batch", method="bayes", tau_prior=HalfCauchy(1.0))
+    with pytest.warns(QuadratureWarning, match="stopped at .* may be off by"):
+        est.fit(X, y)
+    assert not est._fit_result.hyper.converged
