@@ -16,7 +16,6 @@ from functools import cached_property
 
 import numpy as np
 
-from .optimize import _positive_definite
 from .rules import normal_rule, product_rule
 
 LOG_2PI = np.log(2.0 * np.pi)
@@ -316,4 +315,9 @@ def _predict(slices, s, theta, cond_slope):
 
 
 def _chol(cov):
-    return np.linalg.cholesky(_positive_definite(np.linalg.inv(cov)))
+    """Cholesky factor of a covariance, its eigenvalues floored at 1e-8 of
+    the largest (a rule needs a scale in every direction)."""
+    vals, vecs = np.linalg.eigh(0.5 * (cov + cov.T))
+    top = max(float(np.max(np.abs(vals))), 1e-300)
+    vals = np.maximum(np.abs(vals), 1e-8 * top)
+    return np.linalg.cholesky((vecs * vals) @ vecs.T)
