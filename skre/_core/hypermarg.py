@@ -10,9 +10,11 @@
   interpolated by the tensor polynomial through the nodes; along ``a`` the
   density ``phi(s) R(s)`` has ``R(s) = E_w exp(l(s a/|a| + U w))`` over the
   other directions (Gauss-Hermite in w), computed at Chebyshev points of
-  ``|s| <= `` the largest node and interpolated in between (held at its edge
-  values beyond, where the rule has no information: normal tails). The
-  marginal is the mixture of these over the slices.
+  ``|s| <=`` the largest node and interpolated in between; beyond, where the
+  rule has no information, ``log R`` continues as its second-order Taylor
+  polynomial at the edge. Each slice's density is tabulated on its own grid
+  (the conditional SDs grow by orders of magnitude towards tau = 0), and the
+  marginal is their mixture.
 
 Quantiles invert the CDF by cubic Hermite interpolation (the density is its
 derivative). :func:`quantile_changes` repeats them on the grid of twice the
@@ -25,7 +27,7 @@ from scipy.integrate import cumulative_simpson
 from scipy.interpolate import CubicHermiteSpline, CubicSpline
 
 from .roots import solve_decreasing
-from .rules import normal_rule
+from .rules import normal_rule, product_rule
 
 #: slices holding less than this share of the mass enter coefficient
 #: marginals as normals with their moments
@@ -58,7 +60,7 @@ def theta_density(post, theta):
 
 
 def theta_quantiles(post, probs, slices=None):
-    theta, dens, fine, spline = theta_grid(post, slices)
+    _, _, fine, spline = theta_grid(post, slices)
     dens_s = np.exp(spline(fine))
     return post.theta_of(_invert(fine, dens_s, probs))
 
@@ -114,19 +116,12 @@ def _log_r_along(sl, direction, s):
     if d == 1:
         return _interpolate(lr, sl.n, (direction[0] * s)[:, None])
     # an orthonormal basis of the other directions
-    q, _ = np.linalg.qr(np.column_stack([direction, np.eye(d)[:, : d - 1]]))
-    U = q[:, 1:]
-    w, log_ow = _product_rule(d - 1, sl.n + 2)
+    U = np.linalg.qr(direction[:, None], mode="complete")[0][:, 1:]
+    w, log_ow = product_rule(d - 1, sl.n + 2)
     pts = s[:, None, None] * direction + (w @ U.T)[None, :, :]
     vals = _interpolate(lr, sl.n, pts.reshape(-1, d)).reshape(len(s), len(w))
     top = vals.max(axis=1, keepdims=True)
     return top[:, 0] + np.log(np.exp(vals - top) @ np.exp(log_ow))
-
-
-def _product_rule(d, n):
-    from .rules import product_rule
-
-    return product_rule(d, n)
 
 
 class CoefficientMarginal:
