@@ -1,10 +1,16 @@
 """``MultilevelBinomial(method="bayes")``: the hyperparameters integrated over.
 
 The posterior of ``x = (beta, b, log tau)`` (aliased slopes held at 0) comes
-from :mod:`skre._core.hyperpost` (deterministic quadrature); everything the
-fit reports is then averaged over its grid: point estimates are posterior
-means, ``population_`` the posterior predictive of a new group's theta,
-predictions and held-out scores mixtures over the grid.
+from :mod:`skre._core.hyperpost` (nested deterministic quadrature: log tau on
+a 1-D grid, the rest by Gauss-Hermite rules given tau, each refined until the
+posterior means and SDs are stable to 1e-5 SD, or a QuadratureWarning says
+how far they are); the likelihood at its nodes from
+:mod:`skre._core.bayes_grid`. Everything the fit reports is then averaged over
+the grid: point estimates are posterior means, ``population_`` the posterior
+predictive of a new group's theta, predictions and held-out scores mixtures
+over the grid. The 95% limits of :meth:`BayesFit.posterior_summary` and the
+densities of :meth:`BayesFit.posterior_density` come from the same values
+(:mod:`skre._core.hypermarg`), without new likelihood evaluations.
 """
 
 from dataclasses import dataclass
@@ -15,37 +21,44 @@ import pandas as pd
 from scipy.integrate import cumulative_simpson
 from scipy.special import expit, logsumexp
 
+from ._core.bayes_grid import BatchLikelihood
 from ._core.binomial import kernel
+from ._core.hypermarg import (
+    CoefficientMarginal,
+    coefficient_quantiles,
+    quantile_changes,
+    theta_density,
+    theta_quantiles,
+)
 from ._core.hyperpost import (
-    FIRST_GRIDS,
     MAX_EVALS,
     HyperPosterior,
-    first_grids_cost,
+    first_rules_cost,
     fit_hyperposterior,
-    marginal_density,
-    marginal_quantiles,
 )
 from ._core.multilevel import MAX_LOG_TAU, negative_loglik
 from ._core.population import LogitNormalMixture
 from ._multilevel_fit import MultilevelFit
 from .exceptions import QuadratureWarning, warn
 
-#: covariates (after aliased ones are dropped) the product grid can take
-MAX_COVARIATES = max(k for k in range(10) if first_grids_cost(k + 2) <= MAX_EVALS)
+#: covariates (after aliased ones are dropped) the nested grid takes
+MAX_COVARIATES = 2
+#: the 95% limits are checked to this many posterior SDs (the check measures
+#: the coarser rules, whose limits are far cruder than the reported ones)
+QUANTILE_TOL = 1e-3
 
 
 def check_bayes_size(n_covariates):
     """Refuse, before any grid is built, a dimension the grid cannot integrate."""
     dim = n_covariates + 2
-    if first_grids_cost(dim) > MAX_EVALS:
-        n0, n1 = FIRST_GRIDS
+    if n_covariates > MAX_COVARIATES:
         raise ValueError(
             f"method='bayes' integrates over the {dim} hyperparameters (intercept, "
-            f"tau and {n_covariates} slopes) with product grids of {n0}^{dim} and "
-            f"{n1}^{dim} = {n0**dim + n1**dim:,} likelihood evaluations at least, "
-            f"beyond the limit of {MAX_EVALS:,} (at most {MAX_COVARIATES} covariates). "
-            "Use method='ml' (with tau_prior and coef_prior it gives the "
-            "posterior mode), or fewer covariates."
+            f"tau and {n_covariates} slopes): at every value of tau a product "
+            f"rule over the other {dim - 1}, about {first_rules_cost(dim):,} "
+            f"likelihood evaluations at least (at most {MAX_COVARIATES} "
+            "covariates). Use method='ml' (with tau_prior and coef_prior it "
+            "gives the posterior mode), or fewer covariates."
         )
 
 
@@ -73,6 +86,13 @@ class NegLogPosterior:
     def __init__(self, fit, free):
         self.fit, self.free = fit, free
         self.nll = negative_loglik(fit.model, fit.log_prior)
+        if np.ndim(fit.n_quad) == 0:  # the same numbers, faster
+            start = fit.posterior.mode if fit.posterior is not None else None
+            self.values = BatchLikelihood(
+                fit.units, fit.unit_weight, fit.n_quad, start
+            ).values
+        else:
+            self.values = fit.model.values
 
     def __call__(self, x):
         x_full = np.zeros(len(self.free))
@@ -91,7 +111,7 @@ class NegLogPosterior:
         out = np.full(len(X), np.inf)
         if ok.any():
             param_rows = np.column_stack([full[ok, :-1], np.exp(log_tau[ok])])
-            value = self.fit.model.values(param_rows)
+            value = self.values(param_rows)
             value += _log_prior_batch(self.fit, full[ok])
             out[ok] = -value - log_tau[ok]
         return out
@@ -196,24 +216,40 @@ class BayesFit(MultilevelFit):
     def posterior_summary(self):
         post = self.hyper
         x = post.nodes
-        free = self.free
-        C = self.fixed_map()[:, free]
-        nlp = NegLogPosterior(self, free)
-        rows = []
+        C = self.fixed_map()[:, self.free]
+        probs = [0.025, 0.975]
+        rows, quantiles, sds = [], [], []
         for c in C:
             if not np.any(c):  # an aliased slope: fixed at 0, not estimated
                 rows.append((np.nan,) * 4)
                 continue
             vals = x @ c
-            q = marginal_quantiles(nlp, post, c, [0.025, 0.975])
+            q = coefficient_quantiles(post, c, probs)
             rows.append((post.mean(vals), post.sd(vals), *q))
-        tau = np.exp(x[:, -1])
-        last = np.eye(x.shape[1])[-1]
-        q = np.exp(marginal_quantiles(nlp, post, last, [0.025, 0.975]))
-        rows.append((post.mean(tau), post.sd(tau), *q))
+            quantiles.append(q)
+            sds.append(post.sd(vals))
+        theta = x[:, -1]
+        q = theta_quantiles(post, probs)
+        tau = np.exp(theta)
+        rows.append((post.mean(tau), post.sd(tau), *np.exp(q)))
+        changes = quantile_changes(
+            post,
+            [c for c in C if np.any(c)],
+            probs,
+            np.r_[sds, post.sd(theta)],
+            [*quantiles, q],
+        )
+        if max(changes.values()) > QUANTILE_TOL:
+            warn(
+                "method='bayes': the 95% limits of posterior_summary() may be "
+                f"off by {max(changes.values()):.2g} posterior SDs (the change "
+                "on the grid of twice the step or with fewer inner nodes).",
+                QuadratureWarning,
+            )
         names = ["intercept", *map(str, self.design.covariates), "tau"]
         frame = pd.DataFrame(rows, index=names, columns=["mean", "sd", "2.5%", "97.5%"])
         frame.loc[np.r_[False, self.design.aliased, False]] = np.nan
+        frame.attrs["quantile_changes"] = changes
         return frame
 
     def posterior_density(self, name):
@@ -222,15 +258,21 @@ class BayesFit(MultilevelFit):
         if name not in names:
             raise ValueError(f"parameter must be one of {names}; got {name!r}.")
         k = names.index(name)
-        nlp = NegLogPosterior(self, self.free)
-        dim = int(self.free.sum())
-        if name == "tau":  # integrate in log tau, then change variables
-            log_tau, dens = marginal_density(nlp, self.hyper, np.eye(dim)[-1])
+        post = self.hyper
+        cov = post.chol @ post.chol.T
+        if name == "tau":  # the density of log tau, then change variables
+            sd = np.sqrt(cov[-1, -1])
+            log_tau = post.mode[-1] + sd * np.linspace(-7.0, 7.0, 161)
+            dens = theta_density(post, log_tau)
+            dens /= cumulative_simpson(dens, x=log_tau)[-1]
             return np.exp(log_tau), dens / np.exp(log_tau)
         c = self.fixed_map()[:, self.free][k]
         if not np.any(c):
             raise ValueError(f"covariate {name!r} is aliased: it has no posterior.")
-        return marginal_density(nlp, self.hyper, c)
+        centre, sd = float(c @ post.mode), float(np.sqrt(c @ cov @ c))
+        grid = centre + sd * np.linspace(-7.0, 7.0, 161)
+        dens = CoefficientMarginal(post, c).density(grid)
+        return grid, dens / cumulative_simpson(dens, x=grid)[-1]
 
     def group_intervals(self, level, method=None, n_grid=801, span=10.0):
         """Posterior mean of each group's theta and quantiles of its posterior.
@@ -300,22 +342,25 @@ def fit_bayes(ml, name, verbose=0):
     nlp = NegLogPosterior(ml, free)
     x0 = np.r_[ml.params[:-1], np.log(max(ml.tau, 0.1))][free]
 
-    def progress(n, nodes, change):
+    def progress(n, slices, evals, change):
         if verbose:
             print(
-                f"[skre] bayes: {n} nodes per dimension ({nodes:,} evaluations), "
-                f"largest change in posterior means and SDs {change:.2g} SD",
+                f"[skre] bayes: {n} nodes per dimension at {slices} values of "
+                f"log tau ({evals:,} evaluations), largest change in posterior "
+                f"means and SDs {change:.2g} SD",
                 flush=True,
             )
 
-    post = fit_hyperposterior(nlp, x0, progress=progress)
+    rows = ml.fixed_map()[:, free]
+    post = fit_hyperposterior(nlp, x0, rows=rows, progress=progress)
     if not post.converged:
         warn(
             f"{name}: method='bayes' stopped at {post.n_per_dim} nodes per "
-            f"dimension (the limit of {MAX_EVALS:,} likelihood evaluations) before "
-            "the posterior means and SDs were stable to 1e-5 SD; they may be off "
-            "in the last digits. A more informative tau_prior (the posterior is "
-            "then closer to normal) or method='ml' avoids this.",
+            f"dimension and {len(post.slices)} values of log tau (the limit of "
+            f"{MAX_EVALS:,} likelihood evaluations) before the posterior means "
+            "and SDs were stable to 1e-5 SD; they may be off by "
+            f"{max(post.changes.values()):.2g} SD. A more informative tau_prior "
+            "(the posterior is then closer to normal) or method='ml' avoids this.",
             QuadratureWarning,
         )
     x = np.zeros((len(post.nodes), len(free)))

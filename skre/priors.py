@@ -14,7 +14,15 @@ from numbers import Real
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["Flat", "Gamma", "HalfCauchy", "HalfNormal", "HalfStudentT", "Normal"]
+__all__ = [
+    "Flat",
+    "Gamma",
+    "GammaPrecision",
+    "HalfCauchy",
+    "HalfNormal",
+    "HalfStudentT",
+    "Normal",
+]
 
 #: scales beyond these cannot be squared in double precision
 _TINY, _HUGE = 1e-150, 1e150
@@ -347,6 +355,72 @@ class Gamma(_Prior):
 
     def _dlogpdf(self, x):
         return (self.shape - 1.0) / np.asarray(x, dtype=float) - self.rate
+
+
+@dataclass(frozen=True, repr=False)
+class GammaPrecision(_Prior):
+    """The classic BUGS prior: Gamma(shape, rate) on the precision ``1 / tau^2``.
+
+    As a prior on ``tau`` (what skre's estimators take) its density is that
+    of the gamma at ``1 / tau^2`` times the Jacobian ``2 / tau^3``::
+
+        p(tau) = 2 rate^shape / Gamma(shape) tau^(-2 shape - 1) exp(-rate / tau^2)
+
+    It vanishes faster than any power as tau goes to 0 (so the posterior
+    mode of tau is never 0) and decays as ``tau^(-2 shape - 1)``. BUGS's
+    ``dgamma(0.001, 0.001)`` is nearly improper; it pulls tau towards 0 by an
+    amount that depends on the scale of the data (Gelman, 2006), which is why
+    :class:`HalfCauchy` is usually preferred.
+
+    Read more in the :ref:`User Guide <priors_gridsearch>`.
+
+    Parameters
+    ----------
+    shape : float, default=1.0
+        The gamma's shape (positive).
+    rate : float, default=1.0
+        The gamma's rate (positive), in [1e-150, 1e150].
+
+    See Also
+    --------
+    Gamma
+        A gamma on tau itself.
+    HalfCauchy
+        Gelman's weakly informative prior for an SD.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy import stats
+    >>> from skre.priors import GammaPrecision
+    >>> p = GammaPrecision(2.0, 0.5)
+    >>> tau = 0.8
+    >>> gamma = stats.gamma(2.0, scale=1 / 0.5).logpdf(tau**-2)
+    >>> bool(np.isclose(p.logpdf(tau), gamma + np.log(2 / tau**3)))
+    True
+    >>> p.proper, float(p.logpdf(0.0))
+    (True, -inf)
+    """
+
+    shape: float = 1.0
+    rate: float = 1.0
+    proper = True
+
+    def __post_init__(self):
+        self._check("shape", self.shape, positive=True)
+        self._check("rate", self.rate, positive=True, scale=True)
+
+    def _logpdf(self, x):
+        x = np.asarray(x, dtype=float)
+        pos = np.where(x > 0, x, 1.0)
+        const = np.log(2.0) + self.shape * np.log(self.rate)
+        out = const - special.gammaln(self.shape)
+        out = out - (2.0 * self.shape + 1.0) * np.log(pos) - self.rate / pos**2
+        return np.where(x > 0, out, -np.inf)[()]
+
+    def _dlogpdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return -(2.0 * self.shape + 1.0) / x + 2.0 * self.rate / x**3
 
 
 @dataclass(frozen=True, repr=False)
