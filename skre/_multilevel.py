@@ -72,9 +72,10 @@ class MultilevelBinomial(GroupedBinomialMixin):
         ``population_`` the posterior predictive of a new group's theta, and
         ``group_estimates`` posterior means and credible intervals that carry the
         uncertainty in tau; see :meth:`posterior_summary`. At most
-        ``skre._bayes.MAX_COVARIATES`` (2) covariates: the product rule over
-        the hyperparameters grows as ``n ** (covariates + 2)``, and a larger
-        model is refused before any grid is built. Needs data with both
+        ``skre._bayes.MAX_COVARIATES`` (2) covariates: ``log tau`` is
+        integrated on a grid and the coefficients given tau by a product
+        Gauss-Hermite rule, whose size grows as ``n ** (covariates + 1)``; a
+        larger model is refused before any grid is built. Needs data with both
         successes and failures (the flat intercept prior is improper
         otherwise).
     max_iter : int, default=200
