@@ -11,15 +11,15 @@ warm-up, with the baseline of each case from the same run (``bench_fit.py``'s
 1. rats: LogisticRegression on the 1739 binary rows (intercept only: the
    baseline), skre's default fit on the 71 count rows and on the binary rows,
    gpboost's ``GPModel`` (Laplace, C++) on the binary rows.
-2. 10^5 groups x 10 binary rows, 5 covariates: LogisticRegression on the
-   covariates (baseline), skre with the default ``n_quad="auto"``, fixed 25
-   nodes and Laplace, and ``GPModel``; then tau from each, and the largest
-   difference of the default from the 25-node fit.
+2. 10^5 groups x 10 binary rows, and 10^3 groups x 1000, 5 covariates:
+   LogisticRegression on the covariates (baseline), skre with the default
+   ``n_quad="auto"``, fixed 25 nodes and Laplace, and ``GPModel``; then tau
+   from each, and the largest difference of the default from the 25-node fit.
 3. Peak memory of the default fit on 10^6 binary rows, 5 covariates and 10^3
    groups, above the input (tracemalloc's peak of the allocations made
    during ``fit``: numpy's arrays included).
 4. method="bayes" (HalfCauchy(1) on tau): rats; 1000 binary rows, 40 groups
-   and 1 covariate, fit plus ``posterior_summary()`` (one repeat).
+   and 1 or 2 covariates, fit plus ``posterior_summary()`` (one repeat).
 
 gpboost is optional (``pip install gpboost``): without it its rows say so.
 """
@@ -100,10 +100,12 @@ def case_rats(rows, repeats):
     gp_row(rows, case, lambda: gp_fit(batch, np.empty((len(yb), 0)), yb), repeats)
 
 
-def case_small_groups(rows, repeats):
-    case = "10^5 groups x 10 rows, 5 cov"
+def case_covariates(rows, repeats, n_groups, trials):
+    """Binary rows with 5 covariates: LogisticRegression, skre's three rules
+    and gpboost, then how far the default is from 25 nodes."""
+    case = f"10^{round(np.log10(n_groups))} groups x {trials} rows, 5 cov"
     X, y, _ = make_grouped_binomial(
-        100_000, trials=10, n_features=5, binary=True, random_state=0
+        n_groups, trials=trials, n_features=5, binary=True, random_state=0
     )
     Z = X.drop(columns="group").to_numpy(dtype=float)
     lr = unpenalized_logistic()
@@ -176,23 +178,24 @@ def case_bayes(rows):
     X, y = load_rats(return_X_y=True)
     est = MultilevelBinomial(group="batch", method="bayes", tau_prior=prior)
     rows.append(time_fit("bayes", "rats fit", lambda: est.fit(X, y), 5))
-    X, y, _ = make_grouped_binomial(
-        40, trials=25, n_features=1, binary=True, random_state=0
-    )
-    t0 = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        est = MultilevelBinomial(group="group", method="bayes", tau_prior=prior)
-        est.fit(X, y)
-        t_fit = time.perf_counter() - t0
-        est.posterior_summary()
-    total = time.perf_counter() - t0
-    warned = sorted({w.category.__name__ for w in caught})
-    print(
-        f"  .. bayes, {len(y)} binary rows, 40 groups, 1 covariate: fit "
-        f"{fmt_seconds(t_fit)}, fit + posterior_summary {fmt_seconds(total)}"
-        + (f" (warns: {', '.join(warned)})" if warned else "")
-    )
+    for p in (1, 2):
+        X, y, _ = make_grouped_binomial(
+            40, trials=25, n_features=p, binary=True, random_state=0
+        )
+        t0 = time.perf_counter()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            est = MultilevelBinomial(group="group", method="bayes", tau_prior=prior)
+            est.fit(X, y)
+            t_fit = time.perf_counter() - t0
+            est.posterior_summary()
+        total = time.perf_counter() - t0
+        warned = sorted({w.category.__name__ for w in caught})
+        print(
+            f"  .. bayes, {len(y)} binary rows, 40 groups, {p} covariate(s): fit "
+            f"{fmt_seconds(t_fit)}, fit + posterior_summary {fmt_seconds(total)}"
+            + (f" (warns: {', '.join(warned)})" if warned else "")
+        )
 
 
 def main():
@@ -203,7 +206,8 @@ def main():
     rows = []
     with threadpool_limits(limits=1):
         case_rats(rows, 30)
-        case_small_groups(rows, args.repeats)
+        case_covariates(rows, args.repeats, 100_000, 10)
+        case_covariates(rows, args.repeats, 1000, 1000)
         case_memory()
         if not args.no_bayes:
             case_bayes(rows)

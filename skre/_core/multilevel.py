@@ -26,6 +26,11 @@ from .quadrature import (
 # rows x nodes beyond which the fit runs Laplace first and then refines with
 # the full quadrature from the Laplace optimum and its curvature
 STAGED_WORK = 200_000
+# how close the Laplace stage of a staged fit gets (its Newton step) before the
+# node counts are chosen and the quadrature's own Newton steps take over: it is
+# only their start (measured: 3 fewer Laplace evaluations on 10^5 groups x 10
+# rows, no more quadrature steps on five test sets; the estimates move < 1e-8)
+STAGE_XTOL = 1e-4
 # groups from which the outer product of their scores (sampling error about
 # sqrt(k / groups)) beats BFGS's curvature from the Laplace fit as the first
 # Hessian of the Newton steps that refine it (measured: 10^5 groups of 10 rows
@@ -232,6 +237,7 @@ def fit_multilevel(
             max_iter=max_iter,
             hess_inv0=hess_inv0,
             polish=0,
+            xtol=STAGE_XTOL,
         )
         x0, hess_inv0, n_iter = laplace.x, laplace.hess_inv, laplace.n_iter
     quasi_newton = cheap or (np.ndim(n_quad) == 0 and n_quad == 1)
@@ -311,6 +317,7 @@ def _auto_nodes(source, objective, x0, hess_inv0, gtol, max_iter, grad_scale=0.0
         max_iter=max_iter,
         hess_inv0=hess_inv0,
         polish=0,
+        xtol=STAGE_XTOL,
     )
     params = np.r_[laplace.x[:-1], np.exp(laplace.x[-1])]
     chooser = getattr(source, "node_counts", None)
