@@ -41,6 +41,17 @@ class SkewedPosterior:
         return self.values(X[:, 0], X[:, 1])
 
 
+def bayes_without_warning(X, y, group):
+    """A Bayes fit (HalfCauchy(1) on tau) and its posterior summary, with a
+    QuadratureWarning an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", QuadratureWarning)
+        est = MultilevelBinomial(
+            group=group, method="bayes", tau_prior=HalfCauchy(1.0)
+        ).fit(X, y)
+        return est, est.posterior_summary()
+
+
 def test_nested_rule_meets_its_tolerance_on_a_known_posterior():
     post = fit_hyperposterior(SkewedPosterior(), np.array([0.0, 0.0]))
     assert post.converged
@@ -97,12 +108,7 @@ def test_rats_summary_matches_a_brute_force_grid(reference):
     were off by up to 2e-3 SD."""
     ref = reference("rats_bayes_grid.json")
     X, y = load_rats(return_X_y=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", QuadratureWarning)
-        est = MultilevelBinomial(
-            group="batch", method="bayes", tau_prior=HalfCauchy(1.0)
-        ).fit(X, y)
-        got = est.posterior_summary()
+    _, got = bayes_without_warning(X, y, "batch")
     for name in ("intercept", "tau"):
         expected = ref[name]
         for col in ("mean", "sd", "2.5%", "97.5%"):
@@ -116,12 +122,7 @@ def test_covariate_case_converges_and_says_nothing():
     X, y, _ = make_grouped_binomial(
         40, trials=25, n_features=1, binary=True, random_state=0
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", QuadratureWarning)
-        est = MultilevelBinomial(
-            group="group", method="bayes", tau_prior=HalfCauchy(1.0)
-        ).fit(X, y)
-        table = est.posterior_summary()
+    est, table = bayes_without_warning(X, y, "group")
     hyper = est._fit_result.hyper
     assert hyper.converged and max(hyper.changes.values()) <= 1e-5
     assert hyper.n_evals < 10_000

@@ -166,3 +166,96 @@ def test_small_gradient_on_a_plateau_is_not_convergence():
 
     res = minimize_smooth(fg, np.zeros(1), gtol=1e-9, hess_inv0=np.array([[5e11]]))
     assert res.converged and res.x[0] == pytest.approx(5.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("max_rows", [1, 50, 10**9])
+def test_mode_pass_equals_the_whole_array_computation(binary, max_rows):
+    """The mode solve's chunked sums and the sums at the modes equal the plain
+    formulas (one group per chunk, a few groups, one chunk)."""
+    from skre._core.binomial import residual_and_weight
+    from skre._core.nodepass import ModePass
+
+    data = rows(binary=binary, seed=7)
+    rng = np.random.default_rng(8)
+    offset = rng.normal(size=len(data.codes))
+    xi = rng.normal(size=data.n_groups)
+    mp = ModePass(data, max_rows)
+    eta = offset + xi[data.codes]
+    r, w, p = residual_and_weight(eta, data.successes, data.trials)
+
+    def gsum(values):
+        return np.add.reduceat(values, data.starts, axis=0)
+
+    R, W = mp.sums(offset, xi)
+    np.testing.assert_allclose(R, gsum(r), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(W, gsum(w), rtol=1e-12, atol=1e-14)
+    at = mp.at_mode(offset, xi, grad=True, rows=True)
+    np.testing.assert_allclose(
+        at.h0, gsum(kernel(eta, data.successes, data.trials)), rtol=1e-12
+    )
+    np.testing.assert_allclose(at.W, gsum(w), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(at.R0, gsum(r), rtol=1e-12, atol=1e-12)
+    v = w * (1 - 2 * p)
+    np.testing.assert_allclose(at.V, gsum(v), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(at.WZ, gsum(w[:, None] * data.Z), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(at.VZ, gsum(v[:, None] * data.Z), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(at.r0, r, rtol=1e-12, atol=1e-14)
+    lean = mp.at_mode(offset, xi, grad=False)
+    assert lean.R0 is None and lean.WZ is None and lean.r0 is None
+
+
+def test_row_logsumexp_when_the_middle_node_is_not_the_peak():
+    from scipy.special import logsumexp
+
+    from skre._core.nodepass import row_logsumexp
+
+    a = np.array([[0.0, -1.0, 900.0], [-5.0, 0.0, -5.0], [-np.inf, -np.inf, 1.0]])
+    np.testing.assert_allclose(
+        row_logsumexp(a), logsumexp(a, axis=1), rtol=1e-14, atol=1e-15
+    )
+
+
+@pytest.mark.parametrize("prior", ["halfcauchy", "gamma"])
+def test_profile_ends_meet_the_definition_with_a_tau_prior(prior):
+    """Each end of the intercept's profile interval (rats, with a prior on tau)
+    is where the penalised log-likelihood, maximised over log tau by scipy's
+    bounded scalar minimiser, has dropped by chi2_1(0.95) / 2. The numpy BFGS
+    once left these inner problems short of their minimum."""
+    from scipy import stats
+
+    from skre import MultilevelBinomial
+    from skre._core.multilevel import negative_loglik
+    from skre.datasets import load_rats
+    from skre.priors import Gamma, HalfCauchy
+
+    X, y = load_rats(return_X_y=True)
+    tau_prior = HalfCauchy(1.0) if prior == "halfcauchy" else Gamma(2.5, 0)
+    est = MultilevelBinomial(group="batch", tau_prior=tau_prior).fit(X, y)
+    fit = est._fit_result
+    nll = negative_loglik(fit.model, fit.log_prior)
+    f_hat = nll(np.r_[est.intercept_, np.log(est.tau_)])[0]
+    drop = stats.chi2.ppf(0.95, 1) / 2
+    for end in est.confint(method="profile").loc["intercept"]:
+        inner = optimize.minimize_scalar(
+            lambda lt, end=end: nll(np.r_[end, lt])[0],
+            bounds=(-4.0, 1.5),
+            method="bounded",
+            options={"xatol": 1e-10},
+        )
+        assert inner.fun - f_hat == pytest.approx(drop, abs=1e-6)
+
+
+def test_a_sharp_tau_prior_gives_complete_pooling():
+    """HalfNormal(1e-8) on tau: its gradient at the start implies a step of
+    1e12 in log tau; the line search's first trial is capped, and the fit
+    reaches tau -> 0, where it equals complete pooling."""
+    from skre import CompletePoolingBinomial, MultilevelBinomial
+    from skre.datasets import load_rats
+    from skre.priors import HalfNormal
+
+    X, y = load_rats(return_X_y=True)
+    est = MultilevelBinomial(group="batch", tau_prior=HalfNormal(1e-8)).fit(X, y)
+    cp = CompletePoolingBinomial(group="batch").fit(X, y)
+    assert est.converged_ and 0.0 <= est.tau_ <= 1e-6
+    assert est.intercept_ == pytest.approx(cp.intercept_, abs=1e-6)

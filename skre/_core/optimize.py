@@ -27,6 +27,9 @@ class OptimResult:
 
 #: the largest Newton step with which a gradient below ``gtol`` counts as converged
 PLATEAU_STEP = 1e-6
+#: the largest change of any coordinate a line search tries first (log tau and
+#: standardized coefficients: 5 is a factor of 150 in tau)
+MAX_STEP = 5.0
 
 
 def fd_hessian(fun_grad, x, step=1e-5):
@@ -70,7 +73,7 @@ def _bfgs_update(hess_inv, s, y):
     return A @ hess_inv @ A.T + rho * np.outer(s, s)
 
 
-def _wolfe_step(counted, x, f, slope, d, c1=1e-4, c2=0.9, max_eval=40):
+def _wolfe_step(counted, x, f, slope, d, c1=1e-4, c2=0.9, max_eval=20):
     """A step length ``t`` along ``d`` meeting the strong Wolfe conditions.
 
     Extrapolates (doubling) while the slope stays steep, so that a flat start
@@ -80,10 +83,12 @@ def _wolfe_step(counted, x, f, slope, d, c1=1e-4, c2=0.9, max_eval=40):
     """
     slack = 1e-13 * max(1.0, abs(f))  # the objective's rounding
     lo, f_lo, hi = 0.0, f, None
-    t, best = 1.0, None
+    # the first trial moves no coordinate by more than MAX_STEP: a gradient
+    # dominated by a sharp prior (HalfNormal(1e-8) on tau) implies absurd steps
+    t, best = min(1.0, MAX_STEP / max(float(np.max(np.abs(d))), 1e-300)), None
     for _ in range(max_eval):
         f_t, g_t = counted(x + t * d)
-        if not np.isfinite(f_t) or f_t > f + c1 * t * slope + slack or f_t > f_lo:
+        if not np.isfinite(f_t) or f_t > min(f + c1 * t * slope, f_lo) + slack:
             hi = t  # too far: the minimum along d lies before t
         else:
             best = (t, f_t, g_t)
@@ -122,13 +127,20 @@ def _bfgs(counted, x, hess_inv0, max_iter, done):
             return x, f, g, H, n_iter, f"reached max_iter={max_iter}"
         if not (np.isfinite(f) and np.all(np.isfinite(g))):
             return x, f, g, H, n_iter, "non-finite objective or gradient"
-        d = -H @ g
-        slope = float(g @ d)
-        if not slope < 0:  # the update lost descent: restart from hess_inv0
-            H = hess_inv0
+        found = None
+        for restart in (False, True):
+            # a direction whose line search fails (or that is not downhill: the
+            # updates took in rounding noise) is retried from hess_inv0
+            if restart:
+                if H is hess_inv0:
+                    break
+                H = hess_inv0
             d = -H @ g
             slope = float(g @ d)
-        found = _wolfe_step(counted, x, f, slope, d)
+            if slope < 0:
+                found = _wolfe_step(counted, x, f, slope, d)
+                if found is not None:
+                    break
         if found is None:
             return x, f, g, H, n_iter, "line search found no decrease (precision loss)"
         t, f_new, g_new = found

@@ -22,7 +22,7 @@ from scipy.special import expit, ndtri
 
 from .binomial import kernel, residual_and_weight
 from .grouping import subset_groups
-from .nodepass import NodePass, row_logsumexp
+from .nodepass import ModePass, NodePass, row_logsumexp
 from .roots import solve_decreasing
 from .rules import adaptive_rule, normal_rule
 
@@ -61,6 +61,7 @@ class MarginalLikelihood:
         self.N = data.group_sum(data.trials)
         self._u = np.zeros(data.n_groups)
         self._pass = None  # the chunked row-node pass, built on first use
+        self._modepass = None  # and the mode solve's
         # with want_outer, value_and_grad also leaves the sum of the outer
         # products of the groups' scores in ``outer`` (the BHHH information)
         self.want_outer, self.outer = False, None
@@ -72,48 +73,52 @@ class MarginalLikelihood:
         Z = self.data.Z
         return b + Z @ beta if Z.shape[1] else np.full(len(self.data.codes), b)
 
-    def modes(self, offset, tau, params=None):
-        """Conditional modes of u, with the rows' p, residual and weight there.
+    def modes(self, offset, tau, params=None, grad=True):
+        """Conditional modes of u, and the sums there (:class:`AtMode`).
 
         Warm-started from the previous modes, moved to first order by their
-        derivatives in the parameters when the last evaluation had a gradient.
+        derivatives in the parameters when the last evaluation had a gradient;
+        the Newton steps run over the rows in chunks
+        (:class:`~skre._core.nodepass.ModePass`).
         """
         data = self.data
+        if self._modepass is None:
+            self._modepass = ModePass(data)
+        mp = self._modepass
+        rows = grad and len(self.t) == 1
+        if tau == 0.0:
+            u = np.zeros(data.n_groups)
+            return u, mp.at_mode(offset, u, grad, rows)
 
         def fun(u):
-            eta = offset + tau * u[data.codes] if tau else offset
-            r, w, p = residual_and_weight(eta, data.successes, data.trials)
-            W = data.group_sum(w)
-            return tau * data.group_sum(r) - u, -(tau * tau) * W - 1.0, eta, r, w, p, W
+            R, W = mp.sums(offset, tau * u)
+            return tau * R - u, -(tau * tau) * W - 1.0
 
-        if tau == 0.0:
-            return np.zeros(data.n_groups), fun(np.zeros(data.n_groups))[2:]
         start = self._u
         if self._du is not None and params is not None:
             start = self._u + self._du @ (params - self._du_at)
         start = np.where(np.isfinite(start), start, 0.0)  # never carry a NaN over
-        u, extra, _ = solve_decreasing(
-            fun, start, tau * (self.M - self.N), tau * self.M
-        )
+        u, _, _ = solve_decreasing(fun, start, tau * (self.M - self.N), tau * self.M)
         if np.all(np.isfinite(u)):
             self._u = u
-        return u, extra
+        return u, mp.at_mode(offset, tau * u, grad, rows)
 
     def _nodes(self, offset, tau, params=None, grad=False):
         """Modes, scales, nodes and each group's log marginal likelihood.
 
-        With ``grad`` (K > 1) also the sums the gradient needs: each group's
+        With ``grad`` also the sums the gradient needs: at the modes
+        (:class:`~skre._core.nodepass.AtMode`) and, with K > 1, each group's
         ``sum_i n_i p_ik`` at every node and, with covariates, each row's
         posterior mean of p (:class:`~skre._core.nodepass.NodePass`).
         """
         data = self.data
-        u, (eta0, r0, w0, p0, W) = self.modes(offset, tau, params)
-        s = 1.0 / np.sqrt(tau * tau * W + 1.0)
+        u, at = self.modes(offset, tau, params, grad)
+        s = 1.0 / np.sqrt(tau * tau * at.W + 1.0)
         nodes = u[:, None] + s[:, None] * self.t[None, :]
         log_prior = self.log_omega - 0.5 * nodes**2
         sums = None
         if len(self.t) == 1:  # Laplace: the only node is the mode
-            h = data.group_sum(kernel(eta0, data.successes, data.trials))[:, None]
+            h = at.h0[:, None]
         else:
             if self._pass is None:
                 self._pass = NodePass(data, len(self.t))
@@ -124,7 +129,7 @@ class MarginalLikelihood:
         a = log_prior + h
         A = row_logsumexp(a)
         log_marginal = np.log(s) + A - LOG_SQRT_2PI
-        return u, s, nodes, sums, a - A[:, None], log_marginal, (r0, w0, p0, W)
+        return u, s, nodes, sums, a - A[:, None], log_marginal, at
 
     def posterior(self, params):
         """Conditional distributions of every group at ``params``."""
@@ -191,12 +196,13 @@ class MarginalLikelihood:
         self.n_eval += 1
         out = self._nodes(self._offset(beta, b), tau, params, grad=True)
         self._last = (np.array(params, dtype=float), out)
-        u, s, nodes, sums, logpi, logm, (r0, w0, p0, W) = out
+        u, s, nodes, sums, logpi, logm, at = out
+        W, R0, V = at.W, at.R0, at.V
         gw = self.group_weight
         pi = np.exp(logpi)
         # at the nodes: each group's residual sum and h'(u)
         if len(self.t) == 1:
-            Rk = data.group_sum(r0)[:, None]
+            Rk = R0[:, None]
         else:
             Rk = self.M[:, None] - sums[0]
         # posterior means over the nodes (u_k = u + s t_k, h'(u_k) = tau R_k - u_k)
@@ -210,9 +216,6 @@ class MarginalLikelihood:
         E_hpt = tau * E_Rt - (u * E_t + s * E_t2)
         # at the mode: movement of u_hat and of s with the parameters
         s2 = s * s
-        v0 = w0 * (1.0 - 2.0 * p0)
-        V = data.group_sum(v0)
-        R0 = data.group_sum(r0)
         h3 = -(tau**3) * V
         du_b = -tau * W * s2
         du_t = (R0 - tau * u * W) * s2
@@ -228,14 +231,15 @@ class MarginalLikelihood:
         grad[-1] = gw @ g_t
         if len(beta):
             Z = data.Z
-            WZ = data.weighted_group_sum(w0, Z)
-            VZ = data.weighted_group_sum(v0, Z)
+            WZ, VZ = at.WZ, at.VZ
             du_z = -tau * WZ * s2[:, None]
             self._du[:, :-2] = du_z
             dlogs_z = 0.5 * s2[:, None] * (-(tau**2) * VZ + h3[:, None] * du_z)
             per_group = dlogs_z + E_hp[:, None] * du_z + (E_hpt * s)[:, None] * dlogs_z
             # each row's residual averaged over its group's nodes
-            r_tilde = r0 if len(self.t) == 1 else data.successes - data.trials * sums[1]
+            r_tilde = (
+                at.r0 if len(self.t) == 1 else data.successes - data.trials * sums[1]
+            )
             grad[:-2] = gw @ per_group + Z.T @ (gw[data.codes] * r_tilde)
         if self.want_outer:
             scores = np.empty((len(u), len(params)))
