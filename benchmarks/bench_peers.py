@@ -1,6 +1,6 @@
 """The cases of issue 13 against gpboost and LogisticRegression, in one run.
 
-    python benchmarks/bench_peers.py            # about 6 minutes on 2 cores
+    python benchmarks/bench_peers.py            # about 8 minutes on 2 cores
     python benchmarks/bench_peers.py --no-bayes # skip the slow Bayes cases
 
 Every pool runs one thread (threadpoolctl, and gpboost's own
