@@ -209,12 +209,13 @@ class ModePass:
             W[g0:g1] = np.add.reduceat(p, local)
         return self.M - R, W
 
-    def at_mode(self, offset, xi, grad=True, rows=False):
-        """:class:`AtMode` at ``eta = offset + xi[group]``: ``W`` and ``h0``
-        always, the gradient's sums with ``grad``, ``r0`` with ``rows``."""
+    def at_mode(self, offset, xi, grad=True, rows=False, kernel=True):
+        """:class:`AtMode` at ``eta = offset + xi[group]``: ``W`` always,
+        ``h0`` with ``kernel`` (Laplace's value), the gradient's sums with
+        ``grad``, ``r0`` with ``rows``."""
         G, Z = self.n_groups, self.Z
         p_cols = Z.shape[1] if grad else 0
-        W, h0 = np.empty(G), np.empty(G)
+        W, h0 = np.empty(G), np.empty(G) if kernel else None
         R0, V = (np.empty(G), np.empty(G)) if grad else (None, None)
         WZ, VZ = (
             (np.empty((G, p_cols)), np.empty((G, p_cols))) if p_cols else (None,) * 2
@@ -224,8 +225,8 @@ class ModePass:
             eta = xi[g0:g1][codes]
             eta += offset[r0:r1]
             log_p, p = log_expit_and_expit(eta)
-            # the kernel (m - n) eta + n log p
-            h0[g0:g1] = np.add.reduceat((m - n) * eta + n * log_p, local)
+            if kernel:  # (m - n) eta + n log p
+                h0[g0:g1] = np.add.reduceat((m - n) * eta + n * log_p, local)
             w = n * p * (1.0 - p)
             W[g0:g1] = np.add.reduceat(w, local)
             if not grad:

@@ -85,10 +85,10 @@ class MarginalLikelihood:
         if self._modepass is None:
             self._modepass = ModePass(data)
         mp = self._modepass
-        rows = grad and len(self.t) == 1
+        laplace = len(self.t) == 1  # only Laplace uses the kernel at the modes
         if tau == 0.0:
             u = np.zeros(data.n_groups)
-            return u, mp.at_mode(offset, u, grad, rows)
+            return u, mp.at_mode(offset, u, grad, grad and laplace, laplace)
 
         def fun(u):
             R, W = mp.sums(offset, tau * u)
@@ -101,7 +101,7 @@ class MarginalLikelihood:
         u, _, _ = solve_decreasing(fun, start, tau * (self.M - self.N), tau * self.M)
         if np.all(np.isfinite(u)):
             self._u = u
-        return u, mp.at_mode(offset, tau * u, grad, rows)
+        return u, mp.at_mode(offset, tau * u, grad, grad and laplace, laplace)
 
     def _nodes(self, offset, tau, params=None, grad=False):
         """Modes, scales, nodes and each group's log marginal likelihood.
