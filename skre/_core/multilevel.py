@@ -212,24 +212,9 @@ def fit_multilevel(
 
         return fun_grad
 
-    H0 = source.information(beta0, b0, tau0)
-    if coef_prior is not None:  # a narrow prior dominates its slope's curvature
-        H0[: len(beta0), : len(beta0)] += np.diag(coef_prior[1])
-    hess_inv0 = _positive_definite(H0) * scale
-    unresolved = 0
-    if n_quad == "auto":
-        n_quad, unresolved, x0, hess_inv0, n_iter = _auto_nodes(
-            source, objective, x0, hess_inv0, gtol, max_iter, grad_scale
-        )
-        agq = source.likelihood(n_quad)
-        staged = np.ndim(n_quad) > 0 or source.n_rows * n_quad > STAGED_WORK
-        cheap = not staged
-    else:
-        agq = source.likelihood(n_quad)
-        cheap = source.n_rows * n_quad <= STAGED_WORK
-        n_iter = 0
-    if not cheap and np.ndim(n_quad) == 0 and n_quad > 1 and n_iter == 0:
-        laplace = minimize_smooth(
+    def laplace_stage(x0, hess_inv0):
+        """The Laplace fit that seeds a staged fit (only to STAGE_XTOL)."""
+        return minimize_smooth(
             objective(source.likelihood(1)),
             x0,
             gtol=gtol,
@@ -239,6 +224,25 @@ def fit_multilevel(
             polish=0,
             xtol=STAGE_XTOL,
         )
+
+    H0 = source.information(beta0, b0, tau0)
+    if coef_prior is not None:  # a narrow prior dominates its slope's curvature
+        H0[: len(beta0), : len(beta0)] += np.diag(coef_prior[1])
+    hess_inv0 = _positive_definite(H0) * scale
+    unresolved = 0
+    if n_quad == "auto":
+        n_quad, unresolved, x0, hess_inv0, n_iter = _auto_nodes(
+            source, laplace_stage, x0, hess_inv0
+        )
+        agq = source.likelihood(n_quad)
+        staged = np.ndim(n_quad) > 0 or source.n_rows * n_quad > STAGED_WORK
+        cheap = not staged
+    else:
+        agq = source.likelihood(n_quad)
+        cheap = source.n_rows * n_quad <= STAGED_WORK
+        n_iter = 0
+    if not cheap and np.ndim(n_quad) == 0 and n_quad > 1 and n_iter == 0:
+        laplace = laplace_stage(x0, hess_inv0)
         x0, hess_inv0, n_iter = laplace.x, laplace.hess_inv, laplace.n_iter
     quasi_newton = cheap or (np.ndim(n_quad) == 0 and n_quad == 1)
     bhhh = not quasi_newton and source.n_groups >= BHHH_GROUPS
@@ -296,7 +300,7 @@ def fit_multilevel(
     )
 
 
-def _auto_nodes(source, objective, x0, hess_inv0, gtol, max_iter, grad_scale=0.0):
+def _auto_nodes(source, laplace_stage, x0, hess_inv0):
     """``n_quad="auto"``: the Laplace fit, then each group's node count.
 
     Small data (rows x 25 nodes within :data:`STAGED_WORK`) get 25 nodes
@@ -309,16 +313,7 @@ def _auto_nodes(source, objective, x0, hess_inv0, gtol, max_iter, grad_scale=0.0
     """
     if source.n_rows * NODE_LEVELS[-1] <= STAGED_WORK:
         return NODE_LEVELS[-1], 0, x0, hess_inv0, 0
-    laplace = minimize_smooth(
-        objective(source.likelihood(1)),
-        x0,
-        gtol=gtol,
-        grad_scale=grad_scale,
-        max_iter=max_iter,
-        hess_inv0=hess_inv0,
-        polish=0,
-        xtol=STAGE_XTOL,
-    )
+    laplace = laplace_stage(x0, hess_inv0)
     params = np.r_[laplace.x[:-1], np.exp(laplace.x[-1])]
     chooser = getattr(source, "node_counts", None)
     if chooser is None or params[-1] == 0.0:
