@@ -8,7 +8,7 @@ from scipy import optimize
 from scipy.special import expit, log_expit
 
 from skre._core.binomial import fast_expit, kernel, residual_and_weight
-from skre._core.grouping import Collapsed, collapse
+from skre._core.grouping import Collapsed, collapse, standardize
 from skre._core.nodepass import NodePass, log_expit_and_expit
 from skre._core.optimize import _positive_definite, minimize_smooth
 from skre._core.quadrature import MarginalLikelihood
@@ -259,3 +259,27 @@ def test_a_sharp_tau_prior_gives_complete_pooling():
     cp = CompletePoolingBinomial(group="batch").fit(X, y)
     assert est.converged_ and 0.0 <= est.tau_ <= 1e-6
     assert est.intercept_ == pytest.approx(cp.intercept_, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "unit,shift",
+    [(1.0, 0.0), (1e160, 0.0), (1e-170, 0.0), (1e300, 0.0), (1e-300, 5e-299)],
+)
+def test_standardize_fast_and_careful_moments_agree(unit, shift):
+    """The moments taken directly, with the careful path only when they may
+    have overflowed or underflowed, equal those of the unscaled values."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(-1000, 1000, size=(500, 2)).astype(float)
+    x[:, 1] = 7.0  # a constant column
+    w = rng.integers(1, 5, 500).astype(float)
+    Zs, mean, scale = standardize(shift + unit * x, w)
+    ref_mean = np.average(x, axis=0, weights=w)
+    ref_sd = np.sqrt(np.average((x - ref_mean) ** 2, axis=0, weights=w))
+    np.testing.assert_allclose(
+        Zs[:, 0], (x[:, 0] - ref_mean[0]) / ref_sd[0], rtol=1e-12
+    )
+    np.testing.assert_allclose(scale[0], unit * ref_sd[0], rtol=1e-12)
+    np.testing.assert_allclose(mean, shift + unit * ref_mean, rtol=1e-12)
+    # the constant column stays constant (its mean's rounding may leave a
+    # nonzero value there): the aliasing check then drops it
+    assert np.all(np.isfinite(Zs)) and np.ptp(Zs[:, 1]) == 0.0 and scale[1] > 0
