@@ -82,7 +82,13 @@ class MultilevelBinomial(GroupedBinomialMixin):
         Maximum optimizer iterations.
     tol : float, default=1e-9
         Largest gradient component (of the log-likelihood per group, in
-        standardized parameters) accepted as converged.
+        standardized parameters) accepted as converged. A fit also stops when
+        the Newton step (the estimated distance to the optimum, in
+        standardized parameters) is below 1e-8, or below 1e-6 in the
+        quadrature steps that finish a fit on large data (more than 200,000
+        rows x nodes, so at least 8,000 rows: 1e-6 is under 1e-3 of a
+        standard error there, and the last steps to 1e-8 would cost one or
+        two passes over all the rows).
     verbose : int, default=0
         If positive, long computations (the ``method="bayes"`` grid, profile
         intervals) print a line as each step finishes.

@@ -283,3 +283,34 @@ def test_standardize_fast_and_careful_moments_agree(unit, shift):
     # the constant column stays constant (its mean's rounding may leave a
     # nonzero value there): the aliasing check then drops it
     assert np.all(np.isfinite(Zs)) and np.ptp(Zs[:, 1]) == 0.0 and scale[1] > 0
+
+
+def test_a_staged_fit_stops_within_its_step_of_the_optimum():
+    """Large fits stop their quadrature steps at a Newton step of 1e-6
+    (REFINE_XTOL): polished to 1e-12 with measured Hessians, the estimate
+    moves by less than that."""
+    from skre._core.multilevel import (
+        REFINE_XTOL,
+        InMemory,
+        fit_multilevel,
+        negative_loglik,
+    )
+
+    rng = np.random.default_rng(11)
+    G, k = 2000, 6
+    codes = np.repeat(np.arange(G), k)
+    Z = rng.normal(size=(G * k, 2))
+    eta = -0.4 + Z @ [0.7, -0.3] + rng.normal(0, 1.1, G)[codes]
+    m = (rng.random(G * k) < expit(eta)).astype(float)
+    source = InMemory(collapse(codes, Z, m, np.ones(G * k), G), np.ones(G))
+    assert source.n_rows * 25 > 200_000  # staged
+    fit = fit_multilevel(source, 25)
+    assert fit.converged
+    x = np.r_[fit.beta, fit.b, np.log(fit.tau)]
+    nll = negative_loglik(fit.model)
+    polished = minimize_smooth(
+        lambda v: tuple(np.asarray(a) / G for a in nll(v)), x, xtol=1e-12, gtol=0.0
+    )
+    assert polished.converged
+    moved = np.max(np.abs(polished.x - x))
+    assert moved <= 1e-6 and moved <= REFINE_XTOL
