@@ -176,18 +176,29 @@ def _sorted(codes, Z, m, n, n_groups):
     return Collapsed(codes, Z, m, n, n_groups, starts)
 
 
-def subset_groups(data, groups):
-    """The rows of ``groups`` (sorted group codes), renumbered 0..len-1."""
+def group_rows(data, groups):
+    """Indices of the rows of ``groups`` (sorted group codes), in order."""
     groups = np.asarray(groups, dtype=np.intp)
     ends = np.r_[data.starts[1:], len(data.codes)]
     lengths = ends[groups] - data.starts[groups]
     rows = np.repeat(data.starts[groups] - np.r_[0, np.cumsum(lengths)[:-1]], lengths)
     rows += np.arange(lengths.sum())
+    return rows
+
+
+def subset_groups(data, groups, rows=None):
+    """The rows of ``groups`` (sorted group codes), renumbered 0..len-1;
+    ``rows`` is :func:`group_rows` when the caller has it."""
+    groups = np.asarray(groups, dtype=np.intp)
+    if rows is None:
+        rows = group_rows(data, groups)
+    ends = np.r_[data.starts[1:], len(data.codes)]
+    lengths = ends[groups] - data.starts[groups]
     codes = np.repeat(np.arange(len(groups)), lengths)
     starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.intp)
     return Collapsed(
         codes,
-        data.Z[rows],
+        np.take(data.Z, rows, axis=0),
         data.successes[rows],
         data.trials[rows],
         len(groups),

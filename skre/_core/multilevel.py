@@ -130,10 +130,12 @@ class InMemory:
         (one count, or one per group)."""
         return quadrature_likelihood(self.data, self.group_weight, n_quad)
 
-    def node_counts(self, params):
+    def node_counts(self, params, warm=None, store=None):
         """Each group's node count for ``n_quad="auto"``, and the groups for
-        which even 25 nodes did not settle (see :func:`node_counts`)."""
-        return node_counts(self.data, self.group_weight, params)
+        which even 25 nodes did not settle (see :func:`node_counts`: ``warm`` a
+        likelihood whose modes start the mode solve, ``store`` a dict for the
+        evaluations that :meth:`MarginalLikelihood.prime` reuses)."""
+        return node_counts(self.data, self.group_weight, params, warm=warm, store=store)
 
     def tau2_score(self, beta, b):
         """Score and expected information for tau^2 at tau = 0."""
@@ -218,10 +220,13 @@ def fit_multilevel(
 
         return fun_grad
 
+    stage = {}  # the Laplace stage's likelihood: its modes start the next
+
     def laplace_stage(x0, hess_inv0):
         """The Laplace fit that seeds a staged fit (only to STAGE_XTOL)."""
+        stage["model"] = source.likelihood(1)
         return minimize_smooth(
-            objective(source.likelihood(1)),
+            objective(stage["model"]),
             x0,
             gtol=gtol,
             grad_scale=grad_scale,
@@ -238,7 +243,7 @@ def fit_multilevel(
     unresolved = 0
     if n_quad == "auto":
         n_quad, unresolved, x0, hess_inv0, n_iter = _auto_nodes(
-            source, laplace_stage, x0, hess_inv0
+            source, laplace_stage, x0, hess_inv0, stage
         )
         agq = source.likelihood(n_quad)
         staged = np.ndim(n_quad) > 0 or source.n_rows * n_quad > STAGED_WORK
@@ -250,6 +255,10 @@ def fit_multilevel(
     if not cheap and np.ndim(n_quad) == 0 and n_quad > 1 and n_iter == 0:
         laplace = laplace_stage(x0, hess_inv0)
         x0, hess_inv0, n_iter = laplace.x, laplace.hess_inv, laplace.n_iter
+    if "model" in stage and hasattr(agq, "warm_start"):
+        agq.warm_start(stage["model"])
+    if stage.get("store"):  # the node choice's evaluations at the start
+        agq.prime(stage["store"])
     quasi_newton = cheap or (np.ndim(n_quad) == 0 and n_quad == 1)
     bhhh = not quasi_newton and source.n_groups >= BHHH_GROUPS
     agq.want_outer = bhhh  # Newton steps from Laplace's optimum: see _bhhh
@@ -307,7 +316,7 @@ def fit_multilevel(
     )
 
 
-def _auto_nodes(source, laplace_stage, x0, hess_inv0):
+def _auto_nodes(source, laplace_stage, x0, hess_inv0, stage):
     """``n_quad="auto"``: the Laplace fit, then each group's node count.
 
     Small data (rows x 25 nodes within :data:`STAGED_WORK`) get 25 nodes
@@ -326,7 +335,12 @@ def _auto_nodes(source, laplace_stage, x0, hess_inv0):
     if chooser is None or params[-1] == 0.0:
         counts, unresolved = NODE_LEVELS[-1], 0
     else:
-        counts, left = chooser(params)
+        model = stage.get("model")
+        if hasattr(model, "warm_start"):  # in memory: share the modes and passes
+            stage["store"] = {}
+            counts, left = chooser(params, warm=model, store=stage["store"])
+        else:
+            counts, left = chooser(params)
         unresolved = len(left)
     return counts, unresolved, laplace.x, laplace.hess_inv, laplace.n_iter
 

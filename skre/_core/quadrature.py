@@ -21,8 +21,8 @@ from scipy.integrate import cumulative_simpson
 from scipy.special import expit, ndtri
 
 from .binomial import kernel, residual_and_weight
-from .grouping import subset_groups
-from .nodepass import ModePass, NodePass, row_logsumexp
+from .grouping import group_rows, subset_groups
+from .nodepass import AtMode, ModePass, NodePass, row_logsumexp
 from .roots import solve_decreasing
 from .rules import adaptive_rule, normal_rule
 
@@ -66,6 +66,7 @@ class MarginalLikelihood:
         # products of the groups' scores in ``outer`` (the BHHH information)
         self.want_outer, self.outer = False, None
         self._last = None  # (params, _nodes output) of the latest gradient evaluation
+        self._primed = None  # (params, _nodes output) computed ahead: see prime
         self._du = self._du_at = None  # d(mode)/d(params) there, for warm starts
         self.n_eval = 0
 
@@ -111,8 +112,13 @@ class MarginalLikelihood:
         ``sum_i n_i p_ik`` at every node and, with covariates, each row's
         posterior mean of p (:class:`~skre._core.nodepass.NodePass`).
         """
-        data = self.data
         u, at = self.modes(offset, tau, params, grad)
+        return (u,) + self._rule(offset, tau, u, at, grad) + (at,)
+
+    def _rule(self, offset, tau, u, at, grad=False):
+        """The rule at given modes ``u`` (with ``at.W``, and ``at.h0`` for
+        Laplace): ``(s, nodes, sums, log_weights, log_marginal)``."""
+        data = self.data
         s = 1.0 / np.sqrt(tau * tau * at.W + 1.0)
         nodes = u[:, None] + s[:, None] * self.t[None, :]
         log_prior = self.log_omega - 0.5 * nodes**2
@@ -129,7 +135,50 @@ class MarginalLikelihood:
         a = log_prior + h
         A = row_logsumexp(a)
         log_marginal = np.log(s) + A - LOG_SQRT_2PI
-        return u, s, nodes, sums, a - A[:, None], log_marginal, at
+        return s, nodes, sums, a - A[:, None], log_marginal
+
+    def prime(self, store, groups=None):
+        """Take the next :meth:`value_and_grad` at ``store["params"]`` from
+        what :func:`node_counts` computed there (``store``), for ``groups``
+        (all by default): the node choice already evaluated each group at its
+        chosen rule with the gradient's sums, so the first quadrature step
+        costs no pass over the rows."""
+        K = len(self.t)
+        if K not in store.get("levels", {}):
+            return
+        need, level_data, (s, nodes, sums, logpi, logm) = store["levels"][K]
+        groups = np.arange(len(store["u"])) if groups is None else groups
+        pos = np.searchsorted(need, groups)
+        if len(groups) != self.data.n_groups or not np.array_equal(need[pos], groups):
+            return
+        rows = slice(None) if len(pos) == len(need) else group_rows(level_data, pos)
+        at = store["at"]
+        pick = {
+            name: getattr(at, name)[groups]
+            for name in ("W", "R0", "V", "WZ", "VZ")
+            if getattr(at, name) is not None
+        }
+        p_mean = None if sums[1] is None else sums[1][rows]
+        out = (
+            store["u"][groups],
+            s[pos],
+            nodes[pos],
+            (sums[0][pos], p_mean),
+            logpi[pos],
+            logm[pos],
+            AtMode(**pick),
+        )
+        self._u = out[0].copy()
+        self._primed = (np.array(store["params"], dtype=float), out)
+
+    def warm_start(self, other, groups=None):
+        """Start the mode solves from ``other``'s latest modes (of ``groups``)
+        and their derivatives: the modes do not depend on the rule, so a
+        quadrature fit that follows a Laplace fit starts where it ended."""
+        pick = slice(None) if groups is None else groups
+        self._u = np.array(other._u[pick], dtype=float)
+        if other._du is not None:
+            self._du, self._du_at = other._du[pick], other._du_at
 
     def posterior(self, params):
         """Conditional distributions of every group at ``params``."""
@@ -194,7 +243,11 @@ class MarginalLikelihood:
         data = self.data
         beta, b, tau = params[:-2], params[-2], params[-1]
         self.n_eval += 1
-        out = self._nodes(self._offset(beta, b), tau, params, grad=True)
+        out, self._primed = self._primed, None
+        if out is not None and np.array_equal(out[0], params):
+            out = out[1]
+        else:
+            out = self._nodes(self._offset(beta, b), tau, params, grad=True)
         self._last = (np.array(params, dtype=float), out)
         u, s, nodes, sums, logpi, logm, at = out
         W, R0, V = at.W, at.R0, at.V
@@ -257,7 +310,7 @@ NODE_LEVELS = (3, 5, 7, 9, 15, 25)
 LARGE_GROUP = 100
 
 
-def node_counts(data, group_weight, params, rtol=1e-7):
+def node_counts(data, group_weight, params, rtol=1e-7, warm=None, store=None):
     """Each group's number of adaptive nodes for a log-likelihood exact to
     ``rtol`` of the total.
 
@@ -268,30 +321,51 @@ def node_counts(data, group_weight, params, rtol=1e-7):
     of the two levels that agree; a group whose 15- and 25-node values still
     differ keeps 25 and is reported in the second return value. The
     difference between two levels bounds the error of the smaller one, so the
-    chosen rule's error is below the tolerance. Returns ``(counts, unresolved)``.
+    chosen rule's error is below the tolerance. ``warm``: a likelihood on the
+    same rows whose latest modes start the mode solve (the Laplace fit's).
+    ``store``: a dict that receives the evaluations with the gradient's sums,
+    for :meth:`MarginalLikelihood.prime`. Returns ``(counts, unresolved)``.
     """
     G = data.n_groups
     weight = np.asarray(group_weight, dtype=float)
     counts = np.full(G, NODE_LEVELS[-1])
-    first = MarginalLikelihood(data, weight, NODE_LEVELS[0]).posterior(params)
-    modes = first.mode
-    total = abs(float(weight @ first.log_marginal))
+    params = np.asarray(params, dtype=float)
+    beta, b, tau = params[:-2], params[-2], params[-1]
+    first = MarginalLikelihood(data, weight, NODE_LEVELS[0])
+    if warm is not None:
+        first.warm_start(warm)
+    # the modes and scales do not depend on the rule: solved once, every
+    # level only evaluates its nodes there
+    offset = first._offset(beta, b)
+    keep = store is not None
+    u, at = first.modes(offset, tau, params, grad=keep)
+    lowest = first._rule(offset, tau, u, at)[-1]
+    if keep:
+        store.update(params=params, u=u, at=at, levels={})
+    total = abs(float(weight @ lowest))
     allowed = rtol * max(total, 1.0) / max(weight.sum(), 1.0)  # per unit of weight
     start = np.where(data.group_sum(data.trials) >= LARGE_GROUP, 0, 2)
-    last = first.log_marginal.copy()
+    last = lowest.copy()
     todo = np.arange(G)
     for i, level in enumerate(NODE_LEVELS[1:], start=1):
         need = todo[start[todo] <= i]
         if not len(need):
             continue
-        part = data if len(need) == G else subset_groups(data, need)
+        if len(need) == G:
+            part, rows, at_need = data, slice(None), at
+        else:
+            rows = group_rows(data, need)
+            part = subset_groups(data, need, rows)
+            at_need = AtMode(W=at.W[need])
         finer = MarginalLikelihood(part, weight[need], level)
-        finer._u = modes[need]  # the modes do not depend on the rule: start there
-        finer = finer.posterior(params)
+        rule = finer._rule(offset[rows], tau, u[need], at_need, grad=keep)
+        log_marginal = rule[-1]
+        if keep:
+            store["levels"][level] = (need, part, rule)
         compared = start[need] < i  # groups that have a value one level down
-        settled = compared & (np.abs(finer.log_marginal - last[need]) <= allowed)
+        settled = compared & (np.abs(log_marginal - last[need]) <= allowed)
         counts[need[settled]] = level
-        last[need] = finer.log_marginal
+        last[need] = log_marginal
         todo = np.setdiff1d(todo, need[settled], assume_unique=True)
         if not len(todo):
             break
@@ -327,6 +401,17 @@ class MixedLikelihood:
     @property
     def n_eval(self):
         return max(model.n_eval for _, model in self.parts)
+
+    def warm_start(self, other):
+        """Each part starts its mode solves from ``other``'s modes of its groups
+        (see :meth:`MarginalLikelihood.warm_start`)."""
+        for groups, model in self.parts:
+            model.warm_start(other, groups)
+
+    def prime(self, store):
+        """:meth:`MarginalLikelihood.prime` for every part."""
+        for groups, model in self.parts:
+            model.prime(store, groups)
 
     def _offset(self, beta, b):
         Z = self.data.Z
