@@ -10,8 +10,8 @@ fit is not positive and no interior point beats complete pooling.
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
 
+from .binomial import fast_expit
 from .glm import fit_grouped_logistic
 from .grouping import Collapsed, pooled_rows
 from .optimize import _positive_definite, minimize_smooth
@@ -141,7 +141,7 @@ class InMemory:
         """Score and expected information for tau^2 at tau = 0."""
         data = self.data
         eta = b + data.Z @ beta if data.Z.shape[1] else np.full(len(data.codes), b)
-        p = expit(eta)
+        p = fast_expit(eta)
         R = data.group_sum(data.successes - data.trials * p)
         W = data.group_sum(data.trials * p * (1.0 - p))
         gw = self.group_weight
@@ -157,16 +157,17 @@ class InMemory:
         BFGS; it saves measuring one by finite differences.
         """
         data, gw = self.data, self.group_weight
-        p = expit(b + data.Z @ beta)
-        w = data.trials * p * (1.0 - p) * gw[data.codes]
-        wZ = w[:, None] * data.Z
+        p = fast_expit(b + data.Z @ beta)
+        w = data.trials * p * (1.0 - p)
+        if np.any(gw != 1.0):
+            w *= gw[data.codes]
         # per-group sums of w * (z, 1), without building the design with its 1 column
         WX = np.column_stack([data.weighted_group_sum(w, data.Z), data.group_sum(w)])
         W = WX[:, -1]
         shrink = tau**2 / (1.0 + tau**2 * W / gw)
         XWX = np.empty((len(beta) + 1,) * 2)
-        XWX[:-1, :-1] = data.Z.T @ wZ
-        XWX[:-1, -1] = XWX[-1, :-1] = wZ.sum(axis=0)
+        XWX[:-1, :-1] = data.Z.T @ (w[:, None] * data.Z)
+        XWX[:-1, -1] = XWX[-1, :-1] = w @ data.Z  # numpy's sums down rows are slow
         XWX[-1, -1] = w.sum()
         info = XWX - (WX * (shrink / gw)[:, None]).T @ WX
         k = len(beta) + 2

@@ -146,12 +146,15 @@ class MarginalLikelihood:
         K = len(self.t)
         if K not in store.get("levels", {}):
             return
-        need, level_data, (s, nodes, sums, logpi, logm) = store["levels"][K]
+        need, level, (s, nodes, sums, logpi, logm) = store["levels"][K]
         groups = np.arange(len(store["u"])) if groups is None else groups
         pos = np.searchsorted(need, groups)
         if len(groups) != self.data.n_groups or not np.array_equal(need[pos], groups):
             return
-        rows = slice(None) if len(pos) == len(need) else group_rows(level_data, pos)
+        if len(pos) == len(need):  # the same rows: the same node pass serves
+            rows, self._pass = slice(None), level._pass
+        else:
+            rows = group_rows(level.data, pos)
         at = store["at"]
         pick = {
             name: getattr(at, name)[groups]
@@ -361,7 +364,7 @@ def node_counts(data, group_weight, params, rtol=1e-7, warm=None, store=None):
         rule = finer._rule(offset[rows], tau, u[need], at_need, grad=keep)
         log_marginal = rule[-1]
         if keep:
-            store["levels"][level] = (need, part, rule)
+            store["levels"][level] = (need, finer, rule)
         compared = start[need] < i  # groups that have a value one level down
         settled = compared & (np.abs(log_marginal - last[need]) <= allowed)
         counts[need[settled]] = level
