@@ -172,6 +172,8 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         ``eta`` holds the fixed-effect logits of the training rows.
         """
         data = design.data
+        if len(eta) and np.max(np.abs(eta)) <= 30.0:  # one pass when none is extreme
+            return
         extreme = np.abs(eta[np.isfinite(eta)]) > 30.0  # p within 1e-13 of 0 or 1
         if not extreme.any():
             return

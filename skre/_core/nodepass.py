@@ -228,12 +228,16 @@ class ModePass:
             eta += offset[r0:r1]
             log_p, p = log_expit_and_expit(eta)
             if kernel:  # (m - n) eta + n log p
-                h0[g0:g1] = np.add.reduceat((m - n) * eta + n * log_p, local)
-            w = n * p * (1.0 - p)
+                if not self.binary:
+                    log_p *= n
+                log_p += (m - n) * eta
+                h0[g0:g1] = np.add.reduceat(log_p, local)
+            np_ = p if self.binary else n * p  # binary rows: n = 1
+            w = np_ * (1.0 - p)
             W[g0:g1] = np.add.reduceat(w, local)
             if not grad:
                 continue
-            r = m - n * p
+            r = m - np_
             R0[g0:g1] = np.add.reduceat(r, local)
             v = w * (1.0 - 2.0 * p)
             V[g0:g1] = np.add.reduceat(v, local)

@@ -67,6 +67,7 @@ class MarginalLikelihood:
         self.want_outer, self.outer = False, None
         self._last = None  # (params, _nodes output) of the latest gradient evaluation
         self._primed = None  # (params, _nodes output) computed ahead: see prime
+        self._unit_weights = bool(np.all(self.group_weight == 1.0))
         self._du = self._du_at = None  # d(mode)/d(params) there, for warm starts
         self.n_eval = 0
 
@@ -296,7 +297,10 @@ class MarginalLikelihood:
             r_tilde = (
                 at.r0 if len(self.t) == 1 else data.successes - data.trials * sums[1]
             )
-            grad[:-2] = gw @ per_group + Z.T @ (gw[data.codes] * r_tilde)
+            if self._unit_weights:
+                grad[:-2] = gw @ per_group + Z.T @ r_tilde
+            else:
+                grad[:-2] = gw @ per_group + Z.T @ (gw[data.codes] * r_tilde)
         if self.want_outer:
             scores = np.empty((len(u), len(params)))
             scores[:, -2], scores[:, -1] = g_b, g_t
@@ -341,7 +345,11 @@ def node_counts(data, group_weight, params, rtol=1e-7, warm=None, store=None):
     # level only evaluates its nodes there
     offset = first._offset(beta, b)
     keep = store is not None
-    u, at = first.modes(offset, tau, params, grad=keep)
+    last = getattr(warm, "_last", None)
+    if last is not None and np.array_equal(last[0], params):
+        u, at = last[1][0], last[1][-1]  # the warm likelihood's, at these params
+    else:
+        u, at = first.modes(offset, tau, params, grad=keep)
     lowest = first._rule(offset, tau, u, at)[-1]
     if keep:
         store.update(params=params, u=u, at=at, levels={})
