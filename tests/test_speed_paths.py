@@ -314,3 +314,28 @@ def test_a_staged_fit_stops_within_its_step_of_the_optimum():
     assert polished.converged
     moved = np.max(np.abs(polished.x - x))
     assert moved <= 1e-6 and moved <= REFINE_XTOL
+
+
+def test_last_newton_step_without_evaluation_meets_the_tolerance():
+    """solve_decreasing(last_step=1e-7) takes its last Newton step blind: the
+    roots still equal scipy's brentq to 1e-12, with fewer evaluations."""
+    from skre._core.roots import solve_decreasing
+
+    rng = np.random.default_rng(2)
+    c = rng.normal(0, 5, 200)
+    evals = []
+
+    def fun(x):
+        evals.append(1)
+        return c - x**3 - x, -3 * x**2 - 1.0
+
+    blind, _, ok = solve_decreasing(fun, np.zeros(200), -50, 50, last_step=1e-7)
+    n_blind = len(evals)
+    evals.clear()
+    full, _, _ = solve_decreasing(fun, np.zeros(200), -50, 50)
+    assert ok and n_blind < len(evals)
+    ref = [
+        optimize.brentq(lambda v, ci=ci: ci - v**3 - v, -50, 50, xtol=1e-15) for ci in c
+    ]
+    np.testing.assert_allclose(blind, ref, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(full, ref, rtol=1e-12, atol=1e-14)
