@@ -69,7 +69,7 @@ class BatchLikelihood:
         offset = np.broadcast_to(offset, (len(data.codes), len(T)))
 
         def fun(u):
-            p = expit(offset + tau * u[data.codes])
+            p = expit(offset + tau * np.take(u, data.codes, axis=0))
             r = m - n * p
             W = data.group_sum(n * p * (1.0 - p))
             return tau * data.group_sum(r) - u, -(tau * tau) * W - 1.0, W
@@ -95,7 +95,7 @@ class BatchLikelihood:
     def _log_terms(self, offset, tau_nodes):
         """``sum_i n_i log(1 + exp(-eta_i))`` per group and node."""
         data = self.data
-        neg_eta = tau_nodes[data.codes]
+        neg_eta = np.take(tau_nodes, data.codes, axis=0)  # 4x faster than [codes]
         np.add(neg_eta, offset[..., None], out=neg_eta)
         np.negative(neg_eta, out=neg_eta)
         if self.binary:
@@ -105,7 +105,7 @@ class BatchLikelihood:
                 prod = np.multiply.reduceat(e, data.starts, axis=0)
             if np.all(np.isfinite(prod)):
                 return np.log(prod)
-        neg_eta = -(tau_nodes[data.codes] + offset[..., None])
+        neg_eta = -(np.take(tau_nodes, data.codes, axis=0) + offset[..., None])
         terms = softplus(neg_eta)
         terms *= data.trials[:, None, None]
         return data.group_sum(terms)

@@ -221,7 +221,7 @@ class MarginalLikelihood:
             offset = np.broadcast_to(offset, (rows, len(T)))
 
             def fun(u, offset=offset, tau=tau):
-                eta = offset + tau * u[data.codes]
+                eta = offset + tau * np.take(u, data.codes, axis=0)
                 r, w, _ = residual_and_weight(eta, m, n)
                 W = data.group_sum(w)
                 return tau * data.group_sum(r) - u, -(tau * tau) * W - 1.0, eta, W
@@ -232,7 +232,7 @@ class MarginalLikelihood:
             )
             sd = 1.0 / np.sqrt(tau * tau * W + 1.0)
             nodes = u[..., None] + sd[..., None] * self.t
-            eta = offset[..., None] + tau[:, None] * nodes[data.codes]
+            eta = offset[..., None] + tau[:, None] * np.take(nodes, data.codes, axis=0)
             h = data.group_sum(kernel(eta, m[..., None], n[..., None]))
             a = self.log_omega + h - 0.5 * nodes**2
             top = a.max(axis=-1)
