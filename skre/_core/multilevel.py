@@ -275,7 +275,7 @@ def fit_multilevel(
     if "model" in stage and hasattr(agq, "warm_start"):
         agq.warm_start(stage["model"])
     if stage.get("store"):  # the node choice's evaluations at the start
-        agq.prime(stage["store"])
+        agq.prime(stage.pop("store"))  # (the rest of them freed)
     quasi_newton = cheap or (np.ndim(n_quad) == 0 and n_quad == 1)
     bhhh = not quasi_newton and source.n_groups >= BHHH_GROUPS
     agq.want_outer = bhhh  # Newton steps from Laplace's optimum: see _bhhh
