@@ -339,3 +339,34 @@ def test_last_newton_step_without_evaluation_meets_the_tolerance():
     ]
     np.testing.assert_allclose(blind, ref, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(full, ref, rtol=1e-12, atol=1e-14)
+
+
+def test_a_staged_fit_heading_to_tau_zero_decides_the_boundary_first(monkeypatch):
+    """When the Laplace stage of a large fit goes towards tau = 0, the boundary
+    is decided before the quadrature's Newton steps, which on that plateau
+    only crawl (they used to take all 200 iterations): the same
+    complete-pooling answer in a few evaluations."""
+    import pandas as pd
+
+    from skre import CompletePoolingBinomial, MultilevelBinomial
+
+    rng = np.random.default_rng(7)
+    G, k = 1000, 12
+    g = np.repeat(np.arange(G), k)
+    Z = rng.normal(size=(G * k, 2))
+    y = (rng.random(G * k) < expit(-0.3 + Z @ [0.5, -0.2])).astype(int)
+    X = pd.DataFrame({"g": g, "a": Z[:, 0], "b": Z[:, 1]})
+    calls = []
+    real = MarginalLikelihood.value_and_grad
+    monkeypatch.setattr(
+        MarginalLikelihood,
+        "value_and_grad",
+        lambda self, p: calls.append(len(self.t)) or real(self, p),
+    )
+    with pytest.warns(UserWarning, match="boundary"):
+        est = MultilevelBinomial(group="g").fit(X, y)
+    assert len(g) * 25 > 200_000  # a staged fit
+    assert est.tau_ == 0.0 and est.converged_
+    cp = CompletePoolingBinomial(group="g").fit(X, y)
+    np.testing.assert_allclose(est.coef_, cp.coef_, rtol=1e-9)
+    assert sum(1 for k in calls if k > 1) <= 3  # quadrature evaluations
