@@ -514,8 +514,7 @@ def _check_quadrature(est, fit, budget=400_000):
     if len(fit.units.codes) * finer > budget:  # large groups: close to normal
         return
     model = MarginalLikelihood(fit.units, fit.unit_weight, finer)
-    model._u = fit.posterior.mode  # the modes do not depend on the rule
-    fine = model.value(fit.params)
+    fine = model.value_at(fit.params, fit.posterior)
     coarse = float(fit.unit_weight @ fit.posterior.log_marginal)
     if abs(fine - coarse) > 1e-6 * max(1.0, abs(coarse)):
         warn(

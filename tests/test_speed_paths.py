@@ -370,3 +370,51 @@ def test_a_staged_fit_heading_to_tau_zero_decides_the_boundary_first(monkeypatch
     cp = CompletePoolingBinomial(group="g").fit(X, y)
     np.testing.assert_allclose(est.coef_, cp.coef_, rtol=1e-9)
     assert sum(1 for k in calls if k > 1) <= 3  # quadrature evaluations
+
+
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("p", [0, 2])
+def test_one_row_per_group_passes_equal_the_chunked_ones(binary, p):
+    """With one row per group in one chunk (small intercept-only data) the
+    passes skip their gathers and group sums; the numbers are those of the
+    general chunked path, bit for bit."""
+    from skre._core.nodepass import ModePass
+
+    rng = np.random.default_rng(9)
+    G = 60
+    n = np.ones(G) if binary else rng.integers(1, 30, G).astype(float)
+    m = rng.binomial(n.astype(int), 0.3).astype(float)
+    data = Collapsed(np.arange(G), rng.normal(size=(G, p)), m, n, G, np.arange(G))
+    offset, xi = rng.normal(size=G), rng.normal(size=(G, 7))
+    log_prior = rng.normal(size=(G, 7))
+    fast, chunked = NodePass(data, 7), NodePass(data, 7, max_elements=7 * 16)
+    assert fast.one_row and not chunked.one_row
+    for a, b in zip(
+        fast(offset, xi, log_prior, True, True),
+        chunked(offset, xi, log_prior, True, True),
+    ):
+        np.testing.assert_array_equal(a, b)
+    mode_fast, mode_chunked = ModePass(data), ModePass(data, max_rows=16)
+    assert mode_fast.one_row and not mode_chunked.one_row
+    for a, b in zip(
+        mode_fast.sums(offset, xi[:, 0]), mode_chunked.sums(offset, xi[:, 0])
+    ):
+        np.testing.assert_array_equal(a, b)
+    at_fast = mode_fast.at_mode(offset, xi[:, 0], grad=True, rows=True)
+    at_chunked = mode_chunked.at_mode(offset, xi[:, 0], grad=True, rows=True)
+    for name in ("W", "R0", "V", "h0", "WZ", "VZ", "r0"):
+        a, b = getattr(at_fast, name), getattr(at_chunked, name)
+        if p or name not in ("WZ", "VZ"):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.8, 3.0])
+def test_value_at_another_rules_modes_equals_value(tau):
+    """The accuracy check evaluates the finer rule at the fitted rule's modes
+    and scales instead of solving for them again: the same value."""
+    data = rows(binary=False, seed=3)
+    params = np.array([0.4, -0.2, -0.5, tau])
+    coarse = MarginalLikelihood(data, np.ones(data.n_groups), 7)
+    fine = MarginalLikelihood(data, np.ones(data.n_groups), 15)
+    post = coarse.posterior(params)
+    assert fine.value_at(params, post) == pytest.approx(fine.value(params), rel=1e-13)

@@ -45,7 +45,9 @@ class Collapsed:
     def weighted_group_sum(self, weights, values):
         """Per group ``sum_i weights_i * values_i`` for (rows x k) ``values``,
         without the (rows x k) product: the row-summing matrix with
-        ``weights`` in place of its ones."""
+        ``weights`` in place of its ones (one row per group: the product)."""
+        if self.one_row_per_group:
+            return np.asarray(weights, dtype=float)[:, None] * values
         summer = self._summer()
         weighted = sparse.csr_array(
             (np.asarray(weights, dtype=float), summer.indices, summer.indptr),

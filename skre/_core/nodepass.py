@@ -112,6 +112,10 @@ class NodePass:
             self.chunks.append(
                 (g0, g1, r0, r1, data.codes[r0:r1] - g0, summer, m - n, n)
             )
+        # one row per group in one chunk (small intercept-only data, the rats):
+        # every gather and group sum is the identity, and skipping them halves
+        # the numpy calls of a pass
+        self.one_row = data.one_row_per_group and len(self.chunks) == 1
 
     def __call__(self, offset, xi, log_prior, grad=False, row_means=False):
         """Sums over each group's rows at its nodes.
@@ -134,6 +138,8 @@ class NodePass:
         """
         G, K = xi.shape
         ones = np.ones(K)
+        if self.one_row:
+            return self._one_row(offset, xi, log_prior, grad, row_means, ones)
         h = np.empty((G, K))
         np_sum = np.empty((G, K)) if grad else None
         p_mean = np.empty(len(offset)) if row_means else None
@@ -159,6 +165,39 @@ class NodePass:
                     p *= n
                 np_sum[g0:g1] = summer @ p
         return h, np_sum, p_mean
+
+    def _one_row(self, offset, xi, log_prior, grad, row_means, ones):
+        """:meth:`__call__` when each group is one row (the same numbers: its
+        gathers and sums are the identity)."""
+        m_minus_n, n = self.chunks[0][6:]
+        h = xi + offset[:, None]
+        log_p, p = log_expit_and_expit(h)
+        h *= m_minus_n
+        if not self.binary:
+            log_p *= n
+        h += log_p
+        p_mean = None
+        if row_means:
+            a = log_prior + h
+            a -= row_logsumexp(a)[:, None]
+            pi = np.exp(a, out=a)
+            pi *= p
+            p_mean = pi @ ones
+        if grad and not self.binary:
+            p *= n
+        return h, (p if grad else None), p_mean
+
+
+def _sums(values, by, identity):
+    """Each group's sum of ``values``: ``values`` itself when every group is
+    one row, else ``np.add.reduceat`` at the group starts ``by`` (vectors) or
+    the product with the sparse row-summing matrix ``by`` (matrices: reduceat
+    along the rows of a matrix is slow)."""
+    if identity:
+        return values
+    if sparse.issparse(by):
+        return by @ values
+    return np.add.reduceat(values, by)
 
 
 class AtMode:
@@ -198,10 +237,18 @@ class ModePass:
                 data, max_rows or MODE_CHUNK_ROWS
             )
         ]
+        self.one_row = data.one_row_per_group and len(self.chunks) == 1
 
     def sums(self, offset, xi):
         """``(R, W)``: each group's residual and weight sums at
         ``eta = offset + xi[group]``."""
+        if self.one_row:  # each group one row: no gathers, no sums
+            _, _, _, _, _, _, _m, n, _ = self.chunks[0]
+            p = fast_expit(xi + offset, out=None)
+            if not self.binary:
+                p *= n
+            W = p * (1.0 - (p if self.binary else p / n))
+            return self.M - p, W
         R, W = np.empty(self.n_groups), np.empty(self.n_groups)
         for g0, g1, r0, r1, codes, local, _m, n, _ in self.chunks:
             eta = np.take(xi[g0:g1], codes)
@@ -226,29 +273,32 @@ class ModePass:
             (np.empty((G, p_cols)), np.empty((G, p_cols))) if p_cols else (None,) * 2
         )
         r_rows = np.empty(len(offset)) if rows else None
+        one = self.one_row  # the gathers and group sums are the identity
         for g0, g1, r0, r1, codes, local, m, n, summer in self.chunks:
-            eta = np.take(xi[g0:g1], codes)
-            eta += offset[r0:r1]
+            if one:
+                eta = xi + offset
+            else:
+                eta = np.take(xi[g0:g1], codes)
+                eta += offset[r0:r1]
             log_p, p = log_expit_and_expit(eta)
             if kernel:  # (m - n) eta + n log p
                 if not self.binary:
                     log_p *= n
                 log_p += (m - n) * eta
-                h0[g0:g1] = np.add.reduceat(log_p, local)
+                h0[g0:g1] = _sums(log_p, local, one)
             np_ = p if self.binary else n * p  # binary rows: n = 1
             w = np_ * (1.0 - p)
-            W[g0:g1] = np.add.reduceat(w, local)
+            W[g0:g1] = _sums(w, local, one)
             if not grad:
                 continue
             r = m - np_
-            R0[g0:g1] = np.add.reduceat(r, local)
+            R0[g0:g1] = _sums(r, local, one)
             v = w * (1.0 - 2.0 * p)
-            V[g0:g1] = np.add.reduceat(v, local)
+            V[g0:g1] = _sums(v, local, one)
             if p_cols:
                 Zc = Z[r0:r1]
-                # sparse sums: reduceat along the rows of a matrix is slow
-                WZ[g0:g1] = summer @ (w[:, None] * Zc)
-                VZ[g0:g1] = summer @ (v[:, None] * Zc)
+                WZ[g0:g1] = _sums(w[:, None] * Zc, summer, one)
+                VZ[g0:g1] = _sums(v[:, None] * Zc, summer, one)
             if rows:
                 r_rows[r0:r1] = r
         return AtMode(W=W, h0=h0, R0=R0, V=V, WZ=WZ, VZ=VZ, r0=r_rows)

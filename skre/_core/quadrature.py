@@ -240,6 +240,18 @@ class MarginalLikelihood:
             out[s : s + per] = self.group_weight @ (np.log(sd) + A - LOG_SQRT_2PI)
         return out
 
+    def value_at(self, params, posterior):
+        """Log marginal likelihood (kernel) at ``params`` with the modes and
+        scales of ``posterior`` (another rule's, at the same ``params``: they
+        do not depend on the rule), without solving for the modes."""
+        beta, b, tau = params[:-2], params[-2], params[-1]
+        if tau == 0.0:  # every rule is exact: the integrand is normal
+            return float(self.group_weight @ posterior.log_marginal)
+        W = (1.0 / posterior.sd**2 - 1.0) / (tau * tau)
+        offset = self._offset(beta, b)
+        logm = self._rule(offset, tau, posterior.mode, AtMode(W=W))[-1]
+        return float(self.group_weight @ logm)
+
     def value(self, params):
         beta, b, tau = params[:-2], params[-2], params[-1]
         self.n_eval += 1

@@ -30,10 +30,10 @@ def solve_decreasing(fun, x0, lo, hi, *, tol=1e-12, max_iter=100, last_step=0.0)
     for _ in range(max_iter):
         f, df, *extra = fun(x)
         step = -f / df
-        size = np.abs(step) / (1.0 + np.abs(x))
-        if np.all(size <= tol):
+        size = np.max(np.abs(step) / (1.0 + np.abs(x)))
+        if size <= tol:
             return x, extra, True
-        if last_step > 0 and np.all(size <= last_step):
+        if last_step > 0 and size <= last_step:
             new = x + step
             if np.all((new >= lo) & (new <= hi)):
                 return new, extra, True
@@ -41,5 +41,8 @@ def solve_decreasing(fun, x0, lo, hi, *, tol=1e-12, max_iter=100, last_step=0.0)
         hi = np.where(f < 0, x, hi)
         new = x + step
         outside = (new < lo) | (new > hi)
-        x = np.where(outside & (f != 0), 0.5 * (lo + hi), np.where(f == 0, x, new))
+        if outside.any():  # bisect where Newton leaves the bracket
+            x = np.where(outside & (f != 0), 0.5 * (lo + hi), np.where(f == 0, x, new))
+        else:  # (where f == 0 the step is 0: new is x)
+            x = new
     return x, fun(x)[2:], False
