@@ -276,6 +276,8 @@ def fit_multilevel(
         x0, hess_inv0, n_iter = laplace.x, laplace.hess_inv, laplace.n_iter
     if "model" in stage and hasattr(agq, "warm_start"):
         agq.warm_start(stage["model"])
+    elif hasattr(source, "start_modes") and np.ndim(n_quad) == 0:
+        agq._u = source.start_modes(tau0)  # one Newton step from 0
     if stage.get("store"):  # the node choice's evaluations at the start
         agq.prime(stage.pop("store"))  # (the rest of them freed)
     quasi_newton = cheap or (np.ndim(n_quad) == 0 and n_quad == 1)

@@ -206,8 +206,8 @@ def minimize_smooth(
         # a small gradient alone is not enough: on a plateau (the log tau
         # gradient and curvature vanish together as tau -> 0) it is small far
         # from the optimum, while the step it implies is not
-        step = np.max(np.abs(hess_inv @ g))
-        return step <= xtol or (np.max(np.abs(g)) <= floor and step <= PLATEAU_STEP)
+        step = np.abs(hess_inv @ g).max()
+        return step <= xtol or (np.abs(g).max() <= floor and step <= PLATEAU_STEP)
 
     if hess_inv0 is None:
         hess_inv0 = _positive_definite(fd_hessian(counted, x0))

@@ -30,7 +30,7 @@ def solve_decreasing(fun, x0, lo, hi, *, tol=1e-12, max_iter=100, last_step=0.0)
     for _ in range(max_iter):
         f, df, *extra = fun(x)
         step = -f / df
-        size = np.max(np.abs(step) / (1.0 + np.abs(x)))
+        size = (np.abs(step) / (1.0 + np.abs(x))).max()
         if size <= tol:
             return x, extra, True
         if last_step > 0 and size <= last_step:
