@@ -418,3 +418,25 @@ def test_value_at_another_rules_modes_equals_value(tau):
     fine = MarginalLikelihood(data, np.ones(data.n_groups), 15)
     post = coarse.posterior(params)
     assert fine.value_at(params, post) == pytest.approx(fine.value(params), rel=1e-13)
+
+
+def test_feature_names_fast_path_equals_sklearn():
+    """skre reads a pandas frame's string column names itself (sklearn's
+    check is a tenth of a small fit) and leaves every other case to sklearn."""
+    import pandas as pd
+    from sklearn.utils.validation import _get_feature_names
+
+    from skre._validation import feature_names
+
+    frames = [
+        pd.DataFrame({"g": [1], "x": [2.0]}),
+        pd.DataFrame({0: [1], 1: [2.0]}),
+        pd.DataFrame({np.str_("g"): [1]}),
+        pd.DataFrame(index=[0]),
+    ]
+    for X in frames:
+        ours, theirs = feature_names(X), _get_feature_names(X)
+        assert (ours is None and theirs is None) or list(ours) == list(theirs)
+    mixed = pd.DataFrame({"g": [1], 0: [2.0]})
+    with pytest.raises(TypeError, match="string names"):
+        feature_names(mixed)
