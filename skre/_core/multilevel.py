@@ -180,8 +180,8 @@ class InMemory:
         XWX = np.empty((len(beta) + 1,) * 2)
         # a start: the cross-product from every k-th row (times k) beyond
         # max_rows rows, relative error about sqrt(k / rows)
-        k = -(-len(w) // max_rows)
-        Zk, wk = data.Z[::k], w[::k] * k
+        every = -(-len(w) // max_rows)
+        Zk, wk = data.Z[::every], w[::every] * every
         XWX[:-1, :-1] = Zk.T @ (wk[:, None] * Zk)
         XWX[:-1, -1] = XWX[-1, :-1] = w @ data.Z  # numpy's sums down rows are slow
         XWX[-1, -1] = w.sum()

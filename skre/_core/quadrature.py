@@ -361,9 +361,9 @@ def node_counts(data, group_weight, params, rtol=1e-7, warm=None, store=None):
     # level only evaluates its nodes there
     offset = first._offset(beta, b)
     keep = store is not None
-    last = getattr(warm, "_last", None)
-    if last is not None and np.array_equal(last[0], params):
-        u, at = last[1][0], last[1][-1]  # the warm likelihood's, at these params
+    seen = getattr(warm, "_last", None)
+    if seen is not None and np.array_equal(seen[0], params):
+        u, at = seen[1][0], seen[1][-1]  # the warm likelihood's, at these params
     else:
         u, at = first.modes(offset, tau, params, grad=keep)
     lowest = first._rule(offset, tau, u, at)[-1]
