@@ -50,6 +50,11 @@ def _positive_definite(H, floor=1e-8):
     that steps never move it (``eigh`` would mix it with the others by
     rounding, amplified by ``1 / floor``)."""
     H = np.asarray(H, dtype=float)
+    if H.size:  # positive definite enough (so no zero row): the plain inverse
+        vals, vecs = np.linalg.eigh(H)  # (ascending)
+        if vals[0] >= floor * max(1.0, abs(vals[0]), abs(vals[-1])):
+            inv = (vecs / vals) @ vecs.T
+            return 0.5 * (inv + inv.T)
     top = max(1.0, float(np.max(np.abs(H)))) if H.size else 1.0
     zero = np.all(H == 0.0, axis=0) & np.all(H == 0.0, axis=1)
     inv = np.zeros_like(H)
