@@ -77,8 +77,8 @@ def test_node_pass_equals_the_whole_array_computation(binary, max_elements):
     offset = rng.normal(size=len(data.codes))
     nodes = rng.normal(size=(G, K))
     log_prior = rng.normal(size=(G, K))
-    h, np_sum, p_mean = NodePass(data, K, max_elements)(
-        offset, 0.8 * nodes, log_prior, grad=True, row_means=True
+    h, np_sum, p_mean, w_sum = NodePass(data, K, max_elements)(
+        offset, 0.8 * nodes, log_prior, grad=True, row_means=True, weights=True
     )
     eta = offset[:, None] + 0.8 * nodes[data.codes]
     m, n = data.successes[:, None], data.trials[:, None]
@@ -88,6 +88,8 @@ def test_node_pass_equals_the_whole_array_computation(binary, max_elements):
     np.testing.assert_allclose(
         np_sum, np.add.reduceat(n * p, data.starts, axis=0), rtol=1e-12, atol=1e-12
     )
+    w_ref = np.add.reduceat(n * p * (1 - p), data.starts, axis=0)
+    np.testing.assert_allclose(w_sum, w_ref, rtol=1e-12, atol=1e-12)
     a = log_prior + ref_h
     pi = np.exp(a - a.max(axis=1, keepdims=True))
     pi /= pi.sum(axis=1, keepdims=True)
@@ -390,8 +392,8 @@ def test_one_row_per_group_passes_equal_the_chunked_ones(binary, p):
     fast, chunked = NodePass(data, 7), NodePass(data, 7, max_elements=7 * 16)
     assert fast.one_row and not chunked.one_row
     for a, b in zip(
-        fast(offset, xi, log_prior, True, True),
-        chunked(offset, xi, log_prior, True, True),
+        fast(offset, xi, log_prior, True, True, True),
+        chunked(offset, xi, log_prior, True, True, True),
     ):
         np.testing.assert_array_equal(a, b)
     mode_fast, mode_chunked = ModePass(data), ModePass(data, max_rows=16)

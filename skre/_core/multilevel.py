@@ -235,6 +235,11 @@ def fit_multilevel(
             f, g = nll(x)
             return f / scale, g / scale
 
+        def hessian(x):
+            H = nll.hessian(x)
+            return None if H is None else H / scale
+
+        fun_grad.hessian = hessian
         return fun_grad
 
     stage = {}  # the Laplace stage's likelihood: its modes start the next
@@ -302,8 +307,13 @@ def fit_multilevel(
         boundary, cp, S = decide_boundary(-objective(agq)(x0)[0] * scale)
     if not boundary:
         agq.want_outer = bhhh  # Newton steps from Laplace's optimum: see _bhhh
+        # small data: Newton steps on the Louis Hessian where the likelihood
+        # has one (no covariates, see MarginalLikelihood._louis), then BFGS
+        newton = cheap and quasi_newton and hasattr(agq, "want_hessian")
+        agq.want_hessian = newton
+        goal = objective(agq)
         res = minimize_smooth(
-            objective(agq),
+            goal,
             x0,
             gtol=gtol,
             xtol=1e-8 if cheap else REFINE_XTOL,
@@ -313,8 +323,11 @@ def fit_multilevel(
             measure_hessian=cheap,
             quasi_newton=quasi_newton,
             curvature=_bhhh(agq, x0, scale, coef_prior) if bhhh else None,
+            hessian=goal.hessian if newton else None,
         )
         agq.want_outer = False
+        if newton:
+            agq.want_hessian, agq.hessian = False, None
         if np.isfinite(at_zero) and (S <= 0 or res.x[-1] < LOG_TAU_ZERO):
             boundary, cp, S = decide_boundary(-res.fun * scale)
     if boundary:
@@ -423,6 +436,21 @@ def make_log_prior(p, tau_prior=None, coef_prior=None):
             grad[-1] = tau * float(tau_prior.dlogpdf(tau)) if tau > 0 else 0.0
         return value, grad
 
+    def hessian(x, step=1e-5):
+        """The log prior's Hessian in ``x``: the slopes' precisions, and a
+        central difference of the log tau gradient (priors have no second
+        derivative; this one feeds only Newton steps' curvature)."""
+        H = np.zeros((len(x), len(x)))
+        if coef_prior is not None:
+            H[:p, :p] = -np.diag(coef_prior[1])
+        if tau_prior is not None:
+            up, down = np.exp(x[-1] + step), np.exp(x[-1] - step)
+            slope_up = up * float(tau_prior.dlogpdf(up))
+            slope_down = down * float(tau_prior.dlogpdf(down))
+            H[-1, -1] = (slope_up - slope_down) / (2.0 * step)
+        return H
+
+    log_prior.hessian = hessian
     return log_prior
 
 
@@ -435,15 +463,38 @@ def negative_loglik(model, log_prior=None):
     """``x -> (-(loglik + log prior), -grad)`` in ``x = (beta, b, log tau)``,
     unscaled."""
 
+    last = {}
+
     def fun_grad(x):
         if x[-1] > MAX_LOG_TAU:  # a line search probing absurd tau: reject the step
+            last.clear()
             return np.inf, np.full(len(x), np.nan)
         params = np.concatenate([x[:-1], [np.exp(x[-1])]])
         val, grad = model.value_and_grad(params)
+        last.update(x=x, grad_tau=grad[-1])
         grad[-1] *= params[-1]
         if log_prior is not None:
             lp, lg = log_prior(x)
             val, grad = val + lp, grad + lg
         return -val, -grad
 
+    def hessian(x):
+        """The objective's Hessian at ``x``, just evaluated: the model's (in
+        ``(beta, b, tau)``, when it has one) taken to log tau, plus the
+        prior's; None without."""
+        H = getattr(model, "hessian", None)
+        if H is None or "x" not in last or not np.array_equal(last["x"], x):
+            return None
+        if H.shape != (len(x), len(x)):
+            return None
+        tau = np.exp(x[-1])
+        d = np.ones(len(x))
+        d[-1] = tau
+        H = H * np.outer(d, d)
+        H[-1, -1] += tau * last["grad_tau"]  # d/dlog tau of tau * dL/dtau
+        if log_prior is not None:
+            H = H + log_prior.hessian(x)
+        return -H
+
+    fun_grad.hessian = hessian
     return fun_grad

@@ -117,7 +117,9 @@ class NodePass:
         # the numpy calls of a pass
         self.one_row = data.one_row_per_group and len(self.chunks) == 1
 
-    def __call__(self, offset, xi, log_prior, grad=False, row_means=False):
+    def __call__(
+        self, offset, xi, log_prior, grad=False, row_means=False, weights=False
+    ):
         """Sums over each group's rows at its nodes.
 
         Parameters
@@ -129,19 +131,23 @@ class NodePass:
         grad : also return ``sum_i n_i p_ik`` per group and node.
         row_means : also return each row's posterior mean of p over its
             group's nodes, ``sum_k pi_gk p_ik``.
+        weights : also return ``sum_i n_i p_ik (1 - p_ik)`` per group and node
+            (the curvature of the kernel, for the Hessian).
 
         Returns
         -------
         h : (G, K) the kernel ``sum_i m_i eta_ik - n_i log(1 + exp(eta_ik))``.
         np_sum : (G, K) or None.
         p_mean : (rows,) or None.
+        w_sum : (G, K) or None.
         """
         G, K = xi.shape
         ones = np.ones(K)
         if self.one_row:
-            return self._one_row(offset, xi, log_prior, grad, row_means, ones)
+            return self._one_row(offset, xi, log_prior, grad, row_means, weights, ones)
         h = np.empty((G, K))
         np_sum = np.empty((G, K)) if grad else None
+        w_sum = np.empty((G, K)) if weights else None
         p_mean = np.empty(len(offset)) if row_means else None
         for g0, g1, r0, r1, codes, summer, m_minus_n, n in self.chunks:
             eta = np.take(xi[g0:g1], codes, axis=0)  # 4x faster than xi[codes]
@@ -160,13 +166,18 @@ class NodePass:
                 pi = np.take(pi, codes, axis=0)
                 pi *= p
                 p_mean[r0:r1] = pi @ ones  # 3x faster than einsum on pi[codes]
+            if weights:
+                w = p * (1.0 - p)
+                if not self.binary:
+                    w *= n
+                w_sum[g0:g1] = summer @ w
             if grad:
                 if not self.binary:
                     p *= n
                 np_sum[g0:g1] = summer @ p
-        return h, np_sum, p_mean
+        return h, np_sum, p_mean, w_sum
 
-    def _one_row(self, offset, xi, log_prior, grad, row_means, ones):
+    def _one_row(self, offset, xi, log_prior, grad, row_means, weights, ones):
         """:meth:`__call__` when each group is one row (the same numbers: its
         gathers and sums are the identity)."""
         m_minus_n, n = self.chunks[0][6:]
@@ -183,9 +194,14 @@ class NodePass:
             pi = np.exp(a, out=a)
             pi *= p
             p_mean = pi @ ones
+        w = None
+        if weights:
+            w = p * (1.0 - p)
+            if not self.binary:
+                w *= n
         if grad and not self.binary:
             p *= n
-        return h, (p if grad else None), p_mean
+        return h, (p if grad else None), p_mean, w
 
 
 def _sums(values, by, identity):
