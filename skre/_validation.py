@@ -11,10 +11,12 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from sklearn.exceptions import DataConversionWarning
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _get_feature_names, column_or_1d, validate_data
+from sklearn.utils.validation import _get_feature_names, validate_data
 
 from ._core.binomial import log_binom_constant
+from .exceptions import warn
 
 
 @dataclass
@@ -367,7 +369,7 @@ def split_y(est, y, *, reset):
             f"y has {arr.ndim} dimensions (shape {arr.shape}); expected 1-D binary "
             "labels or 2 columns [successes, trials]."
         )
-    arr = column_or_1d(arr, warn=True)
+    arr = _labels_1d(arr)
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError(f"y contains NaN or infinity in {_rows(~np.isfinite(arr))}.")
     if arr.dtype == object and pd.isna(arr).any():
@@ -412,6 +414,25 @@ def split_y(est, y, *, reset):
         )
     successes = (arr == classes[1]).astype(float)
     return successes, np.ones_like(successes), classes, True
+
+
+def _labels_1d(arr):
+    """scikit-learn's ``column_or_1d(arr, warn=True)`` on an array already
+    dense: a column vector is ravelled with its DataConversionWarning (at the
+    user's line), anything but 1-D is refused. sklearn's own goes through
+    ``check_array``, a seventh of a small fit's validation."""
+    if arr.ndim == 1:
+        return arr
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        warn(
+            "A column-vector y was passed when a 1d array was expected. Please "
+            "change the shape of y to (n_samples, ), for example using ravel().",
+            DataConversionWarning,
+        )
+        return arr.ravel()
+    raise ValueError(
+        f"y should be a 1d array, got an array of shape {arr.shape} instead."
+    )
 
 
 def _two_classes(arr):

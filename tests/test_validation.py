@@ -791,3 +791,21 @@ def test_aliased_covariates_are_named_and_dropped():
     with warnings.catch_warnings():
         warnings.simplefilter("error", CollinearityWarning)
         MultilevelBinomial(group="g").fit(X[["g", "x", "level"]], yc)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_column_vector_labels_warn_at_the_callers_line_and_fit_the_same(cls):
+    """As scikit-learn's column_or_1d: a column of labels is ravelled with a
+    DataConversionWarning (here attributed to the user's line), a scalar y is
+    refused."""
+    from sklearn.exceptions import DataConversionWarning
+
+    X = pd.DataFrame({"g": np.repeat(np.arange(4), 6)})
+    y = np.tile([0, 1, 1, 0, 0, 1], 4)
+    ref = cls(group="g").fit(X, y)
+    with pytest.warns(DataConversionWarning, match="column-vector y") as record:
+        est = cls(group="g").fit(X, y[:, None])
+    assert record[0].filename == __file__
+    assert est.intercept_ == ref.intercept_
+    with pytest.raises(ValueError, match=r"1d array, got an array of shape \(\)"):
+        cls(group="g").fit(X.iloc[:1], np.array(1))
