@@ -72,9 +72,14 @@ def is_binary(data):
 def whole_group_chunks(data, max_rows):
     """Chunks of whole groups of about ``max_rows`` rows (a larger group is a
     chunk of its own): ``(g0, g1, r0, r1, local_starts, summer)`` with the
-    (groups x rows) 0/1 matrix that sums the chunk's groups."""
+    (groups x rows) 0/1 matrix that sums the chunk's groups (None for all the
+    data in one chunk with one row per group: the identity)."""
     starts = np.asarray(data.starts)
     rows, G = len(data.codes), data.n_groups
+    if rows <= max_rows:  # one chunk; the identity sums one row per group
+        summer = None if data.one_row_per_group else data._summer()
+        yield 0, G, 0, rows, starts, summer
+        return
     chunk_of_group = starts // max(1, int(max_rows))
     bounds = np.r_[0, np.flatnonzero(np.diff(chunk_of_group)) + 1, G]
     for g0, g1 in zip(bounds[:-1], bounds[1:]):
