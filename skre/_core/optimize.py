@@ -115,32 +115,40 @@ def _wolfe_step(counted, x, f, slope, d, c1=1e-4, c2=0.9, max_eval=20):
     return best
 
 
-def _newton(counted, hessian, x, f, g, max_iter, done):
+def _newton(counted, hessian, x, f, g, max_iter, done, last_step=0.0):
     """Newton steps on the objective's own Hessian (``hessian(x)``, valid right
     after ``counted(x)``) from ``x`` with value ``f`` and gradient ``g``, each
     with a backtracking line search (unit step first, no coordinate moved by
     more than :data:`MAX_STEP`).
 
-    Returns ``(x, f, g, hess_inv, n_iter, finished)``. ``finished`` is False
+    Returns ``(x, f, g, hess_inv, n_iter, finished)``. ``finished`` is None
     when BFGS should take over from there: no Hessian, or one that is not
     finite; no decrease along the Newton direction; or steps that stop
     shrinking quadratically (as on the plateau towards tau = 0, where each
     Newton step in log tau is about -1/2 and BFGS's line search extrapolates).
+    It is ``"done"`` when ``done`` holds at ``x``, and ``"blind"`` when the
+    last step was taken without evaluating at its end (``f`` and ``g`` are
+    then from the point before): with ``last_step > 0``, a step below
+    ``last_step`` that follows a full step it is below 10 times the square of
+    (Newton converging quadratically) leaves an error of the order of its own
+    square, which no evaluation there would improve on.
     """
-    n_iter, last_size, slow = 0, np.inf, 0
+    n_iter, last_size, slow, full = 0, np.inf, 0, False
     hess_inv = None
     while n_iter < max_iter:
         H = hessian(x)
         if H is None or not np.all(np.isfinite(H)):
-            return x, f, g, hess_inv, n_iter, False
+            return x, f, g, hess_inv, n_iter, None
         hess_inv = _positive_definite(H)
         if done(g, hess_inv, f):
-            return x, f, g, hess_inv, n_iter, True
+            return x, f, g, hess_inv, n_iter, "done"
         d = -hess_inv @ g
         size = float(np.max(np.abs(d)))
+        if full and size <= last_step and size <= 10.0 * last_size**2:
+            return x + d, f, g, hess_inv, n_iter + 1, "blind"
         slow = slow + 1 if size > 0.25 * last_size else 0
         if slow >= 2 or not (np.isfinite(f) and np.all(np.isfinite(g))):
-            return x, f, g, hess_inv, n_iter, False
+            return x, f, g, hess_inv, n_iter, None
         slope = float(g @ d)
         slack = 1e-13 * max(1.0, abs(f))  # the objective's rounding
         t = min(1.0, MAX_STEP / max(size, 1e-300))
@@ -150,11 +158,11 @@ def _newton(counted, hessian, x, f, g, max_iter, done):
                 break
             t *= 0.5
         else:
-            return x, f, g, hess_inv, n_iter, False
+            return x, f, g, hess_inv, n_iter, None
         x, f, g = x + t * d, float(f_t), np.asarray(g_t)
-        last_size = t * size
+        last_size, full = t * size, t == 1.0
         n_iter += 1
-    return x, f, g, hess_inv, n_iter, False
+    return x, f, g, hess_inv, n_iter, None
 
 
 def _bfgs(counted, x, hess_inv0, max_iter, done, start=None):
@@ -213,6 +221,7 @@ def minimize_smooth(
     curvature=None,
     grad_scale=0.0,
     hessian=None,
+    last_step=0.0,
 ):
     """Minimise ``fun_grad(x) -> (f, g)``; see the module docstring.
 
@@ -224,7 +233,9 @@ def minimize_smooth(
         distance to the optimum) accepted as converged. On large data the
         objective's rounding keeps BFGS from reaching ``gtol`` while the
         parameters are already exact to far better than ``xtol``.
-    hess_inv0 : initial inverse Hessian; measured at ``x0`` when None.
+    hess_inv0 : initial inverse Hessian; measured at ``x0`` when None. A
+        callable returning it is called only if needed (Newton steps on
+        ``hessian`` need none).
     polish : at most this many Newton steps after BFGS (within ``max_iter`` in all).
     measure_hessian : Newton steps use a finite-difference Hessian (2 k gradient
         evaluations); otherwise BFGS's own estimate, updated by each step
@@ -243,6 +254,10 @@ def minimize_smooth(
         was last evaluated. With ``quasi_newton``, Newton steps on it come
         first (quadratic convergence: on the rats 5 evaluations where BFGS
         takes 7), and BFGS takes over where they stall (see ``_newton``).
+    last_step : with ``hessian``, a Newton step below this, in the quadratic
+        phase, is taken without evaluating at its end (``_newton``); ``fun``
+        and ``grad`` are then those of the point before it, and the caller
+        evaluates at ``x`` what it needs there.
     """
     x0 = np.asarray(x0, dtype=float)
     n_eval = 0
@@ -264,18 +279,22 @@ def minimize_smooth(
 
     if hess_inv0 is None:
         hess_inv0 = _positive_definite(fd_hessian(counted, x0))
+    elif callable(hess_inv0) and (hessian is None or not quasi_newton):
+        hess_inv0 = hess_inv0()
 
     if quasi_newton:
-        x, start, n_iter, finished = x0, None, 0, False
+        x, start, n_iter, finished = x0, None, 0, None
         if hessian is not None:
             f, g = start = counted(x0)
             x, f, g, hess_inv, n_iter, finished = _newton(
-                counted, hessian, x0, f, g, max_iter, done
+                counted, hessian, x0, f, g, max_iter, done, last_step
             )
             start, message = (f, g), "converged"
             if hess_inv is not None:  # BFGS goes on from the latest Hessian
                 hess_inv0 = hess_inv
-        if not finished:
+            elif callable(hess_inv0):  # (no Hessian came: the start's)
+                hess_inv0 = hess_inv0()
+        if finished is None:
             x, f, g, hess_inv, more, message = _bfgs(
                 counted, x, hess_inv0, max_iter - n_iter, done, start
             )
@@ -287,8 +306,11 @@ def minimize_smooth(
             hess_inv = curvature(hess_inv0)
     hess_inv = 0.5 * (hess_inv + hess_inv.T)  # scipy wants it exactly symmetric
 
+    blind = quasi_newton and finished == "blind"
+    if blind:  # converged by the quadratic phase's own error bound
+        message = "converged (the last Newton step not evaluated)"
     budget = min(polish, max_iter - n_iter) if np.all(np.isfinite(g)) else 0
-    for _ in range(max(budget, 0)):
+    for _ in range(0 if blind else max(budget, 0)):
         if done(g, hess_inv, f):
             break
         if measure_hessian:
@@ -310,7 +332,7 @@ def minimize_smooth(
         n_iter += 1
         if quasi_newton and not message.startswith("Newton polish"):
             message = "Newton polish after: " + message
-    converged = bool(np.all(np.isfinite(g)) and done(g, hess_inv, f))
+    converged = blind or bool(np.all(np.isfinite(g)) and done(g, hess_inv, f))
     if not converged:
         message = f"{message} (largest gradient component {np.max(np.abs(g)):.3g})"
     return OptimResult(x, f, g, n_iter, n_eval, converged, message, hess_inv)
