@@ -5,16 +5,21 @@ The Hessian is checked against central differences of the exact AGQ gradient
 against BFGS alone on the same objective.
 """
 
+import warnings
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from skre import MultilevelBinomial
+from skre._core import multilevel
 from skre._core.grouping import Collapsed
 from skre._core.multilevel import make_log_prior, negative_loglik
 from skre._core.nodepass import NodePass
 from skre._core.optimize import minimize_smooth
 from skre._core.quadrature import MarginalLikelihood
 from skre.datasets import load_rats
+from skre.exceptions import BoundaryWarning
 from skre.priors import HalfCauchy
 
 
@@ -172,3 +177,55 @@ def test_rats_fit_takes_four_newton_steps():
     X, y = load_rats(return_X_y=True)
     est = MultilevelBinomial(group="batch").fit(X, y)
     assert est.n_iter_ == 4
+
+
+def tiny_tau_counts(d, G=40):
+    """Groups of 10^4 trials whose successes alternate 5000 +- d: a spread
+    just above binomial for d > 50 (tau from 0.004 at d = 51), below for
+    d <= 50 (the boundary)."""
+    m = 5000 + d * np.tile([1, -1], G // 2)
+    return pd.DataFrame({"g": np.arange(G)}), np.c_[m, np.full(G, 10_000)]
+
+
+def fit_counting(monkeypatch, X, y, stop=True, **kwargs):
+    """The fit and the gradient evaluations its likelihood made; ``stop=False``
+    moves the early boundary stop out of reach (the path before it)."""
+    if not stop:
+        monkeypatch.setattr(multilevel, "LOG_TAU_ZERO", -np.inf)
+    est = MultilevelBinomial(group="g", **kwargs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundaryWarning)
+        est.fit(X, y)
+    monkeypatch.undo()
+    return est, est._fit_result.model.n_eval
+
+
+@pytest.mark.parametrize("tau_prior", [None, HalfCauchy(1.0)])
+@pytest.mark.parametrize("d", [20, 50])
+def test_small_fits_heading_to_tau_zero_stop_and_decide_the_boundary(
+    monkeypatch, d, tau_prior
+):
+    """Steps heading below tau = 0.01 stop and the boundary is decided there:
+    the same complete-pooling answer as crawling along the plateau, in a
+    fraction of the evaluations."""
+    X, y = tiny_tau_counts(d)
+    early, n_early = fit_counting(monkeypatch, X, y, tau_prior=tau_prior)
+    crawl, n_crawl = fit_counting(monkeypatch, X, y, False, tau_prior=tau_prior)
+    assert early.boundary_ and crawl.boundary_ and early.tau_ == 0.0
+    assert early.intercept_ == crawl.intercept_
+    assert early.loglik_ == crawl.loglik_
+    assert n_early <= 12 and n_crawl >= 3 * n_early
+
+
+@pytest.mark.parametrize("d", [51, 53])
+def test_an_optimum_below_the_stop_is_still_reached(monkeypatch, d):
+    """A positive tau^2 score at complete pooling: not the boundary, so the
+    steps go on from where they stopped to the optimum below tau = 0.01 that
+    the uninterrupted path finds."""
+    X, y = tiny_tau_counts(d)
+    early, _ = fit_counting(monkeypatch, X, y)
+    plain, _ = fit_counting(monkeypatch, X, y, False)
+    assert not early.boundary_ and 0 < early.tau_ < 0.01
+    assert early.tau_ == pytest.approx(plain.tau_, rel=1e-6)
+    assert early.intercept_ == pytest.approx(plain.intercept_, abs=1e-10)
+    assert early.loglik_ == pytest.approx(plain.loglik_, abs=1e-9)

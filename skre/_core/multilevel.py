@@ -296,14 +296,19 @@ def fit_multilevel(
     bhhh = not quasi_newton and source.n_groups >= BHHH_GROUPS
     at_zero = 0.0 if tau_prior is None else float(tau_prior.logpdf(0.0))
 
+    pooled = []
+
     def decide_boundary(f_opt):
         """tau = 0 is the maximum when the tau^2 score at the complete-pooling
         fit (with the prior's curvature there) is not positive and no interior
         point (``f_opt``, the best found) beats complete pooling."""
-        cp = source.pooled(coef_prior=coef_prior)
-        beta0, b0 = cp.coef, float(cp.intercepts[0])
-        S = source.tau2_score(beta0, b0)[0] + _prior_tau2_slope(tau_prior)
-        f0 = cp.loglik + log_prior(np.r_[beta0, b0, -np.inf])[0]
+        if not pooled:  # the complete-pooling fit, once
+            cp = source.pooled(coef_prior=coef_prior)
+            beta0, b0 = cp.coef, float(cp.intercepts[0])
+            S = source.tau2_score(beta0, b0)[0] + _prior_tau2_slope(tau_prior)
+            f0 = cp.loglik + log_prior(np.r_[beta0, b0, -np.inf])[0]
+            pooled.extend([cp, S, f0])
+        cp, S, f0 = pooled
         return S <= 0 and f_opt <= f0 + 1e-9 * max(1.0, abs(f0)), cp, S
 
     boundary = False
@@ -324,24 +329,40 @@ def fit_multilevel(
         )
         agq.want_hessian = newton
         goal = objective(agq)
-        res = minimize_smooth(
-            goal,
-            x0,
+        options = dict(
             gtol=gtol,
             xtol=1e-8 if cheap else REFINE_XTOL,
             grad_scale=grad_scale,
             max_iter=max_iter,
-            hess_inv0=hess_inv0,
             measure_hessian=cheap,
             quasi_newton=quasi_newton,
             curvature=_bhhh(agq, x0, scale, coef_prior) if bhhh else None,
             hessian=goal.hessian if newton else None,
             last_step=NEWTON_LAST_STEP,
         )
+        # steps heading to tau = 0 stop there and the boundary is decided: on
+        # that plateau they would only crawl (a small fit: about 40 evaluations)
+        early = quasi_newton and np.isfinite(at_zero)
+        res = minimize_smooth(
+            goal,
+            x0,
+            hess_inv0=hess_inv0,
+            stop=(lambda x: x[-1] < LOG_TAU_ZERO) if early else None,
+            **options,
+        )
+        if res.stopped:
+            boundary, cp, S = decide_boundary(-res.fun * scale)
+            if not boundary:  # an optimum below tau = 0.01: on to it
+                n_iter += res.n_iter
+                res = minimize_smooth(goal, res.x, hess_inv0=res.hess_inv, **options)
         agq.want_outer = False
         if newton:
             agq.want_hessian, agq.hessian = False, None
-        if np.isfinite(at_zero) and (S <= 0 or res.x[-1] < LOG_TAU_ZERO):
+        if (
+            not boundary
+            and np.isfinite(at_zero)
+            and (S <= 0 or res.x[-1] < LOG_TAU_ZERO)
+        ):
             boundary, cp, S = decide_boundary(-res.fun * scale)
     if boundary:
         beta0, b0 = cp.coef, float(cp.intercepts[0])
