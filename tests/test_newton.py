@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 
 from skre import MultilevelBinomial
-from skre._core import multilevel
+from skre._core import multilevel, optimize
 from skre._core.grouping import Collapsed
 from skre._core.multilevel import make_log_prior, negative_loglik
 from skre._core.nodepass import NodePass
 from skre._core.optimize import minimize_smooth
 from skre._core.quadrature import MarginalLikelihood
 from skre.datasets import load_rats
-from skre.exceptions import BoundaryWarning
-from skre.priors import HalfCauchy
+from skre.exceptions import BoundaryWarning, ConvergenceWarning, QuadratureWarning
+from skre.priors import Gamma, HalfCauchy
 
 
 def intercept_only(one_row, seed=0, G=40):
@@ -229,3 +229,68 @@ def test_an_optimum_below_the_stop_is_still_reached(monkeypatch, d):
     assert early.tau_ == pytest.approx(plain.tau_, rel=1e-6)
     assert early.intercept_ == pytest.approx(plain.intercept_, abs=1e-10)
     assert early.loglik_ == pytest.approx(plain.loglik_, abs=1e-9)
+
+
+# two odd data sets of 1-3 trials a group, found by comparing fits with and
+# without Newton steps on random data (/work/battery/diff_small.py, seeds 4
+# and 0): separated groups, tau far above what 1-3 trials can pin down
+ODD_M = [
+    [0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1]
+    + [3, 0, 0, 0, 2, 0, 2, 0, 0, 0, 3, 2, 0, 3, 0, 1, 0, 1, 0, 0, 0, 3, 0, 0, 0]
+    + [0, 0, 0, 2, 3, 0, 0, 0, 0, 3],
+    [0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0, 1, 2, 3, 0, 0, 1, 1, 0, 0, 0, 0]
+    + [0, 1, 2, 2, 0, 1, 0, 2, 0, 2, 1, 0, 0, 3, 0, 0, 1, 0, 0, 2, 0, 0, 1, 0, 0]
+    + [0, 3, 0, 3, 2, 0, 0, 3, 1, 3, 0, 3, 0, 1, 0, 0, 2, 0, 3, 0, 0, 0],
+]
+ODD_N = [
+    [3, 2, 2, 1, 3, 2, 2, 1, 2, 3, 2, 3, 2, 2, 3, 1, 3, 3, 1, 3, 1, 1, 3, 1, 1, 1]
+    + [3, 3, 1, 1, 2, 1, 3, 3, 2, 1, 3, 2, 2, 3, 2, 3, 3, 3, 1, 1, 1, 3, 1, 2, 2]
+    + [2, 1, 1, 2, 3, 3, 3, 2, 1, 3],
+    [2, 1, 3, 3, 3, 3, 1, 3, 3, 3, 2, 2, 1, 2, 3, 1, 2, 3, 3, 3, 1, 3, 3, 2, 1, 1]
+    + [3, 1, 2, 3, 2, 1, 2, 2, 1, 3, 1, 1, 1, 3, 3, 1, 1, 2, 3, 2, 1, 1, 1, 1, 1]
+    + [2, 3, 3, 3, 2, 1, 1, 3, 1, 3, 1, 3, 1, 2, 1, 3, 2, 2, 3, 1, 3, 2],
+]
+
+
+@pytest.mark.parametrize("case", [0, 1])
+def test_newton_leaves_far_starts_to_bfgs(monkeypatch, case):
+    """Far from the optimum the Louis Hessian can be indefinite (case 1) or
+    imply a leap (case 0: 5 in log tau, into the worse of two posterior
+    modes, tau 79 with log-likelihood -53.2 against tau 9.43 and -49.8).
+    Newton hands such starts to BFGS: the same fit as BFGS alone."""
+    X = pd.DataFrame({"g": np.arange(len(ODD_M[case]))})
+    y = np.c_[ODD_M[case], ODD_N[case]]
+    kwargs = {"tau_prior": Gamma(2.5, 0)} if case == 0 else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuadratureWarning)
+        warnings.simplefilter("error", ConvergenceWarning)
+        est = MultilevelBinomial(group="g", **kwargs).fit(X, y)
+        monkeypatch.setattr(optimize, "NEWTON_MAX_STEP", 0.0)  # BFGS alone
+        bfgs = MultilevelBinomial(group="g", **kwargs).fit(X, y)
+    assert est.tau_ == pytest.approx(bfgs.tau_, rel=1e-6)
+    assert est.loglik_ == pytest.approx(bfgs.loglik_, abs=1e-8)
+    if case == 0:
+        assert est.tau_ == pytest.approx(9.429, abs=1e-3) and est.loglik_ > -49.9
+
+
+def test_an_indefinite_hessian_hands_over_before_any_newton_step():
+    """f = (a^2 - 1)^2 + b^2 from a = 0.1, where f'' < 0 in a: no Newton step
+    on a made-up positive version of it; BFGS from the start's curvature,
+    exactly as without a Hessian."""
+
+    def fun_grad(z):
+        a, b = z
+        return (a * a - 1) ** 2 + b * b, np.array([4 * a * (a * a - 1), 2 * b])
+
+    calls = []
+
+    def hessian(z):
+        calls.append(z.copy())
+        return np.diag([12 * z[0] ** 2 - 4, 2.0])
+
+    x0, start = np.array([0.1, 0.5]), np.diag([0.25, 0.5])
+    res = minimize_smooth(fun_grad, x0, hess_inv0=start, hessian=hessian)
+    plain = minimize_smooth(fun_grad, x0, hess_inv0=start)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(res.x, plain.x)
+    assert res.converged and abs(abs(res.x[0]) - 1) < 1e-8

@@ -31,6 +31,9 @@ PLATEAU_STEP = 1e-6
 #: the largest change of any coordinate a line search tries first (log tau and
 #: standardized coefficients: 5 is a factor of 150 in tau)
 MAX_STEP = 5.0
+#: the longest Newton step (any coordinate) taken on the objective's own
+#: Hessian; a longer one hands over to BFGS (a factor of e in tau)
+NEWTON_MAX_STEP = 1.0
 
 
 def fd_hessian(fun_grad, x, step=1e-5):
@@ -44,6 +47,18 @@ def fd_hessian(fun_grad, x, step=1e-5):
     return 0.5 * (H + H.T)
 
 
+def _inverse_if_positive(H, floor=1e-8):
+    """The inverse of ``H`` if every eigenvalue is at least ``floor`` times the
+    largest (and 1e-8 at least), else None."""
+    if not H.size:
+        return None
+    vals, vecs = np.linalg.eigh(H)  # (ascending)
+    if vals[0] >= floor * max(1.0, abs(vals[0]), abs(vals[-1])):
+        inv = (vecs / vals) @ vecs.T
+        return 0.5 * (inv + inv.T)
+    return None
+
+
 def _positive_definite(H, floor=1e-8):
     """Inverse of ``H`` with its eigenvalues made positive (``|value|``, at
     least ``floor`` of the largest). A coordinate whose row and column are
@@ -51,11 +66,9 @@ def _positive_definite(H, floor=1e-8):
     that steps never move it (``eigh`` would mix it with the others by
     rounding, amplified by ``1 / floor``)."""
     H = np.asarray(H, dtype=float)
-    if H.size:  # positive definite enough (so no zero row): the plain inverse
-        vals, vecs = np.linalg.eigh(H)  # (ascending)
-        if vals[0] >= floor * max(1.0, abs(vals[0]), abs(vals[-1])):
-            inv = (vecs / vals) @ vecs.T
-            return 0.5 * (inv + inv.T)
+    inv = _inverse_if_positive(H, floor)
+    if inv is not None:
+        return inv
     top = max(1.0, float(np.max(np.abs(H)))) if H.size else 1.0
     zero = np.all(H == 0.0, axis=0) & np.all(H == 0.0, axis=1)
     inv = np.zeros_like(H)
@@ -119,14 +132,19 @@ def _wolfe_step(counted, x, f, slope, d, c1=1e-4, c2=0.9, max_eval=20):
 def _newton(counted, hessian, x, f, g, max_iter, done, last_step=0.0, stop=None):
     """Newton steps on the objective's own Hessian (``hessian(x)``, valid right
     after ``counted(x)``) from ``x`` with value ``f`` and gradient ``g``, each
-    with a backtracking line search (unit step first, no coordinate moved by
-    more than :data:`MAX_STEP`).
+    with a backtracking line search (unit step first).
 
     Returns ``(x, f, g, hess_inv, n_iter, finished)``. ``finished`` is None
     when BFGS should take over from there: no Hessian, or one that is not
-    finite; no decrease along the Newton direction; or steps that stop
+    finite or not positive definite (far from the minimum, where BFGS's
+    start curvature and line search are the safer guide); no decrease along
+    the Newton direction; or steps that stop
     shrinking quadratically (as on the plateau towards tau = 0, where each
-    Newton step in log tau is about -1/2 and BFGS's line search extrapolates).
+    Newton step in log tau is about -1/2 and BFGS's line search extrapolates);
+    or a Newton step longer than :data:`NEWTON_MAX_STEP` (a leap that far on a
+    quadratic model lands anywhere: on a multimodal posterior, in another
+    mode than BFGS's careful start finds). Handed over before any step, BFGS
+    starts from ``hess_inv0`` as if there had been no Hessian.
     It is ``"done"`` when ``done`` holds at ``x``, and ``"blind"`` when the
     last step was taken without evaluating at its end (``f`` and ``g`` are
     then from the point before): with ``last_step > 0``, a step below
@@ -141,11 +159,16 @@ def _newton(counted, hessian, x, f, g, max_iter, done, last_step=0.0, stop=None)
         H = hessian(x)
         if H is None or not np.all(np.isfinite(H)):
             return x, f, g, hess_inv, n_iter, None
-        hess_inv = _positive_definite(H)
-        if done(g, hess_inv, f):
-            return x, f, g, hess_inv, n_iter, "done"
-        d = -hess_inv @ g
+        positive = _inverse_if_positive(H)
+        if positive is None:  # not a neighbourhood of a minimum: BFGS's job
+            return x, f, g, hess_inv, n_iter, None
+        if done(g, positive, f):
+            return x, f, g, positive, n_iter, "done"
+        d = -positive @ g
         size = float(np.max(np.abs(d)))
+        if size > NEWTON_MAX_STEP:  # the quadratic model is only local
+            return x, f, g, hess_inv, n_iter, None
+        hess_inv = positive
         if full and size <= last_step and size <= 10.0 * last_size**2:
             return x + d, f, g, hess_inv, n_iter + 1, "blind"
         slow = slow + 1 if size > 0.25 * last_size else 0
@@ -153,7 +176,7 @@ def _newton(counted, hessian, x, f, g, max_iter, done, last_step=0.0, stop=None)
             return x, f, g, hess_inv, n_iter, None
         slope = float(g @ d)
         slack = 1e-13 * max(1.0, abs(f))  # the objective's rounding
-        t = min(1.0, MAX_STEP / max(size, 1e-300))
+        t = 1.0
         for _ in range(4):
             f_t, g_t = counted(x + t * d)
             if np.isfinite(f_t) and f_t <= f + 1e-4 * t * slope + slack:
@@ -288,6 +311,9 @@ def minimize_smooth(
         step = np.abs(hess_inv @ g).max()
         return step <= xtol or (np.abs(g).max() <= floor and step <= PLATEAU_STEP)
 
+    def newton_done(g, hess_inv, f):
+        return np.abs(hess_inv @ g).max() <= xtol
+
     if hess_inv0 is None:
         hess_inv0 = _positive_definite(fd_hessian(counted, x0))
     elif callable(hess_inv0) and (hessian is None or not quasi_newton):
@@ -297,8 +323,11 @@ def minimize_smooth(
         x, start, n_iter, finished = x0, None, 0, None
         if hessian is not None:
             f, g = start = counted(x0)
+            # on the objective's own Hessian the Newton step is the distance
+            # to the optimum: it alone decides (a gradient below gtol can
+            # still be 1e-7 away where tau is weakly determined)
             x, f, g, hess_inv, n_iter, finished = _newton(
-                counted, hessian, x0, f, g, max_iter, done, last_step, stop
+                counted, hessian, x0, f, g, max_iter, newton_done, last_step, stop
             )
             start, message = (f, g), "converged"
             if hess_inv is not None:  # BFGS goes on from the latest Hessian
