@@ -232,8 +232,8 @@ def test_an_optimum_below_the_stop_is_still_reached(monkeypatch, d):
 
 
 # two odd data sets of 1-3 trials a group, found by comparing fits with and
-# without Newton steps on random data (/work/battery/diff_small.py, seeds 4
-# and 0): separated groups, tau far above what 1-3 trials can pin down
+# without Newton steps on 900 random small data sets: separated groups, tau
+# far above what 1-3 trials can pin down
 ODD_M = [
     [0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 1, 1]
     + [3, 0, 0, 0, 2, 0, 2, 0, 0, 0, 3, 2, 0, 3, 0, 1, 0, 1, 0, 0, 0, 3, 0, 0, 0]
