@@ -88,7 +88,9 @@ class MultilevelBinomial(GroupedBinomialMixin):
         quadrature steps that finish a fit on large data (more than 200,000
         rows x nodes, so at least 8,000 rows: 1e-6 is under 1e-3 of a
         standard error there, and the last steps to 1e-8 would cost one or
-        two passes over all the rows).
+        two passes over all the rows). Small fits without covariates, whose
+        Newton steps use the exact Hessian, stop on the Newton step alone
+        (below 1e-8), whatever the gradient.
     verbose : int, default=0
         If positive, long computations (the ``method="bayes"`` grid, profile
         intervals) print a line as each step finishes.
