@@ -294,3 +294,20 @@ def test_an_indefinite_hessian_hands_over_before_any_newton_step():
     assert len(calls) == 1
     np.testing.assert_array_equal(res.x, plain.x)
     assert res.converged and abs(abs(res.x[0]) - 1) < 1e-8
+
+
+def test_polish_stops_where_its_differences_leave_the_domain():
+    """The polish's finite-difference Hessian at a point next to where the
+    objective refuses (as the multilevel fit refuses log tau beyond its cap)
+    is not finite: the run ends there, not converged, instead of raising
+    LinAlgError from eigh (found on 8 separated rows with a Gamma(2.5, 0)
+    prior pushing tau to its cap)."""
+
+    def fun_grad(z):
+        if z[1] > 1.0:
+            return np.inf, np.full(2, np.nan)
+        return (z[0] - 1) ** 2 - z[1], np.array([2 * (z[0] - 1), -1.0])
+
+    res = minimize_smooth(fun_grad, np.array([0.0, 1.0 - 1e-7]))
+    assert not res.converged and res.x[1] <= 1.0
+    assert np.isfinite(res.fun)

@@ -359,7 +359,10 @@ def minimize_smooth(
         if done(g, hess_inv, f):
             break
         if measure_hessian:
-            hess_inv = _positive_definite(fd_hessian(counted, x))
+            H = fd_hessian(counted, x)
+            if not np.all(np.isfinite(H)):  # a neighbour beyond MAX_LOG_TAU
+                break
+            hess_inv = _positive_definite(H)
         step = -hess_inv @ g
         slack = 1e-13 * max(1.0, abs(f))  # the objective's rounding
         for _ in range(8):
