@@ -299,15 +299,16 @@ def test_an_indefinite_hessian_hands_over_before_any_newton_step():
 def test_polish_stops_where_its_differences_leave_the_domain():
     """The polish's finite-difference Hessian at a point next to where the
     objective refuses (as the multilevel fit refuses log tau beyond its cap)
-    is not finite: the run ends there, not converged, instead of raising
+    has a NaN column: the run ends there, not converged, instead of raising
     LinAlgError from eigh (found on 8 separated rows with a Gamma(2.5, 0)
     prior pushing tau to its cap)."""
 
     def fun_grad(z):
-        if z[1] > 1.0:
-            return np.inf, np.full(2, np.nan)
-        return (z[0] - 1) ** 2 - z[1], np.array([2 * (z[0] - 1), -1.0])
+        if z[-1] > 1.0:
+            return np.inf, np.full(len(z), np.nan)
+        return float(np.sum((z[:-1] - 1) ** 2) - z[-1]), np.r_[2 * (z[:-1] - 1), -1.0]
 
-    res = minimize_smooth(fun_grad, np.array([0.0, 1.0 - 1e-7]))
-    assert not res.converged and res.x[1] <= 1.0
+    x0 = np.array([0.0, 0.5, 2.0, 1.0 - 1e-7])
+    res = minimize_smooth(fun_grad, x0, hess_inv0=np.eye(4))
+    assert not res.converged and res.x[-1] <= 1.0
     assert np.isfinite(res.fun)
