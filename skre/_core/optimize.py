@@ -2,7 +2,9 @@
 
 BFGS from a start whose inverse Hessian is measured (finite differences of the
 analytic gradient), then Newton steps on a finite-difference Hessian until the
-gradient vanishes to working precision. ``converged`` is decided on the final
+gradient vanishes to working precision. An objective that supplies its own
+Hessian gets Newton steps on it first, while they behave as Newton steps near
+a minimum do (see ``_newton``). ``converged`` is decided on the final
 gradient (or the Newton step it implies), not on how the iteration stopped: a
 line search often runs out of decrease at an optimum, when rounding of the
 objective dominates.
@@ -138,10 +140,10 @@ def _newton(counted, hessian, x, f, g, max_iter, done, last_step=0.0, stop=None)
     when BFGS should take over from there: no Hessian, or one that is not
     finite or not positive definite (far from the minimum, where BFGS's
     start curvature and line search are the safer guide); no decrease along
-    the Newton direction; or steps that stop
-    shrinking quadratically (as on the plateau towards tau = 0, where each
-    Newton step in log tau is about -1/2 and BFGS's line search extrapolates);
-    or a Newton step longer than :data:`NEWTON_MAX_STEP` (a leap that far on a
+    the Newton direction; steps that stop shrinking quadratically (as on the
+    plateau towards tau = 0, where each Newton step in log tau is about -1/2
+    and BFGS's line search extrapolates); or a Newton step longer than
+    :data:`NEWTON_MAX_STEP` (a leap that far on a
     quadratic model lands anywhere: on a multimodal posterior, in another
     mode than BFGS's careful start finds). Handed over before any step, BFGS
     starts from ``hess_inv0`` as if there had been no Hessian.
@@ -284,7 +286,9 @@ def minimize_smooth(
     hessian : ``x -> H`` (or None), the objective's Hessian at the point it
         was last evaluated. With ``quasi_newton``, Newton steps on it come
         first (quadratic convergence: on the rats 5 evaluations where BFGS
-        takes 7), and BFGS takes over where they stall (see ``_newton``).
+        takes 7, 4 with ``last_step``), and BFGS takes over where they stall
+        (see ``_newton``). They stop on the Newton step alone (below
+        ``xtol``): on the exact Hessian it is the distance to the optimum.
     last_step : with ``hessian``, a Newton step below this, in the quadratic
         phase, is taken without evaluating at its end (``_newton``); ``fun``
         and ``grad`` are then those of the point before it, and the caller
