@@ -16,7 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _get_feature_names, validate_data
 
 from ._core.binomial import log_binom_constant
-from .exceptions import warn
+from .exceptions import SampleWeightWarning, warn
 
 
 @dataclass
@@ -556,8 +556,6 @@ def check_sample_weight(sample_weight, n_rows):
 
 def _warn_small_weights(est, w):
     if len(w) and np.all(w < 1):
-        from .exceptions import SampleWeightWarning, warn
-
         warn(
             f"{type(est).__name__}: every sample_weight is below 1 (sum "
             f"{w.sum():.4g} over {len(w)} rows). skre's weights are frequency "
