@@ -152,6 +152,30 @@ def test_solve_decreasing_matches_brentq():
         )
 
 
+def test_solve_decreasing_cannot_cycle_between_bracket_ends():
+    """A twin pair with both successes at tau = 13 (issue 22's twinstut): from
+    u = 0 Newton lands exactly on the bracket's end and back, forever (the
+    fit spent 9 s in such solves). Steps that do not land strictly inside
+    the bracket bisect; the roots agree with brentq."""
+    tau, n, m = 13.0, 2.0, 2.0
+    offset = np.array([-12.0, -3.0, 0.5])
+    calls = []
+
+    def fun(u):
+        calls.append(1)
+        p = expit(offset + tau * u)
+        return tau * (m - n * p) - u, -tau * tau * n * p * (1 - p) - 1.0
+
+    lo, hi = np.full(3, tau * (m - n)), np.full(3, tau * m)
+    u, _, ok = solve_decreasing(fun, np.zeros(3), lo, hi)
+    assert ok and len(calls) <= 40
+    for o, ui in zip(offset, u):
+        root = optimize.brentq(
+            lambda v, o=o: tau * (m - n * expit(o + tau * v)) - v, 0.0, 2 * tau * m
+        )
+        assert ui == pytest.approx(root, abs=1e-10)
+
+
 def test_collapse_merges_identical_rows_and_keeps_sums():
     rng = np.random.default_rng(0)
     codes = rng.integers(0, 5, 200)

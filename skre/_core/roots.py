@@ -12,10 +12,14 @@ def solve_decreasing(fun, x0, lo, hi, *, tol=1e-12, max_iter=100, last_step=0.0)
         with ``df < 0``; ``extra`` is anything computed on the way.
     x0, lo, hi : arrays, start and a bracket ``f(lo) >= 0 >= f(hi)``.
 
-    Newton steps that leave the current bracket are replaced by bisection, so
-    the iteration cannot diverge. It stops at the first ``x`` whose Newton step
-    is below ``tol * (1 + |x|)`` everywhere and returns ``(x, extra, converged)``
-    with ``extra`` evaluated at that ``x``, so callers need no extra pass.
+    Newton steps that do not land strictly inside the current bracket are
+    replaced by bisection, so the iteration cannot diverge or cycle (a step
+    landing exactly on a bracket end would revisit a point already
+    evaluated: on the twin-pair data of issue 22, at tau = 13, Newton went back
+    and forth between two such points for all 100 iterations). It stops at
+    the first ``x`` whose Newton step is below ``tol * (1 + |x|)`` everywhere
+    and returns ``(x, extra, converged)`` with ``extra`` evaluated at that
+    ``x``, so callers need no extra pass.
 
     With ``last_step > 0``, once every Newton step is below
     ``last_step * (1 + |x|)`` it takes that step and returns without evaluating
@@ -40,8 +44,8 @@ def solve_decreasing(fun, x0, lo, hi, *, tol=1e-12, max_iter=100, last_step=0.0)
         lo = np.where(f > 0, x, lo)
         hi = np.where(f < 0, x, hi)
         new = x + step
-        outside = (new < lo) | (new > hi)
-        if outside.any():  # bisect where Newton leaves the bracket
+        outside = (new <= lo) | (new >= hi)
+        if outside.any():  # bisect where Newton leaves the open bracket
             x = np.where(outside & (f != 0), 0.5 * (lo + hi), np.where(f == 0, x, new))
         else:  # (where f == 0 the step is 0: new is x)
             x = new
