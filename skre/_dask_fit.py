@@ -26,7 +26,7 @@ from ._core.separation import MAX_ROWS
 from ._dask_results import rowless
 from ._design import aliased_columns
 from ._fit_result import degenerate_fit, no_pooling_fit_result, pooled_fit_result
-from ._multilevel import _check_quadrature
+from ._multilevel import warn_rule
 from ._multilevel_fit import MultilevelFit, likelihood_units
 from ._pooling import _group_prior, _warn_unconverged
 from .exceptions import BoundaryWarning, warn
@@ -96,38 +96,43 @@ class DaskSource:
     def likelihood(self, n_quad):
         return DaskLikelihood(self, n_quad)
 
-    def node_counts(self, params, rtol=1e-7):
-        """Each group's node count for ``n_quad="auto"``, as in memory.
-
-        The in-memory rule allows each group its share of ``rtol`` times the
-        whole data's log-likelihood at the lowest level; each partition runs
-        the same rule on its groups with ``rtol`` scaled so that its share is
-        the whole data's (one extra pass for that total).
-        """
-        from ._core.quadrature import NODE_LEVELS
+    def select_nodes(
+        self, params, target, counts=None, top=None, warm=None, store=None
+    ):
+        """Each group's node count, as in memory (see
+        :func:`~skre._core.accuracy.select_nodes`): the target is global, so
+        each partition selects for its own groups and the measured sums add
+        up. ``warm`` and ``store`` are for the in-memory source only."""
+        from ._core.accuracy import Selection
 
         n = len(self.parts)
-        totals = self.runner.map(
-            parts_mod.lowest_level_total,
+        starts = [None] * n if counts is None else [counts[ids] for ids in self.ids]
+        pieces = self.runner.map(
+            parts_mod.part_select,
             self.parts,
             [self.zero] * n,
             [params] * n,
-            [NODE_LEVELS[0]] * n,
+            starts,
+            [target] * n,
+            [top] * n,
         )
-        share = max(abs(sum(t for t, _ in totals)), 1.0) / max(self._n_groups, 1.0)
-        rtols = [rtol * share / (max(abs(t), 1.0) / max(g, 1.0)) for t, g in totals]
         counts = np.empty(self._n_groups, dtype=np.intp)
-        left = []
-        for ids, c, todo in self.runner.map(
-            parts_mod.part_node_counts,
-            self.parts,
-            [self.zero] * n,
-            [params] * n,
-            rtols,
-        ):
-            counts[ids] = c
-            left.append(todo)
-        return counts, np.sort(np.concatenate(left)) if left else np.zeros(0, int)
+        for ids, sel in pieces:
+            counts[ids] = sel.counts
+        sels = [sel for _, sel in pieces]
+        return Selection(
+            counts,
+            np.sort(np.concatenate([ids[sel.unresolved] for ids, sel in pieces])),
+            float(sum(sel.d_loglik for sel in sels)),
+            _total([sel.d_score for sel in sels]),
+            float(sum(sel.e_loglik for sel in sels)),
+            _total([sel.e_score for sel in sels]),
+            any(sel.raised for sel in sels),
+        )
+
+    def compare_rules(self, params, n_quad, reference, warm=None):
+        """A fixed rule against ``reference`` nodes, summed over partitions."""
+        return self.map_sum(parts_mod.part_compare, params, n_quad, reference)
 
     def tau2_score(self, beta, b):
         return self.map_sum(parts_mod.call_source, "tau2_score", (beta, b))
@@ -169,8 +174,17 @@ class DaskLikelihood:
     def value(self, params):
         return self._call("value", params)
 
+    want_outer = want_hessian = False
+    outer = hessian = None
+
     def value_and_grad(self, params):
-        return self._call("value_and_grad", params)
+        """The value and gradient; with ``want_outer`` also the sum of the
+        outer products of the groups' scores in ``outer`` (see
+        :func:`skre._core.multilevel._bhhh`)."""
+        if not self.want_outer:
+            return self._call("value_and_grad", params)
+        value, grad, self.outer = self._call("value_grad_outer", params)
+        return value, grad
 
     def values(self, param_rows, max_elements=4_000_000):
         return self._call("values", param_rows, max_elements)
@@ -547,20 +561,12 @@ def fit_multilevel_dask(est, engine):
         coef_prior=coef_prior,
     )
     fit = MultilevelFit.of(design, res, units, weight, unit, est.tau_prior, coef_prior)
-    n_nodes = res.n_nodes  # one count, or one per group
     if isinstance(source, InMemory):
         fit.__dict__["model"] = res.model  # already built: seed the cache
     if bayes:
         return fit_bayes(fit, name, est.verbose)
     engine.warn_if_separated(est, res.b, res.beta)
-    unresolved = getattr(res, "unresolved", 0)
-    if unresolved:
-        from ._multilevel import _warn_unresolved
-
-        _warn_unresolved(est, unresolved)
-    elif np.ndim(n_nodes) == 0 and n_nodes > 1 and not res.boundary:
-        if not engine.rowless:
-            _check_quadrature(est, fit)
+    warn_rule(est, fit, res.check)
     if res.boundary:
         warn(
             f"{name}: the maximum-likelihood tau is 0 (a "

@@ -18,7 +18,6 @@ import pandas as pd
 from ._core.binomial import log_binom_constant, loglik_terms, residual_and_weight
 from ._core.grouping import Collapsed, collapse
 from ._core.multilevel import InMemory
-from ._core.quadrature import MarginalLikelihood
 from ._validation import (
     Prepared,
     check_labels,
@@ -451,24 +450,34 @@ def call_likelihood(part, zero, n_quad, name, args):
     one node count or this partition's groups' counts."""
     data = part.view(zero)
     model = InMemory(data, np.ones(data.n_groups)).likelihood(n_quad)
+    if name == "value_grad_outer":
+        return value_grad_outer(model, *args)
     out = getattr(model, name)(*args)
     return (part.ids, out) if name == "posterior" else out
 
 
-def lowest_level_total(part, zero, params, n_quad):
-    """The partition's log-likelihood at ``n_quad`` nodes, and its groups."""
+def value_grad_outer(model, params):
+    """``(value, gradient, outer products of the groups' scores)``."""
+    model.want_outer = True
+    value, grad = model.value_and_grad(params)
+    return value, grad, model.outer
+
+
+def part_select(part, zero, params, counts, target, top):
+    """:func:`~skre._core.accuracy.select_nodes` on the partition's groups
+    (from ``counts``, their current rules, or from the start levels), with
+    their global codes."""
     data = part.view(zero)
-    model = MarginalLikelihood(data, np.ones(data.n_groups), n_quad)
-    return float(np.sum(model.posterior(params).log_marginal)), data.n_groups
+    source = InMemory(data, np.ones(data.n_groups))
+    return part.ids, source.select_nodes(params, target, counts=counts, top=top)
 
 
-def part_node_counts(part, zero, params, rtol):
-    """``node_counts`` on the partition's groups, with their global codes."""
-    from ._core.quadrature import node_counts
-
+def part_compare(part, zero, params, n_quad, reference):
+    """:func:`~skre._core.accuracy.compare_rules` on the partition's groups."""
     data = part.view(zero)
-    counts, left = node_counts(data, np.ones(data.n_groups), params, rtol=rtol)
-    return part.ids, counts, part.ids[left]
+    return InMemory(data, np.ones(data.n_groups)).compare_rules(
+        params, n_quad, reference
+    )
 
 
 def extreme_logits(part, zero, intercept, beta, alpha=None):

@@ -9,8 +9,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin, Number
 from ._bayes import BayesFit, check_bayes_data, fit_bayes
+from ._core.accuracy import LEVELS
 from ._core.multilevel import InMemory, fit_multilevel
-from ._core.quadrature import MarginalLikelihood
 from ._design import build_design
 from ._fit_result import degenerate_fit
 from ._intervals import check_interval_args, check_level
@@ -221,10 +221,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
             return fit_bayes(fit, type(self).__name__, self.verbose)
         data = design.data
         self._warn_if_separated(design, res.b + data.Z @ res.beta)
-        if res.unresolved:
-            _warn_unresolved(self, res.unresolved)
-        elif np.ndim(res.n_nodes) == 0 and res.n_nodes > 1 and not res.boundary:
-            _check_quadrature(self, fit)
+        warn_rule(self, fit, res.check)
         if res.boundary:
             warn(
                 f"{type(self).__name__}: the maximum-likelihood tau is 0 (a "
@@ -497,34 +494,62 @@ class MultilevelBinomial(GroupedBinomialMixin):
         )
 
 
-def _warn_unresolved(est, count):
-    warn(
-        f"{type(est).__name__}: for {count} groups the adaptive quadrature's "
-        "log-likelihood still changed between 15 and 25 nodes, so the 25 nodes "
-        "used for them may not be accurate at the estimate. tau is large for the "
-        "information in each group (e.g. one binary trial per group) and is "
-        "weakly identified; the estimate may be an artefact. Try a tau_prior or "
-        "a simpler model.",
-        QuadratureWarning,
-    )
+#: a fixed rule warns when one Newton step towards the next larger rule moves
+#: an estimate by more than this many standard errors
+RULE_SHIFT_SE = 0.1
 
 
-def _check_quadrature(est, fit, budget=400_000):
-    """Warn when a rule with about twice the nodes disagrees at the estimate."""
-    n_quad = int(fit.n_quad)
-    finer = 2 * n_quad + 1
-    if len(fit.units.codes) * finer > budget:  # large groups: close to normal
+def warn_rule(est, fit, check):
+    """Warn when the quadrature's own measurement at the estimate says the
+    fitted rule is not accurate (see :class:`~skre._core.multilevel.RuleCheck`).
+
+    ``n_quad="auto"`` warns only when its groups reached the top level without
+    meeting the target; a fixed ``n_quad`` when the next larger rule moves an
+    estimate by more than :data:`RULE_SHIFT_SE` standard errors. The message
+    quotes log-likelihoods on the ``loglik_`` scale and the measured moves.
+    """
+    if check is None:
         return
-    model = MarginalLikelihood(fit.units, fit.unit_weight, finer)
-    fine = model.value_at(fit.params, fit.posterior)
-    coarse = float(fit.unit_weight @ fit.posterior.log_marginal)
-    if abs(fine - coarse) > 1e-6 * max(1.0, abs(coarse)):
+    name = type(est).__name__
+    loglik = fit.loglik + fit.design.constant
+    se = np.where(check.se > 0, check.se, np.inf)
+    z = np.abs(check.shift) / se
+    tau = fit.tau
+    moved_tau = tau * np.exp(check.shift[-1])
+    what = (
+        f"tau would move from {tau:.6g} to about {moved_tau:.6g} "
+        f"({z[-1]:.2g} standard errors)"
+    )
+    if len(z) > 2:
+        what += f", the coefficients by up to {np.max(z[:-1]):.2g} standard errors"
+    else:
+        what += f", the intercept by {z[0]:.2g} standard errors"
+    if check.reference == "next larger":
+        if check.ok:
+            return
         warn(
-            f"{type(est).__name__}: the {n_quad}-node adaptive quadrature is "
-            f"not accurate at the estimate (log-likelihood {coarse:.6g}; "
-            f"{fine:.6g} with {finer} nodes). tau = {fit.tau:.4g} is large for the "
-            "information in each group (e.g. one binary trial per group) and is "
-            "weakly identified; the estimate may be an artefact. Try a larger "
-            "n_quad, a tau_prior, or a simpler model.",
+            f"{name}: n_quad='auto' did not reach its accuracy target at the "
+            f"estimate: {check.unresolved} groups still change between "
+            f"{LEVELS[-2]} and {LEVELS[-1]} adaptive nodes (their integrands "
+            "are too far from normal for Gauss-Hermite rules). Measured "
+            f"there, the log-likelihood ({loglik:.8g}) may be off by "
+            f"{abs(check.d_loglik):.2g}, and {what}. The estimates are the best "
+            f"{LEVELS[-1]} nodes give; a tau_prior that keeps tau moderate, or "
+            "method='bayes', avoids relying on them.",
             QuadratureWarning,
         )
+        return
+    if np.max(z) <= RULE_SHIFT_SE:
+        return
+    rule = (
+        "Laplace approximation (n_quad=1)"
+        if fit.n_quad == 1
+        else (f"{int(fit.n_quad)}-node adaptive quadrature")
+    )
+    warn(
+        f"{name}: the {rule} is not accurate at this estimate: with "
+        f"{check.reference} nodes the log-likelihood is "
+        f"{loglik + check.d_loglik:.8g} instead of {loglik:.8g}, and {what}. "
+        "The default n_quad='auto' raises the nodes until the fit is exact.",
+        QuadratureWarning,
+    )

@@ -10,13 +10,12 @@ from scipy import integrate
 from scipy.special import expit, log_expit
 
 from skre import MultilevelBinomial
+from skre._core.accuracy import LEVELS, Target, select_nodes, start_levels
 from skre._core.grouping import collapse, subset_groups
 from skre._core.nodepass import NodePass
 from skre._core.quadrature import (
-    NODE_LEVELS,
     MarginalLikelihood,
     MixedLikelihood,
-    node_counts,
     quadrature_likelihood,
 )
 from skre.datasets import load_rats
@@ -87,10 +86,14 @@ def test_chosen_counts_are_accurate_against_brute_force():
     params = np.array([0.8, -0.5, 1.5])
     weight = np.ones(data.n_groups)
     rtol = 1e-7
-    counts, unresolved = node_counts(data, weight, params, rtol=rtol)
-    assert len(unresolved) == 0
-    assert set(np.unique(counts)) <= set(NODE_LEVELS)
-    assert counts.min() < NODE_LEVELS[-1]
+    x = np.r_[params[:-1], np.log(params[-1])]
+    # the log-likelihood's part of the target alone (no covariance)
+    target = Target.at(x, np.zeros((3, 3)), -300.0, data.n_groups, rtol_loglik=rtol)
+    sel = select_nodes(data, weight, params, start_levels(data), target)
+    counts = sel.counts
+    assert len(sel.unresolved) == 0
+    assert set(np.unique(counts)) <= set(LEVELS)
+    assert counts.min() < 25
     chosen = quadrature_likelihood(data, weight, counts).posterior(params).log_marginal
     brute = np.array(
         [brute_log_marginal(data, params, g) for g in range(data.n_groups)]
@@ -107,7 +110,7 @@ def test_mixed_likelihood_is_the_sum_of_its_parts():
     X, y = simulated(groups=40, rows_per_group=2, tau=1.0, seed=5, trials=3)
     data = collapsed(X, y)
     weight = np.arange(1, data.n_groups + 1, dtype=float)
-    counts = np.array([NODE_LEVELS[i % 4] for i in range(data.n_groups)])
+    counts = np.array([LEVELS[1 + i % 4] for i in range(data.n_groups)])
     params = np.array([0.5, -0.3, 1.0])
     mixed = MixedLikelihood(data, weight, counts)
     value, grad = mixed.value_and_grad(params)
@@ -164,7 +167,11 @@ def test_primed_first_step_equals_a_fresh_evaluation(monkeypatch):
     weight = np.ones(400)
     params = np.array([0.7, -0.4, 1.1])
     store = {}
-    counts, _ = node_counts(data, weight, params, store=store)
+    x = np.r_[params[:-1], np.log(params[-1])]
+    target = Target.at(x, np.eye(3), -5000.0, 400)
+    counts = select_nodes(
+        data, weight, params, start_levels(data), target, store=store
+    ).counts
     assert len(np.unique(counts)) > 1
     primed = quadrature_likelihood(data, weight, counts)
     primed.prime(store)

@@ -376,6 +376,29 @@ def test_auto_nodes_choose_as_in_memory(client):
     )
 
 
+def test_large_data_path_equals_in_memory(client):
+    """The staged fit for large data: 6000 groups (past BHHH_GROUPS, so the
+    quadrature's Newton steps start from the outer products of the groups'
+    scores, one more map-reduce) and 18,000 rows x 25 nodes (past
+    STAGED_WORK: Laplace first). Issue 22: 0.2 crashed here with
+    "'DaskLikelihood' object has no attribute 'outer'"."""
+    from skre._core import multilevel
+
+    X, y, _ = make_grouped_binomial(
+        6000, trials=3, n_features=3, binary=True, tau=1.0, random_state=7
+    )
+    assert len(X) * 25 > multilevel.STAGED_WORK
+    assert X["group"].nunique() >= multilevel.BHHH_GROUPS
+    df = X.assign(y=y).sample(frac=1.0, random_state=2)
+    ddf = dd.from_pandas(df, npartitions=4, sort=False)
+    cols = ["group", "x0", "x1", "x2"]
+    a = MultilevelBinomial(group="group").fit(df[cols], df["y"])
+    with distributed_fit():
+        b = MultilevelBinomial(group="group").fit(ddf[cols], ddf["y"])
+    np.testing.assert_array_equal(b._fit_result.n_quad, a._fit_result.n_quad)
+    assert_same_fit(a, b)
+
+
 @pytest.mark.slow  # two Bayes grids with a covariate: about 20 s
 def test_bayes_equal_in_memory(client, frame):
     """method="bayes": the posterior's mode and its grid come from the same

@@ -261,6 +261,10 @@ def test_newton_leaves_far_starts_to_bfgs(monkeypatch, case):
     X = pd.DataFrame({"g": np.arange(len(ODD_M[case]))})
     y = np.c_[ODD_M[case], ODD_N[case]]
     kwargs = {"tau_prior": Gamma(2.5, 0)} if case == 0 else {}
+    # the fixed 25-node rule these cases were found on: the subject is the
+    # optimizer (the default raises the nodes here and warns that no rule
+    # resolves these groups at such a tau: see test_accuracy.py)
+    kwargs["n_quad"] = 25
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", QuadratureWarning)
         warnings.simplefilter("error", ConvergenceWarning)

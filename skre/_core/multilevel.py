@@ -11,17 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .binomial import fast_expit
-from .glm import fit_grouped_logistic
-from .grouping import Collapsed, pooled_rows
+from .accuracy import LEVELS, Target, level_index
 from .optimize import _positive_definite, minimize_smooth
-from .quadrature import (
-    NODE_LEVELS,
-    MarginalLikelihood,
-    Posterior,
-    node_counts,
-    quadrature_likelihood,
-)
+from .quadrature import MarginalLikelihood, Posterior
+from .source import InMemory  # noqa: F401 (the in-memory source, imported from here)
 
 # rows x nodes beyond which the fit runs Laplace first and then refines with
 # the full quadrature from the Laplace optimum and its curvature
@@ -36,7 +29,7 @@ STAGE_XTOL = 1e-4
 # least 8,000 rows, so it is under 1e-3 of a standard error; the last step or
 # two to 1e-8 cost a full quadrature pass each (measured: 10^3 groups x 1000
 # rows 4 -> 2 passes, 10^5 x 10 5 -> 4; the estimates move < 1e-7)
-REFINE_XTOL = 1e-6
+REFINE_XTOL = 1e-7
 # groups from which the outer product of their scores (sampling error about
 # sqrt(k / groups)) beats BFGS's curvature from the Laplace fit as the first
 # Hessian of the Newton steps that refine it (measured: 10^5 groups of 10 rows
@@ -51,6 +44,39 @@ NEWTON_LAST_STEP = 1e-6
 LOG_TAU_ZERO = np.log(1e-2)
 # log tau beyond which the likelihood is flat to double precision (tau ~ 2e4)
 MAX_LOG_TAU = 10.0
+# the first Newton step (standardized parameters) beyond which a staged fit's
+# quadrature steps start with BFGS instead: the Laplace estimate is then far
+# from the quadrature's (twin pairs: tau 13 against 1.7)
+FAR_STEP = 0.25
+# refits n_quad="auto" makes at most, each with more nodes for the groups that
+# fell short of the target at the previous estimate
+MAX_ROUNDS = 6
+# the rule a Laplace fit (n_quad=1) is measured against at its estimate
+LAPLACE_CHECK = 7
+
+
+@dataclass
+class RuleCheck:
+    """How accurate the fitted rule is at the estimate, as measured there.
+
+    ``reference``: the rule the fitted one was compared with (a node count, or
+    ``"next larger"`` for ``n_quad="auto"``, whose groups are each compared
+    with the next larger level); ``d_loglik``: the reference's
+    log-likelihood minus the fitted rule's; ``shift``: the estimated move of
+    ``(beta, b, log tau)`` to the reference's optimum (one Newton step);
+    ``se``: standard errors of ``(beta, b, log tau)`` from the optimizer's
+    curvature; ``ok``: within the target (``n_quad="auto"``); ``unresolved``:
+    groups still unsettled at the top level; ``rounds``: the refits it took.
+    """
+
+    reference: object
+    d_loglik: float
+    shift: np.ndarray
+    se: np.ndarray
+    ok: bool = True
+    unresolved: int = 0
+    top: int = LEVELS[-1]
+    rounds: int = 0
 
 
 @dataclass
@@ -69,133 +95,7 @@ class MultilevelResult:
     pooled: object  # the complete-pooling GLMResult (at full precision when refined)
     log_prior: object  # x -> (log prior, gradient) in (beta, b, log tau)
     n_nodes: object = 25  # the node count, or each group's (n_quad="auto")
-    unresolved: int = 0  # groups whose 15- and 25-node values disagreed
-
-
-class InMemory:
-    """The rows of a multilevel fit in memory: everything :func:`fit_multilevel`
-    asks of its data. A source of another kind (skre._dask's, partitions on a
-    cluster) offers the same methods, each one map-reduce over its rows.
-
-    Parameters
-    ----------
-    data : Collapsed rows sorted by group (the likelihood units).
-    group_weight : (G,) multiplicity of each group's term.
-    """
-
-    def __init__(self, data, group_weight):
-        self.data = data
-        self.group_weight = np.asarray(group_weight, dtype=float)
-
-    @property
-    def n_covariates(self):
-        return self.data.Z.shape[1]
-
-    @property
-    def n_groups(self):
-        """Groups counted with their multiplicity (the objective's scale)."""
-        return float(self.group_weight.sum())
-
-    @property
-    def n_trials(self):
-        """All trials, counted with their groups' multiplicity."""
-        return float(self.group_weight @ self.data.group_sum(self.data.trials))
-
-    @property
-    def n_rows(self):
-        """Rows a likelihood pass evaluates (for the choice to stage the fit)."""
-        return len(self.data.codes)
-
-    def pooled(self, covariance=False, **options):
-        """Complete-pooling GLM on the same rows (one shared intercept)."""
-        return fit_grouped_logistic(
-            pooled_rows(self.data, self.group_weight), covariance=covariance, **options
-        )
-
-    def start_pooled(self, coef_prior=None, max_rows=100_000):
-        """A rough complete-pooling fit for the starting point: three Newton
-        steps, on every k-th row when there are more than ``max_rows`` (with
-        counts times k, so that a prior weighs the same). Only a start: the
-        estimate and the boundary decision use the full fit."""
-        data = pooled_rows(self.data, self.group_weight)
-        step = -(-len(data.codes) // max_rows)
-        if step > 1:
-            data = Collapsed(
-                data.codes[::step],
-                data.Z[::step],
-                data.successes[::step] * step,
-                data.trials[::step] * step,
-                1,
-                data.starts,
-            )
-        return fit_grouped_logistic(
-            data, max_iter=3, tol=1e-3, covariance=False, coef_prior=coef_prior
-        )
-
-    def likelihood(self, n_quad):
-        """The marginal likelihood with ``n_quad`` adaptive nodes per group
-        (one count, or one per group)."""
-        return quadrature_likelihood(self.data, self.group_weight, n_quad)
-
-    def node_counts(self, params, warm=None, store=None):
-        """Each group's node count for ``n_quad="auto"``, and the groups for
-        which even 25 nodes did not settle (see :func:`node_counts`: ``warm`` a
-        likelihood whose modes start the mode solve, ``store`` a dict for the
-        evaluations that :meth:`MarginalLikelihood.prime` reuses)."""
-        return node_counts(self.data, self.group_weight, params, warm=warm, store=store)
-
-    def tau2_score(self, beta, b):
-        """Score and expected information for tau^2 at tau = 0."""
-        data = self.data
-        eta = b + data.Z @ beta if data.Z.shape[1] else np.full(len(data.codes), b)
-        p = fast_expit(eta)
-        R = data.group_sum(data.successes - data.trials * p)
-        W = data.group_sum(data.trials * p * (1.0 - p))
-        self._pooled_sums = R, W  # for start_modes
-        gw = self.group_weight
-        return 0.5 * float(gw @ (R**2 - W)), 0.5 * float(gw @ W**2)
-
-    def start_modes(self, tau):
-        """First guesses of the conditional modes of u at ``tau``: one Newton
-        step from 0 with the residual and weight sums of the latest
-        :meth:`tau2_score` (at the complete-pooling start)."""
-        R, W = self._pooled_sums
-        return tau * R / (1.0 + tau * tau * W)
-
-    def information(self, beta, b, tau, max_rows=100_000):
-        """Approximate information of ``(beta, b, log tau)`` at a start.
-
-        From the model linearised there (working weights ``w``, as in
-        penalised quasi-likelihood): for the fixed effects
-        ``X'WX - sum_g tau^2 / (1 + tau^2 W_g) (X_g'w)(w'X_g)``, for ``log tau``
-        ``2 sum_g (tau^2 W_g / (1 + tau^2 W_g))^2``. A good first Hessian for
-        BFGS; it saves measuring one by finite differences. Beyond
-        ``max_rows`` rows ``X'WX`` comes from every k-th row (times k): only a
-        start, and on 10^6 rows the product cost a third of a quadrature pass.
-        """
-        data, gw = self.data, self.group_weight
-        p = fast_expit(b + data.Z @ beta)
-        w = data.trials * p * (1.0 - p)
-        if np.any(gw != 1.0):
-            w *= gw[data.codes]
-        # per-group sums of w * (z, 1), without building the design with its 1 column
-        WX = np.column_stack([data.weighted_group_sum(w, data.Z), data.group_sum(w)])
-        W = WX[:, -1]
-        shrink = tau**2 / (1.0 + tau**2 * W / gw)
-        XWX = np.empty((len(beta) + 1,) * 2)
-        # a start: the cross-product from every k-th row (times k) beyond
-        # max_rows rows, relative error about sqrt(k / rows)
-        every = -(-len(w) // max_rows)
-        Zk, wk = data.Z[::every], w[::every] * every
-        XWX[:-1, :-1] = Zk.T @ (wk[:, None] * Zk)
-        XWX[:-1, -1] = XWX[-1, :-1] = w @ data.Z  # numpy's sums down rows are slow
-        XWX[-1, -1] = w.sum()
-        info = XWX - (WX * (shrink / gw)[:, None]).T @ WX
-        k = len(beta) + 2
-        H = np.zeros((k, k))
-        H[:-1, :-1] = info
-        H[-1, -1] = 2.0 * float(gw @ (tau**2 * (W / gw) / (1.0 + tau**2 * W / gw)) ** 2)
-        return H
+    check: RuleCheck | None = None  # the rule's accuracy at the estimate
 
 
 def fit_multilevel(
@@ -213,28 +113,80 @@ def fit_multilevel(
     ``coef_prior = (means, precisions)`` a normal prior on the standardized
     slopes) the result is the posterior mode of ``(beta, b, tau)`` with the group
     effects integrated out, and ``loglik`` the likelihood there.
+
+    ``n_quad="auto"`` fits with 25 nodes (small data) or with each group's
+    node count chosen at the Laplace estimate (large data), then measures at
+    the estimate whether every group's rule is accurate (:mod:`.accuracy`);
+    where one is not, it raises that group's nodes and refits from there,
+    until the measurement at the final estimate passes or the groups reach
+    the top level. A fixed ``n_quad`` is measured against the next larger
+    rule at its estimate. Either measurement is the result's ``check``.
     """
-    scale = source.n_groups
-    log_prior = make_log_prior(source.n_covariates, tau_prior, coef_prior)
-    # a start; refined if tau may be 0
-    start = getattr(source, "start_pooled", None)
-    if start is not None:
-        cp = start(coef_prior=coef_prior)
-    else:
-        cp = source.pooled(max_iter=3, tol=1e-3, coef_prior=coef_prior)
-    beta0, b0 = cp.coef, float(cp.intercepts[0])
-    S, info = source.tau2_score(beta0, b0)
-    tau0 = float(np.clip(np.sqrt(S / info), 0.05, 3.0)) if S > 0 else 0.1
-    # pooled logistic coefficients are attenuated by about sqrt(1 + c^2 tau^2),
-    # c = 16 sqrt(3) / (15 pi) (Zeger, Liang & Albert 1988): undo that in the start
-    k = np.sqrt(1.0 + 0.346 * tau0**2)
-    x0 = np.concatenate([beta0 * k, [b0 * k, np.log(tau0)]])
+    fitter = _Fitter(source, max_iter, gtol, tau_prior, coef_prior)
+    auto = isinstance(n_quad, str)
+    rule = LEVELS[level_index(25)] if auto else int(n_quad)
+    fitter.small = source.n_rows * rule <= STAGED_WORK
+    if auto and not fitter.small:
+        rule = fitter.stage_counts()
+    elif not fitter.small and rule > 1:
+        fitter.laplace_stage()
+    agq, res, boundary = fitter.run(rule, first=True)
+    check = None
+    if not boundary:
+        if auto:
+            agq, res, boundary, rule, check = fitter.verify(agq, res, rule)
+        else:
+            check = fitter.measure(agq, res, rule)
+    return fitter.result(agq, res, boundary, rule, check)
 
-    # the size of the gradient's terms per group, for its rounding floor
-    grad_scale = getattr(source, "n_trials", 0.0) / max(scale, 1.0)
 
-    def objective(model):  # per group, so that tolerances do not depend on size
-        nll = negative_loglik(model, log_prior)
+class _Fitter:
+    """The steps of :func:`fit_multilevel`, sharing its start, its objective
+    and the complete-pooling fit of the boundary decision."""
+
+    def __init__(self, source, max_iter, gtol, tau_prior, coef_prior):
+        self.source, self.max_iter, self.gtol = source, max_iter, gtol
+        self.tau_prior, self.coef_prior = tau_prior, coef_prior
+        self.scale = source.n_groups
+        self.log_prior = make_log_prior(source.n_covariates, tau_prior, coef_prior)
+        # a start; refined if tau may be 0
+        start = getattr(source, "start_pooled", None)
+        if start is not None:
+            cp = start(coef_prior=coef_prior)
+        else:
+            cp = source.pooled(max_iter=3, tol=1e-3, coef_prior=coef_prior)
+        self.cp_start = cp
+        self.beta0, self.b0 = cp.coef, float(cp.intercepts[0])
+        S, info = source.tau2_score(self.beta0, self.b0)
+        self.S = S
+        self.tau0 = float(np.clip(np.sqrt(S / info), 0.05, 3.0)) if S > 0 else 0.1
+        # pooled logistic coefficients are attenuated by about sqrt(1 + c^2
+        # tau^2), c = 16 sqrt(3) / (15 pi) (Zeger, Liang & Albert 1988): undo
+        # that in the start
+        k = np.sqrt(1.0 + 0.346 * self.tau0**2)
+        self.x0 = np.concatenate([self.beta0 * k, [self.b0 * k, np.log(self.tau0)]])
+        self.hess_inv0 = self._start_curvature
+        self.first_start = (self.x0, self.hess_inv0)
+        # the size of the gradient's terms per group, for its rounding floor
+        self.grad_scale = getattr(source, "n_trials", 0.0) / max(self.scale, 1.0)
+        self.at_zero = 0.0 if tau_prior is None else float(tau_prior.logpdf(0.0))
+        self.n_iter = 0
+        self.warm = None  # a likelihood whose modes start the next one's
+        self.store = None  # the node choice's evaluations, for the first step
+        self.pooled = None  # (cp, S, f0) of the boundary decision, once made
+        self.small = True
+
+    def _start_curvature(self):
+        """The start's inverse Hessian, when the optimizer needs it."""
+        H0 = self.source.information(self.beta0, self.b0, self.tau0)
+        if self.coef_prior is not None:  # a narrow prior dominates its slope's
+            H0[: len(self.beta0), : len(self.beta0)] += np.diag(self.coef_prior[1])
+        return _positive_definite(H0) * self.scale
+
+    def objective(self, model):
+        """Per group, so that tolerances do not depend on size."""
+        nll = negative_loglik(model, self.log_prior)
+        scale = self.scale
 
         def fun_grad(x):
             f, g = nll(x)
@@ -247,77 +199,91 @@ def fit_multilevel(
         fun_grad.hessian = hessian
         return fun_grad
 
-    stage = {}  # the Laplace stage's likelihood: its modes start the next
-
-    def laplace_stage(x0, hess_inv0):
+    def laplace_stage(self):
         """The Laplace fit that seeds a staged fit (only to STAGE_XTOL)."""
-        stage["model"] = source.likelihood(1)
-        if hasattr(source, "start_modes"):  # saves Newton passes of its first modes
-            stage["model"]._u = source.start_modes(tau0)
-        return minimize_smooth(
-            objective(stage["model"]),
-            x0,
-            gtol=gtol,
-            grad_scale=grad_scale,
-            max_iter=max_iter,
-            hess_inv0=hess_inv0,
+        model = self.source.likelihood(1)
+        if hasattr(self.source, "start_modes"):  # saves passes of its first modes
+            model._u = self.source.start_modes(self.tau0)
+        res = minimize_smooth(
+            self.objective(model),
+            self.x0,
+            gtol=self.gtol,
+            grad_scale=self.grad_scale,
+            max_iter=self.max_iter,
+            hess_inv0=self.hess_inv0,
             polish=0,
             xtol=STAGE_XTOL,
         )
+        self.x0, self.hess_inv0, self.n_iter = res.x, res.hess_inv, res.n_iter
+        self.warm = model
+        return res
 
-    def hess_inv0():  # the start's curvature, when the optimizer needs it
-        H0 = source.information(beta0, b0, tau0)
-        if coef_prior is not None:  # a narrow prior dominates its slope's curvature
-            H0[: len(beta0), : len(beta0)] += np.diag(coef_prior[1])
-        return _positive_definite(H0) * scale
-
-    unresolved = 0
-    if n_quad == "auto":
-        n_quad, unresolved, x0, hess_inv0, n_iter = _auto_nodes(
-            source, laplace_stage, x0, hess_inv0, stage
+    def stage_counts(self):
+        """Large data: the Laplace fit, then each group's node count at its
+        estimate (up to 25 nodes: the Laplace estimate may be far from the
+        quadrature's), the evaluations kept for the first quadrature step."""
+        res = self.laplace_stage()
+        tau = np.exp(res.x[-1])
+        if tau == 0.0 or not hasattr(self.source, "select_nodes"):
+            return LEVELS[level_index(25)]
+        params = np.r_[res.x[:-1], tau]
+        target = self.target(res)
+        memory = hasattr(self.warm, "warm_start")
+        self.store = {} if memory else None
+        sel = self.source.select_nodes(
+            params,
+            target,
+            top=level_index(25),
+            warm=self.warm if memory else None,
+            store=self.store,
         )
-        agq = source.likelihood(n_quad)
-        staged = np.ndim(n_quad) > 0 or source.n_rows * n_quad > STAGED_WORK
-        cheap = not staged
-    else:
-        agq = source.likelihood(n_quad)
-        cheap = source.n_rows * n_quad <= STAGED_WORK
-        n_iter = 0
-    if not cheap and np.ndim(n_quad) == 0 and n_quad > 1 and n_iter == 0:
-        laplace = laplace_stage(x0, hess_inv0)
-        x0, hess_inv0, n_iter = laplace.x, laplace.hess_inv, laplace.n_iter
-    if "model" in stage and hasattr(agq, "warm_start"):
-        agq.warm_start(stage["model"])
-    elif hasattr(source, "start_modes") and np.ndim(n_quad) == 0:
-        agq._u = source.start_modes(tau0)  # one Newton step from 0
-    if stage.get("store"):  # the node choice's evaluations at the start
-        agq.prime(stage.pop("store"))  # (the rest of them freed)
-    quasi_newton = cheap or (np.ndim(n_quad) == 0 and n_quad == 1)
-    bhhh = not quasi_newton and source.n_groups >= BHHH_GROUPS
-    at_zero = 0.0 if tau_prior is None else float(tau_prior.logpdf(0.0))
+        return sel.counts
 
-    pooled = []
+    def target(self, res):
+        """The accuracy target at an optimizer result ``res``."""
+        cov = np.asarray(res.hess_inv) / self.scale
+        return Target.at(res.x, cov, -res.fun * self.scale, self.scale)
 
-    def decide_boundary(f_opt):
+    def decide_boundary(self, f_opt):
         """tau = 0 is the maximum when the tau^2 score at the complete-pooling
         fit (with the prior's curvature there) is not positive and no interior
         point (``f_opt``, the best found) beats complete pooling."""
-        if not pooled:  # the complete-pooling fit, once
+        if self.pooled is None:  # the complete-pooling fit, once
+            source, coef_prior = self.source, self.coef_prior
             cp = source.pooled(coef_prior=coef_prior)
             beta0, b0 = cp.coef, float(cp.intercepts[0])
-            S = source.tau2_score(beta0, b0)[0] + _prior_tau2_slope(tau_prior)
-            f0 = cp.loglik + log_prior(np.r_[beta0, b0, -np.inf])[0]
-            pooled.extend([cp, S, f0])
-        cp, S, f0 = pooled
-        return S <= 0 and f_opt <= f0 + 1e-9 * max(1.0, abs(f0)), cp, S
+            S = source.tau2_score(beta0, b0)[0] + _prior_tau2_slope(self.tau_prior)
+            f0 = cp.loglik + self.log_prior(np.r_[beta0, b0, -np.inf])[0]
+            self.pooled = (cp, S, f0)
+        cp, S, f0 = self.pooled
+        self.S = S
+        return S <= 0 and f_opt <= f0 + 1e-9 * max(1.0, abs(f0))
 
-    boundary = False
-    if n_iter and not quasi_newton and np.isfinite(at_zero) and x0[-1] < LOG_TAU_ZERO:
-        # the Laplace stage went towards tau = 0: decide the boundary first. On
-        # that plateau the quadrature's Newton steps only crawl (measured: 200
-        # passes, 7 s on 3e5 rows, for the same complete-pooling answer)
-        boundary, cp, S = decide_boundary(-objective(agq)(x0)[0] * scale)
-    if not boundary:
+    def run(self, rule, first=False):
+        """Fit on ``rule`` (one node count, or one per group) from ``x0``:
+        ``(likelihood, optimizer result, boundary)``."""
+        source, scale = self.source, self.scale
+        agq = source.likelihood(rule)
+        if self.warm is not None and hasattr(agq, "warm_start"):
+            agq.warm_start(self.warm)
+        elif hasattr(source, "start_modes") and np.ndim(rule) == 0:
+            agq._u = source.start_modes(self.tau0)  # one Newton step from 0
+        if self.store:  # the node choice's evaluations at the start
+            agq.prime(self.store)
+        self.store = None  # (the rest of them freed)
+        cheap = self.small
+        quasi_newton = cheap or (np.ndim(rule) == 0 and rule == 1)
+        bhhh = not quasi_newton and source.n_groups >= BHHH_GROUPS
+        x0, finite_zero = self.x0, np.isfinite(self.at_zero)
+        goal = self.objective(agq)
+        if first and self.n_iter and not quasi_newton and finite_zero:
+            if x0[-1] < LOG_TAU_ZERO:
+                # the Laplace stage went towards tau = 0: decide the boundary
+                # first. On that plateau the quadrature's Newton steps only
+                # crawl (measured: 200 passes, 7 s on 3e5 rows, for the same
+                # complete-pooling answer)
+                if self.decide_boundary(-goal(x0)[0] * scale):
+                    return agq, None, True
         agq.want_outer = bhhh  # Newton steps from Laplace's optimum: see _bhhh
         # small data: Newton steps on the Louis Hessian where the likelihood
         # has one (no covariates, see MarginalLikelihood._louis), then BFGS
@@ -328,99 +294,139 @@ def fit_multilevel(
             and hasattr(agq, "want_hessian")
         )
         agq.want_hessian = newton
-        goal = objective(agq)
         options = dict(
-            gtol=gtol,
+            gtol=self.gtol,
             xtol=1e-8 if cheap else REFINE_XTOL,
-            grad_scale=grad_scale,
-            max_iter=max_iter,
+            grad_scale=self.grad_scale,
+            max_iter=self.max_iter,
             measure_hessian=cheap,
             quasi_newton=quasi_newton,
-            curvature=_bhhh(agq, x0, scale, coef_prior) if bhhh else None,
+            curvature=_bhhh(agq, x0, scale, self.coef_prior) if bhhh else None,
             hessian=goal.hessian if newton else None,
             last_step=NEWTON_LAST_STEP,
+            far_step=FAR_STEP,
         )
         # steps heading to tau = 0 stop there and the boundary is decided: on
         # that plateau they would only crawl (a small fit: about 40 evaluations)
-        early = quasi_newton and np.isfinite(at_zero)
+        early = quasi_newton and finite_zero
         res = minimize_smooth(
             goal,
             x0,
-            hess_inv0=hess_inv0,
+            hess_inv0=self.hess_inv0,
             stop=(lambda x: x[-1] < LOG_TAU_ZERO) if early else None,
             **options,
         )
+        boundary = False
         if res.stopped:
-            boundary, cp, S = decide_boundary(-res.fun * scale)
+            boundary = self.decide_boundary(-res.fun * scale)
             if not boundary:  # an optimum below tau = 0.01: on to it
-                n_iter += res.n_iter
+                self.n_iter += res.n_iter
                 res = minimize_smooth(goal, res.x, hess_inv0=res.hess_inv, **options)
         agq.want_outer = False
         if newton:
             agq.want_hessian, agq.hessian = False, None
-        if (
-            not boundary
-            and np.isfinite(at_zero)
-            and (S <= 0 or res.x[-1] < LOG_TAU_ZERO)
-        ):
-            boundary, cp, S = decide_boundary(-res.fun * scale)
-    if boundary:
-        beta0, b0 = cp.coef, float(cp.intercepts[0])
-        params = np.concatenate([beta0, [b0, 0.0]])
-        converged, message = cp.converged, "boundary: tau = 0 (complete pooling)"
-        n_iter += cp.n_iter
-    else:
-        params = np.concatenate([res.x[:-1], [np.exp(res.x[-1])]])
-        converged, message = res.converged, res.message
-        n_iter += res.n_iter
-    posterior = agq.posterior(params)
-    loglik = float(source.group_weight @ posterior.log_marginal)
-    return MultilevelResult(
-        params[:-2],
-        float(params[-2]),
-        float(params[-1]),
-        float(loglik),
-        converged,
-        max(n_iter, 1),
-        message,
-        bool(boundary),
-        float(S),
-        posterior,
-        agq,
-        cp,
-        log_prior,
-        n_quad,
-        unresolved,
-    )
+        if not boundary and finite_zero and (self.S <= 0 or res.x[-1] < LOG_TAU_ZERO):
+            boundary = self.decide_boundary(-res.fun * scale)
+        if not boundary:
+            self.n_iter += res.n_iter
+        return agq, res, boundary
 
+    def verify(self, agq, res, rule):
+        """``n_quad="auto"`` at the estimate: each group's rule compared with
+        the next smaller one; groups short of the target get more nodes and
+        the fit goes on from there, until every group passes or sits at the
+        top level. Returns ``(agq, res, boundary, rule, check)``."""
+        source, rounds, restarted = self.source, 0, False
+        if not hasattr(source, "select_nodes"):
+            return agq, res, False, rule, None
+        G = len(source.group_weight)
+        while True:
+            target = self.target(res)
+            params = np.r_[res.x[:-1], np.exp(res.x[-1])]
+            counts = np.broadcast_to(np.asarray(rule), (G,))
+            memory = hasattr(agq, "warm_start")
+            sel = source.select_nodes(
+                params, target, counts=counts, warm=agq if memory else None
+            )
+            # the fit stands if its own rules' measured error is within the
+            # target, even where a group would now take more nodes
+            fine = target.passes(sel.e_loglik, sel.e_score, self.scale)
+            if fine or not sel.raised or rounds >= MAX_ROUNDS:
+                break
+            rounds += 1
+            rule = sel.counts
+            if len(sel.unresolved) and not restarted:
+                # no rule resolves some groups at this estimate: it is likely
+                # an artefact of the rule's error (followed to a tau far above
+                # what the groups pin down), so the fit starts over
+                restarted = True
+                (self.x0, self.hess_inv0), self.warm = self.first_start, None
+            else:
+                self.x0, self.hess_inv0, self.warm = res.x, res.hess_inv, agq
+            agq, res, boundary = self.run(rule)
+            if boundary:
+                return agq, res, True, rule, None
+        cov = np.asarray(res.hess_inv) / self.scale
+        check = RuleCheck(
+            "next larger",
+            -sel.e_loglik,
+            cov @ -sel.e_score,
+            np.sqrt(np.maximum(np.diag(cov), 0.0)),
+            fine,
+            len(sel.unresolved),
+            rounds=rounds,
+        )
+        return agq, res, False, rule, check
 
-def _auto_nodes(source, laplace_stage, x0, hess_inv0, stage):
-    """``n_quad="auto"``: the Laplace fit, then each group's node count.
+    def measure(self, agq, res, rule):
+        """A fixed rule at its estimate against the next larger level."""
+        source = self.source
+        if not hasattr(source, "compare_rules"):
+            return None
+        reference = LAPLACE_CHECK if rule == 1 else 2 * rule + 1
+        params = np.r_[res.x[:-1], np.exp(res.x[-1])]
+        memory = hasattr(agq, "warm_start")
+        d_loglik, d_score = source.compare_rules(
+            params, rule, reference, warm=agq if memory else None
+        )
+        cov = np.asarray(res.hess_inv) / self.scale
+        return RuleCheck(
+            reference,
+            d_loglik,
+            cov @ d_score,
+            np.sqrt(np.maximum(np.diag(cov), 0.0)),
+        )
 
-    Small data (rows x 25 nodes within :data:`STAGED_WORK`) get 25 nodes
-    everywhere, which costs little. Otherwise the Laplace fit converges
-    first, and at its estimate each group gets the fewest nodes of
-    :data:`~skre._core.quadrature.NODE_LEVELS` at which its log-likelihood is
-    stable (:func:`~skre._core.quadrature.node_counts`); the caller then
-    refines with Newton steps on that rule, starting from Laplace's optimum
-    and curvature. Returns ``(n_nodes, unresolved, x0, hess_inv0, n_iter)``.
-    """
-    if source.n_rows * NODE_LEVELS[-1] <= STAGED_WORK:
-        return NODE_LEVELS[-1], 0, x0, hess_inv0, 0
-    laplace = laplace_stage(x0, hess_inv0)
-    params = np.r_[laplace.x[:-1], np.exp(laplace.x[-1])]
-    chooser = getattr(source, "node_counts", None)
-    if chooser is None or params[-1] == 0.0:
-        counts, unresolved = NODE_LEVELS[-1], 0
-    else:
-        model = stage.get("model")
-        if hasattr(model, "warm_start"):  # in memory: share the modes and passes
-            stage["store"] = {}
-            counts, left = chooser(params, warm=model, store=stage["store"])
+    def result(self, agq, res, boundary, rule, check):
+        if boundary:
+            cp = self.pooled[0]
+            beta0, b0 = cp.coef, float(cp.intercepts[0])
+            params = np.concatenate([beta0, [b0, 0.0]])
+            converged, message = cp.converged, "boundary: tau = 0 (complete pooling)"
+            self.n_iter += cp.n_iter
         else:
-            counts, left = chooser(params)
-        unresolved = len(left)
-    return counts, unresolved, laplace.x, laplace.hess_inv, laplace.n_iter
+            cp = self.pooled[0] if self.pooled is not None else self.cp_start
+            params = np.concatenate([res.x[:-1], [np.exp(res.x[-1])]])
+            converged, message = res.converged, res.message
+        posterior = agq.posterior(params)
+        loglik = float(self.source.group_weight @ posterior.log_marginal)
+        return MultilevelResult(
+            params[:-2],
+            float(params[-2]),
+            float(params[-1]),
+            float(loglik),
+            converged,
+            max(self.n_iter, 1),
+            message,
+            bool(boundary),
+            float(self.S),
+            posterior,
+            agq,
+            cp,
+            self.log_prior,
+            rule,
+            check,
+        )
 
 
 def _bhhh(model, x, scale, coef_prior):

@@ -255,6 +255,7 @@ def minimize_smooth(
     hessian=None,
     last_step=0.0,
     stop=None,
+    far_step=None,
 ):
     """Minimise ``fun_grad(x) -> (f, g)``; see the module docstring.
 
@@ -296,6 +297,10 @@ def minimize_smooth(
     stop : ``x -> bool``, checked at every new point of the Newton and BFGS
         steps: when it holds the run ends there, not converged, with
         ``stopped`` set (the multilevel fit's way out towards tau = 0).
+    far_step : with ``quasi_newton=False``, a first Newton step longer than
+        this (any coordinate) hands the run to BFGS with that curvature: the
+        start is too far for Newton steps on an approximate Hessian (issue
+        22: from Laplace's tau = 13 to the quadrature's 1.7 they diverged).
     """
     x0 = np.asarray(x0, dtype=float)
     n_eval = 0
@@ -347,9 +352,19 @@ def minimize_smooth(
             message = "stopped"
     else:
         x, (f, g) = x0, counted(x0)
-        hess_inv, n_iter, message, polish = hess_inv0, 0, "Newton steps", max_iter
+        hess_inv, n_iter, message = hess_inv0, 0, "Newton steps"
         if curvature is not None:  # measured along with the first gradient
             hess_inv = curvature(hess_inv0)
+        first = np.abs(hess_inv @ g).max() if np.all(np.isfinite(g)) else np.inf
+        if far_step is not None and first > far_step:
+            # far from the optimum (a Laplace start far from the quadrature's
+            # optimum): unit Newton steps on an approximate curvature leap
+            # or crawl there; BFGS's line search takes the way
+            x, f, g, hess_inv, n_iter, message = _bfgs(
+                counted, x, hess_inv0, max_iter, done, (f, g)
+            )
+        else:
+            polish = max_iter
     hess_inv = 0.5 * (hess_inv + hess_inv.T)  # scipy wants it exactly symmetric
 
     blind = quasi_newton and finished == "blind"

@@ -266,18 +266,76 @@ class MarginalLikelihood:
 
     def value_and_grad(self, params):
         """Log marginal likelihood (kernel) and its exact gradient in params."""
-        data = self.data
-        beta, b, tau = params[:-2], params[-2], params[-1]
         self.n_eval += 1
         out, self._primed = self._primed, None
         if out is not None and np.array_equal(out[0], params):
             out = out[1]
         else:
-            out = self._nodes(self._offset(beta, b), tau, params, grad=True)
+            beta, b = params[:-2], params[-2]
+            out = self._nodes(self._offset(beta, b), params[-1], params, grad=True)
         self._last = (np.array(params, dtype=float), out)
+        parts = self._score_parts(params, out)
+        g_b, g_t, per_group, r_tilde = parts
+        gw = self.group_weight
+        grad = np.empty(len(params))
+        grad[-2] = gw @ g_b
+        grad[-1] = gw @ g_t
+        if per_group is not None:
+            Z = self.data.Z
+            if self._unit_weights:
+                grad[:-2] = gw @ per_group + Z.T @ r_tilde
+            else:
+                grad[:-2] = gw @ per_group + Z.T @ (gw[self.data.codes] * r_tilde)
+        self.hessian = None
+        u, s, _, sums, _, logm, _ = out
+        if self.want_hessian and sums is not None and sums[2] is not None:
+            self.hessian = self._louis(u, s, *self._louis_terms)
+        if self.want_outer:
+            scores = self._stack_scores(parts)
+            self.outer = scores.T @ (gw[:, None] * scores)
+        return float(gw @ logm), grad
+
+    def evaluated_at(self, params):
+        """What the latest gradient evaluation left, when it was at
+        ``params``: ``(counts, u, at, L, scores)``, each group's node count,
+        mode, sums there, log marginal likelihood and score in ``(beta, b,
+        log tau)``; else None."""
+        if self._last is None or not np.array_equal(self._last[0], params):
+            return None
+        out = self._last[1]
+        L, scores = self.group_scores(params, out)
+        scores[:, -1] *= params[-1]
+        return np.full(len(L), len(self.t)), out[0], out[-1], L, scores
+
+    def group_scores(self, params, out):
+        """Each group's log marginal likelihood and its gradient in
+        ``(beta, b, tau)``, unweighted, from an evaluation ``out`` of
+        :meth:`_nodes` with the gradient's sums (``(G,)``, ``(G, p + 2)``)."""
+        return out[5], self._stack_scores(self._score_parts(params, out))
+
+    def _stack_scores(self, parts):
+        g_b, g_t, per_group, r_tilde = parts
+        scores = np.empty(
+            (len(g_b), 2 if per_group is None else per_group.shape[1] + 2)
+        )
+        scores[:, -2], scores[:, -1] = g_b, g_t
+        if per_group is not None:
+            scores[:, :-2] = per_group + self.data.weighted_group_sum(
+                r_tilde, self.data.Z
+            )
+        return scores
+
+    def _score_parts(self, params, out):
+        """The gradient's per-group pieces at an evaluation ``out``: the
+        scores for ``b`` and ``tau``, and with covariates the movement of the
+        modes and scales with ``beta`` per group and each row's residual
+        averaged over its group's nodes (whose sums with the covariates give
+        the rest of the ``beta`` scores). Keeps the modes' derivatives for
+        the next mode solve's warm start."""
+        data = self.data
+        beta, tau = params[:-2], params[-1]
         u, s, nodes, sums, logpi, logm, at = out
         W, R0, V = at.W, at.R0, at.V
-        gw = self.group_weight
         pi = np.exp(logpi)
         # at the nodes: each group's residual sum and h'(u)
         if len(self.t) == 1:
@@ -293,6 +351,8 @@ class MarginalLikelihood:
         E_uR = u * E_R + s * E_Rt
         E_hp = tau * E_R - (u + s * E_t)
         E_hpt = tau * E_Rt - (u * E_t + s * E_t2)
+        if sums is not None and sums[2] is not None:
+            self._louis_terms = (pi, Rk, sums[2], E_R, E_uR)
         # at the mode: movement of u_hat and of s with the parameters
         s2 = s * s
         h3 = -(tau**3) * V
@@ -305,34 +365,16 @@ class MarginalLikelihood:
         self._du = np.zeros((len(u), len(params)))
         self._du[:, -2], self._du[:, -1] = du_b, du_t
         self._du_at = np.array(params, dtype=float)
-        grad = np.empty(len(params))
-        grad[-2] = gw @ g_b
-        grad[-1] = gw @ g_t
-        if len(beta):
-            Z = data.Z
-            WZ, VZ = at.WZ, at.VZ
-            du_z = -tau * WZ * s2[:, None]
-            self._du[:, :-2] = du_z
-            dlogs_z = 0.5 * s2[:, None] * (-(tau**2) * VZ + h3[:, None] * du_z)
-            per_group = dlogs_z + E_hp[:, None] * du_z + (E_hpt * s)[:, None] * dlogs_z
-            # each row's residual averaged over its group's nodes
-            r_tilde = (
-                at.r0 if len(self.t) == 1 else data.successes - data.trials * sums[1]
-            )
-            if self._unit_weights:
-                grad[:-2] = gw @ per_group + Z.T @ r_tilde
-            else:
-                grad[:-2] = gw @ per_group + Z.T @ (gw[data.codes] * r_tilde)
-        self.hessian = None
-        if self.want_hessian and sums is not None and sums[2] is not None:
-            self.hessian = self._louis(u, s, pi, Rk, sums[2], E_R, E_uR)
-        if self.want_outer:
-            scores = np.empty((len(u), len(params)))
-            scores[:, -2], scores[:, -1] = g_b, g_t
-            if len(beta):
-                scores[:, :-2] = per_group + data.weighted_group_sum(r_tilde, Z)
-            self.outer = scores.T @ (gw[:, None] * scores)
-        return float(gw @ logm), grad
+        if not len(beta):
+            return g_b, g_t, None, None
+        WZ, VZ = at.WZ, at.VZ
+        du_z = -tau * WZ * s2[:, None]
+        self._du[:, :-2] = du_z
+        dlogs_z = 0.5 * s2[:, None] * (-(tau**2) * VZ + h3[:, None] * du_z)
+        per_group = dlogs_z + E_hp[:, None] * du_z + (E_hpt * s)[:, None] * dlogs_z
+        # each row's residual averaged over its group's nodes
+        r_tilde = at.r0 if len(self.t) == 1 else data.successes - data.trials * sums[1]
+        return g_b, g_t, per_group, r_tilde
 
     def _louis(self, u, s, pi, R, W, E_R, E_uR):
         """Hessian of the log marginal likelihood in ``(b, tau)`` (no
@@ -365,79 +407,6 @@ class MarginalLikelihood:
         return H
 
 
-#: node counts tried per group by :func:`node_counts`, in order
-NODE_LEVELS = (3, 5, 7, 9, 15, 25)
-#: trials from which a group starts at 3 nodes (others at 7): its posterior
-#: is close to normal, and 3 or 5 Gauss-Hermite nodes usually suffice
-LARGE_GROUP = 100
-
-
-def node_counts(data, group_weight, params, rtol=1e-7, warm=None, store=None):
-    """Each group's number of adaptive nodes for a log-likelihood exact to
-    ``rtol`` of the total.
-
-    A group with at least :data:`LARGE_GROUP` trials starts at 3 nodes, others
-    at 7; a group moves to the next level of :data:`NODE_LEVELS` while its log
-    marginal likelihood changes by more than its share of ``rtol * |total|``
-    (weighted by its multiplicity; the total at 3 nodes) and gets the higher
-    of the two levels that agree; a group whose 15- and 25-node values still
-    differ keeps 25 and is reported in the second return value. The
-    difference between two levels bounds the error of the smaller one, so the
-    chosen rule's error is below the tolerance. ``warm``: a likelihood on the
-    same rows whose latest modes start the mode solve (the Laplace fit's).
-    ``store``: a dict that receives the evaluations with the gradient's sums,
-    for :meth:`MarginalLikelihood.prime`. Returns ``(counts, unresolved)``.
-    """
-    G = data.n_groups
-    weight = np.asarray(group_weight, dtype=float)
-    counts = np.full(G, NODE_LEVELS[-1])
-    params = np.asarray(params, dtype=float)
-    beta, b, tau = params[:-2], params[-2], params[-1]
-    first = MarginalLikelihood(data, weight, NODE_LEVELS[0])
-    if warm is not None:
-        first.warm_start(warm)
-    # the modes and scales do not depend on the rule: solved once, every
-    # level only evaluates its nodes there
-    offset = first._offset(beta, b)
-    keep = store is not None
-    seen = getattr(warm, "_last", None)
-    if seen is not None and np.array_equal(seen[0], params):
-        u, at = seen[1][0], seen[1][-1]  # the warm likelihood's, at these params
-    else:
-        u, at = first.modes(offset, tau, params, grad=keep)
-    lowest = first._rule(offset, tau, u, at)[-1]
-    if keep:
-        store.update(params=params, u=u, at=at, levels={})
-    total = abs(float(weight @ lowest))
-    allowed = rtol * max(total, 1.0) / max(weight.sum(), 1.0)  # per unit of weight
-    start = np.where(data.group_sum(data.trials) >= LARGE_GROUP, 0, 2)
-    last = lowest.copy()
-    todo = np.arange(G)
-    for i, level in enumerate(NODE_LEVELS[1:], start=1):
-        need = todo[start[todo] <= i]
-        if not len(need):
-            continue
-        if len(need) == G:
-            part, rows, at_need = data, slice(None), at
-        else:
-            rows = group_rows(data, need)
-            part = subset_groups(data, need, rows)
-            at_need = AtMode(W=at.W[need])
-        finer = MarginalLikelihood(part, weight[need], level)
-        rule = finer._rule(offset[rows], tau, u[need], at_need, grad=keep)
-        log_marginal = rule[-1]
-        if keep:
-            store["levels"][level] = (need, finer, rule)
-        compared = start[need] < i  # groups that have a value one level down
-        settled = compared & (np.abs(log_marginal - last[need]) <= allowed)
-        counts[need[settled]] = level
-        last[need] = log_marginal
-        todo = np.setdiff1d(todo, need[settled], assume_unique=True)
-        if not len(todo):
-            break
-    return counts, todo
-
-
 class MixedLikelihood:
     """Adaptive quadrature with each group's own number of nodes.
 
@@ -467,6 +436,51 @@ class MixedLikelihood:
     @property
     def n_eval(self):
         return max(model.n_eval for _, model in self.parts)
+
+    @property
+    def _u(self):
+        """Every group's latest conditional mode (for warm starts)."""
+        u = np.empty(self.data.n_groups)
+        for groups, model in self.parts:
+            u[groups] = model._u
+        return u
+
+    @property
+    def _du(self):
+        """Their derivatives in the parameters, where every part has them."""
+        if any(model._du is None for _, model in self.parts):
+            return None
+        du = np.empty((self.data.n_groups, self.parts[0][1]._du.shape[1]))
+        for groups, model in self.parts:
+            du[groups] = model._du
+        return du
+
+    @property
+    def _du_at(self):
+        return self.parts[0][1]._du_at
+
+    @property
+    def _last(self):
+        return None  # (no single evaluation to take the modes from)
+
+    def evaluated_at(self, params):
+        """:meth:`MarginalLikelihood.evaluated_at` of every part, in group
+        order (None unless every part was last evaluated at ``params``)."""
+        pieces = [model.evaluated_at(params) for _, model in self.parts]
+        if any(piece is None for piece in pieces):
+            return None
+        G, k = self.data.n_groups, len(params)
+        u, L, scores = np.empty(G), np.empty(G), np.empty((G, k))
+        sums = {}
+        for (groups, _), (_, u_p, at_p, L_p, s_p) in zip(self.parts, pieces):
+            u[groups], L[groups], scores[groups] = u_p, L_p, s_p
+            for name in ("W", "R0", "V", "WZ", "VZ"):
+                value = getattr(at_p, name)
+                if value is not None:
+                    if name not in sums:
+                        sums[name] = np.empty((G,) + value.shape[1:])
+                    sums[name][groups] = value
+        return self.counts, u, AtMode(**sums), L, scores
 
     def warm_start(self, other):
         """Each part starts its mode solves from ``other``'s modes of its groups
