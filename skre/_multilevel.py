@@ -44,18 +44,20 @@ class MultilevelBinomial(GroupedBinomialMixin):
         Column of X holding group labels (a name for a DataFrame, a position for
         an array).
     n_quad : int or "auto", default="auto"
-        Adaptive Gauss-Hermite nodes per group: an int is a fixed rule (25
-        reproduces lme4's ``nAGQ = 25``, 1 is the Laplace approximation).
-        ``"auto"`` is 25 nodes when that is cheap (rows x 25 within 200,000);
-        on larger data the Laplace fit converges first, then each group gets
-        the fewest of 5, 7, 9, 15 or 25 nodes (5 only for groups of 100
-        trials or more) at which its log-likelihood changes by less than its
-        share of 1e-7 of the total from the next smaller rule (at the Laplace
-        estimate), and Newton steps on that rule
-        finish the fit. It agrees with the fixed 25-node rule to about 1e-8
-        relative in the log-likelihood and well within 1e-5 in the estimates,
-        at a fraction of the cost; a group that needs more than 25 nodes gets
-        a QuadratureWarning.
+        Adaptive Gauss-Hermite nodes per group. An int is a fixed rule (25
+        reproduces lme4's ``nAGQ = 25``, 1 is the Laplace approximation);
+        the fit then compares it at its estimate with a rule of ``2 n_quad +
+        1`` nodes (7 for Laplace) and warns with the measured difference when
+        an estimate would move by more than 0.1 standard errors.
+        ``"auto"`` is the exact fit: 25 nodes for every group on small data
+        (rows x 25 within 200,000), on larger data each group's count chosen
+        at the Laplace estimate; then, at the final estimate, every group's
+        rule is compared with the next larger one (up to 201 nodes), in the
+        log-likelihood and in the estimates it implies, and groups short of
+        their share of the target (1e-8 of the log-likelihood, 1e-7 of each
+        estimate) get more nodes and the fit goes on, until all pass. A
+        QuadratureWarning says so, with the measured error, where even 201
+        nodes are not enough. See the user guide's "The likelihood".
     tau_prior : prior object or None, default=None
         A prior on ``tau`` from :mod:`skre.priors` (e.g. ``HalfCauchy(1)``, or
         ``Gamma(2.5, 0)``, blme's default). The estimate is then the posterior
@@ -84,13 +86,9 @@ class MultilevelBinomial(GroupedBinomialMixin):
         Largest gradient component (of the log-likelihood per group, in
         standardized parameters) accepted as converged. A fit also stops when
         the Newton step (the estimated distance to the optimum, in
-        standardized parameters) is below 1e-8, or below 1e-6 in the
-        quadrature steps that finish a fit on large data (more than 200,000
-        rows x nodes, so at least 8,000 rows: 1e-6 is under 1e-3 of a
-        standard error there, and the last steps to 1e-8 would cost one or
-        two passes over all the rows). Small fits without covariates, whose
-        Newton steps use the exact Hessian, stop on the Newton step alone
-        (below 1e-8), whatever the gradient.
+        standardized parameters) is below 1e-8. Small fits without
+        covariates, whose Newton steps use the exact Hessian, stop on the
+        Newton step alone, whatever the gradient.
     verbose : int, default=0
         If positive, long computations (the ``method="bayes"`` grid, profile
         intervals) print a line as each step finishes.
@@ -516,9 +514,10 @@ def warn_rule(est, fit, check):
     z = np.abs(check.shift) / se
     tau = fit.tau
     moved_tau = tau * np.exp(check.shift[-1])
+    rules = "the larger rules" if check.reference == "next larger" else "that rule"
     what = (
-        f"tau would move from {tau:.6g} to about {moved_tau:.6g} "
-        f"({z[-1]:.2g} standard errors)"
+        f"one Newton step on {rules} moves tau by {z[-1]:.2g} standard errors "
+        f"(from {tau:.6g} to {moved_tau:.6g})"
     )
     if len(z) > 2:
         what += f", the coefficients by up to {np.max(z[:-1]):.2g} standard errors"
@@ -533,9 +532,9 @@ def warn_rule(est, fit, check):
             f"{LEVELS[-2]} and {LEVELS[-1]} adaptive nodes (their integrands "
             "are too far from normal for Gauss-Hermite rules). Measured "
             f"there, the log-likelihood ({loglik:.8g}) may be off by "
-            f"{abs(check.d_loglik):.2g}, and {what}. The estimates are the best "
-            f"{LEVELS[-1]} nodes give; a tau_prior that keeps tau moderate, or "
-            "method='bayes', avoids relying on them.",
+            f"{abs(check.d_loglik):.2g}, and {what}: the estimates and "
+            "loglik_ are the best these rules give, uncertain by about that "
+            "much.",
             QuadratureWarning,
         )
         return
@@ -548,7 +547,7 @@ def warn_rule(est, fit, check):
     )
     warn(
         f"{name}: the {rule} is not accurate at this estimate: with "
-        f"{check.reference} nodes the log-likelihood is "
+        f"{check.reference} nodes the log-likelihood here is "
         f"{loglik + check.d_loglik:.8g} instead of {loglik:.8g}, and {what}. "
         "The default n_quad='auto' raises the nodes until the fit is exact.",
         QuadratureWarning,

@@ -131,7 +131,7 @@ def test_fixed_rule_far_off_warns_with_the_measured_cause():
     with pytest.warns(QuadratureWarning, match="standard errors") as caught:
         laplace = MultilevelBinomial(group="g", n_quad=1).fit(X, y)
     assert laplace.tau_ > 5
-    assert "with 7 nodes the log-likelihood is" in str(caught[0].message)
+    assert "with 7 nodes the log-likelihood here is" in str(caught[0].message)
     est = fit_quietly(MultilevelBinomial(group="g"), X, y)
     start = params_of(est) + np.r_[0.05, -0.05, 0.2]
     # posteriors at least 0.6 wide, logistic terms analytic in a strip of

@@ -25,11 +25,11 @@ STAGED_WORK = 200_000
 # rows, no more quadrature steps on five test sets; the estimates move < 1e-8)
 STAGE_XTOL = 1e-4
 # the Newton step (estimated distance to the optimum, in standardized
-# parameters) at which a staged fit's quadrature steps stop. Staged fits have at
-# least 8,000 rows, so it is under 1e-3 of a standard error; the last step or
-# two to 1e-8 cost a full quadrature pass each (measured: 10^3 groups x 1000
-# rows 4 -> 2 passes, 10^5 x 10 5 -> 4; the estimates move < 1e-7)
-REFINE_XTOL = 1e-7
+# parameters) at which a staged fit's quadrature steps stop, as a small fit's:
+# n_quad="auto" promises 1e-6 relative in every estimate, and a slope of 0.04
+# stopped at 1e-7 was 3.7e-6 off (benchmarks/bench_accuracy.py; one more pass
+# on the 10^6-row benchmarks)
+REFINE_XTOL = 1e-8
 # groups from which the outer product of their scores (sampling error about
 # sqrt(k / groups)) beats BFGS's curvature from the Laplace fit as the first
 # Hessian of the Newton steps that refine it (measured: 10^5 groups of 10 rows
