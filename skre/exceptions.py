@@ -71,12 +71,15 @@ class SampleWeightWarning(UserWarning):
 
 
 class QuadratureWarning(UserWarning):
-    """The adaptive quadrature is not accurate at the estimate.
+    """The adaptive quadrature is not accurate at the estimate, as measured there.
 
-    A rule with about twice the nodes gives a different log-likelihood, which
-    happens when tau is very large for the information each group carries
-    (e.g. one binary trial per group); tau is then weakly identified and the
-    estimate may be an artefact of the quadrature.
+    With a fixed ``n_quad``: a rule of twice the nodes plus one (7 for the
+    Laplace approximation) moves an estimate by more than 0.1 standard
+    errors; ``n_quad="auto"`` (the default) raises the nodes until the fit is
+    exact. With ``n_quad="auto"``: even 201 nodes did not meet its target for
+    some groups (groups of a few binary trials with a tau above about 10,
+    whose integrands turn too sharply for Gauss-Hermite rules). The message
+    gives the measured differences, log-likelihoods on the ``loglik_`` scale.
 
     Read more in the :ref:`User Guide <quadrature>`.
     """
