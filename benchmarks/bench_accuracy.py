@@ -45,7 +45,7 @@ from skre._core.optimize import fd_hessian
 from skre._core.quadrature import MarginalLikelihood
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reference"))
-import exact_glmm  # noqa: E402
+import exact_glmm
 
 MAX_ROWS = 300_000
 REFERENCE_NODES = 101
@@ -112,7 +112,9 @@ def independent(X, y, est):
     data = exact_glmm.Grouped.of(X["g"].to_numpy(), Z, m, n)
     start = np.r_[est.coef_, est.intercept_, est.tau_] + 0.01
     params, loglik, _ = exact_glmm.fit(data, start)
-    return np.r_[params[-2], params[:-2], params[-1]], loglik + est._fit_result.design.constant
+    return np.r_[
+        params[-2], params[:-2], params[-1]
+    ], loglik + est._fit_result.design.constant
 
 
 def timed(est, X, y):
@@ -122,7 +124,9 @@ def timed(est, X, y):
         est.fit(X, y)
         seconds = time.perf_counter() - t0
     names = sorted({w.category.__name__ for w in caught})
-    return seconds, [n for n in names if n in ("QuadratureWarning", "ConvergenceWarning")]
+    return seconds, [
+        n for n in names if n in ("QuadratureWarning", "ConvergenceWarning")
+    ]
 
 
 def run(n_designs, seed, csv):
@@ -185,7 +189,9 @@ def run(n_designs, seed, csv):
     worst = quiet.sort_values("max_rel_err").iloc[-1] if len(quiet) else None
     print()
     print(f"designs: {len(table)}; boundary fits: {int((table.tau == 0).sum())}")
-    print(f"warned: {int((table.warned != '').sum())}; failures: {int((~table.ok).sum())}")
+    print(
+        f"warned: {int((table.warned != '').sum())}; failures: {int((~table.ok).sum())}"
+    )
     if worst is not None:
         print(
             f"worst silent case: design {worst.design} ({worst.what}): "

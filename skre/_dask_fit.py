@@ -18,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from . import _dask_parts as parts_mod
 from ._bayes import check_bayes_data, fit_bayes
+from ._core.accuracy import Selection, criterion_after
 from ._core.glm import GLMResult, _inverse_information, fit_grouped_logistic
 from ._core.grouping import pooled_rows
 from ._core.multilevel import InMemory, fit_multilevel
@@ -97,14 +98,25 @@ class DaskSource:
         return DaskLikelihood(self, n_quad)
 
     def select_nodes(
-        self, params, target, counts=None, top=None, warm=None, store=None
+        self, params, target, counts=None, top=None, warm=None, store=None, fitted=False
     ):
         """Each group's node count, as in memory (see
-        :func:`~skre._core.accuracy.select_nodes`): the target is global, so
-        each partition selects for its own groups and the measured sums add
-        up. ``warm`` and ``store`` are for the in-memory source only."""
-        from ._core.accuracy import Selection
+        :func:`~skre._core.accuracy.select_nodes`): each partition walks its
+        own groups against the global target. For a fit (``fitted``) every
+        partition first compares its groups once; the total decides, as in
+        memory, whether and how they move on (a second map: the partitions
+        keep no state). ``warm`` and ``store`` are for the in-memory source."""
+        criterion = None
+        if fitted:
+            first = self._select(params, target, counts, top, "first")
+            criterion = criterion_after(
+                target, first.e_loglik, first.e_score, self.n_groups
+            )
+            if criterion is None:
+                return first
+        return self._select(params, target, counts, top, criterion)
 
+    def _select(self, params, target, counts, top, criterion):
         n = len(self.parts)
         starts = [None] * n if counts is None else [counts[ids] for ids in self.ids]
         pieces = self.runner.map(
@@ -115,6 +127,7 @@ class DaskSource:
             starts,
             [target] * n,
             [top] * n,
+            [criterion] * n,
         )
         counts = np.empty(self._n_groups, dtype=np.intp)
         for ids, sel in pieces:

@@ -463,13 +463,15 @@ def value_grad_outer(model, params):
     return value, grad, model.outer
 
 
-def part_select(part, zero, params, counts, target, top):
+def part_select(part, zero, params, counts, target, top, criterion):
     """:func:`~skre._core.accuracy.select_nodes` on the partition's groups
     (from ``counts``, their current rules, or from the start levels), with
     their global codes."""
     data = part.view(zero)
     source = InMemory(data, np.ones(data.n_groups))
-    return part.ids, source.select_nodes(params, target, counts=counts, top=top)
+    return part.ids, source.select_nodes(
+        params, target, counts=counts, top=top, criterion=criterion
+    )
 
 
 def part_compare(part, zero, params, n_quad, reference):

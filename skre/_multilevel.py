@@ -54,7 +54,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         at the Laplace estimate; then, at the final estimate, every group's
         rule is compared with the next larger one (up to 201 nodes), in the
         log-likelihood and in the estimates it implies, and groups short of
-        their share of the target (1e-8 of the log-likelihood, 1e-7 of each
+        their share of the target (1e-8 of the log-likelihood, 3e-7 of each
         estimate) get more nodes and the fit goes on, until all pass. A
         QuadratureWarning says so, with the measured error, where even 201
         nodes are not enough. See the user guide's "The likelihood".

@@ -43,7 +43,7 @@ LARGE_GROUP = 100
 #: the log-likelihood's share of the target, relative to its total
 RTOL_LOGLIK = 1e-8
 #: the estimates' share of the target (see the module docstring)
-RTOL_PARAMS = 1e-7
+RTOL_PARAMS = 3e-7
 
 
 def level_index(counts):
@@ -155,7 +155,18 @@ def _known(warm, params, laplace):
     return seen
 
 
-def select_nodes(data, weight, params, start, target, top=None, warm=None, store=None):
+def select_nodes(
+    data,
+    weight,
+    params,
+    start,
+    target,
+    top=None,
+    warm=None,
+    store=None,
+    fitted=False,
+    criterion=None,
+):
     """Each group's node count at ``params``, walked up from ``start``.
 
     Parameters
@@ -166,86 +177,201 @@ def select_nodes(data, weight, params, start, target, top=None, warm=None, store
         is first tried at, compared with the level above.
     target : :class:`Target`.
     top : the highest level index a group may reach (default the last).
-    warm : a likelihood on the same rows whose latest modes start the solve.
+    warm : a likelihood on the same rows whose latest modes (and, at
+        ``params``, values) the selection takes.
     store : a dict that receives the evaluations (with the gradient's sums)
         for :meth:`~skre._core.quadrature.MarginalLikelihood.prime`.
+    fitted : ``params`` is a fit on the ``start`` rules. Every group is then
+        compared once, and :func:`criterion_after` decides from the total
+        whether any group moves and by which shares.
+    criterion : for a part of the data whose total is judged elsewhere (a
+        partition): ``"first"`` compares every group once and moves none;
+        ``"loglik"`` or ``"both"`` walk the groups of a fit on with that
+        criterion (see :func:`criterion_after`).
+
+    Without ``fitted`` or ``criterion`` (a start, such as the Laplace
+    estimate), each group walks up to the larger rule of its first pair
+    within its share of the log-likelihood's part of the target; the fit on
+    those rules is checked next.
 
     Returns
     -------
     Selection
     """
-    G = data.n_groups
-    weight = np.asarray(weight, dtype=float)
-    params = np.asarray(params, dtype=float)
-    top = len(LEVELS) - 1 if top is None else int(top)
-    start = np.minimum(np.broadcast_to(np.asarray(start, dtype=np.intp), (G,)), top)
-    laplace = bool(start.min() == 0)
-    known = _known(warm, params, laplace)
-    if known is None:
-        offset, u, at = at_the_modes(data, weight, params, warm, laplace)
-    else:  # the fit's own last evaluation: its modes, sums and values
-        known_counts, u, at, known_L, known_s = known
-        offset = MarginalLikelihood(data, weight, 1)._offset(params[:-2], params[-2])
-    if store is not None:
-        store.update(params=params, u=u, at=at, levels={})
-    k = len(params)
-    last_L, last_s = np.zeros(G), np.zeros((G, k))
-    first_L, first_s = np.zeros(G), np.zeros((G, k))
-    d_L, d_s = np.zeros(G), np.zeros((G, k))  # the kept rule's error
-    e_L, e_s = np.zeros(G), np.zeros((G, k))  # the first rule's
-    counts = np.asarray(LEVELS)[start].copy()
-    # a group at the top is compared with the level below it
-    base = np.where(start < top, start, top - 1)
-    pending = base.copy()  # each group's next level to evaluate
-    active = np.ones(G, dtype=bool)
-    for i in range(int(pending.min()), top + 1):
-        need = np.flatnonzero(active & (pending == i))
-        if not len(need):
-            continue
+    walk = _Walk(data, weight, params, start, target, top, warm, store)
+    if fitted:
+        walk.run(ONCE)
+        criterion = criterion_after(
+            target, walk.e_loglik, walk.e_score, float(np.sum(walk.weight))
+        )
+        if criterion is None:
+            return walk.selection()
+        walk.reopen(walk.accept(criterion))
+        walk.run(walk.accept(criterion))
+    elif criterion == "first":
+        walk.run(ONCE)
+    elif criterion is not None:
+        walk.run(ONCE)
+        walk.reopen(walk.accept(criterion))
+        walk.run(walk.accept(criterion))
+    else:  # a start: the smaller rule of the first agreeing pair
+        walk.run(walk.accept("loglik"))
+    return walk.selection()
+
+
+def ONCE(dL, ds):
+    """Every pair agrees: each group is compared once and stays."""
+    return np.ones(len(dL), dtype=bool)
+
+
+def criterion_after(target, e_loglik, e_score, n_groups):
+    """What a fit whose rules measured a total error ``(e_loglik, e_score)``
+    needs: None if that is within ``target``; else ``"both"`` when the
+    estimates are outside their part of it (each group then moves up until it
+    is within its share of both parts, which add up to the target whatever the
+    signs of the groups' errors: more nodes than the total needs), else
+    ``"loglik"`` (the log-likelihood's share alone)."""
+    if target.passes(e_loglik, e_score, n_groups):
+        return None
+    move = target.displacement(e_score, n_groups)
+    return "both" if np.max(np.abs(move)) > 1.0 else "loglik"
+
+
+class _Walk:
+    """:func:`select_nodes`' walk of each group up :data:`LEVELS`: each
+    group's latest values, the differences of its pairs and its count."""
+
+    def __init__(self, data, weight, params, start, target, top, warm, store):
+        G = data.n_groups
+        self.data, self.target = data, target
+        self.weight = np.asarray(weight, dtype=float)
+        self.params = params = np.asarray(params, dtype=float)
+        self.top = top = len(LEVELS) - 1 if top is None else int(top)
+        start = np.broadcast_to(np.asarray(start, dtype=np.intp), (G,))
+        self.start = start = np.minimum(start, top)
+        laplace = bool(start.min() == 0)
+        self.known = _known(warm, params, laplace)
+        if self.known is None:
+            self.offset, self.u, self.at = at_the_modes(
+                data, self.weight, params, warm, laplace
+            )
+        else:  # the fit's own last evaluation: its modes, sums and values
+            _, self.u, self.at, _, _ = self.known
+            lik = MarginalLikelihood(data, self.weight, 1)
+            self.offset = lik._offset(params[:-2], params[-2])
+        self.store = store
+        if store is not None:
+            store.update(params=params, u=self.u, at=self.at, levels={})
+        k = len(params)
+        self.last_L, self.last_s = np.zeros(G), np.zeros((G, k))
+        self.first_L, self.first_s = np.zeros(G), np.zeros((G, k))
+        self.d_L, self.d_s = np.zeros(G), np.zeros((G, k))  # the kept rule's
+        self.e_L, self.e_s = np.zeros(G), np.zeros((G, k))  # the first rule's
+        self.counts = np.asarray(LEVELS)[start].copy()
+        # a group at the top is compared with the level below it
+        self.base = np.where(start < top, start, top - 1)
+        self.pending = self.base.copy()  # each group's next level to evaluate
+        self.active = np.ones(G, dtype=bool)
+
+    def accept(self, criterion):
+        """The per-group test of ``criterion``: ``"loglik"``, the
+        log-likelihood's share; ``"both"``, both shares."""
+        target = self.target
+        if criterion == "loglik":
+            return lambda dL, ds: np.abs(dL) <= target.loglik
+        return lambda dL, ds: _within(dL, ds, target)
+
+    @property
+    def e_loglik(self):
+        return float(self.weight @ self.e_L)
+
+    @property
+    def e_score(self):
+        return self.weight @ self.e_s
+
+    def _values(self, i, need):
+        """Log marginal likelihoods and scores of ``need`` with ``LEVELS[i]``
+        nodes: from the fit's own evaluation where that was its rule."""
+        k = len(self.params)
         reuse = np.zeros(len(need), dtype=bool)
-        if known is not None:
-            reuse = known_counts[need] == LEVELS[i]
+        if self.known is not None:
+            reuse = self.known[0][need] == LEVELS[i]
         L, s = np.empty(len(need)), np.empty((len(need), k))
         if reuse.any():
-            L[reuse], s[reuse] = known_L[need[reuse]], known_s[need[reuse]]
+            L[reuse] = self.known[3][need[reuse]]
+            s[reuse] = self.known[4][need[reuse]]
         if not reuse.all():
             rest = need[~reuse]
             L[~reuse], s[~reuse], kept = _evaluate(
-                data, weight, params, offset, u, at, LEVELS[i], rest
+                self.data,
+                self.weight,
+                self.params,
+                self.offset,
+                self.u,
+                self.at,
+                LEVELS[i],
+                rest,
             )
-            if store is not None:
-                store["levels"][LEVELS[i]] = (rest,) + kept
-        first = start[need] == i
-        first_L[need[first]], first_s[need[first]] = L[first], s[first]
-        compared = base[need] < i  # a value one level down exists
-        dL, ds = last_L[need] - L, last_s[need] - s
-        second = base[need] == i - 1
-        e_L[need[second]], e_s[need[second]] = dL[second], ds[second]
-        agree = compared & _within(dL, ds, target)
-        at_top = compared & ~agree & (i == top)
-        # agreeing pairs keep the smaller rule; at the top, the top one
-        done = agree | at_top
-        d_L[need[done]], d_s[need[done]] = dL[done], ds[done]
-        counts[need[agree]] = LEVELS[i - 1]
-        counts[need[at_top]] = LEVELS[top]
-        active[need[done]] = False
-        last_L[need], last_s[need] = L, s
-        pending[need] = i + 1
-    counts = np.maximum(counts, np.asarray(LEVELS)[start])  # never fewer nodes
-    unresolved = np.flatnonzero(counts == LEVELS[top])
-    unresolved = unresolved[~_within(d_L[unresolved], d_s[unresolved], target)]
-    moved = counts != np.asarray(LEVELS)[start]
-    e_L[moved] = first_L[moved] - last_L[moved]
-    e_s[moved] = first_s[moved] - last_s[moved]
-    return Selection(
-        counts,
-        unresolved,
-        float(weight @ d_L),
-        weight @ d_s,
-        float(weight @ e_L),
-        weight @ e_s,
-        bool(moved.any()),
-    )
+            if self.store is not None:
+                self.store["levels"][LEVELS[i]] = (rest,) + kept
+        return L, s
+
+    def run(self, accept, keep="smaller"):
+        """Walk the active groups up until ``accept(dL, ds)`` holds for their
+        latest pair (they keep its ``keep`` rule) or they reach the top."""
+        top = self.top
+        if not self.active.any():
+            return
+        for i in range(int(self.pending[self.active].min()), top + 1):
+            need = np.flatnonzero(self.active & (self.pending == i))
+            if not len(need):
+                continue
+            L, s = self._values(i, need)
+            first = self.start[need] == i
+            self.first_L[need[first]], self.first_s[need[first]] = L[first], s[first]
+            compared = self.base[need] < i  # a value one level down exists
+            dL, ds = self.last_L[need] - L, self.last_s[need] - s
+            second = self.base[need] == i - 1
+            self.e_L[need[second]], self.e_s[need[second]] = dL[second], ds[second]
+            agree = compared & accept(dL, ds)
+            at_top = compared & ~agree & (i == top)
+            done = agree | at_top
+            self.d_L[need[done]], self.d_s[need[done]] = dL[done], ds[done]
+            self.counts[need[agree]] = LEVELS[i - (keep == "smaller")]
+            self.counts[need[at_top]] = LEVELS[top]
+            self.active[need[done]] = False
+            self.last_L[need], self.last_s[need] = L, s
+            self.pending[need] = i + 1
+
+    def reopen(self, accept):
+        """Groups whose first pair fails ``accept`` walk on from it."""
+        fail = ~accept(self.e_L, self.e_s)
+        self.counts[fail] = np.asarray(LEVELS)[self.start[fail]]
+        beyond = fail & (self.pending > self.top)  # compared at the top already
+        self.counts[beyond] = LEVELS[self.top]
+        self.active = fail & ~beyond
+
+    def selection(self):
+        target = self.target
+        counts = np.maximum(self.counts, np.asarray(LEVELS)[self.start])
+        unresolved = np.flatnonzero(counts == LEVELS[self.top])
+        unresolved = unresolved[
+            ~_within(self.d_L[unresolved], self.d_s[unresolved], target)
+        ]
+        moved = counts != np.asarray(LEVELS)[self.start]
+        e_L, e_s = self.e_L.copy(), self.e_s.copy()
+        e_L[moved] = self.first_L[moved] - self.last_L[moved]
+        e_s[moved] = self.first_s[moved] - self.last_s[moved]
+        w = self.weight
+        return Selection(
+            counts,
+            unresolved,
+            float(w @ self.d_L),
+            w @ self.d_s,
+            float(w @ e_L),
+            w @ e_s,
+            bool(moved.any()),
+        )
 
 
 def _evaluate(data, weight, params, offset, u, at, n_nodes, need):

@@ -346,10 +346,12 @@ class _Fitter:
             counts = np.broadcast_to(np.asarray(rule), (G,))
             memory = hasattr(agq, "warm_start")
             sel = source.select_nodes(
-                params, target, counts=counts, warm=agq if memory else None
+                params,
+                target,
+                counts=counts,
+                warm=agq if memory else None,
+                fitted=True,
             )
-            # the fit stands if its own rules' measured error is within the
-            # target, even where a group would now take more nodes
             fine = target.passes(sel.e_loglik, sel.e_score, self.scale)
             if fine or not sel.raised or rounds >= MAX_ROUNDS:
                 break

@@ -81,7 +81,15 @@ class InMemory:
         return quadrature_likelihood(self.data, self.group_weight, n_quad)
 
     def select_nodes(
-        self, params, target, counts=None, top=None, warm=None, store=None
+        self,
+        params,
+        target,
+        counts=None,
+        top=None,
+        warm=None,
+        store=None,
+        fitted=False,
+        criterion=None,
     ):
         """Each group's node count at ``params`` (see
         :func:`~skre._core.accuracy.select_nodes`), walked up from ``counts``
@@ -90,7 +98,16 @@ class InMemory:
         data = self.data
         start = start_levels(data) if counts is None else level_index(counts)
         return select_nodes(
-            data, self.group_weight, params, start, target, top, warm, store
+            data,
+            self.group_weight,
+            params,
+            start,
+            target,
+            top,
+            warm,
+            store,
+            fitted,
+            criterion,
         )
 
     def compare_rules(self, params, n_quad, reference, warm=None):
