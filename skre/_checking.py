@@ -145,8 +145,12 @@ def residuals(est, X, y, kind, random_state, conditional=False):
         if kind == "pearson":
             r = (m - n * p) / np.sqrt(n * p * q)
             return np.where(m == n * p, 0.0, r)
+        # m log(m / (n p)) + (n - m) log((n - m) / (n q)), each term 0 when its
+        # count is 0 (0 log 0 = 0), also where the fit puts p (or q) at exactly
+        # 0: a 0/n group under no pooling is its own saturated model
         dev = 2.0 * (
-            xlogy(m, m / n) - m * lp1 + xlogy(n - m, (n - m) / n) - (n - m) * lp0
+            np.where(m > 0, xlogy(m, m / n) - m * lp1, 0.0)
+            + np.where(n - m > 0, xlogy(n - m, (n - m) / n) - (n - m) * lp0, 0.0)
         )
         return np.sign(m - n * p) * np.sqrt(np.maximum(dev, 0.0))
 

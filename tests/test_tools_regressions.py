@@ -7,8 +7,9 @@ beside its numbers in tests/reference/).
 import numpy as np
 import pytest
 
-from skre import MultilevelBinomial
+from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
 from skre.datasets import load_rats
+from skre.exceptions import SeparationWarning
 
 
 @pytest.fixture(scope="module")
@@ -37,3 +38,40 @@ def test_profile_interval_where_the_nuisance_tau_reaches_zero(rats, reference):
     lme4 = ref["lme4_profile_ci_95"]
     np.testing.assert_allclose(prof.loc["intercept"], lme4["intercept"], atol=1e-5)
     np.testing.assert_allclose(prof.loc["tau"], lme4["tau"], atol=1e-5)
+
+
+# -- deviance residuals ----------------------------------------------------------------
+def _deviance_residuals(m, n, p):
+    """The textbook formula, each term 0 when its count is 0 (0 log 0 = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = np.where(m > 0, m * np.log(m / (n * p)), 0.0)
+        down = np.where(n - m > 0, (n - m) * np.log((n - m) / (n * (1 - p))), 0.0)
+    return np.sign(m - n * p) * np.sqrt(np.maximum(2 * (up + down), 0.0))
+
+
+def test_deviance_residuals_of_0_of_n_and_n_of_n_groups(rats):
+    """No pooling gives the 0/n batches probability exactly 0: their deviance
+    residuals are 0 (the saturated term), not 0 * log 0 = NaN."""
+    X, y = rats
+    Xn = X.assign(batch=np.r_[X["batch"].to_numpy()[:-1], 1])  # batch 1: 0/20 and 4/14
+    y_all = y.assign(m=np.where(np.arange(71) == 70, y["n"], y["m"]))  # a 14/14 batch
+    for Xi, yi in ((X, y), (X, y_all)):
+        est = NoPoolingBinomial(group="batch").fit(Xi, yi)
+        m, n = yi["m"].to_numpy(float), yi["n"].to_numpy(float)
+        p = est.predict_proba(Xi)[:, 1]
+        r = est.residuals(Xi, yi, kind="deviance")
+        assert np.all(np.isfinite(r))
+        np.testing.assert_allclose(r, _deviance_residuals(m, n, p), atol=1e-6)
+        assert np.all(r[(m == 0) | (m == n)] == 0.0)
+    # a batch with one 0/20 row and one 4/14 row: p is that batch's 4/34
+    est = NoPoolingBinomial(group="batch").fit(Xn, y)
+    m, n = y["m"].to_numpy(float), y["n"].to_numpy(float)
+    p = est.predict_proba(Xn)[:, 1]
+    np.testing.assert_allclose(
+        est.residuals(Xn, y, kind="deviance"), _deviance_residuals(m, n, p), atol=1e-6
+    )
+    # every trial a failure: complete pooling's probability is exactly 0
+    zero = y.assign(m=0)
+    with pytest.warns(SeparationWarning, match="every trial is a failure"):
+        cp = CompletePoolingBinomial(group="batch").fit(X, zero)
+    assert np.all(cp.residuals(X, zero, kind="deviance") == 0.0)
