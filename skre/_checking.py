@@ -42,6 +42,29 @@ def _check_count(name, value, low=1):
     return int(value)
 
 
+def whole_trials(design, what, successes=False):
+    """The training rows' trials as int64, for the simulations of ``what``.
+
+    A ValueError when they are not whole numbers (fractional sample_weight):
+    a binomial draw of 28.5 trials does not exist, and rounding or truncating
+    would simulate other data than the fit's. With ``successes`` the
+    successes must be whole too.
+    """
+    data = design.data
+    counts = [("trials", data.trials)] + [("successes", data.successes)] * successes
+    for name, values in counts:
+        bad = values != np.round(values)
+        if bad.any():
+            raise ValueError(
+                f"{what} simulates whole numbers of successes out of whole numbers "
+                f"of trials; this fit has fractional {name} ({int(bad.sum())} of "
+                f"{len(values)} rows, e.g. {float(values[bad][0]):g}), from "
+                "fractional sample_weight. Refit with whole-number weights (or "
+                "counts) to use it."
+            )
+    return np.round(data.trials).astype(np.int64)
+
+
 def group_keys(design, labels):
     """``(codes, keys)``: training codes (-1 for unseen groups) and keys that
     number every distinct group of the rows, unseen ones after the seen ones."""
@@ -222,12 +245,7 @@ def bootstrap_confint(est, level, n_boot, random_state, n_jobs):
     fit = est._fit_result
     design = fit.design
     codes, Z = training_rows(design)
-    trials = design.data.trials.astype(np.int64)
-    if not np.all(design.data.trials == trials):
-        raise ValueError(
-            "the bootstrap simulates whole numbers of trials; this fit has "
-            "fractional sample_weight."
-        )
+    trials = whole_trials(design, "confint(method='bootstrap')")
     multilevel = hasattr(est, "tau_")
     options = _options(est)
 

@@ -364,10 +364,10 @@ def exact_test(design, n_sims, seed):
     level alpha with probability alpha whenever ``alpha * (n_sims + 1)`` is
     a whole number. The conservative p-value is kept in ``details``.
     """
-    M_g, N_g = design.group_successes, design.group_trials
-    if not (np.all(M_g == np.round(M_g)) and np.all(N_g == np.round(N_g))):
-        raise ValueError("method='exact' needs whole numbers of successes and trials.")
-    N_g = N_g.astype(np.int64)
+    from ._checking import whole_trials
+
+    whole_trials(design, "test_tau(method='exact')", successes=True)
+    M_g, N_g = design.group_successes, design.group_trials.astype(np.int64)
     M = int(round(M_g.sum()))
     p = M / N_g.sum()
     rng = np.random.default_rng(seed)
@@ -406,11 +406,13 @@ def bootstrap_test(est, observed, n_sims, seed, n_jobs):
     from joblib import Parallel, delayed
     from scipy.special import expit
 
+    from ._checking import whole_trials
+
     fit = est._fit_result
     data = fit.design.data
     cp = fit.pooled  # on the likelihood units; the logit of each row:
     p = expit(float(cp.intercepts[0]) + data.Z @ cp.coef)
-    trials = data.trials.astype(np.int64)
+    trials = whole_trials(fit.design, "test_tau(method='bootstrap')")
     seeds = seed.spawn(n_sims)
     stats_ = Parallel(n_jobs=n_jobs, verbose=10 if getattr(est, "verbose", 0) else 0)(
         delayed(_lrt_replicate)(data, trials, p, est.n_quad, s) for s in seeds

@@ -75,3 +75,31 @@ def test_deviance_residuals_of_0_of_n_and_n_of_n_groups(rats):
     with pytest.warns(SeparationWarning, match="every trial is a failure"):
         cp = CompletePoolingBinomial(group="batch").fit(X, zero)
     assert np.all(cp.residuals(X, zero, kind="deviance") == 0.0)
+
+
+# -- simulations need whole trials -----------------------------------------------------
+def test_simulation_tools_refuse_fractional_trials_alike(rats):
+    """sample_weight 1.5 makes 19 trials 28.5: a binomial draw of 28.5 trials
+    does not exist. The bootstrap test of tau used to truncate them to 28 (other
+    data than the fit's); it now refuses, as the exact test and the bootstrap
+    intervals do, with the same message."""
+    X, y = rats
+    est = MultilevelBinomial(group="batch").fit(X, y, sample_weight=np.full(71, 1.5))
+    odd = int(np.sum(y["n"] % 2 == 1))
+    assert odd > 0
+    calls = {
+        "test_tau(method='bootstrap')": lambda: est.test_tau("bootstrap", n_sims=5),
+        "test_tau(method='exact')": lambda: est.test_tau("exact", n_sims=5),
+        "confint(method='bootstrap')": lambda: est.confint(
+            method="bootstrap", n_boot=5
+        ),
+    }
+    for what, call in calls.items():
+        with pytest.raises(ValueError, match=r"fractional (trials|successes)") as err:
+            call()
+        assert what in str(err.value) and "sample_weight" in str(err.value)
+    with pytest.raises(ValueError, match=f"fractional trials \\({odd} of 71 rows"):
+        est.test_tau("bootstrap", n_sims=5)
+    # whole weights are whole trials: accepted
+    twice = MultilevelBinomial(group="batch").fit(X, y, sample_weight=np.full(71, 2))
+    assert twice.test_tau("bootstrap", n_sims=3, random_state=0).pvalue > 0
