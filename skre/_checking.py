@@ -209,53 +209,64 @@ def refit_data(est, successes):
     return copy, X, y
 
 
-def replicate_fits(est, n_boot, random_state, n_jobs, verbose, draw, read):
-    """Refit ``est`` to ``n_boot`` simulated data sets (``draw(rng)`` gives the
-    successes of the training rows, ``read(fitted)`` what to keep); returns
-    ``(results, n_failed, n_unconverged)`` in replicate order, None for a
-    failed refit. Each replicate has its own seed from ``random_state``, so the
-    answer does not depend on ``n_jobs``."""
+def replicate_fits(est, trials, n_boot, random_state, n_jobs, verbose):
+    """Refit ``est`` to ``n_boot`` data sets simulated from it (successes out
+    of ``trials`` for each training row) and read the parameters of
+    :func:`parameter_names` off each; returns ``(results, n_failed,
+    n_unconverged)`` in replicate order, None for a failed refit. Each
+    replicate has its own seed from ``random_state``, so the answer does not
+    depend on ``n_jobs``.
+
+    The worker is a module-level function of plain arguments (the estimator,
+    a seed, an array): joblib's processes receive it by reference. A closure
+    would be pickled by value with the globals it reads, which can break in
+    the workers (issue 22: BrokenProcessPool).
+    """
     from joblib import Parallel, delayed
 
     seeds = check_random_state_seed(random_state).spawn(n_boot)
     results = Parallel(n_jobs=n_jobs, verbose=10 if verbose else 0)(
-        delayed(_one_replicate)(est, seed, draw, read) for seed in seeds
+        delayed(_one_replicate)(est, seed, trials) for seed in seeds
     )
     failed = sum(r is None for r in results)
     unconverged = sum(r is not None and not r[1] for r in results)
     return [None if r is None else r[0] for r in results], failed, unconverged
 
 
-def _one_replicate(est, seed, draw, read):
+def _one_replicate(est, seed, trials):
+    """One bootstrap refit: ``(parameter values, converged)``, None if it failed."""
     rng = np.random.default_rng(seed)
-    copy, X, y = refit_data(est, draw(rng))
+    copy, X, y = refit_data(est, _simulated_successes(est, trials, rng))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             copy.fit(X, y)
         except (ValueError, ArithmeticError, np.linalg.LinAlgError):
             return None
-    return read(copy), bool(copy.converged_)
+    return parameter_values(copy), bool(copy.converged_)
+
+
+def _simulated_successes(est, trials, rng):
+    """Successes of the training rows drawn from the fit: for the multilevel
+    model with new group effects from N(0, tau^2)."""
+    fit = est._fit_result
+    codes, Z = training_rows(fit.design)
+    new_groups = hasattr(est, "tau_")
+    eta = fit.draw_logits(
+        codes, codes, Z, rng, 1, new_groups=new_groups, **_options(est)
+    )
+    return rng.binomial(trials, expit(eta[0]))
 
 
 def bootstrap_confint(est, level, n_boot, random_state, n_jobs):
     """Parametric-bootstrap percentile intervals; see ``confint``."""
     check_level(level)
     n_boot = _check_count("n_boot", n_boot, low=2)
-    fit = est._fit_result
-    design = fit.design
-    codes, Z = training_rows(design)
+    design = est._fit_result.design
     trials = whole_trials(design, "confint(method='bootstrap')")
-    multilevel = hasattr(est, "tau_")
-    options = _options(est)
-
-    def draw(rng):
-        eta = fit.draw_logits(codes, codes, Z, rng, 1, new_groups=multilevel, **options)
-        return rng.binomial(trials, expit(eta[0]))
-
-    names, read = _parameters(est)
+    names = parameter_names(est)
     results, failed, unconverged = replicate_fits(
-        est, n_boot, random_state, n_jobs, getattr(est, "verbose", 0), draw, read
+        est, trials, n_boot, random_state, n_jobs, getattr(est, "verbose", 0)
     )
     values = np.array([r for r in results if r is not None], dtype=float)
     a = (1 - level) / 2
@@ -279,15 +290,17 @@ def bootstrap_confint(est, level, n_boot, random_state, n_jobs):
     return frame
 
 
-def _parameters(est):
-    """Row names of confint and how to read them off a fitted copy."""
+def parameter_names(est):
+    """Row names of confint: the parameters the bootstrap reads off each refit."""
     covariates = [str(c) for c in est.covariates_]
     if hasattr(est, "group_intercepts_"):  # no pooling: the shared slopes
-        return covariates, lambda e: list(e.coef_)
-    if hasattr(est, "tau_"):
-        return ["intercept", *covariates, "tau"], lambda e: [
-            e.intercept_,
-            *e.coef_,
-            e.tau_,
-        ]
-    return ["intercept", *covariates], lambda e: [e.intercept_, *e.coef_]
+        return covariates
+    return ["intercept", *covariates, *(["tau"] if hasattr(est, "tau_") else [])]
+
+
+def parameter_values(est):
+    """The values of :func:`parameter_names` on a fitted estimator."""
+    if hasattr(est, "group_intercepts_"):
+        return list(est.coef_)
+    tau = [est.tau_] if hasattr(est, "tau_") else []
+    return [est.intercept_, *est.coef_, *tau]

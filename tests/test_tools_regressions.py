@@ -4,6 +4,12 @@ and integrators, exact identities, direct formulas, and lme4 (the R script
 beside its numbers in tests/reference/).
 """
 
+import os
+import pickle
+import subprocess
+import sys
+
+import joblib
 import numpy as np
 import pytest
 
@@ -103,3 +109,57 @@ def test_simulation_tools_refuse_fractional_trials_alike(rats):
     # whole weights are whole trials: accepted
     twice = MultilevelBinomial(group="batch").fit(X, y, sample_weight=np.full(71, 2))
     assert twice.test_tau("bootstrap", n_sims=3, random_state=0).pvalue > 0
+
+
+# -- the bootstrap's workers -----------------------------------------------------------
+@pytest.mark.parametrize("cls", [CompletePoolingBinomial, MultilevelBinomial])
+def test_bootstrap_tasks_pickle_by_reference(rats, monkeypatch, cls):
+    """joblib's processes get each task pickled; cloudpickle sends a closure
+    or lambda by value, together with the globals it reads, which broke the
+    workers (BrokenProcessPool) in a script importing scipy.special.expit.
+    The standard library's pickle sends functions by reference only, so it
+    pickles a task exactly when no function in it travels by value."""
+    sent = []
+
+    class Recording:
+        def __init__(self, **kwargs):
+            pass
+
+        def __call__(self, tasks):
+            out = []
+            for func, args, kwargs in tasks:
+                sent.append(pickle.dumps((func, args, kwargs)))
+                out.append(func(*args, **kwargs))
+            return out
+
+    monkeypatch.setattr(joblib, "Parallel", Recording)
+    X, y = rats
+    est = cls(group="batch").fit(X, y)
+    boot = est.confint(method="bootstrap", n_boot=3, random_state=0, n_jobs=2)
+    assert len(sent) == 3 and boot.notna().all().all()
+
+
+def test_bootstrap_in_processes_from_a_script_importing_expit(tmp_path):
+    """The reported script: run as __main__, it imports expit and asks for
+    bootstrap intervals on two processes."""
+    script = tmp_path / "boot.py"
+    script.write_text(
+        "from scipy.special import expit\n"
+        "from skre import MultilevelBinomial\n"
+        "from skre.datasets import load_rats\n"
+        "X, y = load_rats(return_X_y=True)\n"
+        "m = MultilevelBinomial(group='batch').fit(X, y)\n"
+        "b = m.confint(method='bootstrap', n_boot=4, random_state=0, n_jobs=2)\n"
+        "print(b.shape, expit(0.0))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "(2, 2) 0.5" in done.stdout
