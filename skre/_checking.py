@@ -12,6 +12,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit, logsumexp, xlogy
 
+from ._core.mixture_cdf import logit_normal_binom_logcdf
 from ._intervals import check_level
 from ._validation import dense_array, factorize, prepare, split_X
 from .exceptions import warn
@@ -153,12 +154,7 @@ def residuals(est, X, y, kind, random_state, conditional=False):
     m, n = rows.successes, rows.trials
     if kind == "quantile":
         rng = np.random.default_rng(check_random_state_seed(random_state))
-        rule_codes = codes
-        if hasattr(est, "tau_") and not conditional:
-            rule_codes = np.full_like(codes, -1)  # every group from the population
-        eta, log_w = fit.logit_rule(rule_codes, rows.Z, **_options(est))
-        upper = _mixture_cdf(m, n, eta, log_w)
-        lower = np.where(m > 0, _mixture_cdf(m - 1, n, eta, log_w), 0.0)
+        lower, upper = _quantile_bounds(est, fit, codes, rows.Z, m, n, conditional)
         u = lower + rng.random(len(m)) * (upper - lower)
         tiny = np.finfo(float).tiny
         return stats.norm.ppf(np.clip(u, tiny, 1.0 - np.finfo(float).epsneg))
@@ -176,6 +172,71 @@ def residuals(est, X, y, kind, random_state, conditional=False):
             + np.where(n - m > 0, xlogy(n - m, (n - m) / n) - (n - m) * lp0, 0.0)
         )
         return np.sign(m - n * p) * np.sqrt(np.maximum(dev, 0.0))
+
+
+def _quantile_bounds(est, fit, codes, Z, m, n, conditional):
+    """``(P(Y < m), P(Y <= m))`` for each row, its group effect integrated out.
+
+    Rows whose logit is normal (a group drawn from the population, N(0, tau^2)
+    or no pooling's group prior) or a point (the pooled models, seen groups
+    under no pooling) get the exact population CDF of
+    :func:`~skre._core.mixture_cdf.logit_normal_binom_logcdf`, accurate
+    however many trials the row has; with ``conditional`` the seen groups of
+    the multilevel model integrate over their conditional distribution (the
+    fit's adaptive rule, centred on it).
+    """
+    lower, upper = np.empty(len(m)), np.empty(len(m))
+    seen = (
+        codes >= 0 if conditional and hasattr(est, "tau_") else np.zeros_like(m, bool)
+    )
+    if seen.any():
+        eta, log_w = fit.logit_rule(codes[seen], Z[seen], **_options(est))
+        upper[seen] = _mixture_cdf(m[seen], n[seen], eta, log_w)
+        lower[seen] = _mixture_cdf(m[seen] - 1, n[seen], eta, log_w)
+    rest = ~seen
+    if rest.any():
+        parts = _population_normals(est, fit, codes[rest], Z[rest])
+        for k, out in ((m[rest], upper), (m[rest] - 1, lower)):
+            terms = [
+                np.log(weight) + logit_normal_binom_logcdf(k, n[rest], loc, scale)
+                for weight, loc, scale in parts
+            ]
+            out[rest] = np.exp(np.minimum(logsumexp(terms, axis=0), 0.0))
+    return lower, upper
+
+
+def _population_normals(est, fit, codes, Z):
+    """Each row's logit over the population as a mixture of normals:
+    ``[(weight, loc, scale)]``, a scale of 0 for a point.
+
+    Multilevel: ``N(b + x'beta, tau^2)`` (one component for maximum
+    likelihood, one per node of the hyperparameter grid for
+    ``method="bayes"``). No pooling: each seen group at its own logit, an
+    unseen one at the pooled logit or, with a group prior, over the prior.
+    """
+    design = fit.design
+    params = getattr(fit, "params", None)
+    if hasattr(est, "tau_") and params is not None:
+        grid = getattr(fit, "node_posteriors", None)
+        nodes = [(1.0, params)] if grid is None else [(w, p) for w, p, _ in grid]
+        total = sum(w for w, _ in nodes)
+        return [
+            (
+                w / total,
+                design.linear_predictor(Z, p[-2], p[:-2]),
+                np.full(len(Z), p[-1]),
+            )
+            for w, p in nodes
+        ]
+    loc = fit.point_logit(codes, Z, **_options(est))
+    scale = np.zeros(len(Z))
+    prior = getattr(fit, "alpha_prior", None)
+    new = codes < 0
+    if prior is not None and new.any():
+        mean, precision = prior
+        loc[new] = mean + design.linear_predictor(Z[new], 0.0, fit.beta)
+        scale[new] = 1.0 / np.sqrt(precision)
+    return [(1.0, loc, scale)]
 
 
 def _mixture_cdf(k, n, eta, log_w):

@@ -11,7 +11,10 @@ import sys
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import integrate, stats
+from scipy.special import expit, logit
 
 from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
 from skre.datasets import load_rats
@@ -163,3 +166,69 @@ def test_bootstrap_in_processes_from_a_script_importing_expit(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "(2, 2) 0.5" in done.stdout
+
+
+# -- quantile residuals ----------------------------------------------------------------
+def _population_cdf(k, n, b, tau):
+    """P(Y <= k), Y ~ Binomial(n, expit(b + tau Z)), by scipy.integrate.quad
+    split where the binomial CDF drops (z0) and a few of its widths around it."""
+    if k < 0:
+        return 0.0
+    if k >= n:
+        return 1.0
+    f = lambda z: stats.binom.cdf(k, n, expit(b + tau * z)) * stats.norm.pdf(z)  # noqa: E731
+    z0 = (logit((k + 0.5) / (n + 1)) - b) / tau
+    width = 6.0 / np.sqrt(n * 0.25) / tau + 0.1
+    cuts = sorted({-9.0, 9.0, *np.clip([z0 - width, z0, z0 + width], -40, 40)})
+    edges = [-np.inf, *cuts, np.inf]
+    return sum(
+        integrate.quad(f, lo, hi, epsabs=1e-14, epsrel=1e-12, limit=400)[0]
+        for lo, hi in zip(edges[:-1], edges[1:])
+    )
+
+
+@pytest.fixture(scope="module")
+def many_trials():
+    """20 groups of 100 trials and 20 of 1000, from b = -1.5, tau = 0.7."""
+    rng = np.random.default_rng(4)
+    n = np.repeat([100, 1000], 20)
+    m = rng.binomial(n, expit(-1.5 + 0.7 * rng.standard_normal(40)))
+    X = pd.DataFrame({"g": np.arange(40)})
+    y = np.column_stack([m, n])
+    return X, y, MultilevelBinomial(group="g").fit(X, y)
+
+
+def test_population_cdf_of_many_trials_against_quad():
+    from skre._core.mixture_cdf import logit_normal_binom_logcdf
+
+    rng = np.random.default_rng(0)
+    for n in (100, 1000):
+        k = np.r_[0, 1, n - 1, n, rng.integers(0, n, 12)]
+        for b, tau in ((-1.5, 0.7), (0.3, 0.05), (-3.0, 2.5)):
+            got = np.exp(logit_normal_binom_logcdf(k, n, b, tau))
+            want = [_population_cdf(int(j), n, b, tau) for j in k]
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+
+
+def test_quantile_residuals_of_groups_with_many_trials(many_trials):
+    """Each residual r is the normal quantile of a draw between P(Y < m) and
+    P(Y <= m): Phi(r) must lie between the two, computed by quad. With 25
+    Gauss-Hermite nodes the CDF was off by up to 0.067 at n = 1000, far more
+    than P(Y = m) there (about 0.003)."""
+    X, y, est = many_trials
+    b, tau = est.intercept_, est.tau_
+    bounds = np.array(
+        [
+            [_population_cdf(m - 1, n, b, tau), _population_cdf(m, n, b, tau)]
+            for m, n in y
+        ]
+    )
+    # P(Y = m), the slack the check allows: small next to 0.067 at n = 1000
+    assert np.max(np.diff(bounds)[y[:, 1] == 1000]) < 0.01
+    draws = [est.residuals(X, y, random_state=seed) for seed in range(3)]
+    # groups not seen in fit come from the population under conditional=True too
+    new = X.assign(g=X["g"] + 100)
+    draws.append(est.residuals(new, y, random_state=0, conditional=True))
+    for r in draws:
+        u = stats.norm.cdf(r)
+        assert np.all(bounds[:, 0] - 1e-9 <= u) and np.all(u <= bounds[:, 1] + 1e-9)
