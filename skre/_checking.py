@@ -14,32 +14,35 @@ from scipy.special import expit, logsumexp, xlogy
 
 from ._core.mixture_cdf import logit_normal_binom_logcdf
 from ._intervals import check_level
-from ._validation import dense_array, factorize, prepare, split_X
+from ._validation import _show, dense_array, factorize, prepare, split_X
 from .exceptions import warn
 
 
 def check_random_state_seed(random_state):
-    """A SeedSequence from None, an int, a SeedSequence or a Generator."""
+    """A SeedSequence from None, a non-negative int, a SeedSequence or a Generator."""
     if isinstance(random_state, np.random.SeedSequence):
         return random_state
     if isinstance(random_state, np.random.Generator):
         return np.random.SeedSequence(random_state.integers(2**63))
     if isinstance(random_state, np.random.RandomState):
         return np.random.SeedSequence(random_state.randint(2**31))
-    if random_state is None or isinstance(random_state, (int, np.integer)):
-        if isinstance(random_state, bool):
-            raise TypeError("random_state must be None, an int or a Generator.")
-        return np.random.SeedSequence(random_state)
-    raise TypeError(
-        f"random_state must be None, an int or a numpy Generator; got {random_state!r}."
-    )
+    expected = "None, a non-negative int or a numpy Generator"
+    if random_state is None:
+        return np.random.SeedSequence()
+    if isinstance(random_state, (bool, np.bool_)) or not isinstance(
+        random_state, (int, np.integer)
+    ):
+        raise TypeError(f"random_state must be {expected}; got {_show(random_state)}.")
+    if random_state < 0:
+        raise ValueError(f"random_state must be {expected}; got {_show(random_state)}.")
+    return np.random.SeedSequence(int(random_state))
 
 
 def _check_count(name, value, low=1):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int; got {value!r}.")
+        raise TypeError(f"{name} must be an int; got {_show(value)}.")
     if value < low:
-        raise ValueError(f"{name} must be at least {low}; got {value!r}.")
+        raise ValueError(f"{name} must be at least {low}; got {_show(value)}.")
     return int(value)
 
 
@@ -145,7 +148,7 @@ def residuals(est, X, y, kind, random_state, conditional=False):
     """See the estimators' ``residuals``."""
     kinds = ("quantile", "pearson", "deviance")
     if kind not in kinds:
-        raise ValueError(f"kind must be one of {list(kinds)}; got {kind!r}.")
+        raise ValueError(f"kind must be one of {list(kinds)}; got {_show(kind)}.")
     rows = prepare(est, X, y, None, reset=False)
     fit = est._fit_result
     codes, _ = group_keys(fit.design, rows.labels)

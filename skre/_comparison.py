@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._validation import _show
+
 NULLS = {
     "chi2": "chi2({df})",
     "mixture": "0.5 chi2({df0}) + 0.5 chi2({df}): tau = 0 is on the boundary "
@@ -150,19 +152,26 @@ def _check_same_data(restricted, full):
         )
 
 
-def _check_no_priors(est):
-    for name in ("tau_prior", "coef_prior", "group_prior"):
-        if getattr(est, name, None) is not None:
-            raise ValueError(
-                f"lr_test compares maximum-likelihood fits; {type(est).__name__} has "
-                f"{name}={getattr(est, name)!r} (its fit is a posterior mode). "
-                "Refit without priors to test."
-            )
+def _check_no_priors(est, what="lr_test", instead=None):
+    """``what`` needs the likelihood's maximum: refuse a posterior mode (a fit
+    with priors) or a posterior (``method="bayes"``), saying what to do
+    ``instead`` (default: refit without priors)."""
+    name = type(est).__name__
     if getattr(est, "method", "ml") == "bayes":
         raise ValueError(
-            "lr_test compares maximum-likelihood fits; compare method='bayes' "
-            "fits by their posteriors (posterior_summary) instead."
+            f"{what} needs a maximum-likelihood fit; this {name} has method="
+            "'bayes' (posterior means, not a likelihood maximum). "
+            + (instead or "Compare method='bayes' fits by their posteriors")
+            + "; posterior_summary() and posterior_density('tau') describe tau."
         )
+    for prior in ("tau_prior", "coef_prior", "group_prior"):
+        if getattr(est, prior, None) is not None:
+            raise ValueError(
+                f"{what} needs a maximum-likelihood fit; this {name} has "
+                f"{prior}={getattr(est, prior)!r} (its fit is a posterior mode). "
+                + (instead or "Refit without priors to test")
+                + "."
+            )
 
 
 def lr_test(restricted, full):
@@ -281,8 +290,17 @@ def run_tau_test(est, method, n_sims, random_state, n_jobs):
     from ._fit_result import DegenerateFit
 
     if method not in TAU_METHODS:
-        raise ValueError(f"method must be one of {list(TAU_METHODS)}; got {method!r}.")
-    _check_no_priors(est)
+        raise ValueError(
+            f"method must be one of {list(TAU_METHODS)}; got {_show(method)}."
+        )
+    if method in ("lrt", "bootstrap"):
+        _check_no_priors(
+            est,
+            f"test_tau(method={method!r})",
+            instead="method='score' and method='exact' use only the data (not "
+            "the fitted tau) and work on this fit; or refit by maximum "
+            f"likelihood (method='ml', no priors) for method={method!r}",
+        )
     fit = est._fit_result
     if isinstance(fit, DegenerateFit):
         raise ValueError(
@@ -537,7 +555,7 @@ def compare_models(models, X, y, cv=5):
     for name, est in named.items():
         if not isinstance(est, GroupedBinomialMixin):
             raise TypeError(
-                f"model {name!r} is a {type(est).__name__}; compare_models takes "
+                f"model {_show(name)} is a {type(est).__name__}; compare_models takes "
                 "skre estimators."
             )
     grouped = [est for est in named.values() if est.group is not None]

@@ -19,6 +19,7 @@ from scipy.special import expit, logit
 from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
 from skre.datasets import load_rats
 from skre.exceptions import SeparationWarning
+from skre.priors import HalfCauchy
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +233,64 @@ def test_quantile_residuals_of_groups_with_many_trials(many_trials):
     for r in draws:
         u = stats.norm.cdf(r)
         assert np.all(bounds[:, 0] - 1e-9 <= u) and np.all(u <= bounds[:, 1] + 1e-9)
+
+
+# -- messages --------------------------------------------------------------------------
+def test_test_tau_with_priors_says_what_works(rats):
+    """A MAP fit (tau_prior) was told to use lr_test, which refuses it too; a
+    method='bayes' fit was told test_tau is for 'ML (or MAP)' fits, and a MAP
+    fit was then refused. Now lrt and bootstrap (which need the likelihood's
+    maximum) refuse both and name what works: score and exact, which use only
+    the data, so on either fit they equal the maximum-likelihood fit's."""
+    X, y = rats
+    ml = MultilevelBinomial(group="batch").fit(X, y)
+    fits = {
+        "tau_prior=HalfCauchy": MultilevelBinomial(
+            group="batch", tau_prior=HalfCauchy(1.0)
+        ).fit(X, y),
+        "method='bayes'": MultilevelBinomial(
+            group="batch", tau_prior=HalfCauchy(1.0), method="bayes"
+        ).fit(X, y),
+    }
+    for what, est in fits.items():
+        for method in ("lrt", "bootstrap"):
+            with pytest.raises(ValueError) as err:
+                est.test_tau(method, n_sims=3)
+            text = str(err.value)
+            assert f"test_tau(method='{method}')" in text and what in text
+            assert "method='score' and method='exact'" in text
+            assert "lr_test" not in text and "or MAP" not in text
+        assert est.test_tau("score").statistic == ml.test_tau("score").statistic
+        a = est.test_tau("exact", n_sims=99, random_state=1)
+        b = ml.test_tau("exact", n_sims=99, random_state=1)
+        assert (a.statistic, a.pvalue) == (b.statistic, b.pvalue)
+
+
+def test_messages_name_the_argument_and_show_plain_numbers(rats):
+    X, y = rats
+    est = MultilevelBinomial(group="batch").fit(X, y)
+    calls = [
+        lambda rs: est.test_tau("bootstrap", n_sims=2, random_state=rs),
+        lambda rs: est.confint(method="bootstrap", n_boot=2, random_state=rs),
+        lambda rs: est.simulate(2, random_state=rs),
+        lambda rs: est.residuals(X, y, random_state=rs),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"random_state must be .*; got -1\.$"):
+            call(-1)
+        with pytest.raises(ValueError, match=r"random_state .*; got -5\.$"):
+            call(np.int64(-5))
+        with pytest.raises(TypeError, match=r"random_state .*; got True\.$"):
+            call(np.bool_(True))
+    with pytest.raises(ValueError, match=r"n_sims must be at least 1; got 0\.$"):
+        est.simulate(np.int64(0))
+    with pytest.raises(ValueError, match=r"n_boot must be at least 2; got 1\.$"):
+        est.confint(method="bootstrap", n_boot=np.int64(1))
+    with pytest.raises(
+        ValueError, match=r"level must be in \(0, 1\), e.g. 0.95; got 1.5\.$"
+    ):
+        est.confint(level=np.float64(1.5))
+    with pytest.raises(ValueError, match=r"got 'wald2'\.$"):
+        est.confint(method=np.str_("wald2"))
+    with pytest.raises(ValueError, match=r"got 'x'\.$"):
+        est.test_tau(np.str_("x"))
