@@ -8,6 +8,7 @@ import os
 import pickle
 import subprocess
 import sys
+import warnings
 
 import joblib
 import numpy as np
@@ -16,9 +17,14 @@ import pytest
 from scipy import integrate, stats
 from scipy.special import expit, logit
 
-from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
+from skre import (
+    CompletePoolingBinomial,
+    MultilevelBinomial,
+    NoPoolingBinomial,
+    lr_test,
+)
 from skre.datasets import load_rats
-from skre.exceptions import SeparationWarning
+from skre.exceptions import BoundaryWarning, SeparationWarning
 from skre.priors import HalfCauchy
 
 
@@ -294,3 +300,56 @@ def test_messages_name_the_argument_and_show_plain_numbers(rats):
         est.confint(method=np.str_("wald2"))
     with pytest.raises(ValueError, match=r"got 'x'\.$"):
         est.test_tau(np.str_("x"))
+
+
+# -- the boundary ----------------------------------------------------------------------
+def test_boundary_fits_have_statistic_0_and_pvalue_1():
+    """At tau = 0 the multilevel model is complete pooling: the likelihood
+    ratio is exactly 1, the statistic 0 and P(0.5 chi2(0) + 0.5 chi2(1) >= 0)
+    = 1. The two log-likelihoods differed by rounding (1e-13), which landed in
+    the chi2(1) half and gave p = 0.5 (lr_test, test_tau and the CLI)."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"g": np.arange(30)})
+    boundary = 0
+    for _ in range(20):
+        n = rng.integers(5, 40, 30)
+        y = np.column_stack([rng.binomial(n, 0.3), n])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BoundaryWarning)
+            ml = MultilevelBinomial(group="g").fit(X, y)
+        if ml.tau_ != 0.0:
+            continue
+        boundary += 1
+        cp = CompletePoolingBinomial(group="g").fit(X, y)
+        for result in (lr_test(cp, ml), ml.test_tau("lrt")):
+            assert result.statistic == 0.0 and result.pvalue == 1.0
+    assert boundary >= 8
+
+
+def test_statistics_beyond_rounding_are_kept():
+    """Only rounding is zeroed: a statistic of 1e-9 on log-likelihoods near -400
+    keeps its mixture p-value (just under 0.5)."""
+    from skre._comparison import lr_statistic, mixture_pvalue
+
+    assert lr_statistic(-400.0, -400.0 + 1e-13) == 0.0
+    assert lr_statistic(-400.0, -400.0 - 1e-6) == 0.0
+    assert lr_statistic(-400.0, -400.0 + 5e-10) == pytest.approx(1e-9, rel=1e-4)
+    expected = 0.5 * stats.chi2.sf(1e-9, 1)
+    assert mixture_pvalue(1e-9, 0) == pytest.approx(expected, rel=1e-12)
+
+
+def test_cli_prints_pvalue_1_on_the_boundary(tmp_path, capsys):
+    """A boundary data set whose two log-likelihoods differ by 2e-13: the CLI
+    printed "p = 0.5"."""
+    from skre._cli import main
+
+    m = [4, 8, 2, 4, 7, 9, 1, 4, 5, 7, 6, 13, 4, 7, 10, 10, 2, 5, 12, 5]
+    m += [9, 3, 11, 8, 10, 11, 10, 6, 6, 2]
+    n = [16, 36, 14, 12, 29, 26, 6, 7, 18, 34, 19, 32, 16, 13, 32, 35, 7, 7, 28]
+    n += [16, 25, 10, 35, 20, 36, 32, 29, 13, 31, 6]
+    path = tmp_path / "boundary.csv"
+    pd.DataFrame({"g": np.arange(30), "m": m, "n": n}).to_csv(path, index=False)
+    assert main([str(path), "--successes", "m", "--trials", "n", "--group", "g"]) == 0
+    out = capsys.readouterr().out
+    assert "τ = 0 (a boundary fit)" in out
+    assert "likelihood ratio 0.00, p = 1 (" in out
