@@ -517,6 +517,10 @@ def compare_models(models, X, y, cv=5):
     log score (mean log probability of each trial on its own), each as mean
     and standard error over folds, and the paired difference of each model's
     joint score from the best model's, fold by fold, with its standard error.
+    The folds are shared, so the models with ``group=`` must group the rows
+    alike (the same column, or another with the same partition of the rows);
+    models grouped differently are refused (ValueError). Models without
+    ``group=`` join any comparison.
 
     Parameters
     ----------
@@ -564,7 +568,7 @@ def compare_models(models, X, y, cv=5):
     from sklearn.model_selection import GroupKFold
 
     from ._base import GroupedBinomialMixin, group_column_name
-    from ._validation import as_pandas, dense_array, split_X
+    from ._validation import as_pandas, dense_array
 
     if isinstance(models, dict):
         named = dict(models)
@@ -581,10 +585,10 @@ def compare_models(models, X, y, cv=5):
                 f"model {_show(name)} is a {type(est).__name__}; compare_models takes "
                 "skre estimators."
             )
-    grouped = [est for est in named.values() if est.group is not None]
+    grouped = {name: est for name, est in named.items() if est.group is not None}
     if not grouped:
         raise ValueError("compare_models needs a model with group= to split by groups.")
-    labels, _, _ = split_X(grouped[0], as_pandas(X), reset=True)
+    labels = _common_groups(grouped, as_pandas(X))
     splitter = (
         GroupKFold(n_splits=min(cv, len(np.unique(labels))))
         if isinstance(cv, (int, np.integer))
@@ -637,8 +641,40 @@ def compare_models(models, X, y, cv=5):
     table["n_params"] = table["n_params"].astype(int)
     table.attrs["best"] = best
     table.attrs["note"] = AIC_CV_NOTE if table["AIC"].idxmin() != best else ""
-    table.attrs["group"] = str(group_column_name(grouped[0]))
+    table.attrs["group"] = str(group_column_name(next(iter(grouped.values()))))
     return table
+
+
+def same_partition(a, b):
+    """Whether two codings of the same rows (ints from 0) group them alike."""
+    pairs = np.unique(np.asarray(a, np.int64) * (int(b.max()) + 1) + b)
+    return len(pairs) == int(a.max()) + 1 == int(b.max()) + 1
+
+
+def _common_groups(grouped, X):
+    """The group labels the folds are built from: one grouping shared by every
+    model with ``group=`` (the same partition of the rows, whatever the
+    column's name), else a ValueError: held-out groups of one model would
+    not be held-out groups of another, and its score would be of other
+    folds than the table says."""
+    from ._base import group_column_name
+    from ._validation import factorize, split_X
+
+    first, labels, codes = None, None, None
+    for name, est in grouped.items():
+        own, _, _ = split_X(est, X, reset=True)
+        own_codes = factorize(own)[0]
+        if first is None:
+            first, labels, codes = name, own, own_codes
+        elif not same_partition(own_codes, codes):
+            raise ValueError(
+                "compare_models builds one set of folds over held-out groups, and "
+                f"the models group the rows differently: {_show(first)} by "
+                f"{_show(str(group_column_name(grouped[first])))}, {_show(name)} "
+                f"by {_show(str(group_column_name(est)))}. Compare models grouped by "
+                "the same column (models without group= may join any of them)."
+            )
+    return labels
 
 
 def _row_score(est, X, y):

@@ -16,11 +16,13 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 from scipy.special import expit, logit
+from sklearn.model_selection import GroupKFold, cross_val_score
 
 from skre import (
     CompletePoolingBinomial,
     MultilevelBinomial,
     NoPoolingBinomial,
+    compare_models,
     lr_test,
 )
 from skre.datasets import load_rats
@@ -353,3 +355,41 @@ def test_cli_prints_pvalue_1_on_the_boundary(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "τ = 0 (a boundary fit)" in out
     assert "likelihood ratio 0.00, p = 1 (" in out
+
+
+# -- compare_models --------------------------------------------------------------------
+def test_compare_models_refuses_models_grouped_differently(rats):
+    """The folds came from the first model's groups in silence: held-out
+    batches of one model were not held-out groups of the other."""
+    X, y = rats
+    Xg = X.assign(litter=np.arange(71) % 10)
+    models = {
+        "by batch": MultilevelBinomial(group="batch"),
+        "by litter": MultilevelBinomial(group="litter"),
+    }
+    with pytest.raises(ValueError, match="group the rows differently") as err:
+        compare_models(models, Xg, y)
+    assert "'by batch' by 'batch'" in str(err.value)
+    assert "'by litter' by 'litter'" in str(err.value)
+
+
+def test_compare_models_accepts_one_grouping_under_two_names(rats):
+    """The same partition of the rows under another column (other labels) is
+    one grouping: both models' held-out scores are GroupKFold's over it."""
+    X, y = rats
+    Xg = X.assign(code=100 - X["batch"])  # batches 1..71 as 99..29
+    models = {
+        "by batch": MultilevelBinomial(group="batch"),
+        "by code": MultilevelBinomial(group="code"),
+    }
+    with warnings.catch_warnings():
+        # each model takes the other's group column as a covariate: a slope on
+        # the batch number, which explains the rats' batches (sorted by their
+        # proportions) well enough that some folds fit tau = 0
+        warnings.simplefilter("ignore", BoundaryWarning)
+        table = compare_models(models, Xg, y, cv=GroupKFold(4))
+        for name, est in models.items():
+            manual = cross_val_score(est, Xg, y, cv=GroupKFold(4), groups=X["batch"])
+            assert table.loc[name, "cv_joint"] == pytest.approx(
+                manual.mean(), rel=1e-10
+            )
