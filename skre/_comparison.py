@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._lr_checks import check_nested, check_no_priors, same_partition
 from ._validation import _show
 
 NULLS = {
@@ -134,79 +135,29 @@ def mixture_pvalue(statistic, df_fixed):
 
 
 # -- lr_test ---------------------------------------------------------------------------
-def _kind(est):
-    from ._multilevel import MultilevelBinomial
-    from ._pooling import CompletePoolingBinomial, NoPoolingBinomial
-
-    for cls, kind in (
-        (MultilevelBinomial, "multilevel"),
-        (NoPoolingBinomial, "no pooling"),
-        (CompletePoolingBinomial, "complete pooling"),
-    ):
-        if isinstance(est, cls):
-            return kind
-    raise TypeError(
-        f"lr_test compares fitted skre estimators; got {type(est).__name__}."
-    )
-
-
-def _free_covariates(est):
-    design = est._fit_result.design
-    return {str(c) for c, a in zip(design.covariates, design.aliased) if not a}
-
-
-def _check_same_data(restricted, full):
-    a, b = restricted._fit_result.design, full._fit_result.design
-    # n_obs may differ: binary rows and their counts are the same data
-    same = np.isclose(
-        a.data.successes.sum(), b.data.successes.sum(), rtol=1e-12
-    ) and np.isclose(a.data.trials.sum(), b.data.trials.sum(), rtol=1e-12)
-    grouped = restricted.group is not None and full.group is not None
-    if same and grouped and len(a.groups) == len(b.groups):
-        same = (
-            np.array_equal(a.groups, b.groups)
-            and np.allclose(a.group_successes, b.group_successes)
-            and np.allclose(a.group_trials, b.group_trials)
-        )
-    if not same:
-        raise ValueError(
-            "lr_test needs two fits of the same data: the rows, their successes "
-            "and trials (and the groups) differ between the two models."
-        )
-
-
-def _check_no_priors(est, what="lr_test", instead=None):
-    """``what`` needs the likelihood's maximum: refuse a posterior mode (a fit
-    with priors) or a posterior (``method="bayes"``), saying what to do
-    ``instead`` (default: refit without priors)."""
-    name = type(est).__name__
-    if getattr(est, "method", "ml") == "bayes":
-        raise ValueError(
-            f"{what} needs a maximum-likelihood fit; this {name} has method="
-            "'bayes' (posterior means, not a likelihood maximum). "
-            + (instead or "Compare method='bayes' fits by their posteriors")
-            + "; posterior_summary() and posterior_density('tau') describe tau."
-        )
-    for prior in ("tau_prior", "coef_prior", "group_prior"):
-        if getattr(est, prior, None) is not None:
-            raise ValueError(
-                f"{what} needs a maximum-likelihood fit; this {name} has "
-                f"{prior}={getattr(est, prior)!r} (its fit is a posterior mode). "
-                + (instead or "Refit without priors to test")
-                + "."
-            )
-
-
 def lr_test(restricted, full):
     """Likelihood-ratio test of a restricted model against a full one.
 
-    Both must be fitted to the same data by maximum likelihood, and the
-    restricted model must be nested in the full one: its covariates a subset
-    of the full model's, and its kind of model nested (complete pooling in
-    no pooling, or in partial pooling; a model in itself with more
-    covariates). The statistic ``2 (loglik_full - loglik_restricted)`` uses
-    the kernel log-likelihoods, so fits to binary rows and to counts of the
-    same data compare correctly.
+    Both must be fitted by maximum likelihood to the same rows: the same
+    ``y`` and ``sample_weight`` row by row (X may differ in its columns).
+    The same trials as counts and as binary rows are refused: their
+    log-likelihoods differ by the binomial coefficients; fit both models to
+    one form (:func:`skre.binary_rows` gives the binary one). The restricted
+    model must be nested in the full one, which is checked on the rows:
+
+    - kinds: complete pooling in any model, no pooling in no pooling,
+      partial pooling in partial pooling;
+    - groups: a no-pooling full model's groups each inside one restricted
+      group; two multilevel models with the same groups;
+    - covariates: each of the restricted model's a linear combination of the
+      full model's covariates and intercept (for no pooling, its group
+      intercepts: complete pooling with a covariate constant within groups is
+      nested in no pooling);
+    - two multilevel fits must use the same quadrature (``n_quad``): a
+      Laplace fit's log-likelihood is off by about as much as a statistic.
+
+    The statistic is ``2 (loglik_full - loglik_restricted)``, 0 when it is
+    within rounding of 0 (so p = 1 at a boundary fit, ``tau_ == 0``).
 
     - Fixed effects only: ``chi2(df)``, df the added parameters.
     - Complete pooling against partial pooling (tau added, perhaps with
@@ -244,30 +195,7 @@ def lr_test(restricted, full):
 
     for est in (restricted, full):
         check_is_fitted(est)
-        _check_no_priors(est)
-    k_r, k_f = _kind(restricted), _kind(full)
-    allowed = {
-        ("complete pooling", "complete pooling"),
-        ("complete pooling", "no pooling"),
-        ("complete pooling", "multilevel"),
-        ("no pooling", "no pooling"),
-        ("multilevel", "multilevel"),
-    }
-    if (k_r, k_f) not in allowed:
-        raise ValueError(
-            f"{k_r} ({type(restricted).__name__}) is not nested in {k_f} "
-            f"({type(full).__name__}); nested pairs are complete pooling in no "
-            "or partial pooling, and a model in the same kind with more covariates."
-        )
-    extra = _free_covariates(restricted) - _free_covariates(full)
-    if extra:
-        raise ValueError(
-            f"the restricted model has covariates the full one lacks "
-            f"({sorted(extra)}); the models are not nested."
-        )
-    if k_r == k_f == "multilevel" and restricted.group != full.group:
-        raise ValueError("the two multilevel models have different group columns.")
-    _check_same_data(restricted, full)
+    k_r, k_f = check_nested(restricted, full)
     ll_r = restricted._fit_result.loglik
     ll_f = full._fit_result.loglik
     statistic = lr_statistic(ll_r, ll_f)
@@ -317,7 +245,7 @@ def run_tau_test(est, method, n_sims, random_state, n_jobs):
             f"method must be one of {list(TAU_METHODS)}; got {_show(method)}."
         )
     if method in ("lrt", "bootstrap"):
-        _check_no_priors(
+        check_no_priors(
             est,
             f"test_tau(method={method!r})",
             instead="method='score' and method='exact' use only the data (not "
@@ -643,12 +571,6 @@ def compare_models(models, X, y, cv=5):
     table.attrs["note"] = AIC_CV_NOTE if table["AIC"].idxmin() != best else ""
     table.attrs["group"] = str(group_column_name(next(iter(grouped.values()))))
     return table
-
-
-def same_partition(a, b):
-    """Whether two codings of the same rows (ints from 0) group them alike."""
-    pairs = np.unique(np.asarray(a, np.int64) * (int(b.max()) + 1) + b)
-    return len(pairs) == int(a.max()) + 1 == int(b.max()) + 1
 
 
 def _common_groups(grouped, X):

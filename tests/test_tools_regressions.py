@@ -14,7 +14,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import integrate, stats
+from scipy import integrate, optimize, stats
 from scipy.special import expit, logit
 from sklearn.model_selection import GroupKFold, cross_val_score
 
@@ -22,6 +22,7 @@ from skre import (
     CompletePoolingBinomial,
     MultilevelBinomial,
     NoPoolingBinomial,
+    binary_rows,
     compare_models,
     lr_test,
 )
@@ -393,3 +394,137 @@ def test_compare_models_accepts_one_grouping_under_two_names(rats):
             assert table.loc[name, "cv_joint"] == pytest.approx(
                 manual.mean(), rel=1e-10
             )
+
+
+# -- lr_test: the same data, nested ----------------------------------------------------
+def _binomial_loglik(m, n, p):
+    return float(np.sum(stats.binom.logpmf(m, n, p)))
+
+
+def _logistic_loglik(m, n, Z):
+    """The maximum of a logistic regression's binomial log-likelihood, by scipy."""
+    design = np.column_stack([np.ones(len(m)), Z])
+
+    def negative(beta):
+        return -_binomial_loglik(m, n, expit(design @ beta))
+
+    start = np.r_[logit(m.sum() / n.sum()), np.zeros(design.shape[1] - 1)]
+    best = optimize.minimize(negative, start, method="BFGS", options={"gtol": 1e-10})
+    return -best.fun
+
+
+def test_lr_test_refuses_a_covariate_whose_values_changed(rats):
+    """Two fits of the same y whose covariate 'x' holds other values were
+    compared (the full logLik then fell below the restricted one)."""
+    X, y = rats
+    rng = np.random.default_rng(0)
+    cp = CompletePoolingBinomial(group="batch").fit(X.assign(x=rng.normal(size=71)), y)
+    ml = MultilevelBinomial(group="batch").fit(X.assign(x=rng.normal(size=71)), y)
+    with pytest.raises(ValueError, match=r"covariates the full one lacks \(\['x'\]\)"):
+        lr_test(cp, ml)
+    # the same x in both: nested, and the statistic is the two fits' own
+    x = X.assign(x=rng.normal(size=71))
+    cp, ml = (
+        cls(group="batch").fit(x, y)
+        for cls in (CompletePoolingBinomial, MultilevelBinomial)
+    )
+    assert lr_test(cp, ml).statistic == pytest.approx(2 * (ml.loglik_ - cp.loglik_))
+
+
+def test_lr_test_of_no_pooling_groupings(rats):
+    """Groupings that are not nested were compared (chi2 on 14 df, p = 3e-28);
+    nested ones give the likelihood ratio of the two saturated group fits,
+    each group at its pooled proportion (computed here with scipy)."""
+    X, y = rats
+    m, n = y["m"].to_numpy(), y["n"].to_numpy()
+    rows = np.arange(71)
+    crossed = X.assign(a=rows % 15, b=rows % 29)
+    coarse = NoPoolingBinomial(group="a").fit(crossed[["a"]], y)
+    fine = NoPoolingBinomial(group="b").fit(crossed[["b"]], y)
+    with pytest.raises(ValueError, match="groups are not nested"):
+        lr_test(coarse, fine)
+    nested = X.assign(a=(rows // 5) % 7, b=rows // 5)  # 15 groups of 5 batches
+    coarse = NoPoolingBinomial(group="a").fit(nested[["a"]], y)
+    fine = NoPoolingBinomial(group="b").fit(nested[["b"]], y)
+    result = lr_test(coarse, fine)
+
+    def saturated(codes):
+        M, N = np.bincount(codes, weights=m), np.bincount(codes, weights=n)
+        return _binomial_loglik(m, n, (M / N)[codes])
+
+    expected = 2 * (
+        saturated(nested["b"].to_numpy()) - saturated(nested["a"].to_numpy())
+    )
+    assert result.df == 15 - 7
+    assert result.statistic == pytest.approx(expected, rel=1e-9)
+    assert result.pvalue == pytest.approx(stats.chi2.sf(expected, 8), rel=1e-7)
+
+
+def test_complete_pooling_with_a_group_level_covariate_is_nested_in_no_pooling(rats):
+    """Refused before ('covariates the full one lacks'): x constant within
+    groups is a combination of the group intercepts. The statistic against
+    scipy: no pooling is saturated, complete pooling a logistic regression."""
+    X, y = rats
+    m, n = y["m"].to_numpy(), y["n"].to_numpy()
+    x = (np.arange(71) % 3).astype(float)
+    for cp in (
+        CompletePoolingBinomial(group="batch").fit(X.assign(x=x), y),
+        CompletePoolingBinomial().fit(pd.DataFrame({"x": x}), y),  # no group column
+    ):
+        result = lr_test(cp, NoPoolingBinomial(group="batch").fit(X, y))
+        expected = 2 * (_binomial_loglik(m, n, m / n) - _logistic_loglik(m, n, x))
+        assert result.df == 71 - 2
+        assert result.statistic == pytest.approx(expected, rel=1e-7)
+        assert result.pvalue == pytest.approx(stats.chi2.sf(expected, 69), rel=1e-6)
+    # a covariate that varies within groups is not absorbed by the intercepts
+    Xr, yr, wr = binary_rows(X, y)
+    inside = np.random.default_rng(1).normal(size=len(yr))
+    cp = CompletePoolingBinomial(group="batch").fit(
+        Xr.assign(x=inside), yr, sample_weight=wr
+    )
+    npool = NoPoolingBinomial(group="batch").fit(Xr, yr, sample_weight=wr)
+    with pytest.raises(ValueError, match="constant within its groups"):
+        lr_test(cp, npool)
+
+
+def test_lr_test_refuses_unlike_approximations(rats):
+    """A Laplace fit (n_quad=1) against 25 nodes gave 0.233 where matching
+    rules give 0.0034: the statistic was the approximation's error."""
+    X, y = rats
+    Xd = X.assign(dose=np.arange(71) % 4)
+    small = MultilevelBinomial(group="batch", n_quad=25).fit(X, y)
+    with pytest.raises(ValueError, match=r"Laplace approximation \(n_quad=1\)") as err:
+        lr_test(small, MultilevelBinomial(group="batch", n_quad=1).fit(Xd, y))
+    assert "same n_quad" in str(err.value)
+    # 'auto' is 25 nodes on small data: accepted against n_quad=25
+    assert lr_test(small, MultilevelBinomial(group="batch").fit(Xd, y)).df == 1
+
+
+def test_lr_test_refuses_counts_against_binary_rows(rats):
+    """The same trials as counts and as binary rows have different binomial
+    constants (logLik -745.674 against -157.811 side by side in the table)."""
+    X, y = rats
+    Xb, yb, wb = binary_rows(X, y)
+    cp = CompletePoolingBinomial(group="batch").fit(Xb, yb, sample_weight=wb)
+    ml = MultilevelBinomial(group="batch").fit(X, y)
+    with pytest.raises(ValueError, match="binomial coefficients") as err:
+        lr_test(cp, ml)
+    assert "binary_rows" in str(err.value) and "-745.674" in str(err.value)
+    # each form on its own is fine, and the two agree
+    ml_b = MultilevelBinomial(group="batch").fit(Xb, yb, sample_weight=wb)
+    cp_c = CompletePoolingBinomial(group="batch").fit(X, y)
+    binary, counts = lr_test(cp, ml_b), lr_test(cp_c, ml)
+    assert binary.statistic == pytest.approx(counts.statistic, abs=1e-8)
+    assert binary.table["logLik"].iloc[0] == pytest.approx(cp.loglik_)
+
+
+def test_lr_test_refuses_dask_fits_it_cannot_check(rats):
+    """A fit of a Dask collection keeps no input rows to check against."""
+    dd = pytest.importorskip("dask.dataframe")
+    X, y = rats
+    frame = dd.from_pandas(pd.concat([X, y], axis=1), npartitions=2)
+    cp = CompletePoolingBinomial(group="batch").fit(frame[["batch"]], frame[["m", "n"]])
+    ml = MultilevelBinomial(group="batch").fit(X, y)
+    with pytest.raises(ValueError, match="fitted to a Dask collection") as err:
+        lr_test(cp, ml)
+    assert "in-memory" in str(err.value)
