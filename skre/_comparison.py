@@ -248,10 +248,10 @@ def run_tau_test(est, method, n_sims, random_state, n_jobs):
     if method in ("lrt", "bootstrap"):
         check_no_priors(
             est,
-            f"test_tau(method={method!r})",
+            f"test_tau(method={_show(method)})",
             instead="method='score' and method='exact' use only the data (not "
             "the fitted tau) and work on this fit; or refit by maximum "
-            f"likelihood (method='ml', no priors) for method={method!r}",
+            f"likelihood (method='ml', no priors) for method={_show(method)}",
         )
     fit = est._fit_result
     if isinstance(fit, DegenerateFit):
