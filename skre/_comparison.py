@@ -260,8 +260,8 @@ def run_tau_test(est, method, n_sims, random_state, n_jobs):
             f"{'failure' if fit.limit == 0 else 'success'} the data say nothing "
             "about tau (the likelihood is flat in it)."
         )
-    observed = lr_statistic(fit.pooled.loglik, fit.loglik)
     if method == "lrt":
+        observed = lr_statistic(fit.pooled.loglik, fit.loglik)
         return TestResult(
             observed,
             1.0,
@@ -289,6 +289,7 @@ def run_tau_test(est, method, n_sims, random_state, n_jobs):
                 "method='bootstrap' for a model with covariates."
             )
         return exact_test(fit.design, n_sims, seed)
+    observed = lr_statistic(fit.pooled.loglik, fit.loglik)
     return bootstrap_test(est, observed, n_sims, seed, n_jobs)
 
 
