@@ -9,7 +9,8 @@ Three strategies for many groups with m successes out of n trials:
 from . import metrics
 from ._api import binomial_model
 from ._binary_rows import binary_rows
-from ._comparison import TestResult, compare_models, lr_test
+from ._compare_models import compare_models
+from ._comparison import TestResult, lr_test
 from ._core.population import LogitNormal
 from ._multilevel import MultilevelBinomial
 from ._pooling import CompletePoolingBinomial, NoPoolingBinomial

@@ -12,34 +12,61 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit, logsumexp, xlogy
 
+from ._core.mixture_cdf import logit_normal_binom_logcdf
 from ._intervals import check_level
-from ._validation import dense_array, factorize, prepare, split_X
+from ._validation import _show, dense_array, factorize, prepare, split_X
 from .exceptions import warn
 
 
 def check_random_state_seed(random_state):
-    """A SeedSequence from None, an int, a SeedSequence or a Generator."""
+    """A SeedSequence from None, a non-negative int, a SeedSequence or a Generator."""
     if isinstance(random_state, np.random.SeedSequence):
         return random_state
     if isinstance(random_state, np.random.Generator):
         return np.random.SeedSequence(random_state.integers(2**63))
     if isinstance(random_state, np.random.RandomState):
         return np.random.SeedSequence(random_state.randint(2**31))
-    if random_state is None or isinstance(random_state, (int, np.integer)):
-        if isinstance(random_state, bool):
-            raise TypeError("random_state must be None, an int or a Generator.")
-        return np.random.SeedSequence(random_state)
-    raise TypeError(
-        f"random_state must be None, an int or a numpy Generator; got {random_state!r}."
-    )
+    expected = "None, a non-negative int or a numpy Generator"
+    if random_state is None:
+        return np.random.SeedSequence()
+    if isinstance(random_state, (bool, np.bool_)) or not isinstance(
+        random_state, (int, np.integer)
+    ):
+        raise TypeError(f"random_state must be {expected}; got {_show(random_state)}.")
+    if random_state < 0:
+        raise ValueError(f"random_state must be {expected}; got {_show(random_state)}.")
+    return np.random.SeedSequence(int(random_state))
 
 
 def _check_count(name, value, low=1):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int; got {value!r}.")
+        raise TypeError(f"{name} must be an int; got {_show(value)}.")
     if value < low:
-        raise ValueError(f"{name} must be at least {low}; got {value!r}.")
+        raise ValueError(f"{name} must be at least {low}; got {_show(value)}.")
     return int(value)
+
+
+def whole_trials(design, what, successes=False):
+    """The training rows' trials as int64, for the simulations of ``what``.
+
+    A ValueError when they are not whole numbers (fractional sample_weight):
+    a binomial draw of 28.5 trials does not exist, and rounding or truncating
+    would simulate other data than the fit's. With ``successes`` the
+    successes must be whole too.
+    """
+    data = design.data
+    counts = [("trials", data.trials)] + [("successes", data.successes)] * successes
+    for name, values in counts:
+        bad = values != np.round(values)
+        if bad.any():
+            raise ValueError(
+                f"{what} simulates whole numbers of successes out of whole numbers "
+                f"of trials; this fit has fractional {name} ({int(bad.sum())} of "
+                f"{len(values)} rows, e.g. {float(values[bad][0]):g}), from "
+                "fractional sample_weight. Refit with whole-number weights (or "
+                "counts) to use it."
+            )
+    return np.round(data.trials).astype(np.int64)
 
 
 def group_keys(design, labels):
@@ -121,7 +148,7 @@ def residuals(est, X, y, kind, random_state, conditional=False):
     """See the estimators' ``residuals``."""
     kinds = ("quantile", "pearson", "deviance")
     if kind not in kinds:
-        raise ValueError(f"kind must be one of {list(kinds)}; got {kind!r}.")
+        raise ValueError(f"kind must be one of {list(kinds)}; got {_show(kind)}.")
     rows = prepare(est, X, y, None, reset=False)
     fit = est._fit_result
     codes, _ = group_keys(fit.design, rows.labels)
@@ -130,12 +157,7 @@ def residuals(est, X, y, kind, random_state, conditional=False):
     m, n = rows.successes, rows.trials
     if kind == "quantile":
         rng = np.random.default_rng(check_random_state_seed(random_state))
-        rule_codes = codes
-        if hasattr(est, "tau_") and not conditional:
-            rule_codes = np.full_like(codes, -1)  # every group from the population
-        eta, log_w = fit.logit_rule(rule_codes, rows.Z, **_options(est))
-        upper = _mixture_cdf(m, n, eta, log_w)
-        lower = np.where(m > 0, _mixture_cdf(m - 1, n, eta, log_w), 0.0)
+        lower, upper = _quantile_bounds(est, fit, codes, rows.Z, m, n, conditional)
         u = lower + rng.random(len(m)) * (upper - lower)
         tiny = np.finfo(float).tiny
         return stats.norm.ppf(np.clip(u, tiny, 1.0 - np.finfo(float).epsneg))
@@ -145,10 +167,79 @@ def residuals(est, X, y, kind, random_state, conditional=False):
         if kind == "pearson":
             r = (m - n * p) / np.sqrt(n * p * q)
             return np.where(m == n * p, 0.0, r)
+        # m log(m / (n p)) + (n - m) log((n - m) / (n q)), each term 0 when its
+        # count is 0 (0 log 0 = 0), also where the fit puts p (or q) at exactly
+        # 0: a 0/n group under no pooling is its own saturated model
         dev = 2.0 * (
-            xlogy(m, m / n) - m * lp1 + xlogy(n - m, (n - m) / n) - (n - m) * lp0
+            np.where(m > 0, xlogy(m, m / n) - m * lp1, 0.0)
+            + np.where(n - m > 0, xlogy(n - m, (n - m) / n) - (n - m) * lp0, 0.0)
         )
         return np.sign(m - n * p) * np.sqrt(np.maximum(dev, 0.0))
+
+
+def _quantile_bounds(est, fit, codes, Z, m, n, conditional):
+    """``(P(Y < m), P(Y <= m))`` for each row, its group effect integrated out.
+
+    Rows whose logit is normal (a group drawn from the population, N(0, tau^2)
+    or no pooling's group prior) or a point (the pooled models, seen groups
+    under no pooling) get the exact population CDF of
+    :func:`~skre._core.mixture_cdf.logit_normal_binom_logcdf`, accurate
+    however many trials the row has; with ``conditional`` the seen groups of
+    the multilevel model integrate over their conditional distribution (the
+    fit's adaptive rule, centred on it).
+    """
+    lower, upper = np.empty(len(m)), np.empty(len(m))
+    seen = (
+        codes >= 0 if conditional and hasattr(est, "tau_") else np.zeros_like(m, bool)
+    )
+    if seen.any():
+        eta, log_w = fit.logit_rule(codes[seen], Z[seen], **_options(est))
+        upper[seen] = _mixture_cdf(m[seen], n[seen], eta, log_w)
+        lower[seen] = _mixture_cdf(m[seen] - 1, n[seen], eta, log_w)
+    rest = ~seen
+    if rest.any():
+        parts = _population_normals(est, fit, codes[rest], Z[rest])
+        for k, out in ((m[rest], upper), (m[rest] - 1, lower)):
+            terms = [
+                np.log(weight) + logit_normal_binom_logcdf(k, n[rest], loc, scale)
+                for weight, loc, scale in parts
+            ]
+            out[rest] = np.exp(np.minimum(logsumexp(terms, axis=0), 0.0))
+    return lower, upper
+
+
+def _population_normals(est, fit, codes, Z):
+    """Each row's logit over the population as a mixture of normals:
+    ``[(weight, loc, scale)]``, a scale of 0 for a point.
+
+    Multilevel: ``N(b + x'beta, tau^2)`` (one component for maximum
+    likelihood, one per node of the hyperparameter grid for
+    ``method="bayes"``). No pooling: each seen group at its own logit, an
+    unseen one at the pooled logit or, with a group prior, over the prior.
+    """
+    design = fit.design
+    params = getattr(fit, "params", None)
+    if hasattr(est, "tau_") and params is not None:
+        grid = getattr(fit, "node_posteriors", None)
+        nodes = [(1.0, params)] if grid is None else [(w, p) for w, p, _ in grid]
+        total = sum(w for w, _ in nodes)
+        return [
+            (
+                w / total,
+                design.linear_predictor(Z, p[-2], p[:-2]),
+                np.full(len(Z), p[-1]),
+            )
+            for w, p in nodes
+        ]
+    loc = fit.point_logit(codes, Z, **_options(est))
+    scale = np.zeros(len(Z))
+    prior = getattr(fit, "alpha_prior", None)
+    new = codes < 0
+    if prior is not None and new.any():
+        mean, precision = prior
+        loc[new] = mean + design.linear_predictor(Z[new], 0.0, fit.beta)
+        scale[new] = 1.0 / np.sqrt(precision)
+    return [(1.0, loc, scale)]
 
 
 def _mixture_cdf(k, n, eta, log_w):
@@ -182,58 +273,64 @@ def refit_data(est, successes):
     return copy, X, y
 
 
-def replicate_fits(est, n_boot, random_state, n_jobs, verbose, draw, read):
-    """Refit ``est`` to ``n_boot`` simulated data sets (``draw(rng)`` gives the
-    successes of the training rows, ``read(fitted)`` what to keep); returns
-    ``(results, n_failed, n_unconverged)`` in replicate order, None for a
-    failed refit. Each replicate has its own seed from ``random_state``, so the
-    answer does not depend on ``n_jobs``."""
+def replicate_fits(est, trials, n_boot, random_state, n_jobs, verbose):
+    """Refit ``est`` to ``n_boot`` data sets simulated from it (successes out
+    of ``trials`` for each training row) and read the parameters of
+    :func:`parameter_names` off each; returns ``(results, n_failed,
+    n_unconverged)`` in replicate order, None for a failed refit. Each
+    replicate has its own seed from ``random_state``, so the answer does not
+    depend on ``n_jobs``.
+
+    The worker is a module-level function of plain arguments (the estimator,
+    a seed, an array): joblib's processes receive it by reference. A closure
+    would be pickled by value with the globals it reads, which can break in
+    the workers (issue 22: BrokenProcessPool).
+    """
     from joblib import Parallel, delayed
 
     seeds = check_random_state_seed(random_state).spawn(n_boot)
     results = Parallel(n_jobs=n_jobs, verbose=10 if verbose else 0)(
-        delayed(_one_replicate)(est, seed, draw, read) for seed in seeds
+        delayed(_one_replicate)(est, seed, trials) for seed in seeds
     )
     failed = sum(r is None for r in results)
     unconverged = sum(r is not None and not r[1] for r in results)
     return [None if r is None else r[0] for r in results], failed, unconverged
 
 
-def _one_replicate(est, seed, draw, read):
+def _one_replicate(est, seed, trials):
+    """One bootstrap refit: ``(parameter values, converged)``, None if it failed."""
     rng = np.random.default_rng(seed)
-    copy, X, y = refit_data(est, draw(rng))
+    copy, X, y = refit_data(est, _simulated_successes(est, trials, rng))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             copy.fit(X, y)
         except (ValueError, ArithmeticError, np.linalg.LinAlgError):
             return None
-    return read(copy), bool(copy.converged_)
+    return parameter_values(copy), bool(copy.converged_)
+
+
+def _simulated_successes(est, trials, rng):
+    """Successes of the training rows drawn from the fit: for the multilevel
+    model with new group effects from N(0, tau^2)."""
+    fit = est._fit_result
+    codes, Z = training_rows(fit.design)
+    new_groups = hasattr(est, "tau_")
+    eta = fit.draw_logits(
+        codes, codes, Z, rng, 1, new_groups=new_groups, **_options(est)
+    )
+    return rng.binomial(trials, expit(eta[0]))
 
 
 def bootstrap_confint(est, level, n_boot, random_state, n_jobs):
     """Parametric-bootstrap percentile intervals; see ``confint``."""
     check_level(level)
     n_boot = _check_count("n_boot", n_boot, low=2)
-    fit = est._fit_result
-    design = fit.design
-    codes, Z = training_rows(design)
-    trials = design.data.trials.astype(np.int64)
-    if not np.all(design.data.trials == trials):
-        raise ValueError(
-            "the bootstrap simulates whole numbers of trials; this fit has "
-            "fractional sample_weight."
-        )
-    multilevel = hasattr(est, "tau_")
-    options = _options(est)
-
-    def draw(rng):
-        eta = fit.draw_logits(codes, codes, Z, rng, 1, new_groups=multilevel, **options)
-        return rng.binomial(trials, expit(eta[0]))
-
-    names, read = _parameters(est)
+    design = est._fit_result.design
+    trials = whole_trials(design, "confint(method='bootstrap')")
+    names = parameter_names(est)
     results, failed, unconverged = replicate_fits(
-        est, n_boot, random_state, n_jobs, getattr(est, "verbose", 0), draw, read
+        est, trials, n_boot, random_state, n_jobs, getattr(est, "verbose", 0)
     )
     values = np.array([r for r in results if r is not None], dtype=float)
     a = (1 - level) / 2
@@ -257,15 +354,17 @@ def bootstrap_confint(est, level, n_boot, random_state, n_jobs):
     return frame
 
 
-def _parameters(est):
-    """Row names of confint and how to read them off a fitted copy."""
+def parameter_names(est):
+    """Row names of confint: the parameters the bootstrap reads off each refit."""
     covariates = [str(c) for c in est.covariates_]
     if hasattr(est, "group_intercepts_"):  # no pooling: the shared slopes
-        return covariates, lambda e: list(e.coef_)
-    if hasattr(est, "tau_"):
-        return ["intercept", *covariates, "tau"], lambda e: [
-            e.intercept_,
-            *e.coef_,
-            e.tau_,
-        ]
-    return ["intercept", *covariates], lambda e: [e.intercept_, *e.coef_]
+        return covariates
+    return ["intercept", *covariates, *(["tau"] if hasattr(est, "tau_") else [])]
+
+
+def parameter_values(est):
+    """The values of :func:`parameter_names` on a fitted estimator."""
+    if hasattr(est, "group_intercepts_"):
+        return list(est.coef_)
+    tau = [est.tau_] if hasattr(est, "tau_") else []
+    return [est.intercept_, *est.coef_, *tau]

@@ -6,7 +6,8 @@ covariates), covariates standardized and the aliased ones zeroed. Every fit
 result owns one; predictions map new covariates through it.
 """
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -32,6 +33,9 @@ class Design:
     binary_y: bool  # y was given as labels (else counts)
     row_index: np.ndarray  # (n,) int32: each input row's collapsed row, -1 if no trials
     row_trials: np.ndarray | None  # (n,) int32 trials of each input row; None: all 1
+    #: digest of the input rows' weighted successes and trials, in order (see
+    #: rows_fingerprint); None where the rows were not seen (Dask)
+    fingerprint: str | None = field(default=None, kw_only=True)
 
     @cached_property
     def group_index(self):
@@ -187,8 +191,23 @@ def build_design(est, rows, *, within_groups=False):
         rows.binary_y,
         row_index,
         _row_trials(rows.trials),
+        fingerprint=rows_fingerprint(rows.successes, rows.trials),
     )
     return design, Z_unaliased
+
+
+def rows_fingerprint(successes, trials):
+    """SHA-256 of the rows' (weighted) successes and trials, in row order.
+
+    Two fits with equal fingerprints were given the same response row by row
+    (what :func:`skre.lr_test` needs before it compares their designs row by
+    row). About 9 ms for 10^6 rows.
+    """
+    digest = hashlib.sha256(np.int64(len(successes)).tobytes())
+    for values in (successes, trials):
+        values = np.ascontiguousarray(values, dtype=np.float64)
+        digest.update(memoryview(values).cast("B"))
+    return digest.hexdigest()
 
 
 def _row_trials(trials):

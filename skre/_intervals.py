@@ -16,23 +16,24 @@ from scipy.special import log_expit
 from ._core.optimize import _positive_definite, fd_hessian
 from ._core.profile import profile_bounds
 from ._core.rules import normal_rule
+from ._validation import _show
 
 
 def check_level(level):
     """``level`` must be a real number in (0, 1)."""
     if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)):
         raise TypeError(
-            f"level must be a number in (0, 1), e.g. 0.95; got {level!r} "
+            f"level must be a number in (0, 1), e.g. 0.95; got {_show(level)} "
             f"({type(level).__name__})."
         )
     if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {level!r}.")
+        raise ValueError(f"level must be in (0, 1), e.g. 0.95; got {_show(level)}.")
 
 
 def check_interval_args(level, method, methods=("wald", "profile")):
     check_level(level)
     if method not in methods:
-        raise ValueError(f"method must be one of {list(methods)}; got {method!r}.")
+        raise ValueError(f"method must be one of {list(methods)}; got {_show(method)}.")
 
 
 def vcov_frame(design, cov, intercept=True):

@@ -414,7 +414,10 @@ class MultilevelBinomial(GroupedBinomialMixin):
             conservative p-value that counts every tie against the null.
             ``"bootstrap"``: the likelihood-ratio statistic calibrated by a
             parametric bootstrap under the complete-pooling fit (covariates
-            allowed).
+            allowed; whole numbers of trials). ``"lrt"`` and ``"bootstrap"``
+            need the maximum-likelihood fit; ``"score"`` and ``"exact"`` use
+            only the data, so they work on fits with priors and on
+            ``method="bayes"`` fits too.
         n_sims : int, default=1000
             Simulated data sets for ``"exact"`` and ``"bootstrap"``.
         random_state : int, numpy Generator or None, default=None
@@ -442,7 +445,6 @@ class MultilevelBinomial(GroupedBinomialMixin):
         from ._comparison import run_tau_test
 
         check_is_fitted(self)
-        self._check_not_bayes("test_tau")
         return run_tau_test(self, method, n_sims, random_state, n_jobs)
 
     def _check_not_bayes(self, what):

@@ -26,6 +26,7 @@ from skre import (
     lr_test,
 )
 from skre.datasets import load_rats, make_grouped_binomial
+from skre.exceptions import BoundaryWarning
 from skre.priors import HalfCauchy
 
 matplotlib.use("Agg")
@@ -303,7 +304,10 @@ def test_simulate_follows_the_training_rows(rats):
     Xb, yb, wb = binary_rows(X, y)
     order = np.random.default_rng(0).permutation(len(yb))
     Xs, ys = Xb.iloc[order], yb[order]
-    est = MultilevelBinomial(group="batch").fit(Xs, ys)
+    # the distinct binary rows without their weights: one success and one
+    # failure row per batch (0/n batches: a failure row) fit tau = 0
+    with pytest.warns(BoundaryWarning, match="boundary fit"):
+        est = MultilevelBinomial(group="batch").fit(Xs, ys)
     sims = est.simulate(3000, random_state=0)
     assert sims.shape == (3000, len(ys)) and set(np.unique(sims)) <= {0, 1}
     p = est.predict_proba(Xs)[:, 1]

@@ -76,23 +76,41 @@ def _profile_bounds(
         h_inv0 = _positive_definite(null.T @ hess @ null)
     else:
         h_inv0 = None
-    starts, solved = {}, {}
+    starts, values = {}, {}
 
     def profile(v, side):
+        """``(f(v) - f_hat - drop, solved)``, computed once per ``v``: brentq
+        evaluates its bracket's ends again, and must see the signs the
+        bracketing saw."""
+        key = (side, float(v))
+        if key not in values:
+            values[key] = _evaluate(v, side)
+        return values[key]
+
+    def _evaluate(v, side):
         x0 = x_hat + c * (v - v_hat) / (c @ c)
         if k == 1:
-            return fun_grad(x0)[0] - f_hat - drop
-        phi0 = starts.get(side, np.zeros(k - 1))
+            return fun_grad(x0)[0] - f_hat - drop, True
 
         def reduced(phi):
             f, g = fun_grad(x0 + null @ phi)
             return f, null.T @ g
 
-        res = minimize_smooth(
-            reduced, phi0, hess_inv0=h_inv0, polish=1, measure_hessian=False
-        )
-        starts[side], solved[side] = res.x, res.converged
-        return res.fun - f_hat - drop
+        def solve(phi0):
+            return minimize_smooth(
+                reduced, phi0, hess_inv0=h_inv0, polish=1, measure_hessian=False
+            )
+
+        # warm start from the last solved point on this side; a run that did
+        # not converge may have stopped on a plateau (a nuisance tau heading to
+        # 0), from which the optimizer would not move at the next v
+        res = solve(starts.get(side, np.zeros(k - 1)))
+        if not res.converged and side in starts:
+            cold = solve(np.zeros(k - 1))  # the estimate's own nuisance values
+            res = cold if cold.converged or cold.fun < res.fun else res
+        if res.converged:
+            starts[side] = res.x
+        return res.fun - f_hat - drop, res.converged
 
     se = se if np.isfinite(se) and se > 0 else 0.1 * max(1.0, abs(v_hat))
     # under separation the Wald SE is astronomically large: bracket from a
@@ -112,18 +130,30 @@ def _profile_bounds(
             trial = v_hat + side * step
             if side < 0 and trial <= lower_limit:
                 trial = 0.5 * (inner + lower_limit)
+            rise, solved = profile(trial, side)
             # a rise counts only where the inner minimum was found: far out on
-            # a flat profile (separation) a failed inner optimizer overstates it
-            if profile(trial, side) > 0 and solved.get(side, True):
+            # a flat profile (separation) a failed inner optimizer overstates
+            # it. An unsolved value is still an upper bound of the profile, so
+            # a point at or below the cutoff moves the bracket's inner end;
+            # one above it does not (brentq needs opposite signs at the ends)
+            if rise > 0 and solved:
                 outer = trial
                 break
-            inner, step = trial, 2.0 * step
+            if rise <= 0:
+                inner = trial
+            step = 2.0 * step
         if outer is None:
             ends.append(lower_limit if side < 0 else np.inf)
             continue
         ends.append(
             brentq(
-                profile, inner, outer, args=(side,), xtol=xtol, rtol=1e-12, maxiter=500
+                lambda v, s: profile(v, s)[0],
+                inner,
+                outer,
+                args=(side,),
+                xtol=xtol,
+                rtol=1e-12,
+                maxiter=500,
             )
         )
     return tuple(ends)
