@@ -94,7 +94,7 @@ def split_X(est, X, *, reset):
     """
     if X is None:
         raise ValueError(f"{type(est).__name__} needs X; got None.")
-    X = as_pandas(X)
+    X = as_pandas(X, "X")
     if sp.issparse(X):
         raise TypeError(
             "sparse input is not supported: X holds a group column and "
@@ -240,12 +240,27 @@ def _numeric_objects(X):
     return X.assign(**converted) if converted else X
 
 
-def as_pandas(X):
+def as_pandas(X, name="X"):
     """A DataFrame for any dataframe with column names (polars, pyarrow, ...),
-    through the Arrow stream or the dataframe interchange protocol; other
-    input unchanged. skre depends on neither library."""
+    through the Arrow stream or the dataframe interchange protocol, a Series
+    for a one-dimensional Arrow-backed column (a polars Series, a pyarrow
+    Array or ChunkedArray); other input unchanged. skre depends on neither
+    library. A lazy frame (polars ``LazyFrame``) is refused: it holds a query,
+    not data, and ``.collect()`` runs it."""
     if isinstance(X, (pd.DataFrame, pd.Series, np.ndarray)) or X is None:
         return X
+    if callable(getattr(type(X), "collect", None)) and not (
+        hasattr(X, "__arrow_c_stream__") or hasattr(X, "__array__")
+    ):
+        kind = f"{type(X).__module__.split('.')[0]} {type(X).__name__}"
+        raise TypeError(
+            f"{name} is a {kind}, a lazy query rather than data: call "
+            ".collect() on it and pass the result."
+        )
+    if not hasattr(X, "columns") and (
+        hasattr(X, "__arrow_c_stream__") or hasattr(X, "__arrow_c_array__")
+    ):
+        return _arrow_column(X)
     if hasattr(X, "__arrow_c_stream__") and hasattr(pd.DataFrame, "from_arrow"):
         frame = pd.DataFrame.from_arrow(X)
     elif hasattr(X, "to_pandas"):
@@ -261,6 +276,17 @@ def as_pandas(X):
     ):
         frame = frame.iloc[:, 0]  # a Series-like (a polars Series, an Arrow array)
     return frame
+
+
+def _arrow_column(X):
+    """A one-dimensional Arrow-backed column as a pandas Series (its Arrow
+    stream holds values, not a table, so ``DataFrame.from_arrow`` refuses it);
+    nulls become NaN or None, which validation then reports by row."""
+    if hasattr(pd.Series, "from_arrow"):  # pandas >= 3
+        return pd.Series.from_arrow(X)
+    if hasattr(X, "to_pandas"):
+        return X.to_pandas()
+    return X  # np.asarray reads it through __array__
 
 
 def _is_number(v):
@@ -347,7 +373,7 @@ def split_y(est, y, *, reset):
         raise ValueError(
             f"{type(est).__name__} requires y to be passed, but the target y is None."
         )
-    y = as_pandas(y)
+    y = as_pandas(y, "y")
     if sp.issparse(y):
         raise TypeError(
             "y is a sparse matrix; pass a dense 1-D array of labels or an (n, 2) "
@@ -496,7 +522,7 @@ def check_sample_weight(sample_weight, n_rows):
     """Frequency weights as a float array: finite, non-negative, not all zero."""
     if sample_weight is None:
         return np.ones(n_rows)
-    w = as_pandas(sample_weight)
+    w = as_pandas(sample_weight, "sample_weight")
     if isinstance(w, (pd.Series, pd.Index)):
         if not (
             pd.api.types.is_numeric_dtype(w.dtype)
