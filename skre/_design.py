@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ._core.grouping import Collapsed, collapse, standardize
-from ._validation import check_labels, factorize
+from ._labels import check_labels, factorize
 from .exceptions import CollinearityWarning, GroupLabelWarning, warn
 
 
