@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._core.separation import separates
 from ._dask_detect import dask_impl, is_dask
 from ._intervals import check_level
-from ._validation import prepare, split_X
+from ._validation import check_scored_trials, prepare, split_X
 from .exceptions import SeparationWarning, warn
 
 
@@ -337,8 +337,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         rows = prepare(self, X, y, sample_weight, reset=False)
         total = rows.trials.sum()
-        if total <= 0:
-            raise ValueError("score needs at least one trial with positive weight.")
+        check_scored_trials(total)
         codes = self._fit_result.design.codes_for(rows.labels, type(self).__name__)
         return float(self._heldout_loglik(rows, codes) / total)
 

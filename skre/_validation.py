@@ -460,6 +460,12 @@ def check_sample_weight(sample_weight, n_rows):
     return w
 
 
+def check_scored_trials(total):
+    """A score is a mean per trial: refuse data with no trial of positive weight."""
+    if not total > 0:
+        raise ValueError("score needs at least one trial with positive weight.")
+
+
 def _warn_small_weights(est, w):
     if len(w) and np.all(w < 1):
         warn(

@@ -116,3 +116,72 @@ def test_lazy_frames_are_refused_with_collect(cls):
     est = cls(group="g").fit(X, y)
     with pytest.raises(TypeError, match=r"\.collect\(\)"):
         est.predict_proba(lazy_X)
+
+
+# -- 2. joint_log_score validates y for any classifier -----------------------------
+def logistic_and_rows():
+    X, y, _ = grouped_binary()
+    lr = LogisticRegression().fit(X[["x"]], y)
+    return lr, X[["x"]].iloc[:4], y
+
+
+@pytest.mark.parametrize(
+    "counts, message",
+    [
+        ([[3, 2], [1, 2], [0, 1], [1, 1]], r"successes exceed trials .* row 0"),
+        ([[-1, 2], [1, 2], [0, 1], [1, 1]], r"'successes' has negative counts"),
+        ([[1, 2], [1, -2], [0, 1], [1, 1]], r"'trials' has negative counts in row 1"),
+        ([[1, 2], [0.5, 2], [0, 1], [1, 1]], r"non-integer counts in row 1"),
+        ([[1, 2], [1, 2], [np.nan, 1], [1, 1]], r"NaN or infinity in row 2"),
+        ([[0, 0]] * 4, r"score needs at least one trial with positive weight"),
+    ],
+)
+def test_joint_log_score_refuses_counts_as_skre_score_does(counts, message):
+    from skre.metrics import joint_log_score
+
+    lr, X, _ = logistic_and_rows()
+    with pytest.raises(ValueError, match=message):
+        joint_log_score(lr, X, np.array(counts, dtype=float))
+    X_all, y_all, _ = grouped_binary()
+    skre_est = CompletePoolingBinomial().fit(X_all[["x"]], y_all)
+    with pytest.raises(ValueError, match=message):
+        skre_est.score(X, np.array(counts, dtype=float))
+
+
+def test_joint_log_score_labels_and_lengths():
+    from skre.metrics import joint_log_score
+
+    lr, X, _ = logistic_and_rows()
+    with pytest.raises(ValueError, match=r"labels not seen in fit \(2 in row 1\)"):
+        joint_log_score(lr, X, [0, 2, 1, 0])
+    with pytest.raises(ValueError, match="continuous"):
+        joint_log_score(lr, X, [0, 0.5, 1, 0])
+    with pytest.raises(ValueError, match="X has 4 rows but y has 3"):
+        joint_log_score(lr, X, [0, 1, 1])
+    with pytest.raises(ValueError, match="sample_weight is zero for every row"):
+        joint_log_score(lr, X, [[1, 1]] * 4, sample_weight=[0, 0, 0, 0.0])
+    with pytest.raises(ValueError, match="at least one trial with positive weight"):
+        joint_log_score(lr, X, [[0, 1], [0, 0], [0, 0], [0, 0]], [0, 1, 1, 1])
+
+
+def test_joint_log_score_counts_equal_log_loss_of_their_rows():
+    from sklearn.metrics import log_loss
+
+    from skre.metrics import joint_log_score
+
+    X, y, _ = grouped_binary()
+    lr = LogisticRegression().fit(X[["x"]], y)
+    Xs = X[["x"]].iloc[:5]
+    counts = np.array([[2, 3], [0, 1], [4, 4], [0, 0], [1, 5]])
+    w = np.array([1.0, 2.0, 0.5, 3.0, 1.0])
+    # the same trials as binary rows: one success row, one failure row
+    rows = np.repeat(np.arange(5), 2)
+    labels = np.tile([1, 0], 5)
+    weights = np.column_stack([counts[:, 0], counts[:, 1] - counts[:, 0]]).ravel()
+    weights = weights * w[rows]
+    keep = weights > 0
+    expected = -log_loss(
+        labels[keep], lr.predict_proba(Xs.iloc[rows[keep]]), sample_weight=weights[keep]
+    )
+    got = joint_log_score(lr, Xs, counts, sample_weight=w)
+    assert got == pytest.approx(expected, rel=1e-12)
