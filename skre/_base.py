@@ -70,6 +70,31 @@ def group_column_name(est):
     return group
 
 
+#: a prior for each prior parameter, for messages
+PRIOR_EXAMPLES = {
+    "tau_prior": "HalfCauchy(1.0)",
+    "coef_prior": "Normal(0.0, 2.5)",
+    "group_prior": "Normal(0.0, 1.5)",
+}
+
+
+def _no_nested_parameter(est, key, name, value):
+    """sklearn's "Invalid parameter" for ``name__arg`` when ``name`` holds a
+    value without parameters (no prior set, or a plain value such as group)."""
+    arg = key.split("__", 1)[1]
+    text = (
+        f"Invalid parameter {key!r} for estimator {type(est).__name__}: {name} "
+        f"is {value!r}, which has no argument {arg!r}."
+    )
+    example = PRIOR_EXAMPLES.get(name)
+    if example is None:
+        return text
+    return (
+        f"{text} Set the prior first, e.g. set_params({name}={example}), or both "
+        f"at once: set_params({name}={example.split('(')[0]}(), {key}=...)."
+    )
+
+
 class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
     """Fit/predict/score for binomial estimators of grouped data."""
 
@@ -81,7 +106,9 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
 
         Priors are immutable: a nested prior argument replaces the prior by a
         new one with that argument changed, so estimators that shared the old
-        prior (clones, grid-search candidates) are not affected.
+        prior (clones, grid-search candidates) are not affected. A prior
+        argument needs a prior: ``tau_prior__scale`` while ``tau_prior`` is
+        None raises ``ValueError`` (set ``tau_prior`` in the same call).
 
         Parameters
         ----------
@@ -94,11 +121,14 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             The estimator itself.
         """
         nested = {}
+        own = self.get_params(deep=False)
         for key in [k for k in params if "__" in k]:
             name, arg = key.split("__", 1)
             prior = params.get(name, getattr(self, name, None))
             if hasattr(prior, "set_params") and not hasattr(prior, "fit"):
                 nested.setdefault(name, {})[arg] = params.pop(key)
+            elif name in own and not hasattr(prior, "set_params"):
+                raise ValueError(_no_nested_parameter(self, key, name, prior))
         for name, args in nested.items():
             params[name] = params.get(name, getattr(self, name)).set_params(**args)
         return super().set_params(**params)

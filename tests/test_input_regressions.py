@@ -185,3 +185,41 @@ def test_joint_log_score_counts_equal_log_loss_of_their_rows():
     )
     got = joint_log_score(lr, Xs, counts, sample_weight=w)
     assert got == pytest.approx(expected, rel=1e-12)
+
+
+# -- 3. a prior's argument without a prior ------------------------------------------
+@pytest.mark.parametrize(
+    "cls, name",
+    [
+        (MultilevelBinomial, "tau_prior"),
+        (MultilevelBinomial, "coef_prior"),
+        (CompletePoolingBinomial, "coef_prior"),
+        (NoPoolingBinomial, "group_prior"),
+    ],
+)
+def test_prior_argument_without_a_prior_names_the_prior(cls, name):
+    from skre.priors import HalfCauchy, Normal
+
+    est = cls(group="g")
+    with pytest.raises(
+        ValueError,
+        match=rf"Invalid parameter '{name}__scale' for estimator {cls.__name__}: "
+        rf"{name} is None, which has no argument 'scale'\. Set the prior first",
+    ):
+        est.set_params(**{f"{name}__scale": 1})
+    assert getattr(est, name) is None  # nothing changed
+    with pytest.raises(ValueError, match=rf"Invalid parameter '{name}__scale'"):
+        est.set_params(**{name: None, f"{name}__scale": 1})
+    # the prior and its argument in one call work
+    prior = HalfCauchy if name == "tau_prior" else Normal
+    est.set_params(**{name: prior(), f"{name}__scale": 2.0})
+    assert getattr(est, name) == prior(scale=2.0)
+
+
+def test_nested_argument_of_a_plain_parameter():
+    est = MultilevelBinomial(group="g")
+    with pytest.raises(
+        ValueError, match=r"Invalid parameter 'group__x' .* group is 'g', which has no"
+    ):
+        est.set_params(group__x=1)
+    assert est.group == "g"
