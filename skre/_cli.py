@@ -321,8 +321,15 @@ def _model_lines(src, models, level):
 
 
 def _tau_test_lines(models):
-    """The test of tau = 0 next to the table: do the groups differ?"""
+    """The test of tau = 0 next to the table: do the groups differ?
+
+    Skipped, with a note, where it has nothing to test: one group (every
+    simulated table is the observed one, and the exact test's p-value would
+    be its random tie-break alone).
+    """
     ml = models["partial pooling"]
+    if len(ml.groups_) < 2:
+        return ["", "note: the test of τ = 0 needs at least 2 groups; skipped"]
     try:
         lrt = ml.test_tau("lrt")
     except ValueError:  # no successes or no failures: nothing to test
@@ -335,10 +342,16 @@ def _tau_test_lines(models):
     ]
     if not len(ml.covariates_):
         exact = ml.test_tau("exact", n_sims=9999, random_state=0)
-        lines.append(
-            f"  exact conditional test: p = {exact.pvalue:.3g} "
-            "(9999 simulations given the total successes)"
-        )
+        if exact.details["n_ties"] == exact.details["n_sims"]:
+            lines.append(
+                "  exact conditional test: skipped, every simulated table ties "
+                "with the observed one (its p-value would be a random tie-break)"
+            )
+        else:
+            lines.append(
+                f"  exact conditional test: p = {exact.pvalue:.3g} "
+                "(9999 simulations given the total successes)"
+            )
     else:
         score = ml.test_tau("score")
         lines.append(f"  score test: p = {score.pvalue:.3g} (large-sample)")

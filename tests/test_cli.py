@@ -318,3 +318,29 @@ def test_plot_into_a_file(tmp_path, capsys):
         main(["--plot", str(path)])
     assert info.value.code == 2
     assert "--plot needs a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rows", ["a,3,10\n", "a,3,10\na,4,12\n"])
+def test_one_group_skips_the_tau_test(tmp_path, capsys, rows):
+    """With one group every simulated table ties with the observed one: the
+    exact test's p-value was its random tie-break (issue 22, item 4)."""
+    path = tmp_path / "one.csv"
+    path.write_text("g,m,n\n" + rows)
+    assert main([str(path), "--successes", "m", "--trials", "n", "--group", "g"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "note: the test of τ = 0 needs at least 2 groups; skipped" in out
+    assert "exact conditional test" not in out and "likelihood ratio" not in out
+    assert "note: cross-validation needs at least 2 groups; skipped" in out
+
+
+def test_exact_test_with_every_simulated_table_tied_is_skipped(tmp_path, capsys):
+    """Four groups of one trial and two successes: every table is a
+    permutation of (1, 1, 0, 0), of the same dispersion, so every simulation
+    ties."""
+    path = tmp_path / "four.csv"
+    path.write_text("g,m,n\na,1,1\nb,1,1\nc,0,1\nd,0,1\n")
+    assert main([str(path), "--successes", "m", "--trials", "n", "--group", "g"]) == 0
+    out = capsys.readouterr().out
+    assert "exact conditional test: skipped, every simulated table ties" in out
+    assert "likelihood ratio" in out  # the large-sample test is still shown
