@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._core.separation import separates
 from ._dask_detect import dask_impl, is_dask
+from ._inputs import _show
 from ._intervals import check_level
 from ._validation import check_scored_trials, prepare, split_X
 from .exceptions import SeparationWarning, warn
@@ -93,6 +94,14 @@ def _no_nested_parameter(est, key, name, value):
         f"{text} Set the prior first, e.g. set_params({name}={example}), or both "
         f"at once: set_params({name}={example.split('(')[0]}(), {key}=...)."
     )
+
+
+def group_column_text(est):
+    """The group column for messages: its name (quoted) or its position."""
+    name = group_column_name(est)
+    if isinstance(est.group, (Integral, np.integer)) and name == "group":
+        return f"at position {int(est.group)}"
+    return _show(name)
 
 
 class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
@@ -247,7 +256,9 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
     def _log_proba(self, X):
         check_is_fitted(self)
         labels, Z, _ = split_X(self, X, reset=False)
-        codes = self._fit_result.design.codes_for(labels, type(self).__name__)
+        codes = self._fit_result.design.codes_for(
+            labels, type(self).__name__, group_column_text(self)
+        )
         lp0, lp1 = self._result_log_proba(codes, Z)
         # quadrature weights sum to 1 within rounding: keep log-probabilities <= 0
         return np.minimum(lp0, 0.0), np.minimum(lp1, 0.0)
@@ -368,7 +379,9 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         rows = prepare(self, X, y, sample_weight, reset=False)
         total = rows.trials.sum()
         check_scored_trials(total)
-        codes = self._fit_result.design.codes_for(rows.labels, type(self).__name__)
+        codes = self._fit_result.design.codes_for(
+            rows.labels, type(self).__name__, group_column_text(self)
+        )
         return float(self._heldout_loglik(rows, codes) / total)
 
     def _heldout_loglik(self, rows, codes):

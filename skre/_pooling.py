@@ -41,7 +41,10 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
     group : str, int or None, default=None
         Column of X holding group labels. It is dropped from the model (so this
         estimator is interchangeable with the other two in a Pipeline) but kept
-        for :meth:`group_estimates`. None: every column is a covariate.
+        for :meth:`group_estimates`. None: every column is a covariate. Labels
+        may be any hashable values, but not booleans next to numbers equal to
+        them (``True`` and ``1``, ``False`` and ``0``: Python counts them
+        equal, so they would merge), which raise ``ValueError``.
     coef_prior : Normal, Flat or None, default=None
         Independent normal priors on the slopes (user scale); the fit is then
         the posterior mode (ridge-like shrinkage of a chosen strength). The
@@ -209,7 +212,10 @@ class NoPoolingBinomial(GroupedBinomialMixin):
     ----------
     group : str or int
         Column of X holding group labels (a name for a DataFrame, a position for
-        an array).
+        an array). Labels may be any hashable values, but not booleans next
+        to numbers equal to them (``True`` and ``1``, ``False`` and ``0``:
+        Python counts them equal, so they would merge), in fit or against the
+        labels seen in fit, which raise ``ValueError``.
     unknown_group : {"pooled", "error"}, default="pooled"
     group_prior : Normal, Flat or None, default=None
         A fixed prior ``Normal(mean, scale)`` on every group's logit (at the

@@ -17,7 +17,11 @@ from sklearn.utils.validation import _get_feature_names, validate_data
 
 from ._core.binomial import log_binom_constant
 from ._inputs import _rows, _show, as_pandas, dense_array, native
-from ._labels import check_labels, factorize  # noqa: F401 (imported from here)
+from ._labels import (  # noqa: F401 (check_labels, factorize: imported from here)
+    check_label_types,
+    check_labels,
+    factorize,
+)
 from .exceptions import SampleWeightWarning, warn
 
 
@@ -103,6 +107,7 @@ def split_X(est, X, *, reset):
             )
         g = group % arr.shape[1]
         labels = arr[:, g]
+        check_label_types(labels, f"at position {g}")
         rest = np.delete(arr, g, axis=1)
         names = [str(j) for j in range(arr.shape[1]) if j != g]
     return labels, _to_float(rest, names), names
@@ -134,6 +139,7 @@ def _split_frame(X, group):
                 f"{[str(c) for c in cols]}." + _transformer_hint(group, cols)
             )
         labels = native(X[group].to_numpy())
+        check_label_types(labels, _show(group))
         if len(cols) == 1:  # the group alone: no covariates (skip pandas' copy)
             return labels, np.empty((len(X), 0)), []
         X = X.iloc[:, [j for j, c in enumerate(cols) if c != group]]

@@ -223,3 +223,50 @@ def test_nested_argument_of_a_plain_parameter():
     ):
         est.set_params(group__x=1)
     assert est.group == "g"
+
+
+# -- 5. True and 1 are distinct group labels ----------------------------------------
+MERGING = [(True, 1), (True, 1.0), (False, 0), (np.True_, np.int64(1)), (0.0, False)]
+
+
+@pytest.mark.parametrize("a, b", MERGING)
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_labels_python_would_merge_are_refused_in_fit(cls, a, b):
+    X = pd.DataFrame({"g": pd.Series([a, a, b, b, "c", "c"], dtype=object)})
+    y = np.array([[1, 4], [2, 4], [3, 4], [4, 4], [1, 3], [2, 3]])
+    with pytest.raises(ValueError, match=r"the group column 'g' holds .* \(row [02]\)"):
+        cls(group="g").fit(X, y)
+    # an array X: the column by its position
+    with pytest.raises(ValueError, match="the group column at position 0 holds"):
+        cls(group=0).fit(X.to_numpy(), y)
+    assert not hasattr(cls(group="g"), "groups_")
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_labels_python_would_merge_are_refused_at_predict(cls):
+    X = pd.DataFrame({"g": [True, True, False, False, True, False]})
+    y = np.array([[0, 9], [1, 9], [8, 9], [9, 9], [1, 9], [7, 9]])
+    est = cls(group="g").fit(X, y)
+    np.testing.assert_array_equal(est.groups_, [False, True])
+    numbers = pd.DataFrame({"g": pd.Series([True, 1], dtype=object)})
+    for method in ("predict_proba", "predict", "decision_function"):
+        with pytest.raises(ValueError, match=r"holds the boolean label True \(row 0\)"):
+            getattr(est, method)(numbers)
+    one = pd.DataFrame({"g": [0, 1]})  # integer labels where fit saw booleans
+    for method in ("predict_proba", "predict", "decision_function"):
+        with pytest.raises(
+            ValueError,
+            match=r"the group column 'g' holds 0 in row 0, and a group seen in fit "
+            r"is False",
+        ):
+            getattr(est, method)(one)
+    with pytest.raises(ValueError, match="a group seen in fit is False"):
+        est.score(one, y[:2])
+    # and the reverse: booleans where fit saw integers
+    ints = cls(group="g").fit(X.assign(g=X["g"].astype(int)), y)
+    with pytest.raises(ValueError, match="holds True in row 0, and a group seen"):
+        ints.predict_proba(pd.DataFrame({"g": [True]}))
+    # labels of the fit's own type are fine, and strings are not numbers
+    assert est.predict_proba(X).shape == (6, 2)
+    strings = cls(group="g").fit(X.assign(g=["True", "True", 1, 1, "True", 1]), y)
+    assert sorted(map(str, strings.groups_)) == ["1", "True"]
