@@ -205,15 +205,19 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         self._fit_result = result
 
     def _warn_if_separated(self, design, eta, codes=None, n_groups=1):
-        """R's warning "fitted probabilities numerically 0 or 1 occurred", and
-        whether the covariates separate the outcomes (a linear program).
+        """Warn when the covariates separate the outcomes (a linear program),
+        so that some slopes have infinite maximum-likelihood estimates.
 
-        ``eta`` holds the fixed-effect logits of the training rows.
+        ``eta`` holds the fixed-effect logits of the training rows; only a fit
+        with one beyond +-30 (a probability within 1e-13 of 0 or 1) is
+        checked. A steep but finite fit whose classes overlap (R's "fitted
+        probabilities numerically 0 or 1 occurred") is not warned about: its
+        estimates are the maximum-likelihood ones, and converged.
         """
         data = design.data
         if len(eta) and np.max(np.abs(eta)) <= 30.0:  # one pass when none is extreme
             return
-        extreme = np.abs(eta[np.isfinite(eta)]) > 30.0  # p within 1e-13 of 0 or 1
+        extreme = np.abs(eta[np.isfinite(eta)]) > 30.0
         if not extreme.any():
             return
         name = type(self).__name__
@@ -228,16 +232,12 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
                 "finite estimates.",
                 SeparationWarning,
             )
-        else:
-            what = (
-                "the covariates do not separate the outcomes (the slopes are finite)"
-                if split is False
-                else "the data are too large to check for separation"
-            )
+        elif split is None:
             warn(
-                f"{name}: fitted probabilities numerically 0 or 1 occurred "
-                f"(a fitted logit beyond +-30); {what}, but some covariate values "
-                "are extreme for the fitted slopes. Check for outliers or a "
+                f"{name}: fitted probabilities numerically 0 or 1 occurred (a "
+                "fitted logit beyond +-30), and the data are too large to check "
+                "whether the covariates separate the outcomes (then some slopes "
+                "would be infinite). Check for separation, outliers or a "
                 "covariate on a very different scale.",
                 SeparationWarning,
             )

@@ -5,6 +5,8 @@ Numbers are checked against independent computations (scikit-learn's
 skre itself.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -270,3 +272,58 @@ def test_labels_python_would_merge_are_refused_at_predict(cls):
     assert est.predict_proba(X).shape == (6, 2)
     strings = cls(group="g").fit(X.assign(g=["True", "True", 1, 1, "True", 1]), y)
     assert sorted(map(str, strings.groups_)) == ["1", "True"]
+
+
+# -- 7. SeparationWarning only for separation ----------------------------------------
+def steep_but_overlapping():
+    """Classes overlap at x = +-0.01 (1/10 and 9/10), so the slope is finite,
+    100 log 9 (the logits of 0.1 and 0.9 are 0.02 apart), and the far rows at
+    x = +-10 sit at probabilities within 1e-900 of 0 and 1."""
+    X = pd.DataFrame({"g": list("abcd"), "x": [-0.01, 0.01, -10, 10]})
+    y = pd.DataFrame({"m": [1, 9, 0, 10], "n": [10, 10, 10, 10]})
+    return X, y
+
+
+def test_steep_overlapping_fit_is_not_a_separation():
+    from skre.exceptions import SeparationWarning
+
+    X, y = steep_but_overlapping()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SeparationWarning)
+        est = CompletePoolingBinomial(group="g").fit(X, y)
+    assert est.converged_
+    # scikit-learn's unpenalized fit of the same trials as binary rows
+    rows = np.repeat(np.arange(4), 10)
+    labels = np.concatenate([np.arange(10) < m for m in y["m"]]).astype(int)
+    lr = LogisticRegression(C=np.inf, tol=1e-12, max_iter=10_000)
+    lr.fit(X[["x"]].to_numpy()[rows], labels)
+    assert est.coef_[0] == pytest.approx(100 * np.log(9), rel=1e-8)
+    assert est.coef_[0] == pytest.approx(lr.coef_[0, 0], rel=1e-4)
+    assert est.intercept_ == pytest.approx(0.0, abs=1e-8)
+
+
+def test_steep_overlapping_within_groups_is_not_a_separation():
+    """No pooling: each group's overlapping pair of rows pins the shared slope
+    (100 log 9) and its own intercept; group b's row at x = 10 is then at
+    probability 1 within 1e-1900, and it has no failure to contradict it."""
+    from skre.exceptions import SeparationWarning
+
+    X = pd.DataFrame({"g": list("aabbb"), "x": [-0.01, 0.01, -10.01, -9.99, 10]})
+    y = pd.DataFrame({"m": [1, 9, 1, 9, 10], "n": [10] * 5})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SeparationWarning)
+        est = NoPoolingBinomial(group="g").fit(X, y)
+    assert est.converged_
+    assert est.coef_[0] == pytest.approx(100 * np.log(9), rel=1e-8)
+
+
+@pytest.mark.parametrize(
+    "y", [[0, 0, 0, 0, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1, 1]], ids=["complete", "quasi"]
+)
+@pytest.mark.parametrize("cls", [CompletePoolingBinomial, NoPoolingBinomial])
+def test_separated_data_still_warn(cls, y):
+    from skre.exceptions import SeparationWarning
+
+    X = pd.DataFrame({"g": list("abababab"), "x": [0, 0, 1, 1, 2, 2, 3, 3.0]})
+    with pytest.warns(SeparationWarning, match="separate successes from failures"):
+        cls(group="g").fit(X, np.array(y))
