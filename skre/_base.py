@@ -79,6 +79,19 @@ PRIOR_EXAMPLES = {
 }
 
 
+def separated(data, eta, codes=None, n_groups=1):
+    """Whether the covariates of the collapsed rows ``data`` separate the
+    outcomes: False when no fitted logit ``eta`` is beyond +-30 (no
+    probability within 1e-13 of 0 or 1: a fit that stopped short of infinite
+    slopes would have one), else the linear program's answer
+    (:func:`skre._core.separation.separates`; None for data too large)."""
+    if len(eta) and np.max(np.abs(eta)) <= 30.0:  # one pass when none is extreme
+        return False
+    if not np.any(np.abs(eta[np.isfinite(eta)]) > 30.0):
+        return False
+    return separates(data.Z, data.successes, data.trials, codes, n_groups)
+
+
 def _no_nested_parameter(est, key, name, value):
     """sklearn's "Invalid parameter" for ``name__arg`` when ``name`` holds a
     value without parameters (no prior set, or a plain value such as group)."""
@@ -214,14 +227,8 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         probabilities numerically 0 or 1 occurred") is not warned about: its
         estimates are the maximum-likelihood ones, and converged.
         """
-        data = design.data
-        if len(eta) and np.max(np.abs(eta)) <= 30.0:  # one pass when none is extreme
-            return
-        extreme = np.abs(eta[np.isfinite(eta)]) > 30.0
-        if not extreme.any():
-            return
+        split = separated(design.data, eta, codes, n_groups)
         name = type(self).__name__
-        split = separates(data.Z, data.successes, data.trials, codes, n_groups)
         if split:
             warn(
                 f"{name}: the covariates separate successes from failures "

@@ -327,3 +327,114 @@ def test_separated_data_still_warn(cls, y):
     X = pd.DataFrame({"g": list("abababab"), "x": [0, 0, 1, 1, 2, 2, 3, 3.0]})
     with pytest.warns(SeparationWarning, match="separate successes from failures"):
         cls(group="g").fit(X, np.array(y))
+
+
+# -- 6. complete pooling's group intervals under separation -------------------------
+CHI2 = 3.841458820694124  # chi2_1 0.95 quantile
+
+
+def quasi_separated():
+    """x < 1 fails, x > 1 succeeds, x = 1 has one of each: the slope's
+    maximum-likelihood estimate is infinite, the probability at x = 1 is 1/2."""
+    X = pd.DataFrame({"g": list("aabbccdd"), "x": [0, 0, 1, 1, 2, 2, 3, 3.0]})
+    return X, np.array([0, 0, 0, 1, 1, 1, 1, 1])
+
+
+def direct_profile_end(X, y, x0, bracket):
+    """The likelihood-ratio interval's end of P(success | x = x0), by 1-D
+    minimisations: fix a + b x0 = logit(p), minimise over b, and solve for the
+    p where the deviance rises by chi2_1(0.95) above its infimum 2 log 2 (the
+    x = 1 pair at 1/2, every other row fitted exactly in the limit)."""
+    from scipy.optimize import brentq, minimize_scalar
+    from scipy.special import logit
+
+    x = X["x"].to_numpy()
+
+    def nll(a, b):
+        eta = a + b * x
+        return np.sum(np.logaddexp(0, -eta) * y + np.logaddexp(0, eta) * (1 - y))
+
+    def rise(p):
+        lp = logit(p)
+        return (
+            minimize_scalar(lambda b: nll(lp - b * x0, b)).fun
+            - 2 * np.log(2)
+            - CHI2 / 2
+        )
+
+    return brentq(rise, *bracket, xtol=1e-12)
+
+
+def test_separated_complete_pooling_intervals_are_profile_intervals():
+    from skre.exceptions import SeparationWarning
+
+    X, y = quasi_separated()
+    with pytest.warns(SeparationWarning, match="separate successes"):
+        est = CompletePoolingBinomial(group="g").fit(X, y)
+    table = est.group_estimates()
+    # a (x = 0, estimate 0): one-sided (0, upper); b (x = 1): 1/2 with the
+    # binomial likelihood-ratio interval of 1 in 2, p (1 - p) >= exp(-chi2/2)/4
+    assert table.loc["a", "lower"] == 0.0 and table.loc["a", "estimate"] < 1e-12
+    assert table.loc["a", "upper"] == pytest.approx(
+        direct_profile_end(X, y, 0.0, (1e-9, 0.5)), abs=1e-6
+    )
+    half_width = np.sqrt(1 - np.exp(-CHI2 / 2)) / 2
+    np.testing.assert_allclose(
+        table.loc["b", ["estimate", "lower", "upper"]],
+        [0.5, 0.5 - half_width, 0.5 + half_width],
+        atol=1e-7,
+    )
+    for g, x0 in (("c", 2.0), ("d", 3.0)):
+        assert table.loc[g, "upper"] == 1.0
+        assert table.loc[g, "lower"] == pytest.approx(
+            direct_profile_end(X, y, x0, (0.3, 1 - 1e-9)), abs=1e-6
+        )
+    assert np.all(table["lower"] <= table["estimate"])
+    assert np.all(table["estimate"] <= table["upper"])
+    # the delta method, on request: what it gave before (zero width at b)
+    wald = est.group_estimates(method="wald")
+    assert wald.loc["b", "upper"] - wald.loc["b", "lower"] < 1e-6
+
+
+def test_separated_groups_of_two_patterns_are_not_zero_width():
+    """Every group holds a failure at x = 0 and a success at x = 1, so every
+    group's mean probability is 1/2 at the (infinite) estimate. Its profile,
+    min -4 [log(1 - p0) + log p1] given (p0 + p1) / 2 = v, is -4 log(2 - 2v)
+    above 1/2: the interval is 1/2 +- (1/2 - exp(-chi2 / 8) / 2)."""
+    from skre.exceptions import SeparationWarning
+
+    X = pd.DataFrame({"g": list("aabbccdd"), "x": [0, 1, 0, 1, 0, 1, 0, 1.0]})
+    y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    with pytest.warns(SeparationWarning):
+        est = CompletePoolingBinomial(group="g").fit(X, y)
+    table = est.group_estimates()
+    end = np.exp(-CHI2 / 8) / 2
+    np.testing.assert_allclose(table["lower"], end, rtol=1e-6)
+    np.testing.assert_allclose(table["upper"], 1 - end, rtol=1e-6)
+    np.testing.assert_allclose(table["estimate"], 0.5, rtol=1e-9)
+
+
+def test_profile_group_intervals_of_a_finite_fit():
+    """Intercept only: every group's profile interval is the likelihood-ratio
+    interval of the pooled proportion, solved here with scipy."""
+    from scipy.optimize import brentq
+    from scipy.stats import binom
+
+    X = pd.DataFrame({"g": list("abc")})
+    y = np.array([[3, 10], [5, 12], [1, 9]])
+    est = CompletePoolingBinomial(group="g").fit(X, y)
+    M, N = 9, 31
+
+    def rise(p):
+        return 2 * (binom.logpmf(M, N, M / N) - binom.logpmf(M, N, p)) - CHI2
+
+    expected = [brentq(rise, 1e-6, M / N), brentq(rise, M / N, 1 - 1e-6)]
+    table = est.group_estimates(method="profile")
+    np.testing.assert_allclose(table[["lower", "upper"]], [expected] * 3, rtol=1e-6)
+    # no separation: the default stays the delta method
+    wald = est.group_estimates()
+    assert not np.allclose(wald["lower"], table["lower"], rtol=1e-6)
+    with pytest.raises(
+        ValueError, match=r"method must be one of \['wald', 'profile'\]"
+    ):
+        est.group_estimates(method="exact")
