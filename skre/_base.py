@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._core.separation import separates
 from ._dask_detect import dask_impl, is_dask
+from ._fit_result import DegenerateFit, PooledFit
 from ._inputs import _show
 from ._intervals import check_level
 from ._validation import check_scored_trials, prepare, split_X
@@ -77,6 +78,19 @@ PRIOR_EXAMPLES = {
     "coef_prior": "Normal(0.0, 2.5)",
     "group_prior": "Normal(0.0, 1.5)",
 }
+
+
+#: log(eps) of float64: log_loss's floor for a probability
+LOG_EPS = float(np.log(np.finfo(float).eps))
+
+
+def point_loglik(lp0, lp1, successes, trials):
+    """``sum m log p + (n - m) log(1 - p)`` from log-probabilities floored at
+    ``log(eps)``, as scikit-learn's ``log_loss`` clips probabilities below at
+    ``eps`` (its ceiling ``1 - eps`` moves a score by at most 2.2e-16 per
+    trial and is not copied: a certain outcome still scores 0)."""
+    lp0, lp1 = np.maximum(lp0, LOG_EPS), np.maximum(lp1, LOG_EPS)
+    return float(successes @ lp1 + (trials - successes) @ lp0)
 
 
 def separated(data, eta, codes=None, n_groups=1):
@@ -365,6 +379,15 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         ``-log_loss``), the conditional posterior for groups seen in fit and
         ``N(0, tau^2)`` for new groups in the multilevel model.
 
+        Point predictions (the pooled estimators, and any fit to data with no
+        success or no failure) are clipped below at ``eps =
+        np.finfo(float).eps``, as scikit-learn's ``log_loss`` clips them: a
+        probability of exactly 0 for an observed outcome (a no-pooling group
+        with 0 successes meeting a success) costs ``log(eps)``, about -36.04
+        per trial, instead of making the score ``-inf``. The multilevel
+        model's probabilities, integrated over each group's effect, are
+        positive and not clipped.
+
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
@@ -377,8 +400,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         Returns
         -------
         float
-            ``-inf`` when the fit gives probability 0 to an observed outcome
-            (e.g. a success after a fit to data with no successes).
+            At most 0; finite.
         """
         if is_dask(X):
             return dask_impl().score(self, X, y, sample_weight)
@@ -392,7 +414,11 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         return float(self._heldout_loglik(rows, codes) / total)
 
     def _heldout_loglik(self, rows, codes):
-        return self._fit_result.heldout_loglik(rows, codes)
+        result = self._fit_result
+        if isinstance(result, (PooledFit, DegenerateFit)):  # point predictions
+            lp0, lp1 = self._result_log_proba(codes, rows.Z)
+            return point_loglik(lp0, lp1, rows.successes, rows.trials)
+        return result.heldout_loglik(rows, codes)
 
     def summary(self, level=0.95, method="wald"):
         """Coefficient table, random effects (multilevel) and fit statistics.

@@ -1,5 +1,6 @@
 """The two pooled extremes: one shared probability, or one per group."""
 
+from dataclasses import replace
 from numbers import Integral
 
 import numpy as np
@@ -7,7 +8,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import GroupedBinomialMixin, Number, separated
+from ._base import GroupedBinomialMixin, Number, point_loglik, separated
 from ._core.glm import fit_grouped_logistic
 from ._core.grouping import pooled_rows
 from ._design import aliased_columns, build_design
@@ -462,7 +463,26 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         return self._fit_result.log_proba(codes, Z, self.unknown_group)
 
     def _heldout_loglik(self, rows, codes):
-        return self._fit_result.heldout_loglik(rows, codes, self.unknown_group)
+        """Seen groups (and, without a group prior, new ones) are point
+        predictions, clipped as ``log_loss`` clips; with a group prior a new
+        group's rows share one draw from it (the fit result's integral)."""
+        result = self._fit_result
+        lp0, lp1 = self._result_log_proba(codes, rows.Z)
+        point = (codes >= 0) | (result.alpha_prior is None)
+        total = point_loglik(
+            lp0[point], lp1[point], rows.successes[point], rows.trials[point]
+        )
+        if not point.all():
+            new = ~point
+            rows = replace(
+                rows,
+                labels=rows.labels[new],
+                Z=rows.Z[new],
+                successes=rows.successes[new],
+                trials=rows.trials[new],
+            )
+            total += result.heldout_loglik(rows, codes[new], self.unknown_group)
+        return total
 
     def group_estimates(self, level=0.95, method="profile"):
         """Each group's own success probability with an interval.

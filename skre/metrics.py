@@ -153,7 +153,9 @@ class JointLogScore:
         -------
         float
             Mean log predictive probability per trial: higher is better, at
-            most 0.
+            most 0. Another classifier's probabilities are clipped below at
+            ``eps`` as ``log_loss`` clips them (so a probability of 0 for an
+            observed outcome costs ``log(eps)``, not ``-inf``).
 
         Raises
         ------
@@ -185,14 +187,12 @@ class JointLogScore:
             )
         with np.errstate(divide="ignore"):
             log_p = np.log(proba)
-        ll = _times(successes, log_p[:, 1]) + _times(trials - successes, log_p[:, 0])
-        return float(_times(w, ll).sum() / (w @ trials))
+        from ._base import point_loglik
+
+        # rows independent given X: the per-trial log loss, clipped as log_loss
+        ll = point_loglik(log_p[:, 0], log_p[:, 1], w * successes, w * trials)
+        return float(ll / (w @ trials))
 
 
 #: The scorer instance: ``joint_log_score(estimator, X, y, sample_weight=None)``.
 joint_log_score = JointLogScore()
-
-
-def _times(a, log_p):
-    """``a * log_p`` with ``0 * -inf = 0`` (no trials of an impossible outcome)."""
-    return np.where(a > 0, a * log_p, 0.0)

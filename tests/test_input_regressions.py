@@ -438,3 +438,59 @@ def test_profile_group_intervals_of_a_finite_fit():
         ValueError, match=r"method must be one of \['wald', 'profile'\]"
     ):
         est.group_estimates(method="exact")
+
+
+# -- 9. score clips point predictions as log_loss does ------------------------------
+def test_no_pooling_score_of_a_zero_group_meeting_a_success_is_minus_log_loss():
+    """Group a has 0 of 4 successes, so its estimate is exactly 0; a success of
+    a in the scored data made the score -inf. scikit-learn's log_loss clips
+    probabilities to [eps, 1 - eps], eps of float64."""
+    from sklearn.metrics import log_loss
+
+    X = pd.DataFrame({"g": list("aabbcc")})
+    y = np.array([[0, 2], [0, 2], [1, 2], [2, 3], [3, 4], [1, 3]])
+    est = NoPoolingBinomial(group="g").fit(X, y)
+    assert est.group_estimates().loc["a", "estimate"] == 0.0
+    X_new = pd.DataFrame({"g": list("aabc")})
+    y_new = np.array([1, 0, 1, 0])
+    expected = -log_loss(y_new, est.predict_proba(X_new), labels=[0, 1])
+    score = est.score(X_new, y_new)
+    assert np.isfinite(score)
+    assert score == pytest.approx(expected, rel=1e-12)
+    # the clipped trial costs log(eps)
+    assert expected == pytest.approx(
+        (np.log(np.finfo(float).eps) + np.log(1.0) + np.log(3 / 5) + np.log(1 - 4 / 7))
+        / 4,
+        rel=1e-12,
+    )
+
+
+@pytest.mark.parametrize("cls", [CompletePoolingBinomial, MultilevelBinomial])
+def test_degenerate_fit_scores_minus_log_loss(cls):
+    """Every training trial a failure: probability 0 of success everywhere."""
+    from sklearn.metrics import log_loss
+
+    from skre.exceptions import SeparationWarning
+
+    X = pd.DataFrame({"g": list("abc")})
+    with pytest.warns(SeparationWarning, match="every trial is a failure"):
+        est = cls(group="g").fit(X, np.array([[0, 3], [0, 4], [0, 2]]))
+    y_new = np.array([1, 0, 0])
+    expected = -log_loss(y_new, est.predict_proba(X), labels=[0, 1])
+    assert est.score(X, y_new) == pytest.approx(expected, rel=1e-12)
+
+
+def test_joint_log_score_clips_another_classifiers_zero_probability():
+    from sklearn.dummy import DummyClassifier
+    from sklearn.metrics import log_loss
+
+    from skre.metrics import joint_log_score
+
+    X = np.zeros((4, 1))
+    dummy = DummyClassifier(strategy="most_frequent").fit(X, [0, 0, 0, 1])
+    assert dummy.predict_proba(X)[0, 1] == 0.0
+    y = np.array([1, 0, 0, 0])
+    expected = -log_loss(y, dummy.predict_proba(X))
+    assert joint_log_score(dummy, X, y) == pytest.approx(expected, rel=1e-12)
+    counts = np.array([[1, 1], [0, 3]])
+    assert joint_log_score(dummy, X[:2], counts) == pytest.approx(expected, rel=1e-12)
