@@ -112,7 +112,7 @@ def _no_nested_parameter(est, key, name, value):
     arg = key.split("__", 1)[1]
     text = (
         f"Invalid parameter {key!r} for estimator {type(est).__name__}: {name} "
-        f"is {value!r}, which has no argument {arg!r}."
+        f"is {_show(value)}, which has no argument {arg!r}."
     )
     example = PRIOR_EXAMPLES.get(name)
     if example is None:

@@ -19,6 +19,7 @@ from ._fit_result import (
     pooled_fit_result,
 )
 from ._group_profile import profile_group_intervals
+from ._inputs import _show
 from ._intervals import check_interval_args
 from .exceptions import warn
 from .priors import Flat, Normal, std_normal_prior
@@ -525,5 +526,7 @@ def _group_prior(prior):
     if prior is None or isinstance(prior, Flat):
         return None
     if not isinstance(prior, Normal):
-        raise TypeError(f"group_prior must be a Normal or Flat prior; got {prior!r}.")
+        raise TypeError(
+            f"group_prior must be a Normal or Flat prior; got {_show(prior)}."
+        )
     return float(prior.mean), 1.0 / prior.scale**2

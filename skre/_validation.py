@@ -95,7 +95,7 @@ def split_X(est, X, *, reset):
     else:
         if not isinstance(group, Integral):
             raise ValueError(
-                f"group={group!r} names a column, but X is an array without "
+                f"group={_show(group)} names a column, but X is an array without "
                 "column names: pass a DataFrame, or give group as an integer "
                 "column position. If X comes from a transformer (a "
                 "ColumnTransformer, a Pipeline), call .set_output(transform="
@@ -116,7 +116,7 @@ def split_X(est, X, *, reset):
 def _check_unique_columns(X):
     cols = list(X.columns)
     if len(set(map(repr, cols))) != len(cols):
-        dup = sorted({repr(c) for c in cols if cols.count(c) > 1})
+        dup = sorted({_show(c) for c in cols if cols.count(c) > 1})
         raise ValueError(
             f"X has duplicated column names: {', '.join(dup)}; every column "
             "needs its own name."
@@ -135,7 +135,7 @@ def _split_frame(X, group):
             group = cols[group]  # a position, for frames with default column labels
         if group not in cols:
             raise ValueError(
-                f"group column {group!r} is not in X; its columns are "
+                f"group column {_show(group)} is not in X; its columns are "
                 f"{[str(c) for c in cols]}." + _transformer_hint(group, cols)
             )
         labels = native(X[group].to_numpy())
@@ -147,14 +147,14 @@ def _split_frame(X, group):
     for name, dtype in X.dtypes.items():
         if pd.api.types.is_complex_dtype(dtype):
             raise TypeError(
-                f"covariate column {name!r} has complex dtype {dtype}; "
+                f"covariate column {_show(name)} has complex dtype {dtype}; "
                 "covariates must be real numbers."
             )
         if not (
             pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
         ):
             raise TypeError(
-                f"covariate column {name!r} has dtype {dtype}; every column "
+                f"covariate column {_show(name)} has dtype {dtype}; every column "
                 "of X other than the group column must be numeric (encode "
                 "categories first, e.g. with OneHotEncoder)."
             )
@@ -363,7 +363,7 @@ def _counts(arr, names):
             missing = pd.isna(arr[:, j])
             if missing.any():
                 raise ValueError(
-                    f"y column {names[j]!r} contains NaN or a missing value "
+                    f"y column {_show(names[j])} contains NaN or a missing value "
                     f"in {_rows(missing)}."
                 )
         try:
@@ -373,7 +373,7 @@ def _counts(arr, names):
                 bad = np.array([not _is_number(v) for v in arr[:, j]], dtype=bool)
                 if bad.any():
                     raise TypeError(
-                        f"y column {names[j]!r} has a non-numeric count "
+                        f"y column {_show(names[j])} has a non-numeric count "
                         f"({_show(arr[:, j][bad][0])}) in {_rows(bad)}; counts "
                         "must be numbers."
                     ) from exc
@@ -383,23 +383,24 @@ def _counts(arr, names):
     for col, name in ((m, names[0]), (n, names[1])):
         if not np.all(np.isfinite(col)):
             raise ValueError(
-                f"y column {name!r} contains NaN or infinity in "
+                f"y column {_show(name)} contains NaN or infinity in "
                 f"{_rows(~np.isfinite(col))}."
             )
         if np.any(col < 0):
             raise ValueError(
-                f"y column {name!r} has negative counts in {_rows(col < 0)}."
+                f"y column {_show(name)} has negative counts in {_rows(col < 0)}."
             )
         frac = col != np.round(col)
         if frac.any():
             raise ValueError(
-                f"y column {name!r} has non-integer counts in {_rows(frac)} "
+                f"y column {_show(name)} has non-integer counts in {_rows(frac)} "
                 f"(e.g. {_show(col[frac][0])}); use sample_weight for weights."
             )
     over = m > n
     if over.any():
         raise ValueError(
-            f"successes exceed trials ({names[0]!r} > {names[1]!r}) in {_rows(over)}."
+            f"successes exceed trials ({_show(names[0])} > {_show(names[1])}) in "
+            f"{_rows(over)}."
         )
     return m, n
 

@@ -10,15 +10,27 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import expit
+from scipy.optimize import brentq, minimize_scalar
+from scipy.special import expit, logit
+from scipy.stats import binom
+from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 
 from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
+from skre.exceptions import SeparationWarning
+from skre.metrics import joint_log_score
+from skre.priors import HalfCauchy, Normal
 
 ESTIMATORS = [CompletePoolingBinomial, NoPoolingBinomial, MultilevelBinomial]
 
-pl = pytest.importorskip("polars")
-pa = pytest.importorskip("pyarrow")
+try:  # test dependencies; only the tests of item 1 need them
+    import polars as pl
+    import pyarrow as pa
+except ImportError:  # pragma: no cover
+    pl = pa = None
+
+needs_arrow = pytest.mark.skipif(pa is None, reason="needs polars and pyarrow")
 
 
 def grouped_binary(n_groups=6, per_group=12, seed=0):
@@ -46,6 +58,7 @@ ARROW_COLUMNS = {
 }
 
 
+@needs_arrow
 @pytest.mark.parametrize("kind", ARROW_COLUMNS)
 def test_arrow_backed_y_and_weights_fit_as_logistic_regression(kind):
     X, y, w = grouped_binary()
@@ -60,6 +73,7 @@ def test_arrow_backed_y_and_weights_fit_as_logistic_regression(kind):
     assert est.score(X, as_arrow(y), as_arrow(w)) == pytest.approx(direct, rel=1e-6)
 
 
+@needs_arrow
 @pytest.mark.parametrize("kind", ARROW_COLUMNS)
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_arrow_backed_y_and_weights_equal_numpy(kind, cls):
@@ -71,6 +85,7 @@ def test_arrow_backed_y_and_weights_equal_numpy(kind, cls):
     np.testing.assert_array_equal(b.classes_, [0, 1])
 
 
+@needs_arrow
 def test_arrow_backed_string_labels_and_no_pooling_estimates():
     """String labels through Arrow; no pooling's intercept-only estimate is the
     weighted observed proportion of each group."""
@@ -86,6 +101,7 @@ def test_arrow_backed_string_labels_and_no_pooling_estimates():
     )
 
 
+@needs_arrow
 def test_polars_dataframe_counts_y():
     X, y, _ = grouped_binary()
     counts = pl.DataFrame({"m": y * 2, "n": np.full(len(y), 2)})
@@ -95,6 +111,7 @@ def test_polars_dataframe_counts_y():
     np.testing.assert_allclose([est.intercept_, *est.coef_], [intercept, *coef], 1e-6)
 
 
+@needs_arrow
 def test_arrow_nulls_are_reported_by_row():
     X, y, w = grouped_binary()
     with pytest.raises(ValueError, match="y contains NaN or infinity in row 3"):
@@ -106,6 +123,7 @@ def test_arrow_nulls_are_reported_by_row():
         CompletePoolingBinomial(group="g").fit(X, y, sample_weight=weights)
 
 
+@needs_arrow
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_lazy_frames_are_refused_with_collect(cls):
     X, y, _ = grouped_binary()
@@ -139,8 +157,6 @@ def logistic_and_rows():
     ],
 )
 def test_joint_log_score_refuses_counts_as_skre_score_does(counts, message):
-    from skre.metrics import joint_log_score
-
     lr, X, _ = logistic_and_rows()
     with pytest.raises(ValueError, match=message):
         joint_log_score(lr, X, np.array(counts, dtype=float))
@@ -151,8 +167,6 @@ def test_joint_log_score_refuses_counts_as_skre_score_does(counts, message):
 
 
 def test_joint_log_score_labels_and_lengths():
-    from skre.metrics import joint_log_score
-
     lr, X, _ = logistic_and_rows()
     with pytest.raises(ValueError, match=r"labels not seen in fit \(2 in row 1\)"):
         joint_log_score(lr, X, [0, 2, 1, 0])
@@ -167,9 +181,6 @@ def test_joint_log_score_labels_and_lengths():
 
 
 def test_joint_log_score_counts_equal_log_loss_of_their_rows():
-    from sklearn.metrics import log_loss
-
-    from skre.metrics import joint_log_score
 
     X, y, _ = grouped_binary()
     lr = LogisticRegression().fit(X[["x"]], y)
@@ -200,7 +211,6 @@ def test_joint_log_score_counts_equal_log_loss_of_their_rows():
     ],
 )
 def test_prior_argument_without_a_prior_names_the_prior(cls, name):
-    from skre.priors import HalfCauchy, Normal
 
     est = cls(group="g")
     with pytest.raises(
@@ -285,7 +295,6 @@ def steep_but_overlapping():
 
 
 def test_steep_overlapping_fit_is_not_a_separation():
-    from skre.exceptions import SeparationWarning
 
     X, y = steep_but_overlapping()
     with warnings.catch_warnings():
@@ -306,7 +315,6 @@ def test_steep_overlapping_within_groups_is_not_a_separation():
     """No pooling: each group's overlapping pair of rows pins the shared slope
     (100 log 9) and its own intercept; group b's row at x = 10 is then at
     probability 1 within 1e-1900, and it has no failure to contradict it."""
-    from skre.exceptions import SeparationWarning
 
     X = pd.DataFrame({"g": list("aabbb"), "x": [-0.01, 0.01, -10.01, -9.99, 10]})
     y = pd.DataFrame({"m": [1, 9, 1, 9, 10], "n": [10] * 5})
@@ -322,7 +330,6 @@ def test_steep_overlapping_within_groups_is_not_a_separation():
 )
 @pytest.mark.parametrize("cls", [CompletePoolingBinomial, NoPoolingBinomial])
 def test_separated_data_still_warn(cls, y):
-    from skre.exceptions import SeparationWarning
 
     X = pd.DataFrame({"g": list("abababab"), "x": [0, 0, 1, 1, 2, 2, 3, 3.0]})
     with pytest.warns(SeparationWarning, match="separate successes from failures"):
@@ -345,8 +352,6 @@ def direct_profile_end(X, y, x0, bracket):
     minimisations: fix a + b x0 = logit(p), minimise over b, and solve for the
     p where the deviance rises by chi2_1(0.95) above its infimum 2 log 2 (the
     x = 1 pair at 1/2, every other row fitted exactly in the limit)."""
-    from scipy.optimize import brentq, minimize_scalar
-    from scipy.special import logit
 
     x = X["x"].to_numpy()
 
@@ -366,7 +371,6 @@ def direct_profile_end(X, y, x0, bracket):
 
 
 def test_separated_complete_pooling_intervals_are_profile_intervals():
-    from skre.exceptions import SeparationWarning
 
     X, y = quasi_separated()
     with pytest.warns(SeparationWarning, match="separate successes"):
@@ -401,7 +405,6 @@ def test_separated_groups_of_two_patterns_are_not_zero_width():
     group's mean probability is 1/2 at the (infinite) estimate. Its profile,
     min -4 [log(1 - p0) + log p1] given (p0 + p1) / 2 = v, is -4 log(2 - 2v)
     above 1/2: the interval is 1/2 +- (1/2 - exp(-chi2 / 8) / 2)."""
-    from skre.exceptions import SeparationWarning
 
     X = pd.DataFrame({"g": list("aabbccdd"), "x": [0, 1, 0, 1, 0, 1, 0, 1.0]})
     y = np.array([0, 1, 0, 1, 0, 1, 0, 1])
@@ -417,8 +420,6 @@ def test_separated_groups_of_two_patterns_are_not_zero_width():
 def test_profile_group_intervals_of_a_finite_fit():
     """Intercept only: every group's profile interval is the likelihood-ratio
     interval of the pooled proportion, solved here with scipy."""
-    from scipy.optimize import brentq
-    from scipy.stats import binom
 
     X = pd.DataFrame({"g": list("abc")})
     y = np.array([[3, 10], [5, 12], [1, 9]])
@@ -445,7 +446,6 @@ def test_no_pooling_score_of_a_zero_group_meeting_a_success_is_minus_log_loss():
     """Group a has 0 of 4 successes, so its estimate is exactly 0; a success of
     a in the scored data made the score -inf. scikit-learn's log_loss clips
     probabilities to [eps, 1 - eps], eps of float64."""
-    from sklearn.metrics import log_loss
 
     X = pd.DataFrame({"g": list("aabbcc")})
     y = np.array([[0, 2], [0, 2], [1, 2], [2, 3], [3, 4], [1, 3]])
@@ -468,9 +468,6 @@ def test_no_pooling_score_of_a_zero_group_meeting_a_success_is_minus_log_loss():
 @pytest.mark.parametrize("cls", [CompletePoolingBinomial, MultilevelBinomial])
 def test_degenerate_fit_scores_minus_log_loss(cls):
     """Every training trial a failure: probability 0 of success everywhere."""
-    from sklearn.metrics import log_loss
-
-    from skre.exceptions import SeparationWarning
 
     X = pd.DataFrame({"g": list("abc")})
     with pytest.warns(SeparationWarning, match="every trial is a failure"):
@@ -481,10 +478,6 @@ def test_degenerate_fit_scores_minus_log_loss(cls):
 
 
 def test_joint_log_score_clips_another_classifiers_zero_probability():
-    from sklearn.dummy import DummyClassifier
-    from sklearn.metrics import log_loss
-
-    from skre.metrics import joint_log_score
 
     X = np.zeros((4, 1))
     dummy = DummyClassifier(strategy="most_frequent").fit(X, [0, 0, 0, 1])
@@ -494,3 +487,78 @@ def test_joint_log_score_clips_another_classifiers_zero_probability():
     assert joint_log_score(dummy, X, y) == pytest.approx(expected, rel=1e-12)
     counts = np.array([[1, 1], [0, 3]])
     assert joint_log_score(dummy, X[:2], counts) == pytest.approx(expected, rel=1e-12)
+
+
+# -- 10. messages show plain numbers ------------------------------------------------
+def _object_columns(*names):
+    return pd.Index(list(names), dtype=object)
+
+
+NUMPY_SCALAR_MESSAGES = {
+    "group position": (
+        lambda: CompletePoolingBinomial(group=np.int64(5)).fit(
+            pd.DataFrame({"g": [1, 2], "x": [0.0, 1.0]}), [0, 1]
+        ),
+        "group column 5 is not in X",
+    ),
+    "group name for an array": (
+        lambda: CompletePoolingBinomial(group=np.str_("g")).fit(
+            np.zeros((2, 2)), [0, 1]
+        ),
+        "group='g' names a column",
+    ),
+    "prior argument": (
+        lambda: Normal(scale=np.True_),
+        r"scale must be a real number; got True \(bool\)",
+    ),
+    "covariate column": (
+        lambda: CompletePoolingBinomial(group="g").fit(
+            pd.DataFrame(
+                [[1, "a"], [2, "b"]], columns=_object_columns("g", np.int64(7))
+            ),
+            [0, 1],
+        ),
+        "covariate column 7 has dtype",
+    ),
+    "duplicated columns": (
+        lambda: CompletePoolingBinomial(group="g").fit(
+            pd.DataFrame(
+                [[1, 2.0, 3.0]], columns=_object_columns("g", np.int64(7), np.int64(7))
+            ),
+            [0],
+        ),
+        "X has duplicated column names: 7;",
+    ),
+    "count columns": (
+        lambda: CompletePoolingBinomial().fit(
+            np.ones((2, 1)),
+            pd.DataFrame([[3, 2], [1, 2]], columns=_object_columns(np.int64(0), 1)),
+        ),
+        r"successes exceed trials \(0 > 1\) in row 0",
+    ),
+    "nested parameter": (
+        lambda: MultilevelBinomial(group=np.str_("g")).set_params(group__x=1),
+        "group is 'g', which has no argument 'x'",
+    ),
+    "merged labels": (
+        lambda: NoPoolingBinomial(group="g").fit(
+            pd.DataFrame({"g": np.array([np.True_, np.int64(1)], dtype=object)}),
+            [[1, 2], [1, 2]],
+        ),
+        r"holds the boolean label True \(row 0\) and the number 1 \(row 1\)",
+    ),
+    "unknown label in joint_log_score": (
+        lambda: joint_log_score(
+            LogisticRegression().fit([[0.0], [1.0]], [0, 1]), [[0.0]], np.array([2])
+        ),
+        r"labels not seen in fit \(2 in row 0\); classes_ is \[0, 1\]",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NUMPY_SCALAR_MESSAGES)
+def test_messages_show_numpy_scalars_as_plain_values(case):
+    call, message = NUMPY_SCALAR_MESSAGES[case]
+    with pytest.raises((ValueError, TypeError), match=message) as info:
+        call()
+    assert "np." not in str(info.value)
