@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, Options
 from sklearn.utils.validation import check_is_fitted
 
-from ._core.separation import separates
+from ._core.separation import separated
 from ._dask_detect import dask_impl, is_dask
 from ._fit_result import DegenerateFit, PooledFit
 from ._inputs import _show
@@ -91,19 +91,6 @@ def point_loglik(lp0, lp1, successes, trials):
     trial and is not copied: a certain outcome still scores 0)."""
     lp0, lp1 = np.maximum(lp0, LOG_EPS), np.maximum(lp1, LOG_EPS)
     return float(successes @ lp1 + (trials - successes) @ lp0)
-
-
-def separated(data, eta, codes=None, n_groups=1):
-    """Whether the covariates of the collapsed rows ``data`` separate the
-    outcomes: False when no fitted logit ``eta`` is beyond +-30 (no
-    probability within 1e-13 of 0 or 1: a fit that stopped short of infinite
-    slopes would have one), else the linear program's answer
-    (:func:`skre._core.separation.separates`; None for data too large)."""
-    if len(eta) and np.max(np.abs(eta)) <= 30.0:  # one pass when none is extreme
-        return False
-    if not np.any(np.abs(eta[np.isfinite(eta)]) > 30.0):
-        return False
-    return separates(data.Z, data.successes, data.trials, codes, n_groups)
 
 
 def _no_nested_parameter(est, key, name, value):

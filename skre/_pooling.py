@@ -8,9 +8,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import GroupedBinomialMixin, Number, point_loglik, separated
+from ._base import GroupedBinomialMixin, Number, point_loglik
 from ._core.glm import fit_grouped_logistic
 from ._core.grouping import pooled_rows
+from ._core.separation import separated
 from ._design import aliased_columns, build_design
 from ._fit_result import (
     PooledFit,
