@@ -15,10 +15,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, Options
 from sklearn.utils.validation import check_is_fitted
 
-from ._core.separation import separates
+from ._core.separation import separated
 from ._dask_detect import dask_impl, is_dask
+from ._fit_result import DegenerateFit, PooledFit
+from ._inputs import _show
 from ._intervals import check_level
-from ._validation import prepare, split_X
+from ._validation import check_scored_trials, prepare, split_X
 from .exceptions import SeparationWarning, warn
 
 
@@ -70,6 +72,52 @@ def group_column_name(est):
     return group
 
 
+#: a prior for each prior parameter, for messages
+PRIOR_EXAMPLES = {
+    "tau_prior": "HalfCauchy(1.0)",
+    "coef_prior": "Normal(0.0, 2.5)",
+    "group_prior": "Normal(0.0, 1.5)",
+}
+
+
+#: log(eps) of float64: log_loss's floor for a probability
+LOG_EPS = float(np.log(np.finfo(float).eps))
+
+
+def point_loglik(lp0, lp1, successes, trials):
+    """``sum m log p + (n - m) log(1 - p)`` from log-probabilities floored at
+    ``log(eps)``, as scikit-learn's ``log_loss`` clips probabilities below at
+    ``eps`` (its ceiling ``1 - eps`` moves a score by at most 2.2e-16 per
+    trial and is not copied: a certain outcome still scores 0)."""
+    lp0, lp1 = np.maximum(lp0, LOG_EPS), np.maximum(lp1, LOG_EPS)
+    return float(successes @ lp1 + (trials - successes) @ lp0)
+
+
+def _no_nested_parameter(est, key, name, value):
+    """sklearn's "Invalid parameter" for ``name__arg`` when ``name`` holds a
+    value without parameters (no prior set, or a plain value such as group)."""
+    arg = key.split("__", 1)[1]
+    text = (
+        f"Invalid parameter {key!r} for estimator {type(est).__name__}: {name} "
+        f"is {_show(value)}, which has no argument {arg!r}."
+    )
+    example = PRIOR_EXAMPLES.get(name)
+    if example is None:
+        return text
+    return (
+        f"{text} Set the prior first, e.g. set_params({name}={example}), or both "
+        f"at once: set_params({name}={example.split('(')[0]}(), {key}=...)."
+    )
+
+
+def group_column_text(est):
+    """The group column for messages: its name (quoted) or its position."""
+    name = group_column_name(est)
+    if isinstance(est.group, (Integral, np.integer)) and name == "group":
+        return f"at position {int(est.group)}"
+    return _show(name)
+
+
 class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
     """Fit/predict/score for binomial estimators of grouped data."""
 
@@ -81,7 +129,9 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
 
         Priors are immutable: a nested prior argument replaces the prior by a
         new one with that argument changed, so estimators that shared the old
-        prior (clones, grid-search candidates) are not affected.
+        prior (clones, grid-search candidates) are not affected. A prior
+        argument needs a prior: ``tau_prior__scale`` while ``tau_prior`` is
+        None raises ``ValueError`` (set ``tau_prior`` in the same call).
 
         Parameters
         ----------
@@ -94,11 +144,14 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             The estimator itself.
         """
         nested = {}
+        own = self.get_params(deep=False)
         for key in [k for k in params if "__" in k]:
             name, arg = key.split("__", 1)
             prior = params.get(name, getattr(self, name, None))
             if hasattr(prior, "set_params") and not hasattr(prior, "fit"):
                 nested.setdefault(name, {})[arg] = params.pop(key)
+            elif name in own and not hasattr(prior, "set_params"):
+                raise ValueError(_no_nested_parameter(self, key, name, prior))
         for name, args in nested.items():
             params[name] = params.get(name, getattr(self, name)).set_params(**args)
         return super().set_params(**params)
@@ -166,19 +219,17 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         self._fit_result = result
 
     def _warn_if_separated(self, design, eta, codes=None, n_groups=1):
-        """R's warning "fitted probabilities numerically 0 or 1 occurred", and
-        whether the covariates separate the outcomes (a linear program).
+        """Warn when the covariates separate the outcomes (a linear program),
+        so that some slopes have infinite maximum-likelihood estimates.
 
-        ``eta`` holds the fixed-effect logits of the training rows.
+        ``eta`` holds the fixed-effect logits of the training rows; only a fit
+        with one beyond +-30 (a probability within 1e-13 of 0 or 1) is
+        checked. A steep but finite fit whose classes overlap (R's "fitted
+        probabilities numerically 0 or 1 occurred") is not warned about: its
+        estimates are the maximum-likelihood ones, and converged.
         """
-        data = design.data
-        if len(eta) and np.max(np.abs(eta)) <= 30.0:  # one pass when none is extreme
-            return
-        extreme = np.abs(eta[np.isfinite(eta)]) > 30.0  # p within 1e-13 of 0 or 1
-        if not extreme.any():
-            return
+        split = separated(design.data, eta, codes, n_groups)
         name = type(self).__name__
-        split = separates(data.Z, data.successes, data.trials, codes, n_groups)
         if split:
             warn(
                 f"{name}: the covariates separate successes from failures "
@@ -189,16 +240,12 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
                 "finite estimates.",
                 SeparationWarning,
             )
-        else:
-            what = (
-                "the covariates do not separate the outcomes (the slopes are finite)"
-                if split is False
-                else "the data are too large to check for separation"
-            )
+        elif split is None:
             warn(
-                f"{name}: fitted probabilities numerically 0 or 1 occurred "
-                f"(a fitted logit beyond +-30); {what}, but some covariate values "
-                "are extreme for the fitted slopes. Check for outliers or a "
+                f"{name}: fitted probabilities numerically 0 or 1 occurred (a "
+                "fitted logit beyond +-30), and the data are too large to check "
+                "whether the covariates separate the outcomes (then some slopes "
+                "would be infinite). Check for separation, outliers or a "
                 "covariate on a very different scale.",
                 SeparationWarning,
             )
@@ -217,7 +264,9 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
     def _log_proba(self, X):
         check_is_fitted(self)
         labels, Z, _ = split_X(self, X, reset=False)
-        codes = self._fit_result.design.codes_for(labels, type(self).__name__)
+        codes = self._fit_result.design.codes_for(
+            labels, type(self).__name__, group_column_text(self)
+        )
         lp0, lp1 = self._result_log_proba(codes, Z)
         # quadrature weights sum to 1 within rounding: keep log-probabilities <= 0
         return np.minimum(lp0, 0.0), np.minimum(lp1, 0.0)
@@ -317,6 +366,15 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         ``-log_loss``), the conditional posterior for groups seen in fit and
         ``N(0, tau^2)`` for new groups in the multilevel model.
 
+        Point predictions (the pooled estimators, and any fit to data with no
+        success or no failure) are clipped below at ``eps =
+        np.finfo(float).eps``, as scikit-learn's ``log_loss`` clips them: a
+        probability of exactly 0 for an observed outcome (a no-pooling group
+        with 0 successes meeting a success) costs ``log(eps)``, about -36.04
+        per trial, instead of making the score ``-inf``. The multilevel
+        model's probabilities, integrated over each group's effect, are
+        positive and not clipped.
+
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
@@ -329,21 +387,25 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         Returns
         -------
         float
-            ``-inf`` when the fit gives probability 0 to an observed outcome
-            (e.g. a success after a fit to data with no successes).
+            At most 0; finite.
         """
         if is_dask(X):
             return dask_impl().score(self, X, y, sample_weight)
         check_is_fitted(self)
         rows = prepare(self, X, y, sample_weight, reset=False)
         total = rows.trials.sum()
-        if total <= 0:
-            raise ValueError("score needs at least one trial with positive weight.")
-        codes = self._fit_result.design.codes_for(rows.labels, type(self).__name__)
+        check_scored_trials(total)
+        codes = self._fit_result.design.codes_for(
+            rows.labels, type(self).__name__, group_column_text(self)
+        )
         return float(self._heldout_loglik(rows, codes) / total)
 
     def _heldout_loglik(self, rows, codes):
-        return self._fit_result.heldout_loglik(rows, codes)
+        result = self._fit_result
+        if isinstance(result, (PooledFit, DegenerateFit)):  # point predictions
+            lp0, lp1 = self._result_log_proba(codes, rows.Z)
+            return point_loglik(lp0, lp1, rows.successes, rows.trials)
+        return result.heldout_loglik(rows, codes)
 
     def summary(self, level=0.95, method="wald"):
         """Coefficient table, random effects (multilevel) and fit statistics.

@@ -59,7 +59,7 @@ def binary_rows(X, y, sample_weight=None):
     frame = isinstance(X, pd.DataFrame)
     if not frame:
         X = dense_array(X, "X")
-    y = as_pandas(y)
+    y = as_pandas(y, "y")
     names = list(y.columns) if hasattr(y, "columns") else ["successes", "trials"]
     arr = dense_array(y, "y")
     if arr.ndim == 1 or (arr.ndim == 2 and arr.shape[1] == 1):

@@ -221,7 +221,13 @@ def _fit(src):
 
 
 def _cross_validate(src, models, folds):
-    """Held-out-group scores of each model; return them, the folds used and notes."""
+    """Held-out-group scores of each model; return them, the folds used (as text)
+    and notes.
+
+    A fold whose training groups hold no success (or no failure) is not
+    scored: every model then predicts probability 0 (or 1) for it, so it
+    cannot tell them apart (and binary labels of one class cannot be fitted).
+    """
     n_groups = src.X[src.group].nunique()
     if n_groups < 2:
         return None, 0, ["note: cross-validation needs at least 2 groups; skipped"]
@@ -232,22 +238,53 @@ def _cross_validate(src, models, folds):
             f"(leave one group out) instead of {folds}"
         )
         folds = n_groups
-    cv = GroupKFold(n_splits=folds)
+    groups = src.X[src.group]
+    splits = list(GroupKFold(n_splits=folds).split(src.X, groups=groups))
+    successes, trials = _row_counts(src, models["complete pooling"].classes_)
+    lacking = {}  # fold -> what its training groups lack
+    for k, (train, _) in enumerate(splits, 1):
+        m, n = successes[train].sum(), trials[train].sum()
+        if m in (0, n):
+            lacking[k] = "success" if m == 0 else "failure"
+    if lacking:
+        which = ", ".join(map(str, lacking))
+        what = " or ".join(f"no {w}" for w in sorted(set(lacking.values())))
+        notes.append(
+            f"note: fold{'s' if len(lacking) > 1 else ''} {which} of {folds} not "
+            f"scored: the training groups hold {what}, so every model predicts "
+            "the same probability (0 or 1) and the fold cannot tell them apart"
+        )
+    kept = [split for k, split in enumerate(splits, 1) if k not in lacking]
+    if len(kept) < 2:
+        notes.append(
+            "note: cross-validation skipped: fewer than 2 folds have training "
+            "groups with both successes and failures"
+        )
+        return None, 0, notes
     scores, cv_notes = _recorded(
         lambda: {
             name: cross_val_score(
-                est,
-                src.X,
-                src.y,
-                cv=cv,
-                groups=src.X[src.group],
-                error_score="raise",
+                est, src.X, src.y, cv=kept, groups=groups, error_score="raise"
             )
             for name, est in models.items()
         },
         " (cross-validation)",
     )
-    return scores, folds, notes + cv_notes
+    used = (
+        f"{folds}-fold GroupKFold"
+        if len(kept) == folds
+        else f"{len(kept)} of {folds} GroupKFold folds"
+    )
+    return scores, used, notes + cv_notes
+
+
+def _row_counts(src, classes):
+    """Successes and trials of each row of the data (binary or counts)."""
+    if isinstance(src.y, pd.Series):  # --outcome: one trial per row
+        successes = (src.y.to_numpy() == classes[1]).astype(float)
+        return successes, np.ones(len(successes))
+    counts = src.y.to_numpy(dtype=float)
+    return counts[:, 0], counts[:, 1]
 
 
 def _recorded(task, where):
@@ -321,8 +358,15 @@ def _model_lines(src, models, level):
 
 
 def _tau_test_lines(models):
-    """The test of tau = 0 next to the table: do the groups differ?"""
+    """The test of tau = 0 next to the table: do the groups differ?
+
+    Skipped, with a note, where it has nothing to test: one group (every
+    simulated table is the observed one, and the exact test's p-value would
+    be its random tie-break alone).
+    """
     ml = models["partial pooling"]
+    if len(ml.groups_) < 2:
+        return ["", "note: the test of τ = 0 needs at least 2 groups; skipped"]
     try:
         lrt = ml.test_tau("lrt")
     except ValueError:  # no successes or no failures: nothing to test
@@ -335,10 +379,16 @@ def _tau_test_lines(models):
     ]
     if not len(ml.covariates_):
         exact = ml.test_tau("exact", n_sims=9999, random_state=0)
-        lines.append(
-            f"  exact conditional test: p = {exact.pvalue:.3g} "
-            "(9999 simulations given the total successes)"
-        )
+        if exact.details["n_ties"] == exact.details["n_sims"]:
+            lines.append(
+                "  exact conditional test: skipped, every simulated table ties "
+                "with the observed one (its p-value would be a random tie-break)"
+            )
+        else:
+            lines.append(
+                f"  exact conditional test: p = {exact.pvalue:.3g} "
+                "(9999 simulations given the total successes)"
+            )
     else:
         score = ml.test_tau("score")
         lines.append(f"  score test: p = {score.pvalue:.3g} (large-sample)")
@@ -394,8 +444,7 @@ def _score_lines(src, scores, folds):
     best = max(round(s.mean(), 4) for s in scores.values())
     lines = [
         "",
-        f"Held-out score ({folds}-fold GroupKFold, mean ± sd over folds): mean log "
-        f"predictive",
+        f"Held-out score ({folds}, mean ± sd over folds): mean log predictive",
         f"probability per {src.unit} in {src.nouns} left out of the fit "
         "(higher is better)",
     ]
@@ -415,7 +464,9 @@ def main(argv=None):
 
     Without a file, uses the bundled rats tumour data. Prints each model's
     estimates, log-likelihood and AIC, the estimates for a few representative
-    groups, and each model's cross-validated score on held-out groups. With
+    groups, and each model's cross-validated score on held-out groups (a fold
+    whose training groups hold no success, or no failure, is left out with a
+    note: every model predicts the same probability there). With
     ``--plot DIR``, also writes ``shrinkage.png``, ``population.png`` and
     ``caterpillar.png`` (see :mod:`skre.plotting`) into DIR and prints their paths.
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ._core.grouping import Collapsed, collapse, standardize
-from ._validation import check_labels, factorize
+from ._labels import check_label_types, check_labels, factorize
 from .exceptions import CollinearityWarning, GroupLabelWarning, warn
 
 
@@ -55,15 +55,18 @@ class Design:
         M, N = self.data.successes.sum(), self.data.trials.sum()
         return 0.0 if M == 0 else 1.0 if M == N else None
 
-    def codes_for(self, labels, name="MultilevelBinomial"):
+    def codes_for(self, labels, name="MultilevelBinomial", column=None):
         """Training codes of ``labels`` (-1 where the group was not seen in fit).
 
-        Warns when most labels are unseen and of another type than in fit
-        (integer ids in fit, the same ids as strings now).
+        Refuses a boolean label where fit saw the number equal to it, or the
+        reverse (``True`` and ``1``: pandas would match them); warns when most
+        labels are unseen and of another type than in fit (integer ids in
+        fit, the same ids as strings now). ``column`` names the group column.
         """
         if labels is None:
             return None
         check_labels(labels)
+        check_label_types(labels, column, seen=self.groups)
         codes = self.group_index.get_indexer(labels)
         if np.mean(codes < 0) > 0.5:
             now = pd.api.types.infer_dtype(labels, skipna=True)

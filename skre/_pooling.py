@@ -1,5 +1,6 @@
 """The two pooled extremes: one shared probability, or one per group."""
 
+from dataclasses import replace
 from numbers import Integral
 
 import numpy as np
@@ -7,11 +8,19 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import GroupedBinomialMixin, Number
+from ._base import GroupedBinomialMixin, Number, point_loglik
 from ._core.glm import fit_grouped_logistic
 from ._core.grouping import pooled_rows
+from ._core.separation import separated
 from ._design import aliased_columns, build_design
-from ._fit_result import degenerate_fit, no_pooling_fit_result, pooled_fit_result
+from ._fit_result import (
+    PooledFit,
+    degenerate_fit,
+    no_pooling_fit_result,
+    pooled_fit_result,
+)
+from ._group_profile import profile_group_intervals
+from ._inputs import _show
 from ._intervals import check_interval_args
 from .exceptions import warn
 from .priors import Flat, Normal, std_normal_prior
@@ -41,7 +50,10 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
     group : str, int or None, default=None
         Column of X holding group labels. It is dropped from the model (so this
         estimator is interchangeable with the other two in a Pipeline) but kept
-        for :meth:`group_estimates`. None: every column is a covariate.
+        for :meth:`group_estimates`. None: every column is a covariate. Labels
+        may be any hashable values, but not booleans next to numbers equal to
+        them (``True`` and ``1``, ``False`` and ``0``: Python counts them
+        equal, so they would merge), which raise ``ValueError``.
     coef_prior : Normal, Flat or None, default=None
         Independent normal priors on the slopes (user scale); the fit is then
         the posterior mode (ridge-like shrinkage of a chosen strength). The
@@ -123,6 +135,77 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         _warn_unconverged(self, res, "logistic regression")
         self._warn_if_separated(design, res.intercepts[0] + data.Z @ res.coef)
         return pooled_fit_result(design, res)
+
+    def group_estimates(self, level=0.95, method=None):
+        """Per-group success probability with an interval.
+
+        The estimate is the trials-weighted mean fitted probability over the
+        group's rows (with intercept-only data, total successes / total
+        trials for every group).
+
+        Parameters
+        ----------
+        level : float, default=0.95
+            Coverage of the intervals.
+        method : {"wald", "profile"} or None, default=None
+            ``"wald"``: the delta-method interval, symmetric on the logit of
+            the group's mean probability. ``"profile"``: likelihood-ratio
+            intervals: the profile interval of each covariate pattern's
+            probability, as R's ``confint`` profiles a glm (a group of one
+            pattern gets exactly that; a group of several, the
+            trials-weighted mean of their lower ends to the mean of their
+            upper ends, which contains the group's own and is wider). Where
+            the covariates separate the outcomes, a pattern with estimate 0
+            (or 1) gets ``(0, upper)`` (or ``(lower, 1)``). None:
+            ``"profile"`` when the covariates separate the outcomes (the fit
+            warned with ``SeparationWarning``): the slopes are then where the
+            optimizer stopped, and the Wald intervals with them, which were
+            ``[0, 1]`` for some groups and of zero width for others. Else
+            ``"wald"``.
+
+        Returns
+        -------
+        DataFrame
+            Indexed by group label (the index is named after the group
+            column), with columns ``trials``, ``successes``, ``observed``
+            (successes / trials), ``estimate``, ``lower`` and ``upper``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skre import CompletePoolingBinomial
+        >>> X = pd.DataFrame({"g": list("aabbccdd"), "x": [0, 0, 1, 1, 2, 2, 3, 3]})
+        >>> y = [0, 0, 0, 1, 1, 1, 1, 1]  # x > 1 succeeds, x < 1 fails
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     cp = CompletePoolingBinomial(group="g").fit(X, y)
+        >>> caught[0].category.__name__
+        'SeparationWarning'
+        >>> cp.group_estimates()[["estimate", "lower", "upper"]].round(4)
+           estimate   lower   upper
+        g
+        a       0.0  0.0000  0.4936
+        b       0.5  0.0381  0.9619
+        c       1.0  0.5688  1.0000
+        d       1.0  0.8003  1.0000
+        """
+        check_is_fitted(self)
+        check_interval_args(
+            level, "wald" if method is None else method, ("wald", "profile")
+        )
+        result = self._fit_result
+        est, lower, upper = result.group_intervals(level)
+        if isinstance(result, PooledFit):  # not DegenerateFit: exact one-sided
+            data = result.design.data
+            if method == "profile" or (
+                method is None
+                and separated(data, result.a + data.Z @ result.beta) is True
+            ):
+                lower, upper = profile_group_intervals(
+                    result.design, result.a, result.beta, level
+                )
+        return self._estimates_frame(est, lower, upper)
 
     def vcov(self):
         """Covariance matrix of the intercept and slopes (R's ``vcov``).
@@ -209,7 +292,10 @@ class NoPoolingBinomial(GroupedBinomialMixin):
     ----------
     group : str or int
         Column of X holding group labels (a name for a DataFrame, a position for
-        an array).
+        an array). Labels may be any hashable values, but not booleans next
+        to numbers equal to them (``True`` and ``1``, ``False`` and ``0``:
+        Python counts them equal, so they would merge), in fit or against the
+        labels seen in fit, which raise ``ValueError``.
     unknown_group : {"pooled", "error"}, default="pooled"
     group_prior : Normal, Flat or None, default=None
         A fixed prior ``Normal(mean, scale)`` on every group's logit (at the
@@ -379,7 +465,26 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         return self._fit_result.log_proba(codes, Z, self.unknown_group)
 
     def _heldout_loglik(self, rows, codes):
-        return self._fit_result.heldout_loglik(rows, codes, self.unknown_group)
+        """Seen groups (and, without a group prior, new ones) are point
+        predictions, clipped as ``log_loss`` clips; with a group prior a new
+        group's rows share one draw from it (the fit result's integral)."""
+        result = self._fit_result
+        lp0, lp1 = self._result_log_proba(codes, rows.Z)
+        point = (codes >= 0) | (result.alpha_prior is None)
+        total = point_loglik(
+            lp0[point], lp1[point], rows.successes[point], rows.trials[point]
+        )
+        if not point.all():
+            new = ~point
+            rows = replace(
+                rows,
+                labels=rows.labels[new],
+                Z=rows.Z[new],
+                successes=rows.successes[new],
+                trials=rows.trials[new],
+            )
+            total += result.heldout_loglik(rows, codes[new], self.unknown_group)
+        return total
 
     def group_estimates(self, level=0.95, method="profile"):
         """Each group's own success probability with an interval.
@@ -422,5 +527,7 @@ def _group_prior(prior):
     if prior is None or isinstance(prior, Flat):
         return None
     if not isinstance(prior, Normal):
-        raise TypeError(f"group_prior must be a Normal or Flat prior; got {prior!r}.")
+        raise TypeError(
+            f"group_prior must be a Normal or Flat prior; got {_show(prior)}."
+        )
     return float(prior.mean), 1.0 / prior.scale**2

@@ -16,6 +16,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _get_feature_names, validate_data
 
 from ._core.binomial import log_binom_constant
+from ._inputs import _rows, _show, as_pandas, dense_array, native
+from ._labels import (  # noqa: F401 (check_labels, factorize: imported from here)
+    check_label_types,
+    check_labels,
+    factorize,
+)
 from .exceptions import SampleWeightWarning, warn
 
 
@@ -41,50 +47,6 @@ class Prepared:
     feature_names_in: np.ndarray | None = None  # fit only, when X has names
 
 
-def dense_array(values, name):
-    """``np.asarray`` in native byte order, with our words for ragged input."""
-    try:
-        arr = np.asarray(values)
-    except ValueError as exc:
-        if "inhomogeneous" not in str(exc) and "sequence" not in str(exc):
-            raise
-        raise ValueError(
-            f"{name} has rows of different lengths (a ragged nested list); every "
-            "row needs the same number of values."
-        ) from None
-    if (
-        arr.dtype == object
-        and arr.ndim == 1
-        and len(arr)
-        and all(isinstance(v, (list, tuple, np.ndarray)) for v in arr[:1])
-    ):
-        raise ValueError(
-            f"{name} has rows of different lengths (a ragged nested list); every "
-            "row needs the same number of values."
-        )
-    return native(arr)
-
-
-def native(arr):
-    """The array in native byte order (pandas refuses big-endian data)."""
-    if arr.dtype.byteorder not in ("=", "|"):
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return arr
-
-
-def _rows(mask, limit=5):
-    rows = np.flatnonzero(mask)
-    shown = ", ".join(str(r) for r in rows[:limit])
-    more = ", ..." if len(rows) > limit else ""
-    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
-
-
-def _show(value):
-    """``repr`` of a label or value, numpy scalars shown as Python ones (``2``, not
-    ``np.int64(2)``)."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
-
-
 def split_X(est, X, *, reset):
     """Return ``(labels or None, float covariates, covariate names)``.
 
@@ -94,7 +56,7 @@ def split_X(est, X, *, reset):
     """
     if X is None:
         raise ValueError(f"{type(est).__name__} needs X; got None.")
-    X = as_pandas(X)
+    X = as_pandas(X, "X")
     if sp.issparse(X):
         raise TypeError(
             "sparse input is not supported: X holds a group column and "
@@ -133,7 +95,7 @@ def split_X(est, X, *, reset):
     else:
         if not isinstance(group, Integral):
             raise ValueError(
-                f"group={group!r} names a column, but X is an array without "
+                f"group={_show(group)} names a column, but X is an array without "
                 "column names: pass a DataFrame, or give group as an integer "
                 "column position. If X comes from a transformer (a "
                 "ColumnTransformer, a Pipeline), call .set_output(transform="
@@ -145,6 +107,7 @@ def split_X(est, X, *, reset):
             )
         g = group % arr.shape[1]
         labels = arr[:, g]
+        check_label_types(labels, f"at position {g}")
         rest = np.delete(arr, g, axis=1)
         names = [str(j) for j in range(arr.shape[1]) if j != g]
     return labels, _to_float(rest, names), names
@@ -153,7 +116,7 @@ def split_X(est, X, *, reset):
 def _check_unique_columns(X):
     cols = list(X.columns)
     if len(set(map(repr, cols))) != len(cols):
-        dup = sorted({repr(c) for c in cols if cols.count(c) > 1})
+        dup = sorted({_show(c) for c in cols if cols.count(c) > 1})
         raise ValueError(
             f"X has duplicated column names: {', '.join(dup)}; every column "
             "needs its own name."
@@ -172,10 +135,11 @@ def _split_frame(X, group):
             group = cols[group]  # a position, for frames with default column labels
         if group not in cols:
             raise ValueError(
-                f"group column {group!r} is not in X; its columns are "
+                f"group column {_show(group)} is not in X; its columns are "
                 f"{[str(c) for c in cols]}." + _transformer_hint(group, cols)
             )
         labels = native(X[group].to_numpy())
+        check_label_types(labels, _show(group))
         if len(cols) == 1:  # the group alone: no covariates (skip pandas' copy)
             return labels, np.empty((len(X), 0)), []
         X = X.iloc[:, [j for j, c in enumerate(cols) if c != group]]
@@ -183,14 +147,14 @@ def _split_frame(X, group):
     for name, dtype in X.dtypes.items():
         if pd.api.types.is_complex_dtype(dtype):
             raise TypeError(
-                f"covariate column {name!r} has complex dtype {dtype}; "
+                f"covariate column {_show(name)} has complex dtype {dtype}; "
                 "covariates must be real numbers."
             )
         if not (
             pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
         ):
             raise TypeError(
-                f"covariate column {name!r} has dtype {dtype}; every column "
+                f"covariate column {_show(name)} has dtype {dtype}; every column "
                 "of X other than the group column must be numeric (encode "
                 "categories first, e.g. with OneHotEncoder)."
             )
@@ -240,29 +204,6 @@ def _numeric_objects(X):
     return X.assign(**converted) if converted else X
 
 
-def as_pandas(X):
-    """A DataFrame for any dataframe with column names (polars, pyarrow, ...),
-    through the Arrow stream or the dataframe interchange protocol; other
-    input unchanged. skre depends on neither library."""
-    if isinstance(X, (pd.DataFrame, pd.Series, np.ndarray)) or X is None:
-        return X
-    if hasattr(X, "__arrow_c_stream__") and hasattr(pd.DataFrame, "from_arrow"):
-        frame = pd.DataFrame.from_arrow(X)
-    elif hasattr(X, "to_pandas"):
-        frame = X.to_pandas()
-    elif hasattr(X, "__dataframe__"):
-        frame = pd.api.interchange.from_dataframe(X)
-    else:
-        return X
-    if (
-        isinstance(frame, pd.DataFrame)
-        and frame.shape[1] == 1
-        and not hasattr(X, "columns")
-    ):
-        frame = frame.iloc[:, 0]  # a Series-like (a polars Series, an Arrow array)
-    return frame
-
-
 def _is_number(v):
     try:
         float(v)
@@ -299,35 +240,6 @@ def _to_float(values, names):
     return Z
 
 
-def check_labels(labels):
-    """Reject missing and non-finite group labels, naming the rows."""
-    missing = pd.isna(labels)
-    if labels.dtype.kind == "f":
-        missing = missing | ~np.isfinite(labels)
-    if missing.any():
-        raise ValueError(
-            f"the group column has a missing (NaN/None) or infinite label in "
-            f"{_rows(missing)}; every row needs a group label."
-        )
-
-
-def factorize(labels):
-    """Integer codes and sorted unique labels (appearance order if unsortable)."""
-    check_labels(labels)
-    try:
-        try:
-            codes, uniques = pd.factorize(labels, sort=True)
-        except TypeError as exc:
-            if "unhashable" in str(exc):
-                raise
-            codes, uniques = pd.factorize(labels, sort=False)
-    except TypeError as exc:
-        raise TypeError(
-            f"group labels must be hashable, e.g. strings or numbers: {exc}"
-        ) from exc
-    return codes, np.asarray(uniques, dtype=object if labels.dtype == object else None)
-
-
 def feature_names(X):
     """scikit-learn's ``feature_names_in_`` of ``X``: a pandas frame whose
     column names are all strings directly (sklearn's own check goes through
@@ -347,7 +259,7 @@ def split_y(est, y, *, reset):
         raise ValueError(
             f"{type(est).__name__} requires y to be passed, but the target y is None."
         )
-    y = as_pandas(y)
+    y = as_pandas(y, "y")
     if sp.issparse(y):
         raise TypeError(
             "y is a sparse matrix; pass a dense 1-D array of labels or an (n, 2) "
@@ -451,7 +363,7 @@ def _counts(arr, names):
             missing = pd.isna(arr[:, j])
             if missing.any():
                 raise ValueError(
-                    f"y column {names[j]!r} contains NaN or a missing value "
+                    f"y column {_show(names[j])} contains NaN or a missing value "
                     f"in {_rows(missing)}."
                 )
         try:
@@ -461,7 +373,7 @@ def _counts(arr, names):
                 bad = np.array([not _is_number(v) for v in arr[:, j]], dtype=bool)
                 if bad.any():
                     raise TypeError(
-                        f"y column {names[j]!r} has a non-numeric count "
+                        f"y column {_show(names[j])} has a non-numeric count "
                         f"({_show(arr[:, j][bad][0])}) in {_rows(bad)}; counts "
                         "must be numbers."
                     ) from exc
@@ -471,23 +383,24 @@ def _counts(arr, names):
     for col, name in ((m, names[0]), (n, names[1])):
         if not np.all(np.isfinite(col)):
             raise ValueError(
-                f"y column {name!r} contains NaN or infinity in "
+                f"y column {_show(name)} contains NaN or infinity in "
                 f"{_rows(~np.isfinite(col))}."
             )
         if np.any(col < 0):
             raise ValueError(
-                f"y column {name!r} has negative counts in {_rows(col < 0)}."
+                f"y column {_show(name)} has negative counts in {_rows(col < 0)}."
             )
         frac = col != np.round(col)
         if frac.any():
             raise ValueError(
-                f"y column {name!r} has non-integer counts in {_rows(frac)} "
+                f"y column {_show(name)} has non-integer counts in {_rows(frac)} "
                 f"(e.g. {_show(col[frac][0])}); use sample_weight for weights."
             )
     over = m > n
     if over.any():
         raise ValueError(
-            f"successes exceed trials ({names[0]!r} > {names[1]!r}) in {_rows(over)}."
+            f"successes exceed trials ({_show(names[0])} > {_show(names[1])}) in "
+            f"{_rows(over)}."
         )
     return m, n
 
@@ -496,7 +409,7 @@ def check_sample_weight(sample_weight, n_rows):
     """Frequency weights as a float array: finite, non-negative, not all zero."""
     if sample_weight is None:
         return np.ones(n_rows)
-    w = as_pandas(sample_weight)
+    w = as_pandas(sample_weight, "sample_weight")
     if isinstance(w, (pd.Series, pd.Index)):
         if not (
             pd.api.types.is_numeric_dtype(w.dtype)
@@ -552,6 +465,12 @@ def check_sample_weight(sample_weight, n_rows):
             "as k copies."
         )
     return w
+
+
+def check_scored_trials(total):
+    """A score is a mean per trial: refuse data with no trial of positive weight."""
+    if not total > 0:
+        raise ValueError("score needs at least one trial with positive weight.")
 
 
 def _warn_small_weights(est, w):

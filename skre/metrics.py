@@ -9,7 +9,7 @@ scorer for all of them.
 
 import numpy as np
 
-from ._validation import as_pandas, check_sample_weight, dense_array
+from ._validation import check_sample_weight, check_scored_trials, split_y
 
 __all__ = ["JointLogScore", "joint_log_score"]
 
@@ -143,7 +143,9 @@ class JointLogScore:
         X : array-like or DataFrame of shape (n_samples, n_features)
             As the estimator takes it.
         y : array-like of shape (n_samples,) or (n_samples, 2)
-            Binary labels, or ``[successes, trials]`` counts.
+            Binary labels from the estimator's ``classes_``, or
+            ``[successes, trials]`` counts: whole, finite, non-negative, with
+            successes <= trials, checked as skre's estimators check them.
         sample_weight : array-like of shape (n_samples,), default=None
             Frequency weights.
 
@@ -151,44 +153,46 @@ class JointLogScore:
         -------
         float
             Mean log predictive probability per trial: higher is better, at
-            most 0.
+            most 0. Another classifier's probabilities are clipped below at
+            ``eps`` as ``log_loss`` clips them (so a probability of 0 for an
+            observed outcome costs ``log(eps)``, not ``-inf``).
+
+        Raises
+        ------
+        ValueError
+            For ``y`` that skre's ``score`` refuses (labels not in
+            ``classes_``, negative or non-integer counts, successes > trials,
+            NaN), and when no trial has positive weight (all-zero trials):
+            a mean per trial of no trials has no value.
         """
         if _skre_estimator(estimator):
             if sample_weight is None:
                 return float(estimator.score(X, y))
             return float(estimator.score(X, y, sample_weight=sample_weight))
-        y = dense_array(as_pandas(y), "y")
-        proba = np.asarray(estimator.predict_proba(X), dtype=float)
         classes = np.asarray(estimator.classes_)
         if len(classes) != 2:
             raise ValueError(
                 "joint_log_score is for binary classifiers; the estimator has "
                 f"{len(classes)} classes."
             )
+        # y checked as skre's estimators check it in score: labels of classes_,
+        # or counts with 0 <= successes <= trials, whole and finite
+        successes, trials, _, _ = split_y(estimator, y, reset=False)
+        w = check_sample_weight(sample_weight, len(trials))
+        check_scored_trials(w @ trials)
+        proba = np.asarray(estimator.predict_proba(X), dtype=float)
+        if len(proba) != len(trials):
+            raise ValueError(
+                f"X has {len(proba)} rows but y has {len(trials)}; they must match."
+            )
         with np.errstate(divide="ignore"):
             log_p = np.log(proba)
-        if y.ndim == 2 and y.shape[1] == 2:  # counts: m log p + (n - m) log(1 - p)
-            m, n = y[:, 0].astype(float), y[:, 1].astype(float)
-            ll = _times(m, log_p[:, 1]) + _times(n - m, log_p[:, 0])
-            trials = n
-        else:
-            y = y.ravel()
-            unknown = ~np.isin(y, classes)
-            if unknown.any():
-                raise ValueError(
-                    f"y has labels not in the estimator's classes_ {list(classes)}: "
-                    f"{y[unknown][0]!r}."
-                )
-            ll = log_p[np.arange(len(y)), (y == classes[1]).astype(int)]
-            trials = np.ones(len(y))
-        w = check_sample_weight(sample_weight, len(trials))
-        return float(_times(w, ll).sum() / (w @ trials))
+        from ._base import point_loglik
+
+        # rows independent given X: the per-trial log loss, clipped as log_loss
+        ll = point_loglik(log_p[:, 0], log_p[:, 1], w * successes, w * trials)
+        return float(ll / (w @ trials))
 
 
 #: The scorer instance: ``joint_log_score(estimator, X, y, sample_weight=None)``.
 joint_log_score = JointLogScore()
-
-
-def _times(a, log_p):
-    """``a * log_p`` with ``0 * -inf = 0`` (no trials of an impossible outcome)."""
-    return np.where(a > 0, a * log_p, 0.0)

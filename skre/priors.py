@@ -14,6 +14,8 @@ from numbers import Real
 import numpy as np
 from scipy import special, stats
 
+from ._inputs import _show
+
 __all__ = [
     "Flat",
     "Gamma",
@@ -39,7 +41,7 @@ class _Prior:
         kind = type(self).__name__
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
             raise TypeError(
-                f"{kind}: {name} must be a real number; got {value!r} "
+                f"{kind}: {name} must be a real number; got {_show(value)} "
                 f"({type(value).__name__})."
             )
         value = float(value)

@@ -318,3 +318,75 @@ def test_plot_into_a_file(tmp_path, capsys):
         main(["--plot", str(path)])
     assert info.value.code == 2
     assert "--plot needs a directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rows", ["a,3,10\n", "a,3,10\na,4,12\n"])
+def test_one_group_skips_the_tau_test(tmp_path, capsys, rows):
+    """With one group every simulated table ties with the observed one: the
+    exact test's p-value was its random tie-break (issue 22, item 4)."""
+    path = tmp_path / "one.csv"
+    path.write_text("g,m,n\n" + rows)
+    assert main([str(path), "--successes", "m", "--trials", "n", "--group", "g"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "note: the test of τ = 0 needs at least 2 groups; skipped" in out
+    assert "exact conditional test" not in out and "likelihood ratio" not in out
+    assert "note: cross-validation needs at least 2 groups; skipped" in out
+
+
+def test_exact_test_with_every_simulated_table_tied_is_skipped(tmp_path, capsys):
+    """Four groups of one trial and two successes: every table is a
+    permutation of (1, 1, 0, 0), of the same dispersion, so every simulation
+    ties."""
+    path = tmp_path / "four.csv"
+    path.write_text("g,m,n\na,1,1\nb,1,1\nc,0,1\nd,0,1\n")
+    assert main([str(path), "--successes", "m", "--trials", "n", "--group", "g"]) == 0
+    out = capsys.readouterr().out
+    assert "exact conditional test: skipped, every simulated table ties" in out
+    assert "likelihood ratio" in out  # the large-sample test is still shown
+
+
+def _rare_events(tmp_path, counts):
+    """Binary rows of groups ``{label: (successes, trials)}``."""
+    rows = [(g, int(k < m)) for g, (m, n) in counts.items() for k in range(n)]
+    path = tmp_path / "rare.csv"
+    path.write_text("g,y\n" + "".join(f"{g},{t}\n" for g, t in rows))
+    return path, rows
+
+
+def test_fold_with_one_class_is_left_out_of_the_scores(tmp_path, capsys):
+    """Only group e has successes: the fold that holds it out trains on
+    failures alone, which binary labels cannot fit ('y contains only one
+    class' stopped the CLI; issue 22, item 8). It is left out, with a note."""
+    from sklearn.model_selection import GroupKFold
+
+    counts = {"a": (0, 10), "b": (0, 12), "c": (0, 8), "d": (0, 9), "e": (5, 10)}
+    counts["f"] = (0, 7)
+    path, rows = _rare_events(tmp_path, counts)
+    assert main([str(path), "--outcome", "y", "--group", "g", "--folds", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert "Held-out score (2 of 3 GroupKFold folds, mean ± sd" in out
+    assert re.search(
+        r"note: fold \d of 3 not scored: the training groups hold no success", out
+    )
+    # complete pooling's held-out score, by hand: each kept fold's training
+    # proportion p scores m log p + (n - m) log(1 - p) per held-out trial
+    groups = np.array([g for g, _ in rows])
+    y = np.array([t for _, t in rows])
+    folds = []
+    for train, test in GroupKFold(n_splits=3).split(y, y, groups):
+        p = y[train].mean()
+        if 0 < p < 1:
+            folds.append(np.mean(np.where(y[test] == 1, np.log(p), np.log1p(-p))))
+    assert len(folds) == 2
+    assert _scores(out)["complete pooling"] == pytest.approx(np.mean(folds), abs=1e-4)
+
+
+def test_too_few_folds_with_both_classes_skip_cross_validation(tmp_path, capsys):
+    path, _ = _rare_events(tmp_path, {"a": (3, 10), "b": (0, 10)})
+    assert main([str(path), "--outcome", "y", "--group", "g"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "Held-out score" not in out
+    assert "note: fold 1 of 2 not scored" in out or "note: fold 2 of 2" in out
+    assert "note: cross-validation skipped: fewer than 2 folds" in out

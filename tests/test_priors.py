@@ -114,6 +114,9 @@ def test_half_cauchy_mode_in_tau_stays_at_a_boundary(reference_data):
     assert m.tau_ == 0.0
 
 
+@pytest.mark.filterwarnings(
+    "ignore::skre.exceptions.GroupLabelWarning"
+)  # new groups named by strings after integer batches, on purpose
 def test_group_prior_at_the_multilevel_estimates_gives_its_conditional_modes(rats):
     m4 = MultilevelBinomial(group="batch").fit(*rats)
     prior = Normal(m4.intercept_, m4.tau_)

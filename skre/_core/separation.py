@@ -64,3 +64,16 @@ def separates(Z, successes, trials, codes=None, n_groups=1):
     if res.status != 0:
         return None
     return bool(-res.fun > 1e-7 * max(1.0, np.sqrt(len(rows))))
+
+
+def separated(data, eta, codes=None, n_groups=1):
+    """Whether the covariates of the collapsed rows ``data`` separate the
+    outcomes: False when no fitted logit ``eta`` is beyond +-30 (no
+    probability within 1e-13 of 0 or 1: a fit that stopped short of infinite
+    slopes would have one), else the linear program's answer
+    (:func:`separates`; None for data too large)."""
+    if len(eta) and np.max(np.abs(eta)) <= 30.0:  # one pass when none is extreme
+        return False
+    if not np.any(np.abs(eta[np.isfinite(eta)]) > 30.0):
+        return False
+    return separates(data.Z, data.successes, data.trials, codes, n_groups)
