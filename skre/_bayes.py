@@ -38,6 +38,7 @@ from ._core.hyperpost import (
 )
 from ._core.multilevel import MAX_LOG_TAU, negative_loglik
 from ._core.population import LogitNormalMixture
+from ._inputs import _show
 from ._multilevel_fit import MultilevelFit
 from .exceptions import QuadratureWarning, warn
 
@@ -256,7 +257,7 @@ class BayesFit(MultilevelFit):
         """``(values, density)`` of one parameter's marginal posterior."""
         names = ["intercept", *map(str, self.design.covariates), "tau"]
         if name not in names:
-            raise ValueError(f"parameter must be one of {names}; got {name!r}.")
+            raise ValueError(f"parameter must be one of {names}; got {_show(name)}.")
         k = names.index(name)
         post = self.hyper
         cov = post.chol @ post.chol.T
@@ -268,7 +269,9 @@ class BayesFit(MultilevelFit):
             return np.exp(log_tau), dens / np.exp(log_tau)
         c = self.fixed_map()[:, self.free][k]
         if not np.any(c):
-            raise ValueError(f"covariate {name!r} is aliased: it has no posterior.")
+            raise ValueError(
+                f"covariate {_show(name)} is aliased: it has no posterior."
+            )
         centre, sd = float(c @ post.mode), float(np.sqrt(c @ cov @ c))
         grid = centre + sd * np.linspace(-7.0, 7.0, 161)
         dens = CoefficientMarginal(post, c).density(grid)

@@ -540,6 +540,16 @@ NUMPY_SCALAR_MESSAGES = {
         lambda: MultilevelBinomial(group=np.str_("g")).set_params(group__x=1),
         "group is 'g', which has no argument 'x'",
     ),
+    "population": (
+        lambda: __import__("skre").LogitNormal(np.float64(np.nan), np.float64(1.0)),
+        "got loc=nan, scale=1.0",
+    ),
+    "display level": (
+        lambda: __import__("skre.plotting._base").plotting._base.check_level(
+            np.float64(1.5)
+        ),
+        "got 1.5",
+    ),
     "merged labels": (
         lambda: NoPoolingBinomial(group="g").fit(
             pd.DataFrame({"g": np.array([np.True_, np.int64(1)], dtype=object)}),

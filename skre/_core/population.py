@@ -8,6 +8,11 @@ from .quadrature import marginal_mean
 from .rules import normal_rule
 
 
+def _plain(value):
+    """A numpy scalar as the Python number it holds (for messages)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _rng(random_state):
     if isinstance(random_state, np.random.RandomState):
         return random_state
@@ -140,7 +145,7 @@ class LogitNormal(_ThetaDistribution):
         ):
             raise ValueError(
                 f"LogitNormal needs a finite loc and scale >= 0; got "
-                f"loc={loc!r}, scale={scale!r}."
+                f"loc={_plain(loc)!r}, scale={_plain(scale)!r}."
             )
 
     def __repr__(self):

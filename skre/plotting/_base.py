@@ -5,6 +5,8 @@ from numbers import Real
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from .._inputs import _show
+
 INSTALL_HINT = (
     "pip install matplotlib (or, in skre's source tree, pip install '.[plot]')"
 )
@@ -40,7 +42,7 @@ def default_figsize(kind, n_groups=0):
 def check_level(level, name="level"):
     """``level`` as a float in (0, 1)."""
     if isinstance(level, bool) or not isinstance(level, Real) or not 0 < level < 1:
-        raise ValueError(f"{name} must be a number in (0, 1); got {level!r}.")
+        raise ValueError(f"{name} must be a number in (0, 1); got {_show(level)}.")
     return float(level)
 
 
