@@ -11,6 +11,7 @@ partitions kept on the workers (:class:`Part`) and the sums computed on them.
 import copy
 import warnings
 from dataclasses import dataclass, field, replace
+from numbers import Number
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from ._core.grouping import Collapsed, collapse
 from ._core.multilevel import InMemory
 from ._validation import (
     Prepared,
+    _show,
     check_labels,
     check_sample_weight,
     split_X,
@@ -230,6 +232,35 @@ def _merge_moments(a, b):
     return out
 
 
+def _refuse_merged_labels(a, b):
+    """Refuse a boolean group label in one set of partitions next to the
+    number equal to it (``True`` and ``1``, ``False`` and ``0``) in another:
+    concatenating them would merge the two groups in silence, as in memory
+    (see :func:`skre._labels.check_label_types`)."""
+
+    def kinds(labels):
+        found = {}
+        for v in labels:
+            if isinstance(v, (bool, np.bool_)):
+                found.setdefault((int(v), True), v)
+            elif isinstance(v, Number) and v in (0, 1):
+                found.setdefault((int(v), False), v)
+        return found
+
+    ka, kb = kinds(a), kinds(b)
+    for v in (0, 1):
+        for boolean in (True, False):
+            if (v, boolean) in ka and (v, not boolean) in kb:
+                x, y = ka[(v, boolean)], kb[(v, not boolean)]
+                raise ValueError(
+                    f"the group column holds {_show(x)} in one partition and "
+                    f"{_show(y)} in another; Python counts True == 1 and False "
+                    "== 0, so they would be merged into one group. Give the "
+                    "group labels one type (e.g. .astype(str)) to keep them "
+                    "apart."
+                )
+
+
 def merge(a, b):
     """Two summaries as one; ``a``'s partitions come first."""
     if a.n_input == 0:
@@ -241,6 +272,7 @@ def merge(a, b):
         weights_[label] = weights_.get(label, 0.0) + count
     labels = used = None
     if a.labels is not None:
+        _refuse_merged_labels(a.labels, b.labels)
         both = np.concatenate([a.labels, b.labels])
         codes, uniques = pd.factorize(both, sort=False)
         used = np.zeros(len(uniques), dtype=bool)

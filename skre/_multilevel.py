@@ -42,7 +42,9 @@ class MultilevelBinomial(GroupedBinomialMixin):
     ----------
     group : str or int
         Column of X holding group labels (a name for a DataFrame, a position for
-        an array).
+        an array). Labels may be any hashable values, but not booleans next to
+        numbers equal to them (``True`` and ``1``, ``False`` and ``0``: Python
+        counts them equal, so they would merge), which raise ``ValueError``.
     n_quad : int or "auto", default="auto"
         Adaptive Gauss-Hermite nodes per group. An int is a fixed rule (25
         reproduces lme4's ``nAGQ = 25``, 1 is the Laplace approximation);

@@ -376,6 +376,38 @@ def test_auto_nodes_choose_as_in_memory(client):
     )
 
 
+def test_true_and_1_in_different_partitions_are_refused(client):
+    """Group labels True and 1 in different partitions would be merged into
+    one group by the summaries' concatenation; refused as in memory. (By
+    default Dask turns an object column into strings, "True" and "1", which
+    stay apart; the check is for object columns kept as they are.)"""
+    df = pd.DataFrame(
+        {"group": [True, True, 1, 1, 2, 2], "x0": [0.0, 1, 2, 3, 4, 5], "y": [0, 1] * 3}
+    )
+    df["group"] = df["group"].astype(object)
+    with dask.config.set({"dataframe.convert-string": False}):
+        ddf = dd.from_pandas(df, npartitions=3, sort=False)
+    with distributed_fit(), pytest.raises(ValueError, match="True == 1"):
+        NoPoolingBinomial(group="group").fit(ddf[["group", "x0"]], ddf["y"])
+    with pytest.raises(ValueError, match="True == 1"):
+        NoPoolingBinomial(group="group").fit(df[["group", "x0"]], df["y"])
+
+
+def test_partitions_left_empty_by_the_shuffle(client):
+    """Three groups in six partitions: the shuffle into whole groups leaves
+    partitions without rows, which fit as in memory (0.2 failed to reshape
+    an empty covariate block)."""
+    X, y, _ = make_grouped_binomial(
+        3, trials=40, n_features=1, binary=True, tau=1.5, random_state=3
+    )
+    df = X.assign(y=y)
+    ddf = dd.from_pandas(df, npartitions=6, sort=False)
+    a = MultilevelBinomial(group="group").fit(df[["group", "x0"]], df["y"])
+    with distributed_fit():
+        b = MultilevelBinomial(group="group").fit(ddf[["group", "x0"]], ddf["y"])
+    assert_same_fit(a, b)
+
+
 def test_large_data_path_equals_in_memory(client):
     """The staged fit for large data: 6000 groups (past BHHH_GROUPS, so the
     quadrature's Newton steps start from the outer products of the groups'

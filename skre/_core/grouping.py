@@ -119,7 +119,11 @@ def collapse(codes, Z, successes, trials, n_groups, return_inverse=False):
 
 def _collapse(codes, Z, successes, trials, n_groups):
     codes = np.asarray(codes, dtype=np.intp)
-    Z = np.asarray(Z, dtype=float).reshape(len(codes), -1)
+    Z = np.asarray(Z, dtype=float)
+    # (no rows: -1 cannot be inferred from size 0; a shuffled Dask partition
+    # may hold no group)
+    width = Z.shape[1] if Z.ndim == 2 else (0 if Z.size == 0 else -1)
+    Z = Z.reshape(len(codes), width)
     if Z.shape[1] == 0:
         m = np.bincount(codes, successes, minlength=n_groups)
         n = np.bincount(codes, trials, minlength=n_groups)
