@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "referenc
 import exact_glmm
 
 MAX_ROWS = 300_000
-REFERENCE_NODES = 101
+REFERENCE_NODES = 201
 
 
 def draw_design(rng):

@@ -572,6 +572,7 @@ def fit_multilevel_dask(est, engine):
         gtol=est.tol,
         tau_prior=est.tau_prior,
         coef_prior=coef_prior,
+        constant=design.constant,
     )
     fit = MultilevelFit.of(design, res, units, weight, unit, est.tau_prior, coef_prior)
     if isinstance(source, InMemory):

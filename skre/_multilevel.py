@@ -212,6 +212,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
             gtol=self.tol,
             tau_prior=self.tau_prior,
             coef_prior=coef_prior,
+            constant=design.constant,
         )
         fit = MultilevelFit.of(
             design, res, units, weight, unit, self.tau_prior, coef_prior

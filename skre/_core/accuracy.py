@@ -9,8 +9,9 @@ that speaks of what the user sees:
 - the log-likelihood, to ``RTOL_LOGLIK`` of its total;
 - the estimates: each group's score difference, taken through the inverse
   Hessian at the estimate, moves no parameter by more than its share of
-  ``RTOL_PARAMS`` (relative to ``max(1, |value|)`` for the intercept and the
-  standardized slopes, absolute for ``log tau``, i.e. relative in ``tau``).
+  ``RTOL_PARAMS`` (relative to ``max(FLOOR, |value|)`` for the intercept and
+  the standardized slopes, absolute for ``log tau``, i.e. relative in
+  ``tau``).
 
 The second matters on its own: with one binary row per group the
 log-likelihood is so flat in ``tau`` that 25 nodes are within 5e-10 of the
@@ -44,6 +45,9 @@ LARGE_GROUP = 100
 RTOL_LOGLIK = 1e-8
 #: the estimates' share of the target (see the module docstring)
 RTOL_PARAMS = 3e-7
+#: the size below which an intercept or standardized slope is held to an
+#: absolute error of ``RTOL_PARAMS * FLOOR`` instead of a relative one
+FLOOR = 0.01
 
 
 def level_index(counts):
@@ -74,9 +78,10 @@ class Target:
     def at(cls, x, cov, loglik, n_groups, rtol_loglik=RTOL_LOGLIK, rtol=RTOL_PARAMS):
         """The target at the estimate ``x = (beta, b, log tau)`` with ``cov``
         the inverse Hessian of the negative log-likelihood there, the total
-        ``loglik`` and the groups' total weight ``n_groups``."""
+        ``loglik`` (on the scale the user sees: with the binomial constants)
+        and the groups' total weight ``n_groups``."""
         x = np.asarray(x, dtype=float)
-        tol = rtol * np.r_[np.maximum(1.0, np.abs(x[:-1])), 1.0]
+        tol = rtol * np.r_[np.maximum(FLOOR, np.abs(x[:-1])), 1.0]
         share = max(float(n_groups), 1.0)
         allowed = rtol_loglik * max(1.0, abs(float(loglik))) / share
         return cls(allowed, np.asarray(cov, dtype=float) / tol[:, None] * share)

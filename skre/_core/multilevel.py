@@ -106,6 +106,7 @@ def fit_multilevel(
     gtol=1e-9,
     tau_prior=None,
     coef_prior=None,
+    constant=0.0,
 ):
     """Fit ``(beta, b, tau)`` by maximising the AGQ marginal likelihood.
 
@@ -121,8 +122,11 @@ def fit_multilevel(
     until the measurement at the final estimate passes or the groups reach
     the top level. A fixed ``n_quad`` is measured against the next larger
     rule at its estimate. Either measurement is the result's ``check``.
+    ``constant``: the binomial constants of the data, which the accuracy
+    target's log-likelihood includes (the scale of ``loglik_``).
     """
     fitter = _Fitter(source, max_iter, gtol, tau_prior, coef_prior)
+    fitter.constant = constant
     auto = isinstance(n_quad, str)
     rule = LEVELS[level_index(25)] if auto else int(n_quad)
     fitter.small = source.n_rows * rule <= STAGED_WORK
@@ -175,6 +179,7 @@ class _Fitter:
         self.store = None  # the node choice's evaluations, for the first step
         self.pooled = None  # (cp, S, f0) of the boundary decision, once made
         self.small = True
+        self.constant = 0.0
 
     def _start_curvature(self):
         """The start's inverse Hessian, when the optimizer needs it."""
@@ -242,7 +247,8 @@ class _Fitter:
     def target(self, res):
         """The accuracy target at an optimizer result ``res``."""
         cov = np.asarray(res.hess_inv) / self.scale
-        return Target.at(res.x, cov, -res.fun * self.scale, self.scale)
+        loglik = -res.fun * self.scale + self.constant
+        return Target.at(res.x, cov, loglik, self.scale)
 
     def decide_boundary(self, f_opt):
         """tau = 0 is the maximum when the tau^2 score at the complete-pooling

@@ -353,6 +353,7 @@ def minimize_smooth(
     else:
         x, (f, g) = x0, counted(x0)
         hess_inv, n_iter, message = hess_inv0, 0, "Newton steps"
+        judge = None
         if curvature is not None:  # measured along with the first gradient
             hess_inv = curvature(hess_inv0)
         first = np.abs(hess_inv @ g).max() if np.all(np.isfinite(g)) else np.inf
@@ -363,6 +364,12 @@ def minimize_smooth(
             x, f, g, hess_inv, n_iter, message = _bfgs(
                 counted, x, hess_inv0, max_iter, done, (f, g)
             )
+            if curvature is not None:
+                # the curvature measured at each new point judges the step
+                # left too: BFGS's updates can underestimate it (a slope of
+                # 0.007 stopped 1e-8 short), while the outer products can
+                # overestimate it along a flat ridge (one binary row a group)
+                judge = curvature
         else:
             polish = max_iter
     hess_inv = 0.5 * (hess_inv + hess_inv.T)  # scipy wants it exactly symmetric
@@ -374,15 +381,18 @@ def minimize_smooth(
     if stopped:
         return OptimResult(x, f, g, n_iter, n_eval, False, message, hess_inv, True)
     budget = min(polish, max_iter - n_iter) if np.all(np.isfinite(g)) else 0
+    judge = judge if not quasi_newton else None
     for _ in range(0 if blind else max(budget, 0)):
-        if done(g, hess_inv, f):
+        second = None if judge is None else judge(hess_inv)
+        by_first = done(g, hess_inv, f)
+        if by_first and (second is None or done(g, second, f)):
             break
         if measure_hessian:
             H = fd_hessian(counted, x)
             if not np.all(np.isfinite(H)):  # a neighbour beyond MAX_LOG_TAU
                 break
             hess_inv = _positive_definite(H)
-        step = -hess_inv @ g
+        step = -(second if by_first and second is not None else hess_inv) @ g
         slack = 1e-13 * max(1.0, abs(f))  # the objective's rounding
         for _ in range(8):
             f_new, g_new = counted(x + step)
