@@ -181,6 +181,15 @@ def lr_test(restricted, full):
         ``statistic``, ``df``, ``pvalue``, ``null`` and a ``table`` of the two
         models; printing it gives R's ``anova`` table.
 
+    Raises
+    ------
+    ValueError
+        Fits with priors or ``method="bayes"``; fits of different rows (or the
+        same trials as counts and as binary rows); models that are not nested;
+        two multilevel fits with different ``n_quad``; fits to a Dask
+        collection, whose rows the estimator does not keep (fit both to
+        in-memory data to test).
+
     Examples
     --------
     >>> from skre import CompletePoolingBinomial, MultilevelBinomial, lr_test

@@ -82,7 +82,7 @@ def check_nested(restricted, full):
     r, f = restricted._fit_result, full._fit_result
     _check_same_rows(r, f, restricted, full)
     if kinds == ("multilevel", "multilevel"):
-        _check_same_rule(r, f)
+        _check_same_rule(restricted, full)
     r_cell, f_cell, weight = _joint_cells(r.design, f.design)
     r_group = r.design.data.codes[r_cell]
     f_group = f.design.data.codes[f_cell]
@@ -143,30 +143,25 @@ def _check_same_rows(r, f, restricted, full):
     )
 
 
-def _check_same_rule(r, f):
-    """Two multilevel fits must approximate their likelihoods alike."""
-    rules = [_rule(fit) for fit in (r, f)]
-    if None in rules or rules[0] == rules[1]:
+def _check_same_rule(restricted, full):
+    """Two multilevel fits must approximate their likelihoods alike: both
+    the default ``n_quad="auto"`` (each exact to its target), or the same
+    fixed rule."""
+    rules = [est.n_quad for est in (restricted, full)]
+    if rules[0] == rules[1]:
         return
     raise ValueError(
         f"the restricted fit uses {_describe(rules[0])} and the full fit "
         f"{_describe(rules[1])}: their log-likelihoods carry different "
         "approximation errors, which can be as large as the statistic, so their "
         "difference is not a likelihood ratio. Refit both with the same n_quad "
-        "(n_quad=25, or the default 'auto', for both)."
+        "(the default 'auto' is exact)."
     )
 
 
-def _rule(fit):
-    """The node count of a multilevel fit's rule; 'auto' on large data (a node
-    count per group, each checked against 25 nodes) counts as 25."""
-    n_quad = getattr(fit, "n_quad", None)
-    if n_quad is None:
-        return None  # every trial a failure (or a success): no quadrature
-    return 25 if np.ndim(n_quad) else int(n_quad)
-
-
 def _describe(n_quad):
+    if n_quad == "auto":
+        return "the exact fit (n_quad='auto')"
     if n_quad == 1:
         return "the Laplace approximation (n_quad=1)"
     return f"{n_quad}-node adaptive Gauss-Hermite quadrature (n_quad={n_quad})"

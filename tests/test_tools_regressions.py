@@ -496,8 +496,15 @@ def test_lr_test_refuses_unlike_approximations(rats):
     with pytest.raises(ValueError, match=r"Laplace approximation \(n_quad=1\)") as err:
         lr_test(small, MultilevelBinomial(group="batch", n_quad=1).fit(Xd, y))
     assert "same n_quad" in str(err.value)
-    # 'auto' is 25 nodes on small data: accepted against n_quad=25
-    assert lr_test(small, MultilevelBinomial(group="batch").fit(Xd, y)).df == 1
+    # 'auto' (exact, raising nodes where 25 are not enough) against a fixed
+    # rule is refused too; the same setting on both sides is accepted
+    with pytest.raises(ValueError, match=r"exact fit \(n_quad='auto'\)"):
+        lr_test(small, MultilevelBinomial(group="batch").fit(Xd, y))
+    assert (
+        lr_test(small, MultilevelBinomial(group="batch", n_quad=25).fit(Xd, y)).df == 1
+    )
+    auto = MultilevelBinomial(group="batch").fit(X, y)
+    assert lr_test(auto, MultilevelBinomial(group="batch").fit(Xd, y)).df == 1
 
 
 def test_lr_test_refuses_counts_against_binary_rows(rats):
