@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 from scipy.special import log_expit, logsumexp
 
+from ._core.conditional import conditional_quantiles
 from ._core.glm import pooled_objective
 from ._core.grouping import Collapsed, collapse, count_patterns, pooled_rows
 from ._core.multilevel import InMemory, make_log_prior, negative_loglik
@@ -21,7 +22,6 @@ from ._core.population import LogitNormal
 from ._core.quadrature import (
     MarginalLikelihood,
     Posterior,
-    conditional_quantiles,
     quadrature_likelihood,
 )
 from ._core.rules import normal_rule
