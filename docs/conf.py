@@ -180,7 +180,11 @@ plot_apply_rcparams = True
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"skre {release}"
-html_static_path = []
+html_static_path = ["_static"]
+# Formulas render without a network: MathJax 3.2.2 (TeX input, CommonHTML
+# output and its fonts) is shipped in _static/mathjax/ (see README.txt there),
+# instead of Sphinx's default, a CDN that offline readers cannot reach.
+mathjax_path = "mathjax/tex-chtml.js"
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
