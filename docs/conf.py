@@ -82,6 +82,8 @@ autodoc_default_options = {
 }
 _SKLEARN_ROUTING = {"set_fit_request", "set_score_request", "get_metadata_routing"}
 autodoc_typehints = "none"
+# the right sidebar of an API page lists "fit()", not "MultilevelBinomial.fit()"
+toc_object_entries_show_parents = "hide"
 
 # numpydoc renders Parameters/Returns/Attributes and the class method table;
 # types are linked where they resolve (via intersphinx when online).
@@ -185,6 +187,8 @@ html_static_path = ["_static"]
 # output and its fonts) is shipped in _static/mathjax/ (see README.txt there),
 # instead of Sphinx's default, a CDN that offline readers cannot reach.
 mathjax_path = "mathjax/tex-chtml.js"
+# wider text column, wrapped printed output, wrapping right sidebar
+html_css_files = ["skre.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
