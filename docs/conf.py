@@ -48,6 +48,7 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",  # [source] links on the API pages, offline
     "numpydoc",
     "sphinx_copybutton",
     "sphinx_gallery.gen_gallery",
@@ -200,8 +201,13 @@ html_theme_options = {
         "statsmodels": [],
         "glossary": [],
     },
-    # the first five top-level pages in the header; the rest under "More"
-    "header_links_before_dropdown": 5,
+    # the header: Installation, User guide, Examples, Coming from lme4,
+    # Coming from statsmodels, FAQ, API reference (index.rst's toctrees, in
+    # their order); Glossary and the About pages under "More"
+    "header_links_before_dropdown": 7,
+    # room for them: the search is a button in the header's end (Ctrl+K too)
+    "navbar_persistent": [],
+    "navbar_end": ["search-button", "theme-switcher"],
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }
@@ -303,5 +309,36 @@ def _skip_sklearn_routing(app, what, name, obj, skip, options):
     return None
 
 
+def _api_pages_end_in_themselves(app, pagename, templatename, context, doctree):
+    """Keep the generated API pages out of the other pages' prev/next links.
+
+    The API reference's generated pages (one per class or function) sit
+    between the FAQ and the glossary in the reading order, so the glossary's
+    "Previous" was SeparationWarning. A page outside them whose neighbour is
+    one of them points at the API reference's index instead (the index
+    itself still leads into them), and the last of them has no "Next".
+    """
+
+    inside = pagename.startswith("generated/")
+
+    def generated(link):  # links are relative to the page
+        if not link:
+            return False
+        if inside:
+            return not link["link"].startswith("../")
+        return link["link"].startswith("generated/")
+
+    for key in ("prev", "next"):
+        link = context.get(key)
+        if inside and key == "next" and link and not generated(link):
+            context[key] = None
+        elif not inside and pagename != "api" and generated(link):
+            context[key] = {
+                "link": app.builder.get_relative_uri(pagename, "api"),
+                "title": app.env.titles["api"].astext(),
+            }
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_sklearn_routing)
+    app.connect("html-page-context", _api_pages_end_in_themselves)
