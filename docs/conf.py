@@ -4,7 +4,7 @@ Build (from the repository root, after ``pip install ".[docs]"``)::
 
     SKRE_DOCS_OFFLINE=1 python -m sphinx -n -W -b html docs docs/_build/html
 
-``-n`` reports every cross-reference that does not resolve and ``-W`` makes
+and open ``docs/_build/html/index.html``. ``-n`` reports every cross-reference that does not resolve and ``-W`` makes
 that an error, so the build is strict about links. Links into the numpy,
 scipy, pandas, scikit-learn, matplotlib and Python documentation go through
 intersphinx:
@@ -222,6 +222,7 @@ html_sidebars = {
         "glossary",
         "changelog",
         "citing",
+        "contributing",
     )
 }
 html_show_sourcelink = False

@@ -3,7 +3,9 @@
 Checked from the sources, without building anything: the version is written
 once and the changelog matches it; the documentation renders its formulas
 from files it ships (no network) and keeps TeX out of section titles, which
-become the tables of contents.
+become the tables of contents; the README, the install page and
+CONTRIBUTING name one docs output folder, and CONTRIBUTING the commands that
+check a change.
 """
 
 import re
@@ -76,3 +78,32 @@ def test_section_titles_hold_no_tex():
             if underline.match(lines[k]) and title.strip() and ":math:" in title:
                 bad.append(f"{path.relative_to(ROOT)}:{k}: {title}")
     assert not bad, "TeX in section titles (the TOC shows it raw):\n" + "\n".join(bad)
+
+
+def test_one_docs_output_folder():
+    """README, install page, CONTRIBUTING and conf.py build into one folder
+    and say which file to open (the README said docs/_build, install.rst
+    docs/_build/html)."""
+    command = "python -m sphinx -n -W -b html docs docs/_build/html"
+    for name in ("README.md", "docs/install.rst", "CONTRIBUTING.rst", "docs/conf.py"):
+        text = (ROOT / name).read_text()
+        outputs = set(re.findall(r"-b html docs ([\w/.]+)", text))
+        assert outputs == {"docs/_build/html"}, (name, outputs)
+        assert command in text, name
+        assert "docs/_build/html/index.html" in text, name
+
+
+def test_contributing_says_how_to_check_a_change():
+    text = (ROOT / "CONTRIBUTING.rst").read_text()
+    for command in (
+        'python -m pytest -m "not slow"',
+        "python -m pytest\n",
+        "ruff check . && ruff format --check .",
+        '--doctest-glob="*.rst" docs',
+        "benchmarks/README.md",
+        "python benchmarks/bench_fit.py",
+        "python benchmarks/bench_peers.py",
+    ):
+        assert command in text, command
+    # the docs page is the same file
+    assert "include:: ../CONTRIBUTING.rst" in (DOCS / "contributing.rst").read_text()
