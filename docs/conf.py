@@ -4,10 +4,10 @@ Build (from the repository root, after ``pip install ".[docs]"``)::
 
     SKRE_DOCS_OFFLINE=1 python -m sphinx -n -W -b html docs docs/_build/html
 
-and open ``docs/_build/html/index.html``. ``-n`` reports every cross-reference that does not resolve and ``-W`` makes
-that an error, so the build is strict about links. Links into the numpy,
-scipy, pandas, scikit-learn, matplotlib and Python documentation go through
-intersphinx:
+and open ``docs/_build/html/index.html``. ``-n`` reports every cross-reference
+that does not resolve and ``-W`` makes that an error, so the build is strict
+about links. Links into the numpy, scipy, pandas, scikit-learn, matplotlib
+and Python documentation go through intersphinx:
 
 - ``SKRE_DOCS_OFFLINE=1`` uses only the small inventories shipped in
   ``docs/_intersphinx/`` (the targets these pages use) and tries no network
