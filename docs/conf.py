@@ -4,10 +4,10 @@ Build (from the repository root, after ``pip install ".[docs]"``)::
 
     SKRE_DOCS_OFFLINE=1 python -m sphinx -n -W -b html docs docs/_build/html
 
-``-n`` reports every cross-reference that does not resolve and ``-W`` makes
-that an error, so the build is strict about links. Links into the numpy,
-scipy, pandas, scikit-learn, matplotlib and Python documentation go through
-intersphinx:
+and open ``docs/_build/html/index.html``. ``-n`` reports every cross-reference
+that does not resolve and ``-W`` makes that an error, so the build is strict
+about links. Links into the numpy, scipy, pandas, scikit-learn, matplotlib
+and Python documentation go through intersphinx:
 
 - ``SKRE_DOCS_OFFLINE=1`` uses only the small inventories shipped in
   ``docs/_intersphinx/`` (the targets these pages use) and tries no network
@@ -48,6 +48,7 @@ extensions = [
     "sphinx.ext.autosummary",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",  # [source] links on the API pages, offline
     "numpydoc",
     "sphinx_copybutton",
     "sphinx_gallery.gen_gallery",
@@ -82,6 +83,8 @@ autodoc_default_options = {
 }
 _SKLEARN_ROUTING = {"set_fit_request", "set_score_request", "get_metadata_routing"}
 autodoc_typehints = "none"
+# the right sidebar of an API page lists "fit()", not "MultilevelBinomial.fit()"
+toc_object_entries_show_parents = "hide"
 
 # numpydoc renders Parameters/Returns/Attributes and the class method table;
 # types are linked where they resolve (via intersphinx when online).
@@ -180,7 +183,13 @@ plot_apply_rcparams = True
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"skre {release}"
-html_static_path = []
+html_static_path = ["_static"]
+# Formulas render without a network: MathJax 3.2.2 (TeX input, CommonHTML
+# output and its fonts) is shipped in _static/mathjax/ (see README.txt there),
+# instead of Sphinx's default, a CDN that offline readers cannot reach.
+mathjax_path = "mathjax/tex-chtml.js"
+# wider text column, wrapped printed output, wrapping right sidebar
+html_css_files = ["skre.css"]
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
@@ -192,8 +201,13 @@ html_theme_options = {
         "statsmodels": [],
         "glossary": [],
     },
-    # the first five top-level pages in the header; the rest under "More"
-    "header_links_before_dropdown": 5,
+    # the header: Installation, User guide, Examples, Coming from lme4,
+    # Coming from statsmodels, FAQ, API reference (index.rst's toctrees, in
+    # their order); Glossary and the About pages under "More"
+    "header_links_before_dropdown": 7,
+    # room for them: the search is a button in the header's end (Ctrl+K too)
+    "navbar_persistent": [],
+    "navbar_end": ["search-button", "theme-switcher"],
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version", "theme-version"],
 }
@@ -208,6 +222,7 @@ html_sidebars = {
         "glossary",
         "changelog",
         "citing",
+        "contributing",
     )
 }
 html_show_sourcelink = False
@@ -295,5 +310,36 @@ def _skip_sklearn_routing(app, what, name, obj, skip, options):
     return None
 
 
+def _api_pages_end_in_themselves(app, pagename, templatename, context, doctree):
+    """Keep the generated API pages out of the other pages' prev/next links.
+
+    The API reference's generated pages (one per class or function) sit
+    between the FAQ and the glossary in the reading order, so the glossary's
+    "Previous" was SeparationWarning. A page outside them whose neighbour is
+    one of them points at the API reference's index instead (the index
+    itself still leads into them), and the last of them has no "Next".
+    """
+
+    inside = pagename.startswith("generated/")
+
+    def generated(link):  # links are relative to the page
+        if not link:
+            return False
+        if inside:
+            return not link["link"].startswith("../")
+        return link["link"].startswith("generated/")
+
+    for key in ("prev", "next"):
+        link = context.get(key)
+        if inside and key == "next" and link and not generated(link):
+            context[key] = None
+        elif not inside and pagename != "api" and generated(link):
+            context[key] = {
+                "link": app.builder.get_relative_uri(pagename, "api"),
+                "title": app.env.titles["api"].astext(),
+            }
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_sklearn_routing)
+    app.connect("html-page-context", _api_pages_end_in_themselves)

@@ -4,9 +4,10 @@ Comparing and checking the three strategies
 
 Do the rats' batches differ? The likelihood-ratio test of tau = 0, with the
 boundary's null distribution, says yes. Do the fitted models describe the
-data? Randomised quantile residuals are N(0, 1) under the model, so a normal
-QQ plot checks each fit: complete pooling, which ignores the batches, shows
-the over-dispersion that partial pooling absorbs.
+data? Randomised quantile residuals are N(0, 1) under the model at its true
+parameters, and approximately so at the fitted ones, so a normal QQ plot checks
+each fit: complete pooling, which ignores the batches, shows the
+over-dispersion that partial pooling absorbs.
 """
 
 import matplotlib.pyplot as plt

@@ -22,7 +22,7 @@ from skre import MultilevelBinomial, NoPoolingBinomial
 from skre.datasets import load_rats
 from skre.plotting import CaterpillarDisplay, PopulationDisplay, ShrinkageDisplay
 
-X, y = load_rats(return_X_y=True)  # X: column "batch"; y: columns m (tumours), n (rats)
+X, y = load_rats(return_X_y=True)  # X: "batch"; y: m (tumours), n (rats)
 
 m3 = NoPoolingBinomial(group="batch").fit(X, y)
 m4 = MultilevelBinomial(group="batch").fit(X, y)

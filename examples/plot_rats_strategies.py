@@ -25,7 +25,7 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
 from skre.datasets import load_rats
 
-X, y = load_rats(return_X_y=True)  # X: column "batch"; y: columns m (tumours), n (rats)
+X, y = load_rats(return_X_y=True)  # X: "batch"; y: m (tumours), n (rats)
 models = {
     "complete pooling": CompletePoolingBinomial(group="batch"),
     "no pooling (M3)": NoPoolingBinomial(group="batch"),

@@ -15,7 +15,9 @@ from ._core.population import LogitNormal
 from ._multilevel import MultilevelBinomial
 from ._pooling import CompletePoolingBinomial, NoPoolingBinomial
 
-__version__ = "0.1.0"
+# The one place the version is written: pyproject.toml reads it from here
+# (PEP 440; ".dev0" until 0.2.0 is released, see docs/changelog.rst).
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "CompletePoolingBinomial",

@@ -453,6 +453,17 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
     def group_estimates(self, level=0.95):
         """Per-group success probability with an interval.
 
+        ``estimate`` is ``expit(b + x' coef + xi_g)`` at the group's conditional
+        mode of ``xi_g`` (lme4's ``coef``). The interval holds ``level`` of the
+        group's conditional distribution given its data, computed with ``b``,
+        ``coef`` and ``tau`` fixed at their estimates, as if they were known
+        (lme4's ``ranef(condVar = TRUE)`` does the same): it leaves out their
+        sampling uncertainty, so with few groups it is too narrow. A
+        ``method="bayes"`` fit integrates over them instead (posterior means
+        and credible intervals); a boundary fit (``tau_ == 0``) reports
+        complete pooling's interval, which carries the uncertainty of ``b``
+        and the slopes.
+
         Parameters
         ----------
         level : float, default=0.95
@@ -543,12 +554,16 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         normal quantile of a uniform draw between ``P(Y < y)`` and ``P(Y <=
         y)``, with each row's probability integrated over its group's effect:
         over the population ``N(0, tau^2)`` (the default, as DHARMa's
-        unconditional simulations), so that they are N(0, 1) under the model
-        for the data the model was fitted to; with ``conditional=True`` over
-        the group's conditional distribution given the training data (for new
-        rows of known groups; on the training rows themselves these use the
-        data twice and are too small). ``"pearson"`` and ``"deviance"``: the
-        classical ones, at ``predict_proba``.
+        unconditional simulations), or with ``conditional=True`` over the
+        group's conditional distribution given the training data (for new rows
+        of known groups; on the training rows themselves these use the data
+        twice and are too small). At the true parameters the default quantile
+        residuals are exactly N(0, 1), whatever the trials per row (rows of one
+        group are correlated through its effect). At the fitted parameters
+        they are only approximately N(0, 1), because the fit has adapted to
+        these data; a Kolmogorov-Smirnov test against N(0, 1) then rejects
+        less often than its level. ``"pearson"`` and
+        ``"deviance"``: the classical ones, at ``predict_proba``.
 
         Parameters
         ----------

@@ -22,7 +22,8 @@ from .priors import std_normal_prior
 class MultilevelBinomial(GroupedBinomialMixin):
     """Partial pooling: a logistic model with a normal random intercept per group.
 
-    ``logit theta_i = b + x_i' coef + xi_g`` with ``xi_g ~ N(0, tau^2)``, fit by
+    ``logit theta_i = b + x_i' coef + xi_g(i)`` for row ``i`` in group ``g(i)``,
+    with ``xi_g ~ N(0, tau^2)`` independently for each group ``g``, fit by
     maximum likelihood with the group effects integrated out by adaptive
     Gauss-Hermite quadrature (lme4's ``glmer(..., nAGQ = n_quad)``; ``n_quad=1``
     is the Laplace approximation, lme4's default).

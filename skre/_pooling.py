@@ -39,7 +39,8 @@ def _warn_unconverged(est, res, what):
 class CompletePoolingBinomial(GroupedBinomialMixin):
     """Complete pooling: one logistic regression that ignores the groups.
 
-    ``logit theta_i = intercept + x_i' coef``, fit by maximum likelihood (R's
+    ``logit theta_i = intercept + x_i' coef`` for every row ``i``, whatever its
+    group, fit by maximum likelihood (R's
     ``glm(cbind(m, n - m) ~ x, family = binomial)``). With intercept-only data
     every group gets the same probability, total successes / total trials.
 
@@ -276,7 +277,8 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
 class NoPoolingBinomial(GroupedBinomialMixin):
     """No pooling: every group its own intercept, estimated independently.
 
-    ``logit theta_i = alpha_g + x_i' coef`` by maximum likelihood (R's
+    ``logit theta_i = alpha_g(i) + x_i' coef`` for row ``i`` in group ``g(i)``,
+    one free ``alpha_g`` per group ``g``, by maximum likelihood (R's
     ``glm(cbind(m, n - m) ~ 0 + factor(batch) + x, family = binomial)``). With
     intercept-only data each group's estimate is its observed proportion; a
     group with 0 successes gets probability 0 (``alpha_g = -inf``).

@@ -9,6 +9,7 @@ ORDER = [
     "plot_rats_strategies.py",  # the three strategies: start here
     "plot_rats.py",  # shrinkage, the population and a new batch
     "plot_model_checking.py",  # tests of tau = 0 and residual checks
+    "plot_longitudinal.py",  # binary rows with covariates: patients over visits
     "plot_priors_gridsearch.py",  # priors tuned by GridSearchCV
     "plot_bayes.py",  # the full posterior, advanced
 ]

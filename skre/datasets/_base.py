@@ -76,7 +76,8 @@ def make_grouped_binomial(
 ):
     """Simulate grouped binomial data from the multilevel model.
 
-    ``logit theta_i = intercept + x_i' coef + xi_g``, ``xi_g ~ N(0, tau^2)``.
+    ``logit theta_i = intercept + x_i' coef + xi_g(i)`` for row ``i`` in group
+    ``g(i)``, with ``xi_g ~ N(0, tau^2)`` independently for each group ``g``.
 
     Read more in the :ref:`User Guide <priors_gridsearch>`, which simulates ten
     groups whose maximum-likelihood ``tau`` is 0.

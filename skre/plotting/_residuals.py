@@ -23,8 +23,10 @@ class ResidualDisplay:
     """Quantile residuals: a normal QQ plot beside residuals against fitted values.
 
     Randomised quantile residuals (``estimator.residuals(X, y)``) are N(0, 1)
-    when the model is right, whatever the number of trials per row: points
-    on the QQ line and a structureless band around 0 in the second panel.
+    when the model is right and its parameters are the true ones, whatever the
+    number of trials per row; at fitted parameters, which have adapted to the
+    same data, only approximately. A model that fits shows points near the QQ
+    line and a structureless band around 0 in the second panel.
     Curvature in the QQ plot means the spread is wrong (over- or
     under-dispersion); a trend against the fitted probability means the mean
     is wrong (a missing covariate, the wrong link).
@@ -57,7 +59,8 @@ class ResidualDisplay:
         Residuals against fitted probabilities.
     ks_pvalue_ : float
         Kolmogorov-Smirnov test of the residuals against N(0, 1) (meaningful
-        for quantile residuals; shown in the title).
+        for quantile residuals; shown in the title). It takes the fitted
+        parameters as the true ones, so it rejects less often than its level.
     axes_ : ndarray of Axes
         The two panels: the QQ plot and the residuals against fitted values.
     figure_ : Figure
