@@ -400,7 +400,9 @@ def _counts(arr, names):
     if over.any():
         raise ValueError(
             f"successes exceed trials ({_show(names[0])} > {_show(names[1])}) in "
-            f"{_rows(over)}."
+            f"{_rows(over)}. The second column of y counts trials (successes "
+            "+ failures), not failures: R's cbind(successes, failures) is "
+            "[successes, successes + failures] here."
         )
     return m, n
 
