@@ -5,11 +5,14 @@ Expected values come from R (tests/reference/rats_lme4.R, whose JSON holds
 probabilities, never from skre.
 """
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
-from skre import MultilevelBinomial
+from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
 from skre.datasets import load_rats
 
 # Efron and Morris (1975): hits in the first 45 at-bats of the 1970 season
@@ -25,6 +28,47 @@ def _batting():
     return pd.DataFrame({"player": range(len(HITS))}), HITS
 
 
+# -- the R deviance ---------------------------------------------------------------
+def test_residual_deviance_is_r_deviance(rats, reference):
+    """summary() called -2 logLik (343.8) "deviance"; R's summary(glm) reports
+    the residual deviance, 175.01 on 70 degrees of freedom."""
+    X, y = rats
+    s = CompletePoolingBinomial(group="batch").fit(X, y).summary()
+    r = reference("rats_lme4.json")["complete_pooling"]  # R's deviance(glm)
+    assert s.fit["residual deviance"] == pytest.approx(r["deviance"], rel=1e-9)
+    assert s.fit["-2 logLik"] == pytest.approx(-2 * r["loglik"], rel=1e-9)
+    text = str(s)
+    assert "Residual deviance: 175.01  on 70  degrees of freedom" in text
+    assert re.search(r"-2 logLik df.resid\n.* 343\.8 +70\n", text)
+    assert "deviance df.resid" not in text
+
+
+def _saturated(m, n, w=1.0):
+    """log-likelihood of one probability per row, from scipy's binomial pmf."""
+    return float(np.sum(w * stats.binom.logpmf(m, n, np.where(n > 0, m / n, 0))))
+
+
+def test_residual_deviance_of_weighted_and_binary_rows(rats):
+    """Measured from the rows as given, as R does: weight k is the row k times,
+    binary rows have a saturated log-likelihood of 0; and no pooling of one row
+    per batch is the saturated model (R: 5e-10, the glm's stopping point)."""
+    X, y = rats
+    m, n = y["m"].to_numpy(), y["n"].to_numpy()
+    w = np.arange(71) % 3 + 1.0
+    cp = CompletePoolingBinomial(group="batch").fit(X, y, sample_weight=w)
+    expected = 2 * (_saturated(m, n, w) - cp.loglik_)
+    assert cp.summary().fit["residual deviance"] == pytest.approx(expected, rel=1e-10)
+    Xb = X.loc[X.index.repeat(n)].reset_index(drop=True)
+    yb = np.concatenate([np.r_[np.ones(a), np.zeros(b - a)] for a, b in zip(m, n)])
+    binary = CompletePoolingBinomial(group="batch").fit(Xb, yb).summary()
+    assert binary.fit["residual deviance"] == pytest.approx(
+        binary.fit["-2 logLik"], rel=1e-12
+    )
+    npool = NoPoolingBinomial(group="batch").fit(X, y)
+    assert npool.summary().fit["residual deviance"] == pytest.approx(0, abs=1e-8)
+    assert "Residual deviance: 0  on 0  degrees of freedom" in str(npool.summary())
+
+
 # -- R's cbind(successes, failures) habit ---------------------------------------
 def test_failures_for_trials_error_names_the_habit():
     """y = [successes, failures] with fewer failures than successes somewhere:
@@ -37,3 +81,22 @@ def test_failures_for_trials_error_names_the_habit():
     message = str(info.value)
     assert "cbind(successes, failures)" in message
     assert "[successes, successes + failures]" in message
+
+
+def test_summary_says_which_intervals():
+    """Efron-Morris printed tau in (0.0002, 32.6) under 'wald', with no word of
+    what that is or how to get the likelihood-ratio interval."""
+    X, hits = _batting()
+    m = MultilevelBinomial(group="player").fit(X, np.c_[hits, np.full(18, 45)])
+    text = " ".join(str(m.summary()).split())
+    assert "Confidence intervals (95%, Wald, tau's on the log scale" in text
+    assert 'likelihood-ratio intervals: summary(method="profile")' in text
+    profile = " ".join(str(m.summary(method="profile")).split())
+    assert "Confidence intervals (95%, profile likelihood):" in profile
+    # no pooling's shared slopes have Wald intervals only: no hint to a method
+    # it refuses
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"g": np.repeat(np.arange(10), 20), "x": rng.normal(size=200)})
+    npool = NoPoolingBinomial(group="g").fit(X, rng.integers(0, 2, 200))
+    text = " ".join(str(npool.summary()).split())
+    assert "Confidence intervals (95%, Wald):" in text and "profile" not in text
