@@ -16,6 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _get_feature_names, validate_data
 
 from ._core.binomial import log_binom_constant
+from ._group_hint import warn_group_like_columns
 from ._inputs import _rows, _show, as_pandas, dense_array, native
 from ._labels import (  # noqa: F401 (check_labels, factorize: imported from here)
     check_label_types,
@@ -85,7 +86,10 @@ def split_X(est, X, *, reset):
     if not reset:  # (at fit, prepare reads the names once, raising as sklearn does)
         validate_data(est, X, reset=False, skip_check_array=True)
     if frame:
-        return _split_frame(X, group)
+        split = _split_frame(X, group)
+        if reset and group is None:
+            warn_group_like_columns(est, X)
+        return split
     if arr.dtype.kind == "c":
         raise ValueError(
             "Complex data not supported in X: covariates must be real numbers."
@@ -110,7 +114,10 @@ def split_X(est, X, *, reset):
         check_label_types(labels, f"at position {g}")
         rest = np.delete(arr, g, axis=1)
         names = [str(j) for j in range(arr.shape[1]) if j != g]
-    return labels, _to_float(rest, names), names
+    split = labels, _to_float(rest, names, group_hint=group is None), names
+    if reset and group is None:
+        warn_group_like_columns(est, arr)
+    return split
 
 
 def _check_unique_columns(X):
@@ -157,6 +164,7 @@ def _split_frame(X, group):
                 f"covariate column {_show(name)} has dtype {dtype}; every column "
                 "of X other than the group column must be numeric (encode "
                 "categories first, e.g. with OneHotEncoder)."
+                + _group_hint(name, group is None)
             )
     names = [str(c) for c in X.columns]
     Z = (
@@ -204,6 +212,13 @@ def _numeric_objects(X):
     return X.assign(**converted) if converted else X
 
 
+def _group_hint(name, no_group):
+    """Where no group column is set, a column refused as a covariate may be it."""
+    if not no_group:
+        return ""
+    return f" If column {_show(name)} holds group labels, pass group={_show(name)}."
+
+
 def _is_number(v):
     try:
         float(v)
@@ -212,7 +227,7 @@ def _is_number(v):
     return True
 
 
-def _to_float(values, names):
+def _to_float(values, names, group_hint=False):
     try:
         Z = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -228,6 +243,7 @@ def _to_float(values, names):
                     f"({_show(example)}) in {_rows(bad)}; every column of X "
                     "other than the group column must be numeric (encode "
                     "categories first, e.g. with OneHotEncoder)."
+                    + _group_hint(int(name) if group_hint else name, group_hint)
                 ) from exc
         raise
     bad = ~np.isfinite(Z)

@@ -6,6 +6,7 @@ probabilities, never from skre.
 """
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from scipy import stats
 
 from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
 from skre.datasets import load_rats
+from skre.exceptions import GroupLabelWarning
 
 # Efron and Morris (1975): hits in the first 45 at-bats of the 1970 season
 HITS = np.array([18, 17, 16, 15, 14, 14, 13, 12, 11, 11, 10, 10, 10, 10, 10, 9, 8, 7])
@@ -100,3 +102,82 @@ def test_summary_says_which_intervals():
     npool = NoPoolingBinomial(group="g").fit(X, rng.integers(0, 2, 200))
     text = " ".join(str(npool.summary()).split())
     assert "Confidence intervals (95%, Wald):" in text and "profile" not in text
+
+
+# -- group= left out ----------------------------------------------------------------
+def test_batch_column_without_group_warns_with_the_fix(rats):
+    """CompletePoolingBinomial().fit(X, y) on the rats fitted the batch number as
+    a slope (~ 1 + batch, intercept -3.80) without a word."""
+    X, y = rats
+    with pytest.warns(GroupLabelWarning, match="looks like group labels") as caught:
+        CompletePoolingBinomial().fit(X, y)
+    message = str(caught[0].message)
+    assert "column 'batch'" in message and "pass group='batch'" in message
+    assert caught[0].filename == __file__  # the user's line, not skre's
+    with pytest.warns(GroupLabelWarning, match=r"column 0 .*pass group=0"):
+        CompletePoolingBinomial().fit(X.to_numpy(), y.to_numpy())
+    # the fix: with group= the column is the groups; as float, a covariate
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GroupLabelWarning)
+        CompletePoolingBinomial(group="batch").fit(X, y)
+        CompletePoolingBinomial().fit(X.astype(float), y)
+
+
+def _herds(n_rows=600, seed=0):
+    """Binary rows of 60 herds (10 animals each), laid out herd by herd."""
+    rng = np.random.default_rng(seed)
+    herd = np.repeat(np.arange(1, 61), n_rows // 60)
+    return pd.DataFrame({"herd": herd, "age": rng.uniform(1, 9, n_rows)}), (
+        rng.integers(0, 2, n_rows)
+    )
+
+
+@pytest.mark.parametrize(
+    "column, warns",
+    [
+        ("patient_id", True),  # named so, in any order
+        ("schoolID", True),
+        ("k", True),  # numbered 1..60, each herd's rows together
+        ("age_years", False),  # 18 to 65: numbers, not labels
+        ("parity", False),  # 0 to 12 in no order: a count
+        ("dose", False),  # 0 to 3: too few values to be numbering groups
+    ],
+)
+def test_which_integer_columns_look_like_labels(column, warns):
+    X, y = _herds()
+    rng = np.random.default_rng(1)
+    values = {
+        "patient_id": rng.permutation(X["herd"].to_numpy()),
+        "schoolID": X["herd"].to_numpy(),
+        "k": X["herd"].to_numpy(),
+        "age_years": np.sort(rng.integers(18, 66, len(X))),
+        "parity": rng.integers(0, 13, len(X)),
+        "dose": np.repeat(np.arange(4), len(X) // 4),
+    }[column]
+    Xc = pd.DataFrame({column: values, "age": X["age"]})
+    if warns:
+        with pytest.warns(GroupLabelWarning, match=f"pass group='{column}'"):
+            CompletePoolingBinomial().fit(Xc, y)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", GroupLabelWarning)
+            CompletePoolingBinomial().fit(Xc, y)
+
+
+def test_string_labels_without_group_name_the_fix():
+    X, y = _herds()
+    X["herd"] = "h" + X["herd"].astype(str)
+    with pytest.raises(TypeError, match=r"If column 'herd' holds group labels, pass "):
+        CompletePoolingBinomial().fit(X, y)
+
+
+def test_binomial_model_covariates_are_taken_as_named():
+    """binomial_model(covariates=[...]) names its covariates: none is taken
+    for labels (the batch number as a covariate is what was asked for)."""
+    from skre import binomial_model
+
+    rats = load_rats().frame
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GroupLabelWarning)
+        fit = binomial_model("m", "n", covariates=["batch"], data=rats)
+    assert list(fit.covariates_) == ["batch"]
