@@ -23,6 +23,7 @@ from ._labels import (  # noqa: F401 (check_labels, factorize: imported from her
     check_labels,
     factorize,
 )
+from ._tool_checks import check_counts_caller
 from .exceptions import SampleWeightWarning, warn
 
 
@@ -284,6 +285,8 @@ def split_y(est, y, *, reset):
     names = list(y.columns) if hasattr(y, "columns") else None
     arr = dense_array(y, "y")
     if arr.ndim == 2 and arr.shape[1] == 2:
+        if reset:  # before the counts' checks: encoded ranks break them
+            check_counts_caller(est)
         m, n = _counts(arr, names or ["successes", "trials"])
         classes = np.array([0, 1]) if reset else est.classes_
         return m, n, classes, False

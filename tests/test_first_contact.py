@@ -181,3 +181,61 @@ def test_binomial_model_covariates_are_taken_as_named():
         warnings.simplefilter("error", GroupLabelWarning)
         fit = binomial_model("m", "n", covariates=["batch"], data=rats)
     assert list(fit.covariates_) == ["batch"]
+
+
+# -- counts where a tool reads y itself --------------------------------------------
+def test_cross_val_predict_on_counts_names_binary_rows(rats):
+    """cross_val_predict(method='predict_proba') label-encodes each column of y:
+    the fits saw ranks, and failed with 'successes exceed trials ... rows 24,
+    32' (rows of ranks)."""
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+
+    X, y = rats
+    cv = {"cv": GroupKFold(5), "groups": X["batch"]}
+    est = MultilevelBinomial(group="batch")
+    for method in ("predict_proba", "decision_function"):
+        with pytest.raises(ValueError, match=r"skre\.binary_rows\(X, y\)"):
+            cross_val_predict(est, X, y, method=method, **cv)
+    # labels are not encoded: counts pass through, as before
+    assert cross_val_predict(est, X, y, **cv).shape == (71,)
+
+
+def test_scorer_reading_counts_names_binary_rows(rats):
+    """scoring='neg_log_loss' on counts gave NaN on every fold, with a warning
+    from log_loss about multi-output targets."""
+    from sklearn.model_selection import GroupKFold, cross_val_score, cross_validate
+
+    from skre import binary_rows
+    from skre.metrics import joint_log_score
+
+    X, y = rats
+    cv = {"cv": GroupKFold(5), "groups": X["batch"]}
+    est = CompletePoolingBinomial(group="batch")
+    message = r"sklearn\.metrics\.log_loss, which reads y.*skre\.binary_rows"
+    with pytest.raises(ValueError, match=message):
+        cross_val_score(est, X, y, scoring="neg_log_loss", error_score="raise", **cv)
+    with pytest.raises(ValueError, match="All the 5 fits failed") as info:
+        cross_val_score(est, X, y, scoring="neg_log_loss", **cv)  # was NaN
+    assert re.search(message, str(info.value))
+    with pytest.raises(ValueError, match=r"roc_auc_score.*binary_rows"):
+        cross_validate(  # several metrics: the first that reads y is named
+            est, X, y, scoring=["roc_auc", "accuracy"], error_score="raise", **cv
+        )
+    # skre's own scores take counts
+    own = cross_val_score(est, X, y, **cv)
+    assert np.all(np.isfinite(own))
+    np.testing.assert_array_equal(
+        cross_val_score(est, X, y, scoring=joint_log_score, **cv), own
+    )
+    # and binary rows are what the message says: finite per-row log losses
+    Xb, yb, wb = binary_rows(X, y)
+    scores = cross_val_score(
+        est,
+        Xb,
+        yb,
+        scoring="neg_log_loss",
+        cv=GroupKFold(5),
+        groups=Xb["batch"],
+        params={"sample_weight": wb},
+    )
+    assert np.all(np.isfinite(scores))
