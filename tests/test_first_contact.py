@@ -239,3 +239,44 @@ def test_scorer_reading_counts_names_binary_rows(rats):
         params={"sample_weight": wb},
     )
     assert np.all(np.isfinite(scores))
+
+
+# -- same data, different held-out scores ----------------------------------------
+def test_counts_and_binary_rows_score_alike_on_the_same_folds(rats):
+    """The docs showed -0.4195 for counts and -0.4201 for binary rows: the fits
+    are identical, GroupKFold's folds are not (it balances rows, and binary_rows
+    gives a batch one or two). Folds by label alone give one score."""
+    import sklearn
+    from sklearn.model_selection import GroupKFold, cross_val_score, cross_validate
+
+    from skre import binary_rows
+    from skre.metrics import joint_log_score
+
+    X, y = rats
+    Xb, yb, wb = binary_rows(X, y)
+
+    def folds(cv, frame):
+        labels = frame["batch"].to_numpy()
+        return [set(labels[test]) for _, test in cv.split(frame, groups=labels)]
+
+    assert folds(GroupKFold(5), X) != folds(GroupKFold(5), Xb)
+    same = GroupKFold(5, shuffle=True, random_state=0)
+    assert folds(same, X) == folds(same, Xb)
+    counts = cross_val_score(
+        MultilevelBinomial(group="batch"), X, y, cv=same, groups=X["batch"]
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        est = (
+            MultilevelBinomial(group="batch")
+            .set_fit_request(sample_weight=True)
+            .set_score_request(sample_weight=True)
+        )
+        rows = cross_validate(
+            est,
+            Xb,
+            yb,
+            cv=same,
+            params={"sample_weight": wb, "groups": Xb["batch"]},
+            scoring=joint_log_score.set_score_request(sample_weight=True),
+        )["test_score"]
+    np.testing.assert_allclose(rows, counts, rtol=1e-7)
