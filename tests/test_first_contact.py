@@ -30,6 +30,18 @@ def _batting():
     return pd.DataFrame({"player": range(len(HITS))}), HITS
 
 
+# -- the n_quad loop of the likelihood page -----------------------------------------
+def test_fixed_rules_on_rats_do_not_warn(rats):
+    """docs/user_guide/likelihood.rst fits n_quad = 2, 3, 5 on the rats: three
+    QuadratureWarnings were printed there, blaming 'one binary trial per group'
+    on batches of 10-52 rats. The page shows none, so none may be raised."""
+    X, y = rats
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # skre's categories
+        for k in (1, 2, 3, 5, 10, 25):
+            MultilevelBinomial(group="batch", n_quad=k).fit(X, y)
+
+
 # -- the R deviance ---------------------------------------------------------------
 def test_residual_deviance_is_r_deviance(rats, reference):
     """summary() called -2 logLik (343.8) "deviance"; R's summary(glm) reports
