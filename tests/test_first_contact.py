@@ -292,3 +292,20 @@ def test_counts_and_binary_rows_score_alike_on_the_same_folds(rats):
             scoring=joint_log_score.set_score_request(sample_weight=True),
         )["test_score"]
     np.testing.assert_allclose(rows, counts, rtol=1e-7)
+
+
+# -- a quiet test suite ------------------------------------------------------------
+def test_every_skre_warning_is_an_error_in_the_tests(request):
+    """The root conftest.py makes each warning skre raises an error in the
+    suite, so a test must assert it (pytest.warns) or filter it with a reason:
+    a passing quick run printed 91 warnings that no test asserted."""
+    import skre.exceptions
+
+    rules = [
+        arg for mark in request.node.iter_markers("filterwarnings") for arg in mark.args
+    ]
+    for name in skre.exceptions.__all__:
+        category = getattr(skre.exceptions, name)
+        assert f"error::{category.__module__}.{category.__qualname__}" in rules
+        with pytest.raises(category):
+            warnings.warn("unasserted", category, stacklevel=1)
