@@ -49,12 +49,14 @@ class Prepared:
     feature_names_in: np.ndarray | None = None  # fit only, when X has names
 
 
-def split_X(est, X, *, reset):
+def split_X(est, X, *, reset, hint_group=False):
     """Return ``(labels or None, float covariates, covariate names)``.
 
     With ``reset=False`` (predict, score) X is checked against the features
     seen in fit; with ``reset=True`` nothing is checked against, or written to,
-    the estimator.
+    the estimator. ``hint_group``: without a group column, warn about a column
+    that looks like group labels (a fit on the whole data; a Dask partition
+    sees only part of a column).
     """
     if X is None:
         raise ValueError(f"{type(est).__name__} needs X; got None.")
@@ -88,7 +90,7 @@ def split_X(est, X, *, reset):
         validate_data(est, X, reset=False, skip_check_array=True)
     if frame:
         split = _split_frame(X, group)
-        if reset and group is None:
+        if hint_group and group is None:
             warn_group_like_columns(est, X)
         return split
     if arr.dtype.kind == "c":
@@ -116,7 +118,7 @@ def split_X(est, X, *, reset):
         rest = np.delete(arr, g, axis=1)
         names = [str(j) for j in range(arr.shape[1]) if j != g]
     split = labels, _to_float(rest, names, group_hint=group is None), names
-    if reset and group is None:
+    if hint_group and group is None:
         warn_group_like_columns(est, arr)
     return split
 
@@ -512,7 +514,7 @@ def prepare(est, X, y, sample_weight=None, *, reset):
     Reads the estimator's parameters (and, when not ``reset``, what fit
     learnt) and never writes to it.
     """
-    labels, Z, names = split_X(est, X, reset=reset)
+    labels, Z, names = split_X(est, X, reset=reset, hint_group=reset)
     m, n, classes, binary = split_y(est, y, reset=reset)
     if len(m) != len(Z):
         raise ValueError(f"X has {len(Z)} rows but y has {len(m)}; they must match.")
