@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python benchmarks/bench_fit.py            # full run (a few minutes)
-    python benchmarks/bench_fit.py --quick    # rats and 10^4 groups only (smoke test)
+    python benchmarks/bench_fit.py --quick    # rats, 10^4 groups, predict (smoke test)
     python benchmarks/bench_fit.py --no-r     # skip the external lme4 reference
     python benchmarks/bench_fit.py --threads 1  # cap BLAS/OpenMP pools (threadpoolctl)
 
@@ -52,6 +52,9 @@ DEFAULT = "MultilevelBinomial (default n_quad='auto')"
 TARGET_RATS_SECONDS = 5e-3  # rats multilevel fit (default n_quad), median
 TARGET_1E6_GROUPS_SECONDS = 1.0  # intercept-only counts, 10^6 groups
 TARGET_COVARIATE_RATIO = 5.0  # 10^6 x 5 binary rows vs LogisticRegression
+#: predict_proba of 10^5 rows whose labels are nearly all unseen (the bound
+#: tests/test_edge_cases.py held as a wall-clock assert; it now counts calls)
+TARGET_UNSEEN_PREDICT_SECONDS = 2.0
 
 
 def unpenalized_logistic(**kw):
@@ -414,6 +417,42 @@ def case_covariates(rows, repeats):
         rows.append(time_fit(case, name, lambda est=est: est.fit(X, y), repeats))
 
 
+def case_unseen_labels(rows, repeats):
+    """predict_proba, not fit: 10^5 rows, 99.9% of them in groups fit never saw
+    (the multilevel model integrates each over the population)."""
+    case = "predict 10^5, unseen labels"
+    X, y, _ = make_grouped_binomial(20, trials=10, n_features=1, random_state=SEED)
+    rng = np.random.default_rng(SEED)
+    n = 100_000
+    Xp = pd.DataFrame({"group": rng.integers(0, 10**6, n), "x0": rng.normal(size=n)})
+    Xp.loc[:99, "group"] = np.arange(100) % 20  # a few seen groups
+    yw, w = success_failure_rows(y[:, 0], y[:, 1])
+    xw = np.repeat(X[["x0"]].to_numpy(), 2, axis=0)
+    lr = unpenalized_logistic().fit(xw, yw, sample_weight=w)
+    Z = Xp[["x0"]].to_numpy()
+    rows.append(
+        time_fit(
+            case,
+            "LogisticRegression.predict_proba",
+            lambda: lr.predict_proba(Z),
+            repeats,
+            baseline=True,
+            note="baseline: the covariate alone",
+        )
+    )
+    for cls in (CompletePoolingBinomial, NoPoolingBinomial, MultilevelBinomial):
+        est = cls(group="group").fit(X, y)
+        rows.append(
+            time_fit(
+                case,
+                f"{cls.__name__}.predict_proba",
+                lambda est=est: est.predict_proba(Xp),
+                repeats,
+                note="timed: predict_proba, not fit",
+            )
+        )
+
+
 # ---------------------------------------------------------------------------
 # reporting
 # ---------------------------------------------------------------------------
@@ -605,6 +644,17 @@ def check_targets(rows):
             )
         )
 
+    for cls in (CompletePoolingBinomial, NoPoolingBinomial, MultilevelBinomial):
+        r = find("predict 10^5", f"{cls.__name__}.predict_proba")
+        results.append(
+            (
+                f"predict_proba of 10^5 mostly unseen labels, {cls.__name__} <= 2 s",
+                r,
+                lambda r: r.median <= TARGET_UNSEEN_PREDICT_SECONDS,
+                lambda r: fmt_seconds(r.median),
+            )
+        )
+
     for label, r, ok, show in results:
         if r is None:
             print(f"  [not run] {label}")
@@ -617,7 +667,9 @@ def check_targets(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--quick", action="store_true", help="only rats and 10^4 groups (smoke test)"
+        "--quick",
+        action="store_true",
+        help="only rats, 10^4 groups and predict (smoke test)",
     )
     parser.add_argument(
         "--no-r", action="store_true", help="skip the external lme4 (Rscript) reference"
@@ -658,6 +710,7 @@ def run(args):
         rows, repeats=10 if args.quick else 50, run_r=not args.quick and not args.no_r
     )
     case_counts(rows, 10**4, repeats=5 if args.quick else 20)
+    case_unseen_labels(rows, repeats=3 if args.quick else 10)
     if not args.quick:
         case_counts(rows, 10**5, repeats=10)
         case_counts(rows, 10**6, repeats=3)

@@ -1,9 +1,12 @@
 """``binomial_model``: the lecture's one-call interface."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from ._validation import dense_array
+from .exceptions import GroupLabelWarning
 
 
 def binomial_model(
@@ -124,4 +127,10 @@ def binomial_model(
         cls = MultilevelBinomial if multilevel else NoPoolingBinomial
         est = cls(group=name, **params)
     y = np.column_stack([m, n])
-    return est.fit(X, y)
+    if est.group is not None:
+        return est.fit(X, y)
+    with warnings.catch_warnings():  # covariates named as such are not labels
+        warnings.filterwarnings(
+            "ignore", ".*looks like group labels", GroupLabelWarning
+        )
+        return est.fit(X, y)

@@ -4,6 +4,7 @@ import argparse
 import os
 import re
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -44,12 +45,15 @@ tumour data (71 batches of rats)."""
 
 
 def _parser():
+    from . import __version__  # read on use: whatever the package says it is
+
     p = argparse.ArgumentParser(
         prog="skre",
         description=DESCRIPTION,
         epilog="example: skre data.csv --successes m --trials n "
         "--group batch --covariates dose",
     )
+    p.add_argument("--version", action="version", version=f"skre {__version__}")
     p.add_argument(
         "file",
         nargs="?",
@@ -72,7 +76,8 @@ def _parser():
         metavar="COL",
         nargs="+",
         default=[],
-        help="numeric covariate columns (fixed effects); give FILE.csv first",
+        help="numeric covariate columns (fixed effects); FILE.csv may come "
+        "before or after them",
     )
     p.add_argument(
         "--level",
@@ -94,6 +99,20 @@ def _parser():
         "matplotlib",
     )
     return p
+
+
+def _file_after_covariates(args):
+    """``--covariates a b FILE.csv``: argparse gives the list every word up to
+    the next option, FILE included. Without a FILE of its own, a last word that
+    names a CSV (ends in .csv, compressed or not) or an existing file is FILE."""
+    if args.file is None and args.covariates:
+        last = args.covariates[-1]
+        if _CSV.search(last) or Path(last).is_file():
+            args.file, args.covariates = last, args.covariates[:-1]
+    return args
+
+
+_CSV = re.compile(r"\.csv(\.(gz|bz2|zip|xz|zst|tar))?$", re.IGNORECASE)
 
 
 def _check_plot(parser, directory):
@@ -250,9 +269,12 @@ def _cross_validate(src, models, folds):
         which = ", ".join(map(str, lacking))
         what = " or ".join(f"no {w}" for w in sorted(set(lacking.values())))
         notes.append(
-            f"note: fold{'s' if len(lacking) > 1 else ''} {which} of {folds} not "
-            f"scored: the training groups hold {what}, so every model predicts "
-            "the same probability (0 or 1) and the fold cannot tell them apart"
+            _note(
+                f"note: fold{'s' if len(lacking) > 1 else ''} {which} of {folds} "
+                f"not scored: the training groups hold {what}, so every model "
+                "predicts the same probability (0 or 1) and the fold cannot tell "
+                "them apart"
+            )
         )
     kept = [split for k, split in enumerate(splits, 1) if k not in lacking]
     if len(kept) < 2:
@@ -302,10 +324,21 @@ def _recorded(task, where):
                 "noise, so partial pooling = complete pooling"
             )
         else:
-            text = str(w.message).split(". ")[0].rstrip(".")
-            text = text if len(text) <= 150 else text[:149] + "…"
-        lines.append(f"note{where}: {text}")
+            text = " ".join(str(w.message).split())
+        lines.append(_note(f"note{where}: {text}"))
     return result, list(dict.fromkeys(lines))
+
+
+def _note(text):
+    """A note whole, wrapped at 80 columns (a warning's message has its reason
+    and its remedy after the first sentence)."""
+    return textwrap.fill(
+        text,
+        80,
+        subsequent_indent="      ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def _header(src, models):
@@ -323,7 +356,12 @@ def _header(src, models):
 
 
 def _coefs(est):
-    return "".join(f", {name} {c:.3f}" for name, c in zip(est.covariates_, est.coef_))
+    """The slopes; NA (as in summary() and R) for a covariate the fit dropped."""
+    aliased = est._fit_result.design.aliased
+    return "".join(
+        f", {name} {'NA' if dropped else f'{c:.3f}'}"
+        for name, c, dropped in zip(est.covariates_, est.coef_, aliased)
+    )
 
 
 def _model_lines(src, models, level):
@@ -489,7 +527,7 @@ def main(argv=None):
         matplotlib), from ``argparse``.
     """
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = _file_after_covariates(parser.parse_args(argv))
     src = _load(parser, args)
     if args.plot is not None:
         _check_plot(parser, args.plot)

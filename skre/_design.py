@@ -12,6 +12,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+from scipy.special import xlogy
 
 from ._core.grouping import Collapsed, collapse, standardize
 from ._labels import check_label_types, check_labels, factorize
@@ -36,6 +37,10 @@ class Design:
     #: digest of the input rows' weighted successes and trials, in order (see
     #: rows_fingerprint); None where the rows were not seen (Dask)
     fingerprint: str | None = field(default=None, kw_only=True)
+    #: log-likelihood of the saturated model of the input rows as given (each
+    #: row its own probability m / n; constants included), what R's residual
+    #: deviance is measured from; None where the rows were not seen (Dask)
+    saturated: float | None = field(default=None, kw_only=True)
 
     @cached_property
     def group_index(self):
@@ -195,8 +200,23 @@ def build_design(est, rows, *, within_groups=False):
         row_index,
         _row_trials(rows.trials),
         fingerprint=rows_fingerprint(rows.successes, rows.trials),
+        saturated=rows.constant + saturated_kernel(rows),
     )
     return design, Z_unaliased
+
+
+def saturated_kernel(rows):
+    """``sum S log(S/T) + (T-S) log(1 - S/T)`` over the input rows (S, T their
+    weighted successes and trials): the kernel of the model with one
+    probability per row, R's saturated model of the data as given. Binary rows
+    (and count rows at 0/n or n/n) contribute 0, so binary data have 0.
+    """
+    if rows.binary_y:
+        return 0.0
+    S, T = rows.successes, rows.trials
+    some = T > 0
+    S, T = S[some], T[some]
+    return float(np.sum(xlogy(S, S / T) + xlogy(T - S, (T - S) / T)))
 
 
 def rows_fingerprint(successes, trials):

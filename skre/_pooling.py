@@ -51,7 +51,10 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
     group : str, int or None, default=None
         Column of X holding group labels. It is dropped from the model (so this
         estimator is interchangeable with the other two in a Pipeline) but kept
-        for :meth:`group_estimates`. None: every column is a covariate. Labels
+        for :meth:`group_estimates`. None: every column is a covariate, and
+        an integer column that looks like group labels (named ``batch``,
+        ``group``, ``id``, ...; or numbering the rows or groups 1, 2, ...) is
+        fitted as one with a :class:`~skre.exceptions.GroupLabelWarning`. Labels
         may be any hashable values, but not booleans next to numbers equal to
         them (``True`` and ``1``, ``False`` and ``0``: Python counts them
         equal, so they would merge), which raise ``ValueError``.

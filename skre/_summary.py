@@ -133,9 +133,13 @@ class Summary:
         ``tau``, ``tau_sq`` and the interval for ``tau``.
     fit : Series
         ``logLik`` (binomial constants included), ``AIC``, ``BIC``,
-        ``deviance`` (``-2 logLik``, as lme4's summary), ``df.resid``,
-        ``observations``, ``groups``, ``trials``, ``converged``, ``boundary``
-        (multilevel only) and ``iterations``.
+        ``-2 logLik`` (what lme4's summary calls deviance), ``residual
+        deviance`` (``2 (logLik_saturated - logLik)``, R's ``deviance(glm)``
+        and its summary's "Residual deviance", measured from the model with
+        one probability per row as given: binary rows and their counts differ,
+        as in R; NaN for a Dask fit), ``df.resid``, ``observations``,
+        ``groups``, ``trials``, ``converged``, ``boundary`` (multilevel only)
+        and ``iterations``.
     title : str
         The first line: how the model was fit.
     formula : str
@@ -148,6 +152,9 @@ class Summary:
         Coverage of the intervals.
     method : {"wald", "profile"}
         How the intervals were computed.
+    profile : bool
+        Whether the estimator offers ``method="profile"`` (no pooling does
+        not); a Wald table says how to get them.
 
     See Also
     --------
@@ -156,9 +163,11 @@ class Summary:
 
     Notes
     -----
-    ``logLik``, ``AIC``, ``BIC`` and ``deviance`` include the binomial
+    ``logLik``, ``AIC``, ``BIC`` and ``-2 logLik`` include the binomial
     constants, as R's ``glm`` and lme4 with ``nAGQ = 1``; lme4 with
-    ``nAGQ > 1`` drops a constant, so its printed numbers are smaller.
+    ``nAGQ > 1`` drops a constant, so its printed numbers are smaller. The
+    residual deviance does not depend on them; the pooled models print it as
+    R's ``summary(glm)`` does.
 
     Examples
     --------
@@ -171,8 +180,8 @@ class Summary:
      Family: binomial  ( logit )
     Formula: cbind(successes, trials - successes) ~ 1 + (1 | batch)
     <BLANKLINE>
-         AIC      BIC   logLik deviance df.resid
-       319.6    324.1   -157.8    315.6       69
+         AIC      BIC   logLik -2 logLik df.resid
+       319.6    324.1   -157.8     315.6       69
     <BLANKLINE>
     Random effects:
      Groups Name        Variance Std.Dev.
@@ -185,7 +194,8 @@ class Summary:
     ---
     Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1
     <BLANKLINE>
-    Confidence intervals (95%, wald):
+    Confidence intervals (95%, Wald, tau's on the log scale: poor near tau = 0;
+      likelihood-ratio intervals: summary(method="profile")):
                    2.5%   97.5%
     (Intercept) -2.1782 -1.6998
     tau          0.4676  0.9719
@@ -203,12 +213,14 @@ class Summary:
         group_name="group",
         level=0.95,
         method="wald",
+        profile=True,
     ):
         self.fixed_effects = fixed_effects
         self.random_effects = random_effects
         self.fit = fit
         self.title, self.formula, self.notes = title, formula, list(notes)
         self.group_name, self.level, self.method = group_name, level, method
+        self.profile = profile
 
     @classmethod
     def from_estimator(cls, est, level=0.95, method="wald"):
@@ -289,11 +301,16 @@ class Summary:
         title += f" [{type(est).__name__}]"
 
         n_params = est.n_params_
+        saturated = getattr(design, "saturated", None)
         fit = {
             "logLik": est.loglik_,
             "AIC": est.aic_,
             "BIC": est.bic_,
-            "deviance": -2 * est.loglik_ + 0.0,  # never -0.0
+            "-2 logLik": -2 * est.loglik_ + 0.0,  # never -0.0
+            # >= 0 (no model beats one probability per row): rounding is clipped
+            "residual deviance": (
+                np.nan if saturated is None else max(2 * (saturated - est.loglik_), 0)
+            ),
             "df.resid": est.nobs_ - n_params,
             "observations": est.nobs_,
             "groups": len(est.groups_),
@@ -342,6 +359,7 @@ class Summary:
             level=level,
             method=method,
             group_name=None if est.group is None else group,
+            profile=not no_pooling,
         )
 
     # -- text -------------------------------------------------------------------------
@@ -377,23 +395,37 @@ class Summary:
             [f"{v:.4f}" if np.isfinite(v) else _na(v) for v in r] for r in ci.to_numpy()
         ]
         index = ["(Intercept)" if i == "intercept" else i for i in ci.index]
-        return (
-            f"\n\nConfidence intervals ({100 * self.level:g}%, {self.method}):\n"
-            + _text_table(index, list(ci.columns), cells)
+        return f"\n\n{self._ci_heading()}\n" + _text_table(
+            index, list(ci.columns), cells
         )
+
+    def _ci_heading(self):
+        """Which intervals these are, and (for Wald ones) how to get the others."""
+        level = f"{100 * self.level:g}%"
+        if self.method == "profile":
+            return f"Confidence intervals ({level}, profile likelihood):"
+        if self.method != "wald":
+            return f"Confidence intervals ({level}, {self.method}):"
+        text = f"Confidence intervals ({level}, Wald"
+        if self.random_effects is not None:
+            text += ", tau's on the log scale: poor near tau = 0"
+        if self.profile:
+            text += '; likelihood-ratio intervals: summary(method="profile")'
+        return textwrap.fill(text + "):", 80, subsequent_indent="  ")
 
     def __str__(self):
         f = self.fit
-        crit = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+        crit = ["AIC", "BIC", "logLik", "-2 logLik", "df.resid"]
         vals = [f"{f[k]:.1f}" for k in crit[:4]] + [f"{f['df.resid']:g}"]
-        w = max(8, *map(len, vals))
+        widths = [max(8, len(k), len(v)) for k, v in zip(crit, vals)]
         out = [
             textwrap.fill(self.title, 80, subsequent_indent="  "),
             " Family: binomial  ( logit )",
             f"Formula: {self.formula}",
             "",
-            " ".join(k.rjust(w) for k in crit),
-            " ".join(v.rjust(w) for v in vals),
+            " ".join(k.rjust(w) for k, w in zip(crit, widths)),
+            " ".join(v.rjust(w) for v, w in zip(vals, widths)),
+            *self._deviance_lines(),
             "",
         ]
         obs = f"Number of obs: {f['observations']:g}"
@@ -421,6 +453,16 @@ class Summary:
         if self.notes:
             out += [""] + self.notes
         return "\n".join(out)
+
+    def _deviance_lines(self):
+        """R's summary(glm) line, for the models that are glms."""
+        dev = self.fit.get("residual deviance", np.nan)
+        if self.random_effects is not None or not np.isfinite(dev):
+            return []
+        return [
+            f"Residual deviance: {dev:.5g}  on {self.fit['df.resid']:g}  "
+            "degrees of freedom"
+        ]
 
     __repr__ = __str__
 

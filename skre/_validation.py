@@ -16,12 +16,14 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _get_feature_names, validate_data
 
 from ._core.binomial import log_binom_constant
+from ._group_hint import warn_group_like_columns
 from ._inputs import _rows, _show, as_pandas, dense_array, native
 from ._labels import (  # noqa: F401 (check_labels, factorize: imported from here)
     check_label_types,
     check_labels,
     factorize,
 )
+from ._tool_checks import check_counts_caller
 from .exceptions import SampleWeightWarning, warn
 
 
@@ -47,12 +49,14 @@ class Prepared:
     feature_names_in: np.ndarray | None = None  # fit only, when X has names
 
 
-def split_X(est, X, *, reset):
+def split_X(est, X, *, reset, hint_group=False):
     """Return ``(labels or None, float covariates, covariate names)``.
 
     With ``reset=False`` (predict, score) X is checked against the features
     seen in fit; with ``reset=True`` nothing is checked against, or written to,
-    the estimator.
+    the estimator. ``hint_group``: without a group column, warn about a column
+    that looks like group labels (a fit on the whole data; a Dask partition
+    sees only part of a column).
     """
     if X is None:
         raise ValueError(f"{type(est).__name__} needs X; got None.")
@@ -85,7 +89,10 @@ def split_X(est, X, *, reset):
     if not reset:  # (at fit, prepare reads the names once, raising as sklearn does)
         validate_data(est, X, reset=False, skip_check_array=True)
     if frame:
-        return _split_frame(X, group)
+        split = _split_frame(X, group)
+        if hint_group and group is None:
+            warn_group_like_columns(est, X)
+        return split
     if arr.dtype.kind == "c":
         raise ValueError(
             "Complex data not supported in X: covariates must be real numbers."
@@ -110,7 +117,10 @@ def split_X(est, X, *, reset):
         check_label_types(labels, f"at position {g}")
         rest = np.delete(arr, g, axis=1)
         names = [str(j) for j in range(arr.shape[1]) if j != g]
-    return labels, _to_float(rest, names), names
+    split = labels, _to_float(rest, names, group_hint=group is None), names
+    if hint_group and group is None:
+        warn_group_like_columns(est, arr)
+    return split
 
 
 def _check_unique_columns(X):
@@ -157,6 +167,7 @@ def _split_frame(X, group):
                 f"covariate column {_show(name)} has dtype {dtype}; every column "
                 "of X other than the group column must be numeric (encode "
                 "categories first, e.g. with OneHotEncoder)."
+                + _group_hint(name, group is None)
             )
     names = [str(c) for c in X.columns]
     Z = (
@@ -204,6 +215,13 @@ def _numeric_objects(X):
     return X.assign(**converted) if converted else X
 
 
+def _group_hint(name, no_group):
+    """Where no group column is set, a column refused as a covariate may be it."""
+    if not no_group:
+        return ""
+    return f" If column {_show(name)} holds group labels, pass group={_show(name)}."
+
+
 def _is_number(v):
     try:
         float(v)
@@ -212,7 +230,7 @@ def _is_number(v):
     return True
 
 
-def _to_float(values, names):
+def _to_float(values, names, group_hint=False):
     try:
         Z = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -228,6 +246,7 @@ def _to_float(values, names):
                     f"({_show(example)}) in {_rows(bad)}; every column of X "
                     "other than the group column must be numeric (encode "
                     "categories first, e.g. with OneHotEncoder)."
+                    + _group_hint(int(name) if group_hint else name, group_hint)
                 ) from exc
         raise
     bad = ~np.isfinite(Z)
@@ -268,6 +287,8 @@ def split_y(est, y, *, reset):
     names = list(y.columns) if hasattr(y, "columns") else None
     arr = dense_array(y, "y")
     if arr.ndim == 2 and arr.shape[1] == 2:
+        if reset:  # before the counts' checks: encoded ranks break them
+            check_counts_caller(est)
         m, n = _counts(arr, names or ["successes", "trials"])
         classes = np.array([0, 1]) if reset else est.classes_
         return m, n, classes, False
@@ -400,7 +421,9 @@ def _counts(arr, names):
     if over.any():
         raise ValueError(
             f"successes exceed trials ({_show(names[0])} > {_show(names[1])}) in "
-            f"{_rows(over)}."
+            f"{_rows(over)}. The second column of y counts trials (successes "
+            "+ failures), not failures: R's cbind(successes, failures) is "
+            "[successes, successes + failures] here."
         )
     return m, n
 
@@ -491,7 +514,7 @@ def prepare(est, X, y, sample_weight=None, *, reset):
     Reads the estimator's parameters (and, when not ``reset``, what fit
     learnt) and never writes to it.
     """
-    labels, Z, names = split_X(est, X, reset=reset)
+    labels, Z, names = split_X(est, X, reset=reset, hint_group=reset)
     m, n, classes, binary = split_y(est, y, reset=reset)
     if len(m) != len(Z):
         raise ValueError(f"X has {len(Z)} rows but y has {len(m)}; they must match.")

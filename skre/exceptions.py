@@ -49,11 +49,21 @@ class SeparationWarning(UserWarning):
 
 
 class GroupLabelWarning(UserWarning):
-    """Most group labels at predict time are unseen, and of another type.
+    """Group labels are not where, or what, they seem to be.
 
-    Fitting with integer batch ids and predicting with the same ids as
-    strings makes every group new; the predictions are then the estimator's
-    rule for new groups, which is rarely what was meant.
+    - At predict time most group labels are unseen, and of another type:
+      fitting with integer batch ids and predicting with the same ids as
+      strings makes every group new; the predictions are then the estimator's
+      rule for new groups, which is rarely what was meant.
+    - At fit, without ``group=``, an integer column of X looks like group
+      labels, and is fitted as a numeric covariate (complete pooling on the
+      rats gives ``~ 1 + batch``, intercept -3.80, instead of -1.71). A column
+      looks like group labels when a word of its name is one of
+      ``skre._group_hint.LABEL_WORDS`` (``batch``, ``group``, ``id``,
+      ``patient_id``, ...) and it takes at least 3 values, or when its values
+      number rows or groups: every whole number from 0 or 1 up to at least 10,
+      each in one run of consecutive rows. Pass ``group=`` to name the column,
+      or pass a covariate that matches as float.
 
     Read more in :ref:`validation`.
     """

@@ -390,3 +390,52 @@ def test_too_few_folds_with_both_classes_skip_cross_validation(tmp_path, capsys)
     assert err == "" and "Held-out score" not in out
     assert "note: fold 1 of 2 not scored" in out or "note: fold 2 of 2" in out
     assert "note: cross-validation skipped: fewer than 2 folds" in out
+
+
+# -- issue 23 ("First contact"), CLI items ------------------------------------------
+def test_covariates_may_come_before_the_file(rats_csv, capsys):
+    """``--covariates dose FILE.csv``: argparse's list took FILE.csv as a column
+    and the CLI stopped with 'need a CSV FILE'."""
+    path, _ = rats_csv
+    assert main([str(path), *COUNTS, "--covariates", "dose", "--folds", "3"]) == 0
+    after = capsys.readouterr().out
+    assert main(["--covariates", "dose", str(path), *COUNTS, "--folds", "3"]) == 0
+    before = capsys.readouterr().out
+    assert before == after and "covariates: dose" in before
+
+
+def test_dropped_covariate_is_na_and_notes_are_whole(rats_csv, capsys):
+    """A covariate constant within batches is dropped by no pooling: its line
+    said 'dose 0.000' (summary() shows NA), and the note stopped mid-sentence."""
+    path, frame = rats_csv
+    frame["dose"] = frame["lab"] % 3  # one value per batch
+    frame.to_csv(path, index=False)
+    assert main([str(path), *COUNTS, "--covariates", "dose", "--folds", "3"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("no pooling"))
+    assert line.endswith("71 group intercepts, dose NA")
+    complete = next(x for x in out.splitlines() if x.startswith("complete pooling"))
+    assert re.search(r"dose -?\d\.\d{3}$", complete)  # identified there
+    notes = re.findall(r"^note.*?(?=\n\S|\Z)", out, flags=re.M | re.S)
+    assert notes and all(len(x) <= 80 for n in notes for x in n.splitlines())
+    note = " ".join(notes[0].split())
+    assert "…" not in out and note.startswith("note: NoPoolingBinomial: covariate")
+    assert note.endswith(
+        "it is dropped from the fit (coefficient 0). Remove it to silence this warning."
+    )
+
+
+def test_version(capsys):
+    import skre
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"skre {skre.__version__}\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "skre", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout == f"skre {skre.__version__}\n"

@@ -21,6 +21,7 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 
 from skre import CompletePoolingBinomial, MultilevelBinomial, NoPoolingBinomial
 from skre.datasets import load_rats
+from skre.exceptions import BoundaryWarning, SeparationWarning
 from skre.plotting import CaterpillarDisplay, PopulationDisplay, ShrinkageDisplay
 from skre.priors import HalfCauchy
 
@@ -196,8 +197,13 @@ def test_tau_zero_fits_equal_complete_pooling(case):
 @pytest.mark.parametrize("cls", [CP, ML])
 def test_separation(cls):
     X, y = data("separation")
-    with pytest.warns(Warning, match="separate successes from failures"):
+    with pytest.warns(Warning) as caught:
         est = cls(group="g").fit(X, y)
+    # the four groups are identical, so the multilevel tau is 0 as well
+    expected = {SeparationWarning} | ({BoundaryWarning} if cls is ML else set())
+    assert {w.category for w in caught} == expected
+    separation = next(w for w in caught if w.category is SeparationWarning)
+    assert "separate successes from failures" in str(separation.message)
     P = est.predict_proba(X)[:, 1]
     assert np.all((P >= 0) & (P <= 1)) and np.all(np.isfinite(P))
     assert np.all(P[y["m"].to_numpy() == 0] < 1e-6) and np.all(P[y["m"] > 0] > 1 - 1e-6)

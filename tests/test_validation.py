@@ -765,7 +765,7 @@ def test_count_errors_name_column_and_rows(cls):
         cls(group="g").fit(X, bad)
     # many rows: the first five and an ellipsis
     bad = y.assign(m=y["n"] + 1)
-    with pytest.raises(ValueError, match=r"in rows 0, 1, 2, 3, 4, \.\.\.\.$"):
+    with pytest.raises(ValueError, match=r"in rows 0, 1, 2, 3, 4, \.\.\.\. The"):
         cls(group="g").fit(X, bad)
 
 
