@@ -12,6 +12,17 @@ from scipy.optimize import brentq
 
 from .optimize import _positive_definite, minimize_smooth
 
+#: iterations of each constrained minimum: converged profiles take a few to a
+#: few dozen; where the nuisance parameters run off (separation) a solve never
+#: converges, and 200 iterations of line searches that extrapolate there cost
+#: 2,000 evaluations each (two slopes' profile intervals under separation: 28 s)
+INNER_MAX_ITER = 50
+#: how far (in units of the larger of the estimate, 1 and its first step) the
+#: bracket looks for the rise before it calls the end infinite: a profile
+#: still flat there is flat (an intercept under separation); each further
+#: doubling costs a constrained solve that cannot converge
+FLAT = 1e8
+
 
 def profile_bounds(
     fun_grad,
@@ -98,7 +109,12 @@ def _profile_bounds(
 
         def solve(phi0):
             return minimize_smooth(
-                reduced, phi0, hess_inv0=h_inv0, polish=1, measure_hessian=False
+                reduced,
+                phi0,
+                hess_inv0=h_inv0,
+                polish=1,
+                measure_hessian=False,
+                max_iter=INNER_MAX_ITER,
             )
 
         # warm start from the last solved point on this side; a run that did
@@ -127,6 +143,8 @@ def _profile_bounds(
             continue
         inner, step, outer = v_hat, se, None
         for _ in range(60):
+            if step > FLAT * max(1.0, abs(v_hat), se):
+                break  # no rise this far out: a flat profile, the end infinite
             trial = v_hat + side * step
             if side < 0 and trial <= lower_limit:
                 trial = 0.5 * (inner + lower_limit)
