@@ -22,6 +22,7 @@ from ._core.population import LogitNormal
 from ._core.quadrature import (
     MarginalLikelihood,
     Posterior,
+    log_mean_expit,
     quadrature_likelihood,
 )
 from ._core.rules import normal_rule
@@ -57,12 +58,6 @@ def likelihood_units(data):
         count,
         index,
     )
-
-
-def log_mean_expit(eta, tau, sign=1.0):
-    """``log E[expit(sign * (eta + tau Z))]``, Z ~ N(0, 1), in log space."""
-    z, w = normal_rule(64)
-    return logsumexp(np.log(w) + log_expit(sign * (eta[:, None] + tau * z)), axis=1)
 
 
 @dataclass(frozen=True, eq=False)

@@ -74,6 +74,29 @@ def test_toenail_default_is_the_exact_fit():
     assert np.max(est._fit_result.n_quad) > 25
 
 
+def test_new_group_predictions_integrate_the_population_exactly():
+    """A new patient's probability is E[expit(b + x'beta + tau Z)] (scipy's
+    quad), to rounding: 64 Gauss-Hermite nodes were 1.1e-5 off at tau = 4
+    and 1.4% off at tau = 12.8 (issue 22)."""
+    X, y = toenail()
+    est = MultilevelBinomial(group="patient").fit(X, y)
+    new = X.iloc[:7].assign(patient=-1)  # a patient not seen in fit
+    got = est.predict_proba(new)[:, 1]
+    eta = est.intercept_ + new.drop(columns="patient").to_numpy() @ est.coef_
+    for e, p in zip(eta, got):
+        turn = -e / est.tau_
+        expected = integrate.quad(
+            lambda z, e=e: expit(e + est.tau_ * z) * math.exp(-0.5 * z * z),
+            -12,
+            12,
+            points=[turn - 1, turn, turn + 1],
+            epsabs=0,
+            epsrel=1e-13,
+            limit=200,
+        )[0] / math.sqrt(2 * math.pi)
+        assert p == pytest.approx(expected, rel=1e-11)
+
+
 def test_toenail_fixed_rules_equal_lme4():
     """n_quad=25 is lme4's nAGQ = 25 and n_quad=1 its Laplace fit (tight
     tolerances); at the Laplace estimate a 7-node check finds it far off and

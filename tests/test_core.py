@@ -264,6 +264,35 @@ class TestLogitNormal:
         np.testing.assert_array_equal(a, self.pop.rvs(size=20000, random_state=1))
         assert stats.kstest(a, self.pop.cdf).pvalue > 0.01
 
+    @pytest.mark.parametrize(
+        "loc, scale",
+        [(-1.94, 0.67), (-2.0, 5.0), (1.0, 8.0), (-7.78, 11.94), (2.0, 40.0)],
+    )
+    def test_mean_and_variance_for_any_scale(self, loc, scale):
+        """E[expit(loc + scale Z)] against scipy's quad split where the
+        logistic turns (64 Gauss-Hermite nodes gave 0.5004 for 0.5199 at
+        scale 40, and 1.4e-5 off at scale 5: issue 22)."""
+        pop = LogitNormal(loc, scale)
+        turn = -loc / scale
+
+        def moment(k):
+            def f(z):
+                return expit(loc + scale * z) ** k * stats.norm.pdf(z)
+
+            pts = sorted({turn - 5 / scale, turn, turn + 5 / scale})
+            return integrate.quad(
+                f, -12, 12, points=pts, limit=400, epsabs=1e-15, epsrel=1e-13
+            )[0]
+
+        assert pop.mean() == pytest.approx(moment(1), rel=1e-10)
+        assert pop.var() == pytest.approx(moment(2) - moment(1) ** 2, rel=1e-8)
+
+    def test_cdf_outside_the_unit_interval(self):
+        """0 below 0 and 1 above 1, like a frozen scipy distribution (it was
+        NaN)."""
+        np.testing.assert_array_equal(self.pop.cdf([-0.5, 0.0, 1.0, 1.5]), [0, 0, 1, 1])
+        assert np.isnan(self.pop.cdf(np.nan))
+
     def test_point_mass_at_tau_zero(self):
         pop = LogitNormal(-1.0, 0.0)
         assert pop.mean() == pytest.approx(expit(-1.0))

@@ -5,7 +5,7 @@ from scipy import stats
 from scipy.special import expit, logit
 
 from .quadrature import marginal_mean
-from .rules import normal_rule
+from .rules import logistic_normal_rule
 
 
 def _plain(value):
@@ -166,11 +166,15 @@ class LogitNormal(_ThetaDistribution):
         Returns
         -------
         float or ndarray
-            ``Phi((logit x - loc) / scale)``.
+            ``Phi((logit x - loc) / scale)``; 0 below 0 and 1 above 1, as a
+            frozen scipy distribution gives outside its support.
         """
+        x = np.asarray(x, dtype=float)
         if self.scale == 0:
-            return np.where(np.asarray(x) >= expit(self.loc), 1.0, 0.0)[()]
-        return stats.norm.cdf(self._z(x))
+            return np.where(x >= expit(self.loc), 1.0, 0.0)[()]
+        inside = np.clip(x, 0.0, 1.0)
+        with np.errstate(divide="ignore"):
+            return np.where(np.isnan(x), np.nan, stats.norm.cdf(self._z(inside)))[()]
 
     def ppf(self, q):
         """Quantile function: ``expit(loc + scale * Phi^-1(q))``.
@@ -214,7 +218,9 @@ class LogitNormal(_ThetaDistribution):
         Returns
         -------
         float
-            ``E[expit(loc + scale Z)]`` by 64-node Gauss-Hermite quadrature.
+            ``E[expit(loc + scale Z)]`` by the trapezoid rule of
+            :func:`~skre._core.rules.logistic_normal_rule` (exact to rounding
+            however large ``scale``).
         """
         if not np.isfinite(self.loc):  # a point mass at 0 or 1
             return float(expit(self.loc))
@@ -236,11 +242,13 @@ class LogitNormal(_ThetaDistribution):
         Returns
         -------
         float
-            ``E[theta^2] - E[theta]^2`` by Gauss-Hermite quadrature.
+            ``E[theta^2] - E[theta]^2`` by the same rule as :meth:`mean`.
         """
-        z, w = normal_rule(64)
+        if not np.isfinite(self.loc):
+            return 0.0
+        z, log_w = logistic_normal_rule(self.scale)
         vals = expit(self.loc + self.scale * z)
-        return float(w @ vals**2 - self.mean() ** 2)
+        return float(np.exp(log_w) @ vals**2 - self.mean() ** 2)
 
     def rvs(self, size=None, random_state=None):
         """Draw success probabilities of new groups.

@@ -17,13 +17,13 @@ converges to the same point as lme4 for every number of nodes.
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import log_expit, logsumexp
 
 from .binomial import kernel, residual_and_weight
 from .grouping import group_rows, subset_groups
 from .nodepass import AtMode, ModePass, NodePass, row_logsumexp
 from .roots import solve_decreasing
-from .rules import adaptive_rule, normal_rule
+from .rules import adaptive_rule, logistic_normal_rule
 
 LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
@@ -551,8 +551,22 @@ def quadrature_likelihood(data, group_weight, n_nodes):
     return MixedLikelihood(data, group_weight, counts)
 
 
-def marginal_mean(loc, scale, n_quad=64):
-    """``E[expit(loc + scale * Z)]``, Z standard normal, by Gauss-Hermite."""
-    z, w = normal_rule(n_quad)
-    loc = np.asarray(loc, dtype=float)
-    return expit(loc[..., None] + scale * z) @ w
+def marginal_mean(loc, scale):
+    """``E[expit(loc + scale * Z)]``, Z standard normal (see
+    :func:`~skre._core.rules.logistic_normal_rule`), in chunks of ``loc``."""
+    return np.exp(log_mean_expit(loc, scale))
+
+
+def log_mean_expit(eta, scale, sign=1.0, max_elements=2**21):
+    """``log E[expit(sign * (eta + scale Z))]``, Z ~ N(0, 1), in log space,
+    by :func:`~skre._core.rules.logistic_normal_rule`, in chunks of
+    ``max_elements`` values."""
+    z, log_w = logistic_normal_rule(scale)
+    eta = np.asarray(eta, dtype=float)
+    flat = eta.reshape(-1)
+    out = np.empty(len(flat))
+    per = max(1, max_elements // len(z))
+    for i in range(0, len(flat), per):
+        part = flat[i : i + per, None] + scale * z
+        out[i : i + per] = logsumexp(log_w + log_expit(sign * part), axis=1)
+    return out.reshape(eta.shape)

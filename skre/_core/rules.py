@@ -47,3 +47,30 @@ def product_rule(dim, n):
         log_w = np.sum([g.ravel() for g in lw], axis=0)
     nodes.flags.writeable = log_w.flags.writeable = False
     return nodes, log_w
+
+
+@lru_cache(maxsize=32)
+def _logistic_normal_rule(halvings):
+    h = 0.5 / 2.0**halvings
+    k = int(np.ceil(9.5 / h))
+    z = np.arange(-k, k + 1) * h
+    log_w = -0.5 * z * z
+    log_w -= np.log(np.exp(log_w).sum())  # the weights of N(0, 1), summing to 1
+    z.flags.writeable = log_w.flags.writeable = False
+    return z, log_w
+
+
+def logistic_normal_rule(scale):
+    """Nodes ``z`` and log-weights for ``E[f(loc + scale Z)]``, Z ~ N(0, 1),
+    for ``f`` a logistic function of its argument (``expit``, ``log_expit``):
+    the trapezoid rule on ``+-9.5`` with step ``0.5 / 2^k <= 0.5 / scale``.
+
+    Each logistic term has poles at an imaginary distance ``pi / scale`` from
+    the real line (in ``z``), so the rule's error is below ``exp(-2 pi^2 /
+    (step scale)) < 1e-17`` relative, however large ``scale``; a fixed
+    Gauss-Hermite rule is not: 64 nodes put ``E[expit(2 + 40 Z)]`` at 0.5004
+    for 0.5199 (issue 22). 39 nodes for ``scale <= 1``, 153 up to 4, about
+    60 per unit of scale beyond.
+    """
+    halvings = max(0, int(np.ceil(np.log2(max(float(scale), 1.0)))))
+    return _logistic_normal_rule(halvings)
