@@ -17,7 +17,7 @@ converges to the same point as lme4 for every number of nodes.
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import log_expit, logsumexp
+from scipy.special import log_expit
 
 from .binomial import kernel, residual_and_weight
 from .grouping import group_rows, subset_groups
@@ -567,6 +567,9 @@ def log_mean_expit(eta, scale, sign=1.0, max_elements=2**21):
     out = np.empty(len(flat))
     per = max(1, max_elements // len(z))
     for i in range(0, len(flat), per):
-        part = flat[i : i + per, None] + scale * z
-        out[i : i + per] = logsumexp(log_w + log_expit(sign * part), axis=1)
+        a = log_w + log_expit(sign * (flat[i : i + per, None] + scale * z))
+        top = a.max(axis=1)
+        with np.errstate(invalid="ignore"):  # a row of -inf: log 0
+            total = np.exp(a - top[:, None]).sum(axis=1)
+        out[i : i + per] = np.where(np.isfinite(top), top + np.log(total), top)
     return out.reshape(eta.shape)
