@@ -316,3 +316,14 @@ def test_polish_stops_where_its_differences_leave_the_domain():
     res = minimize_smooth(fun_grad, x0, hess_inv0=np.eye(4))
     assert not res.converged and res.x[-1] <= 1.0
     assert np.isfinite(res.fun)
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 3])
+def test_max_iter_message_quotes_the_limit_given(max_iter):
+    """The Newton steps and BFGS share max_iter; the warning quoted BFGS's
+    remainder ("reached max_iter=0" for max_iter=2 on the rats: issue 22)."""
+    from skre.datasets import load_rats
+
+    X, y = load_rats(return_X_y=True)
+    with pytest.warns(ConvergenceWarning, match=f"reached max_iter={max_iter} "):
+        MultilevelBinomial(group="batch", max_iter=max_iter).fit(X, y)

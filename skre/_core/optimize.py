@@ -348,6 +348,8 @@ def minimize_smooth(
                 counted, x, hess_inv0, max_iter - n_iter, done, start, stop
             )
             n_iter += more
+            if message.startswith("reached max_iter"):  # Newton's count too
+                message = f"reached max_iter={max_iter}"
         elif finished == "stopped":
             message = "stopped"
     else:
