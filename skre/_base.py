@@ -577,8 +577,9 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
             Seed of the uniform draws of quantile residuals.
         conditional : bool, default=False
             Integrate quantile residuals over each seen group's conditional
-            distribution instead of the population (multilevel model only;
-            the pooled models have no group effect to integrate).
+            distribution instead of the population. The multilevel model
+            only: the pooled models have no group effect to integrate, so for
+            them both settings give the same residuals.
 
         Returns
         -------

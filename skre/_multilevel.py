@@ -47,8 +47,9 @@ class MultilevelBinomial(GroupedBinomialMixin):
         numbers equal to them (``True`` and ``1``, ``False`` and ``0``: Python
         counts them equal, so they would merge), which raise ``ValueError``.
     n_quad : int or "auto", default="auto"
-        Adaptive Gauss-Hermite nodes per group. An int is a fixed rule (25
-        reproduces lme4's ``nAGQ = 25``, 1 is the Laplace approximation);
+        Adaptive Gauss-Hermite nodes per group. An int from 1 to 100 is a
+        fixed rule (25 reproduces lme4's ``nAGQ = 25``, 1 is the Laplace
+        approximation);
         the fit then compares it at its estimate with a rule of ``2 n_quad +
         1`` nodes (7 for Laplace) and warns with the measured difference when
         an estimate would move by more than 0.1 standard errors.
@@ -434,6 +435,14 @@ class MultilevelBinomial(GroupedBinomialMixin):
         TestResult
             ``statistic``, ``pvalue``, ``null`` (and ``df`` for ``"lrt"``);
             printing it gives a short report.
+
+        Raises
+        ------
+        ValueError
+            On data with no success (or no failure) at all, where the
+            likelihood is flat in tau; ``"lrt"`` and ``"bootstrap"`` on fits
+            with priors or ``method="bayes"``; ``"exact"`` with covariates;
+            ``"exact"`` and ``"bootstrap"`` on fractional trials.
 
         Examples
         --------
