@@ -27,10 +27,10 @@ from ._core.separation import MAX_ROWS
 from ._dask_results import rowless
 from ._design import aliased_columns
 from ._fit_result import degenerate_fit, no_pooling_fit_result, pooled_fit_result
-from ._multilevel import warn_rule
+from ._multilevel import warn_boundary, warn_rule
 from ._multilevel_fit import MultilevelFit, likelihood_units
 from ._pooling import _group_prior, _warn_unconverged
-from .exceptions import BoundaryWarning, warn
+from .exceptions import warn
 from .priors import std_normal_prior
 
 
@@ -73,6 +73,11 @@ class DaskSource:
     @property
     def n_rows(self):
         return self._n_rows
+
+    def max_group_trials(self):
+        """The most trials any group has (whole groups live in one partition)."""
+        sums = self.runner.map(parts_mod.part_group_sums, self.parts)
+        return float(max((n.max() for _, _, n in sums if len(n)), default=0.0))
 
     @property
     def group_weight(self):
@@ -581,15 +586,7 @@ def fit_multilevel_dask(est, engine):
         return fit_bayes(fit, name, est.verbose)
     engine.warn_if_separated(est, res.b, res.beta)
     warn_rule(est, fit, res.check)
-    if res.boundary:
-        warn(
-            f"{name}: the maximum-likelihood tau is 0 (a "
-            "boundary fit): the groups vary no more than binomial noise "
-            "explains, so complete pooling is appropriate and every group "
-            "gets the pooled estimate. A prior on tau keeps it positive if "
-            "you need partial pooling.",
-            BoundaryWarning,
-        )
+    warn_boundary(est, res)
     if not res.converged:
         warn(
             f"{name}: the optimizer did not converge "

@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import GroupedBinomialMixin, Number
 from ._bayes import BayesFit, check_bayes_data, fit_bayes
 from ._core.accuracy import LEVELS
-from ._core.multilevel import InMemory, fit_multilevel
+from ._core.multilevel import UNIDENTIFIED, InMemory, fit_multilevel
 from ._design import build_design
 from ._fit_result import degenerate_fit
 from ._intervals import check_interval_args, check_level
@@ -225,15 +225,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         data = design.data
         self._warn_if_separated(design, res.b + data.Z @ res.beta)
         warn_rule(self, fit, res.check)
-        if res.boundary:
-            warn(
-                f"{type(self).__name__}: the maximum-likelihood tau is 0 (a "
-                "boundary fit): the groups vary no more than binomial noise "
-                "explains, so complete pooling is appropriate and every group "
-                "gets the pooled estimate. A prior on tau keeps it positive if "
-                "you need partial pooling.",
-                BoundaryWarning,
-            )
+        warn_boundary(self, res)
         if not res.converged:
             warn(
                 f"{type(self).__name__}: the optimizer did not converge "
@@ -566,4 +558,28 @@ def warn_rule(est, fit, check):
         f"{loglik + check.d_loglik:.8g} instead of {loglik:.8g}, and {what}. "
         "The default n_quad='auto' raises the nodes until the fit is exact.",
         QuadratureWarning,
+    )
+
+
+def warn_boundary(est, res):
+    """The BoundaryWarning of a fit at tau = 0, with its reason."""
+    name = type(est).__name__
+    if not res.boundary:
+        return
+    if res.message == UNIDENTIFIED:
+        warn(
+            f"{name}: tau is not identified by these data: every group has one "
+            "trial and there are no covariates, so the likelihood depends on b "
+            "and tau only through the mean probability, and tau = 0 (complete "
+            "pooling, returned) fits as well as any. Groups of two or more "
+            "trials identify tau; a tau_prior makes the fit a posterior mode.",
+            BoundaryWarning,
+        )
+        return
+    warn(
+        f"{name}: the maximum-likelihood tau is 0 (a boundary fit): the groups "
+        "vary no more than binomial noise explains, so complete pooling is "
+        "appropriate and every group gets the pooled estimate. A prior on tau "
+        "keeps it positive if you need partial pooling.",
+        BoundaryWarning,
     )

@@ -18,7 +18,7 @@ from scipy import integrate
 from scipy.special import expit, gammaln, log_expit
 
 from skre import MultilevelBinomial
-from skre.exceptions import QuadratureWarning
+from skre.exceptions import BoundaryWarning, QuadratureWarning
 
 REF = Path(__file__).parent / "reference"
 sys.path.insert(0, str(REF))
@@ -195,3 +195,54 @@ def test_auto_warns_where_no_rule_resolves_the_groups():
     )
     assert abs(est.loglik_ - exact) > 1e-3  # the warning is warranted
     assert "may be off by" in str(caught[0].message)
+
+
+BIMODAL = {
+    # (successes, trials) per group: data whose likelihood in tau has a
+    # maximum at (or near) 0 and a higher one far out (issue 22's attack)
+    "score negative, interior higher": ([45, 2, 3], [176, 2, 3]),
+    "four groups": ([3, 19, 0, 0], [3, 50, 5, 1]),
+    "local maximum at 0.15": (
+        [60, 29, 2, 0, 0, 0, 0, 0, 2, 3],
+        [132, 49, 2, 3, 1, 2, 2, 3, 2, 3],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BIMODAL))
+def test_the_higher_of_two_maxima_in_tau(case):
+    """Small data whose likelihood has two maxima in tau: the fit takes the
+    higher, as the independent fit from lme4's start (tau = 1) finds it. 0.2
+    returned tau = 0 (or 0.148) with a BoundaryWarning (or none), a
+    log-likelihood 2.2 (0.9) lower."""
+    m, n = (np.array(v, dtype=float) for v in BIMODAL[case])
+    X = pd.DataFrame({"g": np.arange(len(m))})
+    est = fit_quietly(MultilevelBinomial(group="g"), X, np.c_[m, n])
+    data = exact_glmm.Grouped.of(np.arange(len(m)), np.empty((len(m), 0)), m, n)
+    ref_params, ref_kernel, _ = exact_glmm.fit(
+        data, np.r_[np.log(m.sum() / n.sum()), 1.0]
+    )
+    constant = float(np.sum(gammaln(n + 1) - gammaln(m + 1) - gammaln(n - m + 1)))
+    assert ref_params[-1] > 2.5
+    np.testing.assert_allclose(
+        [est.intercept_, est.tau_], ref_params, rtol=1e-6, atol=1e-7
+    )
+    assert est.loglik_ == pytest.approx(ref_kernel + constant, rel=1e-8)
+
+
+def test_one_trial_per_group_without_covariates_is_not_identified():
+    """One binary row per group and no covariates: the likelihood depends on
+    (b, tau) only through E[expit(b + tau Z)], so tau is not identified. The
+    fit is complete pooling (whose log-likelihood is the closed form), says
+    why, and every interval method works (0.2 returned tau = 0.05, and the
+    profile interval crashed in brentq)."""
+    X = pd.DataFrame({"g": np.arange(100)})
+    y = (np.arange(100) < 19).astype(int)
+    with pytest.warns(BoundaryWarning, match="not identified") as caught:
+        est = MultilevelBinomial(group="g").fit(X, y)
+    assert len(caught) == 1 and est.tau_ == 0.0
+    assert est.intercept_ == pytest.approx(math.log(19 / 81), rel=1e-10)
+    assert est.loglik_ == pytest.approx(19 * math.log(0.19) + 81 * math.log(0.81))
+    profile = est.confint(method="profile")
+    assert profile.loc["tau"].tolist() == [0.0, np.inf]
+    assert np.isnan(est.confint().loc["tau"].iloc[1])

@@ -48,6 +48,14 @@ MAX_LOG_TAU = 10.0
 # quadrature steps start with BFGS instead: the Laplace estimate is then far
 # from the quadrature's (twin pairs: tau 13 against 1.7)
 FAR_STEP = 0.25
+# small fits that end at tau = 0 or below this start again from tau = 2 and
+# keep the better maximum: the likelihood in tau can have two (three groups,
+# 45 of 176, 2 of 2 and 3 of 3: the score at tau = 0 is negative, yet tau =
+# 2.75 is higher by 2.2 in the log-likelihood; lme4 starts at tau = 1)
+SECOND_START_BELOW = 0.5
+SECOND_START_TAU = 2.0
+#: the fit's message when tau cannot be identified
+UNIDENTIFIED = "boundary: tau is not identified (one trial per group and no covariates)"
 # refits n_quad="auto" makes at most, each with more nodes for the groups that
 # fell short of the target at the previous estimate
 MAX_ROUNDS = 6
@@ -134,7 +142,16 @@ def fit_multilevel(
         rule = fitter.stage_counts()
     elif not fitter.small and rule > 1:
         fitter.laplace_stage()
+    if fitter.unidentified():
+        # one trial a group, no covariates: the likelihood depends on (b, tau)
+        # only through the mean probability, so tau = 0 is a maximum as good
+        # as any; complete pooling, and the estimator says why
+        fitter.decide_boundary(np.inf)
+        fitter.message = UNIDENTIFIED
+        return fitter.result(source.likelihood(rule), None, True, rule, None)
     agq, res, boundary = fitter.run(rule, first=True)
+    if fitter.small and (boundary or res.x[-1] < np.log(SECOND_START_BELOW)):
+        agq, res, boundary = fitter.second_start(rule, agq, res, boundary)
     check = None
     if not boundary:
         if auto:
@@ -180,6 +197,31 @@ class _Fitter:
         self.pooled = None  # (cp, S, f0) of the boundary decision, once made
         self.small = True
         self.constant = 0.0
+
+    def unidentified(self):
+        """No covariates, no prior and every group one trial (or less)."""
+        if self.source.n_covariates or self.tau_prior is not None:
+            return False
+        most = getattr(self.source, "max_group_trials", None)
+        return most is not None and most() <= 1.0
+
+    def second_start(self, rule, agq, res, boundary):
+        """Fit again from tau = :data:`SECOND_START_TAU`, keep the higher
+        maximum (see :data:`SECOND_START_BELOW`)."""
+        best = self.pooled[2] if boundary else -res.fun * self.scale
+        tau = SECOND_START_TAU
+        k = np.sqrt(1.0 + 0.346 * tau**2)
+        saved = (self.x0, self.hess_inv0, self.warm, self.n_iter, self.S)
+        self.x0 = np.concatenate([self.beta0 * k, [self.b0 * k, np.log(tau)]])
+        H = self.source.information(self.beta0, self.b0, tau)
+        self.hess_inv0, self.warm = _positive_definite(H) * self.scale, None
+        other, other_res, other_boundary = self.run(rule)
+        if not other_boundary and -other_res.fun * self.scale > best + 1e-9 * max(
+            1.0, abs(best)
+        ):
+            return other, other_res, False
+        self.x0, self.hess_inv0, self.warm, self.n_iter, self.S = saved
+        return agq, res, boundary
 
     def _start_curvature(self):
         """The start's inverse Hessian, when the optimizer needs it."""
@@ -410,7 +452,8 @@ class _Fitter:
             cp = self.pooled[0]
             beta0, b0 = cp.coef, float(cp.intercepts[0])
             params = np.concatenate([beta0, [b0, 0.0]])
-            converged, message = cp.converged, "boundary: tau = 0 (complete pooling)"
+            converged = cp.converged
+            message = getattr(self, "message", "boundary: tau = 0 (complete pooling)")
             self.n_iter += cp.n_iter
         else:
             cp = self.pooled[0] if self.pooled is not None else self.cp_start

@@ -44,6 +44,10 @@ class InMemory:
         """All trials, counted with their groups' multiplicity."""
         return float(self.group_weight @ self.data.group_sum(self.data.trials))
 
+    def max_group_trials(self):
+        """The most trials any group has."""
+        return float(self.data.group_sum(self.data.trials).max())
+
     @property
     def n_rows(self):
         """Rows a likelihood pass evaluates (for the choice to stage the fit)."""
