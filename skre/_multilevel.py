@@ -576,6 +576,16 @@ def warn_boundary(est, res):
             BoundaryWarning,
         )
         return
+    if getattr(est, "tau_prior", None) is not None:
+        warn(
+            f"{name}: the posterior mode of tau is 0 (a boundary fit): with "
+            f"tau_prior={est.tau_prior!r}, whose density does not vanish at 0, "
+            "the groups vary too little to move it, so every group gets the "
+            "pooled estimate. A prior with density 0 at tau = 0 (Gamma(2.5, 0), "
+            "blme's default) keeps tau positive.",
+            BoundaryWarning,
+        )
+        return
     warn(
         f"{name}: the maximum-likelihood tau is 0 (a boundary fit): the groups "
         "vary no more than binomial noise explains, so complete pooling is "
