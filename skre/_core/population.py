@@ -218,9 +218,9 @@ class LogitNormal(_ThetaDistribution):
         Returns
         -------
         float
-            ``E[expit(loc + scale Z)]`` by the trapezoid rule of
-            :func:`~skre._core.rules.logistic_normal_rule` (exact to rounding
-            however large ``scale``).
+            ``E[expit(loc + scale Z)]`` by a trapezoid rule in ``Z`` whose
+            step shrinks with ``scale`` (exact to rounding however large
+            ``scale``).
         """
         if not np.isfinite(self.loc):  # a point mass at 0 or 1
             return float(expit(self.loc))
