@@ -51,7 +51,7 @@ class MultilevelBinomial(GroupedBinomialMixin):
         fixed rule (25 reproduces lme4's ``nAGQ = 25``, 1 is the Laplace
         approximation);
         the fit then compares it at its estimate with a rule of ``2 n_quad +
-        1`` nodes (7 for Laplace) and warns with the measured difference when
+        1`` nodes (3 for Laplace) and warns with the measured difference when
         an estimate would move by more than 0.1 standard errors.
         ``"auto"`` is the exact fit: 25 nodes for every group on small data
         (rows x 25 within 200,000), on larger data each group's count chosen

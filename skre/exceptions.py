@@ -83,7 +83,7 @@ class SampleWeightWarning(UserWarning):
 class QuadratureWarning(UserWarning):
     """The adaptive quadrature is not accurate at the estimate, as measured there.
 
-    With a fixed ``n_quad``: a rule of twice the nodes plus one (7 for the
+    With a fixed ``n_quad``: a rule of twice the nodes plus one (3 for the
     Laplace approximation) moves an estimate by more than 0.1 standard
     errors; ``n_quad="auto"`` (the default) raises the nodes until the fit is
     exact. With ``n_quad="auto"``: even 201 nodes did not meet its target for

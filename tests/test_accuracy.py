@@ -99,7 +99,7 @@ def test_new_group_predictions_integrate_the_population_exactly():
 
 def test_toenail_fixed_rules_equal_lme4():
     """n_quad=25 is lme4's nAGQ = 25 and n_quad=1 its Laplace fit (tight
-    tolerances); at the Laplace estimate a 7-node check finds it far off and
+    tolerances); at the Laplace estimate a 3-node check finds it far off and
     says so in numbers on the loglik_ scale."""
     ref = json.loads((REF / "toenail.json").read_text())["fits"]
     X, y = toenail()
@@ -142,7 +142,7 @@ def test_single_binary_rows_default_is_the_exact_fit():
 def test_fixed_rule_far_off_warns_with_the_measured_cause():
     """Pairs of binary rows with a rare outcome (like the twin data of
     issue 22): Laplace puts tau near 7 where the exact fit has 1.6. An
-    explicit n_quad=1 is the user's choice, but a 7-node check at its
+    explicit n_quad=1 is the user's choice, but a 3-node check at its
     estimate shows how far off it is; the default is exact and quiet."""
     rng = np.random.default_rng(3)
     G = 6000
@@ -154,7 +154,7 @@ def test_fixed_rule_far_off_warns_with_the_measured_cause():
     with pytest.warns(QuadratureWarning, match="standard errors") as caught:
         laplace = MultilevelBinomial(group="g", n_quad=1).fit(X, y)
     assert laplace.tau_ > 5
-    assert "with 7 nodes the log-likelihood here is" in str(caught[0].message)
+    assert "with 3 nodes the log-likelihood here is" in str(caught[0].message)
     est = fit_quietly(MultilevelBinomial(group="g"), X, y)
     start = params_of(est) + np.r_[0.05, -0.05, 0.2]
     # posteriors at least 0.6 wide, logistic terms analytic in a strip of

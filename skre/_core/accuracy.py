@@ -38,11 +38,13 @@ from .quadrature import MarginalLikelihood
 #: about a factor 1.4: binary groups with a large tau converge slowly
 #: (toenail, tau = 4: 51 nodes leave tau 1.6e-5 off, 101 nodes 1e-8)
 LEVELS = (1, 3, 5, 7, 9, 15, 25, 35, 51, 75, 101, 151, 201)
-#: trials from which a group is first tried at 3 nodes (others at 7, which is
-#: as far as most small groups get: starting at 5 cost a level more of work
-#: on 10^5 groups of 10 rows for the same rules): its posterior is close to
-#: normal
+#: trials from which a group's posterior is close enough to normal that a
+#: start gives it LARGE_GROUP_NODES without comparing rules (the fit on them
+#: is measured anyway: on 10^3 groups of 1000 rows, 990 keep 5 nodes and the
+#: comparisons cost a quarter of the fit); other groups are first tried at 7
+#: (as far as most small groups get)
 LARGE_GROUP = 100
+LARGE_GROUP_NODES = 5
 #: the log-likelihood's share of the target, relative to its total
 RTOL_LOGLIK = 1e-8
 #: the estimates' share of the target (see the module docstring)
@@ -58,10 +60,10 @@ def level_index(counts):
 
 
 def start_levels(data):
-    """The first rule each group is tried with: 3 nodes for groups of
-    :data:`LARGE_GROUP` trials or more, 7 for others."""
+    """The first rule each group is tried with: :data:`LARGE_GROUP_NODES`
+    for groups of :data:`LARGE_GROUP` trials or more, 7 for others."""
     large = data.group_sum(data.trials) >= LARGE_GROUP
-    return np.where(large, level_index(3), level_index(7))
+    return np.where(large, level_index(LARGE_GROUP_NODES), level_index(7))
 
 
 @dataclass
@@ -222,6 +224,8 @@ def select_nodes(
         walk.reopen(walk.accept(criterion))
         walk.run(walk.accept(criterion))
     else:  # a start: the smaller rule of the first agreeing pair
+        large = data.group_sum(data.trials) >= LARGE_GROUP
+        walk.settle(large, level_index(LARGE_GROUP_NODES))
         walk.scores = False
         walk.run(walk.accept("loglik"))
     return walk.selection()
@@ -257,19 +261,9 @@ class _Walk:
         self.top = top = len(LEVELS) - 1 if top is None else int(top)
         start = np.broadcast_to(np.asarray(start, dtype=np.intp), (G,))
         self.start = start = np.minimum(start, top)
-        laplace = bool(start.min() == 0)
-        self.known = _known(warm, params, laplace)
-        if self.known is None:
-            self.offset, self.u, self.at = at_the_modes(
-                data, self.weight, params, warm, laplace
-            )
-        else:  # the fit's own last evaluation: its modes, sums and values
-            _, self.u, self.at, _, _ = self.known
-            lik = MarginalLikelihood(data, self.weight, 1)
-            self.offset = lik._offset(params[:-2], params[-2])
-        self.store = store
-        if store is not None:
-            store.update(params=params, u=self.u, at=self.at, levels={})
+        self.laplace = bool(start.min() == 0)
+        self.known = _known(warm, params, self.laplace)
+        self.warm, self.store, self._modes = warm, store, None
         k = len(params)
         self.last_L, self.last_s = np.zeros(G), np.zeros((G, k))
         self.first_L, self.first_s = np.zeros(G), np.zeros((G, k))
@@ -281,6 +275,31 @@ class _Walk:
         self.pending = self.base.copy()  # each group's next level to evaluate
         self.active = np.ones(G, dtype=bool)
         self.scores = True  # False: the log-likelihood alone decides
+
+    @property
+    def modes(self):
+        """``(offset, u, at)``: the modes and their sums, solved on first use
+        (a start whose groups all keep their first rule needs none)."""
+        if self._modes is None:
+            data, params = self.data, self.params
+            if self.known is None:
+                self._modes = at_the_modes(
+                    data, self.weight, params, self.warm, self.laplace
+                )
+            else:  # the fit's own last evaluation: its modes and sums
+                lik = MarginalLikelihood(data, self.weight, 1)
+                offset = lik._offset(params[:-2], params[-2])
+                self._modes = (offset, self.known[1], self.known[2])
+            if self.store is not None:
+                _, u, at = self._modes
+                self.store.update(params=params, u=u, at=at, levels={})
+        return self._modes
+
+    def settle(self, groups, level):
+        """``groups`` keep the rule of index ``level``, not walked."""
+        self.counts[groups] = LEVELS[level]
+        self.start = np.where(groups, level, self.start)
+        self.active &= ~groups
 
     def accept(self, criterion):
         """The per-group test of ``criterion``: ``"loglik"``, the
@@ -311,13 +330,14 @@ class _Walk:
             s[reuse] = self.known[4][need[reuse]]
         if not reuse.all():
             rest = need[~reuse]
+            offset, u, at = self.modes
             L[~reuse], s[~reuse], kept = _evaluate(
                 self.data,
                 self.weight,
                 self.params,
-                self.offset,
-                self.u,
-                self.at,
+                offset,
+                u,
+                at,
                 LEVELS[i],
                 rest,
                 self.scores,
@@ -409,13 +429,19 @@ def compare_rules(data, weight, params, n_quad, reference, warm=None):
     """How a fixed rule of ``n_quad`` nodes differs from ``reference`` nodes
     at ``params``: ``(d_loglik, d_score)``, the reference's log-likelihood
     and score in ``(beta, b, log tau)`` minus the rule's, weighted sums over
-    the groups."""
+    the groups. The rule's values, modes and sums come from ``warm``'s own
+    evaluation when it was at ``params`` with that rule (a fit's last)."""
     params = np.asarray(params, dtype=float)
     weight = np.asarray(weight, dtype=float)
-    laplace = min(n_quad, reference) == 1
-    offset, u, at = at_the_modes(data, weight, params, warm, laplace)
     every = np.arange(data.n_groups)
-    L0, s0, _ = _evaluate(data, weight, params, offset, u, at, n_quad, every)
+    laplace = min(n_quad, reference) == 1
+    known = _known(warm, params, laplace)
+    if known is not None and np.all(known[0] == n_quad):
+        _, u, at, L0, s0 = known
+        offset = MarginalLikelihood(data, weight, 1)._offset(params[:-2], params[-2])
+    else:
+        offset, u, at = at_the_modes(data, weight, params, warm, laplace)
+        L0, s0, _ = _evaluate(data, weight, params, offset, u, at, n_quad, every)
     L1, s1, _ = _evaluate(data, weight, params, offset, u, at, reference, every)
     return float(weight @ (L1 - L0)), weight @ (s1 - s0)
 

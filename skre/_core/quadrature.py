@@ -249,13 +249,16 @@ class MarginalLikelihood:
         """Log marginal likelihood (kernel) at ``params`` with the modes and
         scales of ``posterior`` (another rule's, at the same ``params``: they
         do not depend on the rule), without solving for the modes."""
+        return float(self.group_weight @ self.group_values_at(params, posterior))
+
+    def group_values_at(self, params, posterior):
+        """Each group's log marginal likelihood as :meth:`value_at` takes it."""
         beta, b, tau = params[:-2], params[-2], params[-1]
         if tau == 0.0:  # every rule is exact: the integrand is normal
-            return float(self.group_weight @ posterior.log_marginal)
+            return posterior.log_marginal
         W = (1.0 / posterior.sd**2 - 1.0) / (tau * tau)
         offset = self._offset(beta, b)
-        logm = self._rule(offset, tau, posterior.mode, AtMode(W=W))[-1]
-        return float(self.group_weight @ logm)
+        return self._rule(offset, tau, posterior.mode, AtMode(W=W))[-1]
 
     def value(self, params):
         beta, b, tau = params[:-2], params[-2], params[-1]
