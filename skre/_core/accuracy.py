@@ -223,11 +223,12 @@ def select_nodes(
         walk.run(ONCE)
         walk.reopen(walk.accept(criterion))
         walk.run(walk.accept(criterion))
-    else:  # a start: the smaller rule of the first agreeing pair
+    else:  # a start: one comparison, the larger rule where it disagrees
         large = data.group_sum(data.trials) >= LARGE_GROUP
         walk.settle(large, level_index(LARGE_GROUP_NODES))
         walk.scores = False
-        walk.run(walk.accept("loglik"))
+        walk.run(ONCE)
+        walk.raise_where(~walk.accept("loglik")(walk.e_L, walk.e_s) & ~large)
     return walk.selection()
 
 
@@ -294,6 +295,11 @@ class _Walk:
                 _, u, at = self._modes
                 self.store.update(params=params, u=u, at=at, levels={})
         return self._modes
+
+    def raise_where(self, groups):
+        """``groups`` keep the larger rule of their first pair."""
+        larger = np.minimum(self.start + 1, self.top)
+        self.counts[groups] = np.asarray(LEVELS)[larger[groups]]
 
     def settle(self, groups, level):
         """``groups`` keep the rule of index ``level``, not walked."""
