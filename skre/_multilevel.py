@@ -49,10 +49,11 @@ class MultilevelBinomial(GroupedBinomialMixin):
     n_quad : int or "auto", default="auto"
         Adaptive Gauss-Hermite nodes per group. An int from 1 to 100 is a
         fixed rule (25 reproduces lme4's ``nAGQ = 25``, 1 is the Laplace
-        approximation);
-        the fit then compares it at its estimate with a rule of ``2 n_quad +
-        1`` nodes (3 for Laplace) and warns with the measured difference when
-        an estimate would move by more than 0.1 standard errors.
+        approximation); the fit then compares it at its estimate with the next
+        rule of 3, 5, 7, 9, 15, 25, 35, 51, 75, 101, 151, 201 nodes at least
+        a third larger (35 for 25, 3 for Laplace) and warns with the measured
+        difference when an estimate would move by more than 0.1 standard
+        errors.
         ``"auto"`` is the exact fit: 25 nodes for every group on small data
         (rows x 25 within 200,000), on larger data each group's count chosen
         at the Laplace estimate; then, at the final estimate, every group's

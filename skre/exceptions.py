@@ -83,9 +83,9 @@ class SampleWeightWarning(UserWarning):
 class QuadratureWarning(UserWarning):
     """The adaptive quadrature is not accurate at the estimate, as measured there.
 
-    With a fixed ``n_quad``: a rule of twice the nodes plus one (3 for the
-    Laplace approximation) moves an estimate by more than 0.1 standard
-    errors; ``n_quad="auto"`` (the default) raises the nodes until the fit is
+    With a fixed ``n_quad``: a rule at least a third larger (35 nodes for
+    25, 3 for the Laplace approximation) moves an estimate by more than 0.1
+    standard errors; ``n_quad="auto"`` (the default) raises the nodes until the fit is
     exact. With ``n_quad="auto"``: even 201 nodes did not meet its target for
     some groups (groups of a few binary trials with a tau above about 10,
     whose integrands turn too sharply for Gauss-Hermite rules). The message

@@ -449,7 +449,11 @@ class _Fitter:
         source = self.source
         if not hasattr(source, "compare_rules"):
             return None
-        reference = LAPLACE_CHECK if rule == 1 else 2 * rule + 1
+        reference = (
+            LAPLACE_CHECK
+            if rule == 1
+            else next((k for k in LEVELS if k > rule * 1.3), 2 * rule + 1)
+        )
         params = np.r_[res.x[:-1], np.exp(res.x[-1])]
         memory = hasattr(agq, "warm_start")
         d_loglik, d_score = source.compare_rules(
