@@ -196,12 +196,17 @@ class MarginalLikelihood:
     def posterior(self, params):
         """Conditional distributions of every group at ``params``."""
         params = np.asarray(params, dtype=float)
+        seen = self.__dict__.get("_posterior")
+        if seen is not None and np.array_equal(seen[0], params):
+            return seen[1]  # (the node check takes the fit's posterior first)
         if self._last is not None and np.array_equal(self._last[0], params):
             u, s, nodes, _, logpi, logm, _ = self._last[1]
         else:
             beta, b, tau = params[:-2], params[-2], params[-1]
             u, s, nodes, _, logpi, logm, _ = self._nodes(self._offset(beta, b), tau)
-        return Posterior(u, s, nodes, logpi, logm)
+        post = Posterior(u, s, nodes, logpi, logm)
+        self._posterior = (params.copy(), post)
+        return post
 
     def values(self, param_rows, max_elements=4_000_000):
         """Log marginal likelihood (kernel) at many parameter vectors at once.
