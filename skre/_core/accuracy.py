@@ -227,6 +227,11 @@ def select_nodes(
         large = data.group_sum(data.trials) >= LARGE_GROUP
         walk.settle(large, level_index(LARGE_GROUP_NODES))
         walk.scores = False
+        if store is not None and large.any():
+            # their rule's evaluation at the start's modes: the fit's first
+            # step then takes it (see MarginalLikelihood.prime) instead of
+            # solving the modes again
+            walk._values(level_index(LARGE_GROUP_NODES), np.flatnonzero(large))
         walk.run(ONCE)
         walk.raise_where(~walk.accept("loglik")(walk.e_L, walk.e_s) & ~large)
     return walk.selection()
