@@ -13,6 +13,7 @@ from ._compare_models import compare_models
 from ._comparison import TestResult, lr_test
 from ._core.population import LogitNormal
 from ._multilevel import MultilevelBinomial
+from ._new_batch import HistoricalControlTest, PredictiveCounts
 from ._pooling import CompletePoolingBinomial, NoPoolingBinomial
 
 # The one place the version is written: pyproject.toml reads it from here
@@ -21,9 +22,11 @@ __version__ = "0.2.0.dev0"
 
 __all__ = [
     "CompletePoolingBinomial",
+    "HistoricalControlTest",
     "LogitNormal",
     "MultilevelBinomial",
     "NoPoolingBinomial",
+    "PredictiveCounts",
     "TestResult",
     "binary_rows",
     "binomial_model",

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._core.separation import separated
 from ._dask_detect import dask_impl, is_dask
+from ._decisions import GroupDecisionsMixin
 from ._fit_result import DegenerateFit, PooledFit
 from ._inputs import _show
 from ._intervals import check_level
@@ -118,7 +119,7 @@ def group_column_text(est):
     return _show(name)
 
 
-class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
+class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
     """Fit/predict/score for binomial estimators of grouped data."""
 
     _parameter_constraints: dict = {"group": [None, GroupColumn()]}
@@ -482,6 +483,9 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
         check_level(level)
         return self._estimates_frame(*self._fit_result.group_intervals(level))
 
+    def _group_index(self):
+        return pd.Index(self.groups_, name=group_column_name(self))
+
     def _estimates_frame(self, est, lower, upper):
         design = self._fit_result.design
         M, N = design.group_successes, design.group_trials
@@ -494,7 +498,7 @@ class GroupedBinomialMixin(ClassifierMixin, BaseEstimator):
                 "lower": lower,
                 "upper": upper,
             },
-            index=pd.Index(self.groups_, name=group_column_name(self)),
+            index=self._group_index(),
         )
 
     # -- model checking ---------------------------------------------------------------

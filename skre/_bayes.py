@@ -339,8 +339,9 @@ def _group_offset(data, offset_rows):
     return data.group_sum(data.trials * offset_rows) / data.group_sum(data.trials)
 
 
-def fit_bayes(ml, name, verbose=0):
-    """Integrate the hyperparameters, starting from the MAP fit ``ml``."""
+def fit_bayes(ml, name, verbose=0, tol=1e-5):
+    """Integrate the hyperparameters, starting from the MAP fit ``ml``; the
+    posterior means and SDs are refined until stable to ``tol`` posterior SDs."""
     free = np.r_[~ml.design.aliased, True, True]
     nlp = NegLogPosterior(ml, free)
     x0 = np.r_[ml.params[:-1], np.log(max(ml.tau, 0.1))][free]
@@ -355,13 +356,13 @@ def fit_bayes(ml, name, verbose=0):
             )
 
     rows = ml.fixed_map()[:, free]
-    post = fit_hyperposterior(nlp, x0, rows=rows, progress=progress)
+    post = fit_hyperposterior(nlp, x0, rows=rows, tol=tol, progress=progress)
     if not post.converged:
         warn(
             f"{name}: method='bayes' stopped at {post.n_per_dim} nodes per "
             f"dimension and {len(post.slices)} values of log tau (the limit of "
             f"{MAX_EVALS:,} likelihood evaluations) before the posterior means "
-            "and SDs were stable to 1e-5 SD; they may be off by "
+            f"and SDs were stable to {tol:g} SD; they may be off by "
             f"{max(post.changes.values()):.2g} SD. A more informative tau_prior "
             "(the posterior is then closer to normal) or method='ml' avoids this.",
             QuadratureWarning,

@@ -172,6 +172,16 @@ def pooled_group_intervals(design, a, beta, cov, level):
     fitted probability is numerically 0 or 1 still gets an interval of
     positive width.
     """
+    from scipy.special import expit
+
+    centre, se = pooled_group_logit(design, a, beta, cov)
+    z = stats.norm.ppf(0.5 + level / 2.0)
+    return expit(centre), expit(centre - z * se), expit(centre + z * se)
+
+
+def pooled_group_logit(design, a, beta, cov):
+    """The logit of each group's trials-weighted mean probability under one
+    shared model, and its delta-method standard error."""
     data = design.data
     eta = a + data.Z @ beta
     logn = np.log(data.trials)
@@ -183,11 +193,7 @@ def pooled_group_intervals(design, a, beta, cov, level):
     share = np.exp(logn + lp1 + lp0 - (log_p + log_q)[data.codes])
     J = data.group_sum(np.column_stack([share, share[:, None] * data.Z]))
     J /= design.group_trials[:, None]
-    se = np.sqrt(np.einsum("gi,ij,gj->g", J, cov, J))
-    z = stats.norm.ppf(0.5 + level / 2.0)
-    from scipy.special import expit
-
-    return expit(centre), expit(centre - z * se), expit(centre + z * se)
+    return centre, np.sqrt(np.einsum("gi,ij,gj->g", J, cov, J))
 
 
 def _group_logsumexp(data, values):

@@ -15,11 +15,12 @@ from ._design import build_design
 from ._fit_result import degenerate_fit
 from ._intervals import check_interval_args, check_level
 from ._multilevel_fit import MultilevelFit, likelihood_units
+from ._new_batch import NewBatchMixin
 from .exceptions import BoundaryWarning, QuadratureWarning, warn
 from .priors import std_normal_prior
 
 
-class MultilevelBinomial(GroupedBinomialMixin):
+class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
     """Partial pooling: a logistic model with a normal random intercept per group.
 
     ``logit theta_i = b + x_i' coef + xi_g(i)`` for row ``i`` in group ``g(i)``,

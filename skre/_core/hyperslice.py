@@ -73,7 +73,10 @@ class Slice:
     @cached_property
     def weights(self):
         t = self._terms
-        w = np.exp(t - t.max())
+        top = t.max()
+        if not np.isfinite(top):  # a slice of no mass (beyond MAX_LOG_TAU)
+            return np.full(len(t), 1.0 / len(t))
+        w = np.exp(t - top)
         return w / w.sum()
 
     @cached_property
