@@ -293,7 +293,9 @@ def test_no_pooling_jeffreys_and_benjamini_hochberg(rats):
     ok = np.flatnonzero(srt <= np.arange(1, 72) * 0.1 / 71)
     k = ok.max() + 1 if len(ok) else 0
     assert flags["flagged"].sum() == k
-    assert set(np.flatnonzero(flags["flagged"])) == set(np.argsort(p, kind="stable")[:k])
+    assert set(np.flatnonzero(flags["flagged"])) == set(
+        np.argsort(p, kind="stable")[:k]
+    )
     assert "Benjamini-Hochberg" in flags.attrs["error_rate"]
 
 
@@ -301,9 +303,7 @@ def test_no_pooling_with_a_group_prior_is_the_exact_posterior(rats):
     fit = NoPoolingBinomial(group="batch", group_prior=Normal(-1.9, 0.7)).fit(*rats)
     X, y = rats
     row = y[X["batch"] == 71]
-    ref = quad_exceedance(
-        row["m"].to_numpy(), row["n"].to_numpy(), [-1.9], 0.7, 0.25
-    )
+    ref = quad_exceedance(row["m"].to_numpy(), row["n"].to_numpy(), [-1.9], 0.7, 0.25)
     assert fit.exceedance(0.25).loc[71, "probability"] == pytest.approx(ref, abs=1e-8)
 
 
@@ -335,9 +335,11 @@ def test_boundary_fit_uses_complete_pooling(rats):
         cp.exceedance(0.16)["probability"],
         atol=1e-8,
     )
-    assert fit.exceedance(0.16, include_parameter_uncertainty=True)[
-        "probability"
-    ].between(0, 1).all()
+    assert (
+        fit.exceedance(0.16, include_parameter_uncertainty=True)["probability"]
+        .between(0, 1)
+        .all()
+    )
     assert fit.flag_groups(0.16).attrs["n_flagged"] == 0
     d = fit.predictive_counts(20)
     np.testing.assert_allclose(
