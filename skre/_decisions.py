@@ -24,7 +24,7 @@ from ._group_dists import (
     exceedance,
     method_name,
     reference_posterior,
-    theta_sampler,
+    theta_draws,
 )
 from ._inputs import _show
 from ._intervals import check_level, glm_cov
@@ -349,11 +349,13 @@ class GroupDecisionsMixin:
         Ranks come from ``n_draws`` joint Monte Carlo draws of every group's
         success probability from the distributions :meth:`exceedance` uses
         (multilevel: each group's exact conditional distribution, by inverse
-        CDF; with parameter uncertainty, and for ``method="bayes"`` fits,
-        the draws are spread evenly over 32 nodes of the hyperparameter
-        posterior drawn by systematic resampling). Groups whose success
-        probabilities are tied in a draw (complete pooling, a boundary fit)
-        share their ranks at random.
+        CDF, its quantile function tabulated at 1025 probabilities; with
+        parameter uncertainty, and for ``method="bayes"`` fits, the draws are
+        spread evenly over 32 nodes of the hyperparameter posterior drawn by
+        systematic resampling). Groups whose success probabilities are tied
+        in a draw (complete pooling, a boundary fit) share their ranks at
+        random. Memory: about 6 bytes per draw and group (10^4 groups and
+        4000 draws: 240 MB).
 
         Parameters
         ----------
@@ -428,16 +430,26 @@ class GroupDecisionsMixin:
         fit = self._fit_result
         method = method_name(fit, include_parameter_uncertainty)
         rng = np.random.default_rng(check_random_state_seed(random_state))
-        sampler = theta_sampler(fit, include_parameter_uncertainty, rng, n_draws)
-        ranks = np.empty((n_draws, G), dtype=np.int16 if G < 2**15 else np.int32)
+        theta, ties = theta_draws(fit, include_parameter_uncertainty, rng, n_draws)
+        ranks = np.empty(theta.shape, dtype=np.int16 if G < 2**15 else np.int32)
+        total, squares = np.zeros(G), np.zeros(G)
         for s in range(0, n_draws, RANK_BLOCK):
-            k = min(RANK_BLOCK, n_draws - s)
-            ranks[s : s + k] = rank_draws(sampler(k), rng, direction == "higher")
-        mean = ranks.mean(axis=0)
+            block = rank_draws(
+                theta[s : s + RANK_BLOCK], rng, direction == "higher", ties
+            )
+            ranks[s : s + RANK_BLOCK] = block
+            total += block.sum(axis=0)
+            squares += np.square(block, dtype=np.float64).sum(axis=0)
+        del theta
+        mean = total / n_draws
+        sd = np.sqrt(np.maximum(squares / n_draws - mean**2, 0.0))
+        srt = np.sort(ranks, axis=0)
         a = (1 - level) / 2
-        lower = np.quantile(ranks, a, axis=0, method="inverted_cdf")
-        upper = np.quantile(ranks, 1 - a, axis=0, method="higher")
-        sim_lo, sim_hi = joint_band(ranks, level)
+        # marginal limits: the a-quantile (inverted CDF) and the (1 - a)-quantile
+        # rounded up, so that each covers at least ``level``
+        lower = srt[max(0, int(np.ceil(a * n_draws)) - 1)]
+        upper = srt[min(n_draws - 1, int(np.ceil((1 - a) * (n_draws - 1))))]
+        sim_lo, sim_hi = joint_band(ranks, level, srt)
         frame = pd.DataFrame(
             {
                 "estimate": _estimates(fit),
@@ -451,7 +463,6 @@ class GroupDecisionsMixin:
         )
         if top is not None:
             frame["p_top"] = (ranks <= top).mean(axis=0)
-        sd = ranks.std(axis=0)
         frame.attrs.update(
             mc_se=float(sd.max() / np.sqrt(n_draws)),
             n_draws=int(n_draws),

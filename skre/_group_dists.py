@@ -28,9 +28,10 @@ from scipy.special import expit
 
 from ._bayes import BayesFit, check_bayes_data, fit_bayes
 from ._core.decisions import (
-    draw_theta,
     normal_exceedance,
     quantile_grid,
+    quantile_table,
+    table_draws,
     tail_fractions,
     theta_root,
 )
@@ -48,6 +49,8 @@ REFERENCE_TOL = 1e-3
 #: historical-control test's size 0 with 10 batches of 5 (too conservative to
 #: detect anything) and its grid reach tau = exp(10)
 REFERENCE_TAU_PRIOR = HalfNormal(1.0)
+#: draws made at once (memory: block x groups doubles)
+DRAW_BLOCK = 500
 #: hyperparameter grid nodes a Monte Carlo draw set is spread over
 DRAW_NODES = 32
 
@@ -214,13 +217,16 @@ def binomial_pvalues(fit, c):
 
 
 # -- draws for ranks ---------------------------------------------------------------
-def theta_sampler(fit, include_parameter_uncertainty, rng, n_draws):
-    """A function ``draws(k)`` giving the next ``k`` draws of every group's
-    theta, (k, G)."""
+def theta_draws(fit, include_parameter_uncertainty, rng, n_draws):
+    """``n_draws`` joint draws of every group's theta, (n_draws, G) float32
+    (groups independent given the parameters), and whether groups can share
+    a value (ties: a shared model, or tau = 0)."""
     if isinstance(fit, DegenerateFit):
         raise degenerate_error(fit)
     design = fit.design
     G = design.data.n_groups
+    out = np.empty((n_draws, G), dtype=np.float32)
+    blocks = [(s, min(n_draws, s + DRAW_BLOCK)) for s in range(0, n_draws, DRAW_BLOCK)]
     if isinstance(fit, PooledFit) or (
         isinstance(fit, MultilevelFit)
         and fit.boundary
@@ -231,72 +237,55 @@ def theta_sampler(fit, include_parameter_uncertainty, rng, n_draws):
         else:
             cp = fit.pooled
             a, beta, cov = float(cp.intercepts[0]), cp.coef, glm_cov(cp, design.aliased)
-        mean = np.r_[a, beta]
-
-        def pooled(k):
-            x = rng.multivariate_normal(mean, np.nan_to_num(cov), size=k)
-            eta = x[:, :1] + x[:, 1:] @ design.data.Z.T  # (k, rows)
-            p = expit(eta)
-            n = design.data.trials
-            return (design.data.group_sum((n * p).T) / design.group_trials[:, None]).T
-
-        return pooled
+        mean, data = np.r_[a, beta], design.data
+        for s, e in blocks:
+            x = rng.multivariate_normal(mean, np.nan_to_num(cov), size=e - s)
+            p = expit(x[:, :1] + x[:, 1:] @ data.Z.T)  # (k, rows)
+            num = data.group_sum((data.trials * p).T)
+            out[s:e] = (num / design.group_trials[:, None]).T
+        return out, True
     if isinstance(fit, NoPoolingFit):
         if fit.alpha_prior is None:
             check_np_intercept_only(fit)
             M, N = design.group_successes, design.group_trials
-            return lambda k: rng.beta(M + 0.5, N - M + 0.5, size=(k, G))
+            for s, e in blocks:
+                out[s:e] = rng.beta(M + 0.5, N - M + 0.5, size=(e - s, G))
+            return out, False
         params, post = _np_prior_model(fit)
-        return _grid_sampler(fit, [(1.0, params, post.mode, post.sd)], rng)
-    weights, params, posts = _mixture_parts(fit, include_parameter_uncertainty)
-    if len(weights) > 1:  # spread the draws over DRAW_NODES nodes (systematic)
-        cum = np.cumsum(weights / weights.sum())
-        picks = np.searchsorted(
-            cum, (rng.random() + np.arange(DRAW_NODES)) / DRAW_NODES
-        )
-        picks = np.minimum(picks, len(weights) - 1)
-        nodes = [(1.0, params[k], *posts[k]) for k in picks]
+        nodes = [(params, post.mode, post.sd)]
     else:
-        nodes = [(1.0, params[0], *posts[0])]
-    return _grid_sampler(fit, nodes, rng)
-
-
-def _grid_sampler(fit, nodes, rng):
-    """Inverse-CDF draws, each draw from one of ``nodes`` in turn."""
-    data = fit.design.data
-    grids = []
-    for _, params, mode, sd in nodes:
-        offset = _group_offsets(fit, params)
-        tau = params[-1]
-        if tau == 0.0:
-            theta = fit.design.group_mean_probability(offset, np.zeros(data.n_groups))
-            grids.append(
-                (
-                    np.linspace(0, 1, 2)[None, :].repeat(len(theta), 0),
-                    np.repeat(theta[:, None], 2, axis=1),
-                )
-            )
+        weights, params, posts = _mixture_parts(fit, include_parameter_uncertainty)
+        if len(weights) > 1:  # the draws spread over DRAW_NODES nodes (systematic)
+            cum = np.cumsum(weights / weights.sum())
+            u = (rng.random() + np.arange(DRAW_NODES)) / DRAW_NODES
+            picks = np.minimum(np.searchsorted(cum, u), len(weights) - 1)
+            nodes = [(params[k], *posts[k]) for k in picks]
         else:
-            grids.append(quantile_grid(data, offset, tau, mode, sd))
-    state = {"next": 0}
+            nodes = [(params[0], *posts[0])]
+    share = np.array_split(rng.permutation(n_draws), len(nodes))
+    for (params, mode, sd), rows in zip(nodes, share):
+        table = _theta_table(fit, params, mode, sd)
+        for s in range(0, len(rows), DRAW_BLOCK):
+            part = rows[s : s + DRAW_BLOCK]
+            out[part] = table_draws(table, rng.random((len(part), G)))
+    return out, any(p[-1] == 0.0 for p, _, _ in nodes)
 
-    def draws(k):
-        out = np.empty((k, data.n_groups))
-        which = (state["next"] + np.arange(k)) % len(grids)
-        state["next"] += k
-        for j in np.unique(which):
-            rows = np.flatnonzero(which == j)
-            U = rng.random((len(rows), data.n_groups))
-            out[rows] = draw_theta(*grids[j], U)
-        return out
 
-    return draws
+def _theta_table(fit, params, mode, sd):
+    """Each group's quantile function of theta at the parameters ``params``."""
+    data = fit.design.data
+    offset = _group_offsets(fit, params)
+    tau = params[-1]
+    if tau == 0.0:
+        theta = fit.design.group_mean_probability(offset, np.zeros(data.n_groups))
+        return np.repeat(theta[:, None], 2, axis=1)
+    return quantile_table(*quantile_grid(data, offset, tau, mode, sd))
 
 
 __all__ = [
     "exceedance",
     "binomial_pvalues",
-    "theta_sampler",
+    "theta_draws",
     "method_name",
     "reference_posterior",
 ]

@@ -14,9 +14,11 @@ new group. No normal approximation is made anywhere.
   the mode, reaching far tails in few nodes.
 * :func:`theta_root`: where a group's success probability (the
   trials-weighted mean of ``expit(o_i + xi)`` over its rows) equals ``c``.
-* :func:`draw_theta`: inverse-CDF draws of every group's success probability.
-* :func:`new_batch_tail`: ``P(M >= m)`` or ``P(M <= m)`` for the successes of a
-  new group's rows, by the trapezoid rule over its effect.
+* :func:`quantile_table`, :func:`table_draws`: inverse-CDF draws of every
+  group's success probability (its quantile function tabulated at 1025
+  probabilities from a grid CDF, interpolated linearly).
+* :func:`new_batch_tails`, :func:`new_batch_pmf`: the successes of a new
+  group's rows, by the trapezoid rule over its effect (:func:`effect_rule`).
 * :func:`bayes_qvalues`, :func:`bh_adjust`, :func:`holm_adjust`: error rates.
 """
 
@@ -154,20 +156,34 @@ def quantile_grid(data, offset, tau, mode, scale, n_grid=801):
     return cdf, theta
 
 
-def draw_theta(cdf, theta, U):
-    """Inverse-CDF draws: ``U`` (n_draws, G) uniforms -> success probabilities."""
-    out = np.empty_like(U)
-    for g in range(cdf.shape[0]):
-        out[:, g] = np.interp(U[:, g], cdf[g], theta[g])
-    return out
+def quantile_table(cdf, theta, K=1024):
+    """Each group's quantile function of theta at probabilities ``k / K``,
+    ``k = 0..K``, from its grid CDF: (G, K + 1)."""
+    probs = np.linspace(0.0, 1.0, K + 1)
+    return np.array([np.interp(probs, c, t) for c, t in zip(cdf, theta)])
 
 
-def rank_draws(theta, rng, higher_first=True):
-    """Ranks (1 = first) within each row of draws (n_draws, G), as small ints;
-    ties (groups whose theta is shared, as under complete pooling) broken at
-    random, so that tied groups share their ranks evenly."""
+def table_draws(table, U):
+    """Draws ``Q_g(U)`` for uniforms ``U`` (k, G), the quantile function
+    interpolated linearly between the table's probabilities. Computed group
+    by group (each group's table row read contiguously)."""
+    K = table.shape[1] - 1
+    x = U.T * K  # (G, k)
+    i = np.minimum(x.astype(np.intp), K - 1)
+    f = x - i
+    i += (np.arange(table.shape[0]) * (K + 1))[:, None]
+    flat = table.ravel()
+    lo = np.take(flat, i)
+    return (lo + (np.take(flat, i + 1) - lo) * f).T
+
+
+def rank_draws(theta, rng, higher_first=True, ties=False):
+    """Ranks (1 = first) within each row of draws (n_draws, G), as small ints.
+    With ``ties`` (groups whose theta can be shared, as under complete
+    pooling), tied groups are ordered at random, so they share their ranks
+    evenly."""
     key = -theta if higher_first else theta
-    if np.any(np.diff(np.sort(key, axis=1), axis=1) == 0):
+    if ties:
         order = np.lexsort((rng.random(theta.shape), key), axis=1)
     else:
         order = np.argsort(key, axis=1)
@@ -178,13 +194,14 @@ def rank_draws(theta, rng, higher_first=True):
     return ranks
 
 
-def joint_band(ranks, level):
+def joint_band(ranks, level, srt=None):
     """Simultaneous rank intervals from draws (Besag, Green, Higdon and
     Mengersen 1995): each group's interval is ``[r_(k), r_(n-1-k)]`` of its
-    own sorted draws, with the largest ``k`` for which all groups lie inside
-    their intervals together in at least ``level`` of the draws."""
+    own sorted draws (``srt``, sorted down each column), with the largest
+    ``k`` for which all groups lie inside their intervals together in at
+    least ``level`` of the draws."""
     n = ranks.shape[0]
-    srt = np.sort(ranks, axis=0)
+    srt = np.sort(ranks, axis=0) if srt is None else srt
 
     def coverage(k):
         lo, hi = srt[k], srt[n - 1 - k]
@@ -367,7 +384,8 @@ __all__ = [
     "tail_fractions",
     "theta_root",
     "quantile_grid",
-    "draw_theta",
+    "quantile_table",
+    "table_draws",
     "rank_draws",
     "joint_band",
     "new_batch_pmf",
