@@ -508,3 +508,28 @@ def test_grid_search_on_joblib_dask_backend(client, frame):
         local.cv_results_["mean_test_score"],
         rtol=1e-12,
     )
+
+
+def test_decisions_on_dask_fits_equal_in_memory(client, frame, heldout):
+    """exceedance, flag_groups, ranks and the historical-control test read the
+    fit result, which a Dask fit holds in memory: the same numbers."""
+    ddf = dd.from_pandas(frame, npartitions=4, sort=False)
+    a = MultilevelBinomial(group="group").fit(frame[COLS], frame["y"])
+    with distributed_fit():
+        b = MultilevelBinomial(group="group").fit(ddf[COLS], ddf["y"])
+    pd.testing.assert_frame_equal(b.exceedance(0.5), a.exceedance(0.5), atol=1e-7)
+    pd.testing.assert_frame_equal(
+        b.flag_groups(0.6, fdr=0.1), a.flag_groups(0.6, fdr=0.1), atol=1e-7
+    )
+    ra, rb = a.ranks(random_state=0, n_draws=500), b.ranks(random_state=0, n_draws=500)
+    np.testing.assert_allclose(rb["expected_rank"], ra["expected_rank"], atol=0.5)
+    new = heldout[heldout["group"] >= 1000]
+    # plug-in: the posterior grid over 4 hyperparameters costs seconds here
+    opts = dict(correction="bh", include_parameter_uncertainty=False)
+    ta = a.historical_control_test(new[COLS], new["y"], **opts)
+    tb = b.historical_control_test(new[COLS], new["y"], **opts)
+    pd.testing.assert_frame_equal(tb.table, ta.table, atol=1e-6)
+    with dask.config.set({"skre.local-rows": 0, "skre.gather-rows": 0}):
+        lean = MultilevelBinomial(group="group").fit(ddf[COLS], ddf["y"])
+    with pytest.raises(ValueError, match="needs the training rows"):
+        lean.exceedance(0.5)

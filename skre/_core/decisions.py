@@ -341,12 +341,17 @@ def mixture_tails(offsets, trials, m, taus, weights):
 
 def bayes_qvalues(pep):
     """q-values from posterior error probabilities: the mean PEP of the groups
-    at least as likely as each one (Storey 2003; Newton et al. 2004)."""
+    at least as likely as each one, ties included (Storey 2003; Newton et
+    al. 2004), so that equal PEPs get equal q-values."""
     pep = np.asarray(pep, dtype=float)
+    n = len(pep)
     order = np.argsort(pep, kind="stable")
-    running = np.cumsum(pep[order]) / np.arange(1, len(pep) + 1)
+    srt = pep[order]
+    running = np.cumsum(srt) / np.arange(1, n + 1)
+    # a tie takes the running mean at its last member
+    last = np.searchsorted(srt, srt, side="right") - 1
     q = np.empty_like(pep)
-    q[order] = running
+    q[order] = running[last]
     return q
 
 
