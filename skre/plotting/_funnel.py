@@ -399,7 +399,7 @@ class FunnelDisplay:
             [self.observed, self.limits.to_numpy().ravel(), [self.population_mean]]
         )
         lo, hi = np.nanmin(values), np.nanmax(values)
-        pad = 0.05 * max(hi - lo, 1e-3)
+        pad = 0.08 * max(hi - lo, 1e-3)  # room for the labels of flagged points
         ax.set_ylim(max(lo - pad, -0.03), min(hi + pad, 1.03))
         ax.set_xlabel("trials")
         ax.set_ylabel("observed proportion")
