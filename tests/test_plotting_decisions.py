@@ -474,3 +474,17 @@ def test_import_error_without_matplotlib(monkeypatch, m4):
         FunnelDisplay.from_estimator(m4)
     with pytest.raises(ImportError, match=message):
         RankDisplay.from_estimator(m4)
+
+
+def test_funnel_labels_do_not_overlap_and_give_way_to_many_flags(m4):
+    disp = FunnelDisplay.from_estimator(m4, threshold=0.15, fdr=0.3)
+    _draw(disp)
+    spots = {(x, y) for x, y in disp.flagged_points_.get_offsets()}
+    assert 10 <= len(spots) <= 25 and len(disp.labels_) == len(spots)
+    renderer = disp.figure_.canvas.get_renderer()
+    boxes = [a.get_window_extent(renderer) for a in disp.labels_]
+    for i, a in enumerate(boxes):
+        for b in boxes[:i]:
+            assert not a.overlaps(b) or a.intersection(a, b).width < 2
+    crowded = FunnelDisplay.from_estimator(m4, threshold=0.12, fdr=0.3)
+    assert len(crowded.flagged_) == 50 and crowded.labels_ == []

@@ -11,6 +11,7 @@ from ._base import check_level, check_matplotlib, final_estimator, get_axes, gro
 
 MAX_INTEGER_GRID = 200  # more numbers of trials than this: a log-spaced grid
 LOG_GRID_POINTS = 100
+MAX_LABELS = 25  # more positions of flagged points than this: no labels
 
 
 def _check_bool(name, value):
@@ -100,7 +101,8 @@ class FunnelDisplay:
     flag_rule : str, default=None
         How the flagged groups were chosen (for the legend).
     label_flagged : bool, default=True
-        Label the flagged points with their group label.
+        Label the flagged points with their group label (not when they lie
+        at more than 25 positions: the labels would be unreadable).
     log_x : bool, default=False
         Draw the trials on a log scale.
     estimator_name : str, default=None
@@ -226,7 +228,8 @@ class FunnelDisplay:
             number of trials then mixes over the posterior's nodes (about
             0.1 s each on the rats data).
         label_flagged : bool, default=True
-            Label the flagged points with their group label.
+            Label the flagged points with their group label (not when they lie
+            at more than 25 positions: the labels would be unreadable).
         ax : Axes, default=None
             Axes to draw on; a new figure if None.
         **kwargs : dict
@@ -377,7 +380,6 @@ class FunnelDisplay:
         self.points_ = ax.scatter(self.trials, self.observed, **style)
         mask = np.isin(self.groups, self.flagged.to_numpy())
         self.flagged_points_ = None
-        self.labels_ = []
         if mask.any():
             self.flagged_points_ = ax.scatter(
                 self.trials[mask],
@@ -391,8 +393,6 @@ class FunnelDisplay:
                 if self.flag_rule
                 else f"flagged ({int(mask.sum())})",
             )
-            if self.label_flagged:
-                self.labels_ = self._label(ax, mask)
         if self.log_x:
             ax.set_xscale("log")
         values = np.concatenate(
@@ -411,31 +411,80 @@ class FunnelDisplay:
             borderaxespad=0.0,
             fontsize="small",
         )
+        spots = len(set(zip(self.trials[mask], self.observed[mask])))
+        self.labels_ = []
+        if self.label_flagged and 0 < spots <= MAX_LABELS:  # last: the layout is set
+            self.labels_ = self._label(ax, mask)
         self.limits_ = self.limits
         self.flagged_ = self.flagged
         self.ax_, self.figure_ = ax, fig
         return self
 
     def _label(self, ax, mask):
-        """One label per position of flagged points, above high points and
-        below low ones."""
+        """One label per position of flagged points (groups with the same
+        counts share it), above high points and below low ones, moved to the
+        first nearby place where it overlaps no label placed before it nor a
+        point (else to the place it overlaps least)."""
+        from matplotlib.transforms import Bbox
+
         spots = {}
         for g, x, y in zip(self.groups[mask], self.trials[mask], self.observed[mask]):
             spots.setdefault((x, y), []).append(str(g))
-        labels = []
-        for (x, y), names in spots.items():
-            up = y >= self.population_mean
-            labels.append(
-                ax.annotate(
-                    ", ".join(names),
-                    (x, y),
-                    xytext=(0, 6 if up else -6),
-                    textcoords="offset points",
-                    ha="center",
-                    va="bottom" if up else "top",
-                    fontsize=7,
-                    color="C3",
-                    zorder=5,
-                )
+        fig = ax.figure
+        ax.autoscale_view()
+        engine = fig.get_layout_engine()
+        if engine is not None:  # the axes' final place, before measuring
+            engine.execute(fig)
+        renderer = fig.canvas.get_renderer()
+        r = 0.5 * np.sqrt(60) * fig.dpi / 72  # a flagged marker's radius, pixels
+        centres = ax.transData.transform(np.column_stack([self.trials, self.observed]))
+        points = [Bbox.from_extents(x - r, y - r, x + r, y + r) for x, y in centres]
+        placed, labels = [], []
+        for (x, y), names in sorted(spots.items()):
+            sign = 1 if y >= self.population_mean else -1
+            label = ax.annotate(
+                ", ".join(names),
+                (x, y),
+                xytext=(0, 0),
+                textcoords="offset points",
+                fontsize=7,
+                color="C3",
+                zorder=5,
             )
+            best = None
+            for dx, dy in _places(sign):
+                label.set_position((dx, dy))
+                label.set_ha("center" if dx == 0 else ("left" if dx > 0 else "right"))
+                label.set_va("center" if dy == 0 else ("bottom" if dy > 0 else "top"))
+                box = label.get_window_extent(renderer).padded(1)
+                cost = 100 * sum(_area(box, b) for b in placed) + sum(
+                    _area(box, b) for b in points
+                )
+                if best is None or cost < best[0]:
+                    best = (cost, dx, dy, box)
+                if cost == 0:
+                    break
+            _, dx, dy, box = best
+            label.set_position((dx, dy))
+            label.set_ha("center" if dx == 0 else ("left" if dx > 0 else "right"))
+            label.set_va("center" if dy == 0 else ("bottom" if dy > 0 else "top"))
+            placed.append(box)
+            labels.append(label)
         return labels
+
+
+def _places(sign):
+    """Offsets (points) to try for a label: beside the point on its side of
+    the mean (``sign``), farther out, then on the other side."""
+    for d in (5, 13, 21):
+        yield from ((0, sign * d), (6, sign * d), (-6, sign * d))
+    yield from ((7, 0), (-7, 0))
+    for d in (5, 13):
+        yield from ((0, -sign * d), (6, -sign * d), (-6, -sign * d))
+
+
+def _area(a, b):
+    """Area of the overlap of two Bboxes (0 when apart)."""
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(w, 0.0) * max(h, 0.0)
