@@ -1,6 +1,6 @@
 """
 Which batches are unusual? Historical controls, funnel plots, flags and ranks
-============================================================================
+=============================================================================
 
 The rats tumour data again: in each of 71 batches of laboratory rats, *m* of
 *n* rats developed a tumour. Batch 71 (4 tumours in 14 rats) is the current
