@@ -92,6 +92,20 @@ def _parser():
         help="folds of GroupKFold for the held-out-group score (default: 5)",
     )
     p.add_argument(
+        "--flag",
+        metavar="THRESHOLD",
+        type=float,
+        help="also list the groups whose success probability is probably above "
+        "THRESHOLD (a probability in (0, 1)), from the partial-pooling fit, "
+        "with the false discovery rate controlled at --fdr",
+    )
+    p.add_argument(
+        "--fdr",
+        metavar="Q",
+        type=float,
+        help="false discovery rate of --flag, in (0, 1) (default: 0.05)",
+    )
+    p.add_argument(
         "--plot",
         metavar="DIR",
         help="also write shrinkage.png, population.png and caterpillar.png "
@@ -165,6 +179,17 @@ def _load(parser, args):
         parser.error(f"--level must be between 0 and 1; got {args.level}")
     if args.folds < 2:
         parser.error(f"--folds must be at least 2; got {args.folds}")
+    if args.flag is not None and not 0 < args.flag < 1:
+        parser.error(
+            f"--flag must be a success probability between 0 and 1 (exclusive); "
+            f"got {args.flag:g}"
+        )
+    if args.fdr is not None and args.flag is None:
+        parser.error("--fdr is the false discovery rate of --flag; give --flag too")
+    if args.fdr is not None and not 0 < args.fdr < 1:
+        parser.error(
+            f"--fdr must be a rate between 0 and 1 (exclusive); got {args.fdr:g}"
+        )
     if args.file is None:
         if (
             args.successes
@@ -497,6 +522,61 @@ def _score_lines(src, scores, folds):
     return lines
 
 
+def _count(value):
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:g}"
+
+
+def _flag_lines(src, models, threshold, fdr):
+    """The groups the partial-pooling fit flags above ``threshold`` at false
+    discovery rate ``fdr``, most certain first (smallest q-value)."""
+    ml = models["partial pooling"]
+    try:
+        flags, notes = _recorded(
+            lambda: ml.flag_groups(threshold, fdr=fdr), " (--flag)"
+        )
+    except ValueError as exc:
+        message = " ".join(str(exc).split())
+        return ["", _note(f"note: --flag skipped: {message}")]
+    counts = ml.group_estimates()
+    lines = [
+        "",
+        f"Flagged (--flag): θ > {threshold:g} in partial pooling, false "
+        f"discovery rate {fdr:g}",
+        textwrap.fill(
+            f"controls the {flags.attrs['error_rate']}",
+            80,
+            initial_indent="  ",
+            subsequent_indent="  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        ),
+    ]
+    lines.append(
+        f"  PEP = P(θ <= {threshold:g} | data), the chance a flag is false; "
+        f"flagged if q <= {fdr:g}"
+    )
+    chosen = flags[flags["flagged"]]
+    if not len(chosen):
+        return [*lines, f"  no {src.noun} flagged", *notes]
+    chosen = chosen.iloc[np.argsort(chosen["qvalue"].to_numpy(), kind="stable")]
+    labels = [str(g)[:16] for g in chosen.index]
+    lw = max(len(src.noun), *map(len, labels))
+    head = f"P(θ > {threshold:g})"
+    lines.append(
+        f"{src.noun:>{lw}}  {'trials':>7}  {'successes':>9}  {'estimate':>8}  "
+        f"{head:>{max(11, len(head))}}  {'PEP':>6}  {'q-value':>7}"
+    )
+    for label, (group, row) in zip(labels, chosen.iterrows()):
+        lines.append(
+            f"{label:>{lw}}  {_count(counts.loc[group, 'trials']):>7}  "
+            f"{_count(counts.loc[group, 'successes']):>9}  {row.estimate:8.3f}  "
+            f"{row.probability:{max(11, len(head))}.3f}  {row.pep:6.3f}  "
+            f"{row.qvalue:7.3f}"
+        )
+    lines.append(f"  {len(chosen)} of {len(flags)} flagged")
+    return lines + notes
+
+
 def main(argv=None):
     """Fit the three pooling strategies to grouped binomial data and compare them.
 
@@ -507,6 +587,11 @@ def main(argv=None):
     note: every model predicts the same probability there). With
     ``--plot DIR``, also writes ``shrinkage.png``, ``population.png`` and
     ``caterpillar.png`` (see :mod:`skre.plotting`) into DIR and prints their paths.
+    With ``--flag THRESHOLD [--fdr Q]``, also lists the groups that the
+    partial-pooling fit flags as probably above THRESHOLD
+    (:meth:`~skre.MultilevelBinomial.flag_groups`, Bayesian false discovery
+    rate Q, default 0.05), with their counts, estimates, probabilities of
+    exceeding, posterior error probabilities and q-values.
 
     Parameters
     ----------
@@ -551,6 +636,9 @@ def main(argv=None):
         *_score_lines(src, scores, folds),
         *cv_notes,
     ]
+    if args.flag is not None:
+        fdr = 0.05 if args.fdr is None else args.fdr
+        lines += _flag_lines(src, models, args.flag, fdr)
     text = "\n".join(line.rstrip() for line in lines)
     try:
         text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")

@@ -5,7 +5,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
+from numpy.testing import assert_allclose
 
 from skre._cli import main
 from skre.datasets import load_rats
@@ -439,3 +441,167 @@ def test_version(capsys):
         timeout=60,
     )
     assert done.returncode == 0 and done.stdout == f"skre {skre.__version__}\n"
+
+
+# -- issue 24: --flag THRESHOLD [--fdr Q] --------------------------------------------
+FLAG_ROW = re.compile(
+    r"^\s+(\S+)\s+(\d+)\s+(\d+)\s+(\d\.\d{3})\s+(\d\.\d{3})\s+(\d\.\d{3})\s+(\d\.\d{3})$"
+)
+
+
+def _flag_rows(out):
+    """The rows of the --flag block: label, trials, successes and the numbers."""
+    block = out[out.index("Flagged (--flag)") :]
+    return [
+        (g, int(n), int(m), *map(float, rest))
+        for g, n, m, *rest in (
+            FLAG_ROW.match(x).groups() for x in block.splitlines() if FLAG_ROW.match(x)
+        )
+    ]
+
+
+def _expected_flags(counts, b, tau, threshold, fdr):
+    """Each group's P(theta > c | data) at the fitted b and tau, by quad over its
+    effect's exact conditional (binomial likelihood times N(0, tau^2)); the
+    conditional mode's theta; PEPs, and q-values as running means of the
+    sorted PEPs. Returns the flagged rows, smallest q-value first."""
+    from scipy import integrate, optimize, stats
+    from scipy.special import expit, logit
+
+    cut = logit(threshold) - b
+    rows = []
+    for label, (m, n) in counts.items():
+
+        def post(x, m=m, n=n):
+            return stats.binom.pmf(m, n, expit(b + x)) * stats.norm.pdf(x, 0, tau)
+
+        total = integrate.quad(post, -np.inf, np.inf, epsabs=1e-14)[0]
+        above = integrate.quad(post, cut, np.inf, epsabs=1e-14)[0]
+        mode = optimize.minimize_scalar(
+            lambda x, m=m, n=n: -np.log(post(x)), bounds=(-8, 8), method="bounded"
+        ).x
+        rows.append((label, n, m, expit(b + mode), above / total))
+    frame = pd.DataFrame(
+        rows, columns=["label", "trials", "successes", "estimate", "probability"]
+    )
+    frame["pep"] = 1 - frame["probability"]
+    frame = frame.sort_values("pep", kind="stable")
+    frame["qvalue"] = frame["pep"].cumsum() / np.arange(1, len(frame) + 1)
+    return frame[frame["qvalue"] <= fdr]
+
+
+def _check_flags(out, frame, group, threshold, fdr):
+    from skre import MultilevelBinomial
+
+    counts = frame.groupby(group)[["tumours", "rats"]].sum()
+    ml = MultilevelBinomial(group=group).fit(frame[[group]], frame[["tumours", "rats"]])
+    expected = _expected_flags(
+        {g: (int(r.tumours), int(r.rats)) for g, r in counts.iterrows()},
+        ml.intercept_,
+        ml.tau_,
+        threshold,
+        fdr,
+    )
+    rows = _flag_rows(out)
+    assert [r[0] for r in rows] == [str(g) for g in expected["label"]]
+    for row, (_, want) in zip(rows, expected.iterrows()):
+        assert row[1:3] == (want.trials, want.successes)
+        assert_allclose(
+            row[3:],
+            [want.estimate, want.probability, want.pep, want.qvalue],
+            atol=5.1e-4,
+        )
+    return expected
+
+
+def test_flag_rats(capsys):
+    assert main(["--folds", "2", "--flag", "0.15"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    lines = out.splitlines()
+    at = lines.index(
+        "Flagged (--flag): θ > 0.15 in partial pooling, false discovery rate 0.05"
+    )
+    assert at > lines.index(next(x for x in lines if x.startswith("Held-out score")))
+    block = " ".join(" ".join(lines[at + 1 : at + 5]).split())
+    assert block.startswith(
+        "controls the Bayesian FDR: the expected share of false flags among the "
+        "flagged groups, given the data and the model"
+    )
+    assert (
+        "PEP = P(θ <= 0.15 | data), the chance a flag is false; flagged if q <= 0.05"
+        in out
+    )
+    assert re.search(
+        r"^batch\s+trials\s+successes\s+estimate\s+P\(θ > 0\.15\)\s+PEP\s+q-value$",
+        out,
+        flags=re.M,
+    )
+    frame = load_rats().frame.rename(columns={"m": "tumours", "n": "rats"})
+    expected = _check_flags(out, frame, "batch", 0.15, 0.05)
+    assert list(expected["label"]) == [69, 68, 67, 70, 58, 57]
+    assert lines[-1] == "  6 of 71 flagged"
+    assert all(len(x) <= 80 for x in lines[at:])
+
+
+def test_flag_csv_with_fdr_and_none_flagged(rats_csv, capsys):
+    path, frame = rats_csv
+    assert (
+        main([str(path), *COUNTS, "--folds", "2", "--flag", "0.2", "--fdr", "0.1"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "θ > 0.2 in partial pooling, false discovery rate 0.1" in out
+    assert re.search(r"^group\s+trials\s+successes", out, flags=re.M)
+    expected = _check_flags(out, frame, "lab", 0.2, 0.1)
+    assert list(expected["label"]) == [69, 68, 67]
+    assert out.splitlines()[-1] == "  3 of 71 flagged"
+    assert main([str(path), *COUNTS, "--folds", "2", "--flag", "0.4"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == "  no group flagged"
+    assert not _flag_rows(out)
+
+
+def test_flag_on_data_without_successes_is_a_note(tmp_path, capsys):
+    path = tmp_path / "zero.csv"
+    path.write_text("g,m,n\na,0,10\nb,0,12\nc,0,9\n")
+    args = [str(path), "--successes", "m", "--trials", "n", "--group", "g"]
+    assert main([*args, "--flag", "0.2"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    note = " ".join(out[out.index("note: --flag skipped") :].split())
+    assert note.startswith(
+        "note: --flag skipped: every trial in the training data is a failure"
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--flag", "0"], "--flag must be a success probability between 0 and 1"),
+        (["--flag", "1"], "--flag must be a success probability between 0 and 1"),
+        (["--flag", "1.5"], "(exclusive); got 1.5"),
+        (["--flag", "nan"], "--flag must be a success probability"),
+        (["--flag", "abc"], "argument --flag: invalid float value: 'abc'"),
+        (["--flag", "0.2", "--fdr", "0"], "--fdr must be a rate between 0 and 1"),
+        (["--flag", "0.2", "--fdr", "1.2"], "(exclusive); got 1.2"),
+        (["--fdr", "0.1"], "--fdr is the false discovery rate of --flag; give --flag"),
+    ],
+)
+def test_flag_usage_errors(capsys, args, message):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and message in captured.err
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bayes_qvalues (skre/_core/decisions.py) gives tied PEPs different "
+    "q-values by position: batches 64, 65 and 66 (6 of 20 each) are split by "
+    "--flag 0.2 --fdr 0.2; reported to the owner of the numerical methods",
+)
+def test_flag_treats_identical_batches_alike(capsys):
+    assert main(["--folds", "2", "--flag", "0.2", "--fdr", "0.2"]) == 0
+    flagged = {row[0] for row in _flag_rows(capsys.readouterr().out)}
+    assert len(flagged & {"64", "65", "66"}) in (0, 3)

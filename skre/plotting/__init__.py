@@ -14,16 +14,25 @@ when a plot is drawn, so importing this module does not need it.
   any of the three estimators.
 - :class:`ResidualDisplay`: quantile residuals in a normal QQ plot and against
   fitted values.
+- :class:`FunnelDisplay`: each group's observed proportion against its trials,
+  inside the (overdispersed) prediction limits of a new group of the
+  population, with the unusual groups flagged.
+- :class:`RankDisplay`: each group's rank with its marginal and simultaneous
+  rank intervals, for any of the three estimators.
 """
 
 from ._caterpillar import CaterpillarDisplay
+from ._funnel import FunnelDisplay
 from ._population import PopulationDisplay
+from ._ranks import RankDisplay
 from ._residuals import ResidualDisplay
 from ._shrinkage import ShrinkageDisplay
 
 __all__ = [
     "CaterpillarDisplay",
+    "FunnelDisplay",
     "PopulationDisplay",
+    "RankDisplay",
     "ResidualDisplay",
     "ShrinkageDisplay",
 ]
