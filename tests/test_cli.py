@@ -595,12 +595,6 @@ def test_flag_usage_errors(capsys, args, message):
     assert captured.out == "" and message in captured.err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bayes_qvalues (skre/_core/decisions.py) gives tied PEPs different "
-    "q-values by position: batches 64, 65 and 66 (6 of 20 each) are split by "
-    "--flag 0.2 --fdr 0.2; reported to the owner of the numerical methods",
-)
 def test_flag_treats_identical_batches_alike(capsys):
     assert main(["--folds", "2", "--flag", "0.2", "--fdr", "0.2"]) == 0
     flagged = {row[0] for row in _flag_rows(capsys.readouterr().out)}

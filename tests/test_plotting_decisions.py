@@ -487,4 +487,5 @@ def test_funnel_labels_do_not_overlap_and_give_way_to_many_flags(m4):
         for b in boxes[:i]:
             assert not a.overlaps(b) or a.intersection(a, b).width < 2
     crowded = FunnelDisplay.from_estimator(m4, threshold=0.12, fdr=0.3)
-    assert len(crowded.flagged_) == 50 and crowded.labels_ == []
+    n_flagged = m4.flag_groups(0.12, fdr=0.3).attrs["n_flagged"]
+    assert len(crowded.flagged_) == n_flagged == 49 and crowded.labels_ == []
