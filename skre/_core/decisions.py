@@ -23,10 +23,12 @@ new group. No normal approximation is made anywhere.
 """
 
 import numpy as np
-from scipy.special import expit, logit, ndtr
+from scipy.special import expit, gammaln, logit, ndtr
 from scipy.stats import binom
 
 from .binomial import kernel
+from .grouping import collapse
+from .quadrature import MarginalLikelihood
 
 #: |u - mode| beyond which h_g is at least 46 below its top (h'' <= -1)
 REACH = 9.6
@@ -287,6 +289,8 @@ def new_batch_pmf(offsets, trials, tau):
     offsets = np.asarray(offsets, dtype=float)
     trials = np.asarray(trials, dtype=float)
     total = int(trials.sum())
+    if _one_binomial(offsets) and tau > 0.0:
+        return _binomial_normal_pmf(offsets[0], tau, total)
     xi, w, lo, hi = effect_rule(offsets, tau, total)
     out = np.zeros(total + 1)
     out[0] += lo
@@ -301,6 +305,19 @@ def new_batch_pmf(offsets, trials, tau):
             pmf = successes_distribution(offsets, trials, part)
         out += w[s : s + step] @ pmf
     return out
+
+
+def _binomial_normal_pmf(b, tau, n):
+    """P(M = k), k = 0..n, for M ~ Binomial(n, expit(b + xi)), xi ~ N(0, tau^2):
+    each k's integral is a group's marginal likelihood (k of n), by the
+    25-node adaptive Gauss-Hermite rule around its own mode (n + 1 integrals
+    of 25 nodes; the trapezoid rule over xi needs a step of 1 / sqrt(n))."""
+    k = np.arange(n + 1.0)
+    data = collapse(np.arange(n + 1), np.zeros((n + 1, 0)), k, np.full(n + 1, n), n + 1)
+    post = MarginalLikelihood(data, np.ones(n + 1), 25).posterior(np.r_[b, tau])
+    log_choose = gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
+    pmf = np.exp(post.log_marginal + log_choose)
+    return pmf / pmf.sum()
 
 
 def new_batch_tails(offsets, trials, m, tau):
