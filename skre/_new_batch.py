@@ -3,11 +3,12 @@ and the historical-control test (:class:`NewBatchMixin`, on
 :class:`~skre.MultilevelBinomial`).
 
 A new group's effect is drawn from the population ``N(0, tau^2)``, so the
-successes ``M`` of its rows follow a logit-normal-binomial distribution:
-each ``P(M = k)`` by a 25-node adaptive Gauss-Hermite rule around its own
-mode when the rows share one linear predictor (no covariates), else the
-trapezoid rule over the effect (spectrally accurate for this smooth
-integrand, with a step fitted to the trials), the rows' binomials convolved.
+successes ``M`` of its rows follow a logit-normal-binomial distribution,
+computed by the trapezoid rule over the effect (spectrally accurate for this
+smooth integrand, with a step fitted to the trials; the rows' binomials
+convolved). A 25-node adaptive rule per count was tried and dropped: with a
+large tau and few trials the integrand is a cut-off normal, which it
+integrates to only 3e-4 (tau 12.5, 5 trials).
 With parameter uncertainty the distribution is mixed over the posterior of the
 hyperparameters on the nested grid of :mod:`skre._core.hyperpost` (an ML
 fit: its reference posterior, flat priors on the intercept and slopes and a
@@ -236,9 +237,8 @@ class NewBatchMixin:
 
         A new group of the fitted population: its effect is drawn from
         ``N(0, tau^2)``, so its successes are logit-normal-binomial. The
-        distribution is computed by quadrature to about 1e-12 (adaptive
-        Gauss-Hermite for each count, or the trapezoid rule over the effect
-        when the rows' covariates differ);
+        distribution is computed by quadrature to about 1e-12 (the trapezoid
+        rule over the effect);
         with ``include_parameter_uncertainty=True`` it is mixed over the
         posterior of the fitted parameters, as :meth:`exceedance` explains
         (``method="bayes"`` fits always are).

@@ -23,12 +23,10 @@ new group. No normal approximation is made anywhere.
 """
 
 import numpy as np
-from scipy.special import expit, gammaln, logit, ndtr
+from scipy.special import expit, logit, ndtr
 from scipy.stats import binom
 
 from .binomial import kernel
-from .grouping import collapse
-from .quadrature import MarginalLikelihood
 
 #: |u - mode| beyond which h_g is at least 46 below its top (h'' <= -1)
 REACH = 9.6
@@ -223,6 +221,8 @@ def joint_band(ranks, level, srt=None):
 #: beyond eta = +-(SATURATE + log(trials + 1)) every trial is a failure (a
 #: success) but for a probability below exp(-SATURATE)
 SATURATE = 40.0
+#: above this many trials one binomial's pmf is summed over windows
+WINDOWED = 500
 #: the normal density is integrated over +-REACH_Z standard deviations
 REACH_Z = 9.5
 
@@ -289,9 +289,12 @@ def new_batch_pmf(offsets, trials, tau):
     offsets = np.asarray(offsets, dtype=float)
     trials = np.asarray(trials, dtype=float)
     total = int(trials.sum())
-    if _one_binomial(offsets) and tau > 0.0:
-        return _binomial_normal_pmf(offsets[0], tau, total)
     xi, w, lo, hi = effect_rule(offsets, tau, total)
+    if _one_binomial(offsets) and total > WINDOWED:
+        out = _windowed_binomial_pmf(offsets[0], xi, w, total)
+        out[0] += lo
+        out[-1] += hi
+        return out
     out = np.zeros(total + 1)
     out[0] += lo
     out[-1] += hi
@@ -307,17 +310,19 @@ def new_batch_pmf(offsets, trials, tau):
     return out
 
 
-def _binomial_normal_pmf(b, tau, n):
-    """P(M = k), k = 0..n, for M ~ Binomial(n, expit(b + xi)), xi ~ N(0, tau^2):
-    each k's integral is a group's marginal likelihood (k of n), by the
-    25-node adaptive Gauss-Hermite rule around its own mode (n + 1 integrals
-    of 25 nodes; the trapezoid rule over xi needs a step of 1 / sqrt(n))."""
-    k = np.arange(n + 1.0)
-    data = collapse(np.arange(n + 1), np.zeros((n + 1, 0)), k, np.full(n + 1, n), n + 1)
-    post = MarginalLikelihood(data, np.ones(n + 1), 25).posterior(np.r_[b, tau])
-    log_choose = gammaln(n + 1.0) - gammaln(k + 1.0) - gammaln(n - k + 1.0)
-    pmf = np.exp(post.log_marginal + log_choose)
-    return pmf / pmf.sum()
+def _windowed_binomial_pmf(b, xi, w, n):
+    """``sum_j w_j Binomial(k | n, expit(b + xi_j))`` for k = 0..n, each node's
+    pmf summed only where it exceeds about 1e-30 of its top (within 13
+    standard deviations of its mean, plus 13): work ~ nodes x sqrt(n)."""
+    out = np.zeros(n + 1)
+    p = expit(b + xi)
+    half = 13.0 * np.sqrt(n * p * (1 - p)) + 13.0
+    lo = np.clip(np.floor(n * p - half), 0, n).astype(int)
+    hi = np.clip(np.ceil(n * p + half), 0, n).astype(int)
+    for j in range(len(xi)):
+        k = np.arange(lo[j], hi[j] + 1)
+        out[lo[j] : hi[j] + 1] += w[j] * binom.pmf(k, n, p[j])
+    return out
 
 
 def new_batch_tails(offsets, trials, m, tau):
