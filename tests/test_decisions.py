@@ -519,3 +519,29 @@ def test_refit_replaces_everything_and_pickles(rats):
     )
     again = pickle.loads(pickle.dumps(fit))
     pd.testing.assert_frame_equal(again.exceedance(0.2), fresh.exceedance(0.2))
+
+
+@pytest.mark.parametrize("trials", [5, 600])
+def test_predictive_counts_at_a_large_tau(trials):
+    """A cut-off normal for the extreme counts (tau ~ 5): the pmf still
+    matches scipy's quad (an adaptive rule per count was off by 3e-4)."""
+    rng = np.random.default_rng(4)
+    G = 40
+    p = expit(-1 + 5 * rng.normal(size=G))
+    X = pd.DataFrame({"g": np.arange(G)})
+    y = np.column_stack([rng.binomial(5, p), np.full(G, 5)])
+    fit = MultilevelBinomial(group="g").fit(X, y)
+    assert fit.tau_ > 3
+    b, tau = fit.intercept_, fit.tau_
+    d = fit.predictive_counts(trials)
+    for k in (0, 1, trials // 2, trials):
+
+        def f(e, k=k):
+            return stats.binom.pmf(k, trials, expit(e)) * stats.norm.pdf(e, b, tau)
+
+        edges = [b - 15 * tau, -30, -5, 5, 30, b + 15 * tau]
+        ref = sum(
+            integrate.quad(f, x0, x1, epsabs=1e-15, epsrel=1e-12, limit=2000)[0]
+            for x0, x1 in zip(edges[:-1], edges[1:])
+        )
+        assert d.pmf(k) == pytest.approx(ref, abs=1e-10)
