@@ -201,11 +201,13 @@ class GroupDecisionsMixin:
 
         Raises
         ------
+        TypeError
+            On a threshold, quantile or flag that is not a number (a bool).
         ValueError
-            On a bad threshold; ``quantile`` without a population; a fit on
-            data that are all failures (or all successes); no pooling with
-            covariates and no ``group_prior``; parameter uncertainty on a fit
-            with more than 2 covariates.
+            On a threshold outside (0, 1) or of the wrong length; ``quantile``
+            without a population; a fit on data that are all failures (or all
+            successes); no pooling with covariates and no ``group_prior``;
+            parameter uncertainty on a fit with more than 2 covariates.
 
         See Also
         --------
@@ -288,8 +290,8 @@ class GroupDecisionsMixin:
 
         Raises
         ------
-        ValueError
-            As :meth:`exceedance`; and for complete pooling.
+        TypeError, ValueError
+            As :meth:`exceedance`; ValueError for complete pooling.
 
         Examples
         --------
@@ -392,7 +394,7 @@ class GroupDecisionsMixin:
 
         Raises
         ------
-        ValueError
+        TypeError, ValueError
             On bad arguments, and as :meth:`exceedance`.
 
         Examples

@@ -71,8 +71,9 @@ def degenerate_error(fit, task="there is nothing to compare with a threshold"):
     return ValueError(
         f"every trial in the training data is a {what}: the fit's estimates "
         f"sit at the limit {fit.limit:g} with no distribution around them, so "
-        f"{task}. NoPoolingBinomial (Jeffreys posteriors, exact binomial "
-        "p-values) or priors (coef_prior, tau_prior) give proper answers."
+        f"{task} (priors on tau or the slopes do not change that: the "
+        "intercept stays unbounded). NoPoolingBinomial's Jeffreys posteriors "
+        "and exact binomial p-values give proper answers."
     )
 
 

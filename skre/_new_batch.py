@@ -250,8 +250,9 @@ class NewBatchMixin:
             covariates, the trials-weighted means of the training data), or
             one per row of ``X``.
         X : array-like or DataFrame, optional
-            The new group's rows (covariates as in fit; a group column is
-            ignored), when their covariates differ from the means.
+            The new group's rows, with the columns of fit (the group column
+            too, with any label: it is not read), when their covariates
+            differ from the means.
         include_parameter_uncertainty : bool, default=False
             Mix over the posterior of the parameters.
 

@@ -22,6 +22,8 @@ new group. No normal approximation is made anywhere.
 * :func:`bayes_qvalues`, :func:`bh_adjust`, :func:`holm_adjust`: error rates.
 """
 
+from math import fsum
+
 import numpy as np
 from scipy.special import expit, logit, ndtr
 from scipy.stats import binom
@@ -332,6 +334,8 @@ def new_batch_tails(offsets, trials, m, tau):
     offsets = np.asarray(offsets, dtype=float)
     trials = np.asarray(trials, dtype=float)
     total = trials.sum()
+    if total == 0:  # no trials: M = 0 for certain
+        return 1.0, 1.0, 0.0
     xi, w, lo, hi = effect_rule(offsets, tau, total)
     p = expit(offsets[None, :] + xi[:, None])
     mean = w @ (p @ trials) + hi * total
@@ -348,16 +352,20 @@ def new_batch_tails(offsets, trials, m, tau):
             le += w[s : s + step] @ pmf[:, : int(m) + 1].sum(axis=1)
     ge += lo * ge_lim[0] + hi * ge_lim[1]
     le += lo * le_lim[0] + hi * le_lim[1]
+    norm = w.sum() + lo + hi  # 1 to rounding: exact for a certain outcome
+    ge, le, mean = ge / norm, le / norm, mean / norm
     return min(1.0, max(0.0, ge)), min(1.0, max(0.0, le)), mean
 
 
 def mixture_tails(offsets, trials, m, taus, weights):
     """:func:`new_batch_tails` averaged over parameter nodes: ``offsets``
-    (K, rows) and ``taus`` (K,) at each node, ``weights`` (K,) summing to 1."""
-    ge = le = mean = 0.0
-    for k in range(len(taus)):
-        g, lq, mu = new_batch_tails(offsets[k], trials, m, taus[k])
-        ge, le, mean = ge + weights[k] * g, le + weights[k] * lq, mean + weights[k] * mu
+    (K, rows) and ``taus`` (K,) at each node, ``weights`` (K,). Sums are
+    exactly rounded (a certain outcome gives exactly 1)."""
+    parts = np.array(
+        [new_batch_tails(offsets[k], trials, m, taus[k]) for k in range(len(taus))]
+    )
+    total = fsum(weights)
+    ge, le, mean = (fsum(weights * parts[:, j]) / total for j in range(3))
     return min(1.0, ge), min(1.0, le), mean
 
 
