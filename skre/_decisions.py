@@ -166,6 +166,11 @@ class GroupDecisionsMixin:
           prior on ``tau`` (a MAP fit: its own priors). A ``method="bayes"`` fit always
           integrates over its posterior (the flag is then moot). At a boundary
           fit (``tau_ == 0``) the plug-in answer is complete pooling's.
+          Known limit: where the posterior holds much mass near ``tau = 0``,
+          the grid integrates a near-step function of the intercept, and a
+          probability for a threshold close to the pooled rate can be off
+          by about 0.01 (0.401 for 0.407 measured on 10 groups of 20 trials
+          at ``tau_ == 0``); away from it the grid is accurate to 1e-4.
         * :class:`NoPoolingBinomial`: the Jeffreys posterior
           ``Beta(m + 1/2, n - m + 1/2)`` of each group (with a
           ``group_prior``: the exact posterior of its intercept under it), and
