@@ -41,6 +41,7 @@ its target. The tables go to ``docs/_includes/decisions_*.rst`` (not with
 """
 
 import argparse
+import re
 import subprocess
 import time
 import warnings
@@ -431,12 +432,9 @@ def write_tables(args, size, fdr, ranks, speed, seconds, head):
     if size:
         body = [
             [
-                r["groups"],
-                r["trials"],
-                r["replicates"],
+                f"{r['groups']} × {r['trials']}",
                 r["all failures"],
-                pm(r["default"]),
-                "PASS" if r["pass"] else "FAIL",
+                f"{pm(r['default'])} {'PASS' if r['pass'] else 'FAIL'}",
                 pm(r["plug-in"]),
                 pm(r["above range"]),
                 pm(r["outside range"]),
@@ -448,22 +446,26 @@ def write_tables(args, size, fdr, ranks, speed, seconds, head):
             + list_table(
                 "Rejection rate at the 5% level of a new batch drawn from the "
                 "history's own model (rats-like: intercept -1.96, tau 0.68), "
-                "± its Monte Carlo SE",
+                f"{size[0]['replicates']} histories per row, ± Monte Carlo SE; "
+                "PASS: the default is ≤ 5% + 2 MCSE",
                 [
-                    "historical groups",
-                    "trials per group",
-                    "histories",
+                    "groups × trials",
                     "all failures (not fitted)",
                     "default (parameter uncertainty)",
-                    "≤ 5% + 2 MCSE",
                     "plug-in",
                     "above the historical range",
                     "outside the historical range",
                 ],
                 body,
-                [7, 7, 7, 8, 14, 8, 14, 14, 14],
+                [12, 10, 22, 18, 18, 18],
             )
         )
+    missing = (
+        ".. note::\n\n   The run these tables come from had not reached this part.\n"
+    )
+    for name, rows in (("size", size), ("fdr", fdr), ("ranks", ranks)):
+        if not rows and args.from_log:
+            (out / f"decisions_{name}.rst").write_text(stamp + missing)
     if fdr:
         body = [
             [
@@ -537,8 +539,10 @@ def write_tables(args, size, fdr, ranks, speed, seconds, head):
                 f"{r['median'][0]:.3f} s",
                 "" if r["target"] is None else f"≤ {r['target']:g} s",
                 "" if r["pass"] is None else ("PASS" if r["pass"] else "FAIL"),
-                f"{r['fit'][0]:.3f} s ({r['median'][0] / r['fit'][0]:.0f}x)",
-                f"{r['lr'][0]:.3f} s ({r['median'][0] / r['lr'][0]:.0f}x)",
+                f"{r['fit'][0]:.3f} s "
+                f"({r.get('fit ratio', r['median'][0] / r['fit'][0]):.0f}x)",
+                f"{r['lr'][0]:.3f} s "
+                f"({r.get('lr ratio', r['median'][0] / r['lr'][0]):.0f}x)",
             ]
             for r in speed
         ]
@@ -560,6 +564,94 @@ def write_tables(args, size, fdr, ranks, speed, seconds, head):
                 [30, 10, 8, 7, 15, 15],
             )
         )
+
+
+NUM = r"([0-9.]+) ± ([0-9.]+)"
+
+
+def parse_log(text):
+    """The rows of (size, fdr, ranks, speed) from a run's printed lines."""
+
+    def pair(g, i):
+        return float(g[i]), float(g[i + 1])
+
+    size = [
+        {
+            "groups": int(g[0]),
+            "trials": int(g[1]),
+            "replicates": int(g[2]),
+            "all failures": int(g[3]),
+            "boundary fits": int(g[4]),
+            "default": pair(g, 5),
+            "pass": g[7] == "PASS",
+            "plug-in": pair(g, 8),
+            "above range": pair(g, 10),
+            "outside range": pair(g, 12),
+        }
+        for g in re.findall(
+            rf"G=\s*(\d+) n=\s*(\d+)\s+reps\s+(\d+)\s+all-failure\s+(\d+)\s+"
+            rf"boundary\s+(\d+)\s+default {NUM} (PASS|FAIL)\s+plug-in {NUM}\s+"
+            rf"above range {NUM}\s+outside range {NUM}",
+            text,
+        )
+    ]
+    fdr = [
+        {
+            "groups": int(g[0]),
+            "trials": int(g[1]),
+            "method": g[2].strip(),
+            "replicates": int(g[3]),
+            "fdr": pair(g, 4),
+            "pass": g[6] == "PASS",
+            "power": pair(g, 7),
+            "flagged": float(g[9]),
+            "exceeders": float(g[10]),
+        }
+        for g in re.findall(
+            rf"G=\s*(\d+) n=\s*(\d+)  (.+?)\s+reps\s+(\d+)\s+FDR {NUM} (PASS|FAIL)"
+            rf"\s+power {NUM}\s+flagged ([0-9.]+) of ([0-9.]+) exceeders",
+            text,
+        )
+    ]
+    ranks = [
+        {
+            "groups": int(g[0]),
+            "trials": int(g[1]),
+            "method": g[2].strip(),
+            "replicates": int(g[3]),
+            "coverage": pair(g, 4),
+            "pass": g[6] == "PASS",
+            "simultaneous": pair(g, 7),
+            "width": float(g[9]),
+        }
+        for g in re.findall(
+            rf"G=\s*(\d+) n=\s*(\d+)  (.+?)\s+reps\s+(\d+)\s+marginal {NUM} "
+            rf"(PASS|FAIL)\s+simultaneous {NUM}\s+mean width ([0-9.]+) ranks",
+            text,
+        )
+    ]
+    repeats = re.search(r"speed \(one BLAS thread, (\d+) repeats\)", text)
+    speed = [
+        {
+            "case": f"{g[0]}, {g[1]} groups of 20 trials",
+            "median": (float(g[2]),),
+            "target": float(g[3]) if g[3] else None,
+            "pass": (g[4] == "PASS") if g[4] else None,
+            "fit": (float(g[5]),),
+            "fit ratio": float(g[6]),
+            "lr": (float(g[7]),),
+            "lr ratio": float(g[8]),
+            "repeats": int(repeats.group(1)) if repeats else 5,
+        }
+        for g in re.findall(
+            r"  (.+?), ([\d,]+) groups of 20 trials: median ([0-9.]+) s \[[^\]]*\]"
+            r"(?: \(<= ([0-9.]+) s: (PASS|FAIL)\))?; "
+            r"fit ([0-9.]+) s \(ratio ([0-9.]+)\), "
+            r"LogisticRegression ([0-9.]+) s \(ratio ([0-9.]+)\)",
+            text,
+        )
+    ]
+    return size, fdr, ranks, speed
 
 
 def header():
@@ -606,7 +698,23 @@ def main():
         help="where the tables go (default docs/_includes; none with --quick)",
     )
     parser.add_argument("--quick", action="store_true", help="a smoke run")
+    parser.add_argument(
+        "--from-log",
+        metavar="FILE",
+        help="write the tables from the printed output of a run, without running",
+    )
     args = parser.parse_args()
+    if args.from_log:
+        args.rst_dir = args.rst_dir or str(ROOT / "docs" / "_includes")
+        text = Path(args.from_log).read_text()
+        head = text.splitlines()[0].split("; jobs")[0] + f" (from {args.from_log})"
+        total = re.search(r"^total (\d+) s", text, re.M)
+        if total is None:
+            head += ", unfinished"
+        seconds = float(total.group(1)) if total else 0.0
+        write_tables(args, *parse_log(text), seconds, head)
+        print(f"tables written to {args.rst_dir}")
+        return
     if args.quick:
         args.replicates, args.fdr_replicates, args.pu_replicates = 8, 8, 2
         args.rank_replicates, args.rank_pu_replicates, args.speed_repeats = 4, 2, 1
@@ -619,7 +727,7 @@ def main():
     size = fdr = ranks = speed = []
     # speed first, before the workers load the machine
     if "speed" in parts:
-        print("speed (one BLAS thread)", flush=True)
+        print(f"speed (one BLAS thread, {args.speed_repeats} repeats)", flush=True)
         speed = run_speed(args)
     with Parallel(n_jobs=args.jobs) as parallel:
         if "size" in parts:
