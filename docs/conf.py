@@ -98,6 +98,7 @@ numpydoc_xref_ignore = {
     "default",
     "optional",
     "n_groups",
+    "trials",
     "n_covariates",
     "n_rows",
     "n_features",
