@@ -10,6 +10,7 @@ ORDER = [
     "plot_rats.py",  # shrinkage, the population and a new batch
     "plot_model_checking.py",  # tests of tau = 0 and residual checks
     "plot_longitudinal.py",  # binary rows with covariates: patients over visits
+    "plot_funnel.py",  # acting on estimates: history vs batch 71, funnel, ranks
     "plot_priors_gridsearch.py",  # priors tuned by GridSearchCV
     "plot_bayes.py",  # the full posterior, advanced
 ]
