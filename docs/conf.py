@@ -92,6 +92,9 @@ numpydoc_show_class_members = False  # autodoc documents the members in full
 numpydoc_attributes_as_param_list = True
 numpydoc_xref_param_type = True
 numpydoc_xref_ignore = {
+    # types not in the offline inventories of docs/_intersphinx
+    "Index",
+    "LineCollection",
     "of",
     "shape",
     "or",
@@ -125,6 +128,7 @@ numpydoc_xref_aliases = {
     "Patch": "matplotlib.patches.Patch",
     "PathCollection": "matplotlib.collections.PathCollection",
     "PolyCollection": "matplotlib.collections.PolyCollection",
+
     "ErrorbarContainer": "matplotlib.container.ErrorbarContainer",
     "Annotation": "matplotlib.text.Annotation",
     "LogitNormal": "skre.LogitNormal",
