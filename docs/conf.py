@@ -128,7 +128,6 @@ numpydoc_xref_aliases = {
     "Patch": "matplotlib.patches.Patch",
     "PathCollection": "matplotlib.collections.PathCollection",
     "PolyCollection": "matplotlib.collections.PolyCollection",
-
     "ErrorbarContainer": "matplotlib.container.ErrorbarContainer",
     "Annotation": "matplotlib.text.Annotation",
     "LogitNormal": "skre.LogitNormal",

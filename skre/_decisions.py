@@ -257,8 +257,10 @@ class GroupDecisionsMixin:
         fdr=0.05,
         include_parameter_uncertainty=False,
     ):
-        """Flag the groups whose success probability exceeds a threshold,
-        controlling the false discovery rate.
+        """Flag the groups above a threshold, with false-discovery control.
+
+        Flags the groups whose success probability exceeds a threshold,
+        controlling the false discovery rate:
 
         * :class:`MultilevelBinomial` (every fit method): each group's
           posterior error probability (PEP, the local fdr)
@@ -279,10 +281,14 @@ class GroupDecisionsMixin:
 
         Parameters
         ----------
-        threshold, quantile, include_parameter_uncertainty
+        threshold : float, array-like or Series, optional
+            As in :meth:`exceedance`.
+        quantile : float, optional
             As in :meth:`exceedance`.
         fdr : float, default=0.05
             The false discovery rate to control, in (0, 1).
+        include_parameter_uncertainty : bool, default=False
+            As in :meth:`exceedance`.
 
         Returns
         -------

@@ -49,7 +49,7 @@ class PredictiveCounts:
     (logit-normal-binomial), as a frozen discrete distribution on
     ``0..trials``.
 
-    Attributes
+    Parameters
     ----------
     trials : int
         The new group's trials.
@@ -76,54 +76,125 @@ class PredictiveCounts:
     method: str
 
     def pmf(self, k):
-        """``P(M = k)``."""
+        """``P(M = k)``.
+
+        Parameters
+        ----------
+        k : int or array-like
+            Counts (0 outside ``0..trials`` and at non-integers).
+
+        Returns
+        -------
+        float or ndarray
+            The probabilities.
+        """
         k = np.asarray(k)
         inside = (k >= 0) & (k <= self.trials) & (k == np.floor(k))
         idx = np.clip(np.where(inside, k, 0), 0, self.trials).astype(int)
         return np.where(inside, self.probabilities[idx], 0.0)[()]
 
     def cdf(self, k):
-        """``P(M <= k)``."""
+        """``P(M <= k)``.
+
+        Parameters
+        ----------
+        k : float or array-like
+            Counts.
+
+        Returns
+        -------
+        float or ndarray
+            The probabilities.
+        """
         c = np.cumsum(self.probabilities)
         k = np.floor(np.asarray(k, dtype=float))
         idx = np.clip(k, 0, self.trials).astype(int)
         return np.where(k < 0, 0.0, np.minimum(c[idx], 1.0))[()]
 
     def sf(self, k):
-        """``P(M > k)`` (so ``sf(m - 1)`` is ``P(M >= m)``), summed from the
-        upper tail (no cancellation)."""
+        """``P(M > k)``, summed from the upper tail (no cancellation).
+
+        Parameters
+        ----------
+        k : float or array-like
+            Counts; ``sf(m - 1)`` is ``P(M >= m)``.
+
+        Returns
+        -------
+        float or ndarray
+            The probabilities.
+        """
         tail = np.r_[np.cumsum(self.probabilities[::-1])[::-1], 0.0]
         k = np.floor(np.asarray(k, dtype=float))
         idx = np.clip(k + 1, 0, self.trials + 1).astype(int)
         return np.where(k < 0, 1.0, np.minimum(tail[idx], 1.0))[()]
 
     def ppf(self, q):
-        """The smallest ``k`` with ``P(M <= k) >= q``."""
+        """The smallest ``k`` with ``P(M <= k) >= q``.
+
+        Parameters
+        ----------
+        q : float or array-like
+            Probabilities in [0, 1].
+
+        Returns
+        -------
+        int or ndarray
+            The quantiles.
+        """
         c = np.cumsum(self.probabilities)
         q = np.asarray(q, dtype=float)
         k = np.searchsorted(c, q * (1 - 1e-12), side="left")
         return np.minimum(k, self.trials)[()]
 
     def mean(self):
-        """``E[M]``."""
+        """``E[M]``.
+
+        Returns
+        -------
+        float
+            The mean.
+        """
         return float(np.arange(self.trials + 1) @ self.probabilities)
 
     def var(self):
-        """``Var[M]``."""
+        """``Var[M]``.
+
+        Returns
+        -------
+        float
+            The variance.
+        """
         k = np.arange(self.trials + 1)
         return float(((k - self.mean()) ** 2) @ self.probabilities)
 
     def std(self):
-        """Standard deviation of ``M``."""
+        """Standard deviation of ``M``.
+
+        Returns
+        -------
+        float
+            The standard deviation.
+        """
         return float(np.sqrt(self.var()))
 
     def interval(self, level=0.95, alternative="two-sided"):
         """A prediction interval ``(lo, hi)`` of the new group's successes.
 
-        ``"two-sided"``: ``(ppf(a), ppf(1 - a))``, ``a = (1 - level) / 2``;
-        ``"less"``: ``(0, ppf(level))``, an upper prediction limit;
-        ``"greater"``: ``(k, trials)``, the largest ``k`` with
-        ``P(M >= k) >= level``, a lower one. Each covers at least ``level``.
+        Parameters
+        ----------
+        level : float, default=0.95
+            The least coverage.
+        alternative : {"two-sided", "less", "greater"}, default="two-sided"
+            ``"two-sided"``: ``(ppf(a), ppf(1 - a))``, ``a = (1 - level) / 2``;
+            ``"less"``: ``(0, ppf(level))``, an upper prediction limit;
+            ``"greater"``: ``(k, trials)``, the largest ``k`` with
+            ``P(M >= k) >= level``, a lower one.
+
+        Returns
+        -------
+        tuple of int
+            ``(lo, hi)``, covering at least ``level``.
         """
         check_level(level)
         if alternative == "two-sided":
@@ -144,7 +215,7 @@ class PredictiveCounts:
 class HistoricalControlTest:
     """The outcome of :meth:`MultilevelBinomial.historical_control_test`.
 
-    Attributes
+    Parameters
     ----------
     pvalue : float or ndarray
         The predictive p-value of the one new group, or the adjusted p-values

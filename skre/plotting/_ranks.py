@@ -74,9 +74,9 @@ class RankDisplay:
     >>> X, y = load_rats(return_X_y=True)
     >>> m4 = MultilevelBinomial(group="batch").fit(X, y)
     >>> disp = RankDisplay.from_estimator(m4, random_state=0)
-    >>> top = disp.ranks_.iloc[0]  # the best expected rank: 7th, 1st to 23rd
+    >>> top = disp.ranks_.iloc[0]  # the best expected rank: 7th, 1st to 22nd
     >>> int(disp.ranks_.index[0]), round(top.expected_rank), int(top.rank_upper)
-    (69, 7, 23)
+    (69, 7, 22)
     """
 
     def __init__(
