@@ -60,6 +60,7 @@ def assert_exact(est, ref_params, ref_loglik):
     assert est.loglik_ == pytest.approx(ref_loglik, rel=1e-8)
 
 
+@pytest.mark.slow  # 4.5 s: toenail at auto and 100 nodes
 def test_toenail_default_is_the_exact_fit():
     """Toenail (tau ~ 4): 25 nodes (lme4's largest rule) leave tau 1.5e-3
     off; the default raises the nodes of the groups that need it (up to 101
@@ -119,6 +120,7 @@ def test_toenail_fixed_rules_equal_lme4():
     assert "n_quad='auto'" in message and "weakly identified" not in message
 
 
+@pytest.mark.slow  # 9 s: 10^4 single-row groups at 25 and 51 nodes
 def test_single_binary_rows_default_is_the_exact_fit():
     """Issue 22's reproducer: 10^4 groups of one binary row, tau = 2. The
     node counts chosen at the Laplace estimate (tau ~ 0.02) were never
@@ -139,6 +141,7 @@ def test_single_binary_rows_default_is_the_exact_fit():
     assert_exact(est, ref_params, ref_loglik)
 
 
+@pytest.mark.slow  # 3.4 s: two real-size fits
 def test_fixed_rule_far_off_warns_with_the_measured_cause():
     """Pairs of binary rows with a rare outcome (like the twin data of
     issue 22): Laplace puts tau near 7 where the exact fit has 1.6. An

@@ -50,6 +50,7 @@ def grid_summary(values, dens_marginal):
     return mean, sd, np.interp([0.025, 0.975], cdf / cdf[-1], values)
 
 
+@pytest.mark.slow  # 2.5 s: a dense posterior grid
 def test_posterior_matches_a_dense_grid(rats, bayes):
     m, n = rats[1].to_numpy().T
     b, tau, dens = dense_grid_posterior(m, n)

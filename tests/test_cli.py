@@ -544,6 +544,7 @@ def test_flag_rats(capsys):
     assert all(len(x) <= 80 for x in lines[at:])
 
 
+@pytest.mark.slow  # 2.4 s: the whole CLI on a CSV; test_flag_rats stays quick
 def test_flag_csv_with_fdr_and_none_flagged(rats_csv, capsys):
     path, frame = rats_csv
     assert (

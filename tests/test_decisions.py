@@ -119,6 +119,7 @@ def test_rats_history_default_includes_parameter_uncertainty(history):
     assert test.table.loc[71, "successes"] == 4 and test.table.loc[71, "trials"] == 14
 
 
+@pytest.mark.slow  # 3 s: a (b, tau) grid of 12,000 points
 def test_history_pvalue_with_the_posterior_matches_a_dense_grid(history):
     """The default p-value is the posterior predictive P(M >= 4) under flat b
     and HalfNormal(1) tau: a brute-force grid over (b, tau) gives it too."""
@@ -197,6 +198,7 @@ def test_per_group_and_quantile_thresholds(ml):
     assert q.attrs["new_group"] == pytest.approx(0.1, abs=1e-9)
 
 
+@pytest.mark.slow  # 2.2 s: a Bayes fit and its node posteriors
 def test_bayes_exceedance_matches_nuts(rats, reference):
     ref = reference("rats_nuts.json")
     bayes = MultilevelBinomial(

@@ -46,6 +46,7 @@ def test_validated_and_searchable():
     assert repr(copy.tau_prior) == "GammaPrecision(shape=1.0, rate=0.5)"
 
 
+@pytest.mark.slow  # 3.4 s: a dense posterior grid
 def test_bayes_with_the_bugs_prior_matches_a_dense_grid():
     X, y = load_rats(return_X_y=True)
     prior = GammaPrecision(1.0, 0.1)

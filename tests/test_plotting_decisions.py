@@ -285,6 +285,7 @@ def test_funnel_log_grid_for_a_wide_range_of_trials():
         assert (g in disp.flagged_) == (not lo <= y[g, 0] <= hi)
 
 
+@pytest.mark.slow  # 1.8 s: two posterior grids
 def test_funnel_with_parameter_uncertainty_and_bayes(rats):
     X, y = rats
     keep = y["n"].between(19, 20).to_numpy()  # 2 numbers of trials: quick

@@ -152,6 +152,7 @@ def test_bootstrap_tasks_pickle_by_reference(rats, monkeypatch, cls):
     assert len(sent) == 3 and boot.notna().all().all()
 
 
+@pytest.mark.slow  # 2.9 s: starts worker processes
 def test_bootstrap_in_processes_from_a_script_importing_expit(tmp_path):
     """The reported script: run as __main__, it imports expit and asks for
     bootstrap intervals on two processes."""
@@ -208,6 +209,7 @@ def many_trials():
     return X, y, MultilevelBinomial(group="g").fit(X, y)
 
 
+@pytest.mark.slow  # 3.1 s: quad per point
 def test_population_cdf_of_many_trials_against_quad():
     from skre._core.mixture_cdf import logit_normal_binom_logcdf
 
@@ -220,6 +222,7 @@ def test_population_cdf_of_many_trials_against_quad():
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
 
 
+@pytest.mark.slow  # 3.7 s: quad per residual
 def test_quantile_residuals_of_groups_with_many_trials(many_trials):
     """Each residual r is the normal quantile of a draw between P(Y < m) and
     P(Y <= m): Phi(r) must lie between the two, computed by quad. With 25
