@@ -155,14 +155,19 @@ class BayesFit(MultilevelFit):
         return LogitNormalMixture(x[:, -2], np.exp(x[:, -1]), self.hyper.weights)
 
     @cached_property
-    def node_posteriors(self):
-        """(weight, params, per-unit posterior) at every node with weight > 1e-12."""
+    def node_params(self):
+        """(weights, params) of every node with weight > 1e-12 of the largest,
+        the weights summing to 1, params as (beta, b, tau)."""
         post = self.hyper
         use = post.weights > 1e-12 * post.weights.max()
         w = post.weights[use] / post.weights[use].sum()
         x = self.full_nodes()[use]
-        param_rows = np.column_stack([x[:, :-1], np.exp(x[:, -1])])
-        return [(wi, t, self.model.posterior(t)) for wi, t in zip(w, param_rows)]
+        return w, np.column_stack([x[:, :-1], np.exp(x[:, -1])])
+
+    @cached_property
+    def node_posteriors(self):
+        """(weight, params, per-unit posterior) at every node of node_params."""
+        return [(wi, t, self.model.posterior(t)) for wi, t in zip(*self.node_params)]
 
     def log_proba(self, codes, Z):
         parts = [

@@ -22,12 +22,13 @@ from ._group_dists import (
     binomial_pvalues,
     degenerate_error,
     exceedance,
+    group_offsets,
     method_name,
     reference_posterior,
     theta_draws,
 )
 from ._inputs import _show
-from ._intervals import check_level, glm_cov
+from ._intervals import check_level
 from ._multilevel_fit import MultilevelFit
 
 #: draws per block when ranking (memory: block x groups doubles)
@@ -44,15 +45,15 @@ BH_FDR = (
 )
 
 
-def _check_flag(name, value):
+def check_flag(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False; got {_show(value)}.")
 
 
-def _check_probability(name, value, closed=False):
+def _check_probability(name, value):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a number in (0, 1); got {_show(value)}.")
-    if not (0 < value < 1 or (closed and 0 <= value <= 1)) or np.isnan(value):
+    if not 0 < value < 1:  # NaN fails too
         raise ValueError(f"{name} must be in (0, 1); got {_show(value)}.")
 
 
@@ -115,14 +116,8 @@ def _estimates(fit):
         and not fit.boundary
         and not isinstance(fit, BayesFit)
     ):
-        design = fit.design
-        offset = (
-            fit.b + design.data.Z @ fit.params[:-2]
-            if len(fit.params) > 2
-            else np.full(len(design.data.codes), fit.b)
-        )
-        return design.group_mean_probability(
-            offset, fit.tau * fit.posterior.mode[fit.unit]
+        return fit.design.group_mean_probability(
+            group_offsets(fit, fit.params), fit.tau * fit.posterior.mode[fit.unit]
         )
     return fit.group_intervals(0.95)[0]
 
@@ -136,9 +131,8 @@ def _new_group(fit, c, include_parameter_uncertainty):
         and not include_parameter_uncertainty
         and not isinstance(fit, BayesFit)
     ):
-        cp = fit.pooled
-        cov = glm_cov(cp, fit.design.aliased)
-        return float(normal_exceedance(float(cp.intercepts[0]), np.sqrt(cov[0, 0]), c))
+        a, _, cov = fit.pooled_estimates()
+        return float(normal_exceedance(a, np.sqrt(cov[0, 0]), c))
     source = reference_posterior(fit) if include_parameter_uncertainty else fit
     return float(source.population().sf(c))
 
@@ -232,7 +226,7 @@ class GroupDecisionsMixin:
         0.1063
         """
         check_is_fitted(self)
-        _check_flag("include_parameter_uncertainty", include_parameter_uncertainty)
+        check_flag("include_parameter_uncertainty", include_parameter_uncertainty)
         fit = self._fit_result
         c, scalar = _thresholds(self, threshold, quantile)
         method = method_name(fit, include_parameter_uncertainty)
@@ -427,7 +421,7 @@ class GroupDecisionsMixin:
                 f"probability) or 'lower'; got {_show(direction)}."
             )
         check_level(level)
-        _check_flag("include_parameter_uncertainty", include_parameter_uncertainty)
+        check_flag("include_parameter_uncertainty", include_parameter_uncertainty)
         G = len(self.groups_)
         if top is not None and (
             isinstance(top, bool) or not isinstance(top, Integral) or not 1 <= top <= G

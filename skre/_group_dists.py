@@ -37,7 +37,7 @@ from ._core.decisions import (
 )
 from ._core.quadrature import MarginalLikelihood
 from ._fit_result import DegenerateFit, NoPoolingFit, PooledFit
-from ._intervals import glm_cov, pooled_group_logit
+from ._intervals import pooled_group_logit
 from ._multilevel_fit import MultilevelFit
 from .priors import HalfNormal
 
@@ -77,7 +77,7 @@ def degenerate_error(fit, task="there is nothing to compare with a threshold"):
     )
 
 
-def _group_offsets(fit, params):
+def group_offsets(fit, params):
     """Rows' linear predictor without the effect, on the per-group data."""
     data = fit.design.data
     beta, b = params[:-2], params[-2]
@@ -133,11 +133,20 @@ def method_name(fit, include_parameter_uncertainty):
         return POOLED
     if isinstance(fit, NoPoolingFit):
         return NP_PRIOR if fit.alpha_prior is not None else JEFFREYS
-    if isinstance(fit, BayesFit):
-        return BAYES
-    if include_parameter_uncertainty:
-        return REFERENCE if fit.tau_prior is None and fit.coef_prior is None else BAYES
+    if isinstance(fit, BayesFit) or include_parameter_uncertainty:
+        return posterior_method(fit)
     return POOLED + " (tau = 0)" if fit.boundary else PLUG_IN
+
+
+def posterior_method(fit):
+    """The name of the posterior a multilevel fit's answers mix over."""
+    if (
+        isinstance(fit, BayesFit)
+        or fit.tau_prior is not None
+        or fit.coef_prior is not None
+    ):
+        return BAYES
+    return REFERENCE
 
 
 # -- exceedance ---------------------------------------------------------------------
@@ -162,7 +171,7 @@ def exceedance(fit, c, include_parameter_uncertainty):
 
 
 def _conditional_exceedance(data, fit, params, mode, sd, c):
-    offset = _group_offsets(fit, params)
+    offset = group_offsets(fit, params)
     tau = params[-1]
     if tau == 0.0:
         theta = fit.design.group_mean_probability(offset, np.zeros(data.n_groups))
@@ -172,9 +181,7 @@ def _conditional_exceedance(data, fit, params, mode, sd, c):
 
 
 def _boundary_exceedance(fit, c):
-    cp = fit.pooled
-    cov = glm_cov(cp, fit.design.aliased)
-    centre, se = pooled_group_logit(fit.design, float(cp.intercepts[0]), cp.coef, cov)
+    centre, se = pooled_group_logit(fit.design, *fit.pooled_estimates())
     return normal_exceedance(centre, se, c)
 
 
@@ -192,7 +199,7 @@ def _no_pooling_exceedance(fit, c):
     data = fit.design.data
     if fit.alpha_prior is not None:
         params, post = _np_prior_model(fit)
-        offset = _group_offsets(fit, params)
+        offset = group_offsets(fit, params)
         u_star = theta_root(data, offset, c) / params[-1]
         return tail_fractions(data, offset, params[-1], post.mode, post.sd, u_star)[1]
     check_np_intercept_only(fit)
@@ -236,8 +243,7 @@ def theta_draws(fit, include_parameter_uncertainty, rng, n_draws):
         if isinstance(fit, PooledFit):
             a, beta, cov = fit.a, fit.beta, fit.cov
         else:
-            cp = fit.pooled
-            a, beta, cov = float(cp.intercepts[0]), cp.coef, glm_cov(cp, design.aliased)
+            a, beta, cov = fit.pooled_estimates()
         mean, data = np.r_[a, beta], design.data
         for s, e in blocks:
             x = rng.multivariate_normal(mean, np.nan_to_num(cov), size=e - s)
@@ -275,7 +281,7 @@ def theta_draws(fit, include_parameter_uncertainty, rng, n_draws):
 def _theta_table(fit, params, mode, sd):
     """Each group's quantile function of theta at the parameters ``params``."""
     data = fit.design.data
-    offset = _group_offsets(fit, params)
+    offset = group_offsets(fit, params)
     tau = params[-1]
     if tau == 0.0:
         theta = fit.design.group_mean_probability(offset, np.zeros(data.n_groups))
@@ -289,4 +295,6 @@ __all__ = [
     "theta_draws",
     "method_name",
     "reference_posterior",
+    "posterior_method",
+    "group_offsets",
 ]

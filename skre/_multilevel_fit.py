@@ -73,7 +73,7 @@ class MultilevelFit(FitResult):
     coef_prior: tuple | None  # (means, precisions) on standardized slopes
     message: str
 
-    _transient = ("model", "log_prior", "rule_posterior")
+    _transient = ("model", "log_prior", "rule_posterior", "_reference")
 
     @classmethod
     def of(cls, design, res, units, weight, unit, tau_prior, coef_prior):
@@ -145,6 +145,12 @@ class MultilevelFit(FitResult):
     def pooled(self):
         """Complete pooling on the same rows, at full precision, with covariance."""
         return InMemory(self.units, self.unit_weight).pooled(covariance=True)
+
+    def pooled_estimates(self):
+        """Complete pooling's ``(a, beta, cov)`` on standardized covariates: what
+        a boundary fit (tau = 0) reports its groups and intervals with."""
+        cp = self.pooled
+        return float(cp.intercepts[0]), cp.coef, glm_cov(cp, self.design.aliased)
 
     @cached_property
     def interior(self):
@@ -373,14 +379,7 @@ class MultilevelFit(FitResult):
         """
         design = self.design
         if self.boundary:
-            cp = self.pooled
-            return pooled_group_intervals(
-                design,
-                float(cp.intercepts[0]),
-                cp.coef,
-                glm_cov(cp, design.aliased),
-                level,
-            )
+            return pooled_group_intervals(design, *self.pooled_estimates(), level)
         data = design.data
         offset = self.b + data.Z @ self.params[:-2]
         a = (1 - level) / 2

@@ -29,8 +29,9 @@ from ._core.decisions import (
     mixture_tails,
     new_batch_pmf,
 )
+from ._decisions import check_flag
 from ._fit_result import DegenerateFit
-from ._group_dists import BAYES, REFERENCE, degenerate_error, reference_posterior
+from ._group_dists import degenerate_error, posterior_method, reference_posterior
 from ._inputs import _show
 from ._intervals import check_level
 from ._validation import prepare, split_X
@@ -262,19 +263,8 @@ class HistoricalControlTest:
 def _nodes(fit, include_parameter_uncertainty):
     """(weight, params) pairs the answer mixes over, and the method's name."""
     if isinstance(fit, BayesFit) or include_parameter_uncertainty:
-        post = reference_posterior(fit)
-        method = (
-            REFERENCE
-            if not isinstance(fit, BayesFit)
-            and fit.tau_prior is None
-            and fit.coef_prior is None
-            else BAYES
-        )
-        x = post.full_nodes()
-        w = post.hyper.weights
-        use = w > 1e-12 * w.max()
-        params = np.column_stack([x[use, :-1], np.exp(x[use, -1])])
-        return list(zip(w[use] / w[use].sum(), params)), method
+        weights, params = reference_posterior(fit).node_params
+        return list(zip(weights, params)), posterior_method(fit)
     return [(1.0, fit.params)], PLUG_IN_NEW
 
 
@@ -291,13 +281,6 @@ def _check_trials(trials, name="trials"):
             f"got {_show(trials) if t.size == 1 else 'non-integer values'}."
         )
     return t
-
-
-def _check_flag(value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(
-            f"include_parameter_uncertainty must be True or False; got {_show(value)}."
-        )
 
 
 class NewBatchMixin:
@@ -350,7 +333,7 @@ class NewBatchMixin:
         (0, 6)
         """
         check_is_fitted(self)
-        _check_flag(include_parameter_uncertainty)
+        check_flag("include_parameter_uncertainty", include_parameter_uncertainty)
         fit = self._fit_result
         if isinstance(fit, DegenerateFit):
             raise degenerate_error(fit)
@@ -454,7 +437,7 @@ class NewBatchMixin:
         0.1768
         """
         check_is_fitted(self)
-        _check_flag(include_parameter_uncertainty)
+        check_flag("include_parameter_uncertainty", include_parameter_uncertainty)
         if alternative not in ALTERNATIVES:
             raise ValueError(
                 f"alternative must be one of {ALTERNATIVES}; got {_show(alternative)}."

@@ -99,7 +99,7 @@ def tail_fractions(data, offset, tau, mode, scale, u_star):
     return lower, upper
 
 
-def theta_root(data, offset, c, lo=None, hi=None, max_iter=200):
+def theta_root(data, offset, c, max_iter=200):
     """Each group's ``xi`` with ``sum_i n_i expit(o_i + xi) / sum_i n_i = c``.
 
     ``c`` is a scalar or one value per group, in (0, 1). The mean is
