@@ -7,14 +7,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import GroupedBinomialMixin, Number
+from ._base import GroupedBinomialMixin, Number, group_column_name
 from ._bayes import BayesFit, check_bayes_data, fit_bayes
 from ._core.accuracy import LEVELS
 from ._core.multilevel import UNIDENTIFIED, InMemory, fit_multilevel
 from ._design import build_design
 from ._fit_result import degenerate_fit
 from ._intervals import check_interval_args, check_level
-from ._multilevel_fit import MultilevelFit, likelihood_units
+from ._multilevel_fit import MultilevelFit, likelihood_units, variance_components
 from ._new_batch import NewBatchMixin
 from .exceptions import BoundaryWarning, QuadratureWarning, warn
 from .priors import std_normal_prior
@@ -119,6 +119,12 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         mixture of them, the posterior predictive.
     boundary_ : bool
         True when ``tau_`` is 0.
+    variance_components_ : DataFrame
+        The variance components as lme4's ``as.data.frame(VarCorr(fit))``
+        lays them out: one row per variance (and covariance), columns ``grp``
+        (the group column's name), ``var1`` (``"(Intercept)"``), ``var2``
+        (missing for a variance), ``vcov`` (``tau_ ** 2``) and ``sdcor``
+        (``tau_``).
     groups_ : ndarray of shape (n_groups,)
         Group labels seen in fit, in the order of the per-group attributes.
     covariates_ : ndarray of str
@@ -193,6 +199,12 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         self.max_iter = max_iter
         self.tol = tol
         self.verbose = verbose
+
+    def _set_fitted(self, rows, result):
+        super()._set_fitted(rows, result)
+        self.variance_components_ = variance_components(
+            group_column_name(self), self.tau_
+        )
 
     def _fit(self, rows):
         bayes = self.method == "bayes"

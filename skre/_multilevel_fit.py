@@ -60,6 +60,25 @@ def likelihood_units(data):
     )
 
 
+def variance_components(group, tau):
+    """The variance components of a random-intercept fit as lme4's
+    ``as.data.frame(VarCorr(fit))`` lays them out: one row per variance and
+    covariance, columns ``grp``, ``var1``, ``var2`` (missing for a variance),
+    ``vcov`` (the variance or covariance) and ``sdcor`` (the SD or
+    correlation)."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "grp": [str(group)],
+            "var1": ["(Intercept)"],
+            "var2": pd.Series([None], dtype=object),
+            "vcov": [float(tau) ** 2],
+            "sdcor": [float(tau)],
+        }
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class MultilevelFit(FitResult):
     units: Collapsed  # likelihood units (rows for data with covariates)

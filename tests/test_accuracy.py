@@ -114,6 +114,14 @@ def test_toenail_fixed_rules_equal_lme4():
         assert est.intercept_ == pytest.approx(fixef["(Intercept)"], rel=1e-5)
         assert est.tau_ == pytest.approx(r["tau"], rel=1e-5)
         assert est.loglik_ == pytest.approx(r["loglik_with_constants"], rel=1e-8)
+        # lme4's as.data.frame(VarCorr(fit)), column for column
+        vc, ref_vc = est.variance_components_, r["varcorr"]
+        assert list(vc.columns) == list(ref_vc)
+        assert list(vc["grp"]) == [ref_vc["grp"]]
+        assert list(vc["var1"]) == [ref_vc["var1"]]
+        assert vc["var2"].isna().all() and ref_vc["var2"] is None
+        assert vc["vcov"][0] == pytest.approx(ref_vc["vcov"], rel=2e-5)
+        assert vc["sdcor"][0] == pytest.approx(ref_vc["sdcor"], rel=1e-5)
     message = str(caught[0].message)
     assert "Laplace approximation (n_quad=1) is not accurate" in message
     assert f"instead of {laplace.loglik_:.8g}" in message

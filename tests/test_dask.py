@@ -78,6 +78,12 @@ def assert_same_fit(a, b, tol=1e-7):
                 getattr(b, name), getattr(a, name), rtol=0, atol=tol, err_msg=name
             )
     assert b.loglik_ == pytest.approx(a.loglik_, rel=1e-12)
+    if hasattr(a, "variance_components_"):
+        vc_a, vc_b = a.variance_components_, b.variance_components_
+        assert vc_b.drop(columns=["vcov", "sdcor"]).equals(
+            vc_a.drop(columns=["vcov", "sdcor"])
+        )
+        np.testing.assert_allclose(vc_b["sdcor"], vc_a["sdcor"], rtol=0, atol=tol)
     np.testing.assert_array_equal(b.groups_, a.groups_)
     assert b.n_features_in_ == a.n_features_in_
     names = getattr(a, "feature_names_in_", None)

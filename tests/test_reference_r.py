@@ -142,6 +142,8 @@ def test_boundary_fit_is_exactly_complete_pooling(reference, reference_data):
         m = MultilevelBinomial(group="group").fit(X, y)
     assert m.tau_ == 0.0
     assert m.boundary_
+    vc = m.variance_components_
+    assert (vc["vcov"][0], vc["sdcor"][0], vc["grp"][0]) == (0.0, 0.0, "group")
     assert m.intercept_ == pytest.approx(ref["complete_pooling"]["intercept"], abs=1e-8)
     assert m.loglik_ == pytest.approx(
         ref["glmer"]["nagq25"]["tight"]["loglik_with_constants"], abs=1e-8

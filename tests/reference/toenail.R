@@ -33,7 +33,10 @@ for (q in c(1, 25)) {
     loglik_lme4 = as.numeric(logLik(fit)),
     # binary rows: the saturated log-likelihood is 0, every logLik is on
     # skre's scale
-    loglik_with_constants = as.numeric(logLik(fit))
+    loglik_with_constants = as.numeric(logLik(fit)),
+    # lme4's variance-component table, column for column (var2 is NA for a
+    # variance): what skre's variance_components_ reproduces
+    varcorr = lapply(as.data.frame(VarCorr(fit)), function(v) v)
   )
 }
 write_ref(c(versions(c("lme4", "HSAUR3")), list(
