@@ -12,6 +12,7 @@ from ._binary_rows import binary_rows
 from ._compare_models import compare_models
 from ._comparison import TestResult, lr_test
 from ._core.population import LogitNormal
+from ._formula import FormulaModel, from_formula
 from ._multilevel import MultilevelBinomial
 from ._new_batch import HistoricalControlTest, PredictiveCounts
 from ._pooling import CompletePoolingBinomial, NoPoolingBinomial
@@ -22,6 +23,7 @@ __version__ = "0.2.0.dev0"
 
 __all__ = [
     "CompletePoolingBinomial",
+    "FormulaModel",
     "HistoricalControlTest",
     "LogitNormal",
     "MultilevelBinomial",
@@ -31,6 +33,7 @@ __all__ = [
     "binary_rows",
     "binomial_model",
     "compare_models",
+    "from_formula",
     "lr_test",
     "metrics",
 ]

@@ -1,0 +1,359 @@
+"""lme4-style formulas in, a :class:`MultilevelBinomial` and its X, y out.
+
+The fixed-effect part is built by formulaic (the maintained Python formula
+library: interactions, categorical coding, transforms such as ``np.log(x)``);
+this module only splits off the response and the random-effect term, which
+formulaic does not know, and checks them.
+"""
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ._multilevel import MultilevelBinomial
+
+_RANDOM = re.compile(r"\(([^()|]*?)(\|\|?)([^()|]*)\)")
+_CBIND = re.compile(r"^\s*cbind\s*\((.*)\)\s*$", re.DOTALL)
+_NOT_YET = (
+    "skre fits one random intercept for one grouping factor, (1 | g); "
+    "random slopes and nested or crossed groups are not available yet"
+)
+
+
+class FormulaModel(tuple):
+    """The estimator, X and y of a formula, and the coding for new data.
+
+    What :func:`from_formula` returns: a tuple ``(estimator, X, y)`` (so
+    ``est, X, y = from_formula(...)`` works) with :meth:`design`, which codes
+    new rows as the formula coded the data.
+
+    Parameters
+    ----------
+    estimator : MultilevelBinomial
+        Unfitted, ``group`` set to the formula's grouping factor.
+    X : DataFrame
+        The group column, then the fixed-effect columns (no intercept column:
+        the estimator has its own).
+    y : ndarray
+        Binary labels, or ``[successes, trials]`` for a ``cbind`` response.
+    formula : str
+        The formula as given.
+    spec : formulaic.ModelSpec
+        The fixed part's columns as formulaic describes them.
+    group : str
+        The grouping column.
+
+    See Also
+    --------
+    from_formula : Builds one.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skre import from_formula
+    >>> d = pd.DataFrame({"g": [1, 1, 2, 2, 3, 3], "x": [0, 1, 0, 1, 0, 1],
+    ...                   "y": [0, 1, 1, 1, 0, 0]})
+    >>> model = from_formula("y ~ x + (1 | g)", d)
+    >>> est, X, y = model
+    >>> model.formula, list(X.columns)
+    ('y ~ x + (1 | g)', ['g', 'x'])
+    """
+
+    def __new__(cls, estimator, X, y, formula, spec, group):
+        self = super().__new__(cls, (estimator, X, y))
+        self.formula, self._spec, self._group = formula, spec, group
+        return self
+
+    @property
+    def estimator(self):
+        return self[0]
+
+    @property
+    def X(self):
+        return self[1]
+
+    @property
+    def y(self):
+        return self[2]
+
+    def design(self, data):
+        """X for new rows, coded as the formula coded its data.
+
+        The same columns, categorical levels and transforms as the X of
+        :func:`from_formula`; a categorical level that data did not have is
+        an error.
+
+        Parameters
+        ----------
+        data : DataFrame
+            Rows with the formula's covariates and grouping column; the
+            response may be absent.
+
+        Returns
+        -------
+        DataFrame
+            The group column and the fixed-effect columns.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from skre import from_formula
+        >>> d = pd.DataFrame({"g": [1, 1, 2, 2, 3, 3], "x": [0, 1, 0, 1, 0, 1],
+        ...                   "y": [0, 1, 1, 1, 0, 0]})
+        >>> model = from_formula("y ~ x + (1 | g)", d)
+        >>> model.design(pd.DataFrame({"g": [4], "x": [1.0]}))
+           g    x
+        0  4  1.0
+        """
+        return _design(self._spec, data, self._group)
+
+
+def from_formula(formula, data, **params):
+    """An lme4 formula and a DataFrame to the estimator, X and y it means.
+
+    ``"cbind(m, n - m) ~ treat * time + (1 | patient)"`` (counts of successes
+    and failures) or ``"y ~ treat * time + (1 | patient)"`` (binary rows)
+    becomes ``MultilevelBinomial(group="patient", **params)``, X with the
+    ``patient`` column and the fixed-effect columns that formulaic builds from
+    ``treat * time``, and y (binary labels or ``[successes, trials]``). The
+    fixed part takes everything formulaic does: interactions ``a:b`` and
+    ``a * b``, categorical columns (treatment coding, named like
+    ``treat[T.b]``), ``C(x)``, transforms such as ``np.log(x)``.
+
+    Parameters
+    ----------
+    formula : str
+        ``response ~ fixed part + (1 | group)``. The response is a column of
+        0/1 (or True/False) labels, or ``cbind(successes, failures)`` with an
+        expression of the data's columns for each (``cbind(m, n - m)``).
+    data : DataFrame
+        The columns the formula names.
+    **params
+        Further parameters of :class:`MultilevelBinomial` (``n_quad``,
+        ``tau_prior``, ...).
+
+    Returns
+    -------
+    FormulaModel
+        ``(estimator, X, y)``; its :meth:`FormulaModel.design` codes new data
+        the same way.
+
+    Raises
+    ------
+    ValueError
+        For a formula without ``~`` or without a ``(1 | group)`` term, a
+        fixed part without an intercept (``0 + x``, ``x - 1``: skre always
+        fits one), a missing value in a column the formula uses (nothing is
+        dropped silently), a response that is not binary or whose counts are
+        negative, or a column name that the group and a fixed effect share.
+    NotImplementedError
+        For random slopes ``(1 + x | g)``, ``(x || g)``, nested
+        ``(1 | a/b)`` or crossed ``(1 | a) + (1 | b)`` groups: skre fits one
+        random intercept for one grouping factor.
+
+    See Also
+    --------
+    MultilevelBinomial : The estimator it returns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skre import from_formula
+    >>> from skre.datasets import load_rats
+    >>> X, y = load_rats(return_X_y=True)
+    >>> d = X.assign(m=y["m"], n=y["n"])
+    >>> est, X, y = from_formula("cbind(m, n - m) ~ 1 + (1 | batch)", d)
+    >>> est
+    MultilevelBinomial(group='batch')
+    >>> round(est.fit(X, y).tau_, 6)
+    0.674123
+    """
+    if not isinstance(formula, str):
+        raise TypeError(f"formula must be a string; got {type(formula).__name__}.")
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data must be a pandas DataFrame; got {type(data).__name__}.")
+    if formula.count("~") != 1:
+        raise ValueError(
+            f"formula needs one '~' between the response and the terms; got "
+            f"{formula!r}."
+        )
+    lhs, rhs = formula.split("~")
+    group, fixed = _random_part(rhs, formula)
+    _check_columns(data, [group], "grouping column")
+    y = _response(lhs, data)
+    if data[group].isna().any():
+        raise ValueError(
+            f"the grouping column {group!r} has missing values (row "
+            f"{int(np.flatnonzero(data[group].isna().to_numpy())[0])}); drop "
+            "or fill them first: nothing is dropped silently."
+        )
+    spec = _fixed_spec(fixed, data, formula)
+    X = _design(spec, data, group)
+    return FormulaModel(
+        MultilevelBinomial(group=group, **params), X, y, formula, spec, group
+    )
+
+
+def _random_part(rhs, formula):
+    """The grouping column of the one ``(1 | g)`` term, and the rest."""
+    terms = _RANDOM.findall(rhs)
+    if not terms:
+        raise ValueError(
+            f"formula {formula!r} has no random-effect term: add (1 | group) "
+            "for the grouping column (for no grouping use scikit-learn's "
+            "LogisticRegression or skre's CompletePoolingBinomial)."
+        )
+    if len(terms) > 1:
+        raise NotImplementedError(
+            f"{_NOT_YET}; formula {formula!r} has {len(terms)} random-effect terms."
+        )
+    inside, bar, group = (part.strip() for part in terms[0])
+    if bar == "||" or inside.replace(" ", "") not in ("1",):
+        raise NotImplementedError(
+            f"{_NOT_YET}; ({inside} {bar} {group}) asks for random slopes."
+        )
+    if not re.fullmatch(r"[A-Za-z_.][\w.]*", group):
+        raise NotImplementedError(
+            f"{_NOT_YET}; (1 | {group}) is not one column of the data."
+        )
+    fixed = _RANDOM.sub("", rhs)
+    fixed = re.sub(r"\+\s*(?=\+|$)", "", fixed.strip())  # dangling '+'
+    fixed = re.sub(r"^\s*\+", "", fixed).strip()
+    return group, fixed or "1"
+
+
+def _check_columns(data, names, what):
+    missing = [name for name in names if name not in data.columns]
+    if missing:
+        raise ValueError(
+            f"the {what} {missing[0]!r} is not a column of data; its columns "
+            f"are {list(map(str, data.columns))}."
+        )
+
+
+def _evaluate(expr, data, side):
+    try:
+        values = data.eval(expr.strip(), engine="python")
+    except Exception as exc:  # pandas raises many kinds for a bad expression
+        raise ValueError(
+            f"cannot evaluate the response's {side} {expr.strip()!r} on the data: {exc}"
+        ) from None
+    values = np.asarray(values, dtype=float)
+    if values.shape != (len(data),):
+        raise ValueError(
+            f"the response's {side} {expr.strip()!r} is not one value per row."
+        )
+    return values
+
+
+def _response(lhs, data):
+    """Binary labels, or ``[successes, trials]`` from ``cbind(a, b)``."""
+    match = _CBIND.match(lhs)
+    if match is None:
+        name = lhs.strip()
+        _check_columns(data, [name], "response")
+        y = data[name]
+        if y.isna().any():
+            raise ValueError(
+                f"the response {name!r} has missing values; drop or fill them "
+                "first: nothing is dropped silently."
+            )
+        values = y.to_numpy()
+        if values.dtype == bool:
+            values = values.astype(int)
+        ok = np.isin(values, [0, 1]).all() if values.dtype.kind in "biuf" else False
+        if not ok:
+            raise ValueError(
+                f"the response {name!r} must hold 0/1 (or True/False) labels; "
+                "for counts write cbind(successes, failures)."
+            )
+        return np.asarray(values, dtype=int)
+    parts = _split_args(match.group(1))
+    if len(parts) != 2:
+        raise ValueError(
+            f"cbind() takes two expressions, successes and failures; got "
+            f"{lhs.strip()!r}."
+        )
+    m = _evaluate(parts[0], data, "successes")
+    f = _evaluate(parts[1], data, "failures")
+    for side, values in (("successes", m), ("failures", f)):
+        if np.isnan(values).any():
+            raise ValueError(
+                f"the response's {side} have missing values (row "
+                f"{int(np.flatnonzero(np.isnan(values))[0])}); nothing is "
+                "dropped silently."
+            )
+        if (values < 0).any():
+            raise ValueError(
+                f"the response's {side} are negative at row "
+                f"{int(np.flatnonzero(values < 0)[0])}."
+            )
+    return np.column_stack([m, m + f])
+
+
+def _split_args(text):
+    """Split ``a, b`` at top-level commas."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch in "(["
+        depth -= ch in ")]"
+        if ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _fixed_spec(fixed, data, formula):
+    """formulaic's model spec of the fixed part (an intercept required)."""
+    try:
+        from formulaic import model_matrix
+    except ImportError:  # an optional extra
+        raise ImportError(
+            "from_formula builds the fixed part with formulaic: "
+            "pip install 'skre[formula]' (or pip install formulaic)."
+        ) from None
+
+    try:
+        matrix = model_matrix(fixed, data, na_action="raise")
+    except ValueError as exc:
+        raise ValueError(
+            f"the fixed part {fixed!r} of {formula!r}: {exc} (nothing is "
+            "dropped silently: drop or fill the missing values first)."
+        ) from None
+    if "Intercept" not in matrix.columns:
+        raise ValueError(
+            f"the fixed part {fixed!r} has no intercept: skre always fits one "
+            "(the mean of the group logits); remove '0 +' or '- 1'."
+        )
+    return matrix.model_spec
+
+
+def _design(spec, data, group):
+    _check_columns(data, [group], "grouping column")
+    from formulaic.errors import FormulaicError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            matrix = spec.get_model_matrix(data, na_action="raise")
+        except (FormulaicError, ValueError) as exc:
+            raise ValueError(f"cannot build the fixed-effect columns: {exc}") from None
+    unseen = [w for w in caught if "categories outside" in str(w.message)]
+    if unseen:  # formulaic would code them as the reference level
+        raise ValueError(
+            f"{unseen[0].message} skre refuses them rather than code them as the "
+            "reference level: a categorical covariate's levels must be among "
+            "those of the data the formula was first applied to."
+        )
+    fixed = pd.DataFrame(matrix).drop(columns="Intercept")
+    if group in fixed.columns:
+        raise ValueError(
+            f"{group!r} is both the grouping column and a fixed-effect column."
+        )
+    X = pd.concat(
+        [data[[group]].reset_index(drop=True), fixed.reset_index(drop=True)], axis=1
+    )
+    return X.astype({name: float for name in fixed.columns})

@@ -1,0 +1,128 @@
+"""skre.from_formula: lme4 formulas in, the estimator and its X, y out.
+
+References: lme4's own fit of the same formula (tests/reference/toenail.R),
+and exact identities (the formula's X, y are the ones written by hand)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from skre import MultilevelBinomial, from_formula
+from skre.datasets import load_rats
+
+pytest.importorskip("formulaic")
+
+REF = Path(__file__).parent / "reference"
+
+
+def test_toenail_formula_equals_lme4():
+    """The formula lme4 was given, the same fit (nAGQ = 25, tight)."""
+    d = pd.read_csv(REF / "data" / "toenail.csv")
+    ref = json.loads((REF / "toenail.json").read_text())["fits"]["nagq25"]
+    est, X, y = from_formula("y ~ treat * time + (1 | patient)", d, n_quad=25)
+    assert est.get_params()["group"] == "patient" and est.n_quad == 25
+    names = [name for name in ref["fixef"] if name != "(Intercept)"]
+    assert list(X.columns) == ["patient", *names]  # lme4's names and order
+    est.fit(X, y)
+    np.testing.assert_allclose(est.coef_, [ref["fixef"][n] for n in names], rtol=1e-5)
+    assert est.intercept_ == pytest.approx(ref["fixef"]["(Intercept)"], rel=1e-5)
+    assert est.tau_ == pytest.approx(ref["tau"], rel=1e-5)
+
+
+def test_cbind_counts_equal_the_direct_fit():
+    X0, y0 = load_rats(return_X_y=True)
+    d = X0.assign(m=y0["m"], n=y0["n"])
+    model = from_formula("cbind(m, n - m) ~ 1 + (1 | batch)", d)
+    est, X, y = model
+    np.testing.assert_array_equal(y, y0[["m", "n"]].to_numpy(dtype=float))
+    assert list(X.columns) == ["batch"]
+    direct = MultilevelBinomial(group="batch").fit(X0, y0)
+    est.fit(X, y)
+    assert (est.intercept_, est.tau_, est.loglik_) == (
+        direct.intercept_,
+        direct.tau_,
+        direct.loglik_,
+    )
+    assert model.estimator is est and model.X is X and model.y is y
+
+
+@pytest.fixture
+def clinics():
+    rng = np.random.default_rng(3)
+    n = 400
+    d = pd.DataFrame(
+        {
+            "clinic": rng.integers(0, 25, n),
+            "arm": rng.choice(["control", "dose1", "dose2"], n),
+            "age": rng.uniform(20, 80, n),
+        }
+    )
+    effect = rng.normal(0, 1.0, 25)[d["clinic"]]
+    logit = -0.5 + 0.6 * (d["arm"] == "dose2") + 0.02 * (d["age"] - 50) + effect
+    d["cured"] = rng.random(n) < 1 / (1 + np.exp(-logit))
+    return d
+
+
+def test_categorical_and_transforms_equal_hand_coding(clinics):
+    d = clinics
+    model = from_formula("cured ~ arm + np.log(age) + (1 | clinic)", d)
+    est, X, y = model
+    assert list(X.columns) == ["clinic", "arm[T.dose1]", "arm[T.dose2]", "np.log(age)"]
+    hand = pd.DataFrame(
+        {
+            "clinic": d["clinic"],
+            "arm[T.dose1]": (d["arm"] == "dose1").astype(float),
+            "arm[T.dose2]": (d["arm"] == "dose2").astype(float),
+            "np.log(age)": np.log(d["age"]),
+        }
+    )
+    pd.testing.assert_frame_equal(X, hand)
+    np.testing.assert_array_equal(y, d["cured"].astype(int))
+    # new rows are coded with the training levels, whatever levels they hold
+    new = pd.DataFrame({"clinic": [99], "arm": ["dose2"], "age": [40.0]})
+    Xn = model.design(new)
+    assert list(Xn.columns) == list(X.columns)
+    np.testing.assert_allclose(Xn.iloc[0, 1:].to_numpy(float), [0, 1, np.log(40)])
+    est.fit(X, y)
+    assert est.predict_proba(Xn).shape == (1, 2)
+    with pytest.raises(ValueError, match=r"categories outside.*'dose3'"):
+        model.design(new.assign(arm="dose3"))
+    with pytest.raises(ValueError, match="name 'age' is not defined"):
+        model.design(new.drop(columns="age"))
+
+
+@pytest.mark.parametrize(
+    "formula, error, match",
+    [
+        ("cured arm + (1 | clinic)", ValueError, "one '~'"),
+        ("cured ~ arm", ValueError, r"no random-effect term: add \(1 \| group\)"),
+        ("cured ~ age + (1 + age | clinic)", NotImplementedError, "random slopes"),
+        ("cured ~ age + (age || clinic)", NotImplementedError, "random slopes"),
+        ("cured ~ age + (1 | arm/clinic)", NotImplementedError, "not one column"),
+        ("cured ~ (1 | arm) + (1 | clinic)", NotImplementedError, "2 random-effect"),
+        ("cured ~ 0 + age + (1 | clinic)", ValueError, "no intercept"),
+        ("cured ~ age - 1 + (1 | clinic)", ValueError, "no intercept"),
+        ("cured ~ age + (1 | hospital)", ValueError, "'hospital' is not a column"),
+        ("status ~ age + (1 | clinic)", ValueError, "response 'status' is not"),
+        ("age ~ arm + (1 | clinic)", ValueError, "must hold 0/1"),
+        ("cbind(cured) ~ arm + (1 | clinic)", ValueError, "two expressions"),
+        ("cbind(age, -age) ~ arm + (1 | clinic)", ValueError, "failures are negative"),
+        ("cured ~ clinic + (1 | clinic)", ValueError, "both the grouping column"),
+    ],
+)
+def test_bad_formulas_say_what_is_wrong(clinics, formula, error, match):
+    with pytest.raises(error, match=match):
+        from_formula(formula, clinics)
+
+
+def test_missing_values_are_refused_not_dropped(clinics):
+    for column in ("age", "clinic", "cured"):
+        d = clinics.astype({column: object})
+        d.loc[7, column] = None
+        with pytest.raises(ValueError, match="missing values|null values"):
+            from_formula("cured ~ age + (1 | clinic)", d)
+    with pytest.raises(TypeError, match="DataFrame"):
+        from_formula("cured ~ age + (1 | clinic)", clinics.to_numpy())
