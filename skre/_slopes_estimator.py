@@ -1,0 +1,88 @@
+"""What ``MultilevelBinomial(random_slopes=[...])`` does in fit, and the
+methods it does not have yet (they raise ``NotImplementedError``)."""
+
+import functools
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from ._base import group_column_name
+from ._core.glm import fit_grouped_logistic
+from ._core.grouping import pooled_rows
+from ._slopes_fit import UNSUPPORTED, SlopesFit, fit_random_slopes, slope_indices
+from .exceptions import BoundaryWarning, QuadratureWarning, warn
+
+
+def fit_with_slopes(est, design, rows):
+    """The :class:`SlopesFit` of ``est`` on ``design`` (validated rows)."""
+    name = type(est).__name__
+    if est.method != "ml" or est.tau_prior is not None or est.coef_prior is not None:
+        raise NotImplementedError(
+            f"{name}: random_slopes fits are maximum likelihood without priors "
+            "for now; method='bayes', tau_prior and coef_prior need the random "
+            "intercept alone."
+        )
+    slopes = slope_indices(est, design, rows.feature_names_in)
+    diagonal = est.covariance == "diagonal"
+    cp = fit_grouped_logistic(pooled_rows(design.data), covariance=False)
+    pooled = (float(cp.intercepts[0]), np.asarray(cp.coef, dtype=float))
+    res, check = fit_random_slopes(
+        design, slopes, est.n_quad, diagonal, pooled, est.max_iter
+    )
+    K = check[0] if check is not None else int(est.n_quad)
+    fit = SlopesFit(
+        design,
+        res.loglik,
+        res.n_iter,
+        res.converged,
+        res.x,
+        slopes,
+        diagonal,
+        K,
+        res.modes,
+        str(group_column_name(est)),
+        check,
+    )
+    if check is not None and check[3] > 1.0:
+        warn(
+            f"{name}: {check[0]} nodes per dimension, the most n_quad='auto' "
+            f"uses, still differ from {check[1]} at the estimate (log-likelihood "
+            f"{check[2]:.2g}; the estimates would move by {check[3]:.2g} times "
+            "the target of 3e-7 relative); treat the last digits with care.",
+            QuadratureWarning,
+        )
+    Sigma = fit.covariance
+    if np.any(np.diag(Sigma) == 0.0):
+        warn(
+            f"{name}: a random effect's SD is 0 (a boundary fit): its groups "
+            "vary no more than binomial noise explains. Consider dropping its "
+            "random slope.",
+            BoundaryWarning,
+        )
+    if not res.converged:
+        warn(
+            f"{name}: the optimizer did not converge ({res.message}); raise "
+            "max_iter or check the covariates.",
+            ConvergenceWarning,
+        )
+    return fit
+
+
+def refuse_unsupported(cls):
+    """Wrap the methods a random-slope fit does not have: they raise
+    NotImplementedError on such a fit and work as before on the others."""
+    for name in UNSUPPORTED:
+        method = getattr(cls, name)
+
+        def wrapper(self, *args, _method=method, _name=name, **kwargs):
+            if isinstance(getattr(self, "_fit_result", None), SlopesFit):
+                raise NotImplementedError(
+                    f"{type(self).__name__}.{_name}() is not available for fits "
+                    "with random_slopes yet; fit, predict_proba, "
+                    "predict_log_proba, predict, decision_function, score and "
+                    "the fitted attributes are."
+                )
+            return _method(self, *args, **kwargs)
+
+        functools.update_wrapper(wrapper, method)
+        setattr(cls, name, wrapper)

@@ -1,0 +1,329 @@
+"""Random slopes: the fit of ``MultilevelBinomial(random_slopes=[...])``.
+
+The core (:mod:`skre._core.slopes`) takes the fixed effects on the
+standardized covariates of the :class:`~skre._design.Design` (as the random
+intercept's fit does) and the random slopes on the user's own columns: the
+covariance of the random effects is then lme4's (the intercept's variance at
+covariates 0), and ``covariance="diagonal"`` means independent effects on the
+user's scale, as lme4's ``(1 + x || g)`` (on standardized columns it would be
+another model: shifting a column correlates the intercept with its slope).
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+from numbers import Integral
+
+import numpy as np
+from scipy.special import log_expit, logsumexp
+
+from ._core.accuracy import LEVELS
+from ._core.grouping import collapse
+from ._core.population import LogitNormal
+from ._core.rules import normal_rule
+from ._core.slopes import (
+    SlopeData,
+    SlopeLikelihood,
+    cholesky_of,
+    fit_slopes,
+    hessian,
+    n_theta,
+)
+from ._fit_result import FitResult
+from ._validation import factorize
+
+#: n_quad="auto": the first rule (nodes per dimension) for q = 2 and q = 3
+AUTO_START = {2: 7, 3: 5}
+#: and the largest it may reach
+AUTO_TOP = {2: 51, 3: 25}
+#: the node check's targets: log-likelihood (relative) and estimates (relative,
+#: floor 0.01 as for the random intercept)
+RTOL_LOGLIK, RTOL_PARAMS, FLOOR = 1e-8, 3e-7, 0.01
+#: the methods a random-slope fit does not have yet
+UNSUPPORTED = (
+    "confint",
+    "exceedance",
+    "flag_groups",
+    "group_estimates",
+    "historical_control_test",
+    "prediction_interval",
+    "predictive_counts",
+    "ranks",
+    "residuals",
+    "simulate",
+    "summary",
+    "test_tau",
+    "vcov",
+)
+
+
+def slope_indices(est, design, feature_names):
+    """Positions in ``design.covariates`` of the columns named by
+    ``est.random_slopes`` (names, or positions in X as ``group`` takes)."""
+    names = list(design.covariates)
+    out = []
+    for item in est.random_slopes:
+        if isinstance(item, (Integral, np.integer)) and not isinstance(item, bool):
+            if feature_names is not None:
+                if not -len(feature_names) <= item < len(feature_names):
+                    raise ValueError(
+                        f"random_slopes: position {item} is not a column of X "
+                        f"({len(feature_names)} columns)."
+                    )
+                name = str(feature_names[item])
+            else:
+                name = str(int(item))
+        elif isinstance(item, str):
+            name = item
+        else:
+            raise TypeError(
+                "random_slopes takes column names or positions of X; got "
+                f"{item!r} ({type(item).__name__})."
+            )
+        if name not in names:
+            raise ValueError(
+                f"random_slopes: {item!r} is not a covariate column of X (the "
+                f"covariates are {names}; the group column cannot have a slope)."
+            )
+        j = names.index(name)
+        if design.aliased[j]:
+            raise ValueError(
+                f"random_slopes: the covariate {name!r} is collinear with the "
+                "others (dropped from the fixed effects), so it cannot have a "
+                "random slope."
+            )
+        if j in out:
+            raise ValueError(f"random_slopes names {name!r} twice.")
+        out.append(j)
+    if len(out) > 2:
+        raise ValueError(
+            f"random_slopes: at most 2 random slopes (3 random effects with the "
+            f"intercept); got {len(out)}."
+        )
+    return np.array(out, dtype=int)
+
+
+def slope_data(data, slopes, design):
+    """The core's rows: fixed covariates (standardized) and the random design
+    (1 and the slope columns on the user's scale)."""
+    raw = data.Z[:, slopes] * design.z_scale[slopes] + design.z_mean[slopes]
+    R = np.column_stack([np.ones(len(data.codes)), raw])
+    return SlopeData(
+        data.codes, np.asarray(data.starts), data.Z, R, data.successes, data.trials
+    )
+
+
+def _start(design, slopes, diagonal, pooled):
+    """From the complete-pooling fit, an SD of 0.5 for each effect."""
+    q = 1 + len(slopes)
+    L = 0.5 * np.eye(q)
+    theta = np.diag(L) if diagonal else L[np.tril_indices(q)]
+    return np.concatenate([pooled[1], [pooled[0]], theta])
+
+
+def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter):
+    """The fit on ``n_quad`` nodes per dimension; ``"auto"``: the rule
+    checked at the estimate against the next level, raised until they agree
+    (``(result, check)``, check = (nodes compared, d loglik, largest move in
+    standard errors relative to the target))."""
+    data = slope_data(design.data, slopes, design)
+    q = data.q
+    x0 = _start(design, slopes, diagonal, pooled)
+    if n_quad != "auto":
+        res = fit_slopes(data, int(n_quad), x0, diagonal, max_iter=max_iter)
+        return res, None
+    K = AUTO_START[q]
+    res = fit_slopes(data, K, x0, diagonal, max_iter=max_iter)
+    while True:
+        larger = next(k for k in LEVELS if k > K)
+        lik = SlopeLikelihood(data, larger, diagonal)
+        lik.u = res.modes.copy()
+        f1, g1, _ = lik.evaluate(res.x)
+        lik0 = SlopeLikelihood(data, K, diagonal)
+        lik0.u = res.modes.copy()
+        f0, g0, _ = lik0.evaluate(res.x)
+        cov = res.cov if res.cov is not None else np.linalg.pinv(-hessian(lik0, res.x))
+        move = cov @ (g1 - g0)
+        allowed = RTOL_PARAMS * np.maximum(np.abs(res.x), FLOOR)
+        d_loglik = f1 - f0
+        ok = abs(d_loglik) <= RTOL_LOGLIK * max(1.0, abs(f0)) and np.all(
+            np.abs(move) <= allowed
+        )
+        if ok or larger > AUTO_TOP[q]:
+            return res, (K, larger, d_loglik, float(np.max(np.abs(move) / allowed)))
+        K = larger
+        res = fit_slopes(data, K, res.x, diagonal, max_iter=max_iter)
+
+
+@dataclass(frozen=True, eq=False)
+class SlopesFit(FitResult):
+    """A fit with a random intercept and random slopes."""
+
+    x: np.ndarray  # (beta_std, b, theta)
+    slopes: np.ndarray  # positions of the slope columns in design.covariates
+    diagonal: bool
+    n_quad: int
+    modes: np.ndarray  # (G, q) conditional modes of u
+    group: str  # the group column's name (for variance_components_)
+    check: object = None
+
+    @property
+    def q(self):
+        return 1 + len(self.slopes)
+
+    @property
+    def n_params(self):
+        p = len(self.design.covariates) - int(self.design.aliased.sum())
+        return p + 1 + n_theta(self.q, self.diagonal)
+
+    @property
+    def beta(self):
+        return self.x[: len(self.design.covariates)]
+
+    @property
+    def b(self):
+        return float(self.x[len(self.design.covariates)])
+
+    @property
+    def L(self):
+        return cholesky_of(
+            self.x[len(self.design.covariates) + 1 :], self.q, self.diagonal
+        )
+
+    @property
+    def covariance(self):
+        """The random effects' covariance (the user's scale)."""
+        L = self.L
+        return L @ L.T
+
+    @cached_property
+    def posterior(self):
+        """Each group's nodes (G, k, q) in u and log-weights (G, k) at the
+        estimate, on the fit's rule (the modes and scales it used)."""
+        data = slope_data(self.design.data, self.slopes, self.design)
+        lik = SlopeLikelihood(data, self.n_quad, self.diagonal)
+        lik.u = self.modes.copy()
+        d = data
+        beta, b, L = self.beta, self.b, self.L
+        offset = b + d.X @ beta
+        RL = d.R @ L
+        u, H, eta_hat, _ = lik.modes(offset, RL)
+        C = np.linalg.cholesky(np.linalg.inv(H))
+        t, log_w = lik.t, lik.log_w
+        nodes = u[:, None, :] + np.einsum("gjk,nk->gnj", C, t)
+        D = np.einsum("ij,ijk->ik", RL, C[d.codes])
+        eta = eta_hat[:, None] + D @ t.T
+        kern = d.group_sum(d.m[:, None] * eta - d.n[:, None] * np.logaddexp(0, eta))
+        a = log_w + kern - 0.5 * np.sum(nodes * nodes, axis=2) + 0.5 * np.sum(t * t, 1)
+        return nodes, a - logsumexp(a, axis=1, keepdims=True), C
+
+    def attributes(self):
+        design = self.design
+        intercept, coef = design.unscale(self.b, self.beta)
+        Sigma = self.covariance
+        nodes, log_pi, C = self.posterior
+        L = self.L
+        effects = self.modes @ L.T
+        cond = np.einsum("ij,gjk,lk->gil", L, np.einsum("gij,gkj->gik", C, C), L)
+        sd = np.sqrt(np.maximum(np.diagonal(cond, axis1=1, axis2=2), 0.0))
+        return {
+            **self.common_attributes(intercept, coef),
+            "tau_": float(np.sqrt(Sigma[0, 0])),
+            "random_effects_": effects,
+            "random_effects_sd_": sd,
+            "population_": self.population(),
+            "boundary_": bool(np.any(np.diag(Sigma) == 0.0)),
+            "random_slopes_": design.covariates[self.slopes],
+            "random_covariance_": Sigma,
+        }
+
+    def variance_components(self):
+        """lme4's ``as.data.frame(VarCorr(fit))``: variances, then
+        covariances (with correlations) in lme4's order."""
+        import pandas as pd
+
+        names = ["(Intercept)", *map(str, self.design.covariates[self.slopes])]
+        S = self.covariance
+        sd = np.sqrt(np.diag(S))
+        rows = [(n, None, S[i, i], sd[i]) for i, n in enumerate(names)]
+        for i in range(self.q):
+            for j in range(i + 1, self.q):
+                if self.diagonal:
+                    continue
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    corr = S[i, j] / (sd[i] * sd[j])
+                rows.append((names[i], names[j], S[i, j], corr))
+        if self.diagonal:  # lme4 splits (1 + x || g) into terms g, g.1, ...
+            grp = [str(self.group) + (f".{i}" if i else "") for i in range(len(rows))]
+        else:
+            grp = [str(self.group)] * len(rows)
+        return pd.DataFrame(
+            {
+                "grp": grp,
+                "var1": [r[0] for r in rows],
+                "var2": pd.Series([r[1] for r in rows], dtype=object),
+                "vcov": [float(r[2]) for r in rows],
+                "sdcor": [float(r[3]) for r in rows],
+            }
+        )
+
+    def population(self):
+        """A new group's theta at the trials-weighted mean covariates:
+        logit-normal with the SD of ``r' b`` there, ``r = (1, means)``."""
+        r = np.r_[1.0, self.design.z_mean[self.slopes]]
+        return LogitNormal(self.b, float(np.sqrt(r @ self.covariance @ r)))
+
+    def _random_design(self, Z):
+        Z = np.asarray(Z, dtype=float)
+        return np.column_stack([np.ones(len(Z)), Z[:, self.slopes]])
+
+    def log_proba(self, codes, Z):
+        """Seen groups: the mean of expit over the group's nodes; new groups:
+        E[expit(eta + r' b)], b ~ N(0, Sigma), a normal of SD sqrt(r' Sigma r)."""
+        eta0 = self.design.linear_predictor(Z, self.b, self.beta)
+        RL = self._random_design(Z) @ self.L
+        lp0, lp1 = np.empty(len(Z)), np.empty(len(Z))
+        seen = codes >= 0 if codes is not None else np.zeros(len(Z), dtype=bool)
+        if seen.any():
+            nodes, log_pi, _ = self.posterior
+            g = codes[seen]
+            eta = eta0[seen, None] + np.einsum("ij,ikj->ik", RL[seen], nodes[g])
+            lp1[seen] = logsumexp(log_pi[g] + log_expit(eta), axis=1)
+            lp0[seen] = logsumexp(log_pi[g] + log_expit(-eta), axis=1)
+        new = ~seen
+        if new.any():
+            s = np.sqrt(np.sum(RL[new] ** 2, axis=1))
+            z, w = normal_rule(64)
+            eta = eta0[new, None] + s[:, None] * z
+            lp1[new] = logsumexp(np.log(w) + log_expit(eta), axis=1)
+            lp0[new] = logsumexp(np.log(w) + log_expit(-eta), axis=1)
+        return lp0, lp1
+
+    def heldout_loglik(self, rows, codes):
+        """Sum over test groups of log p(test rows | training data): seen
+        groups log L(train + test) - log L(train), new groups log L(test)."""
+        train = self.design.data
+        G = len(self.design.groups)
+        keep = rows.trials > 0
+        codes = codes[keep].copy()
+        new = codes < 0
+        if new.any():
+            codes[new] = G + factorize(rows.labels[keep][new])[0]
+        seen = np.unique(codes[~new])
+        in_train = np.isin(train.codes, seen)
+        all_codes = np.concatenate([train.codes[in_train], codes])
+        used, all_codes = np.unique(all_codes, return_inverse=True)
+        union = collapse(
+            all_codes.ravel(),
+            np.vstack([train.Z[in_train], self.design.scaled(rows.Z[keep])]),
+            np.concatenate([train.successes[in_train], rows.successes[keep]]),
+            np.concatenate([train.trials[in_train], rows.trials[keep]]),
+            len(used),
+        )
+        union_data = slope_data(union, self.slopes, self.design)
+        lik = SlopeLikelihood(union_data, self.n_quad, self.diagonal)
+        after = lik.evaluate(self.x, grad=False)[0]
+        data = slope_data(train, self.slopes, self.design)
+        before_lik = SlopeLikelihood(data, self.n_quad, self.diagonal)
+        before_lik.u = self.modes.copy()
+        per_group = before_lik.evaluate(self.x, grad=False)[2]
+        return float(after - per_group[seen].sum())

@@ -1,0 +1,251 @@
+"""Random slopes, MultilevelBinomial(random_slopes=[...]) (issue 25).
+
+References: lme4's Laplace fits of mlmRev's Contraception data, polished by
+Newton steps on lme4's own deviance (tests/reference/slopes_lme4.R), and an
+independent tensor-grid likelihood in b (tests/reference/exact_slopes.py)."""
+
+import json
+import pickle
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+
+from skre import MultilevelBinomial
+from skre.priors import HalfNormal
+
+REF = Path(__file__).parent / "reference"
+sys.path.insert(0, str(REF))
+import exact_slopes  # noqa: E402
+
+FIXED = ["age", "age2", "urban", "livch1", "livch2", "livch3"]
+NAMES = ["(Intercept)", *FIXED]
+
+
+@pytest.fixture(scope="module")
+def contraception():
+    d = pd.read_csv(REF / "data" / "contraception.csv")
+    return d[["district", *FIXED]], d["use"].to_numpy()
+
+
+@pytest.fixture(scope="module")
+def lme4():
+    return json.loads((REF / "slopes_lme4.json").read_text())
+
+
+@pytest.mark.parametrize("covariance", ["unstructured", "diagonal"])
+def test_laplace_equals_lme4(contraception, lme4, covariance):
+    """n_quad=1 is glmer(..., nAGQ = 1): fixed effects, SDs, correlation and
+    log-likelihood within 1e-5 relative, lme4's variance table row for row."""
+    X, y = contraception
+    ref = lme4["contraception"]["fits"][covariance]
+    polished = ref["polished"]
+    est = MultilevelBinomial(
+        group="district", random_slopes=["urban"], covariance=covariance, n_quad=1
+    ).fit(X, y)
+    fixef = np.r_[est.intercept_, est.coef_]
+    expected = [polished["fixef"][name] for name in NAMES]
+    np.testing.assert_allclose(fixef, expected, rtol=1e-5)
+    assert est.loglik_ == pytest.approx(polished["loglik"], rel=1e-10)
+    vc, ref_vc = est.variance_components_, ref["varcorr"]
+    np.testing.assert_allclose(vc["sdcor"], ref_vc["sdcor"], rtol=1e-5)
+    np.testing.assert_allclose(vc["vcov"], ref_vc["vcov"], rtol=2e-5)
+    assert list(vc["grp"]) == ref_vc["grp"]
+    assert list(vc["var1"]) == ref_vc["var1"]
+    assert [None if pd.isna(v) else v for v in vc["var2"]] == ref_vc["var2"]
+    assert est.tau_ == pytest.approx(ref_vc["sdcor"][0], rel=1e-5)
+
+
+def simulated(G=40, per=8, seed=1, slopes=1):
+    rng = np.random.default_rng(seed)
+    codes = np.repeat(np.arange(G), per)
+    Z = rng.normal(size=(G * per, slopes))
+    q = slopes + 1
+    sd = np.r_[1.0, np.full(slopes, 0.5)]
+    corr = np.full((q, q), 0.3) + 0.7 * np.eye(q)
+    Sigma = corr * np.outer(sd, sd)
+    B = rng.multivariate_normal(np.zeros(q), Sigma, size=G)
+    eta = -0.5 + Z @ np.full(slopes, 0.7) + B[codes, 0]
+    eta += np.sum(B[codes, 1:] * Z, axis=1)
+    y = rng.binomial(1, expit(eta))
+    X = pd.DataFrame({"g": codes, **{f"x{j}": Z[:, j] for j in range(slopes)}})
+    return X, y
+
+
+def exact_loglik(est, X, y, **grid):
+    Z = X.drop(columns="g").to_numpy(float)
+    R = np.column_stack([np.ones(len(Z)), Z[:, : est.random_covariance_.shape[0] - 1]])
+    return exact_slopes.loglik(
+        X["g"].to_numpy(),
+        Z,
+        R,
+        y.astype(float),
+        np.ones(len(y)),
+        est.coef_,
+        est.intercept_,
+        est.random_covariance_,
+        **grid,
+    )
+
+
+def test_default_is_the_exact_maximum():
+    """The default's log-likelihood equals an independent tensor-grid
+    integral to 1e-7 at its estimate, and that integral's own gradient
+    there moves no estimate by more than 1e-6 of itself (the estimate is
+    the exact likelihood's maximum, not the rule's)."""
+    X, y = simulated()
+    est = MultilevelBinomial(group="g", random_slopes=["x0"]).fit(X, y)
+    assert est.loglik_ == pytest.approx(exact_loglik(est, X, y), abs=1e-7)
+    # the exact likelihood's gradient in (b, beta, Sigma entries), by
+    # central differences of the grid integral
+    base = (est.intercept_, est.coef_.copy(), est.random_covariance_.copy())
+
+    def at(delta):
+        clone = MultilevelBinomial()
+        clone.intercept_ = base[0] + delta[0]
+        clone.coef_ = base[1] + delta[1:2]
+        S = base[2].copy()
+        S[0, 0] += delta[2]
+        S[1, 1] += delta[3]
+        S[0, 1] += delta[4]
+        S[1, 0] += delta[4]
+        clone.random_covariance_ = S
+        return exact_loglik(clone, X, y, points=81)
+
+    h = 1e-4
+    g = np.empty(5)
+    H = np.empty((5, 5))
+    f0 = at(np.zeros(5))
+    for j in range(5):
+        e = np.eye(5)[j] * h
+        fp, fm = at(e), at(-e)
+        g[j] = (fp - fm) / (2 * h)
+        H[j, j] = (fp - 2 * f0 + fm) / h**2
+        for k in range(j):
+            ek = np.eye(5)[k] * h
+            H[j, k] = H[k, j] = (at(e + ek) - at(e - ek) - at(ek - e) + at(-e - ek)) / (
+                4 * h * h
+            )
+    move = np.linalg.solve(-H, g)
+    values = np.r_[base[0], base[1], base[2][0, 0], base[2][1, 1], base[2][0, 1]]
+    assert np.all(np.abs(move) <= 1e-6 * np.maximum(np.abs(values), 0.01))
+
+
+@pytest.mark.slow  # 5 s: the default reaches 25 nodes per dimension (25^3 pruned)
+def test_two_slopes_equal_the_grid_integral():
+    X, y = simulated(G=30, per=12, seed=6, slopes=2)
+    est = MultilevelBinomial(group="g", random_slopes=["x0", "x1"]).fit(X, y)
+    assert est.random_covariance_.shape == (3, 3)
+    assert est.loglik_ == pytest.approx(exact_loglik(est, X, y, points=61), abs=1e-7)
+    vc = est.variance_components_
+    assert list(vc["var1"]) == [
+        "(Intercept)",
+        "x0",
+        "x1",
+        "(Intercept)",
+        "(Intercept)",
+        "x0",
+    ]
+    assert [v for v in vc["var2"] if v is not None] == ["x0", "x1", "x1"]
+
+
+def test_predictions_integrate_the_right_distributions():
+    """Seen groups: the posterior mean of expit given the group's data; new
+    groups: the mean over N(0, Sigma). Both against the grid."""
+    X, y = simulated()
+    est = MultilevelBinomial(group="g", random_slopes=["x0"], n_quad=25).fit(X, y)
+    new_rows = pd.DataFrame({"g": [3, 3, 999], "x0": [-1.0, 2.0, 0.5]})
+    p = est.predict_proba(new_rows)[:, 1]
+    rows = X["g"].to_numpy() == 3
+    Z = X[["x0"]].to_numpy()
+    R = np.column_stack([np.ones(len(Z)), Z])
+    expected = exact_slopes.posterior_mean_p(
+        np.array([[-1.0], [2.0]]),
+        np.array([[1.0, -1.0], [1.0, 2.0]]),
+        (Z[rows], R[rows], y[rows].astype(float), np.ones(rows.sum())),
+        est.coef_,
+        est.intercept_,
+        est.random_covariance_,
+    )
+    np.testing.assert_allclose(p[:2], expected, rtol=1e-8)
+    # a new group: E[expit(eta + b0 + 0.5 b1)], a normal of variance r'Sigma r
+    r = np.array([1.0, 0.5])
+    s = np.sqrt(r @ est.random_covariance_ @ r)
+    eta = est.intercept_ + 0.5 * est.coef_[0]
+    z = np.linspace(-12, 12, 20001)
+    dens = np.exp(-0.5 * z * z)
+    assert p[2] == pytest.approx(
+        np.sum(expit(eta + s * z) * dens) / dens.sum(), rel=1e-10
+    )
+
+
+def test_score_is_the_grid_predictive_likelihood():
+    """score: seen groups log p(test | train), new groups log p(test)."""
+    X, y = simulated()
+    est = MultilevelBinomial(group="g", random_slopes=["x0"], n_quad=25).fit(X, y)
+    rng = np.random.default_rng(9)
+    test = pd.DataFrame({"g": [1, 1, 2, 500, 500], "x0": rng.normal(size=5)})
+    y_test = np.array([1, 0, 1, 1, 0])
+    total = est.score(test, y_test) * len(y_test)
+    both = pd.concat([X, test], ignore_index=True)
+    y_both = np.r_[y, y_test]
+    train_part = X["g"].isin([1, 2]).to_numpy()
+    joint = exact_loglik(
+        est,
+        both[both["g"].isin([1, 2, 500])],
+        y_both[both["g"].isin([1, 2, 500]).to_numpy()],
+    )
+    before = exact_loglik(est, X[train_part], y[train_part])
+    assert total == pytest.approx(joint - before, abs=1e-7)
+
+
+def test_attributes_arrays_pickle_and_refit():
+    X, y = simulated()
+    est = MultilevelBinomial(group=0, random_slopes=[1]).fit(X.to_numpy(), y)
+    named = MultilevelBinomial(group="g", random_slopes=["x0"]).fit(X, y)
+    assert est.loglik_ == pytest.approx(named.loglik_, rel=1e-12)
+    assert est.random_effects_.shape == est.random_effects_sd_.shape == (40, 2)
+    assert list(est.random_slopes_) == ["1"]
+    again = pickle.loads(pickle.dumps(named))
+    np.testing.assert_array_equal(again.predict_proba(X), named.predict_proba(X))
+    named.set_params(random_slopes=None).fit(X, y)  # refit: nothing survives
+    assert (
+        not hasattr(named, "random_slopes_")
+        and named.variance_components_.shape[0] == 1
+    )
+
+
+@pytest.mark.parametrize(
+    "slopes, error, match",
+    [
+        (["g"], ValueError, "not a covariate column"),
+        (["nope"], ValueError, "not a covariate column"),
+        ([5], ValueError, "position 5 is not a column"),
+        (["x0", "x0"], ValueError, "twice"),
+        ([1.5], TypeError, "names or positions"),
+    ],
+)
+def test_bad_random_slopes(slopes, error, match):
+    X, y = simulated()
+    with pytest.raises(error, match=match):
+        MultilevelBinomial(group="g", random_slopes=slopes).fit(X, y)
+
+
+def test_methods_without_slopes_support_say_so():
+    X, y = simulated()
+    est = MultilevelBinomial(group="g", random_slopes=["x0"], n_quad=3).fit(X, y)
+    for name in ("summary", "confint", "group_estimates", "vcov", "simulate", "ranks"):
+        with pytest.raises(NotImplementedError, match=f"{name}.*random_slopes"):
+            getattr(est, name)()
+    with pytest.raises(NotImplementedError, match="priors"):
+        MultilevelBinomial(
+            group="g", random_slopes=["x0"], method="bayes", tau_prior=HalfNormal(1.0)
+        ).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = MultilevelBinomial(group="g").fit(X, y)
+    assert plain.summary() is not None  # the wrappers leave other fits alone
