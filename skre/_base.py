@@ -21,6 +21,7 @@ from ._decisions import GroupDecisionsMixin
 from ._fit_result import DegenerateFit, PooledFit
 from ._inputs import _show
 from ._intervals import check_level
+from ._labels import group_column_name
 from ._validation import check_scored_trials, prepare, split_X
 from .exceptions import SeparationWarning, warn
 
@@ -56,21 +57,6 @@ class Number(Interval):
         if isinstance(val, (bool, np.bool_)):
             return False
         return super().is_satisfied_by(val)
-
-
-def group_column_name(est):
-    """The group column's name: ``group`` itself, the name at a position of a
-    DataFrame's columns, or ``"group"`` (no group column, or an array)."""
-    group = est.group
-    names = getattr(est, "feature_names_in_", None)
-    if group is None:
-        return "group"
-    if names is not None and isinstance(group, (Integral, np.integer)):
-        if group not in list(names) and -len(names) <= group < len(names):
-            return str(names[group])
-    if isinstance(group, (Integral, np.integer)) and names is None:
-        return "group"
-    return group
 
 
 #: a prior for each prior parameter, for messages

@@ -14,6 +14,7 @@ from scipy.special import expit, logsumexp, xlogy
 
 from ._core.mixture_cdf import logit_normal_binom_logcdf
 from ._intervals import check_level
+from ._labels import group_column_name
 from ._validation import _show, dense_array, factorize, prepare, split_X
 from .exceptions import warn
 
@@ -254,8 +255,6 @@ def refit_data(est, successes):
     """The training rows as ``(X, y)`` with ``successes`` in place of the
     observed ones, and an unfitted copy of ``est`` that reads them."""
     from sklearn.base import clone
-
-    from ._base import group_column_name
 
     design = est._fit_result.design
     codes, Z = training_rows(design)
