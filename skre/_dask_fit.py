@@ -27,11 +27,10 @@ from ._core.separation import MAX_ROWS
 from ._dask_results import rowless
 from ._design import aliased_columns
 from ._fit_result import degenerate_fit, no_pooling_fit_result, pooled_fit_result
-from ._multilevel import warn_boundary, warn_rule
+from ._fit_warnings import warn_boundary, warn_rule, warn_unconverged
 from ._multilevel_fit import MultilevelFit, likelihood_units
-from ._pooling import _group_prior, _warn_unconverged
 from .exceptions import warn
-from .priors import std_normal_prior
+from .priors import group_prior_params, std_normal_prior
 
 
 def _add(a, b):
@@ -526,7 +525,7 @@ def fit_complete(est, engine):
         max_iter=est.max_iter,
         coef_prior=std_normal_prior(design, est.coef_prior),
     )
-    _warn_unconverged(est, res, "logistic regression")
+    warn_unconverged(est, res, "logistic regression")
     engine.warn_if_separated(est, res.intercepts[0], res.coef)
     return engine.finish(pooled_fit_result(design, res))
 
@@ -534,9 +533,9 @@ def fit_complete(est, engine):
 def fit_no_pooling(est, engine, pooled_aliased):
     """``NoPoolingBinomial._fit`` after ``build_design``."""
     design = engine.design
-    alpha_prior = _group_prior(est.group_prior)
+    alpha_prior = group_prior_params(est.group_prior)
     res = engine.grouped(design.aliased, max_iter=est.max_iter, alpha_prior=alpha_prior)
-    _warn_unconverged(est, res, "no-pooling fit")
+    warn_unconverged(est, res, "no-pooling fit")
     if len(design.covariates) and design.degenerate is None:
         engine.warn_if_separated(est, 0.0, res.coef, res.intercepts)
     pooled = engine.pooled(pooled_aliased, max_iter=est.max_iter)
