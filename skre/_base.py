@@ -110,6 +110,8 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: dict = {"group": [None, GroupColumn()]}
     _requires_group = True
+    #: the kind of model, for the nesting checks of lr_test (skre._lr_checks)
+    _model_kind = None
 
     def set_params(self, **params):
         """Set parameters, including a prior's arguments (``tau_prior__scale``).

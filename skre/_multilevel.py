@@ -171,6 +171,7 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         "tol": [Number(Real, 0, None, closed="neither")],
         "verbose": ["verbose"],
     }
+    _model_kind = "multilevel"
 
     def __init__(
         self,

@@ -107,6 +107,7 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         "max_iter": [Number(Integral, 1, None, closed="left")],
     }
     _requires_group = False
+    _model_kind = "complete pooling"
 
     def __init__(self, *, group=None, coef_prior=None, max_iter=100):
         self.group = group
@@ -354,6 +355,7 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         "group_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
         "max_iter": [Number(Integral, 1, None, closed="left")],
     }
+    _model_kind = "no pooling"
 
     def __init__(
         self, *, group=None, unknown_group="pooled", group_prior=None, max_iter=100
