@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, Options
 from sklearn.utils.validation import check_is_fitted
 
 from ._core.separation import separated
-from ._dask_detect import dask_impl, is_dask
+from ._dask.detect import dask_impl, is_dask
 from ._decisions import GroupDecisionsMixin
 from ._fit_result import DegenerateFit, PooledFit
 from ._inputs import _show

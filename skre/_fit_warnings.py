@@ -1,7 +1,7 @@
 """The warnings a fit ends with, the same for data in memory and on Dask.
 
 The estimators (:mod:`skre._multilevel`, :mod:`skre._pooling`) and the Dask
-fits (:mod:`skre._dask_fit`) call them with the estimator (for its name and
+fits (:mod:`skre._dask.fit`) call them with the estimator (for its name and
 priors) and the core's result; :func:`skre.exceptions.warn` points each at the
 user's line.
 """

@@ -16,21 +16,21 @@ import numpy as np
 from scipy.special import logit
 from sklearn.exceptions import ConvergenceWarning
 
-from . import _dask_parts as parts_mod
-from ._bayes import check_bayes_data, fit_bayes
-from ._core.accuracy import Selection, criterion_after
-from ._core.glm import GLMResult, _inverse_information, fit_grouped_logistic
-from ._core.grouping import pooled_rows
-from ._core.multilevel import InMemory, fit_multilevel
-from ._core.quadrature import Posterior
-from ._core.separation import MAX_ROWS
-from ._dask_results import rowless
-from ._design import aliased_columns
-from ._fit_result import degenerate_fit, no_pooling_fit_result, pooled_fit_result
-from ._fit_warnings import warn_boundary, warn_rule, warn_unconverged
-from ._multilevel_fit import MultilevelFit, likelihood_units
-from .exceptions import warn
-from .priors import group_prior_params, std_normal_prior
+from .._bayes import check_bayes_data, fit_bayes
+from .._core.accuracy import Selection, criterion_after
+from .._core.glm import GLMResult, _inverse_information, fit_grouped_logistic
+from .._core.grouping import pooled_rows
+from .._core.multilevel import InMemory, fit_multilevel
+from .._core.quadrature import Posterior
+from .._core.separation import MAX_ROWS
+from .._design import aliased_columns
+from .._fit_result import degenerate_fit, no_pooling_fit_result, pooled_fit_result
+from .._fit_warnings import warn_boundary, warn_rule, warn_unconverged
+from .._multilevel_fit import MultilevelFit, likelihood_units
+from ..exceptions import warn
+from ..priors import group_prior_params, std_normal_prior
+from . import parts as parts_mod
+from .results import rowless
 
 
 def _add(a, b):
@@ -322,7 +322,7 @@ def grouped_newton(runner, parts, zero, n_groups, *, max_iter=100, alpha_prior=N
     """:func:`fit_grouped_logistic` with one intercept per group (no pooling).
 
     Each partition keeps its groups' intercepts and Newton pieces (a
-    :class:`~skre._dask_parts.GroupState` on the worker); a direction is the
+    :class:`~skre._dask.parts.GroupState` on the worker); a direction is the
     (p, p) Schur complement and right-hand side summed over partitions, solved
     on the client, and each partition then moves its own intercepts.
     """
