@@ -81,7 +81,7 @@ def start_cluster(n_workers):
 
 
 def _warm_up():
-    import skre._dask_fit  # noqa: F401  (skre, scikit-learn and scipy)
+    import skre._dask.fit  # noqa: F401  (skre, scikit-learn and scipy)
 
 
 def timed(fn, repeats):

@@ -16,11 +16,12 @@ from sklearn.utils._param_validation import Interval, Options
 from sklearn.utils.validation import check_is_fitted
 
 from ._core.separation import separated
-from ._dask_detect import dask_impl, is_dask
+from ._dask.detect import dask_impl, is_dask
 from ._decisions import GroupDecisionsMixin
 from ._fit_result import DegenerateFit, PooledFit
 from ._inputs import _show
 from ._intervals import check_level
+from ._labels import group_column_name
 from ._validation import check_scored_trials, prepare, split_X
 from .exceptions import SeparationWarning, warn
 
@@ -56,21 +57,6 @@ class Number(Interval):
         if isinstance(val, (bool, np.bool_)):
             return False
         return super().is_satisfied_by(val)
-
-
-def group_column_name(est):
-    """The group column's name: ``group`` itself, the name at a position of a
-    DataFrame's columns, or ``"group"`` (no group column, or an array)."""
-    group = est.group
-    names = getattr(est, "feature_names_in_", None)
-    if group is None:
-        return "group"
-    if names is not None and isinstance(group, (Integral, np.integer)):
-        if group not in list(names) and -len(names) <= group < len(names):
-            return str(names[group])
-    if isinstance(group, (Integral, np.integer)) and names is None:
-        return "group"
-    return group
 
 
 #: a prior for each prior parameter, for messages
@@ -119,11 +105,23 @@ def group_column_text(est):
     return _show(name)
 
 
+def _dask_backend(est):
+    """The Dask implementation, for the fits it supports."""
+    if getattr(est, "random_slopes", None) or hasattr(est, "random_slopes_"):
+        raise NotImplementedError(
+            f"{type(est).__name__}: random_slopes fits do not take Dask "
+            "collections yet; compute the data into pandas first."
+        )
+    return dask_impl()
+
+
 class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
     """Fit/predict/score for binomial estimators of grouped data."""
 
     _parameter_constraints: dict = {"group": [None, GroupColumn()]}
     _requires_group = True
+    #: the kind of model, for the nesting checks of lr_test (skre._lr_checks)
+    _model_kind = None
 
     def set_params(self, **params):
         """Set parameters, including a prior's arguments (``tau_prior__scale``).
@@ -188,7 +186,7 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         if is_dask(X):
-            return dask_impl().fit(self, X, y, sample_weight)
+            return _dask_backend(self).fit(self, X, y, sample_weight)
         if self._requires_group and self.group is None:
             raise ValueError(
                 f"{type(self).__name__} needs group=: the name (DataFrame) "
@@ -290,7 +288,7 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
             probability is exactly 0.
         """
         if is_dask(X):
-            return dask_impl().decision_function(self, X)
+            return _dask_backend(self).decision_function(self, X)
         lp0, lp1 = self._log_proba(X)
         with np.errstate(invalid="ignore"):
             return lp1 - lp0
@@ -309,7 +307,7 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
             Column 1 is success.
         """
         if is_dask(X):
-            return dask_impl().predict_log_proba(self, X)
+            return _dask_backend(self).predict_log_proba(self, X)
         return np.column_stack(self._log_proba(X))
 
     def predict_proba(self, X):
@@ -337,7 +335,7 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
             Column 1 is success.
         """
         if is_dask(X):
-            return dask_impl().predict_proba(self, X)
+            return _dask_backend(self).predict_proba(self, X)
         return np.exp(self.predict_log_proba(X))
 
     def predict(self, X):
@@ -354,7 +352,7 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
             Labels from ``classes_``.
         """
         if is_dask(X):
-            return dask_impl().predict(self, X)
+            return _dask_backend(self).predict(self, X)
         lp0, lp1 = self._log_proba(X)
         return self.classes_[(lp1 > lp0).astype(int)]
 
@@ -391,7 +389,7 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
             At most 0; finite.
         """
         if is_dask(X):
-            return dask_impl().score(self, X, y, sample_weight)
+            return _dask_backend(self).score(self, X, y, sample_weight)
         check_is_fitted(self)
         rows = prepare(self, X, y, sample_weight, reset=False)
         total = rows.trials.sum()

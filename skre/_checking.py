@@ -14,59 +14,10 @@ from scipy.special import expit, logsumexp, xlogy
 
 from ._core.mixture_cdf import logit_normal_binom_logcdf
 from ._intervals import check_level
+from ._labels import group_column_name
+from ._simulation_args import check_count, check_random_state_seed, whole_trials
 from ._validation import _show, dense_array, factorize, prepare, split_X
 from .exceptions import warn
-
-
-def check_random_state_seed(random_state):
-    """A SeedSequence from None, a non-negative int, a SeedSequence or a Generator."""
-    if isinstance(random_state, np.random.SeedSequence):
-        return random_state
-    if isinstance(random_state, np.random.Generator):
-        return np.random.SeedSequence(random_state.integers(2**63))
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.SeedSequence(random_state.randint(2**31))
-    expected = "None, a non-negative int or a numpy Generator"
-    if random_state is None:
-        return np.random.SeedSequence()
-    if isinstance(random_state, (bool, np.bool_)) or not isinstance(
-        random_state, (int, np.integer)
-    ):
-        raise TypeError(f"random_state must be {expected}; got {_show(random_state)}.")
-    if random_state < 0:
-        raise ValueError(f"random_state must be {expected}; got {_show(random_state)}.")
-    return np.random.SeedSequence(int(random_state))
-
-
-def _check_count(name, value, low=1):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int; got {_show(value)}.")
-    if value < low:
-        raise ValueError(f"{name} must be at least {low}; got {_show(value)}.")
-    return int(value)
-
-
-def whole_trials(design, what, successes=False):
-    """The training rows' trials as int64, for the simulations of ``what``.
-
-    A ValueError when they are not whole numbers (fractional sample_weight):
-    a binomial draw of 28.5 trials does not exist, and rounding or truncating
-    would simulate other data than the fit's. With ``successes`` the
-    successes must be whole too.
-    """
-    data = design.data
-    counts = [("trials", data.trials)] + [("successes", data.successes)] * successes
-    for name, values in counts:
-        bad = values != np.round(values)
-        if bad.any():
-            raise ValueError(
-                f"{what} simulates whole numbers of successes out of whole numbers "
-                f"of trials; this fit has fractional {name} ({int(bad.sum())} of "
-                f"{len(values)} rows, e.g. {float(values[bad][0]):g}), from "
-                "fractional sample_weight. Refit with whole-number weights (or "
-                "counts) to use it."
-            )
-    return np.round(data.trials).astype(np.int64)
 
 
 def group_keys(design, labels):
@@ -93,7 +44,7 @@ def training_rows(design):
 # -- simulate --------------------------------------------------------------------------
 def simulate(est, n_sims, random_state, new_groups, X=None, trials=None):
     """Successes per row, (n_sims, n_rows); see the estimators' ``simulate``."""
-    n_sims = _check_count("n_sims", n_sims)
+    n_sims = check_count("n_sims", n_sims)
     rng = np.random.default_rng(check_random_state_seed(random_state))
     fit = est._fit_result
     design = fit.design
@@ -255,8 +206,6 @@ def refit_data(est, successes):
     observed ones, and an unfitted copy of ``est`` that reads them."""
     from sklearn.base import clone
 
-    from ._base import group_column_name
-
     design = est._fit_result.design
     codes, Z = training_rows(design)
     columns = {}
@@ -325,7 +274,7 @@ def _simulated_successes(est, trials, rng):
 def bootstrap_confint(est, level, n_boot, random_state, n_jobs):
     """Parametric-bootstrap percentile intervals; see ``confint``."""
     check_level(level)
-    n_boot = _check_count("n_boot", n_boot, low=2)
+    n_boot = check_count("n_boot", n_boot, low=2)
     design = est._fit_result.design
     trials = whole_trials(design, "confint(method='bootstrap')")
     names = parameter_names(est)

@@ -4,6 +4,7 @@ that hold out the same groups for every model."""
 import numpy as np
 import pandas as pd
 
+from ._labels import group_column_name
 from ._lr_checks import same_partition
 from ._validation import _show
 
@@ -77,7 +78,7 @@ def compare_models(models, X, y, cv=5):
     from sklearn.base import clone
     from sklearn.model_selection import GroupKFold
 
-    from ._base import GroupedBinomialMixin, group_column_name
+    from ._base import GroupedBinomialMixin
     from ._validation import as_pandas, dense_array
 
     if isinstance(models, dict):
@@ -161,7 +162,6 @@ def _common_groups(grouped, X):
     column's name), else a ValueError: held-out groups of one model would
     not be held-out groups of another, and its score would be of other
     folds than the table says."""
-    from ._base import group_column_name
     from ._validation import factorize, split_X
 
     first, labels, codes = None, None, None

@@ -247,8 +247,8 @@ TAU_METHODS = ("lrt", "score", "exact", "bootstrap")
 
 def run_tau_test(est, method, n_sims, random_state, n_jobs):
     """See :meth:`MultilevelBinomial.test_tau`."""
-    from ._checking import _check_count, check_random_state_seed
     from ._fit_result import DegenerateFit
+    from ._simulation_args import check_count, check_random_state_seed
 
     if method not in TAU_METHODS:
         raise ValueError(
@@ -288,7 +288,7 @@ def run_tau_test(est, method, n_sims, random_state, n_jobs):
             "standardised by its efficient information (Lin 1997)",
             "Score test of tau = 0",
         )
-    n_sims = _check_count("n_sims", n_sims)
+    n_sims = check_count("n_sims", n_sims)
     seed = check_random_state_seed(random_state)
     if method == "exact":
         if len(fit.design.covariates):
@@ -344,7 +344,7 @@ def exact_test(design, n_sims, seed):
     level alpha with probability alpha whenever ``alpha * (n_sims + 1)`` is
     a whole number. The conservative p-value is kept in ``details``.
     """
-    from ._checking import whole_trials
+    from ._simulation_args import whole_trials
 
     whole_trials(design, "test_tau(method='exact')", successes=True)
     M_g, N_g = design.group_successes, design.group_trials.astype(np.int64)
@@ -386,7 +386,7 @@ def bootstrap_test(est, observed, n_sims, seed, n_jobs):
     from joblib import Parallel, delayed
     from scipy.special import expit
 
-    from ._checking import whole_trials
+    from ._simulation_args import whole_trials
 
     fit = est._fit_result
     data = fit.design.data

@@ -9,7 +9,6 @@ import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from ._bayes import BayesFit
-from ._checking import check_random_state_seed
 from ._core.decisions import (
     bayes_qvalues,
     bh_adjust,
@@ -30,6 +29,7 @@ from ._group_dists import (
 from ._inputs import _show
 from ._intervals import check_level
 from ._multilevel_fit import MultilevelFit
+from ._simulation_args import check_random_state_seed
 
 #: draws per block when ranking (memory: block x groups doubles)
 RANK_BLOCK = 500

@@ -1,12 +1,27 @@
 """Group labels: missing ones and ones Python would merge (``True`` and ``1``)
-refused by row; codes and sorted unique labels."""
+refused by row; codes and sorted unique labels; the group column's name."""
 
-from numbers import Number
+from numbers import Integral, Number
 
 import numpy as np
 import pandas as pd
 
 from ._inputs import _rows, _show
+
+
+def group_column_name(est):
+    """The group column's name: ``group`` itself, the name at a position of a
+    DataFrame's columns, or ``"group"`` (no group column, or an array)."""
+    group = est.group
+    names = getattr(est, "feature_names_in_", None)
+    if group is None:
+        return "group"
+    if names is not None and isinstance(group, (Integral, np.integer)):
+        if group not in list(names) and -len(names) <= group < len(names):
+            return str(names[group])
+    if isinstance(group, (Integral, np.integer)) and names is None:
+        return "group"
+    return group
 
 
 def check_labels(labels):

@@ -31,16 +31,11 @@ NESTED_KINDS = {
 
 
 def model_kind(est):
-    from ._multilevel import MultilevelBinomial
-    from ._pooling import CompletePoolingBinomial, NoPoolingBinomial
-
-    for cls, kind in (
-        (MultilevelBinomial, "multilevel"),
-        (NoPoolingBinomial, "no pooling"),
-        (CompletePoolingBinomial, "complete pooling"),
-    ):
-        if isinstance(est, cls):
-            return kind
+    """The kind of an skre estimator (its class's ``_model_kind``), read without
+    importing the estimator classes, which call lr_test's checks."""
+    kind = getattr(type(est), "_model_kind", None)
+    if kind in {k for pair in NESTED_KINDS for k in pair}:
+        return kind
     raise TypeError(
         f"lr_test compares fitted skre estimators; got {type(est).__name__}."
     )

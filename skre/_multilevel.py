@@ -2,23 +2,23 @@
 
 from numbers import Integral, Real
 
-import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import GroupedBinomialMixin, Number, group_column_name
+from ._base import GroupedBinomialMixin, Number
 from ._bayes import BayesFit, check_bayes_data, fit_bayes
-from ._core.accuracy import LEVELS
-from ._core.multilevel import UNIDENTIFIED, InMemory, fit_multilevel
+from ._core.multilevel import InMemory, fit_multilevel
 from ._design import build_design
 from ._fit_result import degenerate_fit
+from ._fit_warnings import warn_boundary, warn_rule
 from ._intervals import check_interval_args, check_level
+from ._labels import group_column_name
 from ._multilevel_fit import MultilevelFit, likelihood_units, variance_components
 from ._new_batch import NewBatchMixin
 from ._slopes_estimator import fit_with_slopes, refuse_unsupported
 from ._slopes_fit import SlopesFit
-from .exceptions import BoundaryWarning, QuadratureWarning, warn
+from .exceptions import warn
 from .priors import std_normal_prior
 
 
@@ -212,6 +212,7 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         "random_slopes": [None, list, tuple],
         "covariance": [StrOptions({"unstructured", "diagonal"})],
     }
+    _model_kind = "multilevel"
 
     def __init__(
         self,
@@ -561,102 +562,6 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         return self._fit_result.prediction_interval(
             level, include_parameter_uncertainty
         )
-
-
-#: a fixed rule warns when one Newton step towards the next larger rule moves
-#: an estimate by more than this many standard errors
-RULE_SHIFT_SE = 0.1
-
-
-def warn_rule(est, fit, check):
-    """Warn when the quadrature's own measurement at the estimate says the
-    fitted rule is not accurate (see :class:`~skre._core.multilevel.RuleCheck`).
-
-    ``n_quad="auto"`` warns only when its groups reached the top level without
-    meeting the target; a fixed ``n_quad`` when the next larger rule moves an
-    estimate by more than :data:`RULE_SHIFT_SE` standard errors. The message
-    quotes log-likelihoods on the ``loglik_`` scale and the measured moves.
-    """
-    if check is None:
-        return
-    name = type(est).__name__
-    loglik = fit.loglik + fit.design.constant
-    se = np.where(check.se > 0, check.se, np.inf)
-    z = np.abs(check.shift) / se
-    tau = fit.tau
-    moved_tau = tau * np.exp(check.shift[-1])
-    rules = "the larger rules" if check.reference == "next larger" else "that rule"
-    what = (
-        f"one Newton step on {rules} moves tau by {z[-1]:.2g} standard errors "
-        f"(from {tau:.6g} to {moved_tau:.6g})"
-    )
-    if len(z) > 2:
-        what += f", the coefficients by up to {np.max(z[:-1]):.2g} standard errors"
-    else:
-        what += f", the intercept by {z[0]:.2g} standard errors"
-    if check.reference == "next larger":
-        if check.ok:
-            return
-        warn(
-            f"{name}: n_quad='auto' did not reach its accuracy target at the "
-            f"estimate: {check.unresolved} groups still change between "
-            f"{LEVELS[-2]} and {LEVELS[-1]} adaptive nodes (their integrands "
-            "are too far from normal for Gauss-Hermite rules). Measured "
-            f"there, the log-likelihood ({loglik:.8g}) may be off by "
-            f"{abs(check.d_loglik):.2g}, and {what}: the estimates and "
-            "loglik_ are the best these rules give, uncertain by about that "
-            "much.",
-            QuadratureWarning,
-        )
-        return
-    if np.max(z) <= RULE_SHIFT_SE:
-        return
-    rule = (
-        "Laplace approximation (n_quad=1)"
-        if fit.n_quad == 1
-        else (f"{int(fit.n_quad)}-node adaptive quadrature")
-    )
-    warn(
-        f"{name}: the {rule} is not accurate at this estimate: with "
-        f"{check.reference} nodes the log-likelihood here is "
-        f"{loglik + check.d_loglik:.8g} instead of {loglik:.8g}, and {what}. "
-        "The default n_quad='auto' raises the nodes until the fit is exact.",
-        QuadratureWarning,
-    )
-
-
-def warn_boundary(est, res):
-    """The BoundaryWarning of a fit at tau = 0, with its reason."""
-    name = type(est).__name__
-    if not res.boundary:
-        return
-    if res.message == UNIDENTIFIED:
-        warn(
-            f"{name}: tau is not identified by these data: every group has one "
-            "trial and there are no covariates, so the likelihood depends on b "
-            "and tau only through the mean probability, and tau = 0 (complete "
-            "pooling, returned) fits as well as any. Groups of two or more "
-            "trials identify tau; a tau_prior makes the fit a posterior mode.",
-            BoundaryWarning,
-        )
-        return
-    if getattr(est, "tau_prior", None) is not None:
-        warn(
-            f"{name}: the posterior mode of tau is 0 (a boundary fit): with "
-            f"tau_prior={est.tau_prior!r}, whose density does not vanish at 0, "
-            "the groups vary too little to move it, so every group gets the "
-            "pooled estimate. A prior with density 0 at tau = 0 (Gamma(2.5, 0), "
-            "blme's default) keeps tau positive.",
-            BoundaryWarning,
-        )
-        return
-    warn(
-        f"{name}: the maximum-likelihood tau is 0 (a boundary fit): the groups "
-        "vary no more than binomial noise explains, so complete pooling is "
-        "appropriate and every group gets the pooled estimate. A prior on tau "
-        "keeps it positive if you need partial pooling.",
-        BoundaryWarning,
-    )
 
 
 refuse_unsupported(MultilevelBinomial)

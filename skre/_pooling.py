@@ -4,7 +4,6 @@ from dataclasses import replace
 from numbers import Integral
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -19,21 +18,10 @@ from ._fit_result import (
     no_pooling_fit_result,
     pooled_fit_result,
 )
+from ._fit_warnings import warn_unconverged
 from ._group_profile import profile_group_intervals
-from ._inputs import _show
 from ._intervals import check_interval_args
-from .exceptions import warn
-from .priors import Flat, Normal, std_normal_prior
-
-
-def _warn_unconverged(est, res, what):
-    if not res.converged:
-        warn(
-            f"{type(est).__name__}: the {what} did not converge ({res.message}). "
-            "If covariates separate the outcomes perfectly the maximum-likelihood "
-            "slopes are infinite; otherwise raise max_iter.",
-            ConvergenceWarning,
-        )
+from .priors import group_prior_params, std_normal_prior
 
 
 class CompletePoolingBinomial(GroupedBinomialMixin):
@@ -119,6 +107,7 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         "max_iter": [Number(Integral, 1, None, closed="left")],
     }
     _requires_group = False
+    _model_kind = "complete pooling"
 
     def __init__(self, *, group=None, coef_prior=None, max_iter=100):
         self.group = group
@@ -136,7 +125,7 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
             max_iter=self.max_iter,
             coef_prior=std_normal_prior(design, self.coef_prior),
         )
-        _warn_unconverged(self, res, "logistic regression")
+        warn_unconverged(self, res, "logistic regression")
         self._warn_if_separated(design, res.intercepts[0] + data.Z @ res.coef)
         return pooled_fit_result(design, res)
 
@@ -366,6 +355,7 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         "group_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
         "max_iter": [Number(Integral, 1, None, closed="left")],
     }
+    _model_kind = "no pooling"
 
     def __init__(
         self, *, group=None, unknown_group="pooled", group_prior=None, max_iter=100
@@ -378,11 +368,11 @@ class NoPoolingBinomial(GroupedBinomialMixin):
     def _fit(self, rows):
         design, Z_unaliased = build_design(self, rows, within_groups=True)
         data = design.data
-        alpha_prior = _group_prior(self.group_prior)
+        alpha_prior = group_prior_params(self.group_prior)
         res = fit_grouped_logistic(
             data, max_iter=self.max_iter, alpha_prior=alpha_prior
         )
-        _warn_unconverged(self, res, "no-pooling fit")
+        warn_unconverged(self, res, "no-pooling fit")
         if data.Z.shape[1] and design.degenerate is None:
             # separation by covariates; 0/n groups sit at an infinite logit by design
             with np.errstate(invalid="ignore"):
@@ -525,14 +515,3 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         check_is_fitted(self)
         check_interval_args(level, method, ("profile", "exact", "wald"))
         return self._estimates_frame(*self._fit_result.group_intervals(level, method))
-
-
-def _group_prior(prior):
-    """``(mean, precision)`` of a Normal prior on group logits, or None."""
-    if prior is None or isinstance(prior, Flat):
-        return None
-    if not isinstance(prior, Normal):
-        raise TypeError(
-            f"group_prior must be a Normal or Flat prior; got {_show(prior)}."
-        )
-    return float(prior.mean), 1.0 / prior.scale**2

@@ -6,9 +6,9 @@ import functools
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import group_column_name
 from ._core.glm import fit_grouped_logistic
 from ._core.grouping import pooled_rows
+from ._labels import group_column_name
 from ._slopes_fit import UNSUPPORTED, SlopesFit, fit_random_slopes, slope_indices
 from .exceptions import BoundaryWarning, QuadratureWarning, warn
 

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._labels import group_column_name
+
 _STARS = ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, "."))
 _LEGEND = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
 
@@ -107,8 +109,6 @@ def _html_value(v):
 
 
 def _group_name(est):
-    from ._base import group_column_name
-
     return str(group_column_name(est))
 
 

@@ -476,3 +476,14 @@ def std_normal_prior(design, prior):
             "prior."
         )
     return mean, prec
+
+
+def group_prior_params(prior):
+    """``(mean, precision)`` of a Normal prior on group logits, or None."""
+    if prior is None or isinstance(prior, Flat):
+        return None
+    if not isinstance(prior, Normal):
+        raise TypeError(
+            f"group_prior must be a Normal or Flat prior; got {_show(prior)}."
+        )
+    return float(prior.mean), 1.0 / prior.scale**2

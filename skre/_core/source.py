@@ -1,7 +1,7 @@
 """The rows of a multilevel fit in memory, as the fit asks for them.
 
 :class:`InMemory` is everything :func:`~skre._core.multilevel.fit_multilevel`
-asks of its data; a source of another kind (``skre._dask_fit.DaskSource``,
+asks of its data; a source of another kind (``skre._dask.fit.DaskSource``,
 partitions on a cluster) offers the same methods, each one map-reduce over
 its rows.
 """
@@ -17,7 +17,7 @@ from .quadrature import quadrature_likelihood
 
 class InMemory:
     """The rows of a multilevel fit in memory: everything :func:`fit_multilevel`
-    asks of its data. A source of another kind (skre._dask's, partitions on a
+    asks of its data. A source of another kind (skre._dask.fit's, partitions on a
     cluster) offers the same methods, each one map-reduce over its rows.
 
     Parameters

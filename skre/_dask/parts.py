@@ -1,11 +1,12 @@
 """What runs on each partition of a Dask fit, predict or score: numpy and pandas only.
 
 Nothing here imports dask, so the functions pickle by reference and run on any
-worker that has skre installed. :mod:`skre._dask` builds the task graphs and
-:mod:`skre._dask_fit` drives the optimizers; this module holds the per-partition
-work: validation with the in-memory messages, the summary the fit needs before
-it can code groups and standardize, the rows sent through the shuffle, the
-partitions kept on the workers (:class:`Part`) and the sums computed on them.
+worker that has skre installed. :mod:`skre._dask.backend` builds the task graphs
+and :mod:`skre._dask.fit` drives the optimizers; this module holds the
+per-partition work: validation with the in-memory messages, the summary the fit
+needs before it can code groups and standardize, the rows sent through the
+shuffle, the partitions kept on the workers (:class:`Part`) and the sums
+computed on them.
 """
 
 import copy
@@ -16,10 +17,10 @@ from numbers import Number
 import numpy as np
 import pandas as pd
 
-from ._core.binomial import log_binom_constant, loglik_terms, residual_and_weight
-from ._core.grouping import Collapsed, collapse
-from ._core.multilevel import InMemory
-from ._validation import (
+from .._core.binomial import log_binom_constant, loglik_terms, residual_and_weight
+from .._core.grouping import Collapsed, collapse
+from .._core.multilevel import InMemory
+from .._validation import (
     Prepared,
     _show,
     check_labels,
@@ -726,7 +727,7 @@ def score_bucket(frame, est, train):
     ``train`` holds the training rows of the groups seen in fit that occur
     here (None for no pooling, whose seen groups score row by row).
     """
-    from ._bayes import BayesFit
+    from .._bayes import BayesFit
 
     fit = est._fit_result
     p = len(fit.design.covariates)

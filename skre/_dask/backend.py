@@ -1,7 +1,7 @@
 """Dask collections in, the same estimator out.
 
 ``fit``, ``predict*`` and ``score`` of the three estimators hand Dask input to
-the functions here (through :mod:`skre._dask_detect`; nothing else in skre
+the functions here (through :mod:`skre._dask.detect`; nothing else in skre
 imports dask). They run on whatever Dask scheduler is active: a
 ``distributed.Client`` (work on the workers, through futures) or a local one
 (threads, processes, synchronous).
@@ -17,13 +17,13 @@ How a fit works:
    standardizes with the global moments and collapses rows by (group,
    covariates) within each partition; **one shuffle** on the group code then
    brings each group's rows into one partition, where they are collapsed
-   again and persisted (:class:`~skre._dask_parts.Part`).
+   again and persisted (:class:`~skre._dask.parts.Part`).
 3. The fit: data that collapse to few rows (intercept-only, only categorical
    covariates; at most ``skre.local-rows``) are gathered and fit in memory.
    Otherwise every evaluation of the objective is one map-reduce over the
-   partitions (:mod:`skre._dask_fit`). The estimator keeps the collapsed rows
+   partitions (:mod:`skre._dask.fit`). The estimator keeps the collapsed rows
    when there are at most ``skre.gather-rows`` of them, else group-level
-   summaries (:mod:`skre._dask_results`).
+   summaries (:mod:`skre._dask.results`).
 
 Limits are dask config values (``dask.config.set({"skre.gather-rows": N})``):
 ``skre.local-rows``, ``skre.gather-rows`` and ``skre.partition-work`` (rows
@@ -47,9 +47,13 @@ import pandas as pd
 from dask.base import get_scheduler
 from sklearn.utils.validation import _get_feature_names, check_is_fitted
 
-from . import _dask_parts as parts_mod
-from ._core.grouping import Collapsed, collapse
-from ._dask_fit import (
+from .._core.grouping import Collapsed, collapse
+from .._design import Design, _drop_aliased, _row_trials, warn_aliased
+from .._fit_result import NoPoolingFit
+from .._multilevel_fit import MultilevelFit
+from .._validation import _show, _warn_small_weights, check_sample_weight, factorize
+from . import parts as parts_mod
+from .fit import (
     DaskEngine,
     LocalEngine,
     fit_complete,
@@ -57,11 +61,7 @@ from ._dask_fit import (
     fit_no_pooling,
     pooled_aliased_of,
 )
-from ._dask_results import GroupCounts, empty_rows, lean, rows_needed
-from ._design import Design, _drop_aliased, _row_trials, warn_aliased
-from ._fit_result import NoPoolingFit
-from ._multilevel_fit import MultilevelFit
-from ._validation import _show, _warn_small_weights, check_sample_weight, factorize
+from .results import GroupCounts, empty_rows, lean, rows_needed
 
 DEFAULTS = {
     "local-rows": 200_000,
@@ -362,7 +362,7 @@ def _pass1(est, inputs):
 
 def _check_totals(est, inputs, s, weighted):
     """The whole-data checks of :func:`skre._validation.prepare`, on the totals."""
-    from ._validation import split_X
+    from .._validation import split_X
 
     if s.n_input == 0:  # every partition empty: the in-memory message
         split_X(est, inputs.meta(), reset=True)
@@ -395,7 +395,7 @@ def _check_totals(est, inputs, s, weighted):
 
 def _binary_classes(est, s):
     """The two labels of binary y over all partitions, with the in-memory errors."""
-    from ._validation import split_y
+    from .._validation import split_y
 
     labels = np.array(list(s.class_weight), dtype=object)
     try:
@@ -429,7 +429,7 @@ def _coding(s, classes):
 
 def _pass2(est, runner, inputs, coding, s):
     """Coded, standardized rows; one shuffle on the group code; whole groups
-    persisted as :class:`~skre._dask_parts.Part` objects."""
+    persisted as :class:`~skre._dask.parts.Part` objects."""
     n = inputs.n
     p = len(coding.unit)
     handle = runner.lazy(runner.put(coding))
@@ -646,7 +646,7 @@ def _grouped_score(est, runner, put, inputs):
     """Rows shuffled so that each group's test rows meet its training rows."""
     from scipy.special import logsumexp
 
-    from ._bayes import BayesFit
+    from .._bayes import BayesFit
 
     fit = est._fit_result
     p = len(fit.design.covariates)
@@ -675,7 +675,7 @@ def _train_rows(fit, codes):
     p = len(fit.design.covariates)
     if len(codes) == 0:
         return empty_rows(p)
-    from ._dask_results import RowlessMultilevelFit
+    from .results import RowlessMultilevelFit
 
     if isinstance(fit, RowlessMultilevelFit):
         raise rows_needed("score() on groups seen in fit", fit.n_train_rows)

@@ -16,22 +16,21 @@ import numpy as np
 from scipy.special import logit
 from sklearn.exceptions import ConvergenceWarning
 
-from . import _dask_parts as parts_mod
-from ._bayes import check_bayes_data, fit_bayes
-from ._core.accuracy import Selection, criterion_after
-from ._core.glm import GLMResult, _inverse_information, fit_grouped_logistic
-from ._core.grouping import pooled_rows
-from ._core.multilevel import InMemory, fit_multilevel
-from ._core.quadrature import Posterior
-from ._core.separation import MAX_ROWS
-from ._dask_results import rowless
-from ._design import aliased_columns
-from ._fit_result import degenerate_fit, no_pooling_fit_result, pooled_fit_result
-from ._multilevel import warn_boundary, warn_rule
-from ._multilevel_fit import MultilevelFit, likelihood_units
-from ._pooling import _group_prior, _warn_unconverged
-from .exceptions import warn
-from .priors import std_normal_prior
+from .._bayes import check_bayes_data, fit_bayes
+from .._core.accuracy import Selection, criterion_after
+from .._core.glm import GLMResult, _inverse_information, fit_grouped_logistic
+from .._core.grouping import pooled_rows
+from .._core.multilevel import InMemory, fit_multilevel
+from .._core.quadrature import Posterior
+from .._core.separation import MAX_ROWS
+from .._design import aliased_columns
+from .._fit_result import degenerate_fit, no_pooling_fit_result, pooled_fit_result
+from .._fit_warnings import warn_boundary, warn_rule, warn_unconverged
+from .._multilevel_fit import MultilevelFit, likelihood_units
+from ..exceptions import warn
+from ..priors import group_prior_params, std_normal_prior
+from . import parts as parts_mod
+from .results import rowless
 
 
 def _add(a, b):
@@ -323,7 +322,7 @@ def grouped_newton(runner, parts, zero, n_groups, *, max_iter=100, alpha_prior=N
     """:func:`fit_grouped_logistic` with one intercept per group (no pooling).
 
     Each partition keeps its groups' intercepts and Newton pieces (a
-    :class:`~skre._dask_parts.GroupState` on the worker); a direction is the
+    :class:`~skre._dask.parts.GroupState` on the worker); a direction is the
     (p, p) Schur complement and right-hand side summed over partitions, solved
     on the client, and each partition then moves its own intercepts.
     """
@@ -526,7 +525,7 @@ def fit_complete(est, engine):
         max_iter=est.max_iter,
         coef_prior=std_normal_prior(design, est.coef_prior),
     )
-    _warn_unconverged(est, res, "logistic regression")
+    warn_unconverged(est, res, "logistic regression")
     engine.warn_if_separated(est, res.intercepts[0], res.coef)
     return engine.finish(pooled_fit_result(design, res))
 
@@ -534,9 +533,9 @@ def fit_complete(est, engine):
 def fit_no_pooling(est, engine, pooled_aliased):
     """``NoPoolingBinomial._fit`` after ``build_design``."""
     design = engine.design
-    alpha_prior = _group_prior(est.group_prior)
+    alpha_prior = group_prior_params(est.group_prior)
     res = engine.grouped(design.aliased, max_iter=est.max_iter, alpha_prior=alpha_prior)
-    _warn_unconverged(est, res, "no-pooling fit")
+    warn_unconverged(est, res, "no-pooling fit")
     if len(design.covariates) and design.degenerate is None:
         engine.warn_if_separated(est, 0.0, res.coef, res.intercepts)
     pooled = engine.pooled(pooled_aliased, max_iter=est.max_iter)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from ._bayes import BayesFit
-from ._core.grouping import Collapsed
-from ._fit_result import NoPoolingFit, PooledFit
-from ._multilevel_fit import MultilevelFit
+from .._bayes import BayesFit
+from .._core.grouping import Collapsed
+from .._fit_result import NoPoolingFit, PooledFit
+from .._multilevel_fit import MultilevelFit
 
 
 def rows_needed(what, n_rows):

@@ -1,8 +1,8 @@
 """Is an input a Dask collection? Asked without importing dask.
 
 The estimators call :func:`is_dask` on ``X`` first thing in ``fit``,
-``predict*`` and ``score``, and hand Dask input to :mod:`skre._dask`, which is
-imported only then (and only it imports dask).
+``predict*`` and ``score``, and hand Dask input to :mod:`skre._dask.backend`,
+which is imported only then (and only it imports dask).
 """
 
 
@@ -16,7 +16,7 @@ def is_dask(obj):
 
 
 def dask_impl():
-    """:mod:`skre._dask`, imported on first use."""
-    from . import _dask
+    """:mod:`skre._dask.backend`, imported on first use."""
+    from . import backend
 
-    return _dask
+    return backend
