@@ -40,6 +40,7 @@ def fit_with_slopes(est, design, rows):
         diagonal,
         K,
         res.modes,
+        res.scales,
         str(group_column_name(est)),
         check,
     )

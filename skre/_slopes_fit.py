@@ -10,7 +10,6 @@ another model: shifting a column correlates the intercept with its slope).
 """
 
 from dataclasses import dataclass
-from functools import cached_property
 from numbers import Integral
 
 import numpy as np
@@ -25,8 +24,12 @@ from ._core.slopes import (
     SlopeLikelihood,
     cholesky_of,
     fit_slopes,
-    hessian,
+    information,
+    lower_bounds,
     n_theta,
+    newton,
+    pruned_rule,
+    result_of,
 )
 from ._fit_result import FitResult
 from ._validation import factorize
@@ -121,37 +124,51 @@ def _start(design, slopes, diagonal, pooled):
 
 
 def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter):
-    """The fit on ``n_quad`` nodes per dimension; ``"auto"``: the rule
-    checked at the estimate against the next level, raised until they agree
-    (``(result, check)``, check = (nodes compared, d loglik, largest move in
-    standard errors relative to the target))."""
+    """The fit on ``n_quad`` nodes per dimension: the Laplace fit (L-BFGS-B,
+    then Newton steps), then Newton steps on the rule from there.
+    ``"auto"``: the rule is compared at its estimate with the next level in
+    the log-likelihood and in the estimates that level's score implies, and
+    raised (Newton steps from the estimate, the larger rule's evaluation
+    there the first) until they agree. Returns ``(result, check)``, check =
+    (nodes, nodes compared, d loglik, largest move over its target)."""
     data = slope_data(design.data, slopes, design)
     q = data.q
     x0 = _start(design, slopes, diagonal, pooled)
-    if n_quad != "auto":
-        res = fit_slopes(data, int(n_quad), x0, diagonal, max_iter=max_iter)
+    res = fit_slopes(data, 1, x0, diagonal, max_iter=max_iter)
+    if n_quad == 1:
         return res, None
-    K = AUTO_START[q]
-    res = fit_slopes(data, K, x0, diagonal, max_iter=max_iter)
+    K = AUTO_START[q] if n_quad == "auto" else int(n_quad)
+    lower = lower_bounds(data.X.shape[1], q, diagonal)
+    lik = SlopeLikelihood(data, K, diagonal)
+    lik.u = res.modes.copy()
+    state, n_iter = None, res.n_iter
     while True:
+        x, state, info, steps, converged = newton(lik, res.x, lower, state)
+        n_iter += steps
+        if not converged:  # far from Laplace's estimate: L-BFGS-B first
+            out = fit_slopes(data, K, res.x, diagonal, max_iter=max_iter)
+            x, converged, n_iter = out.x, out.converged, n_iter + out.n_iter
+            lik.u = out.modes.copy()
+            state = lik.evaluate(x)
+            info = information(lik, x, state[3])
+        f0, g0, logm, _ = state
+        res = result_of(lik, x, f0, g0, logm, info, lower, converged, n_iter, "")
+        if n_quad != "auto":
+            return res, None
         larger = next(k for k in LEVELS if k > K)
-        lik = SlopeLikelihood(data, larger, diagonal)
-        lik.u = res.modes.copy()
-        f1, g1, _ = lik.evaluate(res.x)
-        lik0 = SlopeLikelihood(data, K, diagonal)
-        lik0.u = res.modes.copy()
-        f0, g0, _ = lik0.evaluate(res.x)
-        cov = res.cov if res.cov is not None else np.linalg.pinv(-hessian(lik0, res.x))
-        move = cov @ (g1 - g0)
-        allowed = RTOL_PARAMS * np.maximum(np.abs(res.x), FLOOR)
-        d_loglik = f1 - f0
+        finer = SlopeLikelihood(data, larger, diagonal)
+        finer.u = lik.u.copy()
+        state = finer.evaluate(x)
+        move = res.cov @ (state[1] - g0)
+        allowed = RTOL_PARAMS * np.maximum(np.abs(x), FLOOR)
+        d_loglik = state[0] - f0
         ok = abs(d_loglik) <= RTOL_LOGLIK * max(1.0, abs(f0)) and np.all(
             np.abs(move) <= allowed
         )
+        check = (K, larger, d_loglik, float(np.max(np.abs(move) / allowed)))
         if ok or larger > AUTO_TOP[q]:
-            return res, (K, larger, d_loglik, float(np.max(np.abs(move) / allowed)))
-        K = larger
-        res = fit_slopes(data, K, res.x, diagonal, max_iter=max_iter)
+            return res, check
+        K, lik = larger, finer
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +180,7 @@ class SlopesFit(FitResult):
     diagonal: bool
     n_quad: int
     modes: np.ndarray  # (G, q) conditional modes of u
+    scales: np.ndarray  # (G, q, q) C with C C' their conditional covariance
     group: str  # the group column's name (for variance_components_)
     check: object = None
 
@@ -195,32 +213,32 @@ class SlopesFit(FitResult):
         L = self.L
         return L @ L.T
 
-    @cached_property
-    def posterior(self):
-        """Each group's nodes (G, k, q) in u and log-weights (G, k) at the
-        estimate, on the fit's rule (the modes and scales it used)."""
+    def posterior(self, groups):
+        """The nodes (n, k, q) in u and log-weights (n, k) of ``groups`` at
+        the estimate, on the fit's rule (its modes and scales)."""
         data = slope_data(self.design.data, self.slopes, self.design)
-        lik = SlopeLikelihood(data, self.n_quad, self.diagonal)
-        lik.u = self.modes.copy()
-        d = data
-        beta, b, L = self.beta, self.b, self.L
-        offset = b + d.X @ beta
-        RL = d.R @ L
-        u, H, eta_hat, _ = lik.modes(offset, RL)
-        C = np.linalg.cholesky(np.linalg.inv(H))
-        t, log_w = lik.t, lik.log_w
+        t, log_w = pruned_rule(self.q, self.n_quad)
+        starts = np.r_[data.starts, len(data.codes)]
+        rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in groups])
+        local = np.repeat(np.arange(len(groups)), np.diff(starts)[groups])
+        u, C = self.modes[groups], self.scales[groups]
         nodes = u[:, None, :] + np.einsum("gjk,nk->gnj", C, t)
-        D = np.einsum("ij,ijk->ik", RL, C[d.codes])
-        eta = eta_hat[:, None] + D @ t.T
-        kern = d.group_sum(d.m[:, None] * eta - d.n[:, None] * np.logaddexp(0, eta))
-        a = log_w + kern - 0.5 * np.sum(nodes * nodes, axis=2) + 0.5 * np.sum(t * t, 1)
-        return nodes, a - logsumexp(a, axis=1, keepdims=True), C
+        RL = data.R[rows] @ self.L
+        eta = (self.b + data.X[rows] @ self.beta)[:, None] + np.einsum(
+            "ij,ikj->ik", RL, nodes[local]
+        )
+        val = data.m[rows, None] * eta - data.n[rows, None] * np.logaddexp(0, eta)
+        first = np.r_[0, np.cumsum(np.diff(starts)[groups])[:-1]]
+        kern = np.add.reduceat(val, first, axis=0)
+        a = log_w + kern - 0.5 * np.sum(nodes * nodes, axis=2)
+        a += 0.5 * np.sum(t * t, axis=1)
+        return nodes, a - logsumexp(a, axis=1, keepdims=True)
 
     def attributes(self):
         design = self.design
         intercept, coef = design.unscale(self.b, self.beta)
         Sigma = self.covariance
-        nodes, log_pi, C = self.posterior
+        C = self.scales
         L = self.L
         effects = self.modes @ L.T
         cond = np.einsum("ij,gjk,lk->gil", L, np.einsum("gij,gkj->gik", C, C), L)
@@ -284,8 +302,8 @@ class SlopesFit(FitResult):
         lp0, lp1 = np.empty(len(Z)), np.empty(len(Z))
         seen = codes >= 0 if codes is not None else np.zeros(len(Z), dtype=bool)
         if seen.any():
-            nodes, log_pi, _ = self.posterior
-            g = codes[seen]
+            groups, g = np.unique(codes[seen], return_inverse=True)
+            nodes, log_pi = self.posterior(groups)
             eta = eta0[seen, None] + np.einsum("ij,ikj->ik", RL[seen], nodes[g])
             lp1[seen] = logsumexp(log_pi[g] + log_expit(eta), axis=1)
             lp0[seen] = logsumexp(log_pi[g] + log_expit(-eta), axis=1)

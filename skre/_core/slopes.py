@@ -18,12 +18,11 @@ sum of ``w_i r_i r_i'``, ``w = n p (1 - p)`` at the mode):
 
 K = 1 is the Laplace approximation ``h_g(u_hat) - log |H_g| / 2``.
 
-The gradient for K > 1 is the score of the exact likelihood by Fisher's
-identity, ``E[d log p(y | u) / d params | y]``, its posterior expectation
-taken with the same nodes: it differs from the gradient of the rule's value
-by the rule's error, and the rule's error at the estimate is what the node
-check measures. For K = 1 (no posterior spread to average over) the gradient
-is that of the Laplace value, by central differences.
+The gradient is the exact gradient of that value (see
+:meth:`SlopeLikelihood._scores`): the kernel's derivatives at the nodes
+(Fisher's identity on the nodes) plus the movement of the mode and of the
+scale with the parameters, which the rule's value depends on too. For K = 1
+that is the gradient of the Laplace approximation, lme4's objective.
 
 Parameters are packed as ``x = (beta, b, theta)``, ``theta`` the lower
 triangle of ``L`` row by row (or its diagonal).
@@ -147,7 +146,9 @@ class SlopeLikelihood:
         return u, A + eye, eta, h
 
     def evaluate(self, x, grad=True):
-        """``(log-likelihood, gradient, per-group log-likelihoods)``."""
+        """``(log-likelihood, gradient, per-group log-likelihoods, per-group
+        scores (G, len(x)))``; without ``grad`` the last two gradients are
+        None."""
         self.n_eval += 1
         d = self.data
         beta, b, L = self.unpack(np.asarray(x, dtype=float))
@@ -155,15 +156,31 @@ class SlopeLikelihood:
         RL = d.R @ L
         u, H, eta_hat, h_hat = self.modes(offset, RL)
         C = np.linalg.cholesky(np.linalg.inv(H))  # (G, q, q), C C' = H^-1
+        self.C = C
         log_det_C = np.sum(np.log(np.diagonal(C, axis1=1, axis2=2)), axis=1)
         if self.K == 1:
             logm = log_det_C + h_hat
-            g = self._laplace_gradient(u, H, eta_hat, RL, L) if grad else None
-            return float(logm.sum()), g, logm
+            if not grad:
+                return float(logm.sum()), None, logm, None
+            prob = fast_expit(eta_hat.copy())
+            r_bar = d.m - d.n * prob  # the one node: the mode
+            zeros = np.zeros((d.n_groups, d.q))
+            S = self._scores(
+                u,
+                H,
+                C,
+                eta_hat,
+                RL,
+                L,
+                r_bar,
+                zeros[d.codes],
+                zeros,
+                np.zeros((d.n_groups, d.q, d.q)),
+            )
+            return float(logm.sum()), S.sum(axis=0), logm, S
         t, log_w = self.t, self.log_w
         # each row's RL C_g: the node offsets of eta are D_i . t_k
         D = np.einsum("ij,ijk->ik", RL, C[d.codes])
-        k = len(log_w)
         # |u_gk|^2 = |u|^2 + 2 u' C t + t' C'C t
         uC = np.einsum("gj,gjk->gk", u, C)
         CtC = np.einsum("gjk,gjl->gkl", C, C)
@@ -172,36 +189,50 @@ class SlopeLikelihood:
             + 2.0 * uC @ t.T
             + np.einsum("kj,gjl,kl->gk", t, CtC, t)
         )
-        kern = np.empty((d.n_groups, k))
-        chunks = self._chunks(k)
-        for g0, g1, r0, r1 in chunks:
+        base = log_w + 0.5 * np.sum(t * t, axis=1)
+        logm = np.empty(d.n_groups)
+        if grad:
+            r_bar = np.empty(len(d.codes))
+            r_t = np.empty((len(d.codes), d.q))
+            t_bar = np.empty((d.n_groups, d.q))
+            T2 = np.empty((d.n_groups, d.q, d.q))
+        # one pass over the rows in chunks of whole groups: each chunk's
+        # kernel, its groups' node weights, then (Fisher's identity) each
+        # row's residual averaged over its group's nodes, E[r] and E[r t]
+        for g0, g1, r0, r1 in self._chunks(len(log_w)):
             eta = eta_hat[r0:r1, None] + D[r0:r1] @ t.T
-            val = d.m[r0:r1, None] * eta - d.n[r0:r1, None] * softplus(eta)
-            kern[g0:g1] = np.add.reduceat(val, d.starts[g0:g1] - r0, axis=0)
-        a = log_w + kern - 0.5 * sq + 0.5 * np.sum(t * t, axis=1)
-        top = a.max(axis=1)
-        pi = np.exp(a - top[:, None])
-        total = pi.sum(axis=1)
-        logm = log_det_C + top + np.log(total)
-        if not grad:
-            return float(logm.sum()), None, logm
-        pi /= total[:, None]
-        # Fisher's identity: E[r_ik] and E[r_ik t_k] over each group's nodes
-        r_bar = np.empty(len(d.codes))
-        r_t = np.empty((len(d.codes), d.q))
-        for _, _, r0, r1 in chunks:
-            eta = eta_hat[r0:r1, None] + D[r0:r1] @ t.T
-            res = d.m[r0:r1, None] - d.n[r0:r1, None] * fast_expit(eta)
-            res *= pi[d.codes[r0:r1]]
+            e = np.exp(-np.abs(eta))
+            val = np.maximum(eta, 0.0)
+            val += np.log1p(e)  # softplus(eta)
+            val *= -d.n[r0:r1, None]
+            val += d.m[r0:r1, None] * eta
+            local = d.starts[g0:g1] - r0
+            a = base + np.add.reduceat(val, local, axis=0) - 0.5 * sq[g0:g1]
+            top = a.max(axis=1)
+            pi = np.exp(a - top[:, None])
+            total = pi.sum(axis=1)
+            logm[g0:g1] = log_det_C[g0:g1] + top + np.log(total)
+            if not grad:
+                continue
+            pi /= total[:, None]
+            t_bar[g0:g1] = pi @ t
+            T2[g0:g1] = np.einsum("gk,ka,kb->gab", pi, t, t)
+            prob = 1.0 / (1.0 + e)
+            prob = np.where(eta >= 0.0, prob, e * prob)  # expit(eta)
+            res = d.m[r0:r1, None] - d.n[r0:r1, None] * prob
+            res *= np.take(pi, d.codes[r0:r1] - g0, axis=0)
             r_bar[r0:r1] = res.sum(axis=1)
             r_t[r0:r1] = res @ t
-        g_beta = d.X.T @ r_bar
-        g_b = r_bar.sum()
-        # d eta / d L_ab = R_ia u_b, u = u_hat + C t
-        V = r_bar[:, None] * u[d.codes] + np.einsum("ijk,ik->ij", C[d.codes], r_t)
-        G_L = d.R.T @ V
-        g_theta = np.diag(G_L) if self.diagonal else G_L[np.tril_indices(d.q)]
-        return float(logm.sum()), np.concatenate([g_beta, [g_b], g_theta]), logm
+        if not grad:
+            return float(logm.sum()), None, logm, None
+        S = self._scores(u, H, C, eta_hat, RL, L, r_bar, r_t, t_bar, T2)
+        return float(logm.sum()), S.sum(axis=0), logm, S
+
+    def _entries(self):
+        q = self.data.q
+        if self.diagonal:
+            return np.arange(q), np.arange(q)
+        return np.tril_indices(q)
 
     def _chunks(self, k):
         d = self.data
@@ -219,45 +250,92 @@ class SlopeLikelihood:
             out.append((g0, g1, int(starts[g0]), int(r1)))
         return out
 
-    def _laplace_gradient(self, u, H, eta, RL, L):
-        """The exact gradient of the Laplace value ``h(u_hat) - log|H| / 2``
-        in ``x``: ``h``'s partial derivatives at the mode (where its
-        derivative in u vanishes), and the log-determinant's through the
-        weights, ``L`` and the mode's own movement ``du/dx = H^-1 d2h/du dx``.
+    def _scores(self, u, H, C, eta, RL, L, r_bar, r_t, t_bar, T2):
+        """Each group's exact gradient of its rule's value in ``x``, (G,
+        len(x)).
+
+        The value ``log|C| + log sum_k w_k exp(h(u_k) + |t_k|^2 / 2)``, with
+        ``u_k = u_hat + C t_k``, moves with ``x`` directly (``h``'s partial
+        derivatives at the nodes: Fisher's identity, ``E[r_i dEta_i/dx]``
+        over the node weights ``pi``), through the mode (``du/dx = H^-1
+        d2h/du dx``) and through the scale (``dC`` from ``dH``, ``C C' =
+        H^-1``), the last two weighted by ``h``'s gradient at the nodes. With
+        one node (Laplace) that gradient vanishes at the mode and what
+        remains is ``h``'s partials and ``-tr(H^-1 dH) / 2``.
+
+        ``r_bar``, ``r_t``: each row's residual averaged over its group's
+        nodes, and times ``t_k``; ``t_bar``, ``T2``: each group's ``E[t]``
+        and ``E[t t']``; ``eta``: the rows' logits at the mode.
         """
         d = self.data
         p, q = d.X.shape[1], d.q
         prob = fast_expit(eta.copy())
-        res = d.m - d.n * prob
+        res = d.m - d.n * prob  # at the mode
         w = d.n * prob * (1.0 - prob)
         w1 = w * (1.0 - 2.0 * prob)  # dw / d eta
         Hinv = np.linalg.inv(H)
-        c = np.einsum("ij,ijk,ik->i", RL, Hinv[d.codes], RL)  # r' L H^-1 L' r
-        if self.diagonal:
-            entries = [(a, a) for a in range(q)]
-        else:
-            entries = list(zip(*np.tril_indices(q)))
+        rows_a, rows_b = self._entries()
         u_rows = u[d.codes]
-        # each parameter's direct effect on every row's eta (u held fixed)
+        # h's gradient at the nodes, averaged: E[grad] and E[grad t']
+        LtSr = d.group_sum(d.R * r_bar[:, None]) @ L  # (L' sum_i r_i R_i)'
+        m1 = LtSr - u - np.einsum("gab,gb->ga", C, t_bar)
+        RrT = d.group_sum(d.R[:, :, None] * r_t[:, None, :])  # sum R_i (r t)_i'
+        M2 = (
+            np.einsum("ba,gbc->gac", L, RrT)
+            - u[:, :, None] * t_bar[:, None, :]
+            - np.einsum("gab,gbc->gac", C, T2)
+        )
+        # Fisher's part: x_i E[r], E[r], and R_ia E[r u_b], u = u_hat + C t
+        V = r_bar[:, None] * u_rows + np.einsum("ijk,ik->ij", C[d.codes], r_t)
+        scores = d.group_sum(
+            np.column_stack(
+                [d.X * r_bar[:, None], r_bar, d.R[:, rows_a] * V[:, rows_b]]
+            )
+        )
+        # the mode's and the scale's movement, parameter by parameter
         direct = [d.X[:, j] for j in range(p)] + [np.ones(len(eta))]
-        direct += [d.R[:, a] * u_rows[:, b] for a, b in entries]
-        Sr = d.group_sum(d.R * res[:, None])  # sum_i res_i r_i, (G, q)
-        A = d.group_sum(w[:, None, None] * d.R[:, :, None] * d.R[:, None, :])
-        ALH = np.einsum("gij,jk,gkl->gil", A, L, Hinv)  # A L H^-1
-        grad = np.empty(len(direct))
+        direct += [d.R[:, a] * u_rows[:, b] for a, b in zip(rows_a, rows_b)]
+        Sr0 = d.group_sum(d.R * res[:, None])  # sum_i res_i R_i at the mode
+        iu, ju = np.triu_indices(q)
+        RR = d.R[:, iu] * d.R[:, ju]  # each row's R R', upper triangle
+        A = _symmetric(d.group_sum(w[:, None] * RR), q, iu, ju)
+        AL = A @ L
+        Ct = np.transpose(C, (0, 2, 1))
+        # the (mode's) direct terms of d(dh/du)/dx_j and of dH_j at once
+        Wd = np.column_stack(direct) * w[:, None]  # (rows, dim)
+        M_all = -np.stack(
+            [d.group_sum(RL * Wd[:, [j]]) for j in range(len(direct))], axis=2
+        )  # (G, q, dim)
         for j, D in enumerate(direct):
-            # d (dh/du) / dx_j and the mode's movement
-            M = -d.group_sum(RL * (w * D)[:, None])
+            M = M_all[:, :, j].copy()
             if j > p:
-                a, b = entries[j - p - 1]
-                M[:, b] += Sr[:, a]
-            du = np.einsum("gij,gj->gi", Hinv, M)
+                a, b = rows_a[j - p - 1], rows_b[j - p - 1]
+                M[:, b] += Sr0[:, a]
+            du = np.matmul(Hinv, M[:, :, None])[:, :, 0]
             d_eta = D + np.einsum("ij,ij->i", RL, du[d.codes])
-            trace = np.sum(w1 * d_eta * c)
+            B = _symmetric(d.group_sum((w1 * d_eta)[:, None] * RR), q, iu, ju)
+            dH = L.T @ B @ L
             if j > p:
-                trace += 2.0 * np.sum(ALH[:, a, b])
-            grad[j] = np.sum(res * D) - 0.5 * trace
-        return grad
+                term = np.zeros((d.n_groups, q, q))
+                term[:, b, :] = AL[:, a, :]  # dL' A L, dL = e_a e_b'
+                dH += term + np.transpose(term, (0, 2, 1))
+            # d log|C| = -tr(H^-1 dH) / 2; dC = C Phi(-C' dH C) (C C' = H^-1)
+            trace = np.einsum("gab,gba->g", Hinv, dH)
+            Phi = np.tril(-(Ct @ dH @ C))
+            Phi[:, np.arange(q), np.arange(q)] *= 0.5
+            dC = C @ Phi
+            scores[:, j] += (
+                np.sum(m1 * du, axis=1) + np.sum(M2 * dC, axis=(1, 2)) - 0.5 * trace
+            )
+        return scores
+
+
+def _symmetric(upper, q, iu, ju):
+    """(G, q, q) symmetric matrices from their upper triangles (G, q(q+1)/2)."""
+    out = np.empty((len(upper), q, q))
+    out[:, iu, ju] = upper
+    out[:, ju, iu] = upper
+    return out
 
 
 @dataclass
@@ -269,76 +347,131 @@ class SlopeFitResult:
     message: str
     n_quad: int
     modes: np.ndarray  # (G, q) u_hat at x
+    scales: np.ndarray  # (G, q, q) C, C C' the inverse curvature there
     group_loglik: np.ndarray
-    cov: np.ndarray  # inverse observed information of x (finite differences)
+    cov: np.ndarray  # inverse of the information at x (see information)
 
 
-def fit_slopes(data, n_quad, x0, diagonal=False, max_iter=500, gtol=1e-7):
-    """Maximise the rule's log-likelihood over ``x = (beta, b, theta)``
-    from ``x0``: L-BFGS-B (the Cholesky factor's diagonal kept >= 0), then
-    Newton steps on the Hessian measured by central differences of the
-    gradient (the free parameters: an SD at its bound 0 stays there), which
-    also give the result's covariance."""
-    lik = SlopeLikelihood(data, n_quad, diagonal)
-    q, p = data.q, data.X.shape[1]
-    scale = float(max(1, data.n_groups))
+#: from this many groups the Newton steps' curvature is the outer product of
+#: the groups' scores (BHHH: no extra pass); below, central differences of the
+#: gradient (2 passes per parameter, cheap on small data, where BHHH is poor)
+BHHH_GROUPS = 200
 
-    def fun(x):
-        f, g, _ = lik.evaluate(x)
-        return -f / scale, -g / scale
 
-    bounds = [(None, None)] * (p + 1)
+def lower_bounds(p, q, diagonal):
+    """``x``'s lower bounds: the Cholesky factor's diagonal >= 0."""
     if diagonal:
-        bounds += [(0.0, None)] * q
         on_diagonal = np.ones(q, dtype=bool)
     else:
         rows, cols = np.tril_indices(q)
         on_diagonal = rows == cols
-        bounds += [(0.0, None) if d else (None, None) for d in on_diagonal]
-    res = optimize.minimize(
-        fun,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-15, "maxcor": 20},
-    )
-    x = res.x
-    lower = np.r_[np.full(p + 1, -np.inf), np.where(on_diagonal, 0.0, -np.inf)]
-    f, g, logm = lik.evaluate(x)
-    steps, cov = 0, None
-    while steps < 5:
-        steps += 1
-        free = x > lower
-        H = hessian(lik, x)[np.ix_(free, free)]
+    return np.r_[np.full(p + 1, -np.inf), np.where(on_diagonal, 0.0, -np.inf)]
+
+
+def information(lik, x, scores):
+    """Minus the Hessian of the log-likelihood at ``x`` (estimated)."""
+    if lik.data.n_groups >= BHHH_GROUPS:
+        # centred: away from the maximum the scores' mean would otherwise
+        # add g g' / G, shortening every step along the gradient
+        g = scores.sum(axis=0)
+        return scores.T @ scores - np.outer(g, g) / len(scores)
+    return -hessian(lik, x)
+
+
+def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-9):
+    """Newton steps with a backtracking line search on ``information`` from
+    ``x`` (``state``: ``lik.evaluate(x)`` if already made), an SD at its
+    bound 0 held there while the gradient pushes it out; they stop when the
+    next step would move no estimate by more than ``xtol`` of itself (floor
+    0.01). Returns ``(x, (f, g, logm, S), information, steps, converged)``.
+
+    With more than one node the gradient is Fisher's (the exact likelihood's
+    score on the rule's nodes), which differs from the rule's own gradient
+    by the rule's error: within that error of the optimum a step may not
+    increase the rule's value, and the steps stop there, converged."""
+    x = np.asarray(x, dtype=float)
+    f, g, logm, S = state if state is not None else lik.evaluate(x)
+    info = None
+    for steps in range(1, max_steps + 1):
+        free = (x > lower) | (g > 0)
+        info = information(lik, x, S)
+        block = info[np.ix_(free, free)]
         try:
-            cov_free = np.linalg.inv(-H)
+            np.linalg.cholesky(block)
+            d_free = np.linalg.solve(block, g[free])
         except np.linalg.LinAlgError:
-            break
-        step = np.zeros(len(x))
-        step[free] = cov_free @ g[free]
-        if not np.all(np.linalg.eigvalsh(-H) > 0):
-            break  # not a neighbourhood of a maximum: leave L-BFGS-B's point
-        trial = np.maximum(x + step, lower)
-        f_t, g_t, logm_t = lik.evaluate(trial)
-        cov = np.zeros((len(x), len(x)))
-        cov[np.ix_(free, free)] = cov_free
-        if f_t < f - 1e-12 * abs(f):
-            break
-        moved = np.max(np.abs(trial - x) / np.maximum(np.abs(x), 1e-2))
-        x, f, g, logm = trial, f_t, g_t, logm_t
-        if moved <= 1e-10:
-            break
-    small = np.max(np.abs(g[x > lower])) / scale <= 1e-6
-    converged = bool(res.success or small)
+            return x, (f, g, logm, S), info, steps, False
+        d = np.zeros(len(x))
+        d[free] = d_free
+        d = np.maximum(x + d, lower) - x
+        size = np.max(np.abs(d) / np.maximum(np.abs(x), 1e-2))
+        if size <= xtol:
+            return x, (f, g, logm, S), info, steps, True
+        halved = 0
+        while True:
+            out = lik.evaluate(x + d)
+            if np.isfinite(out[0]) and out[0] >= f - 1e-12 * abs(f):
+                break
+            if size <= 1e-4:  # a short step that loses: within the rule's error
+                return x, (f, g, logm, S), info, steps, True
+            if halved == 12:
+                return x, (f, g, logm, S), info, steps, False
+            d *= 0.5
+            halved += 1
+        x, (f, g, logm, S) = x + d, out
+        if halved and size <= 1e-3:
+            return x, (f, g, logm, S), info, steps, True
+    return x, (f, g, logm, S), info, steps, False
+
+
+def fit_slopes(data, n_quad, x0, diagonal=False, max_iter=500, gtol=1e-6, start=True):
+    """Maximise the rule's log-likelihood over ``x = (beta, b, theta)``
+    from ``x0``: with ``start``, L-BFGS-B first (the Cholesky factor's
+    diagonal kept >= 0) to near the maximum, then :func:`newton`."""
+    lik = SlopeLikelihood(data, n_quad, diagonal)
+    q, p = data.q, data.X.shape[1]
+    lower = lower_bounds(p, q, diagonal)
+    scale = float(max(1, data.n_groups))
+    n_iter, message = 0, "Newton steps"
+    if start:
+
+        def fun(x):
+            f, g, _, _ = lik.evaluate(x)
+            return -f / scale, -g / scale
+
+        bounds = [(None if np.isinf(v) else v, None) for v in lower]
+        res = optimize.minimize(
+            fun,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-12, "maxcor": 20},
+        )
+        x0, n_iter, message = res.x, int(res.nit), str(res.message)
+    x, (f, g, logm, S), info, steps, converged = newton(lik, x0, lower)
+    return result_of(
+        lik, x, f, g, logm, info, lower, converged, n_iter + steps, message
+    )
+
+
+def result_of(lik, x, f, g, logm, info, lower, converged, n_iter, message):
+    free = (x > lower) | (g > 0)
+    cov = np.zeros((len(x), len(x)))
+    if info is not None:
+        try:
+            cov[np.ix_(free, free)] = np.linalg.inv(info[np.ix_(free, free)])
+        except np.linalg.LinAlgError:
+            cov[:] = np.nan
     return SlopeFitResult(
         x,
         f,
-        converged,
-        int(res.nit) + steps,
-        str(res.message),
-        int(n_quad),
+        bool(converged),
+        int(n_iter),
+        message,
+        lik.K,
         lik.u.copy(),
+        lik.C.copy(),
         logm,
         cov,
     )
