@@ -17,8 +17,9 @@ from ._multilevel import MultilevelBinomial
 _RANDOM = re.compile(r"\(([^()|]*?)(\|\|?)([^()|]*)\)")
 _CBIND = re.compile(r"^\s*cbind\s*\((.*)\)\s*$", re.DOTALL)
 _NOT_YET = (
-    "skre fits one random intercept for one grouping factor, (1 | g); "
-    "random slopes and nested or crossed groups are not available yet"
+    "skre fits one grouping factor, with a random intercept and up to two "
+    "random slopes, (1 | g), (1 + x | g) or (1 + x || g); nested or crossed "
+    "groups are not available yet"
 )
 
 
@@ -122,10 +123,16 @@ def from_formula(formula, data, **params):
     ``a * b``, categorical columns (treatment coding, named like
     ``treat[T.b]``), ``C(x)``, transforms such as ``np.log(x)``.
 
+    A random term with slopes, ``(1 + time | patient)``, sets
+    ``random_slopes=["time"]`` (the slope columns must be fixed effects too,
+    as in lme4's ``time + (1 + time | patient)``); ``(1 + time || patient)``
+    also sets ``covariance="diagonal"``.
+
     Parameters
     ----------
     formula : str
-        ``response ~ fixed part + (1 | group)``. The response is a column of
+        ``response ~ fixed part + (1 | group)`` (or ``(1 + x | group)``,
+        ``(1 + x || group)``). The response is a column of
         0/1 (or True/False) labels, or ``cbind(successes, failures)`` with an
         expression of the data's columns for each (``cbind(m, n - m)``).
     data : DataFrame
@@ -149,9 +156,10 @@ def from_formula(formula, data, **params):
         dropped silently), a response that is not binary or whose counts are
         negative, or a column name that the group and a fixed effect share.
     NotImplementedError
-        For random slopes ``(1 + x | g)``, ``(x || g)``, nested
-        ``(1 | a/b)`` or crossed ``(1 | a) + (1 | b)`` groups: skre fits one
-        random intercept for one grouping factor.
+        For nested ``(1 | a/b)`` or crossed ``(1 | a) + (1 | b)`` groups, a
+        random term without the intercept (``(0 + x | g)``) or with more
+        than two slopes: skre fits one grouping factor with a random
+        intercept and up to two random slopes.
 
     See Also
     --------
@@ -180,7 +188,7 @@ def from_formula(formula, data, **params):
             f"{formula!r}."
         )
     lhs, rhs = formula.split("~")
-    group, fixed = _random_part(rhs, formula)
+    group, fixed, inside, bar = _random_part(rhs, formula)
     _check_columns(data, [group], "grouping column")
     y = _response(lhs, data)
     if data[group].isna().any():
@@ -191,9 +199,45 @@ def from_formula(formula, data, **params):
         )
     spec = _fixed_spec(fixed, data, formula)
     X = _design(spec, data, group)
+    slopes = _slope_columns(inside, data, list(X.columns[1:]), formula)
+    if slopes:
+        params = {"random_slopes": slopes, **params}
+        if bar == "||":
+            params = {"covariance": "diagonal", **params}
     return FormulaModel(
         MultilevelBinomial(group=group, **params), X, y, formula, spec, group
     )
+
+
+def _slope_columns(inside, data, fixed_columns, formula):
+    """The fixed-effect columns that the random term's ``inside`` names (its
+    own columns built by formulaic, the intercept apart)."""
+    if inside.replace(" ", "") == "1":
+        return []
+    from formulaic import model_matrix
+
+    try:
+        matrix = model_matrix(inside, data, na_action="raise")
+    except ValueError as exc:
+        raise ValueError(f"the random-effect term ({inside} | ...): {exc}") from None
+    if "Intercept" not in matrix.columns:
+        raise NotImplementedError(
+            f"{_NOT_YET}; ({inside} | ...) drops the random intercept, which "
+            "skre always has."
+        )
+    slopes = [str(c) for c in matrix.columns if c != "Intercept"]
+    missing = [c for c in slopes if c not in fixed_columns]
+    if missing:
+        raise ValueError(
+            f"the random slope of {missing[0]!r} in {formula!r} needs the same "
+            "column among the fixed effects (as in lme4's x + (1 + x | g)): "
+            "add it to the fixed part."
+        )
+    if len(slopes) > 2:
+        raise NotImplementedError(
+            f"{_NOT_YET}; ({inside} | ...) asks for {len(slopes)} random slopes."
+        )
+    return slopes
 
 
 def _random_part(rhs, formula):
@@ -210,10 +254,6 @@ def _random_part(rhs, formula):
             f"{_NOT_YET}; formula {formula!r} has {len(terms)} random-effect terms."
         )
     inside, bar, group = (part.strip() for part in terms[0])
-    if bar == "||" or inside.replace(" ", "") not in ("1",):
-        raise NotImplementedError(
-            f"{_NOT_YET}; ({inside} {bar} {group}) asks for random slopes."
-        )
     if not re.fullmatch(r"[A-Za-z_.][\w.]*", group):
         raise NotImplementedError(
             f"{_NOT_YET}; (1 | {group}) is not one column of the data."
@@ -221,7 +261,7 @@ def _random_part(rhs, formula):
     fixed = _RANDOM.sub("", rhs)
     fixed = re.sub(r"\+\s*(?=\+|$)", "", fixed.strip())  # dangling '+'
     fixed = re.sub(r"^\s*\+", "", fixed).strip()
-    return group, fixed or "1"
+    return group, fixed or "1", inside, bar
 
 
 def _check_columns(data, names, what):

@@ -99,8 +99,8 @@ def test_categorical_and_transforms_equal_hand_coding(clinics):
     [
         ("cured arm + (1 | clinic)", ValueError, "one '~'"),
         ("cured ~ arm", ValueError, r"no random-effect term: add \(1 \| group\)"),
-        ("cured ~ age + (1 + age | clinic)", NotImplementedError, "random slopes"),
-        ("cured ~ age + (age || clinic)", NotImplementedError, "random slopes"),
+        ("cured ~ arm + (1 + age | clinic)", ValueError, "among the fixed effects"),
+        ("cured ~ age + (0 + age | clinic)", NotImplementedError, "random intercept"),
         ("cured ~ age + (1 | arm/clinic)", NotImplementedError, "not one column"),
         ("cured ~ (1 | arm) + (1 | clinic)", NotImplementedError, "2 random-effect"),
         ("cured ~ 0 + age + (1 | clinic)", ValueError, "no intercept"),
@@ -126,3 +126,22 @@ def test_missing_values_are_refused_not_dropped(clinics):
             from_formula("cured ~ age + (1 | clinic)", d)
     with pytest.raises(TypeError, match="DataFrame"):
         from_formula("cured ~ age + (1 | clinic)", clinics.to_numpy())
+
+
+def test_random_slopes_from_the_formula_equal_lme4():
+    """lme4's own formula, (1 + urban | district) and (1 + urban || district),
+    fit by n_quad=1: lme4's Laplace fits (tests/reference/slopes_lme4.R)."""
+    d = pd.read_csv(REF / "data" / "contraception.csv")
+    ref = json.loads((REF / "slopes_lme4.json").read_text())["contraception"]
+    fixed = "use ~ age + age2 + urban + livch1 + livch2 + livch3"
+    for bar, kind in (("|", "unstructured"), ("||", "diagonal")):
+        est, X, y = from_formula(f"{fixed} + (1 + urban {bar} district)", d, n_quad=1)
+        assert est.random_slopes == ["urban"] and est.covariance == kind
+        est.fit(X, y)
+        polished = ref["fits"][kind]["polished"]
+        assert est.loglik_ == pytest.approx(polished["loglik"], rel=1e-10)
+        np.testing.assert_allclose(
+            est.variance_components_["sdcor"],
+            ref["fits"][kind]["varcorr"]["sdcor"],
+            rtol=1e-5,
+        )
