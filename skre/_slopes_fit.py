@@ -116,9 +116,10 @@ def slope_data(data, slopes, design):
 
 
 def _start(design, slopes, diagonal, pooled):
-    """From the complete-pooling fit, an SD of 0.5 for each effect."""
+    """From the random intercept's fit ``(b, beta, tau)``: its SD for the
+    intercept (at least 0.1), 0.5 for each slope, independent."""
     q = 1 + len(slopes)
-    L = 0.5 * np.eye(q)
+    L = np.diag(np.r_[max(pooled[2], 0.1), np.full(q - 1, 0.5)])
     theta = np.diag(L) if diagonal else L[np.tril_indices(q)]
     return np.concatenate([pooled[1], [pooled[0]], theta])
 
