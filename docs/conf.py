@@ -103,6 +103,8 @@ numpydoc_xref_ignore = {
     "n_groups",
     "trials",
     "n_covariates",
+    "n_effects",
+    "formulaic.ModelSpec",
     "n_rows",
     "n_features",
     "n_samples",

@@ -146,11 +146,11 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         True when ``tau_`` is 0.
     random_slopes_ : ndarray of str
         With ``random_slopes``: the covariates with random slopes.
-    random_covariance_ : ndarray of shape (q, q)
+    random_covariance_ : ndarray of shape (n_effects, n_effects)
         With ``random_slopes``: the covariance of each group's intercept and
-        slopes (``q = 1 + len(random_slopes)``), on the user's scale;
+        slopes (``n_effects = 1 + len(random_slopes)``), on the user's scale;
         ``tau_`` is the square root of its first entry, ``random_effects_``
-        and ``random_effects_sd_`` are then (n_groups, q).
+        and ``random_effects_sd_`` are then (n_groups, n_effects).
     variance_components_ : DataFrame
         The variance components as lme4's ``as.data.frame(VarCorr(fit))``
         lays them out: one row per variance (and covariance), columns ``grp``
