@@ -114,8 +114,8 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         the next larger level and raises it until the two agree (1e-8 of the
         log-likelihood, 3e-7 of each estimate). With random slopes, ``fit``,
         ``predict_proba``, ``predict_log_proba``, ``predict``,
-        ``decision_function``, ``score`` and the fitted attributes work;
-        ``summary``, ``confint``, ``vcov``, ``group_estimates``,
+        ``decision_function``, ``score``, ``vcov``, ``summary``, Wald
+        ``confint`` and the fitted attributes work; ``group_estimates``,
         ``simulate``, ``residuals``, ``test_tau``, ``prediction_interval``,
         ``exceedance``, ``flag_groups``, ``ranks``, ``predictive_counts`` and
         ``historical_control_test`` raise ``NotImplementedError``, as do
@@ -434,7 +434,12 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         -------
         DataFrame
             Rows ``intercept``, the covariates and ``tau``; columns the lower
-            and upper quantile levels (``"2.5%"``, ``"97.5%"``).
+            and upper quantile levels (``"2.5%"``, ``"97.5%"``). With
+            ``random_slopes`` (``method="wald"`` only, the others raise
+            ``NotImplementedError``) also ``sd_<slope>`` for each slope's SD
+            and, unstructured, ``cor_<a>.<b>`` for each correlation: the SDs'
+            intervals on the log scale, the correlations' on Fisher's z
+            (NaN for an SD at 0).
 
         Examples
         --------
@@ -451,6 +456,11 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         self._check_not_bayes("confint")
         check_interval_args(level, method, ("wald", "profile", "bootstrap"))
         if method == "bootstrap":
+            if isinstance(self._fit_result, SlopesFit):
+                raise NotImplementedError(
+                    "confint(method='bootstrap') is not available for fits with "
+                    "random_slopes yet; method='wald' is."
+                )
             return self._bootstrap_confint(level, n_boot, random_state, n_jobs)
         return self._fit_result.confint(level, method, self.verbose)
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 from scipy.special import log_expit, logsumexp
 
 from ._core.accuracy import LEVELS
@@ -24,6 +26,7 @@ from ._core.slopes import (
     SlopeLikelihood,
     cholesky_of,
     fit_slopes,
+    hessian,
     information,
     lower_bounds,
     n_theta,
@@ -32,6 +35,7 @@ from ._core.slopes import (
     result_of,
 )
 from ._fit_result import FitResult
+from ._intervals import table, vcov_frame, wald_rows
 from ._validation import factorize
 
 #: n_quad="auto": the first rule (nodes per dimension) for q = 2 and q = 3
@@ -43,7 +47,6 @@ AUTO_TOP = {2: 51, 3: 25}
 RTOL_LOGLIK, RTOL_PARAMS, FLOOR = 1e-8, 3e-7, 0.01
 #: the methods a random-slope fit does not have yet
 UNSUPPORTED = (
-    "confint",
     "exceedance",
     "flag_groups",
     "group_estimates",
@@ -53,9 +56,7 @@ UNSUPPORTED = (
     "ranks",
     "residuals",
     "simulate",
-    "summary",
     "test_tau",
-    "vcov",
 )
 
 
@@ -255,11 +256,118 @@ class SlopesFit(FitResult):
             "random_covariance_": Sigma,
         }
 
+    # -- inference -------------------------------------------------------------------
+    @property
+    def free(self):
+        """The parameters off their bounds (an SD at 0 is held there)."""
+        p = len(self.design.covariates)
+        lower = lower_bounds(p, self.q, self.diagonal)
+        free = self.x > lower
+        free[:p] &= ~self.design.aliased
+        return free
+
+    def information(self):
+        """The observed information of ``x`` (central differences of the
+        exact gradient of the fit's rule), over the free parameters; cached,
+        not pickled."""
+        info = self.__dict__.get("_information")
+        if info is None:
+            data = slope_data(self.design.data, self.slopes, self.design)
+            lik = SlopeLikelihood(data, self.n_quad, self.diagonal)
+            lik.u = self.modes.copy()
+            lik.evaluate(self.x, grad=False)
+            info = -hessian(lik, self.x)
+            self.__dict__["_information"] = info
+        return info
+
+    _transient = ("_information",)
+
+    def covariance_of_x(self):
+        free = self.free
+        cov = np.full((len(self.x), len(self.x)), np.nan)
+        block = self.information()[np.ix_(free, free)]
+        cov[np.ix_(free, free)] = np.linalg.inv(block)
+        cov[~free] = cov[:, ~free] = 0.0
+        return cov
+
+    def fixed_map(self):
+        """User-scale (intercept, slopes) as rows over ``x``."""
+        p = len(self.design.covariates)
+        C = np.zeros((p + 1, len(self.x)))
+        C[:, : p + 1] = self.design.user_map(intercept_first=False)
+        return C
+
+    def vcov(self):
+        C = self.fixed_map()
+        with np.errstate(over="ignore", invalid="ignore"):
+            cov = C @ self.covariance_of_x() @ C.T
+        return vcov_frame(self.design, cov)
+
+    def effect_names(self):
+        return ["(Intercept)", *map(str, self.design.covariates[self.slopes])]
+
+    def _sd_corr(self, theta):
+        """(log SDs, atanh correlations) of packed Cholesky entries."""
+        L = cholesky_of(theta, self.q, self.diagonal)
+        S = L @ L.T
+        sd = np.sqrt(np.diag(S))
+        out = list(np.log(sd))
+        if not self.diagonal:
+            for i in range(self.q):
+                for j in range(i + 1, self.q):
+                    out.append(np.arctanh(np.clip(S[i, j] / (sd[i] * sd[j]), -1, 1)))
+        return np.array(out)
+
+    def random_rows(self):
+        names = self.effect_names()
+        rows = ["tau", *[f"sd_{n}" for n in names[1:]]]
+        if not self.diagonal:
+            for i in range(self.q):
+                for j in range(i + 1, self.q):
+                    rows.append(f"cor_{names[i]}.{names[j]}")
+        return rows
+
+    def confint(self, level, method, verbose=0):
+        """Wald rows (intercept, slopes) and, on the log scale for the SDs
+        and Fisher's z for the correlations, those of the random effects."""
+        if method != "wald":
+            raise NotImplementedError(
+                f"confint(method={method!r}) is not available for fits with "
+                "random_slopes yet; method='wald' is."
+            )
+        cov = self.covariance_of_x()
+        C = self.fixed_map()
+        intercept, coef = self.design.unscale(self.b, self.beta)
+        rows, _ = wald_rows(C, cov, np.r_[intercept, coef], level)
+        frame = table(self.design, rows, level)
+        p = len(self.design.covariates)
+        theta = self.x[p + 1 :]
+        phi = self._sd_corr(theta)
+        J = np.empty((len(phi), len(theta)))
+        for k in range(len(theta)):
+            h = 1e-7 * max(1.0, abs(theta[k]))
+            up, down = theta.copy(), theta.copy()
+            up[k] += h
+            down[k] -= h
+            J[:, k] = (self._sd_corr(up) - self._sd_corr(down)) / (2 * h)
+        z = stats.norm.ppf(0.5 + level / 2)
+        with np.errstate(invalid="ignore", over="ignore"):
+            se = np.sqrt(np.einsum("ij,jk,ik->i", J, cov[p + 1 :, p + 1 :], J))
+        lo, hi = phi - z * se, phi + z * se
+        n_sd = self.q
+        lo = np.r_[np.exp(lo[:n_sd]), np.tanh(lo[n_sd:])]
+        hi = np.r_[np.exp(hi[:n_sd]), np.tanh(hi[n_sd:])]
+        at_bound = ~np.isfinite(phi) | ~np.isfinite(se)
+        lo[at_bound] = hi[at_bound] = np.nan
+        a = 100 * (1 - level) / 2
+        extra = pd.DataFrame(
+            {f"{a:g}%": lo, f"{100 - a:g}%": hi}, index=self.random_rows()
+        )
+        return pd.concat([frame, extra])
+
     def variance_components(self):
         """lme4's ``as.data.frame(VarCorr(fit))``: variances, then
         covariances (with correlations) in lme4's order."""
-        import pandas as pd
-
         names = ["(Intercept)", *map(str, self.design.covariates[self.slopes])]
         S = self.covariance
         sd = np.sqrt(np.diag(S))

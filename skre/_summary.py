@@ -112,6 +112,24 @@ def _group_name(est):
     return str(group_column_name(est))
 
 
+def _slopes_random(est, ci):
+    """A random-slope fit's random-effects table (variances, SDs and the
+    correlation columns, lme4's layout) and the intervals of its SDs and
+    correlations (the rows of ``confint`` after the fixed effects)."""
+    names = ["(Intercept)", *map(str, est.random_slopes_)]
+    S = est.random_covariance_
+    sd = np.sqrt(np.diag(S))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = S / np.outer(sd, sd)
+    table = pd.DataFrame({"variance": np.diag(S), "std_dev": sd}, index=names)
+    if est.covariance != "diagonal":
+        for j, name in enumerate(names[:-1]):
+            column = np.where(np.arange(len(names)) > j, corr[:, j], np.nan)
+            table[f"corr {name}"] = column
+    fixed_rows = 1 + len(est.covariates_)
+    return table, ci.iloc[fixed_rows:]
+
+
 class Summary:
     """Tables summarizing a fitted estimator, printed like R's ``summary``.
 
@@ -221,6 +239,7 @@ class Summary:
         self.title, self.formula, self.notes = title, formula, list(notes)
         self.group_name, self.level, self.method = group_name, level, method
         self.profile = profile
+        self.random_intervals = None  # random slopes: the SDs' and correlations'
 
     @classmethod
     def from_estimator(cls, est, level=0.95, method="wald"):
@@ -272,7 +291,14 @@ class Summary:
         random = None
         terms = [c if c.isidentifier() else f"`{c}`" for c in covariates]  # R quoting
         formula_terms = ["0", group, *terms] if no_pooling else ["1", *terms]
-        if multilevel:
+        random_ci = None
+        slopes = getattr(est, "random_slopes_", None)
+        if multilevel and slopes is not None:
+            random, random_ci = _slopes_random(est, ci)
+            bar = "||" if est.covariance == "diagonal" else "|"
+            inside = " + ".join(["1", *map(str, slopes)])
+            formula_terms.append(f"({inside} {bar} {group})")
+        elif multilevel:
             tau_ci = (
                 est.confint(level, method).loc[["tau"]].rename(index={"tau": group})
             )
@@ -280,6 +306,7 @@ class Summary:
                 {"tau": [est.tau_], "tau_sq": [est.tau_**2]}, index=[group]
             ).join(tau_ci)
             formula_terms.append(f"(1 | {group})")
+        if multilevel:
             nodes = getattr(est._fit_result, "n_quad", None)
             if nodes is None:  # a degenerate fit has nothing to integrate
                 kind = "degenerate data, no quadrature"
@@ -287,6 +314,8 @@ class Summary:
                 kind = "Laplace Approximation"
             elif np.ndim(nodes) == 0:
                 kind = f"Adaptive Gauss-Hermite Quadrature, nAGQ = {int(nodes)}"
+                if slopes is not None:
+                    kind += " per dimension"
             else:
                 low, high = int(np.min(nodes)), int(np.max(nodes))
                 kind = f"Adaptive Gauss-Hermite Quadrature, {low} to {high} nodes"
@@ -349,7 +378,7 @@ class Summary:
             notes.append(f"The fit did not converge in {est.n_iter_} iterations.")
         outcome = "y" if design.binary_y else "cbind(successes, trials - successes)"
         formula = f"{outcome} ~ " + " + ".join(formula_terms)
-        return cls(
+        summary = cls(
             fixed,
             random,
             pd.Series(fit, name="value", dtype=object),
@@ -359,8 +388,10 @@ class Summary:
             level=level,
             method=method,
             group_name=None if est.group is None else group,
-            profile=not no_pooling,
+            profile=not no_pooling and random_ci is None,
         )
+        summary.random_intervals = random_ci
+        return summary
 
     # -- text -------------------------------------------------------------------------
     def _fixed_text(self):
@@ -386,7 +417,9 @@ class Summary:
 
     def _ci_text(self):
         frames = [self.fixed_effects.iloc[:, 4:]]
-        if self.random_effects is not None:
+        if self.random_intervals is not None:
+            frames.append(self.random_intervals)
+        elif self.random_effects is not None:
             frames.append(self.random_effects.iloc[:, 2:].set_axis(["tau"]))
         ci = pd.concat(frames)
         if ci.empty:
@@ -407,7 +440,9 @@ class Summary:
         if self.method != "wald":
             return f"Confidence intervals ({level}, {self.method}):"
         text = f"Confidence intervals ({level}, Wald"
-        if self.random_effects is not None:
+        if self.random_intervals is not None:
+            text += ", SDs on the log scale, correlations on Fisher's z"
+        elif self.random_effects is not None:
             text += ", tau's on the log scale: poor near tau = 0"
         if self.profile:
             text += '; likelihood-ratio intervals: summary(method="profile")'
@@ -431,7 +466,9 @@ class Summary:
         obs = f"Number of obs: {f['observations']:g}"
         if self.group_name is not None:
             obs += f", groups:  {self.group_name}, {f['groups']}"
-        if self.random_effects is not None:
+        if self.random_intervals is not None:
+            out += ["Random effects:", self._slopes_table(), obs, ""]
+        elif self.random_effects is not None:
             re = self.random_effects.iloc[0]
             var, sd = _fixed([re["tau_sq"], re["tau"]], 4, 15)
             cells = [[self.group_name, "(Intercept)", var, sd]]
@@ -453,6 +490,26 @@ class Summary:
         if self.notes:
             out += [""] + self.notes
         return "\n".join(out)
+
+    def _slopes_table(self):
+        """lme4's random-effects table with its Corr columns."""
+        re = self.random_effects
+        var = _fixed(re["variance"].to_numpy(), 4, 15)
+        sd = _fixed(re["std_dev"].to_numpy(), 4, 15)
+        corr_cols = [c for c in re.columns if c.startswith("corr ")]
+        cells = []
+        for i, name in enumerate(re.index):
+            corr = [
+                f"{re[c].iloc[i]:.2f}"
+                for c in corr_cols[:i]
+                if np.isfinite(re[c].iloc[i])
+            ]
+            row = [self.group_name if i == 0 else "", name, var[i], sd[i]]
+            if corr_cols:
+                row.append(" ".join(corr))
+            cells.append(row)
+        head = ["Groups", "Name", "Variance", "Std.Dev."] + ["Corr"] * bool(corr_cols)
+        return _text_table([""] * len(cells), head, cells, left=set(range(len(head))))
 
     def _deviance_lines(self):
         """R's summary(glm) line, for the models that are glms."""

@@ -238,7 +238,7 @@ def test_bad_random_slopes(slopes, error, match):
 def test_methods_without_slopes_support_say_so():
     X, y = simulated()
     est = MultilevelBinomial(group="g", random_slopes=["x0"], n_quad=3).fit(X, y)
-    for name in ("summary", "confint", "group_estimates", "vcov", "simulate", "ranks"):
+    for name in ("group_estimates", "simulate", "ranks", "residuals", "test_tau"):
         with pytest.raises(NotImplementedError, match=f"{name}.*random_slopes"):
             getattr(est, name)()
     with pytest.raises(NotImplementedError, match="priors"):
@@ -309,3 +309,31 @@ def test_toenail_laplace_value_is_far_from_the_exact_likelihood(lme4):
     )
     assert exact == pytest.approx(-616.6259, abs=1e-3)
     assert ref["loglik"] - exact > 125
+
+
+def test_vcov_summary_and_wald_intervals(contraception, lme4):
+    """vcov is lme4's (the inverse of the Laplace deviance's Hessian, both by
+    finite differences: 1e-3), summary prints lme4's Corr column, confint
+    has a row per SD and correlation, profile and bootstrap refuse."""
+    X, y = contraception
+    ref = lme4["contraception"]["fits"]["unstructured"]
+    est = MultilevelBinomial(group="district", random_slopes=["urban"], n_quad=1)
+    est.fit(X, y)
+    se = np.sqrt(np.diag(est.vcov().to_numpy()))
+    np.testing.assert_allclose(se, [ref["fixef_se"][n] for n in NAMES], rtol=1e-3)
+    text = str(est.summary())
+    assert "Groups   Name        Variance Std.Dev. Corr" in text
+    assert "          urban       0.5412   0.7357   -0.79" in text
+    assert "(1 + urban | district)" in text
+    ci = est.confint()
+    assert list(ci.index[-3:]) == ["tau", "sd_urban", "cor_(Intercept).urban"]
+    lo, hi = ci.loc["cor_(Intercept).urban"]
+    assert -1 < lo < -0.7929 < hi < 0  # around the estimate, inside (-1, 0)
+    z = 1.959963984540054
+    se_int = se[0]
+    assert ci.loc["intercept"].tolist() == pytest.approx(
+        [est.intercept_ - z * se_int, est.intercept_ + z * se_int], rel=1e-12
+    )
+    for method in ("profile", "bootstrap"):
+        with pytest.raises(NotImplementedError, match=method):
+            est.confint(method=method)

@@ -378,7 +378,7 @@ def information(lik, x, scores):
     return -hessian(lik, x)
 
 
-def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-9):
+def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8):
     """Newton steps with a backtracking line search on ``information`` from
     ``x`` (``state``: ``lik.evaluate(x)`` if already made), an SD at its
     bound 0 held there while the gradient pushes it out; they stop when the

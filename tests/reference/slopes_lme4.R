@@ -68,6 +68,9 @@ report <- function(fit) {
   vc <- as.data.frame(VarCorr(fit))
   list(
     fixef = as.list(fixef(fit)),
+    # lme4's vcov: the inverse of its finite-difference Hessian of the
+    # deviance in (theta, beta), the fixed-effect block
+    fixef_se = as.list(sqrt(diag(as.matrix(vcov(fit))))),
     varcorr = lapply(vc, function(v) v),
     loglik = as.numeric(logLik(fit)),
     theta = unname(getME(fit, "theta")),
