@@ -17,13 +17,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._lr_checks import check_nested, check_no_priors
+from ._lr_checks import check_nested, check_no_priors, random_effects_added
 from ._validation import _show
 
 NULLS = {
     "chi2": "chi2({df})",
     "mixture": "0.5 chi2({df0}) + 0.5 chi2({df}): tau = 0 is on the boundary "
     "(Self & Liang 1987)",
+    "slope": "0.5 chi2({df0}) + 0.5 chi2({df}): the added slope's SD = 0 is on "
+    "the boundary (Stram & Lee 1994)",
 }
 
 
@@ -167,6 +169,12 @@ def lr_test(restricted, full):
       It is the large-sample limit, and conservative for groups with little
       information each (see :meth:`MultilevelBinomial.test_tau` for exact
       and bootstrap versions).
+    - A random slope added to a multilevel model (``random_slopes``, perhaps
+      with ``k`` fixed effects): its SD = 0 is on the boundary; with ``q``
+      random effects before, unstructured, the null is ``0.5 chi2(k + q) +
+      0.5 chi2(k + q + 1)``, diagonal ``0.5 chi2(k) + 0.5 chi2(k + 1)``
+      (Stram & Lee 1994). One slope at a time: two added at once raise
+      ``NotImplementedError``.
 
     Parameters
     ----------
@@ -189,6 +197,8 @@ def lr_test(restricted, full):
         two multilevel fits with different ``n_quad``; fits to a Dask
         collection, whose rows the estimator does not keep (fit both to
         in-memory data to test).
+    NotImplementedError
+        A full model with two more random slopes than the restricted one.
 
     Examples
     --------
@@ -216,10 +226,19 @@ def lr_test(restricted, full):
             f"({full.n_params_} vs {restricted.n_params_}); swap them, or they "
             "are not nested."
         )
+    added = (
+        random_effects_added(restricted, full)
+        if (k_r, k_f) == ("multilevel", "multilevel")
+        else 0
+    )
     if k_r == "complete pooling" and k_f == "multilevel":
         df0 = df - 1
         pvalue = mixture_pvalue(statistic, df0)
         null = NULLS["mixture"].format(df0=df0, df=df)
+    elif added:
+        df0 = df - 1
+        pvalue = mixture_pvalue(statistic, df0)
+        null = NULLS["slope"].format(df0=df0, df=df)
     else:
         pvalue = float(stats.chi2.sf(statistic, df))
         null = NULLS["chi2"].format(df=df)

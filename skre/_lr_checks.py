@@ -78,12 +78,46 @@ def check_nested(restricted, full):
     _check_same_rows(r, f, restricted, full)
     if kinds == ("multilevel", "multilevel"):
         _check_same_rule(restricted, full)
+        random_effects_added(restricted, full)
     r_cell, f_cell, weight = _joint_cells(r.design, f.design)
     r_group = r.design.data.codes[r_cell]
     f_group = f.design.data.codes[f_cell]
     _check_groups(kinds, r_group, f_group, restricted, full)
     _check_covariates(kinds, r.design, f.design, r_cell, f_cell, weight, f_group)
     return kinds
+
+
+def random_structure(est):
+    """A multilevel fit's random slopes (a tuple of names) and whether their
+    covariance is diagonal."""
+    slopes = tuple(map(str, getattr(est, "random_slopes_", ())))
+    return slopes, bool(slopes) and getattr(est, "covariance", "") == "diagonal"
+
+
+def random_effects_added(restricted, full):
+    """How many random effects the full multilevel model adds (0 or 1), after
+    checking that the restricted one's are among them: one added effect puts
+    its SD = 0 on the boundary (a chi-square mixture); two at once would need
+    a chi-bar-square distribution, which lr_test does not compute."""
+    (r_slopes, r_diag), (f_slopes, f_diag) = (
+        random_structure(restricted),
+        random_structure(full),
+    )
+    extra = [s for s in f_slopes if s not in r_slopes]
+    if not set(r_slopes) <= set(f_slopes) or (f_diag and not r_diag and r_slopes):
+        raise ValueError(
+            f"the restricted fit's random effects (slopes {list(r_slopes)}, "
+            f"{'diagonal' if r_diag else 'unstructured'}) are not nested in the "
+            f"full fit's (slopes {list(f_slopes)}, "
+            f"{'diagonal' if f_diag else 'unstructured'})."
+        )
+    if len(extra) > 1:
+        raise NotImplementedError(
+            f"the full fit adds {len(extra)} random slopes ({extra}) at once: the "
+            "null distribution is then a chi-bar-square mixture that lr_test does "
+            "not compute. Add one slope at a time."
+        )
+    return len(extra)
 
 
 def same_partition(a, b):

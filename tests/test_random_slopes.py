@@ -337,3 +337,32 @@ def test_vcov_summary_and_wald_intervals(contraception, lme4):
     for method in ("profile", "bootstrap"):
         with pytest.raises(NotImplementedError, match=method):
             est.confint(method=method)
+
+
+def test_lr_test_of_a_slope_uses_the_boundary_mixture():
+    """Adding a correlated slope to a random intercept: 0.5 chi2(1) + 0.5
+    chi2(2) (Stram & Lee 1994); a diagonal one: 0.5 chi2(0) + 0.5 chi2(1);
+    two slopes at once are refused."""
+    from scipy import stats
+
+    from skre import lr_test
+
+    X, y = simulated(G=60, per=10, seed=2, slopes=2)
+    intercept = MultilevelBinomial(group="g", n_quad=1).fit(X, y)
+    for covariance, df in (("unstructured", 2), ("diagonal", 1)):
+        slope = MultilevelBinomial(
+            group="g", random_slopes=["x0"], covariance=covariance, n_quad=1
+        ).fit(X, y)
+        result = lr_test(intercept, slope)
+        stat = 2 * (slope.loglik_ - intercept.loglik_)
+        assert result.statistic == pytest.approx(stat, rel=1e-12)
+        assert result.df == df
+        lower = stats.chi2.sf(stat, df - 1) if df > 1 else float(stat <= 0)
+        expected = 0.5 * lower + 0.5 * stats.chi2.sf(stat, df)
+        assert result.pvalue == pytest.approx(expected, rel=1e-12)
+        assert "Stram & Lee" in result.null
+    both = MultilevelBinomial(group="g", random_slopes=["x0", "x1"], n_quad=1)
+    with pytest.raises(NotImplementedError, match="one slope at a time"):
+        lr_test(intercept, both.fit(X, y))
+    with pytest.raises(ValueError, match="not nested"):
+        lr_test(both, slope)
