@@ -475,11 +475,22 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
             column), with columns ``trials``, ``successes``,
             ``observed`` (successes / trials), ``estimate``, ``lower`` and ``upper``.
             With covariates, ``estimate`` is the trials-weighted mean fitted
-            probability over the group's rows.
+            probability over the group's rows. With ``random_slopes``
+            (:class:`MultilevelBinomial`) the interval of that mean comes from
+            4000 draws (fixed seed) of the group's effects from the normal of
+            their conditional modes and curvature, and each random
+            coefficient adds its conditional mode, SD and normal interval:
+            columns ``(Intercept)``, ``(Intercept)_sd``,
+            ``(Intercept)_lower``, ``(Intercept)_upper`` and the same for each
+            slope.
         """
         check_is_fitted(self)
         check_level(level)
-        return self._estimates_frame(*self._fit_result.group_intervals(level))
+        frame = self._estimates_frame(*self._fit_result.group_intervals(level))
+        effects = getattr(self._fit_result, "group_effects", None)
+        if effects is not None:  # random slopes: each coefficient's too
+            frame = frame.join(effects(level).set_axis(frame.index))
+        return frame
 
     def _group_index(self):
         return pd.Index(self.groups_, name=group_column_name(self))

@@ -15,7 +15,7 @@ from numbers import Integral
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.special import log_expit, logsumexp
+from scipy.special import expit, log_expit, logsumexp
 
 from ._core.accuracy import LEVELS
 from ._core.grouping import collapse
@@ -49,7 +49,6 @@ RTOL_LOGLIK, RTOL_PARAMS, FLOOR = 1e-8, 3e-7, 0.01
 UNSUPPORTED = (
     "exceedance",
     "flag_groups",
-    "group_estimates",
     "historical_control_test",
     "prediction_interval",
     "predictive_counts",
@@ -364,6 +363,57 @@ class SlopesFit(FitResult):
             {f"{a:g}%": lo, f"{100 - a:g}%": hi}, index=self.random_rows()
         )
         return pd.concat([frame, extra])
+
+    # -- each group ------------------------------------------------------------------
+    def group_intervals(self, level, draws=4000):
+        """Each group's trials-weighted mean fitted probability at its
+        conditional modes, and the ``level`` interval of that mean under its
+        conditional distribution (the normal of the modes and curvature,
+        ``draws`` draws of a fixed seed; b, beta and Sigma as known)."""
+        data = self.design.data
+        raw = slope_data(data, self.slopes, self.design)
+        offset = self.b + raw.X @ self.beta
+        RL = raw.R @ self.L
+        n = data.trials
+        N = data.group_sum(n)
+        est = data.group_sum(n * expit(offset + np.sum(RL * self.modes[data.codes], 1)))
+        rng = np.random.default_rng(0)
+        Z = rng.standard_normal((draws, self.q))
+        lower, upper = np.empty(len(N)), np.empty(len(N))
+        a = (1 - level) / 2
+        step = max(1, 2_000_000 // max(1, draws * len(data.codes) // len(N)))
+        for g0 in range(0, len(N), step):
+            g1 = min(len(N), g0 + step)
+            r0 = data.starts[g0]
+            r1 = data.starts[g1] if g1 < len(N) else len(data.codes)
+            codes = data.codes[r0:r1]
+            u = self.modes[g0:g1, None, :] + np.einsum(
+                "gab,db->gda", self.scales[g0:g1], Z
+            )
+            eta = offset[r0:r1, None] + np.einsum(
+                "ia,ida->id", RL[r0:r1], u[codes - g0]
+            )
+            mean = np.add.reduceat(
+                n[r0:r1, None] * expit(eta), data.starts[g0:g1] - r0, 0
+            )
+            mean /= N[g0:g1, None]
+            lower[g0:g1], upper[g0:g1] = np.quantile(mean, [a, 1 - a], axis=1)
+        return est / N, lower, upper
+
+    def group_effects(self, level):
+        """Each random coefficient's conditional mode, SD and normal interval
+        (lme4's ``ranef(condVar = TRUE)``), columns ``<name>``, ``<name>_sd``,
+        ``<name>_lower``, ``<name>_upper`` for (Intercept) and each slope."""
+        attrs = self.attributes()
+        modes, sds = attrs["random_effects_"], attrs["random_effects_sd_"]
+        z = stats.norm.ppf(0.5 + level / 2)
+        columns = {}
+        for j, name in enumerate(self.effect_names()):
+            columns[name] = modes[:, j]
+            columns[f"{name}_sd"] = sds[:, j]
+            columns[f"{name}_lower"] = modes[:, j] - z * sds[:, j]
+            columns[f"{name}_upper"] = modes[:, j] + z * sds[:, j]
+        return pd.DataFrame(columns)
 
     def variance_components(self):
         """lme4's ``as.data.frame(VarCorr(fit))``: variances, then

@@ -238,7 +238,7 @@ def test_bad_random_slopes(slopes, error, match):
 def test_methods_without_slopes_support_say_so():
     X, y = simulated()
     est = MultilevelBinomial(group="g", random_slopes=["x0"], n_quad=3).fit(X, y)
-    for name in ("group_estimates", "simulate", "ranks", "residuals", "test_tau"):
+    for name in ("simulate", "ranks", "residuals", "test_tau"):
         with pytest.raises(NotImplementedError, match=f"{name}.*random_slopes"):
             getattr(est, name)()
     with pytest.raises(NotImplementedError, match="priors"):
@@ -366,3 +366,51 @@ def test_lr_test_of_a_slope_uses_the_boundary_mixture():
         lr_test(intercept, both.fit(X, y))
     with pytest.raises(ValueError, match="not nested"):
         lr_test(both, slope)
+
+
+def test_group_estimates_with_slopes():
+    """Each group's fitted mean probability at its modes (recomputed from the
+    attributes), each coefficient's mode, SD and normal interval, and the
+    interval of the mean probability near the exact posterior's quantiles
+    (the grid; the fit's interval is the normal approximation's)."""
+    from scipy import stats
+
+    X, y = simulated()
+    est = MultilevelBinomial(group="g", random_slopes=["x0"]).fit(X, y)
+    ge = est.group_estimates()
+    x = X["x0"].to_numpy()
+    g = X["g"].to_numpy()
+    b = est.random_effects_
+    p = expit(est.intercept_ + est.coef_[0] * x + b[g, 0] + b[g, 1] * x)
+    np.testing.assert_allclose(
+        ge["estimate"], pd.Series(p).groupby(g).mean(), rtol=1e-10
+    )
+    np.testing.assert_array_equal(ge["x0"], b[:, 1])
+    np.testing.assert_array_equal(ge["(Intercept)_sd"], est.random_effects_sd_[:, 0])
+    z = stats.norm.ppf(0.975)
+    np.testing.assert_allclose(
+        ge["x0_upper"], b[:, 1] + z * est.random_effects_sd_[:, 1]
+    )
+    assert np.all((ge["lower"] < ge["estimate"]) & (ge["estimate"] < ge["upper"]))
+    # group 0 against its exact posterior on the grid
+    rows = g == 0
+    R = np.column_stack([np.ones(rows.sum()), x[rows]])
+    grid, log_w, kern = exact_slopes.group_integrands(
+        x[rows, None],
+        R,
+        y[rows].astype(float),
+        np.ones(rows.sum()),
+        est.coef_,
+        est.intercept_,
+        est.random_covariance_,
+        points=161,
+    )
+    a = log_w + kern.sum(axis=0)
+    w = np.exp(a - a.max())
+    w /= w.sum()
+    eta = (est.intercept_ + est.coef_[0] * x[rows])[:, None] + R @ grid.T
+    mean = expit(eta).mean(axis=0)
+    order = np.argsort(mean)
+    cdf = np.cumsum(w[order])
+    exact = np.interp([0.025, 0.975], cdf, mean[order])
+    np.testing.assert_allclose(ge.loc[0, ["lower", "upper"]], exact, atol=0.03)
