@@ -188,7 +188,7 @@ def from_formula(formula, data, **params):
             f"{formula!r}."
         )
     lhs, rhs = formula.split("~")
-    group, fixed, inside, bar = _random_part(rhs, formula)
+    group, fixed, inside, bar = _random_part(r_powers(rhs), formula)
     _check_columns(data, [group], "grouping column")
     y = _response(lhs, data)
     if data[group].isna().any():
@@ -215,10 +215,11 @@ def _slope_columns(inside, data, fixed_columns, formula):
     if inside.replace(" ", "") == "1":
         return []
     from formulaic import model_matrix
+    from formulaic.errors import FormulaicError
 
     try:
         matrix = model_matrix(inside, data, na_action="raise")
-    except ValueError as exc:
+    except (FormulaicError, ValueError) as exc:
         raise ValueError(f"the random-effect term ({inside} | ...): {exc}") from None
     if "Intercept" not in matrix.columns:
         raise NotImplementedError(
@@ -346,6 +347,26 @@ def _split_args(text):
     return parts
 
 
+def r_powers(text):
+    """R's ``^`` inside ``I(...)`` as Python's ``**``: formulaic evaluates
+    ``I()`` as Python, where ``^`` is bitwise XOR (``I(x^2)`` on integers would
+    silently be ``x XOR 2``). Outside ``I()``, ``^`` is the formula's own
+    interaction power in both languages and stays."""
+    out, i = [], 0
+    for match in re.finditer(r"\bI\(", text):
+        if match.start() < i:
+            continue
+        depth, j = 1, match.end()
+        while j < len(text) and depth:
+            depth += {"(": 1, ")": -1}.get(text[j], 0)
+            j += 1
+        out.append(text[i : match.end()])
+        out.append(text[match.end() : j].replace("^", "**"))
+        i = j
+    out.append(text[i:])
+    return "".join(out)
+
+
 def _fixed_spec(fixed, data, formula):
     """formulaic's model spec of the fixed part (an intercept required)."""
     try:
@@ -356,9 +377,11 @@ def _fixed_spec(fixed, data, formula):
             "pip install 'skre[formula]' (or pip install formulaic)."
         ) from None
 
+    from formulaic.errors import FormulaicError
+
     try:
         matrix = model_matrix(fixed, data, na_action="raise")
-    except ValueError as exc:
+    except (FormulaicError, ValueError) as exc:
         raise ValueError(
             f"the fixed part {fixed!r} of {formula!r}: {exc} (nothing is "
             "dropped silently: drop or fill the missing values first)."

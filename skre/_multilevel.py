@@ -145,7 +145,9 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         covariates (at ``b`` for intercept-only data); with ``method="bayes"`` a
         mixture of them, the posterior predictive.
     boundary_ : bool
-        True when ``tau_`` is 0.
+        True when ``tau_`` is 0; with ``random_slopes``, when the covariance
+        is singular (an SD at 0 or a correlation at +-1, lme4's
+        ``isSingular``).
     random_slopes_ : ndarray of str
         With ``random_slopes``: the covariates with random slopes.
     random_covariance_ : ndarray of shape (n_effects, n_effects)
@@ -158,7 +160,11 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         lays them out: one row per variance (and covariance), columns ``grp``
         (the group column's name), ``var1`` (``"(Intercept)"``), ``var2``
         (missing for a variance), ``vcov`` (``tau_ ** 2``) and ``sdcor``
-        (``tau_``).
+        (``tau_``). With ``random_slopes``: a row per variance (var1
+        ``"(Intercept)"`` and each slope's name), then, unstructured, a row
+        per covariance (var1 and var2 the pair, ``sdcor`` their correlation);
+        diagonal, the groups are named ``g``, ``g.1``, ... as lme4 names the
+        terms of ``(1 + x || g)``.
     groups_ : ndarray of shape (n_groups,)
         Group labels seen in fit, in the order of the per-group attributes.
     covariates_ : ndarray of str
@@ -252,6 +258,12 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
 
     def _fit(self, rows):
         bayes = self.method == "bayes"
+        if self.random_slopes and (bayes or self.tau_prior or self.coef_prior):
+            raise NotImplementedError(
+                f"{type(self).__name__}: random_slopes fits are maximum likelihood "
+                "without priors for now; method='bayes', tau_prior and "
+                "coef_prior need the random intercept alone."
+            )
         if bayes and not getattr(self.tau_prior, "proper", False):
             raise ValueError(
                 "method='bayes' needs a proper tau_prior (e.g. HalfCauchy(1.0) "

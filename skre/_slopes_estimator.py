@@ -52,19 +52,26 @@ def fit_with_slopes(est, design, rows):
         check,
     )
     if check is not None and check[3] > 1.0:
+        move = check[3] * 3e-7
         warn(
-            f"{name}: {check[0]} nodes per dimension, the most n_quad='auto' "
-            f"uses, still differ from {check[1]} at the estimate (log-likelihood "
-            f"{check[2]:.2g}; the estimates would move by {check[3]:.2g} times "
-            "the target of 3e-7 relative); treat the last digits with care.",
+            f"{name}: n_quad='auto' reached its largest rule, {check[0]} nodes "
+            f"per dimension, and it still differs from {check[1]} at the "
+            f"estimate: the log-likelihood by {check[2]:.2g}, and that rule's "
+            f"gradient would move the estimates by up to {move:.2g} of "
+            "themselves. These groups' conditional distributions are too far "
+            "from normal for a product Gauss-Hermite rule (binary data with a "
+            "large intercept SD do this): the estimates and loglik_ are "
+            "uncertain by about that much, and the Laplace fit is further off "
+            "still.",
             QuadratureWarning,
         )
-    Sigma = fit.covariance
-    if np.any(np.diag(Sigma) == 0.0):
+    L = fit.L
+    if np.any(np.diag(L) == 0.0):
         warn(
-            f"{name}: a random effect's SD is 0 (a boundary fit): its groups "
-            "vary no more than binomial noise explains. Consider dropping its "
-            "random slope.",
+            f"{name}: the random effects' covariance is singular (a boundary "
+            "fit: an SD at 0 or a correlation at +-1, lme4's isSingular): the "
+            "groups do not vary in every direction the model allows. Consider "
+            "dropping a random slope or covariance='diagonal'.",
             BoundaryWarning,
         )
     if not res.converged:

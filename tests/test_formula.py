@@ -145,3 +145,11 @@ def test_random_slopes_from_the_formula_equal_lme4():
             ref["fits"][kind]["varcorr"]["sdcor"],
             rtol=1e-5,
         )
+
+
+def test_r_powers_inside_I_are_powers(clinics):
+    """lme4's I(x^2) squares (formulaic's I() is Python, where ^ is XOR: on
+    integers it silently gave x XOR 2)."""
+    d = clinics.assign(years=np.arange(len(clinics)) % 7 - 3)
+    _, X, _ = from_formula("cured ~ years + I(years^2) + (1 | clinic)", d)
+    np.testing.assert_array_equal(X.iloc[:, 2], d["years"] ** 2)

@@ -16,6 +16,7 @@ import pytest
 from scipy.special import expit
 
 from skre import MultilevelBinomial
+from skre.exceptions import BoundaryWarning
 from skre.priors import HalfNormal
 
 REF = Path(__file__).parent / "reference"
@@ -414,3 +415,64 @@ def test_group_estimates_with_slopes():
     cdf = np.cumsum(w[order])
     exact = np.interp([0.025, 0.975], cdf, mean[order])
     np.testing.assert_allclose(ge.loc[0, ["lower", "upper"]], exact, atol=0.03)
+
+
+def test_laplace_optimum_does_not_depend_on_the_covariates_scale(lme4):
+    """The attack's toenail finding: with time in tenths the Laplace fit
+    stopped at correlation -1, 121 units below lme4's; it starts from a
+    slope SD scaled to the covariate now."""
+    d = pd.read_csv(REF / "data" / "toenail.csv")
+    for factor in (10.0, 0.1):
+        time = d["time"] * factor
+        X = pd.DataFrame(
+            {
+                "patient": d["patient"],
+                "treat": d["treat"],
+                "time": time,
+                "tt": d["treat"] * time,
+            }
+        )
+        est = MultilevelBinomial(group="patient", random_slopes=["time"], n_quad=1)
+        est.fit(X, d["y"].to_numpy())
+        assert est.loglik_ == pytest.approx(lme4["toenail"]["loglik"], rel=1e-9)
+        sd = est.variance_components_["sdcor"].to_numpy()
+        np.testing.assert_allclose(
+            sd * [1, factor, 1], lme4["toenail"]["varcorr"]["sdcor"], rtol=1e-5
+        )
+
+
+def test_new_group_predictions_with_a_large_random_part():
+    """E[expit(eta + r'b)] for a new group when r'b has an SD of 10 to 1e6
+    (the attack found a fixed 64-node rule 0.02 off at SD 20, and 0.5 at
+    covariates of 1e155): against scipy's quad, and Phi(eta / s) beyond."""
+    from scipy import integrate, stats
+
+    X, y = simulated()
+    est = MultilevelBinomial(group="g", random_slopes=["x0"], n_quad=1).fit(X, y)
+    S = est.random_covariance_
+    for x in (40.0, -120.0, 3e3, 1e8, -1e200):
+        p = est.predict_proba(pd.DataFrame({"g": [-1], "x0": [x]}))[0, 1]
+        r = np.array([1.0, x])
+        eta = est.intercept_ + est.coef_[0] * x
+        if abs(x) < 1e4:
+            s = np.sqrt(r @ S @ r)
+            expected = integrate.quad(
+                lambda z: expit(eta + s * z) * stats.norm.pdf(z),
+                -12,
+                12,
+                points=[-eta / s],
+                limit=400,
+                epsabs=1e-13,
+            )[0]
+        else:  # both grow like |x|: the limit
+            expected = stats.norm.cdf(np.sign(x) * est.coef_[0] / np.sqrt(S[1, 1]))
+        assert p == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_singular_covariance_is_a_boundary_fit():
+    X, y = simulated(G=20, per=6, seed=4, slopes=2)
+    est = MultilevelBinomial(group="g", random_slopes=["x0", "x1"], n_quad=1)
+    with pytest.warns(BoundaryWarning, match="singular"):
+        est.fit(X, y)
+    assert est.boundary_
+    assert np.min(np.linalg.eigvalsh(est.random_covariance_)) < 1e-12
