@@ -169,6 +169,9 @@ def _population_normals(est, fit, codes, Z):
     unseen one at the pooled logit or, with a group prior, over the prior.
     """
     design = fit.design
+    own = getattr(fit, "population_normals", None)
+    if own is not None:  # random slopes: the normal of x'beta + r'b
+        return own(Z)
     params = getattr(fit, "params", None)
     if hasattr(est, "tau_") and params is not None:
         grid = getattr(fit, "node_posteriors", None)

@@ -115,9 +115,9 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         log-likelihood, 3e-7 of each estimate). With random slopes, ``fit``,
         ``predict_proba``, ``predict_log_proba``, ``predict``,
         ``decision_function``, ``score``, ``vcov``, ``summary``, Wald
-        ``confint``, ``group_estimates``, :func:`skre.lr_test` (one added
-        slope) and the fitted attributes work; profile and bootstrap
-        intervals, ``simulate``, ``residuals``, ``test_tau``,
+        ``confint``, ``group_estimates``, ``residuals``,
+        :func:`skre.lr_test` (one added slope) and the fitted attributes
+        work; profile and bootstrap intervals, ``simulate``, ``test_tau``,
         ``prediction_interval``,
         ``exceedance``, ``flag_groups``, ``ranks``, ``predictive_counts`` and
         ``historical_control_test`` raise ``NotImplementedError``, as do

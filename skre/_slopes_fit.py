@@ -53,7 +53,6 @@ UNSUPPORTED = (
     "prediction_interval",
     "predictive_counts",
     "ranks",
-    "residuals",
     "simulate",
     "test_tau",
 )
@@ -504,6 +503,23 @@ class SlopesFit(FitResult):
             r = self._random_design(Z[new])
             lp0[new], lp1[new] = new_group_log_proba(eta0[new], r, self.covariance)
         return lp0, lp1
+
+    def population_normals(self, Z):
+        """Each row's logit over the population: ``N(b + x'beta, r' Sigma r)``
+        (for quantile residuals)."""
+        eta0 = self.design.linear_predictor(Z, self.b, self.beta)
+        r = self._random_design(Z)
+        s = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", r, self.covariance, r), 0))
+        return [(1.0, eta0, s)]
+
+    def logit_rule(self, codes, Z, **options):
+        """Seen groups' rows: the logit at each node of the group's rule and
+        the node's posterior log-weight (for conditional quantile residuals)."""
+        groups, g = np.unique(codes, return_inverse=True)
+        nodes, log_pi = self.posterior(groups)
+        eta0 = self.design.linear_predictor(Z, self.b, self.beta)
+        RL = self._random_design(Z) @ self.L
+        return eta0[:, None] + np.einsum("ij,ikj->ik", RL, nodes[g]), log_pi[g]
 
     def heldout_loglik(self, rows, codes):
         """Sum over test groups of log p(test rows | training data): seen

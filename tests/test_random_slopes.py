@@ -239,7 +239,7 @@ def test_bad_random_slopes(slopes, error, match):
 def test_methods_without_slopes_support_say_so():
     X, y = simulated()
     est = MultilevelBinomial(group="g", random_slopes=["x0"], n_quad=3).fit(X, y)
-    for name in ("simulate", "ranks", "residuals", "test_tau"):
+    for name in ("simulate", "ranks", "test_tau"):
         with pytest.raises(NotImplementedError, match=f"{name}.*random_slopes"):
             getattr(est, name)()
     with pytest.raises(NotImplementedError, match="priors"):
@@ -476,3 +476,30 @@ def test_singular_covariance_is_a_boundary_fit():
         est.fit(X, y)
     assert est.boundary_
     assert np.min(np.linalg.eigvalsh(est.random_covariance_)) < 1e-12
+
+
+def test_residuals_with_slopes():
+    """Quantile residuals: the population CDF of each row is that of a
+    logit-normal binomial with the row's SD sqrt(r' Sigma r) (computed here by
+    scipy's quad); conditional ones mix over the group's nodes; Pearson's from
+    predict_proba."""
+    from scipy import integrate, stats
+
+    X, y = simulated()
+    est = MultilevelBinomial(group="g", random_slopes=["x0"]).fit(X, y)
+    u = est.residuals(X, y, kind="quantile", random_state=0)
+    cond = est.residuals(X, y, kind="quantile", random_state=0, conditional=True)
+    assert np.all(np.isfinite(u)) and np.all(np.isfinite(cond))
+    # row 0 by hand: P(Y = 0) under the population, then the randomised value
+    x, S = X["x0"].to_numpy()[0], est.random_covariance_
+    r = np.array([1.0, x])
+    eta, s = est.intercept_ + est.coef_[0] * x, np.sqrt(r @ S @ r)
+    p1 = integrate.quad(lambda z: expit(eta + s * z) * stats.norm.pdf(z), -12, 12)[0]
+    v = np.random.default_rng(0).random(len(y))[0]
+    expected = (
+        stats.norm.ppf(v * (1 - p1)) if y[0] == 0 else stats.norm.ppf((1 - p1) + v * p1)
+    )
+    assert u[0] == pytest.approx(expected, rel=1e-7)
+    p = est.predict_proba(X)[:, 1]
+    pearson = est.residuals(X, y, kind="pearson")
+    np.testing.assert_allclose(pearson, (y - p) / np.sqrt(p * (1 - p)), rtol=1e-12)
