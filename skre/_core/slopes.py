@@ -368,9 +368,10 @@ def lower_bounds(p, q, diagonal):
     return np.r_[np.full(p + 1, -np.inf), np.where(on_diagonal, 0.0, -np.inf)]
 
 
-def information(lik, x, scores):
-    """Minus the Hessian of the log-likelihood at ``x`` (estimated)."""
-    if lik.data.n_groups >= BHHH_GROUPS:
+def information(lik, x, scores, exact=False):
+    """Minus the Hessian of the log-likelihood at ``x`` (estimated; with
+    ``exact``, central differences whatever the number of groups)."""
+    if lik.data.n_groups >= BHHH_GROUPS and not exact:
         # centred: away from the maximum the scores' mean would otherwise
         # add g g' / G, shortening every step along the gradient
         g = scores.sum(axis=0)
@@ -383,18 +384,13 @@ def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8):
     ``x`` (``state``: ``lik.evaluate(x)`` if already made), an SD at its
     bound 0 held there while the gradient pushes it out; they stop when the
     next step would move no estimate by more than ``xtol`` of itself (floor
-    0.01). Returns ``(x, (f, g, logm, S), information, steps, converged)``.
-
-    With more than one node the gradient is Fisher's (the exact likelihood's
-    score on the rule's nodes), which differs from the rule's own gradient
-    by the rule's error: within that error of the optimum a step may not
-    increase the rule's value, and the steps stop there, converged."""
+    0.01). Returns ``(x, (f, g, logm, S), information, steps, converged)``."""
     x = np.asarray(x, dtype=float)
     f, g, logm, S = state if state is not None else lik.evaluate(x)
-    info = None
+    info, exact, last = None, False, np.inf
     for steps in range(1, max_steps + 1):
         free = (x > lower) | (g > 0)
-        info = information(lik, x, S)
+        info = information(lik, x, S, exact)
         block = info[np.ix_(free, free)]
         try:
             np.linalg.cholesky(block)
@@ -407,20 +403,24 @@ def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8):
         size = np.max(np.abs(d) / np.maximum(np.abs(x), 1e-2))
         if size <= xtol:
             return x, (f, g, logm, S), info, steps, True
+        if not exact and steps > 1 and size > 0.3 * last:
+            exact = True  # slow (linear) progress: the outer products are poor
+        last = size
         halved = 0
         while True:
             out = lik.evaluate(x + d)
             if np.isfinite(out[0]) and out[0] >= f - 1e-12 * abs(f):
                 break
-            if size <= 1e-4:  # a short step that loses: within the rule's error
-                return x, (f, g, logm, S), info, steps, True
             if halved == 12:
-                return x, (f, g, logm, S), info, steps, False
+                break
             d *= 0.5
             halved += 1
+        if halved == 12:  # no increase along the step
+            if exact:  # even on the measured Hessian: L-BFGS-B's turn
+                return x, (f, g, logm, S), info, steps, size <= 1e-6
+            exact = True  # the outer products were a poor curvature here
+            continue
         x, (f, g, logm, S) = x + d, out
-        if halved and size <= 1e-3:
-            return x, (f, g, logm, S), info, steps, True
     return x, (f, g, logm, S), info, steps, False
 
 
@@ -433,6 +433,13 @@ def fit_slopes(data, n_quad, x0, diagonal=False, max_iter=500, gtol=1e-6, start=
     lower = lower_bounds(p, q, diagonal)
     scale = float(max(1, data.n_groups))
     n_iter, message = 0, "Newton steps"
+    if start and data.n_groups >= BHHH_GROUPS:
+        # Newton steps first (one pass each on many groups), L-BFGS-B if
+        # they do not converge from this start
+        x, (f, g, logm, _), info, steps, converged = newton(lik, x0, lower)
+        if converged:
+            return result_of(lik, x, f, g, logm, info, lower, True, steps, message)
+        n_iter = steps
     if start:
 
         def fun(x):
