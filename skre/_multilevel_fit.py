@@ -60,6 +60,31 @@ def likelihood_units(data):
     )
 
 
+def heldout_union(design, rows, codes):
+    """The rows of a held-out score: each test group's test rows with, for a
+    group seen in fit, its training rows (collapsed, covariates standardized,
+    groups coded in order), and the training codes of the seen groups."""
+    train = design.data
+    G = len(design.groups)
+    keep = rows.trials > 0
+    codes = codes[keep].copy()
+    new = codes < 0
+    if new.any():
+        codes[new] = G + factorize(rows.labels[keep][new])[0]
+    seen = np.unique(codes[~new])
+    in_train = np.isin(train.codes, seen)
+    all_codes = np.concatenate([train.codes[in_train], codes])
+    used, all_codes = np.unique(all_codes, return_inverse=True)
+    data = collapse(
+        all_codes.ravel(),
+        np.vstack([train.Z[in_train], design.scaled(rows.Z[keep])]),
+        np.concatenate([train.successes[in_train], rows.successes[keep]]),
+        np.concatenate([train.trials[in_train], rows.trials[keep]]),
+        len(used),
+    )
+    return data, seen
+
+
 def variance_components(group, tau):
     """The variance components of a random-intercept fit as lme4's
     ``as.data.frame(VarCorr(fit))`` lays them out: one row per variance and
@@ -282,24 +307,7 @@ class MultilevelFit(FitResult):
     def _heldout_at(self, params, posterior, rows, codes):
         """Seen groups: log L(train + test rows) - log L(train rows), the train
         term from the fitted posterior; new groups: log L(test rows)."""
-        train = self.design.data
-        G = len(self.design.groups)
-        keep = rows.trials > 0
-        codes = codes[keep].copy()
-        new = codes < 0
-        if new.any():
-            codes[new] = G + factorize(rows.labels[keep][new])[0]
-        seen = np.unique(codes[~new])
-        in_train = np.isin(train.codes, seen)
-        all_codes = np.concatenate([train.codes[in_train], codes])
-        used, all_codes = np.unique(all_codes, return_inverse=True)
-        data = collapse(
-            all_codes.ravel(),
-            np.vstack([train.Z[in_train], self.design.scaled(rows.Z[keep])]),
-            np.concatenate([train.successes[in_train], rows.successes[keep]]),
-            np.concatenate([train.trials[in_train], rows.trials[keep]]),
-            len(used),
-        )
+        data, seen = heldout_union(self.design, rows, codes)
         units, weight, _ = likelihood_units(data)
         union = MarginalLikelihood(units, weight, self.max_nodes).posterior(params)
         before = posterior.log_marginal[self.unit[seen]].sum()

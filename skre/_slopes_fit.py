@@ -18,7 +18,6 @@ from scipy import stats
 from scipy.special import expit, log_expit, logsumexp
 
 from ._core.accuracy import LEVELS
-from ._core.grouping import collapse
 from ._core.population import LogitNormal
 from ._core.rules import logistic_normal_rule
 from ._core.slopes import (
@@ -36,7 +35,7 @@ from ._core.slopes import (
 )
 from ._fit_result import FitResult
 from ._intervals import table, vcov_frame, wald_rows
-from ._validation import factorize
+from ._multilevel_fit import heldout_union
 
 #: n_quad="auto": the first rule (nodes per dimension) for q = 2 and q = 3
 #: (with one slope 7 nodes never passed the check against 9 in the cases
@@ -527,23 +526,7 @@ class SlopesFit(FitResult):
         """Sum over test groups of log p(test rows | training data): seen
         groups log L(train + test) - log L(train), new groups log L(test)."""
         train = self.design.data
-        G = len(self.design.groups)
-        keep = rows.trials > 0
-        codes = codes[keep].copy()
-        new = codes < 0
-        if new.any():
-            codes[new] = G + factorize(rows.labels[keep][new])[0]
-        seen = np.unique(codes[~new])
-        in_train = np.isin(train.codes, seen)
-        all_codes = np.concatenate([train.codes[in_train], codes])
-        used, all_codes = np.unique(all_codes, return_inverse=True)
-        union = collapse(
-            all_codes.ravel(),
-            np.vstack([train.Z[in_train], self.design.scaled(rows.Z[keep])]),
-            np.concatenate([train.successes[in_train], rows.successes[keep]]),
-            np.concatenate([train.trials[in_train], rows.trials[keep]]),
-            len(used),
-        )
+        union, seen = heldout_union(self.design, rows, codes)
         union_data = slope_data(union, self.slopes, self.design)
         lik = SlopeLikelihood(union_data, self.n_quad, self.diagonal)
         after = lik.evaluate(self.x, grad=False)[0]
