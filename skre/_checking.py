@@ -311,6 +311,9 @@ def parameter_names(est):
     covariates = [str(c) for c in est.covariates_]
     if hasattr(est, "group_intercepts_"):  # no pooling: the shared slopes
         return covariates
+    random_rows = getattr(est._fit_result, "random_rows", None)
+    if random_rows is not None:  # random slopes: each SD and correlation
+        return ["intercept", *covariates, *random_rows()]
     return ["intercept", *covariates, *(["tau"] if hasattr(est, "tau_") else [])]
 
 
@@ -318,5 +321,8 @@ def parameter_values(est):
     """The values of :func:`parameter_names` on a fitted estimator."""
     if hasattr(est, "group_intercepts_"):
         return list(est.coef_)
+    random_values = getattr(est._fit_result, "random_values", None)
+    if random_values is not None:
+        return [est.intercept_, *est.coef_, *random_values()]
     tau = [est.tau_] if hasattr(est, "tau_") else []
     return [est.intercept_, *est.coef_, *tau]

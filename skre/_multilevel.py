@@ -109,15 +109,16 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         product rule of ``n_quad`` nodes per dimension, weights below 1e-15
         of the largest pruned, centred at each group's conditional mode and
         scaled by the Cholesky factor of its conditional covariance).
-        ``n_quad=1`` is lme4's Laplace fit; ``"auto"`` starts at 7 nodes per
+        ``n_quad=1`` is lme4's Laplace fit; ``"auto"`` starts at 9 nodes per
         dimension (5 for two slopes), compares the rule at the estimate with
         the next larger level and raises it until the two agree (1e-8 of the
         log-likelihood, 3e-7 of each estimate). With random slopes, ``fit``,
         ``predict_proba``, ``predict_log_proba``, ``predict``,
         ``decision_function``, ``score``, ``vcov``, ``summary``, Wald
-        ``confint``, ``group_estimates``, ``residuals``,
-        :func:`skre.lr_test` (one added slope) and the fitted attributes
-        work; profile and bootstrap intervals, ``simulate``, ``test_tau``,
+        and bootstrap ``confint``, ``group_estimates``, ``residuals``,
+        ``simulate(new_groups=True)``, :func:`skre.lr_test` (one added slope)
+        and the fitted attributes work; profile intervals,
+        ``simulate(new_groups=False)``, ``test_tau``,
         ``prediction_interval``,
         ``exceedance``, ``flag_groups``, ``ranks``, ``predictive_counts`` and
         ``historical_control_test`` raise ``NotImplementedError``, as do
@@ -449,11 +450,12 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         DataFrame
             Rows ``intercept``, the covariates and ``tau``; columns the lower
             and upper quantile levels (``"2.5%"``, ``"97.5%"``). With
-            ``random_slopes`` (``method="wald"`` only, the others raise
-            ``NotImplementedError``) also ``sd_<slope>`` for each slope's SD
-            and, unstructured, ``cor_<a>.<b>`` for each correlation: the SDs'
-            intervals on the log scale, the correlations' on Fisher's z
-            (NaN for an SD at 0).
+            ``random_slopes`` also ``sd_<slope>`` for each slope's SD and,
+            unstructured, ``cor_<a>.<b>`` for each correlation: Wald ones on
+            the log scale for the SDs, on Fisher's z for the correlations
+            (NaN for an SD at 0); bootstrap ones from refits to data with
+            new group effects drawn from ``N(0, Sigma)``; profile ones raise
+            ``NotImplementedError``.
 
         Examples
         --------
@@ -470,11 +472,6 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         self._check_not_bayes("confint")
         check_interval_args(level, method, ("wald", "profile", "bootstrap"))
         if method == "bootstrap":
-            if isinstance(self._fit_result, SlopesFit):
-                raise NotImplementedError(
-                    "confint(method='bootstrap') is not available for fits with "
-                    "random_slopes yet; method='wald' is."
-                )
             return self._bootstrap_confint(level, n_boot, random_state, n_jobs)
         return self._fit_result.confint(level, method, self.verbose)
 

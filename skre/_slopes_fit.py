@@ -54,7 +54,6 @@ UNSUPPORTED = (
     "prediction_interval",
     "predictive_counts",
     "ranks",
-    "simulate",
     "test_tau",
 )
 
@@ -359,13 +358,43 @@ class SlopesFit(FitResult):
                     rows.append(f"cor_{names[i]}.{names[j]}")
         return rows
 
+    def random_values(self):
+        """The values of :meth:`random_rows`: SDs, then correlations."""
+        S = self.covariance
+        sd = np.sqrt(np.diag(S))
+        out = list(sd)
+        if not self.diagonal:
+            for i in range(self.q):
+                for j in range(i + 1, self.q):
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        out.append(S[i, j] / (sd[i] * sd[j]))
+        return out
+
+    def draw_logits(self, keys, codes, Z, rng, n_sims, new_groups=False, **options):
+        """Draws of every row's logit, (n_sims, n_rows), each group's effects
+        drawn once per simulation from N(0, Sigma). Only new groups: drawing
+        a seen group's effects from its conditional distribution is not
+        available yet."""
+        if not new_groups and np.any(codes >= 0):
+            raise NotImplementedError(
+                "simulate(new_groups=False) draws seen groups' effects from their "
+                "conditional distributions, which random-slope fits cannot do "
+                "yet; simulate(new_groups=True) draws every group from N(0, "
+                "Sigma)."
+            )
+        eta0 = self.design.linear_predictor(Z, self.b, self.beta)
+        n_keys = int(keys.max()) + 1 if len(keys) else 0
+        b = rng.standard_normal((n_sims, n_keys, self.q)) @ self.L.T
+        r = self._random_design(Z)
+        return eta0[None, :] + np.einsum("ij,sij->si", r, b[:, keys])
+
     def confint(self, level, method, verbose=0):
         """Wald rows (intercept, slopes) and, on the log scale for the SDs
         and Fisher's z for the correlations, those of the random effects."""
         if method != "wald":
             raise NotImplementedError(
                 f"confint(method={method!r}) is not available for fits with "
-                "random_slopes yet; method='wald' is."
+                "random_slopes yet; method='wald' and 'bootstrap' are."
             )
         cov = self.covariance_of_x()
         C = self.fixed_map()

@@ -239,7 +239,7 @@ def test_bad_random_slopes(slopes, error, match):
 def test_methods_without_slopes_support_say_so():
     X, y = simulated()
     est = MultilevelBinomial(group="g", random_slopes=["x0"], n_quad=3).fit(X, y)
-    for name in ("simulate", "ranks", "test_tau"):
+    for name in ("ranks", "test_tau"):
         with pytest.raises(NotImplementedError, match=f"{name}.*random_slopes"):
             getattr(est, name)()
     with pytest.raises(NotImplementedError, match="priors"):
@@ -335,9 +335,8 @@ def test_vcov_summary_and_wald_intervals(contraception, lme4):
     assert ci.loc["intercept"].tolist() == pytest.approx(
         [est.intercept_ - z * se_int, est.intercept_ + z * se_int], rel=1e-12
     )
-    for method in ("profile", "bootstrap"):
-        with pytest.raises(NotImplementedError, match=method):
-            est.confint(method=method)
+    with pytest.raises(NotImplementedError, match="profile"):
+        est.confint(method="profile")
 
 
 def test_lr_test_of_a_slope_uses_the_boundary_mixture():
@@ -503,3 +502,28 @@ def test_residuals_with_slopes():
     p = est.predict_proba(X)[:, 1]
     pearson = est.residuals(X, y, kind="pearson")
     np.testing.assert_allclose(pearson, (y - p) / np.sqrt(p * (1 - p)), rtol=1e-12)
+
+
+def test_simulate_new_groups_and_bootstrap_intervals():
+    """simulate(new_groups=True): each group's effects from N(0, Sigma), so a
+    row's mean over many simulations is E[expit(eta + r'b)] (scipy's quad);
+    conditional draws refuse; the bootstrap refits give a row per SD and
+    correlation."""
+    from scipy import integrate, stats
+
+    X, y = simulated()
+    est = MultilevelBinomial(group="g", random_slopes=["x0"], n_quad=1).fit(X, y)
+    sims = est.simulate(n_sims=40000, random_state=1, new_groups=True)
+    x, S = X["x0"].to_numpy()[5], est.random_covariance_
+    r = np.array([1.0, x])
+    eta, s = est.intercept_ + est.coef_[0] * x, np.sqrt(r @ S @ r)
+    p = integrate.quad(lambda z: expit(eta + s * z) * stats.norm.pdf(z), -12, 12)[0]
+    se = np.sqrt(p * (1 - p) / len(sims))
+    assert abs(sims[:, 5].mean() - p) < 4 * se
+    # two rows of one group share its draw: their correlation is positive
+    assert np.corrcoef(sims[:, 0], sims[:, 1])[0, 1] > 0.05
+    with pytest.raises(NotImplementedError, match="new_groups=True"):
+        est.simulate(random_state=0)
+    ci = est.confint(method="bootstrap", n_boot=20, random_state=0)
+    assert list(ci.index[-3:]) == ["tau", "sd_x0", "cor_(Intercept).x0"]
+    assert np.all(ci.iloc[:, 0] <= ci.iloc[:, 1])
