@@ -117,10 +117,10 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         ``decision_function``, ``score``, ``vcov``, ``summary``, Wald
         and bootstrap ``confint``, ``group_estimates``, ``residuals``,
         ``simulate(new_groups=True)``, :func:`skre.lr_test` (one added slope)
-        and the fitted attributes work; profile intervals,
-        ``simulate(new_groups=False)``, ``test_tau``,
-        ``prediction_interval``,
-        ``exceedance``, ``flag_groups``, ``ranks``, ``predictive_counts`` and
+        and the fitted attributes work, and ``prediction_interval`` without
+        parameter uncertainty; profile intervals,
+        ``simulate(new_groups=False)``, ``test_tau``, ``exceedance``,
+        ``flag_groups``, ``ranks``, ``predictive_counts`` and
         ``historical_control_test`` raise ``NotImplementedError``, as do
         priors, ``method="bayes"`` and Dask collections.
     covariance : {"unstructured", "diagonal"}, default="unstructured"
@@ -556,7 +556,9 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
             False: the central interval of ``population_`` (the estimates taken
             as known). True: also integrate over the sampling uncertainty of
             ``(b, log tau)`` (a normal approximation from the observed
-            information, integrated by Gauss-Hermite quadrature); wider.
+            information, integrated by Gauss-Hermite quadrature); wider. With
+            ``random_slopes``, ``population_`` is a new group's theta at the
+            trials-weighted mean covariates and only False is available.
 
         Returns
         -------

@@ -51,7 +51,6 @@ UNSUPPORTED = (
     "exceedance",
     "flag_groups",
     "historical_control_test",
-    "prediction_interval",
     "predictive_counts",
     "ranks",
     "test_tau",
@@ -357,6 +356,17 @@ class SlopesFit(FitResult):
                 for j in range(i + 1, self.q):
                     rows.append(f"cor_{names[i]}.{names[j]}")
         return rows
+
+    def prediction_interval(self, level, include_parameter_uncertainty=False):
+        """The central interval of ``population_`` (a new group's theta at the
+        mean covariates), the estimates taken as known."""
+        if include_parameter_uncertainty:
+            raise NotImplementedError(
+                "prediction_interval(include_parameter_uncertainty=True) is not "
+                "available for fits with random_slopes yet; the plug-in interval "
+                "(False) is."
+            )
+        return tuple(float(v) for v in self.population().interval(level))
 
     def random_values(self):
         """The values of :meth:`random_rows`: SDs, then correlations."""

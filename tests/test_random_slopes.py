@@ -527,3 +527,20 @@ def test_simulate_new_groups_and_bootstrap_intervals():
     ci = est.confint(method="bootstrap", n_boot=20, random_state=0)
     assert list(ci.index[-3:]) == ["tau", "sd_x0", "cor_(Intercept).x0"]
     assert np.all(ci.iloc[:, 0] <= ci.iloc[:, 1])
+
+
+def test_prediction_interval_with_slopes():
+    """The population at the mean covariates: logit-normal with the SD of
+    r' b, r = (1, mean x), its quantiles by scipy."""
+    from scipy import stats
+
+    X, y = simulated()
+    est = MultilevelBinomial(group="g", random_slopes=["x0"], n_quad=1).fit(X, y)
+    xbar = X["x0"].mean()
+    r = np.array([1.0, xbar])
+    s = np.sqrt(r @ est.random_covariance_ @ r)
+    loc = est.intercept_ + est.coef_[0] * xbar
+    expected = expit(loc + s * stats.norm.ppf([0.025, 0.975]))
+    np.testing.assert_allclose(est.prediction_interval(), expected, rtol=1e-10)
+    with pytest.raises(NotImplementedError, match="plug-in"):
+        est.prediction_interval(include_parameter_uncertainty=True)
