@@ -53,7 +53,7 @@ def check_no_priors(est, what="lr_test", instead=None):
             + (instead or "Compare method='bayes' fits by their posteriors")
             + "; posterior_summary() and posterior_density('tau') describe tau."
         )
-    for prior in ("tau_prior", "coef_prior", "group_prior"):
+    for prior in ("tau_prior", "coef_prior", "group_prior", "covariance_prior"):
         if getattr(est, prior, None) is not None:
             raise ValueError(
                 f"{what} needs a maximum-likelihood fit; this {name} has "

@@ -122,10 +122,17 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         ``simulate(new_groups=False)``, ``test_tau``, ``exceedance``,
         ``flag_groups``, ``ranks``, ``predictive_counts`` and
         ``historical_control_test`` raise ``NotImplementedError``, as do
-        priors, ``method="bayes"`` and Dask collections.
+        ``tau_prior``, ``coef_prior``, ``method="bayes"`` and Dask
+        collections.
     covariance : {"unstructured", "diagonal"}, default="unstructured"
         The random effects' covariance with ``random_slopes``: any (lme4's
         ``(1 + x | g)``) or independent effects (``(1 + x || g)``).
+    covariance_prior : skre.priors.LKJ or None, default=None
+        With ``random_slopes``, a prior on the random effects' covariance
+        (:class:`skre.priors.LKJ`: an LKJ density on the correlations and a
+        prior on each SD, as blme's penalties): the fit is then its posterior
+        mode, off the boundary of singular covariances, and ``loglik_`` the
+        likelihood there.
 
     Attributes
     ----------
@@ -220,6 +227,7 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         "verbose": ["verbose"],
         "random_slopes": [None, list, tuple],
         "covariance": [StrOptions({"unstructured", "diagonal"})],
+        "covariance_prior": [None, HasMethods(["logpdf"])],
     }
     _model_kind = "multilevel"
 
@@ -236,11 +244,13 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         verbose=0,
         random_slopes=None,
         covariance="unstructured",
+        covariance_prior=None,
     ):
         self.group = group
         self.n_quad = n_quad
         self.random_slopes = random_slopes
         self.covariance = covariance
+        self.covariance_prior = covariance_prior
         self.method = method
         self.tau_prior = tau_prior
         self.coef_prior = coef_prior
@@ -261,9 +271,15 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         bayes = self.method == "bayes"
         if self.random_slopes and (bayes or self.tau_prior or self.coef_prior):
             raise NotImplementedError(
-                f"{type(self).__name__}: random_slopes fits are maximum likelihood "
-                "without priors for now; method='bayes', tau_prior and "
-                "coef_prior need the random intercept alone."
+                f"{type(self).__name__}: random_slopes fits take covariance_prior "
+                "(an LKJ prior) but not method='bayes', tau_prior or coef_prior "
+                "yet."
+            )
+        if self.covariance_prior is not None and not self.random_slopes:
+            raise ValueError(
+                f"{type(self).__name__}: covariance_prior is a prior on the "
+                "covariance of random_slopes; without them use tau_prior for the "
+                "random intercept's SD."
             )
         if bayes and not getattr(self.tau_prior, "proper", False):
             raise ValueError(

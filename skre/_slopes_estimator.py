@@ -19,9 +19,8 @@ def fit_with_slopes(est, design, rows):
     name = type(est).__name__
     if est.method != "ml" or est.tau_prior is not None or est.coef_prior is not None:
         raise NotImplementedError(
-            f"{name}: random_slopes fits are maximum likelihood without priors "
-            "for now; method='bayes', tau_prior and coef_prior need the random "
-            "intercept alone."
+            f"{name}: random_slopes fits take covariance_prior (an LKJ prior) "
+            "but not method='bayes', tau_prior or coef_prior yet."
         )
     slopes = slope_indices(est, design, rows.feature_names_in)
     diagonal = est.covariance == "diagonal"
@@ -34,7 +33,13 @@ def fit_with_slopes(est, design, rows):
         start = fit_multilevel(InMemory(units, weight), 1)
     pooled = (float(start.b), np.asarray(start.beta, dtype=float), float(start.tau))
     res, check = fit_random_slopes(
-        design, slopes, est.n_quad, diagonal, pooled, est.max_iter
+        design,
+        slopes,
+        est.n_quad,
+        diagonal,
+        pooled,
+        est.max_iter,
+        est.covariance_prior,
     )
     K = check[0] if check is not None else int(est.n_quad)
     fit = SlopesFit(
@@ -50,6 +55,7 @@ def fit_with_slopes(est, design, rows):
         res.scales,
         str(group_column_name(est)),
         check,
+        est.covariance_prior,
     )
     if check is not None and check[3] > 1.0:
         move = check[3] * 3e-7

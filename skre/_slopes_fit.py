@@ -123,7 +123,19 @@ def _start(design, slopes, diagonal, pooled):
     return np.concatenate([pooled[1], [pooled[0]], theta])
 
 
-def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter):
+def covariance_penalty(prior, q, diagonal):
+    """``theta -> log prior(L L')`` of a covariance prior (``None``: none)."""
+    if prior is None:
+        return None
+
+    def penalty(theta):
+        L = cholesky_of(theta, q, diagonal)
+        return prior.logpdf(L @ L.T)
+
+    return penalty
+
+
+def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter, prior=None):
     """The fit on ``n_quad`` nodes per dimension: the Laplace fit (L-BFGS-B,
     then Newton steps), then Newton steps on the rule from there.
     ``"auto"``: the rule is compared at its estimate with the next level in
@@ -134,19 +146,22 @@ def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter):
     data = slope_data(design.data, slopes, design)
     q = data.q
     x0 = _start(design, slopes, diagonal, pooled)
-    res = fit_slopes(data, 1, x0, diagonal, max_iter=max_iter)
+    penalty = covariance_penalty(prior, q, diagonal)
+    res = fit_slopes(data, 1, x0, diagonal, max_iter=max_iter, penalty=penalty)
     if n_quad == 1:
         return res, None
     K = AUTO_START[q] if n_quad == "auto" else int(n_quad)
     lower = lower_bounds(data.X.shape[1], q, diagonal)
-    lik = SlopeLikelihood(data, K, diagonal)
+    lik = SlopeLikelihood(data, K, diagonal, penalty)
     lik.u = res.modes.copy()
     state, n_iter = None, res.n_iter
     while True:
         x, state, info, steps, converged = newton(lik, res.x, lower, state)
         n_iter += steps
         if not converged:  # far from Laplace's estimate: L-BFGS-B first
-            out = fit_slopes(data, K, res.x, diagonal, max_iter=max_iter)
+            out = fit_slopes(
+                data, K, res.x, diagonal, max_iter=max_iter, penalty=penalty
+            )
             x, converged, n_iter = out.x, out.converged, n_iter + out.n_iter
             lik.u = out.modes.copy()
             state = lik.evaluate(x)
@@ -156,7 +171,7 @@ def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter):
         if n_quad != "auto":
             return res, None
         larger = next(k for k in LEVELS if k > K)
-        finer = SlopeLikelihood(data, larger, diagonal)
+        finer = SlopeLikelihood(data, larger, diagonal, penalty)
         finer.u = lik.u.copy()
         state = finer.evaluate(x)
         move = res.cov @ (state[1] - g0)
@@ -215,6 +230,7 @@ class SlopesFit(FitResult):
     scales: np.ndarray  # (G, q, q) C with C C' their conditional covariance
     group: str  # the group column's name (for variance_components_)
     check: object = None
+    prior: object = None  # a covariance prior (the fit is then its mode)
 
     @property
     def q(self):
@@ -303,7 +319,8 @@ class SlopesFit(FitResult):
         info = self.__dict__.get("_information")
         if info is None:
             data = slope_data(self.design.data, self.slopes, self.design)
-            lik = SlopeLikelihood(data, self.n_quad, self.diagonal)
+            penalty = covariance_penalty(self.prior, self.q, self.diagonal)
+            lik = SlopeLikelihood(data, self.n_quad, self.diagonal, penalty)
             lik.u = self.modes.copy()
             lik.evaluate(self.x, grad=False)
             info = -hessian(lik, self.x)

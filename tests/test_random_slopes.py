@@ -17,7 +17,7 @@ from scipy.special import expit
 
 from skre import MultilevelBinomial
 from skre.exceptions import BoundaryWarning
-from skre.priors import HalfNormal
+from skre.priors import LKJ, Gamma, HalfNormal
 
 REF = Path(__file__).parent / "reference"
 sys.path.insert(0, str(REF))
@@ -242,7 +242,10 @@ def test_methods_without_slopes_support_say_so():
     for name in ("ranks", "test_tau"):
         with pytest.raises(NotImplementedError, match=f"{name}.*random_slopes"):
             getattr(est, name)()
-    with pytest.raises(NotImplementedError, match="priors"):
+    with pytest.raises(
+        NotImplementedError,
+        match="covariance_prior .an LKJ prior. but not method=.bayes.",
+    ):
         MultilevelBinomial(
             group="g", random_slopes=["x0"], method="bayes", tau_prior=HalfNormal(1.0)
         ).fit(X, y)
@@ -544,3 +547,63 @@ def test_prediction_interval_with_slopes():
     np.testing.assert_allclose(est.prediction_interval(), expected, rtol=1e-10)
     with pytest.raises(NotImplementedError, match="plug-in"):
         est.prediction_interval(include_parameter_uncertainty=True)
+
+
+def _lkj_logpdf(S, eta, sd_logpdf):
+    """The LKJ prior's log density, written out here independently."""
+    sd = np.sqrt(np.diag(S))
+    R = S / np.outer(sd, sd)
+    return float(np.sum(sd_logpdf(sd)) + (eta - 1.0) * np.log(np.linalg.det(R)))
+
+
+def test_lkj_prior_mode_is_the_posterior_maximum():
+    """A flat LKJ(1, Gamma(1, 0)) gives the ML fit; LKJ(2) keeps a singular
+    fit (correlations at +-1) off the boundary, and its estimate maximizes
+    the grid likelihood plus the prior written out here."""
+    X, y = simulated()
+    ml = MultilevelBinomial(group="g", random_slopes=["x0"]).fit(X, y)
+    flat = MultilevelBinomial(
+        group="g", random_slopes=["x0"], covariance_prior=LKJ(1.0, Gamma(1.0, 0.0))
+    ).fit(X, y)
+    np.testing.assert_allclose(
+        flat.random_covariance_, ml.random_covariance_, rtol=1e-6
+    )
+    assert flat.loglik_ == pytest.approx(ml.loglik_, rel=1e-10)
+
+    prior = LKJ(2.0)
+    est = MultilevelBinomial(
+        group="g", random_slopes=["x0"], covariance_prior=prior
+    ).fit(X, y)
+    S0 = est.random_covariance_
+
+    def objective(delta):
+        clone = MultilevelBinomial()
+        clone.intercept_ = est.intercept_ + delta[0]
+        clone.coef_ = est.coef_ + delta[1:2]
+        S = S0 + np.array([[delta[2], delta[4]], [delta[4], delta[3]]])
+        clone.random_covariance_ = S
+        logp = _lkj_logpdf(S, 2.0, lambda s: 1.5 * np.log(s))  # Gamma(2.5, 0)
+        return exact_loglik(clone, X, y, points=81) + logp
+
+    h = 1e-4
+    f0 = objective(np.zeros(5))
+    for j in range(5):
+        e = np.eye(5)[j] * h
+        fp, fm = objective(e), objective(-e)
+        curvature = (fp - 2 * f0 + fm) / h**2
+        move = -((fp - fm) / (2 * h)) / curvature  # Newton step along j
+        assert curvature < 0 and abs(move) < 1e-5
+    assert est.loglik_ == pytest.approx(exact_loglik(est, X, y), abs=1e-7)
+    # the singular q = 3 fit of test_singular_covariance_is_a_boundary_fit
+    X3, y3 = simulated(G=20, per=6, seed=4, slopes=2)
+    map3 = MultilevelBinomial(
+        group="g", random_slopes=["x0", "x1"], n_quad=1, covariance_prior=prior
+    ).fit(X3, y3)
+    assert not map3.boundary_
+    assert np.min(np.linalg.eigvalsh(map3.random_covariance_)) > 1e-3
+    from skre import lr_test
+
+    with pytest.raises(ValueError, match="covariance_prior"):
+        lr_test(MultilevelBinomial(group="g").fit(X, y), est)
+    with pytest.raises(ValueError, match="covariance_prior is a prior"):
+        MultilevelBinomial(group="g", covariance_prior=prior).fit(X, y)

@@ -95,8 +95,11 @@ def pruned_rule(q, K):
 class SlopeLikelihood:
     """The rule's log-likelihood of :class:`SlopeData` and its gradient."""
 
-    def __init__(self, data, n_quad, diagonal=False):
+    def __init__(self, data, n_quad, diagonal=False, penalty=None):
         self.data, self.K, self.diagonal = data, int(n_quad), diagonal
+        #: a log prior on the Cholesky entries theta (a function of them), or
+        #: None: evaluate then returns the log posterior's value and gradient
+        self.penalty = penalty
         self.t, self.log_w = pruned_rule(data.q, self.K)
         self.u = np.zeros((data.n_groups, data.q))  # latest modes (warm starts)
         self.n_eval = 0
@@ -148,7 +151,25 @@ class SlopeLikelihood:
     def evaluate(self, x, grad=True):
         """``(log-likelihood, gradient, per-group log-likelihoods, per-group
         scores (G, len(x)))``; without ``grad`` the last two gradients are
-        None."""
+        None. With a ``penalty``, the value and gradient (not the groups'
+        parts) include it."""
+        f, g, logm, S = self._evaluate(x, grad)
+        if self.penalty is None:
+            return f, g, logm, S
+        p = self.data.X.shape[1] + 1
+        theta = np.asarray(x, dtype=float)[p:]
+        f = f + self.penalty(theta)
+        if grad:
+            g = g.copy()
+            for j in range(len(theta)):
+                h = 1e-6 * max(1.0, abs(theta[j]))
+                up, down = theta.copy(), theta.copy()
+                up[j] += h
+                down[j] -= h
+                g[p + j] += (self.penalty(up) - self.penalty(down)) / (2 * h)
+        return f, g, logm, S
+
+    def _evaluate(self, x, grad=True):
         self.n_eval += 1
         d = self.data
         beta, b, L = self.unpack(np.asarray(x, dtype=float))
@@ -424,11 +445,13 @@ def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8):
     return x, (f, g, logm, S), info, steps, False
 
 
-def fit_slopes(data, n_quad, x0, diagonal=False, max_iter=500, gtol=1e-6, start=True):
+def fit_slopes(
+    data, n_quad, x0, diagonal=False, max_iter=500, gtol=1e-6, start=True, penalty=None
+):
     """Maximise the rule's log-likelihood over ``x = (beta, b, theta)``
     from ``x0``: with ``start``, L-BFGS-B first (the Cholesky factor's
     diagonal kept >= 0) to near the maximum, then :func:`newton`."""
-    lik = SlopeLikelihood(data, n_quad, diagonal)
+    lik = SlopeLikelihood(data, n_quad, diagonal, penalty)
     q, p = data.q, data.X.shape[1]
     lower = lower_bounds(p, q, diagonal)
     scale = float(max(1, data.n_groups))
@@ -463,6 +486,8 @@ def fit_slopes(data, n_quad, x0, diagonal=False, max_iter=500, gtol=1e-6, start=
 
 
 def result_of(lik, x, f, g, logm, info, lower, converged, n_iter, message):
+    if lik.penalty is not None:  # the likelihood at the posterior mode
+        f = f - lik.penalty(np.asarray(x)[lik.data.X.shape[1] + 1 :])
     free = (x > lower) | (g > 0)
     cov = np.zeros((len(x), len(x)))
     if info is not None:
