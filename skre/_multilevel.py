@@ -19,7 +19,7 @@ from ._new_batch import NewBatchMixin
 from ._slopes_estimator import fit_with_slopes, refuse_unsupported
 from ._slopes_fit import SlopesFit
 from .exceptions import warn
-from .priors import std_normal_prior
+from .priors import LKJ, Normal, std_normal_prior
 
 
 class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
@@ -269,6 +269,24 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
 
     def _fit(self, rows):
         bayes = self.method == "bayes"
+        name = type(self).__name__
+        if isinstance(self.tau_prior, (Normal, LKJ)):
+            raise TypeError(
+                f"{name}: tau_prior is a prior on the SD tau >= 0 (HalfNormal, "
+                f"HalfCauchy, HalfStudentT, Gamma); got {self.tau_prior!r}"
+                + (
+                    ", which puts mass on negative values."
+                    if isinstance(self.tau_prior, Normal)
+                    else ", a prior on a covariance matrix (covariance_prior)."
+                )
+            )
+        if self.covariance_prior is not None and not isinstance(
+            self.covariance_prior, LKJ
+        ):
+            raise TypeError(
+                f"{name}: covariance_prior must be a skre.priors.LKJ prior on the "
+                f"random effects' covariance; got {self.covariance_prior!r}."
+            )
         if self.random_slopes and (bayes or self.tau_prior or self.coef_prior):
             raise NotImplementedError(
                 f"{type(self).__name__}: random_slopes fits take covariance_prior "

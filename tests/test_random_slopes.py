@@ -607,3 +607,17 @@ def test_lkj_prior_mode_is_the_posterior_maximum():
         lr_test(MultilevelBinomial(group="g").fit(X, y), est)
     with pytest.raises(ValueError, match="covariance_prior is a prior"):
         MultilevelBinomial(group="g", covariance_prior=prior).fit(X, y)
+
+
+def test_prior_types_are_checked():
+    from skre.priors import Normal
+
+    X, y = simulated()
+    with pytest.raises(TypeError, match="mass on negative values"):
+        MultilevelBinomial(group="g", tau_prior=Normal(0.0, 1.0)).fit(X, y)
+    with pytest.raises(TypeError, match="covariance matrix"):
+        MultilevelBinomial(group="g", tau_prior=LKJ(2.0)).fit(X, y)
+    with pytest.raises(TypeError, match="must be a skre.priors.LKJ"):
+        MultilevelBinomial(
+            group="g", random_slopes=["x0"], covariance_prior=HalfNormal(1.0)
+        ).fit(X, y)
