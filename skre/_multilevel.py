@@ -112,8 +112,11 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         ``n_quad=1`` is lme4's Laplace fit; ``"auto"`` starts at 9 nodes per
         dimension (5 for two slopes), compares the rule at the estimate with
         the next larger level and raises it until the two agree (1e-8 of the
-        log-likelihood, 3e-7 of each estimate). With random slopes, ``fit``,
-        ``predict_proba``, ``predict_log_proba``, ``predict``,
+        log-likelihood, 3e-7 of each estimate); beyond 51 nodes (25 for two
+        slopes) it goes on with a trapezoid rule in ``t = sinh(v)`` (for
+        skewed, heavy-tailed conditional distributions: binary data with a
+        large intercept SD) and warns if even that does not settle. With
+        random slopes, ``fit``, ``predict_proba``, ``predict_log_proba``, ``predict``,
         ``decision_function``, ``score``, ``vcov``, ``summary``, Wald
         and bootstrap ``confint``, ``group_estimates``, ``residuals``,
         ``simulate(new_groups=True)``, :func:`skre.lr_test` (one added slope)

@@ -41,7 +41,7 @@ def fit_with_slopes(est, design, rows):
         est.max_iter,
         est.covariance_prior,
     )
-    K = check[0] if check is not None else int(est.n_quad)
+    K = check[0] if check is not None else int(est.n_quad)  # (or a sinh rule)
     fit = SlopesFit(
         design,
         res.loglik,
@@ -60,15 +60,12 @@ def fit_with_slopes(est, design, rows):
     if check is not None and check[3] > 1.0:
         move = check[3] * 3e-7
         warn(
-            f"{name}: n_quad='auto' reached its largest rule, {check[0]} nodes "
-            f"per dimension, and it still differs from {check[1]} at the "
-            f"estimate: the log-likelihood by {check[2]:.2g}, and that rule's "
-            f"gradient would move the estimates by up to {move:.2g} of "
-            "themselves. These groups' conditional distributions are too far "
-            "from normal for a product Gauss-Hermite rule (binary data with a "
-            "large intercept SD do this): the estimates and loglik_ are "
-            "uncertain by about that much, and the Laplace fit is further off "
-            "still.",
+            f"{name}: n_quad='auto' did not settle at the estimate, even on its "
+            f"finest rule ({_describe_rule(check[0])} against "
+            f"{_describe_rule(check[1])}): the log-likelihood differs by "
+            f"{check[2]:.2g}, and the finer rule's gradient would move the "
+            f"estimates by up to {move:.2g} of themselves. The estimates and "
+            "loglik_ are uncertain by about that much.",
             QuadratureWarning,
         )
     L = fit.L
@@ -87,6 +84,13 @@ def fit_with_slopes(est, design, rows):
             ConvergenceWarning,
         )
     return fit
+
+
+def _describe_rule(rule):
+    if isinstance(rule, str):
+        _, h, vmax = rule.split(":")
+        return f"the trapezoid rule in sinh(v), step {h}, |v| <= {vmax}"
+    return f"{rule} Gauss-Hermite nodes per dimension"
 
 
 def refuse_unsupported(cls):

@@ -21,6 +21,7 @@ from ._core.accuracy import LEVELS
 from ._core.population import LogitNormal
 from ._core.rules import logistic_normal_rule
 from ._core.slopes import (
+    SINH_RULES,
     SlopeData,
     SlopeLikelihood,
     cholesky_of,
@@ -170,7 +171,10 @@ def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter, prior=
         res = result_of(lik, x, f0, g0, logm, info, lower, converged, n_iter, "")
         if n_quad != "auto":
             return res, None
-        larger = next(k for k in LEVELS if k > K)
+        if K == SINH_RULES[0]:
+            larger = SINH_RULES[1]
+        else:
+            larger = next(k for k in LEVELS if k > K)
         finer = SlopeLikelihood(data, larger, diagonal, penalty)
         finer.u = lik.u.copy()
         state = finer.evaluate(x)
@@ -181,8 +185,18 @@ def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter, prior=
             np.abs(move) <= allowed
         )
         check = (K, larger, d_loglik, float(np.max(np.abs(move) / allowed)))
-        if ok or larger > AUTO_TOP[q]:
+        if ok or K == SINH_RULES[0]:
             return res, check
+        if larger > AUTO_TOP[q]:
+            # Gauss-Hermite does not settle: the trapezoid rule in sinh(v),
+            # checked against a finer one
+            K, lik = (
+                SINH_RULES[0],
+                SlopeLikelihood(data, SINH_RULES[0], diagonal, penalty),
+            )
+            lik.u = finer.u.copy()
+            state = None
+            continue
         K, lik = larger, finer
 
 

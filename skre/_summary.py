@@ -308,7 +308,9 @@ class Summary:
             formula_terms.append(f"(1 | {group})")
         if multilevel:
             nodes = getattr(est._fit_result, "n_quad", None)
-            if nodes is None:  # a degenerate fit has nothing to integrate
+            if isinstance(nodes, str):  # random slopes' trapezoid rule
+                kind = "adaptive trapezoid rule in sinh(v)"
+            elif nodes is None:  # a degenerate fit has nothing to integrate
                 kind = "degenerate data, no quadrature"
             elif np.ndim(nodes) == 0 and nodes == 1:
                 kind = "Laplace Approximation"

@@ -621,3 +621,46 @@ def test_prior_types_are_checked():
         MultilevelBinomial(
             group="g", random_slopes=["x0"], covariance_prior=HalfNormal(1.0)
         ).fit(X, y)
+
+
+@pytest.mark.slow  # 6-12 s: a 321 x 321 grid per patient, and 51^2 nodes
+def test_sinh_trapezoid_rule_integrates_toenail():
+    """The fallback rule of n_quad='auto' (trapezoid in t = sinh(v)) on
+    toenail's skewed conditional distributions: equal to the independent
+    grid to 1e-6 where 51 Gauss-Hermite nodes per dimension are 0.085 off."""
+    from skre._core.slopes import SINH_RULES, SlopeData, SlopeLikelihood
+
+    d = pd.read_csv(REF / "data" / "toenail.csv").sort_values("patient", kind="stable")
+    codes = pd.factorize(d["patient"], sort=True)[0]
+    starts = np.r_[0, np.flatnonzero(np.diff(codes)) + 1]
+    Z = np.column_stack([d["treat"], d["time"], d["treat"] * d["time"]]).astype(float)
+    R = np.column_stack([np.ones(len(d)), d["time"]])
+    y = d["y"].to_numpy(float)
+    data = SlopeData(codes, starts, Z, R, y, np.ones(len(d)))
+    beta, b = np.array([-0.0809, -0.8274, -0.3386]), -2.6569
+    L = np.array([[8.5919, 0.0], [-0.6066, 0.8140]])
+    x = np.r_[beta, b, L[np.tril_indices(2)]]
+    exact = exact_slopes.loglik(
+        codes, Z, R, y, np.ones(len(d)), beta, b, L @ L.T, points=321
+    )
+    value = SlopeLikelihood(data, SINH_RULES[0]).evaluate(x, grad=False)[0]
+    assert value == pytest.approx(exact, abs=1e-6)
+    gh = SlopeLikelihood(data, 51).evaluate(x, grad=False)[0]
+    assert abs(gh - exact) > 0.05  # why the fallback exists
+
+
+@pytest.mark.slow  # 8-15 s: the fit on 20,000-node trapezoid rules
+def test_auto_falls_back_on_the_sinh_rule(monkeypatch):
+    """Where Gauss-Hermite's largest rule does not settle (forced here by a
+    ceiling of 9 nodes), 'auto' goes on with the trapezoid rule in sinh(v),
+    checked against a finer one, and the fit is still the exact one."""
+    import skre._slopes_fit as slopes_fit
+
+    monkeypatch.setitem(slopes_fit.AUTO_TOP, 2, 9)
+    X, y = simulated()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the sinh rules may not settle either)
+        est = MultilevelBinomial(group="g", random_slopes=["x0"]).fit(X, y)
+    assert str(est._fit_result.n_quad).startswith("sinh:")
+    assert est.loglik_ == pytest.approx(exact_loglik(est, X, y), abs=1e-7)
+    assert "rule in sinh(v)" in str(est.summary())  # (wrapped after "trapezoid")

@@ -84,9 +84,33 @@ def n_theta(q, diagonal):
     return q if diagonal else q * (q + 1) // 2
 
 
+#: the trapezoid rules in t = sinh(v) (steps in v, and the range |v| <= ...)
+#: that n_quad="auto" falls back on where Gauss-Hermite's largest rule does not
+#: settle: the second checks the first
+SINH_RULES = ("sinh:0.07:5", "sinh:0.05:5.5")
+
+
 def pruned_rule(q, K):
     """Nodes (k, q) and log-weights of the K^q product rule for N(0, I_q),
-    without the nodes whose weight is below :data:`PRUNE` of the largest."""
+    without the nodes whose weight is below :data:`PRUNE` of the largest.
+
+    ``K`` may also name a trapezoid rule ``"sinh:h:vmax"``: ``t = sinh(v)``
+    on ``v = -vmax, ..., vmax`` in steps ``h`` in each dimension, for
+    integrands far from normal (skewed, heavy-tailed conditional
+    distributions, where Gauss-Hermite converges slowly); its weights
+    ``h cosh(v)`` are for Lebesgue measure, written in the same convention
+    (``log_w + |t|^2 / 2`` is each node's log weight over ``(2 pi)^(q/2)``).
+    """
+    if isinstance(K, str):
+        _, h, vmax = K.split(":")
+        h, vmax = float(h), float(vmax)
+        v = np.arange(-vmax, vmax + h / 2, h)
+        grids = np.meshgrid(*([np.sinh(v)] * q), indexing="ij")
+        nodes = np.stack([g.ravel() for g in grids], axis=1)
+        lw = np.meshgrid(*([np.log(h * np.cosh(v))] * q), indexing="ij")
+        log_w = np.sum([g.ravel() for g in lw], axis=0)
+        log_w -= 0.5 * q * np.log(2 * np.pi) + 0.5 * np.sum(nodes * nodes, axis=1)
+        return nodes, log_w
     nodes, log_w = product_rule(q, K)
     keep = log_w >= log_w.max() + np.log(PRUNE)
     return nodes[keep], log_w[keep]
@@ -96,7 +120,8 @@ class SlopeLikelihood:
     """The rule's log-likelihood of :class:`SlopeData` and its gradient."""
 
     def __init__(self, data, n_quad, diagonal=False, penalty=None):
-        self.data, self.K, self.diagonal = data, int(n_quad), diagonal
+        self.data, self.diagonal = data, diagonal
+        self.K = n_quad if isinstance(n_quad, str) else int(n_quad)
         #: a log prior on the Cholesky entries theta (a function of them), or
         #: None: evaluate then returns the log posterior's value and gradient
         self.penalty = penalty
@@ -366,7 +391,7 @@ class SlopeFitResult:
     converged: bool
     n_iter: int
     message: str
-    n_quad: int
+    n_quad: object  # nodes per dimension, or a "sinh:h:vmax" rule
     modes: np.ndarray  # (G, q) u_hat at x
     scales: np.ndarray  # (G, q, q) C, C C' the inverse curvature there
     group_loglik: np.ndarray
