@@ -434,14 +434,33 @@ def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8):
     x = np.asarray(x, dtype=float)
     f, g, logm, S = state if state is not None else lik.evaluate(x)
     info, exact, last = None, False, np.inf
+    pinned = np.zeros(len(x), dtype=bool)
     for steps in range(1, max_steps + 1):
-        free = (x > lower) | (g > 0)
+        # a Cholesky diagonal entry within SNAP of 0: the likelihood is even
+        # in it there (its gradient vanishes at 0), so Newton steps on the
+        # outer products only creep; pin it at 0 when the value at SNAP_TRY
+        # is no higher (the maximum is on the bound), else step off the bound
+        near = (lower == 0.0) & (x < SNAP) & ~pinned
+        for j in np.flatnonzero(near):
+            at_zero, off = x.copy(), x.copy()
+            at_zero[j], off[j] = 0.0, SNAP_TRY
+            f0, f1 = (
+                lik.evaluate(at_zero, grad=False)[0],
+                lik.evaluate(off, grad=False)[0],
+            )
+            if f1 <= f0:
+                pinned[j], x = True, at_zero
+            else:
+                x = off
+            f, g, logm, S = lik.evaluate(x)
+        free = ((x > lower) | (g > 0)) & ~pinned
         info = information(lik, x, S, exact)
         block = info[np.ix_(free, free)]
-        try:
-            np.linalg.cholesky(block)
-            d_free = np.linalg.solve(block, g[free])
-        except np.linalg.LinAlgError:
+        d_free = _damped_solve(block, g[free])
+        if d_free is None:
+            if not exact:  # the outer products are not a curvature here
+                exact = True
+                continue
             return x, (f, g, logm, S), info, steps, False
         d = np.zeros(len(x))
         d[free] = d_free
@@ -468,6 +487,28 @@ def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8):
             continue
         x, (f, g, logm, S) = x + d, out
     return x, (f, g, logm, S), info, steps, False
+
+
+#: Cholesky diagonal entries (SDs of the effects' independent parts) below
+#: this are tested against their bound 0 (see :func:`newton`)
+SNAP, SNAP_TRY = 1e-4, 1e-3
+
+
+def _damped_solve(block, g):
+    """``block^-1 g`` for a positive definite ``block``; where it is not
+    (near a singular covariance the information has a null direction, and
+    measured Hessians a slightly negative eigenvalue) the Levenberg-Marquardt
+    step of the smallest damping ``lam * max(diag)`` that makes it so; None
+    if no damping up to 1 does."""
+    scale = max(float(np.max(np.abs(np.diag(block)))), 1e-300)
+    eye = np.eye(len(block))
+    for lam in (0.0, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2, 1.0):
+        try:
+            C = np.linalg.cholesky(block + lam * scale * eye)
+        except np.linalg.LinAlgError:
+            continue
+        return np.linalg.solve(C.T, np.linalg.solve(C, g))
+    return None
 
 
 def fit_slopes(
