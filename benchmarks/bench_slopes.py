@@ -128,7 +128,10 @@ def fit_one(X, y, n_quad):
         start = time.perf_counter()
         try:
             est = MultilevelBinomial(
-                group="g", random_slopes=["x1"], covariance="unstructured", n_quad=n_quad
+                group="g",
+                random_slopes=["x1"],
+                covariance="unstructured",
+                n_quad=n_quad,
             ).fit(X, y)
         except Exception as exc:  # record, don't crash
             out["error"] = f"{type(exc).__name__}: {exc}"[:200]
@@ -232,7 +235,12 @@ def summarise_bias(results):
         ]
     )
     summary["loglik_diff"] = (
-        (float(np.median(diff)), float(np.quantile(diff, 0.1)), float(np.quantile(diff, 0.9)), len(diff))
+        (
+            float(np.median(diff)),
+            float(np.quantile(diff, 0.1)),
+            float(np.quantile(diff, 0.9)),
+            len(diff),
+        )
         if len(diff)
         else (np.nan, np.nan, np.nan, 0)
     )
@@ -274,7 +282,7 @@ def bias_rows(summary):
         "NaN CI",
     ]
     body = []
-    for i, (key, name, truth, _) in enumerate(PARAMS):
+    for i, (_key, name, truth, _) in enumerate(PARAMS):
         for n_quad, _label in METHODS:
             s = summary[n_quad]["stats"][i]
             extra = f" ({s['nan_est']} NaN est.)" if s["nan_est"] else ""
@@ -366,8 +374,12 @@ def median_time(fn, repeats):
             start = time.perf_counter()
             fn()
             times.append(time.perf_counter() - start)
-    return {"median": float(np.median(times)), "min": min(times), "max": max(times),
-            "warns": seen}
+    return {
+        "median": float(np.median(times)),
+        "min": min(times),
+        "max": max(times),
+        "warns": seen,
+    }
 
 
 def describe_skre(est):
@@ -404,8 +416,9 @@ GLMM_SCRIPT = textwrap.dedent(
             f = one()
             times.append(time.perf_counter() - t)
     sd, corr = f.stddev_corr(0)
-    out.update(times=times, beta=[float(b) for b in f.beta], sd=[float(s) for s in sd],
-               rho=float(corr[0, 1]), loglik=float(f.loglik), converged=bool(f.converged),
+    out.update(times=times, beta=[float(b) for b in f.beta],
+               sd=[float(s) for s in sd], rho=float(corr[0, 1]),
+               loglik=float(f.loglik), converged=bool(f.converged),
                nagq=int(f.nagq), n_eval=int(f.n_eval))
     print("JSON" + json.dumps(out))
     """
@@ -431,7 +444,8 @@ MEMORY_SCRIPT = textwrap.dedent(
             X = pd.DataFrame({"g": g[mask], "x1": x1[mask]})
             return MultilevelBinomial(group="g", random_slopes=["x1"]).fit(X, y[mask])
     full = np.ones(len(y), dtype=bool)
-    def status(key):  # this process's own counters (ru_maxrss carries the parent's over fork)
+    # this process's own counters (ru_maxrss carries the parent's over fork)
+    def status(key):
         with open("/proc/self/status") as f:
             for line in f:
                 if line.startswith(key + ":"):
@@ -481,7 +495,8 @@ R_SCRIPT = textwrap.dedent(
     cat("VERSION", as.character(packageVersion(which)), "\\n")
     cat("LOGLIK", as.numeric(logLik(m)), "\\n")
     cat("SDCOR", sdcor, "\\n")
-    cat("WARN", length(unique(warns)), gsub("\\n", " ", substr(unique(warns)[1], 1, 120)), "\\n")
+    w1 <- gsub("\\n", " ", substr(unique(warns)[1], 1, 120))
+    cat("WARN", length(unique(warns)), w1, "\\n")
     """
 )
 
@@ -495,7 +510,9 @@ def run_glmm(python, path, repeats, nagq):
     line = next((s for s in proc.stdout.splitlines() if s.startswith("JSON")), None)
     if line is None:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-        return {"error": f"glmm failed (exit {proc.returncode}): {' '.join(tail)[:200]}"}
+        return {
+            "error": f"glmm failed (exit {proc.returncode}): {' '.join(tail)[:200]}"
+        }
     return json.loads(line[4:])
 
 
@@ -602,7 +619,12 @@ def run_speed(args):
                     if res["warns"]:
                         row["note"] += "; warns: " + ", ".join(res["warns"])
                 except Exception as exc:
-                    row = {"case": case, "name": name, "error": f"{type(exc).__name__}: {exc}"[:200], "note": ""}
+                    row = {
+                        "case": case,
+                        "name": name,
+                        "error": f"{type(exc).__name__}: {exc}"[:200],
+                        "note": "",
+                    }
                 rows.append(row)
                 show(row)
                 return row
@@ -610,14 +632,26 @@ def run_speed(args):
             default = MultilevelBinomial(group="g", random_slopes=["x1"])
             laplace = MultilevelBinomial(group="g", random_slopes=["x1"], n_quad=1)
             intercept = MultilevelBinomial(group="g")
-            add("skre default (exact)", lambda: default.fit(X, y),
-                lambda: describe_skre(default))
-            add("skre Laplace (n_quad=1)", lambda: laplace.fit(X, y),
-                lambda: describe_skre(laplace))
-            add("skre random intercept only (default)", lambda: intercept.fit(X, y),
-                lambda: f"tau {intercept.tau_:.4f}")
+            add(
+                "skre default (exact)",
+                lambda: default.fit(X, y),
+                lambda: describe_skre(default),
+            )
+            add(
+                "skre Laplace (n_quad=1)",
+                lambda: laplace.fit(X, y),
+                lambda: describe_skre(laplace),
+            )
+            add(
+                "skre random intercept only (default)",
+                lambda: intercept.fit(X, y),
+                lambda: f"tau {intercept.tau_:.4f}",
+            )
             if glmm_ok:
-                for nagq, label in ((1, "glmm Laplace (nagq=1)"), (7, "glmm 7x7 AGQ (nagq=7)")):
+                for nagq, label in (
+                    (1, "glmm Laplace (nagq=1)"),
+                    (7, "glmm 7x7 AGQ (nagq=7)"),
+                ):
                     res = run_glmm(glmm_python, npz, args.repeats, nagq)
                     note = f"glmm {res.get('version', '')}".strip()
                     if "nagq" in res and res["nagq"] != nagq:
@@ -625,25 +659,51 @@ def run_speed(args):
                     rows.append(external_row(case, label, res, note))
                     show(rows[-1])
             else:
-                rows.append({"case": case, "name": "glmm", "error":
-                             f"skipped: no python at {glmm_python!r} (--glmm-python)", "note": ""})
+                rows.append(
+                    {
+                        "case": case,
+                        "name": "glmm",
+                        "error": (
+                            f"skipped: no python at {glmm_python!r} (--glmm-python)"
+                        ),
+                        "note": "",
+                    }
+                )
                 show(rows[-1])
             if gpboost is not None:
                 gp = {}
                 add(
                     "gpboost GPModel (Laplace, no correlation)",
                     lambda: gp.update(m=gp_fit(X, y)),
-                    lambda: "SDs "
-                    + ", ".join(f"{np.sqrt(v):.4f}" for v in np.ravel(np.asarray(gp["m"].get_cov_pars(), dtype=float))[:2])
-                    + f", cor fixed at 0; gpboost {gpboost.__version__}",
+                    lambda: (
+                        "SDs "
+                        + ", ".join(
+                            f"{np.sqrt(v):.4f}"
+                            for v in np.ravel(
+                                np.asarray(gp["m"].get_cov_pars(), dtype=float)
+                            )[:2]
+                        )
+                        + f", cor fixed at 0; gpboost {gpboost.__version__}"
+                    ),
                 )
             else:
-                rows.append({"case": case, "name": "gpboost", "error": "skipped: gpboost not importable", "note": ""})
+                rows.append(
+                    {
+                        "case": case,
+                        "name": "gpboost",
+                        "error": "skipped: gpboost not importable",
+                        "note": "",
+                    }
+                )
                 show(rows[-1])
             if not args.no_r:
                 for which in ("lme4", "glmmTMB"):
                     res = run_r(csv, args.repeats, which)
-                    label = "lme4 glmer (Laplace)" if which == "lme4" else "glmmTMB (Laplace)"
+                    label = (
+                        "lme4 glmer (Laplace)"
+                        if which == "lme4"
+                        else "glmmTMB (Laplace)"
+                    )
                     note = f"{which} {res.get('version', '')}, timed in R".strip()
                     rows.append(external_row(case, label, res, note))
                     show(rows[-1])
@@ -653,10 +713,18 @@ def run_speed(args):
         shutil.rmtree(tmp, ignore_errors=True)
     for row in rows:
         base = next(
-            (r for r in rows if r["case"] == row["case"] and r["name"].startswith("skre default") and "median" in r),
+            (
+                r
+                for r in rows
+                if r["case"] == row["case"]
+                and r["name"].startswith("skre default")
+                and "median" in r
+            ),
             None,
         )
-        row["ratio"] = row["median"] / base["median"] if base and "median" in row else np.nan
+        row["ratio"] = (
+            row["median"] / base["median"] if base and "median" in row else np.nan
+        )
     print()
     print_plain(*speed_rows(rows))
     print_memory(memory)
@@ -669,7 +737,10 @@ def show(row):
         if "median" in row
         else row["error"]
     )
-    print(f"  .. {row['case']:<28} {row['name']:<42} {status}  {row.get('note', '')}", flush=True)
+    print(
+        f"  .. {row['case']:<28} {row['name']:<42} {status}  {row.get('note', '')}",
+        flush=True,
+    )
 
 
 def run_memory(X, y, npz, glmm_python, case):
@@ -703,7 +774,9 @@ def run_memory(X, y, npz, glmm_python, case):
         if r["after_peak"] > r["before_peak"]:
             memory[f"{who} rss"] = r["after_peak"] - r["before"]
         else:
-            memory[f"{who} rss"] = f"below the warm-up's peak ({r['before_peak'] / 1e6:.0f} MB RSS)"
+            memory[f"{who} rss"] = (
+                f"below the warm-up's peak ({r['before_peak'] / 1e6:.0f} MB RSS)"
+            )
     return memory
 
 
@@ -715,8 +788,10 @@ def print_memory(memory):
     if not memory:
         return
     print(
-        f"\npeak memory of one fit, {memory['case']} (input {fmt_mb(memory['input'])}):\n"
-        f"  skre default, tracemalloc peak during fit: {fmt_mb(memory['skre tracemalloc'])}\n"
+        f"\npeak memory of one fit, {memory['case']} "
+        f"(input {fmt_mb(memory['input'])}):\n"
+        "  skre default, tracemalloc peak during fit: "
+        f"{fmt_mb(memory['skre tracemalloc'])}\n"
         f"  skre default, peak RSS rise (fresh process): {fmt_mb(memory['skre rss'])}\n"
         f"  glmm nagq=7, peak RSS rise (fresh process):  {fmt_mb(memory['glmm rss'])}",
         flush=True,
@@ -780,7 +855,9 @@ def write_bias(args, summary, head):
         widths=[16, 6, 9, 8, 14, 9, 8, 14, 7],
     )
     text += "\n"
-    text += list_table("Fits that raised, did not converge or warned", *fit_rows(summary))
+    text += list_table(
+        "Fits that raised, did not converge or warned", *fit_rows(summary)
+    )
     text += (
         f"\nLog-likelihood of the default minus that of Laplace, each at its own "
         f"optimum, over {n} data sets: median {med:.3f} (10% quantile {q10:.3f}, "
@@ -802,7 +879,8 @@ def write_speed(args, rows, memory, seconds, head):
     if memory:
         text += (
             f"\nPeak memory of one fit on {memory['case']} (input "
-            f"{fmt_mb(memory['input'])}): skre's default {fmt_mb(memory['skre tracemalloc'])} "
+            f"{fmt_mb(memory['input'])}): skre's default "
+            f"{fmt_mb(memory['skre tracemalloc'])} "
             f"under tracemalloc during the fit; peak RSS rise over the RSS before the "
             f"fit, in a fresh process: skre's default {fmt_mb(memory['skre rss'])}, "
             f"glmm nagq=7 {fmt_mb(memory['glmm rss'])}.\n"
@@ -884,6 +962,8 @@ def main():
         if args.rst_dir:
             write_speed(args, rows, memory, seconds, head)
     if "bias" in parts:
+        # the workers import skre now: stamp the tree as it is when they start
+        head = header()
         summary = run_bias(args)
         if args.rst_dir:
             write_bias(args, summary, head)
