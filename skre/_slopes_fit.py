@@ -368,15 +368,18 @@ class SlopesFit(FitResult):
         return ["(Intercept)", *map(str, self.design.covariates[self.slopes])]
 
     def _sd_corr(self, theta):
-        """(log SDs, atanh correlations) of packed Cholesky entries."""
+        """(log SDs, atanh correlations) of packed Cholesky entries (infinite
+        at an SD of 0 or a correlation of +-1: the interval is then NaN)."""
         L = cholesky_of(theta, self.q, self.diagonal)
         S = L @ L.T
         sd = np.sqrt(np.diag(S))
-        out = list(np.log(sd))
-        if not self.diagonal:
-            for i in range(self.q):
-                for j in range(i + 1, self.q):
-                    out.append(np.arctanh(np.clip(S[i, j] / (sd[i] * sd[j]), -1, 1)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = list(np.log(sd))
+            if not self.diagonal:
+                for i in range(self.q):
+                    for j in range(i + 1, self.q):
+                        r = np.clip(S[i, j] / (sd[i] * sd[j]), -1, 1)
+                        out.append(np.arctanh(r))
         return np.array(out)
 
     def random_rows(self):
@@ -451,11 +454,13 @@ class SlopesFit(FitResult):
             up, down = theta.copy(), theta.copy()
             up[k] += h
             down[k] -= h
-            J[:, k] = (self._sd_corr(up) - self._sd_corr(down)) / (2 * h)
+            with np.errstate(invalid="ignore"):  # (inf - inf at a bound)
+                J[:, k] = (self._sd_corr(up) - self._sd_corr(down)) / (2 * h)
         z = stats.norm.ppf(0.5 + level / 2)
         with np.errstate(invalid="ignore", over="ignore"):
             se = np.sqrt(np.einsum("ij,jk,ik->i", J, cov[p + 1 :, p + 1 :], J))
-        lo, hi = phi - z * se, phi + z * se
+        with np.errstate(invalid="ignore"):
+            lo, hi = phi - z * se, phi + z * se
         n_sd = self.q
         lo = np.r_[np.exp(lo[:n_sd]), np.tanh(lo[n_sd:])]
         hi = np.r_[np.exp(hi[:n_sd]), np.tanh(hi[n_sd:])]

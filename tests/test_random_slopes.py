@@ -478,6 +478,11 @@ def test_singular_covariance_is_a_boundary_fit():
         est.fit(X, y)
     assert est.boundary_
     assert np.min(np.linalg.eigvalsh(est.random_covariance_)) < 1e-12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy RuntimeWarning at +-1
+        ci = est.confint()
+    at_one = np.isclose(np.abs(est.variance_components_["sdcor"].to_numpy()[3:]), 1)
+    assert ci.iloc[-3:][at_one].isna().all().all()
 
 
 def test_residuals_with_slopes():
