@@ -1,6 +1,6 @@
 """Random slopes: the Laplace bias simulation and the speed against peers (issue 25).
 
-    python benchmarks/bench_slopes.py                  # full run, ~10 min on 2 cores
+    python benchmarks/bench_slopes.py                  # full run, ~25 min on 2 cores
     python benchmarks/bench_slopes.py --quick          # smoke run, about a minute
     python benchmarks/bench_slopes.py --parts speed    # only part 2
 
