@@ -261,14 +261,19 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         self.tol = tol
         self.verbose = verbose
 
-    def _set_fitted(self, rows, result):
-        super()._set_fitted(rows, result)
-        if isinstance(result, SlopesFit):
-            self.variance_components_ = result.variance_components()
-        else:
-            self.variance_components_ = variance_components(
-                group_column_name(self), self.tau_
+    @property
+    def variance_components_(self):
+        """lme4's ``as.data.frame(VarCorr(fit))`` (see Attributes), built when
+        read: a DataFrame per fit cost the rats fit 0.16 ms of its 2 ms."""
+        result = self.__dict__.get("_fit_result")
+        if result is None or not hasattr(self, "tau_"):
+            raise AttributeError(
+                f"This {type(self).__name__} instance is not fitted yet: "
+                "variance_components_ is set by fit."
             )
+        if isinstance(result, SlopesFit):
+            return result.variance_components()
+        return variance_components(group_column_name(self), self.tau_)
 
     def _fit(self, rows):
         bayes = self.method == "bayes"
