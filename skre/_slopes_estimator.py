@@ -16,12 +16,7 @@ from .exceptions import BoundaryWarning, QuadratureWarning, warn
 
 def fit_with_slopes(est, design, rows):
     """The :class:`SlopesFit` of ``est`` on ``design`` (validated rows)."""
-    name = type(est).__name__
-    if est.method != "ml" or est.tau_prior is not None or est.coef_prior is not None:
-        raise NotImplementedError(
-            f"{name}: random_slopes fits take covariance_prior (an LKJ prior) "
-            "but not method='bayes', tau_prior or coef_prior yet."
-        )
+    name = type(est).__name__  # (priors and bayes were refused by _fit)
     slopes = slope_indices(est, design, rows.feature_names_in)
     diagonal = est.covariance == "diagonal"
     # the start: the random intercept's Laplace fit (without it, from complete
