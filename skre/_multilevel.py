@@ -117,11 +117,11 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         skewed, heavy-tailed conditional distributions: binary data with a
         large intercept SD) and warns if even that does not settle. With
         random slopes, ``fit``, ``predict_proba``, ``predict_log_proba``, ``predict``,
-        ``decision_function``, ``score``, ``vcov``, ``summary``, Wald
-        and bootstrap ``confint``, ``group_estimates``, ``residuals``,
-        ``simulate(new_groups=True)``, :func:`skre.lr_test` (one added slope)
-        and the fitted attributes work, and ``prediction_interval`` without
-        parameter uncertainty; profile intervals,
+        ``decision_function``, ``score``, ``vcov``, ``summary``, Wald,
+        profile and bootstrap ``confint``, ``group_estimates``,
+        ``residuals``, ``simulate(new_groups=True)``, :func:`skre.lr_test`
+        (one added slope) and the fitted attributes work, and
+        ``prediction_interval`` without parameter uncertainty;
         ``simulate(new_groups=False)``, ``test_tau``, ``exceedance``,
         ``flag_groups``, ``ranks``, ``predictive_counts`` and
         ``historical_control_test`` raise ``NotImplementedError``, as do
@@ -496,8 +496,10 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
             unstructured, ``cor_<a>.<b>`` for each correlation: Wald ones on
             the log scale for the SDs, on Fisher's z for the correlations
             (NaN for an SD at 0); bootstrap ones from refits to data with
-            new group effects drawn from ``N(0, Sigma)``; profile ones raise
-            ``NotImplementedError``.
+            new group effects drawn from ``N(0, Sigma)``; profile ones for
+            the fixed effects and the SDs (on the fit's rule; an SD's lower
+            end is 0 where the profile there is within the drop), with the
+            correlations' rows Wald.
 
         Examples
         --------

@@ -37,6 +37,7 @@ from ._core.slopes import (
 from ._fit_result import FitResult
 from ._intervals import table, vcov_frame, wald_rows
 from ._multilevel_fit import heldout_union
+from ._slopes_profile import profile_rows
 
 #: n_quad="auto": the first rule (nodes per dimension) for q = 2 and q = 3
 #: (with one slope 7 nodes never passed the check against 9 in the cases
@@ -434,16 +435,17 @@ class SlopesFit(FitResult):
 
     def confint(self, level, method, verbose=0):
         """Wald rows (intercept, slopes) and, on the log scale for the SDs
-        and Fisher's z for the correlations, those of the random effects."""
-        if method != "wald":
-            raise NotImplementedError(
-                f"confint(method={method!r}) is not available for fits with "
-                "random_slopes yet; method='wald' and 'bootstrap' are."
-            )
+        and Fisher's z for the correlations, those of the random effects;
+        ``method="profile"``: the fixed effects' and the SDs' rows are
+        profile-likelihood intervals (:mod:`skre._slopes_profile`)."""
         cov = self.covariance_of_x()
         C = self.fixed_map()
         intercept, coef = self.design.unscale(self.b, self.beta)
         rows, _ = wald_rows(C, cov, np.r_[intercept, coef], level)
+        profiled = None
+        if method == "profile":
+            profiled = self._profile(level, verbose)
+            rows = profiled[0]
         frame = table(self.design, rows, level)
         p = len(self.design.covariates)
         theta = self.x[p + 1 :]
@@ -466,11 +468,33 @@ class SlopesFit(FitResult):
         hi = np.r_[np.exp(hi[:n_sd]), np.tanh(hi[n_sd:])]
         at_bound = ~np.isfinite(phi) | ~np.isfinite(se)
         lo[at_bound] = hi[at_bound] = np.nan
+        if profiled is not None:
+            lo[:n_sd], hi[:n_sd] = np.array(profiled[1]).T
         a = 100 * (1 - level) / 2
         extra = pd.DataFrame(
             {f"{a:g}%": lo, f"{100 - a:g}%": hi}, index=self.random_rows()
         )
         return pd.concat([frame, extra])
+
+    def _profile(self, level, verbose=0):
+        """:func:`skre._slopes_profile.profile_rows` on the fit's rule."""
+        data = slope_data(self.design.data, self.slopes, self.design)
+        penalty = covariance_penalty(self.prior, self.q, self.diagonal)
+        total = len(self.design.covariates) + 1 + self.q
+        done = [0]
+
+        def say(what):
+            done[0] += 1
+            if verbose:
+                print(
+                    f"[skre] profile intervals: {done[0]}/{total} done ({what})",
+                    flush=True,
+                )
+
+        def lik_of(rows):
+            return SlopeLikelihood(rows, self.n_quad, self.diagonal, penalty)
+
+        return profile_rows(self, data, lik_of, level, say)
 
     # -- each group ------------------------------------------------------------------
     def group_intervals(self, level, draws=4000):

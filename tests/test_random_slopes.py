@@ -318,7 +318,7 @@ def test_toenail_laplace_value_is_far_from_the_exact_likelihood(lme4):
 def test_vcov_summary_and_wald_intervals(contraception, lme4):
     """vcov is lme4's (the inverse of the Laplace deviance's Hessian, both by
     finite differences: 1e-3), summary prints lme4's Corr column, confint
-    has a row per SD and correlation, profile and bootstrap refuse."""
+    has a row per SD and correlation."""
     X, y = contraception
     ref = lme4["contraception"]["fits"]["unstructured"]
     est = MultilevelBinomial(group="district", random_slopes=["urban"], n_quad=1)
@@ -338,8 +338,76 @@ def test_vcov_summary_and_wald_intervals(contraception, lme4):
     assert ci.loc["intercept"].tolist() == pytest.approx(
         [est.intercept_ - z * se_int, est.intercept_ + z * se_int], rel=1e-12
     )
-    with pytest.raises(NotImplementedError, match="profile"):
-        est.confint(method="profile")
+
+
+def test_profile_intervals_are_lme4s_deviance_ends(contraception):
+    """confint(method="profile") at n_quad=1: the ends of the SDs and fixed
+    effects located on lme4's own Laplace deviance by bobyqa and uniroot
+    (tests/reference/slopes_profile.R; the slope's SD in polar coordinates
+    there, another parametrization than skre's). The correlation's row stays
+    Wald."""
+    ref = json.loads((REF / "slopes_profile.json").read_text())["profile"]
+    X, y = contraception
+    est = MultilevelBinomial(group="district", random_slopes=["urban"], n_quad=1)
+    ci = est.fit(X, y).confint(method="profile")
+    for row, key in [
+        ("tau", "sd_intercept"),
+        ("sd_urban", "sd_urban"),
+        ("urban", "urban"),
+        ("age", "age"),
+    ]:
+        np.testing.assert_allclose(ci.loc[row], ref[key], rtol=2e-6, err_msg=row)
+    wald = est.confint()
+    assert ci.loc["cor_(Intercept).urban"].tolist() == pytest.approx(
+        wald.loc["cor_(Intercept).urban"].tolist(), rel=1e-12
+    )
+
+
+def test_profile_ends_are_where_the_rule_likelihood_drops():
+    """On a 7-node rule, the profile's ends of both SDs are where the
+    log-likelihood maximised over everything else (Nelder-Mead on SDs and a
+    tanh correlation: another optimizer, another parametrization) is
+    chi2_1(0.95) / 2 below the maximum; the slope SD's profile stays within
+    the drop down to 0, so its interval starts there."""
+    from scipy import optimize, stats
+
+    from skre._core.slopes import SlopeLikelihood
+    from skre._slopes_fit import slope_data
+
+    X, y = simulated(G=60, per=8, seed=3)
+    est = MultilevelBinomial(group="g", random_slopes=["x0"], n_quad=7).fit(X, y)
+    ci = est.confint(method="profile")
+    fit = est._fit_result
+    lik = SlopeLikelihood(slope_data(fit.design.data, fit.slopes, fit.design), 7)
+    p = len(fit.design.covariates)
+
+    def loglik(z, sds):
+        rho = np.tanh(z[p + 1])
+        L = [[sds[0], 0.0], [sds[1] * rho, sds[1] * np.sqrt(1 - rho**2)]]
+        x = np.r_[z[: p + 1], np.asarray(L)[np.tril_indices(2)]]
+        return lik.evaluate(x, grad=False)[0]
+
+    S = fit.covariance
+    sd = np.sqrt(np.diag(S))
+    z_hat = np.r_[fit.beta, fit.b, np.arctanh(S[0, 1] / sd[0] / sd[1])]
+    top = loglik(z_hat, sd)
+    drop = stats.chi2.ppf(0.95, 1) / 2
+    options = dict(xatol=1e-10, fatol=1e-13, maxiter=40000, maxfev=80000)
+    for j, row in ((0, "tau"), (1, "sd_x0")):
+        for v in ci.loc[row]:
+
+            def nf(z, j=j, v=v):
+                sds = [v, v]
+                sds[1 - j] = np.exp(z[-1])
+                return -loglik(z[:-1], sds)
+
+            z0 = np.r_[z_hat, np.log(sd[1 - j])]
+            best = optimize.minimize(nf, z0, method="Nelder-Mead", options=options)
+            if v == 0.0:
+                assert top + best.fun < drop  # within the drop at 0
+            else:
+                assert top + best.fun == pytest.approx(drop, abs=1e-7), (row, v)
+    assert ci.loc["sd_x0"].iloc[0] == 0.0
 
 
 def test_lr_test_of_a_slope_uses_the_boundary_mixture():
