@@ -112,6 +112,11 @@ def _dask_backend(est):
             f"{type(est).__name__}: random_slopes fits do not take Dask "
             "collections yet; compute the data into pandas first."
         )
+    if getattr(est, "offset", None) is not None:
+        raise NotImplementedError(
+            f"{type(est).__name__}: fits with an offset do not take Dask "
+            "collections yet; compute the data into pandas first."
+        )
     return dask_impl()
 
 

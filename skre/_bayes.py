@@ -23,6 +23,7 @@ from scipy.special import expit, logsumexp
 
 from ._core.bayes_grid import BatchLikelihood
 from ._core.binomial import kernel
+from ._core.grouping import row_offset
 from ._core.hypermarg import (
     CoefficientMarginal,
     coefficient_quantiles,
@@ -296,7 +297,9 @@ class BayesFit(MultilevelFit):
         a = (1 - level) / 2
         centre, lo, hi = [], np.inf, -np.inf
         for _, params, post in parts:
-            o = _group_offset(units, params[-2] + units.Z @ params[:-2])
+            o = _group_offset(
+                units, params[-2] + units.Z @ params[:-2] + row_offset(units)
+            )
             c = o + params[-1] * post.mode
             half = span * params[-1] * post.sd
             lo, hi = np.minimum(lo, c - half), np.maximum(hi, c + half)
@@ -306,7 +309,7 @@ class BayesFit(MultilevelFit):
         estimate = np.zeros(units.n_groups)
         for (w, params, post), o in zip(parts, centre):
             tau = params[-1]
-            offset = params[-2] + units.Z @ params[:-2]
+            offset = params[-2] + units.Z @ params[:-2] + row_offset(units)
             xi = grid - o[:, None]
             eta = offset[:, None] + xi[units.codes]
             h = units.group_sum(

@@ -35,9 +35,13 @@ def group_keys(design, labels):
 
 
 def training_rows(design):
-    """The collapsed training rows as the user's covariates: ``(codes, Z)``."""
+    """The collapsed training rows as the user's covariates: ``(codes, Z)``
+    (with the offsets as Z's last column where the fit had an offset, as new
+    rows carry them)."""
     data = design.data
     Z = data.Z * design.z_scale + design.z_mean if data.Z.shape[1] else data.Z
+    if data.offset is not None:
+        Z = np.column_stack([Z, data.offset])
     return data.codes, Z
 
 
@@ -217,10 +221,14 @@ def refit_data(est, successes):
         columns[name] = design.groups[codes]
     for j, c in enumerate(design.covariates):
         columns[f"{c}"] = Z[:, j]
+    if design.offset is not None:
+        columns[design.offset] = Z[:, -1]
     X = pd.DataFrame(columns)
     copy = clone(est)
     if est.group is not None:
         copy.set_params(group=name)
+    if design.offset is not None:
+        copy.set_params(offset=design.offset)
     y = np.column_stack([successes, design.data.trials])
     return copy, X, y
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._core.grouping import row_offset
 from ._lr_checks import check_nested, check_no_priors, random_effects_added
 from ._validation import _show
 
@@ -336,7 +337,9 @@ def score_statistic(design):
     data = design.data
     cp = fit_grouped_logistic(pooled_rows(data))
     X = np.column_stack([np.ones(len(data.codes)), data.Z[:, ~design.aliased]])
-    p = stats.logistic.cdf(float(cp.intercepts[0]) + data.Z @ cp.coef)
+    p = stats.logistic.cdf(
+        float(cp.intercepts[0]) + data.Z @ cp.coef + row_offset(data)
+    )
     m, n = data.successes, data.trials
     w = n * p * (1 - p)
     R, W = data.group_sum(m - n * p), data.group_sum(w)
@@ -410,7 +413,7 @@ def bootstrap_test(est, observed, n_sims, seed, n_jobs):
     fit = est._fit_result
     data = fit.design.data
     cp = fit.pooled  # on the likelihood units; the logit of each row:
-    p = expit(float(cp.intercepts[0]) + data.Z @ cp.coef)
+    p = expit(float(cp.intercepts[0]) + data.Z @ cp.coef + row_offset(data))
     trials = whole_trials(fit.design, "test_tau(method='bootstrap')")
     seeds = seed.spawn(n_sims)
     stats_ = Parallel(n_jobs=n_jobs, verbose=10 if getattr(est, "verbose", 0) else 0)(

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import xlogy
 
-from ._core.grouping import Collapsed, collapse, standardize
+from ._core.grouping import Collapsed, collapse, split_offset, standardize
 from ._labels import check_label_types, check_labels, factorize
 from .exceptions import CollinearityWarning, GroupLabelWarning, warn
 
@@ -41,6 +41,11 @@ class Design:
     #: row its own probability m / n; constants included), what R's residual
     #: deviance is measured from; None where the rows were not seen (Dask)
     saturated: float | None = field(default=None, kw_only=True)
+    #: the name of X's offset column (``offset=``), or None. New rows then
+    #: carry their offsets as the last column of ``Z`` (see :meth:`offset_of`)
+    offset: str | None = field(default=None, kw_only=True)
+    #: digest of the input rows' offsets (lr_test compares it), None without
+    offset_fingerprint: str | None = field(default=None, kw_only=True)
 
     @cached_property
     def group_index(self):
@@ -87,9 +92,16 @@ class Design:
                 )
         return codes
 
+    def offset_of(self, Z):
+        """The offsets of new rows ``Z`` (their last column when the fit
+        had an offset; else 0.0)."""
+        return Z[:, len(self.z_mean)] if self.offset is not None else 0.0
+
     def scaled(self, Z, aliased=None):
         """Covariates as the core saw them in fit: standardized, aliased ones
-        (``aliased``, by default the fit's) zeroed."""
+        (``aliased``, by default the fit's) zeroed; an offset column of
+        ``Z`` is left out (:meth:`offset_of`)."""
+        Z = Z[:, : len(self.z_mean)]
         with np.errstate(over="ignore", invalid="ignore"):
             Zs = (Z - self.z_mean) / self.z_scale
         Zs[:, self.aliased if aliased is None else aliased] = 0.0
@@ -107,10 +119,12 @@ class Design:
         bad = ~np.isfinite(eta)
         if bad.any():
             eta[bad] = _robust_linear(
-                Z[bad], self.z_mean, np.where(self.aliased, 0.0, beta / self.z_scale)
+                Z[bad, : len(self.z_mean)],
+                self.z_mean,
+                np.where(self.aliased, 0.0, beta / self.z_scale),
             )
             eta[bad] += intercept
-        return eta
+        return eta + self.offset_of(Z)
 
     def unscale(self, intercept, coef):
         """Map (intercept, slopes) on standardized covariates to the user's scale."""
@@ -184,6 +198,9 @@ def build_design(est, rows, *, within_groups=False):
     )
     row_index = np.full(len(keep), -1, dtype=np.int32)
     row_index[keep] = inverse
+    offset = getattr(rows, "offset", None)
+    if offset is not None:  # (rows merged only where their offsets are equal)
+        split_offset(data)
     data.Z, z_mean, z_scale = standardize(data.Z, data.trials)
     Z_unaliased = data.Z.copy() if within_groups and data.Z.shape[1] else data.Z
     aliased = _drop_aliased(est, data, rows.covariates, within_groups)
@@ -201,6 +218,8 @@ def build_design(est, rows, *, within_groups=False):
         _row_trials(rows.trials),
         fingerprint=rows_fingerprint(rows.successes, rows.trials),
         saturated=rows.constant + saturated_kernel(rows),
+        offset=offset,
+        offset_fingerprint=None if offset is None else _digest(rows.Z[:, -1]),
     )
     return design, Z_unaliased
 
@@ -230,6 +249,14 @@ def rows_fingerprint(successes, trials):
     for values in (successes, trials):
         values = np.ascontiguousarray(values, dtype=np.float64)
         digest.update(memoryview(values).cast("B"))
+    return digest.hexdigest()
+
+
+def _digest(values):
+    """SHA-256 of ``values`` (floats, in row order)."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    digest = hashlib.sha256(np.int64(len(values)).tobytes())
+    digest.update(memoryview(values).cast("B"))
     return digest.hexdigest()
 
 

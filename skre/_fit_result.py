@@ -19,7 +19,7 @@ from scipy.special import log_expit, logit
 
 from ._core.binomial import loglik_terms
 from ._core.glm import pooled_objective, profile_interval
-from ._core.grouping import collapse, pooled_rows
+from ._core.grouping import collapse_offset, pooled_rows, row_offset
 from ._core.quadrature import MarginalLikelihood, marginal_mean
 from ._core.rules import normal_rule
 from ._intervals import (
@@ -217,6 +217,7 @@ class NoPoolingFit(FitResult):
                 scaled = design.scaled(Z[new], self.pooled_aliased)
                 with np.errstate(over="ignore", invalid="ignore"):
                     eta[new] = self.pooled_a + scaled @ self.pooled_beta
+                    eta[new] += design.offset_of(Z[new])
                 eta[new] = np.where(np.isnan(eta[new]), 0.0, eta[new])
         return eta
 
@@ -273,12 +274,14 @@ class NoPoolingFit(FitResult):
             np.sum(loglik_terms(eta[~new], rows.successes[~new], rows.trials[~new]))
         )
         new_codes, uniques = factorize(rows.labels[new])
-        data = collapse(
+        offset = self.design.offset_of(rows.Z[new]) if self.design.offset else None
+        data = collapse_offset(
             new_codes,
             self.design.scaled(rows.Z[new]),
             rows.successes[new],
             rows.trials[new],
             len(uniques),
+            offset,
         )
         mean, prec = self.alpha_prior
         params = np.r_[self.beta, mean, 1.0 / np.sqrt(prec)]
@@ -291,7 +294,7 @@ class NoPoolingFit(FitResult):
     def group_intervals(self, level, method="profile"):
         design = self.design
         data = design.data
-        offset = data.Z @ self.beta
+        offset = data.Z @ self.beta + row_offset(data)
         alpha = self.alpha
         if method == "exact":
             if self.alpha_prior is not None:
@@ -299,10 +302,10 @@ class NoPoolingFit(FitResult):
                     "method='exact' ignores group_prior; use 'profile' or "
                     "'wald' for a fit with a group prior."
                 )
-            if data.Z.shape[1]:
+            if data.Z.shape[1] or data.offset is not None:
                 raise ValueError(
                     "method='exact' (Clopper-Pearson) is for intercept-only "
-                    "data; use 'profile' with covariates."
+                    "data; use 'profile' with covariates or an offset."
                 )
             M, N = data.successes, data.trials
             a = (1 - level) / 2

@@ -35,6 +35,7 @@ from ._core.decisions import (
     tail_fractions,
     theta_root,
 )
+from ._core.grouping import row_offset
 from ._core.quadrature import MarginalLikelihood
 from ._fit_result import DegenerateFit, NoPoolingFit, PooledFit
 from ._intervals import pooled_group_logit
@@ -83,7 +84,7 @@ def group_offsets(fit, params):
     beta, b = params[:-2], params[-2]
     if len(beta) == 0:
         return np.full(len(data.codes), b)
-    return b + data.Z @ beta
+    return b + data.Z @ beta + row_offset(data)
 
 
 def reference_posterior(fit):

@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import log_expit
 
+from ._core.grouping import row_offset
 from ._core.optimize import _positive_definite, fd_hessian
 from ._core.profile import profile_bounds
 from ._core.rules import normal_rule
@@ -183,7 +184,7 @@ def pooled_group_logit(design, a, beta, cov):
     """The logit of each group's trials-weighted mean probability under one
     shared model, and its delta-method standard error."""
     data = design.data
-    eta = a + data.Z @ beta
+    eta = a + data.Z @ beta + row_offset(data)
     logn = np.log(data.trials)
     lp1, lp0 = log_expit(eta), log_expit(-eta)
     log_p = _group_logsumexp(data, logn + lp1) - np.log(design.group_trials)

@@ -137,6 +137,19 @@ def _check_same_rows(r, f, restricted, full):
                 "it does not keep: lr_test cannot check the data or the nesting. "
                 "Fit both models to in-memory data (e.g. X.compute(), y.compute())."
             )
+    offsets = [getattr(d, "offset_fingerprint", None) for d in (a, b)]
+    if offsets[0] != offsets[1]:
+        which = [
+            "no offset" if o is None else f"offset {d.offset!r}"
+            for o, d in zip(offsets, (a, b))
+        ]
+        raise ValueError(
+            "lr_test compares two models of the same rows with the same offset; "
+            f"the {type(restricted).__name__} has {which[0]} and the "
+            f"{type(full).__name__} {which[1]}"
+            + (" (other values)" if None not in offsets else "")
+            + ": the two are not nested. Fit both with the same offset column."
+        )
     rows = (len(a.row_index), len(b.row_index))
     if a.fingerprint == b.fingerprint and np.isclose(
         a.constant, b.constant, rtol=1e-12, atol=1e-9

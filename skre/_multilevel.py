@@ -8,6 +8,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin, Number
 from ._bayes import BayesFit, check_bayes_data, fit_bayes
+from ._core.grouping import row_offset
 from ._core.multilevel import InMemory, fit_multilevel
 from ._design import build_design
 from ._fit_result import degenerate_fit
@@ -49,6 +50,13 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         an array). Labels may be any hashable values, but not booleans next to
         numbers equal to them (``True`` and ``1``, ``False`` and ``0``: Python
         counts them equal, so they would merge), which raise ``ValueError``.
+    offset : str, int or None, default=None
+        Column of X that enters the linear predictor with coefficient 1, as
+        R's ``offset(x)``: ``logit theta_i = ... + offset_i``, in fit, in
+        ``score`` and in every prediction (new rows bring their own offsets,
+        in a column of the same name). Named as ``group`` is (a column name,
+        or a position in an array). It is not a covariate (not in
+        ``covariates_``). Fits with an offset do not take Dask collections.
     n_quad : int or "auto", default="auto"
         Adaptive Gauss-Hermite nodes per group. An int from 1 to 100 is a
         fixed rule (25 reproduces lme4's ``nAGQ = 25``, 1 is the Laplace
@@ -238,6 +246,7 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         self,
         *,
         group=None,
+        offset=None,
         n_quad="auto",
         tau_prior=None,
         coef_prior=None,
@@ -250,6 +259,7 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         covariance_prior=None,
     ):
         self.group = group
+        self.offset = offset
         self.n_quad = n_quad
         self.random_slopes = random_slopes
         self.covariance = covariance
@@ -345,7 +355,7 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         if bayes:
             return fit_bayes(fit, type(self).__name__, self.verbose)
         data = design.data
-        self._warn_if_separated(design, res.b + data.Z @ res.beta)
+        self._warn_if_separated(design, res.b + data.Z @ res.beta + row_offset(data))
         warn_rule(self, fit, res.check)
         warn_boundary(self, res)
         if not res.converged:

@@ -16,7 +16,13 @@ from scipy.special import log_expit, logsumexp
 
 from ._core.conditional import conditional_quantiles
 from ._core.glm import pooled_objective
-from ._core.grouping import Collapsed, collapse, count_patterns, pooled_rows
+from ._core.grouping import (
+    Collapsed,
+    collapse_offset,
+    count_patterns,
+    pooled_rows,
+    row_offset,
+)
 from ._core.multilevel import InMemory, make_log_prior, negative_loglik
 from ._core.population import LogitNormal
 from ._core.quadrature import (
@@ -49,7 +55,7 @@ def likelihood_units(data):
     Returns ``(units, weight, unit)``: the rows the likelihood is evaluated on,
     each unit's multiplicity, and each group's unit.
     """
-    if data.Z.shape[1]:
+    if data.Z.shape[1] or data.offset is not None:
         return data, np.ones(data.n_groups), np.arange(data.n_groups)
     m, n, count, index = count_patterns(data.successes, data.trials)
     k = len(m)
@@ -75,12 +81,16 @@ def heldout_union(design, rows, codes):
     in_train = np.isin(train.codes, seen)
     all_codes = np.concatenate([train.codes[in_train], codes])
     used, all_codes = np.unique(all_codes, return_inverse=True)
-    data = collapse(
+    offset = None
+    if design.offset is not None:
+        offset = np.r_[train.offset[in_train], design.offset_of(rows.Z[keep])]
+    data = collapse_offset(
         all_codes.ravel(),
         np.vstack([train.Z[in_train], design.scaled(rows.Z[keep])]),
         np.concatenate([train.successes[in_train], rows.successes[keep]]),
         np.concatenate([train.trials[in_train], rows.trials[keep]]),
         len(used),
+        offset,
     )
     return data, seen
 
@@ -408,7 +418,7 @@ class MultilevelFit(FitResult):
         if self.boundary:
             return pooled_group_intervals(design, *self.pooled_estimates(), level)
         data = design.data
-        offset = self.b + data.Z @ self.params[:-2]
+        offset = self.b + data.Z @ self.params[:-2] + row_offset(data)
         a = (1 - level) / 2
         q = conditional_quantiles(
             self.model, self.params, [a, 1 - a], posterior=self.posterior

@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import GroupedBinomialMixin, Number, point_loglik
 from ._core.glm import fit_grouped_logistic
-from ._core.grouping import pooled_rows
+from ._core.grouping import pooled_rows, row_offset
 from ._core.separation import separated
 from ._design import aliased_columns, build_design
 from ._fit_result import (
@@ -46,6 +46,13 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         may be any hashable values, but not booleans next to numbers equal to
         them (``True`` and ``1``, ``False`` and ``0``: Python counts them
         equal, so they would merge), which raise ``ValueError``.
+    offset : str, int or None, default=None
+        Column of X that enters the linear predictor with coefficient 1, as
+        R's ``offset(x)``: ``logit theta_i = ... + offset_i``, in fit, in
+        ``score`` and in every prediction (new rows bring their own offsets,
+        in a column of the same name). Named as ``group`` is (a column name,
+        or a position in an array). It is not a covariate (not in
+        ``covariates_``). Fits with an offset do not take Dask collections.
     coef_prior : Normal, Flat or None, default=None
         Independent normal priors on the slopes (user scale); the fit is then
         the posterior mode (ridge-like shrinkage of a chosen strength). The
@@ -109,8 +116,9 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
     _requires_group = False
     _model_kind = "complete pooling"
 
-    def __init__(self, *, group=None, coef_prior=None, max_iter=100):
+    def __init__(self, *, group=None, offset=None, coef_prior=None, max_iter=100):
         self.group = group
+        self.offset = offset
         self.coef_prior = coef_prior
         self.max_iter = max_iter
 
@@ -126,7 +134,9 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
             coef_prior=std_normal_prior(design, self.coef_prior),
         )
         warn_unconverged(self, res, "logistic regression")
-        self._warn_if_separated(design, res.intercepts[0] + data.Z @ res.coef)
+        self._warn_if_separated(
+            design, res.intercepts[0] + data.Z @ res.coef + row_offset(data)
+        )
         return pooled_fit_result(design, res)
 
     def group_estimates(self, level=0.95, method=None):
@@ -193,7 +203,8 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
             data = result.design.data
             if method == "profile" or (
                 method is None
-                and separated(data, result.a + data.Z @ result.beta) is True
+                and separated(data, result.a + data.Z @ result.beta + row_offset(data))
+                is True
             ):
                 lower, upper = profile_group_intervals(
                     result.design, result.a, result.beta, level
@@ -290,6 +301,13 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         to numbers equal to them (``True`` and ``1``, ``False`` and ``0``:
         Python counts them equal, so they would merge), in fit or against the
         labels seen in fit, which raise ``ValueError``.
+    offset : str, int or None, default=None
+        Column of X that enters the linear predictor with coefficient 1, as
+        R's ``offset(x)``: ``logit theta_i = ... + offset_i``, in fit, in
+        ``score`` and in every prediction (new rows bring their own offsets,
+        in a column of the same name). Named as ``group`` is (a column name,
+        or a position in an array). It is not a covariate (not in
+        ``covariates_``). Fits with an offset do not take Dask collections.
     unknown_group : {"pooled", "error"}, default="pooled"
     group_prior : Normal, Flat or None, default=None
         A fixed prior ``Normal(mean, scale)`` on every group's logit (at the
@@ -358,9 +376,16 @@ class NoPoolingBinomial(GroupedBinomialMixin):
     _model_kind = "no pooling"
 
     def __init__(
-        self, *, group=None, unknown_group="pooled", group_prior=None, max_iter=100
+        self,
+        *,
+        group=None,
+        offset=None,
+        unknown_group="pooled",
+        group_prior=None,
+        max_iter=100,
     ):
         self.group = group
+        self.offset = offset
         self.unknown_group = unknown_group
         self.group_prior = group_prior
         self.max_iter = max_iter
@@ -376,7 +401,7 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         if data.Z.shape[1] and design.degenerate is None:
             # separation by covariates; 0/n groups sit at an infinite logit by design
             with np.errstate(invalid="ignore"):
-                eta = res.intercepts[data.codes] + data.Z @ res.coef
+                eta = res.intercepts[data.codes] + data.Z @ res.coef + row_offset(data)
             self._warn_if_separated(design, eta, data.codes, data.n_groups)
         # the fallback for unseen groups is complete pooling on the same rows, with
         # the covariates complete pooling identifies (those aliased there are

@@ -291,6 +291,10 @@ class Summary:
         random = None
         terms = [c if c.isidentifier() else f"`{c}`" for c in covariates]  # R quoting
         formula_terms = ["0", group, *terms] if no_pooling else ["1", *terms]
+        offset = getattr(getattr(est._fit_result, "design", None), "offset", None)
+        if offset is not None:
+            quoted = offset if offset.isidentifier() else f"`{offset}`"
+            formula_terms.append(f"offset({quoted})")
         random_ci = None
         slopes = getattr(est, "random_slopes_", None)
         if multilevel and slopes is not None:

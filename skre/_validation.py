@@ -47,6 +47,9 @@ class Prepared:
     binary_y: bool  # y was given as binary labels (else as counts)
     n_features_in: int | None = None  # fit only
     feature_names_in: np.ndarray | None = None  # fit only, when X has names
+    #: the offset column's name (``offset=``): its values are then Z's last
+    #: column, not among ``covariates``
+    offset: str | None = None
 
 
 def split_X(est, X, *, reset, hint_group=False):
@@ -92,7 +95,7 @@ def split_X(est, X, *, reset, hint_group=False):
         split = _split_frame(X, group)
         if hint_group and group is None:
             warn_group_like_columns(est, X)
-        return split
+        return _move_offset(est, X, *split)
     if arr.dtype.kind == "c":
         raise ValueError(
             "Complex data not supported in X: covariates must be real numbers."
@@ -120,7 +123,77 @@ def split_X(est, X, *, reset, hint_group=False):
     split = labels, _to_float(rest, names, group_hint=group is None), names
     if hint_group and group is None:
         warn_group_like_columns(est, arr)
-    return split
+    return _move_offset(est, arr, *split)
+
+
+def offset_column(est, X):
+    """The name (str) of the column ``est.offset`` names in ``X`` (a frame:
+    a name or, for default labels, a position; an array: a position), or
+    None without an offset. Raises ValueError where it names no column, or
+    the group column."""
+    offset = getattr(est, "offset", None)
+    if offset is None:
+        return None
+    frame = hasattr(X, "columns") and hasattr(X, "iloc")
+    if isinstance(offset, bool) or not isinstance(offset, (str, Integral)):
+        raise TypeError(
+            f"offset names a column of X (a name or a position); got "
+            f"{offset!r} ({type(offset).__name__})."
+        )
+    if frame:
+        cols = list(X.columns)
+        name = offset
+        if (
+            name not in cols
+            and isinstance(name, Integral)
+            and -len(cols) <= name < len(cols)
+        ):
+            name = cols[name]
+        if name not in cols:
+            raise ValueError(
+                f"offset column {_show(offset)} is not in X; its columns are "
+                f"{[str(c) for c in cols]}."
+            )
+        group = est.group
+        if group is not None and group not in cols and isinstance(group, Integral):
+            group = cols[group] if -len(cols) <= group < len(cols) else group
+        if group is not None and name == group:
+            raise ValueError(
+                f"offset={_show(offset)} and group={_show(est.group)} name the "
+                "same column; the offset is a numeric column of its own."
+            )
+        return str(name)
+    width = np.shape(X)[1]
+    if not isinstance(offset, Integral):
+        raise ValueError(
+            f"offset={_show(offset)} names a column, but X is an array without "
+            "column names: pass a DataFrame, or give offset as an integer "
+            "column position."
+        )
+    if not -width <= offset < width:
+        raise ValueError(f"offset={offset} is out of range for X with {width} columns.")
+    group = est.group
+    if (
+        group is not None
+        and isinstance(group, Integral)
+        and group % width == offset % width
+    ):
+        raise ValueError(
+            f"offset={offset} and group={group} name the same column; the "
+            "offset is a numeric column of its own."
+        )
+    return str(offset % width)
+
+
+def _move_offset(est, X, labels, Z, names):
+    """``(labels, Z, names)`` with the offset column (if any) moved from
+    the covariates to Z's last column."""
+    name = offset_column(est, X)
+    if name is None:
+        return labels, Z, names
+    j = list(names).index(name)
+    order = [k for k in range(Z.shape[1]) if k != j] + [j]
+    return labels, Z[:, order], [n for k, n in enumerate(names) if k != j]
 
 
 def _check_unique_columns(X):
@@ -550,4 +623,5 @@ def prepare(est, X, y, sample_weight=None, *, reset):
         classes,
         binary,
         *info,
+        offset=offset_column(est, X),
     )

@@ -21,6 +21,7 @@ import numpy as np
 from scipy.special import expit
 
 from .binomial import softplus
+from .grouping import row_offset
 from .roots import solve_decreasing
 from .rules import adaptive_rule
 
@@ -48,6 +49,8 @@ class BatchLikelihood:
         self.N = data.group_sum(n)
         self.D = data.group_sum(m - n)  # sum of (m - n) over each group's rows
         self.DZ = data.group_sum((m - n)[:, None] * data.Z)
+        # and of (m - n) times the rows' offsets
+        self.D_offset = data.group_sum((m - n) * row_offset(data) + 0.0 * m)
         self.binary = bool(np.all(n == 1.0))
         self.start = np.zeros(data.n_groups) if start is None else np.asarray(start)
 
@@ -66,6 +69,8 @@ class BatchLikelihood:
         m, n = data.successes[:, None], data.trials[:, None]
         beta, b, tau = T[:, :-2], T[:, -2], T[:, -1]
         offset = b[None, :] + (data.Z @ beta.T if data.Z.shape[1] else 0.0)
+        if data.offset is not None:
+            offset = offset + data.offset[:, None]
         offset = np.broadcast_to(offset, (len(data.codes), len(T)))
 
         def fun(u):
@@ -82,7 +87,7 @@ class BatchLikelihood:
         sd = 1.0 / np.sqrt(tau * tau * W + 1.0)
         nodes = u[..., None] + sd[..., None] * self.t  # (G, k, K)
         # the linear part: sum_i (m_i - n_i) (o_i + tau u)
-        lin_o = self.D[:, None] * b[None, :]
+        lin_o = self.D[:, None] * b[None, :] + self.D_offset[:, None]
         if data.Z.shape[1]:
             lin_o = lin_o + self.DZ @ beta.T
         h = lin_o[..., None] + (self.D[:, None] * tau)[..., None] * nodes

@@ -15,6 +15,7 @@ import numpy as np
 from scipy.special import logit
 
 from .binomial import loglik_terms, residual_and_weight
+from .grouping import row_offset
 from .roots import solve_decreasing
 
 
@@ -52,7 +53,7 @@ class GroupedLogistic:
 
     def __init__(self, data, offset=0.0, alpha_prior=None, coef_prior=None):
         p = data.Z.shape[1]
-        self.data, self.offset = data, offset
+        self.data, self.offset = data, offset + row_offset(data)
         self.a_mean, self.a_prec = alpha_prior if alpha_prior is not None else (0, 0)
         self.b_mean, self.b_prec = (
             coef_prior if coef_prior is not None else (np.zeros(p), np.zeros(p))
@@ -283,7 +284,7 @@ def pooled_objective(data):
     """
 
     def fun_grad(x):
-        eta = x[0] + data.Z @ x[1:]
+        eta = x[0] + data.Z @ x[1:] + row_offset(data)
         r, _, _ = residual_and_weight(eta, data.successes, data.trials)
         f = -float(np.sum(loglik_terms(eta, data.successes, data.trials)))
         return f, -np.concatenate([[r.sum()], data.Z.T @ r])

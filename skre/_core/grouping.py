@@ -17,6 +17,8 @@ class Collapsed:
     successes, trials : (n_rows,) weighted counts.
     n_groups : number of groups (codes run over ``range(n_groups)``).
     starts : (n_groups,) index of each group's first row.
+    offset : (n_rows,) float array, each row's fixed offset of its logit
+        (coefficient 1), or None (no offset).
     """
 
     codes: np.ndarray
@@ -25,6 +27,7 @@ class Collapsed:
     trials: np.ndarray
     n_groups: int
     starts: np.ndarray
+    offset: np.ndarray | None = None
 
     def group_sum(self, values):
         """Sum ``values`` (rows first, any trailing shape) within each group.
@@ -77,6 +80,31 @@ class Collapsed:
         return len(self.codes) == self.n_groups
 
 
+def row_offset(data):
+    """The rows' offsets of ``data`` (0.0 when it has none): what every
+    linear predictor of its rows adds."""
+    offset = getattr(data, "offset", None)
+    return 0.0 if offset is None else offset
+
+
+def split_offset(data):
+    """``data`` whose last covariate column is the offset, with that column
+    moved to ``offset`` (rows collapsed with the offset among the
+    covariates merge only rows of equal offsets)."""
+    data.offset = np.ascontiguousarray(data.Z[:, -1])
+    data.Z = np.ascontiguousarray(data.Z[:, :-1])
+    return data
+
+
+def collapse_offset(codes, Z, successes, trials, n_groups, offset):
+    """:func:`collapse` of rows with ``offset`` (None: none): rows merge only
+    where their offsets are equal too."""
+    if offset is None:
+        return collapse(codes, Z, successes, trials, n_groups)
+    Z = np.column_stack([np.reshape(Z, (len(codes), -1)), offset])
+    return split_offset(collapse(codes, Z, successes, trials, n_groups))
+
+
 def pooled_rows(data, group_weight=None):
     """The same rows as one group (complete pooling); group multiplicities, if
     given, folded into the counts."""
@@ -85,7 +113,13 @@ def pooled_rows(data, group_weight=None):
         gw = group_weight[data.codes]
         m, n = m * gw, n * gw
     return Collapsed(
-        np.zeros(len(data.codes), dtype=np.intp), data.Z, m, n, 1, np.array([0])
+        np.zeros(len(data.codes), dtype=np.intp),
+        data.Z,
+        m,
+        n,
+        1,
+        np.array([0]),
+        getattr(data, "offset", None),
     )
 
 
@@ -209,6 +243,7 @@ def subset_groups(data, groups, rows=None):
         data.trials[rows],
         len(groups),
         starts,
+        None if data.offset is None else data.offset[rows],
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.special import log_expit
 
 from .binomial import kernel, residual_and_weight
-from .grouping import group_rows, subset_groups
+from .grouping import group_rows, row_offset, subset_groups
 from .nodepass import AtMode, ModePass, NodePass, row_logsumexp
 from .roots import solve_decreasing
 from .rules import adaptive_rule, logistic_normal_rule
@@ -76,7 +76,8 @@ class MarginalLikelihood:
 
     def _offset(self, beta, b):
         Z = self.data.Z
-        return b + Z @ beta if Z.shape[1] else np.full(len(self.data.codes), b)
+        eta = b + Z @ beta if Z.shape[1] else np.full(len(self.data.codes), b)
+        return eta + row_offset(self.data)
 
     def modes(self, offset, tau, params=None, grad=True):
         """Conditional modes of u, and the sums there (:class:`AtMode`).
@@ -228,6 +229,8 @@ class MarginalLikelihood:
             T = param_rows[s : s + per]
             beta, b, tau = T[:, :-2], T[:, -2], T[:, -1]
             offset = b[None, :] + (data.Z @ beta.T if data.Z.shape[1] else 0.0)
+            if data.offset is not None:
+                offset = offset + data.offset[:, None]
             offset = np.broadcast_to(offset, (rows, len(T)))
 
             def fun(u, offset=offset, tau=tau):
@@ -502,7 +505,8 @@ class MixedLikelihood:
 
     def _offset(self, beta, b):
         Z = self.data.Z
-        return b + Z @ beta if Z.shape[1] else np.full(len(self.data.codes), b)
+        eta = b + Z @ beta if Z.shape[1] else np.full(len(self.data.codes), b)
+        return eta + row_offset(self.data)
 
     def value(self, params):
         return float(sum(model.value(params) for _, model in self.parts))

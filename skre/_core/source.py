@@ -11,7 +11,7 @@ import numpy as np
 from .accuracy import compare_rules, level_index, select_nodes, start_levels
 from .binomial import fast_expit
 from .glm import fit_grouped_logistic
-from .grouping import Collapsed, pooled_rows
+from .grouping import Collapsed, pooled_rows, row_offset
 from .quadrature import quadrature_likelihood
 
 
@@ -74,6 +74,7 @@ class InMemory:
                 data.trials[::step] * step,
                 1,
                 data.starts,
+                None if data.offset is None else data.offset[::step],
             )
         return fit_grouped_logistic(
             data, max_iter=3, tol=1e-3, covariance=False, coef_prior=coef_prior
@@ -125,7 +126,7 @@ class InMemory:
         """Score and expected information for tau^2 at tau = 0."""
         data = self.data
         eta = b + data.Z @ beta if data.Z.shape[1] else np.full(len(data.codes), b)
-        p = fast_expit(eta)
+        p = fast_expit(eta + row_offset(data))
         R = data.group_sum(data.successes - data.trials * p)
         W = data.group_sum(data.trials * p * (1.0 - p))
         self._pooled_sums = R, W  # for start_modes
@@ -151,7 +152,7 @@ class InMemory:
         start, and on 10^6 rows the product cost a third of a quadrature pass.
         """
         data, gw = self.data, self.group_weight
-        p = fast_expit(b + data.Z @ beta)
+        p = fast_expit(b + data.Z @ beta + row_offset(data))
         w = data.trials * p * (1.0 - p)
         if np.any(gw != 1.0):
             w *= gw[data.codes]
