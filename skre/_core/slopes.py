@@ -31,15 +31,17 @@ triangle of ``L`` row by row (or its diagonal).
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, sparse
 
 from .binomial import fast_expit, softplus
+from .nodepass import log_expit_and_expit
 from .rules import product_rule
 
 #: node weights below this fraction of the largest are dropped (pruning)
 PRUNE = 1e-15
-#: row-node values per chunk of the node pass
-CHUNK = 2**21
+#: row-node values per chunk of the node pass (2^16 doubles, 512 KiB per
+#: temporary: in cache, as the random intercept's NodePass)
+CHUNK = 2**16
 
 
 @dataclass
@@ -67,7 +69,31 @@ class SlopeData:
         return self.R.shape[1]
 
     def group_sum(self, values):
-        return np.add.reduceat(values, self.starts, axis=0)
+        """Each group's sum of ``values`` (rows first, any trailing shape): a
+        vector by ``np.add.reduceat``, anything wider by the sparse
+        row-summing matrix (reduceat along the rows of a matrix is slow)."""
+        values = np.asarray(values)
+        if values.ndim == 1:
+            return np.add.reduceat(values, self.starts)
+        flat = np.ascontiguousarray(values).reshape(len(values), -1)
+        out = self.summer(0, self.n_groups) @ flat
+        return out.reshape((self.n_groups,) + values.shape[1:])
+
+    def summer(self, g0, g1):
+        """The 0/1 matrix (groups g0..g1 x their rows) that sums each group's
+        rows; the whole data's is cached."""
+        whole = g0 == 0 and g1 == self.n_groups
+        if whole and "_summer" in self.__dict__:
+            return self.__dict__["_summer"]
+        ends = np.r_[self.starts, len(self.codes)]
+        r0, r1 = int(ends[g0]), int(ends[g1])
+        out = sparse.csr_array(
+            (np.ones(r1 - r0), np.arange(r1 - r0), ends[g0 : g1 + 1] - r0),
+            shape=(g1 - g0, r1 - r0),
+        )
+        if whole:
+            self.__dict__["_summer"] = out
+        return out
 
 
 def cholesky_of(theta, q, diagonal):
@@ -227,50 +253,65 @@ class SlopeLikelihood:
         t, log_w = self.t, self.log_w
         # each row's RL C_g: the node offsets of eta are D_i . t_k
         D = np.einsum("ij,ijk->ik", RL, C[d.codes])
-        # |u_gk|^2 = |u|^2 + 2 u' C t + t' C'C t
+        # |u_gk|^2 = |u|^2 + 2 u' C t + t' C'C t (the last, a matrix product
+        # with the nodes' t t')
         uC = np.einsum("gj,gjk->gk", u, C)
         CtC = np.einsum("gjk,gjl->gkl", C, C)
-        sq = (
-            np.sum(u * u, axis=1)[:, None]
-            + 2.0 * uC @ t.T
-            + np.einsum("kj,gjl,kl->gk", t, CtC, t)
-        )
-        base = log_w + 0.5 * np.sum(t * t, axis=1)
+        q = d.q
+        tt = (t[:, :, None] * t[:, None, :]).reshape(len(t), q * q)
+        a_prior = uC @ (-t.T)  # -(u' C t + t' C'C t / 2 + |u|^2 / 2), per node
+        a_prior -= 0.5 * (CtC.reshape(d.n_groups, q * q) @ tt.T)
+        a_prior -= 0.5 * np.sum(u * u, axis=1)[:, None]
+        a_prior += log_w + 0.5 * np.sum(t * t, axis=1)
         logm = np.empty(d.n_groups)
         if grad:
-            r_bar = np.empty(len(d.codes))
-            r_t = np.empty((len(d.codes), d.q))
-            t_bar = np.empty((d.n_groups, d.q))
-            T2 = np.empty((d.n_groups, d.q, d.q))
+            r_moments = np.empty((len(d.codes), 1 + q))  # E[r], E[r t]
+            t_moments = np.empty((d.n_groups, q + q * q))  # E[t], E[t t']
+            t_one = np.column_stack([np.ones(len(t)), t])
+            t_both = np.column_stack([t, tt])
+        centre = int(np.argmax(log_w))  # the node nearest the mode
         # one pass over the rows in chunks of whole groups: each chunk's
         # kernel, its groups' node weights, then (Fisher's identity) each
         # row's residual averaged over its group's nodes, E[r] and E[r t]
-        for g0, g1, r0, r1 in self._chunks(len(log_w)):
-            eta = eta_hat[r0:r1, None] + D[r0:r1] @ t.T
-            e = np.exp(-np.abs(eta))
-            val = np.maximum(eta, 0.0)
-            val += np.log1p(e)  # softplus(eta)
-            val *= -d.n[r0:r1, None]
-            val += d.m[r0:r1, None] * eta
-            local = d.starts[g0:g1] - r0
-            a = base + np.add.reduceat(val, local, axis=0) - 0.5 * sq[g0:g1]
-            top = a.max(axis=1)
-            pi = np.exp(a - top[:, None])
+        for g0, g1, r0, r1, codes, summer, m, n, m_minus_n in self._chunks:
+            eta = D[r0:r1] @ t.T
+            eta += eta_hat[r0:r1, None]
+            log_p, p = log_expit_and_expit(eta)
+            # the kernel m eta - n softplus(eta) = (m - n) eta + n log p
+            eta *= m_minus_n
+            if n is not None:
+                log_p *= n
+            eta += log_p
+            a = summer @ eta
+            a += a_prior[g0:g1]
+            # log sum_k exp(a_k), shifted by the node nearest the mode (the
+            # integrand's peak); the true maximum where that overflows
+            shift = a[:, centre].copy()
+            pi = a - shift[:, None]
+            with np.errstate(over="ignore"):
+                np.exp(pi, out=pi)
             total = pi.sum(axis=1)
-            logm[g0:g1] = log_det_C[g0:g1] + top + np.log(total)
+            bad = ~np.isfinite(total)
+            if bad.any():
+                shift[bad] = a[bad].max(axis=1)
+                pi[bad] = np.exp(a[bad] - shift[bad, None])
+                total[bad] = pi[bad].sum(axis=1)
+            logm[g0:g1] = log_det_C[g0:g1] + shift + np.log(total)
             if not grad:
                 continue
             pi /= total[:, None]
-            t_bar[g0:g1] = pi @ t
-            T2[g0:g1] = np.einsum("gk,ka,kb->gab", pi, t, t)
-            prob = 1.0 / (1.0 + e)
-            prob = np.where(eta >= 0.0, prob, e * prob)  # expit(eta)
-            res = d.m[r0:r1, None] - d.n[r0:r1, None] * prob
-            res *= np.take(pi, d.codes[r0:r1] - g0, axis=0)
-            r_bar[r0:r1] = res.sum(axis=1)
-            r_t[r0:r1] = res @ t
+            t_moments[g0:g1] = pi @ t_both
+            # the residual m - n p at each node, weighted by its group's pi
+            if n is not None:
+                p *= n
+            np.subtract(m, p, out=p)
+            p *= np.take(pi, codes, axis=0)
+            r_moments[r0:r1] = p @ t_one
         if not grad:
             return float(logm.sum()), None, logm, None
+        r_bar, r_t = r_moments[:, 0].copy(), r_moments[:, 1:]
+        t_bar = t_moments[:, :q]
+        T2 = t_moments[:, q:].reshape(d.n_groups, q, q)
         S = self._scores(u, H, C, eta_hat, RL, L, r_bar, r_t, t_bar, T2)
         return float(logm.sum()), S.sum(axis=0), logm, S
 
@@ -280,21 +321,34 @@ class SlopeLikelihood:
             return np.arange(q), np.arange(q)
         return np.tril_indices(q)
 
-    def _chunks(self, k):
+    @property
+    def _chunks(self):
+        """The node pass's chunks of whole groups, about :data:`CHUNK`
+        row-node values each (a larger group is a chunk of its own): ``(g0,
+        g1, r0, r1, each row's group in the chunk, the chunk's row-summing
+        matrix, m, n (None when every n is 1), m - n)``, the counts as
+        columns. Built on first use."""
+        chunks = self.__dict__.get("_chunk_list")
+        if chunks is not None:
+            return chunks
         d = self.data
-        rows = len(d.codes)
-        per = max(1, CHUNK // max(k, 1))
-        starts = d.starts
-        bounds = [0]
-        for g in range(1, d.n_groups):
-            if starts[g] - starts[bounds[-1]] >= per:
-                bounds.append(g)
-        bounds.append(d.n_groups)
-        out = []
+        rows, G = len(d.codes), d.n_groups
+        per = max(1, CHUNK // max(len(self.log_w), 1))
+        starts = np.asarray(d.starts)
+        chunk_of_group = starts // per
+        bounds = np.r_[0, np.flatnonzero(np.diff(chunk_of_group)) + 1, G]
+        unit = bool(np.all(d.n == 1.0))
+        chunks = []
         for g0, g1 in zip(bounds[:-1], bounds[1:]):
-            r1 = starts[g1] if g1 < d.n_groups else rows
-            out.append((g0, g1, int(starts[g0]), int(r1)))
-        return out
+            r0 = int(starts[g0])
+            r1 = int(starts[g1]) if g1 < G else rows
+            m, n = d.m[r0:r1, None], d.n[r0:r1, None]
+            chunks.append(
+                (int(g0), int(g1), r0, r1, d.codes[r0:r1] - g0)
+                + (d.summer(g0, g1), m, None if unit else n, m - n)
+            )
+        self.__dict__["_chunk_list"] = chunks
+        return chunks
 
     def _scores(self, u, H, C, eta, RL, L, r_bar, r_t, t_bar, T2):
         """Each group's exact gradient of its rule's value in ``x``, (G,
