@@ -79,6 +79,28 @@ class SlopeData:
         out = self.summer(0, self.n_groups) @ flat
         return out.reshape((self.n_groups,) + values.shape[1:])
 
+    def products(self):
+        """Each row's ``R R'`` (its upper triangle, (rows, q(q+1)/2)) and
+        ``(X, R)`` side by side; cached."""
+        out = self.__dict__.get("_products")
+        if out is None:
+            iu, ju = np.triu_indices(self.q)
+            RR = self.R[:, iu] * self.R[:, ju]
+            out = RR, np.column_stack([self.X, self.R])
+            self.__dict__["_products"] = out
+        return out
+
+    def weighted_group_sum(self, weights, values):
+        """Per group ``sum_i weights_i * values_i`` for (rows x k) ``values``,
+        without forming the product: the row-summing matrix with ``weights``
+        in place of its ones."""
+        summer = self.summer(0, self.n_groups)
+        weighted = sparse.csr_array(
+            (np.asarray(weights, dtype=float), summer.indices, summer.indptr),
+            shape=summer.shape,
+        )
+        return weighted @ values
+
     def summer(self, g0, g1):
         """The 0/1 matrix (groups g0..g1 x their rows) that sums each group's
         rows; the whole data's is cached."""
@@ -166,6 +188,11 @@ class SlopeLikelihood:
         u = self.u.copy()
         q, G = d.q, d.n_groups
         eye = np.eye(q)
+        iu, ju = np.triu_indices(q)
+        RLRL = RL[:, iu] * RL[:, ju]  # each row's RL RL', upper triangle
+
+        def curvature(w):  # I + sum_i w_i RL_i RL_i'
+            return _symmetric(d.weighted_group_sum(w, RLRL), q, iu, ju) + eye
 
         def h_of(u):
             eta = offset + np.einsum("ij,ij->i", RL, u[d.codes])
@@ -177,10 +204,8 @@ class SlopeLikelihood:
         for _ in range(max_iter):
             p = fast_expit(eta.copy())
             r, w = d.m - d.n * p, d.n * p * (1.0 - p)
-            grad = d.group_sum(RL * r[:, None]) - u
-            A = d.group_sum(w[:, None, None] * RL[:, :, None] * RL[:, None, :])
-            H = A + eye
-            step = np.linalg.solve(H, grad[:, :, None])[:, :, 0]
+            grad = d.weighted_group_sum(r, RL) - u
+            step = np.einsum("gab,gb->ga", spd_inverse(curvature(w)), grad)
             size = np.max(np.abs(step), axis=1)
             if np.all(size <= tol * (1.0 + np.max(np.abs(u), axis=1))):
                 break
@@ -195,9 +220,8 @@ class SlopeLikelihood:
             u, h, eta = trial, h_new, eta_new
         p = fast_expit(eta.copy())
         w = d.n * p * (1.0 - p)
-        A = d.group_sum(w[:, None, None] * RL[:, :, None] * RL[:, None, :])
         self.u = u
-        return u, A + eye, eta, h
+        return u, curvature(w), eta, h
 
     def evaluate(self, x, grad=True):
         """``(log-likelihood, gradient, per-group log-likelihoods, per-group
@@ -227,7 +251,8 @@ class SlopeLikelihood:
         offset = b + d.X @ beta
         RL = d.R @ L
         u, H, eta_hat, h_hat = self.modes(offset, RL)
-        C = np.linalg.cholesky(np.linalg.inv(H))  # (G, q, q), C C' = H^-1
+        Hinv = spd_inverse(H)
+        C = cholesky(Hinv)  # (G, q, q), C C' = H^-1
         self.C = C
         log_det_C = np.sum(np.log(np.diagonal(C, axis1=1, axis2=2)), axis=1)
         if self.K == 1:
@@ -239,7 +264,7 @@ class SlopeLikelihood:
             zeros = np.zeros((d.n_groups, d.q))
             S = self._scores(
                 u,
-                H,
+                Hinv,
                 C,
                 eta_hat,
                 RL,
@@ -312,7 +337,7 @@ class SlopeLikelihood:
         r_bar, r_t = r_moments[:, 0].copy(), r_moments[:, 1:]
         t_bar = t_moments[:, :q]
         T2 = t_moments[:, q:].reshape(d.n_groups, q, q)
-        S = self._scores(u, H, C, eta_hat, RL, L, r_bar, r_t, t_bar, T2)
+        S = self._scores(u, Hinv, C, eta_hat, RL, L, r_bar, r_t, t_bar, T2)
         return float(logm.sum()), S.sum(axis=0), logm, S
 
     def _entries(self):
@@ -350,7 +375,7 @@ class SlopeLikelihood:
         self.__dict__["_chunk_list"] = chunks
         return chunks
 
-    def _scores(self, u, H, C, eta, RL, L, r_bar, r_t, t_bar, T2):
+    def _scores(self, u, Hinv, C, eta, RL, L, r_bar, r_t, t_bar, T2):
         """Each group's exact gradient of its rule's value in ``x``, (G,
         len(x)).
 
@@ -365,7 +390,8 @@ class SlopeLikelihood:
 
         ``r_bar``, ``r_t``: each row's residual averaged over its group's
         nodes, and times ``t_k``; ``t_bar``, ``T2``: each group's ``E[t]``
-        and ``E[t t']``; ``eta``: the rows' logits at the mode.
+        and ``E[t t']``; ``eta``: the rows' logits at the mode; ``Hinv``:
+        ``H^-1``.
         """
         d = self.data
         p, q = d.X.shape[1], d.q
@@ -373,61 +399,100 @@ class SlopeLikelihood:
         res = d.m - d.n * prob  # at the mode
         w = d.n * prob * (1.0 - prob)
         w1 = w * (1.0 - 2.0 * prob)  # dw / d eta
-        Hinv = np.linalg.inv(H)
         rows_a, rows_b = self._entries()
-        u_rows = u[d.codes]
         # h's gradient at the nodes, averaged: E[grad] and E[grad t']
-        LtSr = d.group_sum(d.R * r_bar[:, None]) @ L  # (L' sum_i r_i R_i)'
+        LtSr = d.weighted_group_sum(r_bar, d.R) @ L  # (L' sum_i r_i R_i)'
         m1 = LtSr - u - np.einsum("gab,gb->ga", C, t_bar)
-        RrT = d.group_sum(d.R[:, :, None] * r_t[:, None, :])  # sum R_i (r t)_i'
-        M2 = (
-            np.einsum("ba,gbc->gac", L, RrT)
-            - u[:, :, None] * t_bar[:, None, :]
-            - np.einsum("gab,gbc->gac", C, T2)
+        RrT = np.stack(  # sum_i R_i (r t)_i'
+            [d.weighted_group_sum(r_t[:, k], d.R) for k in range(q)], axis=2
         )
-        # Fisher's part: x_i E[r], E[r], and R_ia E[r u_b], u = u_hat + C t
-        V = r_bar[:, None] * u_rows + np.einsum("ijk,ik->ij", C[d.codes], r_t)
-        scores = d.group_sum(
-            np.column_stack(
-                [d.X * r_bar[:, None], r_bar, d.R[:, rows_a] * V[:, rows_b]]
-            )
-        )
-        # the mode's and the scale's movement, parameter by parameter
-        direct = [d.X[:, j] for j in range(p)] + [np.ones(len(eta))]
-        direct += [d.R[:, a] * u_rows[:, b] for a, b in zip(rows_a, rows_b)]
-        Sr0 = d.group_sum(d.R * res[:, None])  # sum_i res_i R_i at the mode
-        iu, ju = np.triu_indices(q)
-        RR = d.R[:, iu] * d.R[:, ju]  # each row's R R', upper triangle
-        A = _symmetric(d.group_sum(w[:, None] * RR), q, iu, ju)
-        AL = A @ L
+        M2 = L.T @ RrT - u[:, :, None] * t_bar[:, None, :] - C @ T2
+        # the mode's and the scale's movement: with dx_j, the mode moves by
+        # du_j = H^-1 M_j and H by dH_j, the value by m1' du_j (h's gradient
+        # at the nodes) + sum(M2 * dC_j) (dC_j = C Phi(-C' dH_j C)) -
+        # tr(H^-1 dH_j) / 2. That is linear in dH_j: sum(dH_j * Q) with Q =
+        # -C W C' - H^-1 / 2 (W: C' M2's lower triangle, diagonal halved),
+        # and dH_j's part L' B_j L (B_j = sum_i w'_i d_eta_ij R_i R_i',
+        # d_eta_ij = D_ij + RL_i' du_j) gives sum_i w'_i d_eta_ij s_i with
+        # s_i = R_i' L Q L' R_i. Collecting the du_j terms into z = H^-1 (m1
+        # + sum_i w'_i s_i RL_i) leaves one row weight c_i for every
+        # parameter, z' M_j = -sum_i w_i (RL_i' z) D_ij (plus, for an entry
+        # (a, b) of L, z_b sum_i res_i R_ia and dL's part of dH_j)
         Ct = np.transpose(C, (0, 2, 1))
-        # the (mode's) direct terms of d(dh/du)/dx_j and of dH_j at once
-        Wd = np.column_stack(direct) * w[:, None]  # (rows, dim)
-        M_all = -np.stack(
-            [d.group_sum(RL * Wd[:, [j]]) for j in range(len(direct))], axis=2
-        )  # (G, q, dim)
-        for j, D in enumerate(direct):
-            M = M_all[:, :, j].copy()
-            if j > p:
-                a, b = rows_a[j - p - 1], rows_b[j - p - 1]
-                M[:, b] += Sr0[:, a]
-            du = np.matmul(Hinv, M[:, :, None])[:, :, 0]
-            d_eta = D + np.einsum("ij,ij->i", RL, du[d.codes])
-            B = _symmetric(d.group_sum((w1 * d_eta)[:, None] * RR), q, iu, ju)
-            dH = L.T @ B @ L
-            if j > p:
-                term = np.zeros((d.n_groups, q, q))
-                term[:, b, :] = AL[:, a, :]  # dL' A L, dL = e_a e_b'
-                dH += term + np.transpose(term, (0, 2, 1))
-            # d log|C| = -tr(H^-1 dH) / 2; dC = C Phi(-C' dH C) (C C' = H^-1)
-            trace = np.einsum("gab,gba->g", Hinv, dH)
-            Phi = np.tril(-(Ct @ dH @ C))
-            Phi[:, np.arange(q), np.arange(q)] *= 0.5
-            dC = C @ Phi
-            scores[:, j] += (
-                np.sum(m1 * du, axis=1) + np.sum(M2 * dC, axis=(1, 2)) - 0.5 * trace
+        Wt = np.tril(Ct @ M2)
+        Wt[:, np.arange(q), np.arange(q)] *= 0.5
+        Q = -(C @ Wt @ Ct) - 0.5 * Hinv
+        iu, ju = np.triu_indices(q)
+        P = L @ Q @ L.T
+        P = P + np.transpose(P, (0, 2, 1))
+        P[:, np.arange(q), np.arange(q)] *= 0.5
+        RR, XR = d.products()
+        s = np.einsum("ij,ij->i", RR, P[:, iu, ju][d.codes])  # R_i' P R_i
+        w1s = w1 * s
+        z = np.einsum("gab,gb->ga", Hinv, m1 + d.weighted_group_sum(w1s, RL))
+        c = w1s - w * np.einsum("ij,ij->i", RL, z[d.codes])
+        # Fisher's part, x_i E[r], E[r] and R_ia E[r u_b] (u = u_hat + C t),
+        # and the movement's, each direct derivative of eta (x_i, 1, R_ia
+        # u_b) times c_i: u is the group's, so per group sums of (X, R)
+        sums = d.weighted_group_sum(r_bar + c, XR)  # (G, p + q)
+        ua = u[:, rows_b]
+        scores = np.column_stack(
+            [sums[:, : p + 1], sums[:, p + rows_a] * ua + (RrT @ Ct)[:, rows_a, rows_b]]
+        )
+        Sr0 = d.weighted_group_sum(res, d.R)  # sum_i res_i R_i at the mode
+        A = _symmetric(d.weighted_group_sum(w, RR), q, iu, ju)
+        AL = A @ L
+        Qs = Q + np.transpose(Q, (0, 2, 1))
+        for k, (a, b) in enumerate(zip(rows_a, rows_b)):
+            # dL = e_a e_b': M_j gains Sr0_a in row b, dH_j gains dL' A L
+            # and its transpose
+            scores[:, p + 1 + k] += z[:, b] * Sr0[:, a] + np.einsum(
+                "gl,gl->g", AL[:, a, :], Qs[:, b, :]
             )
         return scores
+
+
+def cholesky(H):
+    """Lower-triangular ``C`` with ``C C' = H`` for a stack (G, q, q) of
+    positive definite matrices: the Cholesky recursion over the q^2 entries,
+    each a vector over the stack (numpy's stacked linalg costs about as much
+    per 2 x 2 matrix as this does per entry)."""
+    q = H.shape[-1]
+    C = np.zeros_like(H)
+    for j in range(q):
+        s = H[:, j, j].copy()
+        for k in range(j):
+            s -= C[:, j, k] ** 2
+        C[:, j, j] = np.sqrt(s)
+        for i in range(j + 1, q):
+            s = H[:, i, j].copy()
+            for k in range(j):
+                s -= C[:, i, k] * C[:, j, k]
+            C[:, i, j] = s / C[:, j, j]
+    return C
+
+
+def spd_inverse(H):
+    """The inverses of a stack (G, q, q) of positive definite matrices, from
+    their Cholesky factors (forward substitution entry by entry)."""
+    q = H.shape[-1]
+    C = cholesky(H)
+    inv = np.zeros_like(H)  # C^-1, lower triangular
+    for j in range(q):
+        inv[:, j, j] = 1.0 / C[:, j, j]
+        for i in range(j + 1, q):
+            s = C[:, i, j] * inv[:, j, j]
+            for k in range(j + 1, i):
+                s += C[:, i, k] * inv[:, k, j]
+            inv[:, i, j] = -s / C[:, i, i]
+    out = np.empty_like(H)  # H^-1 = C^-T C^-1
+    for a in range(q):
+        for b in range(a, q):
+            s = inv[:, b, a] * inv[:, b, b]
+            for k in range(b + 1, q):
+                s += inv[:, k, a] * inv[:, k, b]
+            out[:, a, b] = out[:, b, a] = s
+    return out
 
 
 def _symmetric(upper, q, iu, ju):
