@@ -737,3 +737,16 @@ def test_auto_falls_back_on_the_sinh_rule(monkeypatch):
     assert str(est._fit_result.n_quad).startswith("sinh:")
     assert est.loglik_ == pytest.approx(exact_loglik(est, X, y), abs=1e-7)
     assert "rule in sinh(v)" in str(est.summary())  # (wrapped after "trapezoid")
+
+
+def test_stacked_cholesky_and_inverse_match_numpy():
+    """The node pass's entry-by-entry Cholesky factors and inverses of the
+    groups' (q x q) curvatures are numpy's, for every q a fit can have."""
+    from skre._core.slopes import cholesky, spd_inverse
+
+    rng = np.random.default_rng(3)
+    for q in (1, 2, 3):
+        A = rng.normal(size=(200, q, q))
+        H = A @ np.transpose(A, (0, 2, 1)) + np.eye(q)
+        np.testing.assert_allclose(cholesky(H), np.linalg.cholesky(H), atol=1e-13)
+        np.testing.assert_allclose(spd_inverse(H), np.linalg.inv(H), atol=1e-13)

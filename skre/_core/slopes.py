@@ -31,15 +31,17 @@ triangle of ``L`` row by row (or its diagonal).
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, sparse
 
 from .binomial import fast_expit, softplus
+from .nodepass import log_expit_and_expit
 from .rules import product_rule
 
 #: node weights below this fraction of the largest are dropped (pruning)
 PRUNE = 1e-15
-#: row-node values per chunk of the node pass
-CHUNK = 2**21
+#: row-node values per chunk of the node pass (2^16 doubles, 512 KiB per
+#: temporary: in cache, as the random intercept's NodePass)
+CHUNK = 2**16
 
 
 @dataclass
@@ -67,7 +69,53 @@ class SlopeData:
         return self.R.shape[1]
 
     def group_sum(self, values):
-        return np.add.reduceat(values, self.starts, axis=0)
+        """Each group's sum of ``values`` (rows first, any trailing shape): a
+        vector by ``np.add.reduceat``, anything wider by the sparse
+        row-summing matrix (reduceat along the rows of a matrix is slow)."""
+        values = np.asarray(values)
+        if values.ndim == 1:
+            return np.add.reduceat(values, self.starts)
+        flat = np.ascontiguousarray(values).reshape(len(values), -1)
+        out = self.summer(0, self.n_groups) @ flat
+        return out.reshape((self.n_groups,) + values.shape[1:])
+
+    def products(self):
+        """Each row's ``R R'`` (its upper triangle, (rows, q(q+1)/2)) and
+        ``(X, R)`` side by side; cached."""
+        out = self.__dict__.get("_products")
+        if out is None:
+            iu, ju = np.triu_indices(self.q)
+            RR = self.R[:, iu] * self.R[:, ju]
+            out = RR, np.column_stack([self.X, self.R])
+            self.__dict__["_products"] = out
+        return out
+
+    def weighted_group_sum(self, weights, values):
+        """Per group ``sum_i weights_i * values_i`` for (rows x k) ``values``,
+        without forming the product: the row-summing matrix with ``weights``
+        in place of its ones."""
+        summer = self.summer(0, self.n_groups)
+        weighted = sparse.csr_array(
+            (np.asarray(weights, dtype=float), summer.indices, summer.indptr),
+            shape=summer.shape,
+        )
+        return weighted @ values
+
+    def summer(self, g0, g1):
+        """The 0/1 matrix (groups g0..g1 x their rows) that sums each group's
+        rows; the whole data's is cached."""
+        whole = g0 == 0 and g1 == self.n_groups
+        if whole and "_summer" in self.__dict__:
+            return self.__dict__["_summer"]
+        ends = np.r_[self.starts, len(self.codes)]
+        r0, r1 = int(ends[g0]), int(ends[g1])
+        out = sparse.csr_array(
+            (np.ones(r1 - r0), np.arange(r1 - r0), ends[g0 : g1 + 1] - r0),
+            shape=(g1 - g0, r1 - r0),
+        )
+        if whole:
+            self.__dict__["_summer"] = out
+        return out
 
 
 def cholesky_of(theta, q, diagonal):
@@ -140,6 +188,11 @@ class SlopeLikelihood:
         u = self.u.copy()
         q, G = d.q, d.n_groups
         eye = np.eye(q)
+        iu, ju = np.triu_indices(q)
+        RLRL = RL[:, iu] * RL[:, ju]  # each row's RL RL', upper triangle
+
+        def curvature(w):  # I + sum_i w_i RL_i RL_i'
+            return _symmetric(d.weighted_group_sum(w, RLRL), q, iu, ju) + eye
 
         def h_of(u):
             eta = offset + np.einsum("ij,ij->i", RL, u[d.codes])
@@ -151,10 +204,8 @@ class SlopeLikelihood:
         for _ in range(max_iter):
             p = fast_expit(eta.copy())
             r, w = d.m - d.n * p, d.n * p * (1.0 - p)
-            grad = d.group_sum(RL * r[:, None]) - u
-            A = d.group_sum(w[:, None, None] * RL[:, :, None] * RL[:, None, :])
-            H = A + eye
-            step = np.linalg.solve(H, grad[:, :, None])[:, :, 0]
+            grad = d.weighted_group_sum(r, RL) - u
+            step = np.einsum("gab,gb->ga", spd_inverse(curvature(w)), grad)
             size = np.max(np.abs(step), axis=1)
             if np.all(size <= tol * (1.0 + np.max(np.abs(u), axis=1))):
                 break
@@ -169,9 +220,8 @@ class SlopeLikelihood:
             u, h, eta = trial, h_new, eta_new
         p = fast_expit(eta.copy())
         w = d.n * p * (1.0 - p)
-        A = d.group_sum(w[:, None, None] * RL[:, :, None] * RL[:, None, :])
         self.u = u
-        return u, A + eye, eta, h
+        return u, curvature(w), eta, h
 
     def evaluate(self, x, grad=True):
         """``(log-likelihood, gradient, per-group log-likelihoods, per-group
@@ -201,7 +251,8 @@ class SlopeLikelihood:
         offset = b + d.X @ beta
         RL = d.R @ L
         u, H, eta_hat, h_hat = self.modes(offset, RL)
-        C = np.linalg.cholesky(np.linalg.inv(H))  # (G, q, q), C C' = H^-1
+        Hinv = spd_inverse(H)
+        C = cholesky(Hinv)  # (G, q, q), C C' = H^-1
         self.C = C
         log_det_C = np.sum(np.log(np.diagonal(C, axis1=1, axis2=2)), axis=1)
         if self.K == 1:
@@ -213,7 +264,7 @@ class SlopeLikelihood:
             zeros = np.zeros((d.n_groups, d.q))
             S = self._scores(
                 u,
-                H,
+                Hinv,
                 C,
                 eta_hat,
                 RL,
@@ -227,51 +278,66 @@ class SlopeLikelihood:
         t, log_w = self.t, self.log_w
         # each row's RL C_g: the node offsets of eta are D_i . t_k
         D = np.einsum("ij,ijk->ik", RL, C[d.codes])
-        # |u_gk|^2 = |u|^2 + 2 u' C t + t' C'C t
+        # |u_gk|^2 = |u|^2 + 2 u' C t + t' C'C t (the last, a matrix product
+        # with the nodes' t t')
         uC = np.einsum("gj,gjk->gk", u, C)
         CtC = np.einsum("gjk,gjl->gkl", C, C)
-        sq = (
-            np.sum(u * u, axis=1)[:, None]
-            + 2.0 * uC @ t.T
-            + np.einsum("kj,gjl,kl->gk", t, CtC, t)
-        )
-        base = log_w + 0.5 * np.sum(t * t, axis=1)
+        q = d.q
+        tt = (t[:, :, None] * t[:, None, :]).reshape(len(t), q * q)
+        a_prior = uC @ (-t.T)  # -(u' C t + t' C'C t / 2 + |u|^2 / 2), per node
+        a_prior -= 0.5 * (CtC.reshape(d.n_groups, q * q) @ tt.T)
+        a_prior -= 0.5 * np.sum(u * u, axis=1)[:, None]
+        a_prior += log_w + 0.5 * np.sum(t * t, axis=1)
         logm = np.empty(d.n_groups)
         if grad:
-            r_bar = np.empty(len(d.codes))
-            r_t = np.empty((len(d.codes), d.q))
-            t_bar = np.empty((d.n_groups, d.q))
-            T2 = np.empty((d.n_groups, d.q, d.q))
+            r_moments = np.empty((len(d.codes), 1 + q))  # E[r], E[r t]
+            t_moments = np.empty((d.n_groups, q + q * q))  # E[t], E[t t']
+            t_one = np.column_stack([np.ones(len(t)), t])
+            t_both = np.column_stack([t, tt])
+        centre = int(np.argmax(log_w))  # the node nearest the mode
         # one pass over the rows in chunks of whole groups: each chunk's
         # kernel, its groups' node weights, then (Fisher's identity) each
         # row's residual averaged over its group's nodes, E[r] and E[r t]
-        for g0, g1, r0, r1 in self._chunks(len(log_w)):
-            eta = eta_hat[r0:r1, None] + D[r0:r1] @ t.T
-            e = np.exp(-np.abs(eta))
-            val = np.maximum(eta, 0.0)
-            val += np.log1p(e)  # softplus(eta)
-            val *= -d.n[r0:r1, None]
-            val += d.m[r0:r1, None] * eta
-            local = d.starts[g0:g1] - r0
-            a = base + np.add.reduceat(val, local, axis=0) - 0.5 * sq[g0:g1]
-            top = a.max(axis=1)
-            pi = np.exp(a - top[:, None])
+        for g0, g1, r0, r1, codes, summer, m, n, m_minus_n in self._chunks:
+            eta = D[r0:r1] @ t.T
+            eta += eta_hat[r0:r1, None]
+            log_p, p = log_expit_and_expit(eta)
+            # the kernel m eta - n softplus(eta) = (m - n) eta + n log p
+            eta *= m_minus_n
+            if n is not None:
+                log_p *= n
+            eta += log_p
+            a = summer @ eta
+            a += a_prior[g0:g1]
+            # log sum_k exp(a_k), shifted by the node nearest the mode (the
+            # integrand's peak); the true maximum where that overflows
+            shift = a[:, centre].copy()
+            pi = a - shift[:, None]
+            with np.errstate(over="ignore"):
+                np.exp(pi, out=pi)
             total = pi.sum(axis=1)
-            logm[g0:g1] = log_det_C[g0:g1] + top + np.log(total)
+            bad = ~np.isfinite(total)
+            if bad.any():
+                shift[bad] = a[bad].max(axis=1)
+                pi[bad] = np.exp(a[bad] - shift[bad, None])
+                total[bad] = pi[bad].sum(axis=1)
+            logm[g0:g1] = log_det_C[g0:g1] + shift + np.log(total)
             if not grad:
                 continue
             pi /= total[:, None]
-            t_bar[g0:g1] = pi @ t
-            T2[g0:g1] = np.einsum("gk,ka,kb->gab", pi, t, t)
-            prob = 1.0 / (1.0 + e)
-            prob = np.where(eta >= 0.0, prob, e * prob)  # expit(eta)
-            res = d.m[r0:r1, None] - d.n[r0:r1, None] * prob
-            res *= np.take(pi, d.codes[r0:r1] - g0, axis=0)
-            r_bar[r0:r1] = res.sum(axis=1)
-            r_t[r0:r1] = res @ t
+            t_moments[g0:g1] = pi @ t_both
+            # the residual m - n p at each node, weighted by its group's pi
+            if n is not None:
+                p *= n
+            np.subtract(m, p, out=p)
+            p *= np.take(pi, codes, axis=0)
+            r_moments[r0:r1] = p @ t_one
         if not grad:
             return float(logm.sum()), None, logm, None
-        S = self._scores(u, H, C, eta_hat, RL, L, r_bar, r_t, t_bar, T2)
+        r_bar, r_t = r_moments[:, 0].copy(), r_moments[:, 1:]
+        t_bar = t_moments[:, :q]
+        T2 = t_moments[:, q:].reshape(d.n_groups, q, q)
+        S = self._scores(u, Hinv, C, eta_hat, RL, L, r_bar, r_t, t_bar, T2)
         return float(logm.sum()), S.sum(axis=0), logm, S
 
     def _entries(self):
@@ -280,23 +346,36 @@ class SlopeLikelihood:
             return np.arange(q), np.arange(q)
         return np.tril_indices(q)
 
-    def _chunks(self, k):
+    @property
+    def _chunks(self):
+        """The node pass's chunks of whole groups, about :data:`CHUNK`
+        row-node values each (a larger group is a chunk of its own): ``(g0,
+        g1, r0, r1, each row's group in the chunk, the chunk's row-summing
+        matrix, m, n (None when every n is 1), m - n)``, the counts as
+        columns. Built on first use."""
+        chunks = self.__dict__.get("_chunk_list")
+        if chunks is not None:
+            return chunks
         d = self.data
-        rows = len(d.codes)
-        per = max(1, CHUNK // max(k, 1))
-        starts = d.starts
-        bounds = [0]
-        for g in range(1, d.n_groups):
-            if starts[g] - starts[bounds[-1]] >= per:
-                bounds.append(g)
-        bounds.append(d.n_groups)
-        out = []
+        rows, G = len(d.codes), d.n_groups
+        per = max(1, CHUNK // max(len(self.log_w), 1))
+        starts = np.asarray(d.starts)
+        chunk_of_group = starts // per
+        bounds = np.r_[0, np.flatnonzero(np.diff(chunk_of_group)) + 1, G]
+        unit = bool(np.all(d.n == 1.0))
+        chunks = []
         for g0, g1 in zip(bounds[:-1], bounds[1:]):
-            r1 = starts[g1] if g1 < d.n_groups else rows
-            out.append((g0, g1, int(starts[g0]), int(r1)))
-        return out
+            r0 = int(starts[g0])
+            r1 = int(starts[g1]) if g1 < G else rows
+            m, n = d.m[r0:r1, None], d.n[r0:r1, None]
+            chunks.append(
+                (int(g0), int(g1), r0, r1, d.codes[r0:r1] - g0)
+                + (d.summer(g0, g1), m, None if unit else n, m - n)
+            )
+        self.__dict__["_chunk_list"] = chunks
+        return chunks
 
-    def _scores(self, u, H, C, eta, RL, L, r_bar, r_t, t_bar, T2):
+    def _scores(self, u, Hinv, C, eta, RL, L, r_bar, r_t, t_bar, T2):
         """Each group's exact gradient of its rule's value in ``x``, (G,
         len(x)).
 
@@ -311,7 +390,8 @@ class SlopeLikelihood:
 
         ``r_bar``, ``r_t``: each row's residual averaged over its group's
         nodes, and times ``t_k``; ``t_bar``, ``T2``: each group's ``E[t]``
-        and ``E[t t']``; ``eta``: the rows' logits at the mode.
+        and ``E[t t']``; ``eta``: the rows' logits at the mode; ``Hinv``:
+        ``H^-1``.
         """
         d = self.data
         p, q = d.X.shape[1], d.q
@@ -319,61 +399,100 @@ class SlopeLikelihood:
         res = d.m - d.n * prob  # at the mode
         w = d.n * prob * (1.0 - prob)
         w1 = w * (1.0 - 2.0 * prob)  # dw / d eta
-        Hinv = np.linalg.inv(H)
         rows_a, rows_b = self._entries()
-        u_rows = u[d.codes]
         # h's gradient at the nodes, averaged: E[grad] and E[grad t']
-        LtSr = d.group_sum(d.R * r_bar[:, None]) @ L  # (L' sum_i r_i R_i)'
+        LtSr = d.weighted_group_sum(r_bar, d.R) @ L  # (L' sum_i r_i R_i)'
         m1 = LtSr - u - np.einsum("gab,gb->ga", C, t_bar)
-        RrT = d.group_sum(d.R[:, :, None] * r_t[:, None, :])  # sum R_i (r t)_i'
-        M2 = (
-            np.einsum("ba,gbc->gac", L, RrT)
-            - u[:, :, None] * t_bar[:, None, :]
-            - np.einsum("gab,gbc->gac", C, T2)
+        RrT = np.stack(  # sum_i R_i (r t)_i'
+            [d.weighted_group_sum(r_t[:, k], d.R) for k in range(q)], axis=2
         )
-        # Fisher's part: x_i E[r], E[r], and R_ia E[r u_b], u = u_hat + C t
-        V = r_bar[:, None] * u_rows + np.einsum("ijk,ik->ij", C[d.codes], r_t)
-        scores = d.group_sum(
-            np.column_stack(
-                [d.X * r_bar[:, None], r_bar, d.R[:, rows_a] * V[:, rows_b]]
-            )
-        )
-        # the mode's and the scale's movement, parameter by parameter
-        direct = [d.X[:, j] for j in range(p)] + [np.ones(len(eta))]
-        direct += [d.R[:, a] * u_rows[:, b] for a, b in zip(rows_a, rows_b)]
-        Sr0 = d.group_sum(d.R * res[:, None])  # sum_i res_i R_i at the mode
-        iu, ju = np.triu_indices(q)
-        RR = d.R[:, iu] * d.R[:, ju]  # each row's R R', upper triangle
-        A = _symmetric(d.group_sum(w[:, None] * RR), q, iu, ju)
-        AL = A @ L
+        M2 = L.T @ RrT - u[:, :, None] * t_bar[:, None, :] - C @ T2
+        # the mode's and the scale's movement: with dx_j, the mode moves by
+        # du_j = H^-1 M_j and H by dH_j, the value by m1' du_j (h's gradient
+        # at the nodes) + sum(M2 * dC_j) (dC_j = C Phi(-C' dH_j C)) -
+        # tr(H^-1 dH_j) / 2. That is linear in dH_j: sum(dH_j * Q) with Q =
+        # -C W C' - H^-1 / 2 (W: C' M2's lower triangle, diagonal halved),
+        # and dH_j's part L' B_j L (B_j = sum_i w'_i d_eta_ij R_i R_i',
+        # d_eta_ij = D_ij + RL_i' du_j) gives sum_i w'_i d_eta_ij s_i with
+        # s_i = R_i' L Q L' R_i. Collecting the du_j terms into z = H^-1 (m1
+        # + sum_i w'_i s_i RL_i) leaves one row weight c_i for every
+        # parameter, z' M_j = -sum_i w_i (RL_i' z) D_ij (plus, for an entry
+        # (a, b) of L, z_b sum_i res_i R_ia and dL's part of dH_j)
         Ct = np.transpose(C, (0, 2, 1))
-        # the (mode's) direct terms of d(dh/du)/dx_j and of dH_j at once
-        Wd = np.column_stack(direct) * w[:, None]  # (rows, dim)
-        M_all = -np.stack(
-            [d.group_sum(RL * Wd[:, [j]]) for j in range(len(direct))], axis=2
-        )  # (G, q, dim)
-        for j, D in enumerate(direct):
-            M = M_all[:, :, j].copy()
-            if j > p:
-                a, b = rows_a[j - p - 1], rows_b[j - p - 1]
-                M[:, b] += Sr0[:, a]
-            du = np.matmul(Hinv, M[:, :, None])[:, :, 0]
-            d_eta = D + np.einsum("ij,ij->i", RL, du[d.codes])
-            B = _symmetric(d.group_sum((w1 * d_eta)[:, None] * RR), q, iu, ju)
-            dH = L.T @ B @ L
-            if j > p:
-                term = np.zeros((d.n_groups, q, q))
-                term[:, b, :] = AL[:, a, :]  # dL' A L, dL = e_a e_b'
-                dH += term + np.transpose(term, (0, 2, 1))
-            # d log|C| = -tr(H^-1 dH) / 2; dC = C Phi(-C' dH C) (C C' = H^-1)
-            trace = np.einsum("gab,gba->g", Hinv, dH)
-            Phi = np.tril(-(Ct @ dH @ C))
-            Phi[:, np.arange(q), np.arange(q)] *= 0.5
-            dC = C @ Phi
-            scores[:, j] += (
-                np.sum(m1 * du, axis=1) + np.sum(M2 * dC, axis=(1, 2)) - 0.5 * trace
+        Wt = np.tril(Ct @ M2)
+        Wt[:, np.arange(q), np.arange(q)] *= 0.5
+        Q = -(C @ Wt @ Ct) - 0.5 * Hinv
+        iu, ju = np.triu_indices(q)
+        P = L @ Q @ L.T
+        P = P + np.transpose(P, (0, 2, 1))
+        P[:, np.arange(q), np.arange(q)] *= 0.5
+        RR, XR = d.products()
+        s = np.einsum("ij,ij->i", RR, P[:, iu, ju][d.codes])  # R_i' P R_i
+        w1s = w1 * s
+        z = np.einsum("gab,gb->ga", Hinv, m1 + d.weighted_group_sum(w1s, RL))
+        c = w1s - w * np.einsum("ij,ij->i", RL, z[d.codes])
+        # Fisher's part, x_i E[r], E[r] and R_ia E[r u_b] (u = u_hat + C t),
+        # and the movement's, each direct derivative of eta (x_i, 1, R_ia
+        # u_b) times c_i: u is the group's, so per group sums of (X, R)
+        sums = d.weighted_group_sum(r_bar + c, XR)  # (G, p + q)
+        ua = u[:, rows_b]
+        scores = np.column_stack(
+            [sums[:, : p + 1], sums[:, p + rows_a] * ua + (RrT @ Ct)[:, rows_a, rows_b]]
+        )
+        Sr0 = d.weighted_group_sum(res, d.R)  # sum_i res_i R_i at the mode
+        A = _symmetric(d.weighted_group_sum(w, RR), q, iu, ju)
+        AL = A @ L
+        Qs = Q + np.transpose(Q, (0, 2, 1))
+        for k, (a, b) in enumerate(zip(rows_a, rows_b)):
+            # dL = e_a e_b': M_j gains Sr0_a in row b, dH_j gains dL' A L
+            # and its transpose
+            scores[:, p + 1 + k] += z[:, b] * Sr0[:, a] + np.einsum(
+                "gl,gl->g", AL[:, a, :], Qs[:, b, :]
             )
         return scores
+
+
+def cholesky(H):
+    """Lower-triangular ``C`` with ``C C' = H`` for a stack (G, q, q) of
+    positive definite matrices: the Cholesky recursion over the q^2 entries,
+    each a vector over the stack (numpy's stacked linalg costs about as much
+    per 2 x 2 matrix as this does per entry)."""
+    q = H.shape[-1]
+    C = np.zeros_like(H)
+    for j in range(q):
+        s = H[:, j, j].copy()
+        for k in range(j):
+            s -= C[:, j, k] ** 2
+        C[:, j, j] = np.sqrt(s)
+        for i in range(j + 1, q):
+            s = H[:, i, j].copy()
+            for k in range(j):
+                s -= C[:, i, k] * C[:, j, k]
+            C[:, i, j] = s / C[:, j, j]
+    return C
+
+
+def spd_inverse(H):
+    """The inverses of a stack (G, q, q) of positive definite matrices, from
+    their Cholesky factors (forward substitution entry by entry)."""
+    q = H.shape[-1]
+    C = cholesky(H)
+    inv = np.zeros_like(H)  # C^-1, lower triangular
+    for j in range(q):
+        inv[:, j, j] = 1.0 / C[:, j, j]
+        for i in range(j + 1, q):
+            s = C[:, i, j] * inv[:, j, j]
+            for k in range(j + 1, i):
+                s += C[:, i, k] * inv[:, k, j]
+            inv[:, i, j] = -s / C[:, i, i]
+    out = np.empty_like(H)  # H^-1 = C^-T C^-1
+    for a in range(q):
+        for b in range(a, q):
+            s = inv[:, b, a] * inv[:, b, b]
+            for k in range(b + 1, q):
+                s += inv[:, k, a] * inv[:, k, b]
+            out[:, a, b] = out[:, b, a] = s
+    return out
 
 
 def _symmetric(upper, q, iu, ju):
