@@ -45,6 +45,8 @@ class FormulaModel(tuple):
         The fixed part's columns as formulaic describes them.
     group : str
         The grouping column.
+    offsets : tuple of str, default=()
+        The expressions of the formula's ``offset(...)`` terms.
 
     See Also
     --------
@@ -62,9 +64,10 @@ class FormulaModel(tuple):
     ('y ~ x + (1 | g)', ['g', 'x'])
     """
 
-    def __new__(cls, estimator, X, y, formula, spec, group):
+    def __new__(cls, estimator, X, y, formula, spec, group, offsets=()):
         self = super().__new__(cls, (estimator, X, y))
         self.formula, self._spec, self._group = formula, spec, group
+        self._offsets = tuple(offsets)
         return self
 
     @property
@@ -95,7 +98,8 @@ class FormulaModel(tuple):
         Returns
         -------
         DataFrame
-            The group column and the fixed-effect columns.
+            The group column and the fixed-effect columns (and the offset's
+            column, for a formula with ``offset(...)``).
 
         Examples
         --------
@@ -108,7 +112,10 @@ class FormulaModel(tuple):
            g    x
         0  4  1.0
         """
-        return _design(self._spec, data, self._group)
+        X = _design(self._spec, data, self._group)
+        if self._offsets:
+            X[_offset_name(self._offsets)] = _offset_values(self._offsets, data)
+        return X
 
 
 def from_formula(formula, data, **params):
@@ -126,7 +133,10 @@ def from_formula(formula, data, **params):
     A random term with slopes, ``(1 + time | patient)``, sets
     ``random_slopes=["time"]`` (the slope columns must be fixed effects too,
     as in lme4's ``time + (1 + time | patient)``); ``(1 + time || patient)``
-    also sets ``covariance="diagonal"``.
+    also sets ``covariance="diagonal"``. ``offset(expr)`` in the fixed part
+    (an expression of the data's columns, as ``I(expr)`` takes it:
+    ``offset(np.log(exposure))``; several add up, as in R) becomes a column
+    ``"offset(expr)"`` of X and ``offset=`` that column.
 
     Parameters
     ----------
@@ -197,6 +207,7 @@ def from_formula(formula, data, **params):
             f"{int(np.flatnonzero(data[group].isna().to_numpy())[0])}); drop "
             "or fill them first: nothing is dropped silently."
         )
+    fixed, offsets = _offset_terms(fixed)
     spec = _fixed_spec(fixed, data, formula)
     X = _design(spec, data, group)
     slopes = _slope_columns(inside, data, list(X.columns[1:]), formula)
@@ -204,9 +215,62 @@ def from_formula(formula, data, **params):
         params = {"random_slopes": slopes, **params}
         if bar == "||":
             params = {"covariance": "diagonal", **params}
+    if offsets:
+        name = _offset_name(offsets)
+        X[name] = _offset_values(offsets, data)
+        params = {"offset": name, **params}
     return FormulaModel(
-        MultilevelBinomial(group=group, **params), X, y, formula, spec, group
+        MultilevelBinomial(group=group, **params), X, y, formula, spec, group, offsets
     )
+
+
+def _offset_terms(fixed):
+    """The fixed part without its ``offset(...)`` terms, and their inner
+    expressions (R adds several offsets up)."""
+    offsets, out, i = [], [], 0
+    for match in re.finditer(r"\boffset\s*\(", fixed):
+        if match.start() < i:
+            continue
+        depth, j = 1, match.end()
+        while j < len(fixed) and depth:
+            depth += {"(": 1, ")": -1}.get(fixed[j], 0)
+            j += 1
+        offsets.append(fixed[match.end() : j - 1].strip())
+        out.append(fixed[i : match.start()])
+        i = j
+    out.append(fixed[i:])
+    rest = "".join(out)
+    rest = re.sub(r"\+\s*(?=\+|$)", "", rest.strip())  # dangling '+'
+    rest = re.sub(r"^\s*\+", "", rest).strip()
+    return rest or "1", offsets
+
+
+def _offset_name(offsets):
+    return "offset(" + " + ".join(offsets) + ")"
+
+
+def _offset_values(offsets, data):
+    """The sum of the ``offset(...)`` expressions on ``data`` (formulaic
+    evaluates each, as ``I(...)``: numpy's functions as ``np.log``)."""
+    from formulaic import model_matrix
+    from formulaic.errors import FormulaicError
+
+    total = np.zeros(len(data))
+    for expr in offsets:
+        try:
+            matrix = model_matrix(f"0 + I({r_powers(expr)})", data, na_action="raise")
+        except (FormulaicError, ValueError) as exc:
+            raise ValueError(
+                f"cannot evaluate offset({expr}) on the data: {exc}"
+            ) from None
+        values = np.asarray(matrix, dtype=float)
+        if values.shape != (len(data), 1) or not np.all(np.isfinite(values)):
+            raise ValueError(
+                f"offset({expr}) must be one finite number per row (it has "
+                "missing or infinite values: nothing is dropped silently)."
+            )
+        total += values[:, 0]
+    return total
 
 
 def _slope_columns(inside, data, fixed_columns, formula):

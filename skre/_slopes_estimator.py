@@ -18,10 +18,6 @@ def fit_with_slopes(est, design, rows):
     """The :class:`SlopesFit` of ``est`` on ``design`` (validated rows)."""
     name = type(est).__name__  # (priors and bayes were refused by _fit)
     slopes = slope_indices(est, design, rows.feature_names_in)
-    if design.offset is not None:
-        raise NotImplementedError(
-            f"{name}: random_slopes with an offset are not available yet."
-        )
     diagonal = est.covariance == "diagonal"
     # the start: the random intercept's Laplace fit (without it, from complete
     # pooling, the Laplace fit of toenail's (1 + time | patient) stopped at a

@@ -111,7 +111,13 @@ def slope_data(data, slopes, design):
     raw = data.Z[:, slopes] * design.z_scale[slopes] + design.z_mean[slopes]
     R = np.column_stack([np.ones(len(data.codes)), raw])
     return SlopeData(
-        data.codes, np.asarray(data.starts), data.Z, R, data.successes, data.trials
+        data.codes,
+        np.asarray(data.starts),
+        data.Z,
+        R,
+        data.successes,
+        data.trials,
+        data.offset,
     )
 
 
@@ -287,9 +293,10 @@ class SlopesFit(FitResult):
         u, C = self.modes[groups], self.scales[groups]
         nodes = u[:, None, :] + np.einsum("gjk,nk->gnj", C, t)
         RL = data.R[rows] @ self.L
-        eta = (self.b + data.X[rows] @ self.beta)[:, None] + np.einsum(
-            "ij,ikj->ik", RL, nodes[local]
-        )
+        fixed = self.b + data.X[rows] @ self.beta
+        if data.offset is not None:
+            fixed = fixed + data.offset[rows]
+        eta = fixed[:, None] + np.einsum("ij,ikj->ik", RL, nodes[local])
         val = data.m[rows, None] * eta - data.n[rows, None] * np.logaddexp(0, eta)
         first = np.r_[0, np.cumsum(np.diff(starts)[groups])[:-1]]
         kern = np.add.reduceat(val, first, axis=0)
@@ -505,6 +512,8 @@ class SlopesFit(FitResult):
         data = self.design.data
         raw = slope_data(data, self.slopes, self.design)
         offset = self.b + raw.X @ self.beta
+        if raw.offset is not None:
+            offset = offset + raw.offset
         RL = raw.R @ self.L
         n = data.trials
         N = data.group_sum(n)

@@ -153,3 +153,33 @@ def test_r_powers_inside_I_are_powers(clinics):
     d = clinics.assign(years=np.arange(len(clinics)) % 7 - 3)
     _, X, _ = from_formula("cured ~ years + I(years^2) + (1 | clinic)", d)
     np.testing.assert_array_equal(X.iloc[:, 2], d["years"] ** 2)
+
+
+def test_offset_terms_are_glmers_offset():
+    """offset(lt) in the fixed part: the estimator's offset= column, the fit
+    glmer's ~ x + offset(lt) + (1 | group) (tests/reference/offset_lme4.R);
+    offset(np.log(t)) of t = exp(lt) is the same column, and design() codes
+    new rows with it."""
+    ref = json.loads((REF / "offset_lme4.json").read_text())["glmer"]["nagq25"]
+    d = pd.read_csv(REF / "data" / "offset_counts.csv")
+    est, X, y = from_formula(
+        "cbind(m, n - m) ~ x + offset(lt) + (1 | group)", d, n_quad=25
+    )
+    assert est.offset == "offset(lt)" and list(X.columns) == [
+        "group",
+        "x",
+        "offset(lt)",
+    ]
+    est.fit(X, y)
+    np.testing.assert_allclose(
+        [est.intercept_, est.coef_[0], est.tau_],
+        [ref["fixef"]["(Intercept)"], ref["fixef"]["x"], ref["tau"]],
+        atol=1e-6,
+    )
+    d2 = d.assign(t=np.exp(d["lt"]))
+    model = from_formula("cbind(m, n - m) ~ offset(np.log(t)) + x + (1 | group)", d2)
+    np.testing.assert_allclose(model.X["offset(np.log(t))"], d["lt"], rtol=1e-13)
+    new = model.design(d2.iloc[:4])
+    np.testing.assert_allclose(new["offset(np.log(t))"], d["lt"][:4], rtol=1e-13)
+    with pytest.raises(ValueError, match="offset"):
+        from_formula("cbind(m, n - m) ~ x + offset(nope) + (1 | group)", d)

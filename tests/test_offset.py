@@ -255,3 +255,27 @@ def test_dask_collections_are_refused_with_an_offset():
     yd = dd.from_pandas(pd.DataFrame(y, columns=["m", "n"]), npartitions=2)
     with pytest.raises(NotImplementedError, match="offset"):
         MultilevelBinomial(group="g", offset="lt").fit(Xd, yd)
+
+
+def test_random_slopes_take_the_offset():
+    """With random slopes too, a constant offset moves only the intercept and
+    an offset k x only the fixed slope of x (by -k); predictions of new rows
+    use their offsets."""
+    X, y = _data(seed=11, G=40, per=8)
+    kw = dict(group="g", random_slopes=["x"], n_quad=3)
+    a = MultilevelBinomial(offset="lt", **kw).fit(X, y)
+    b = MultilevelBinomial(offset="lt", **kw).fit(X.assign(lt=X["lt"] + 0.6), y)
+    assert b.intercept_ == pytest.approx(a.intercept_ - 0.6, abs=1e-6)
+    np.testing.assert_allclose(b.random_covariance_, a.random_covariance_, atol=1e-6)
+    assert b.loglik_ == pytest.approx(a.loglik_, abs=1e-8)
+    np.testing.assert_allclose(
+        b.predict_proba(X.assign(lt=X["lt"] + 0.6)), a.predict_proba(X), atol=1e-6
+    )
+    plain = MultilevelBinomial(**kw).fit(X[["g", "x"]], y)
+    kx = MultilevelBinomial(offset="kx", **kw).fit(
+        X[["g", "x"]].assign(kx=-0.4 * X["x"]), y
+    )
+    assert kx.coef_[0] == pytest.approx(plain.coef_[0] + 0.4, abs=1e-6)
+    assert kx.loglik_ == pytest.approx(plain.loglik_, abs=1e-8)
+    ge = a.group_estimates()
+    assert np.all((ge["lower"] <= ge["estimate"]) & (ge["estimate"] <= ge["upper"]))

@@ -50,7 +50,8 @@ class SlopeData:
 
     ``X`` (rows, p) fixed covariates (no intercept column), ``R`` (rows, q)
     the random-effect design (first column 1), ``m``, ``n`` the counts,
-    ``codes`` each row's group, ``starts`` each group's first row.
+    ``codes`` each row's group, ``starts`` each group's first row,
+    ``offset`` each row's fixed offset of its logit (or None).
     """
 
     codes: np.ndarray
@@ -59,6 +60,7 @@ class SlopeData:
     R: np.ndarray
     m: np.ndarray
     n: np.ndarray
+    offset: np.ndarray | None = None
 
     @property
     def n_groups(self):
@@ -249,6 +251,8 @@ class SlopeLikelihood:
         d = self.data
         beta, b, L = self.unpack(np.asarray(x, dtype=float))
         offset = b + d.X @ beta
+        if d.offset is not None:
+            offset = offset + d.offset
         RL = d.R @ L
         u, H, eta_hat, h_hat = self.modes(offset, RL)
         Hinv = spd_inverse(H)
