@@ -10,7 +10,13 @@ from sklearn.exceptions import ConvergenceWarning
 from ._core.multilevel import InMemory, fit_multilevel
 from ._labels import group_column_name
 from ._multilevel_fit import likelihood_units
-from ._slopes_fit import UNSUPPORTED, SlopesFit, fit_random_slopes, slope_indices
+from ._slopes_fit import (
+    UNSUPPORTED,
+    SlopesFit,
+    describe_rule,
+    fit_random_slopes,
+    slope_indices,
+)
 from .exceptions import BoundaryWarning, QuadratureWarning, warn
 
 
@@ -56,8 +62,8 @@ def fit_with_slopes(est, design, rows):
         move = check[3] * 3e-7
         warn(
             f"{name}: n_quad='auto' did not settle at the estimate, even on its "
-            f"finest rule ({_describe_rule(check[0])} against "
-            f"{_describe_rule(check[1])}): the log-likelihood differs by "
+            f"finest rule ({describe_rule(check[0])} against "
+            f"{describe_rule(check[1])}): the log-likelihood differs by "
             f"{check[2]:.2g}, and the finer rule's gradient would move the "
             f"estimates by up to {move:.2g} of themselves. The estimates and "
             "loglik_ are uncertain by about that much.",
@@ -79,13 +85,6 @@ def fit_with_slopes(est, design, rows):
             ConvergenceWarning,
         )
     return fit
-
-
-def _describe_rule(rule):
-    if isinstance(rule, str):
-        _, h, vmax = rule.split(":")
-        return f"the trapezoid rule in sinh(v), step {h}, |v| <= {vmax}"
-    return f"{rule} Gauss-Hermite nodes per dimension"
 
 
 def refuse_unsupported(cls):

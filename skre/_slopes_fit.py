@@ -175,7 +175,13 @@ def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter, prior=
             state = lik.evaluate(x)
             info = information(lik, x, state[3])
         f0, g0, logm, _ = state
-        res = result_of(lik, x, f0, g0, logm, info, lower, converged, n_iter, "")
+        message = (
+            f"Newton steps on {describe_rule(K)}"
+            if converged
+            else f"Newton steps and L-BFGS-B on {describe_rule(K)} stopped short of "
+            "a maximum"
+        )
+        res = result_of(lik, x, f0, g0, logm, info, lower, converged, n_iter, message)
         if n_quad != "auto":
             return res, None
         if K == SINH_RULES[0]:
@@ -205,6 +211,16 @@ def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter, prior=
             state = None
             continue
         K, lik = larger, finer
+
+
+def describe_rule(rule):
+    """A rule (nodes per dimension, or a ``"sinh:h:vmax"`` rule) in words."""
+    if isinstance(rule, str):
+        _, h, vmax = rule.split(":")
+        return f"the trapezoid rule in sinh(v), step {h}, |v| <= {vmax}"
+    if rule == 1:
+        return "the Laplace approximation"
+    return f"{rule} Gauss-Hermite nodes per dimension"
 
 
 #: beyond this SD of the random part, E[expit(eta + s Z)] is Phi(eta / s) to
