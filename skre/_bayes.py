@@ -153,7 +153,9 @@ class BayesFit(MultilevelFit):
 
     def population(self):
         x = self.full_nodes()
-        return LogitNormalMixture(x[:, -2], np.exp(x[:, -1]), self.hyper.weights)
+        return LogitNormalMixture(
+            x[:, -2] + self.design.offset_mean, np.exp(x[:, -1]), self.hyper.weights
+        )
 
     @cached_property
     def node_params(self):

@@ -40,7 +40,7 @@ def training_rows(design):
     rows carry them)."""
     data = design.data
     Z = data.Z * design.z_scale + design.z_mean if data.Z.shape[1] else data.Z
-    if data.offset is not None:
+    if getattr(data, "offset", None) is not None:
         Z = np.column_stack([Z, data.offset])
     return data.codes, Z
 

@@ -311,11 +311,11 @@ def run_tau_test(est, method, n_sims, random_state, n_jobs):
     n_sims = check_count("n_sims", n_sims)
     seed = check_random_state_seed(random_state)
     if method == "exact":
-        if len(fit.design.covariates):
+        if len(fit.design.covariates) or fit.design.offset is not None:
             raise ValueError(
                 "method='exact' conditions on the total successes, which is "
-                "sufficient under the null only without covariates; use "
-                "method='bootstrap' for a model with covariates."
+                "sufficient under the null only without covariates or an "
+                "offset; use method='bootstrap' for a model with them."
             )
         return exact_test(fit.design, n_sims, seed)
     observed = lr_statistic(fit.pooled.loglik, fit.loglik)

@@ -92,6 +92,25 @@ class Design:
                 )
         return codes
 
+    @cached_property
+    def offset_mean(self):
+        """The training rows' trials-weighted mean offset (0.0 without one):
+        with the covariates' means, where the population of new groups is
+        taken."""
+        data = self.data
+        offset = getattr(data, "offset", None)  # (Dask's group counts: none)
+        if offset is None:
+            return 0.0
+        return float(data.trials @ offset / data.trials.sum())
+
+    def mean_row(self):
+        """A new row at the trials-weighted means (covariates, offset), in
+        the layout of new rows' Z."""
+        row = np.asarray(self.z_mean, dtype=float)
+        if self.offset is not None:
+            row = np.r_[row, self.offset_mean]
+        return row[None, :]
+
     def offset_of(self, Z):
         """The offsets of new rows ``Z`` (their last column when the fit
         had an offset; else 0.0)."""

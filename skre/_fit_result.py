@@ -302,7 +302,7 @@ class NoPoolingFit(FitResult):
                     "method='exact' ignores group_prior; use 'profile' or "
                     "'wald' for a fit with a group prior."
                 )
-            if data.Z.shape[1] or data.offset is not None:
+            if data.Z.shape[1] or getattr(data, "offset", None) is not None:
                 raise ValueError(
                     "method='exact' (Clopper-Pearson) is for intercept-only "
                     "data; use 'profile' with covariates or an offset."

@@ -75,6 +75,11 @@ class FormulaModel(tuple):
         return self[0]
 
     @property
+    def offsets(self):
+        """The expressions of the formula's ``offset(...)`` terms."""
+        return self._offsets
+
+    @property
     def X(self):
         return self[1]
 
@@ -135,7 +140,8 @@ def from_formula(formula, data, **params):
     as in lme4's ``time + (1 + time | patient)``); ``(1 + time || patient)``
     also sets ``covariance="diagonal"``. ``offset(expr)`` in the fixed part
     (an expression of the data's columns, as ``I(expr)`` takes it:
-    ``offset(np.log(exposure))``; several add up, as in R) becomes a column
+    ``offset(np.log(exposure))``; different ones add up and a repeated
+    one counts once, as in R) becomes a column
     ``"offset(expr)"`` of X and ``offset=`` that column.
 
     Parameters
@@ -197,6 +203,11 @@ def from_formula(formula, data, **params):
             f"formula needs one '~' between the response and the terms; got "
             f"{formula!r}."
         )
+    if "offset" in params:
+        raise ValueError(
+            "from_formula takes the offset from the formula: write "
+            "offset(column) among the fixed terms instead of offset=."
+        )
     lhs, rhs = formula.split("~")
     group, fixed, inside, bar = _random_part(r_powers(rhs), formula)
     _check_columns(data, [group], "grouping column")
@@ -208,6 +219,7 @@ def from_formula(formula, data, **params):
             "or fill them first: nothing is dropped silently."
         )
     fixed, offsets = _offset_terms(fixed)
+    offsets = list(dict.fromkeys(offsets))  # R counts a repeated term once
     spec = _fixed_spec(fixed, data, formula)
     X = _design(spec, data, group)
     slopes = _slope_columns(inside, data, list(X.columns[1:]), formula)

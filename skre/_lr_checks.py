@@ -144,11 +144,12 @@ def _check_same_rows(r, f, restricted, full):
             for o, d in zip(offsets, (a, b))
         ]
         raise ValueError(
-            "lr_test compares two models of the same rows with the same offset; "
-            f"the {type(restricted).__name__} has {which[0]} and the "
-            f"{type(full).__name__} {which[1]}"
-            + (" (other values)" if None not in offsets else "")
-            + ": the two are not nested. Fit both with the same offset column."
+            "lr_test compares two fits with the same offset (the same values "
+            f"row by row); the {type(restricted).__name__} has {which[0]} and "
+            f"the {type(full).__name__} {which[1]}"
+            + (" (with other values)" if None not in offsets else "")
+            + ". Fit both with the same offset column (a covariate in one and "
+            "the offset of the other: make it a covariate of both)."
         )
     rows = (len(a.row_index), len(b.row_index))
     if a.fingerprint == b.fingerprint and np.isclose(

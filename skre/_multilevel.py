@@ -161,8 +161,8 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         ``ranef(condVar = TRUE)``, which uses it for every nAGQ).
     population_ : LogitNormal
         Distribution of theta for a new group at the trials-weighted mean of the
-        covariates (at ``b`` for intercept-only data); with ``method="bayes"`` a
-        mixture of them, the posterior predictive.
+        covariates (at ``b`` for intercept-only data) and of the offset; with
+        ``method="bayes"`` a mixture of them, the posterior predictive.
     boundary_ : bool
         True when ``tau_`` is 0; with ``random_slopes``, when the covariance
         is singular (an SD at 0 or a correlation at +-1, lme4's
@@ -573,7 +573,8 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         ValueError
             On data with no success (or no failure) at all, where the
             likelihood is flat in tau; ``"lrt"`` and ``"bootstrap"`` on fits
-            with priors or ``method="bayes"``; ``"exact"`` with covariates;
+            with priors or ``method="bayes"``; ``"exact"`` with covariates or an
+            offset;
             ``"exact"`` and ``"bootstrap"`` on fractional trials.
 
         Examples

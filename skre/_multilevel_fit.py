@@ -55,7 +55,7 @@ def likelihood_units(data):
     Returns ``(units, weight, unit)``: the rows the likelihood is evaluated on,
     each unit's multiplicity, and each group's unit.
     """
-    if data.Z.shape[1] or data.offset is not None:
+    if data.Z.shape[1] or getattr(data, "offset", None) is not None:
         return data, np.ones(data.n_groups), np.arange(data.n_groups)
     m, n, count, index = count_patterns(data.successes, data.trials)
     k = len(m)
@@ -177,7 +177,7 @@ class MultilevelFit(FitResult):
         }
 
     def population(self):
-        return LogitNormal(self.b, self.tau)
+        return LogitNormal(self.b + self.design.offset_mean, self.tau)
 
     # -- rebuilt on demand -------------------------------------------------------------
     @cached_property

@@ -344,7 +344,7 @@ class NewBatchMixin:
                 raise ValueError(
                     "trials must be one number without X (one per row of X with it)."
                 )
-            Z = np.broadcast_to(design.z_mean, (1, len(design.z_mean)))
+            Z = design.mean_row()
         else:
             _, Z, _ = split_X(self, X, reset=False)
             t = _check_trials(trials)

@@ -311,7 +311,9 @@ class NoPoolingBinomial(GroupedBinomialMixin):
     unknown_group : {"pooled", "error"}, default="pooled"
     group_prior : Normal, Flat or None, default=None
         A fixed prior ``Normal(mean, scale)`` on every group's logit (at the
-        trials-weighted mean covariates): shrinkage toward ``mean`` of a fixed,
+        trials-weighted mean covariates, and offset 0 with an ``offset``: the
+        prior is on the intercept the offset adds to): shrinkage toward
+        ``mean`` of a fixed,
         tunable strength (tune ``scale`` with GridSearchCV), and every estimate
         finite. Groups not seen in fit are then predicted from the prior (its
         marginal mean probability), not from the pooled fit.

@@ -97,9 +97,10 @@ def refuse_unsupported(cls):
             if isinstance(getattr(self, "_fit_result", None), SlopesFit):
                 raise NotImplementedError(
                     f"{type(self).__name__}.{_name}() is not available for fits "
-                    "with random_slopes yet; fit, predict_proba, "
-                    "predict_log_proba, predict, decision_function, score and "
-                    "the fitted attributes are."
+                    "with random_slopes yet (see the estimator's random_slopes "
+                    "parameter for the methods that are: the predictions, "
+                    "score, summary, confint, group_estimates, residuals, "
+                    "lr_test among them)."
                 )
             return _method(self, *args, **kwargs)
 

@@ -601,10 +601,12 @@ class SlopesFit(FitResult):
         )
 
     def population(self):
-        """A new group's theta at the trials-weighted mean covariates:
-        logit-normal with the SD of ``r' b`` there, ``r = (1, means)``."""
+        """A new group's theta at the trials-weighted mean covariates (and
+        offset): logit-normal with the SD of ``r' b`` there, ``r = (1,
+        means)``."""
         r = np.r_[1.0, self.design.z_mean[self.slopes]]
-        return LogitNormal(self.b, float(np.sqrt(r @ self.covariance @ r)))
+        loc = self.b + self.design.offset_mean
+        return LogitNormal(loc, float(np.sqrt(r @ self.covariance @ r)))
 
     def _random_design(self, Z):
         Z = np.asarray(Z, dtype=float)

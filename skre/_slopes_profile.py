@@ -25,6 +25,19 @@ from scipy import stats
 from ._core.optimize import _positive_definite, minimize_smooth
 from ._core.profile import profile_bounds
 
+#: a Cholesky diagonal entry below this is at 0 (a singular fit), and where
+#: the profiles' constrained maxima also start from NUDGE instead
+ZERO, NUDGE = 1e-8, 0.05
+_FREE = object()  # ends(start=_FREE): from off the fixed points
+
+
+def _diagonal_mask(q, diagonal):
+    """Which packed Cholesky entries are on the diagonal."""
+    if diagonal:
+        return np.ones(q, dtype=bool)
+    rows, cols = np.tril_indices(q)
+    return rows == cols
+
 
 def _negative(lik):
     """``x -> (-loglik, -gradient)`` of ``lik`` (its modes warm-started)."""
@@ -122,7 +135,17 @@ def profile_rows(fit, data, lik_of, level, say=None):
     aliased = np.r_[fit.design.aliased, np.zeros(len(fit.x) - p, dtype=bool)]
     free = ~aliased
 
-    def ends(fg, x_hat, c, hess, lower_limit=-np.inf, f_lower=None):
+    def ends(fg, x_hat, c, hess, lower_limit=-np.inf, f_lower=None, start=None):
+        """The profile's ends; from ``start`` too where the fit is singular
+        (the farther end of each side: both are ends of lower bounds of the
+        profile, the higher of which is the profile)."""
+        if start is True:
+            one = ends(fg, x_hat, c, hess, lower_limit, f_lower)
+            two = ends(fg, x_hat, c, hess, lower_limit, f_lower, _FREE)
+            return min(one[0], two[0]), max(one[1], two[1])
+        nudged = None
+        if start is _FREE:
+            nudged = _off_the_fixed_points(x_hat)[free]
         fixed = np.where(free, 0.0, x_hat)
 
         def reduced(z):
@@ -143,8 +166,29 @@ def profile_rows(fit, data, lik_of, level, say=None):
             hess=Hf,
             lower_limit=lower_limit,
             f_at_lower_limit=f_lower,
+            start=nudged,
         )
 
+    q, diag = fit.q, fit.diagonal
+    at = np.flatnonzero(np.r_[np.zeros(p + 1, bool), _diagonal_mask(q, diag)])
+    singular = bool(np.any(np.abs(fit.x[at]) < ZERO))
+
+    def _off_the_fixed_points(point):
+        """``point`` (x, or y of a polar row) with the Cholesky diagonal
+        entries at 0 moved off it (NUDGE), where the constrained maxima would
+        otherwise stay: the likelihood is even in each of them."""
+        out = point.copy()
+        if polar_now[0] is None:
+            out[at] = np.where(np.abs(out[at]) < ZERO, NUDGE, out[at])
+            return out
+        polar = polar_now[0]
+        x = polar.to_x(point)
+        x[at] = np.where(np.abs(x[at]) < ZERO, NUDGE, x[at])
+        moved = polar.to_y(x)
+        moved[polar.k] = point[polar.k]  # (the profiled SD is held anyway)
+        return moved
+
+    polar_now = [None]
     lik = lik_of(data)
     lik.u = fit.modes.copy()
     H = np.zeros((len(fit.x),) * 2)
@@ -154,7 +198,7 @@ def profile_rows(fit, data, lik_of, level, say=None):
         if not np.any(c[free]):
             fixed_rows.append((np.nan, np.nan))  # an aliased covariate's slope
             continue
-        fixed_rows.append(ends(_negative(lik), fit.x, c, H))
+        fixed_rows.append(ends(_negative(lik), fit.x, c, H, start=singular or None))
         if say:
             say("fixed")
     sd_rows = []
@@ -164,8 +208,9 @@ def profile_rows(fit, data, lik_of, level, say=None):
             k = p + 1 + (j if fit.diagonal else 0)
             c[k] = 1.0
             fg, y_hat, Hy = _negative(lik), fit.x, H
+            polar_now[0] = None
         else:
-            polar = _Polar(p, fit.q, j)
+            polar = polar_now[0] = _Polar(p, fit.q, j)
             k, y_hat = polar.k, polar.to_y(fit.x)
             J = polar.jacobian(y_hat)
             Hy = J.T @ H @ J  # (the gradient vanishes at the estimate)
@@ -179,7 +224,7 @@ def profile_rows(fit, data, lik_of, level, say=None):
         lik.u = fit.modes.copy()
         f_zero = _min_at(fg, at_zero, held, Hy)
         lik.u = fit.modes.copy()
-        sd_rows.append(ends(fg, y_hat, c, Hy, 0.0, f_zero))
+        sd_rows.append(ends(fg, y_hat, c, Hy, 0.0, f_zero, singular or None))
         if say:
             say("SD")
     return fixed_rows, sd_rows

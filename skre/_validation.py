@@ -92,7 +92,7 @@ def split_X(est, X, *, reset, hint_group=False):
     if not reset:  # (at fit, prepare reads the names once, raising as sklearn does)
         validate_data(est, X, reset=False, skip_check_array=True)
     if frame:
-        split = _split_frame(X, group)
+        split = _split_frame(X, group, offset_column(est, X))
         if hint_group and group is None:
             warn_group_like_columns(est, X)
         return _move_offset(est, X, *split)
@@ -120,7 +120,9 @@ def split_X(est, X, *, reset, hint_group=False):
         check_label_types(labels, f"at position {g}")
         rest = np.delete(arr, g, axis=1)
         names = [str(j) for j in range(arr.shape[1]) if j != g]
-    split = labels, _to_float(rest, names, group_hint=group is None), names
+    offset = offset_column(est, arr)
+    Z = _to_float(rest, names, group_hint=group is None, offset=offset)
+    split = labels, Z, names
     if hint_group and group is None:
         warn_group_like_columns(est, arr)
     return _move_offset(est, arr, *split)
@@ -206,7 +208,7 @@ def _check_unique_columns(X):
         )
 
 
-def _split_frame(X, group):
+def _split_frame(X, group, offset=None):
     cols = list(X.columns)
     labels = None
     if group is not None:
@@ -230,15 +232,15 @@ def _split_frame(X, group):
     for name, dtype in X.dtypes.items():
         if pd.api.types.is_complex_dtype(dtype):
             raise TypeError(
-                f"covariate column {_show(name)} has complex dtype {dtype}; "
-                "covariates must be real numbers."
+                f"{_kind(name, offset)} {_show(name)} has complex dtype {dtype}; "
+                "covariates and offsets must be real numbers."
             )
         if not (
             pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
         ):
             raise TypeError(
-                f"covariate column {_show(name)} has dtype {dtype}; every column "
-                "of X other than the group column must be numeric (encode "
+                f"{_kind(name, offset)} {_show(name)} has dtype {dtype}; every "
+                "column of X other than the group column must be numeric (encode "
                 "categories first, e.g. with OneHotEncoder)."
                 + _group_hint(name, group is None)
             )
@@ -248,7 +250,7 @@ def _split_frame(X, group):
         if X.shape[1]
         else np.empty((len(X), 0))
     )
-    return labels, _to_float(Z, names), names
+    return labels, _to_float(Z, names, offset=offset), names
 
 
 def _transformer_hint(group, cols):
@@ -303,7 +305,16 @@ def _is_number(v):
     return True
 
 
-def _to_float(values, names, group_hint=False):
+def _kind(name, offset):
+    """How an error names a column of X: the offset's, or a covariate's."""
+    return (
+        "offset column"
+        if offset is not None and str(name) == offset
+        else ("covariate column")
+    )
+
+
+def _to_float(values, names, group_hint=False, offset=None):
     try:
         Z = np.asarray(values, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -315,7 +326,7 @@ def _to_float(values, names, group_hint=False):
                 bad = np.array([not _is_number(v) for v in col], dtype=bool)
                 example = col[bad][0] if bad.any() else None
                 raise TypeError(
-                    f"covariate column {name!r} has a non-numeric value "
+                    f"{_kind(name, offset)} {name!r} has a non-numeric value "
                     f"({_show(example)}) in {_rows(bad)}; every column of X "
                     "other than the group column must be numeric (encode "
                     "categories first, e.g. with OneHotEncoder)."
@@ -326,7 +337,7 @@ def _to_float(values, names, group_hint=False):
     if bad.any():
         j = int(np.flatnonzero(bad.any(axis=0))[0])
         raise ValueError(
-            f"covariate column {names[j]!r} contains NaN or infinity in "
+            f"{_kind(names[j], offset)} {names[j]!r} contains NaN or infinity in "
             f"{_rows(bad[:, j])}."
         )
     return Z

@@ -22,6 +22,7 @@ from skre import (
     MultilevelBinomial,
     NoPoolingBinomial,
     binary_rows,
+    from_formula,
     lr_test,
 )
 from skre.priors import HalfNormal
@@ -279,3 +280,92 @@ def test_random_slopes_take_the_offset():
     assert kx.loglik_ == pytest.approx(plain.loglik_, abs=1e-8)
     ge = a.group_estimates()
     assert np.all((ge["lower"] <= ge["estimate"]) & (ge["estimate"] <= ge["upper"]))
+
+
+def test_large_offsets_reach_glms_maximum(ref):
+    """Offsets near 8 (and a constant 40): the group intercepts start at
+    each group's logit less its mean offset, and a Newton step cut to
+    nothing is not taken for convergence where the score is not flat (0.2's
+    solver stopped at a start that ignored the offset: every weight 0,
+    loglik -500, 'converged'). R's glm (offset_lme4.R)."""
+    want = ref["large_offsets"]
+    d = pd.DataFrame(want["data"])
+    X, y = d[["g", "x", "lt"]], d[["m", "n"]].to_numpy()
+    npool = NoPoolingBinomial(group="g", offset="lt").fit(X, y)
+    np.testing.assert_allclose(
+        [*npool.group_intercepts_, *npool.coef_], want["no_pooling"]["coef"], atol=1e-7
+    )
+    assert npool.loglik_ == pytest.approx(want["no_pooling"]["loglik"], abs=1e-8)
+    cp = CompletePoolingBinomial(group="g", offset="lt").fit(X, y)
+    np.testing.assert_allclose(
+        [cp.intercept_, *cp.coef_], want["complete_pooling"]["coef"], atol=1e-7
+    )
+    const = pd.DataFrame(want["constant_40"]["data"])
+    Xc, yc = const[["g", "off"]], const[["m", "n"]].to_numpy()
+    # (the multilevel fit's tau is not 0 there: its intercept is near the
+    # pooled one, not equal; 0.2 raised ZeroDivisionError on these data)
+    for cls in ESTIMATORS:
+        fit = cls(group="g", offset="off").fit(Xc, yc)
+        assert fit.intercept_ == pytest.approx(
+            want["constant_40"]["intercept"],
+            abs=1e-3 if cls is MultilevelBinomial else 1e-9,
+        ), cls.__name__
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"random_slopes": ["x"], "n_quad": 5},
+        {"method": "bayes", "tau_prior": HalfNormal(1.0)},
+    ],
+    ids=["intercept", "slopes", "bayes"],
+)
+def test_the_population_is_at_the_mean_offset(params):
+    """population_, prediction_interval, exceedance(quantile=) and
+    predictive_counts without X take a new group at the trials-weighted mean
+    covariates and offset: a constant offset shift (the same model) leaves
+    them as they were (0.2 of the attack: taken at offset 0, they moved)."""
+    X, y = _data(seed=4)
+    shifted = X.assign(lt=X["lt"] + 2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (bayes on small data)
+        a = MultilevelBinomial(group="g", offset="lt", **params).fit(X, y)
+        b = MultilevelBinomial(group="g", offset="lt", **params).fit(shifted, y)
+    np.testing.assert_allclose(
+        b.prediction_interval(), a.prediction_interval(), atol=1e-6
+    )
+    if "random_slopes" in params:
+        return
+    np.testing.assert_allclose(
+        b.exceedance(quantile=0.9).to_numpy(dtype=float),
+        a.exceedance(quantile=0.9).to_numpy(dtype=float),
+        atol=1e-6,
+    )
+    assert b.predictive_counts(20).mean() == pytest.approx(
+        a.predictive_counts(20).mean(), abs=1e-5
+    )
+    if not params:  # at the trials-weighted means of x and of the offset
+        n = y[:, 1]
+        x_mean, lt_mean = (float(n @ X[c] / n.sum()) for c in ("x", "lt"))
+        assert a.population_.loc == pytest.approx(
+            a.intercept_ + a.coef_[0] * x_mean + lt_mean, abs=1e-12
+        )
+
+
+def test_exact_test_tau_refuses_an_offset():
+    X, y = _data(seed=12)
+    m = MultilevelBinomial(group="g", offset="lt").fit(X[["g", "lt"]], y)
+    with pytest.raises(ValueError, match="without covariates or an offset"):
+        m.test_tau("exact")
+
+
+def test_from_formula_takes_the_offset_from_the_formula_only():
+    d = pd.read_csv(REF / "data" / "offset_counts.csv")
+    with pytest.raises(ValueError, match=r"offset\(column\)"):
+        from_formula("cbind(m, n - m) ~ x + offset(lt) + (1 | group)", d, offset="x")
+    twice = from_formula(
+        "cbind(m, n - m) ~ x + offset(lt) + offset(lt) + (1 | group)", d
+    )
+    assert twice.offsets == ("lt",)
+    np.testing.assert_allclose(twice.X["offset(lt)"], d["lt"])

@@ -392,7 +392,9 @@ def test_profile_ends_are_where_the_rule_likelihood_drops():
     z_hat = np.r_[fit.beta, fit.b, np.arctanh(S[0, 1] / sd[0] / sd[1])]
     top = loglik(z_hat, sd)
     drop = stats.chi2.ppf(0.95, 1) / 2
-    options = dict(xatol=1e-10, fatol=1e-13, maxiter=40000, maxfev=80000)
+    # (the stopping rule of the reference optimizer: the log-likelihood is a
+    # sum of hundreds of terms of size 1, whose rounding is about 1e-13)
+    options = dict(xatol=1e-8, fatol=1e-10, maxiter=40000, maxfev=80000)
     for j, row in ((0, "tau"), (1, "sd_x0")):
         for v in ci.loc[row]:
 
@@ -402,12 +404,76 @@ def test_profile_ends_are_where_the_rule_likelihood_drops():
                 return -loglik(z[:-1], sds)
 
             z0 = np.r_[z_hat, np.log(sd[1 - j])]
-            best = optimize.minimize(nf, z0, method="Nelder-Mead", options=options)
-            if v == 0.0:
+            if v == 0.0:  # the correlation is not identified there: held at 0
+                keep = np.arange(len(z0)) != p + 1
+
+                def nf0(z, nf=nf, keep=keep):
+                    full = np.zeros(len(keep))
+                    full[keep] = z
+                    return nf(full)
+
+                best = optimize.minimize(
+                    nf0, z0[keep], method="Nelder-Mead", options=options
+                )
                 assert top + best.fun < drop  # within the drop at 0
-            else:
-                assert top + best.fun == pytest.approx(drop, abs=1e-7), (row, v)
+                continue
+            best = optimize.minimize(nf, z0, method="Nelder-Mead", options=options)
+            assert top + best.fun == pytest.approx(drop, abs=1e-7), (row, v)
     assert ci.loc["sd_x0"].iloc[0] == 0.0
+
+
+def test_profile_leaves_a_singular_fits_branch():
+    """At a fit with correlation +1 (L's second diagonal entry 0, where the
+    likelihood is even in it) the constrained maxima of the slope SD's
+    profile are not on that branch: the end is where the maximum over
+    everything else (Nelder-Mead, a tanh correlation) drops by
+    chi2_1(0.95) / 2, above the branch's own end (0.4618; lme4's profile
+    stops there too)."""
+    from scipy import optimize, stats
+
+    from skre._core.slopes import SlopeLikelihood
+    from skre._slopes_fit import slope_data
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for g in range(30):
+        u = rng.normal(0, 0.8)
+        for _ in range(10):
+            x, off = rng.normal(), rng.normal(0, 0.5)
+            rows.append((g, x, off, rng.binomial(1, expit(-0.2 + 0.6 * x + off + u))))
+    d = pd.DataFrame(rows, columns=["g", "x", "off", "y"])
+    est = MultilevelBinomial(group="g", offset="off", random_slopes=["x"], n_quad=1)
+    with pytest.warns(BoundaryWarning):
+        est.fit(d[["g", "x", "off"]], d["y"])
+    assert est.variance_components_["sdcor"].iloc[2] == pytest.approx(1.0)
+    upper = est.confint(method="profile").loc["sd_x"].iloc[1]
+    fit = est._fit_result
+    lik = SlopeLikelihood(slope_data(fit.design.data, fit.slopes, fit.design), 1)
+    top = lik.evaluate(fit.x, grad=False)[0]
+
+    def nf(z):  # z = (beta, b, log sd0, atanh rho), sd_x held at upper
+        rho = np.tanh(z[3])
+        L = [[np.exp(z[2]), 0.0], [upper * rho, upper * np.sqrt(1 - rho**2)]]
+        x = np.r_[z[:2], np.asarray(L)[np.tril_indices(2)]]
+        return -lik.evaluate(x, grad=False)[0]
+
+    # (the stopping rule of the reference optimizer: the log-likelihood is a
+    # sum of hundreds of terms of size 1, whose rounding is about 1e-13)
+    options = dict(xatol=1e-8, fatol=1e-10, maxiter=40000, maxfev=80000)
+    best = min(
+        (
+            optimize.minimize(
+                nf,
+                np.r_[fit.x[:2], np.log(0.65), r0],
+                method="Nelder-Mead",
+                options=options,
+            )
+            for r0 in (0.5, 1.0, 2.0)
+        ),
+        key=lambda r: r.fun,
+    )
+    assert top + best.fun == pytest.approx(stats.chi2.ppf(0.95, 1) / 2, abs=1e-6)
+    assert upper > 0.47  # (the correlation +1 branch ends at 0.4618)
 
 
 def test_lr_test_of_a_slope_uses_the_boundary_mixture():

@@ -60,7 +60,8 @@ class GroupedLogistic:
         )
 
     def start(self):
-        """Group intercepts at their closed form (each group's logit) and slopes 0."""
+        """Group intercepts at their closed form (each group's logit, less
+        its rows' trials-weighted mean offset) and slopes 0."""
         data = self.data
         M = data.group_sum(data.successes)
         N = data.group_sum(data.trials)
@@ -68,6 +69,11 @@ class GroupedLogistic:
             alpha = np.where(M <= 0, -np.inf, np.where(M >= N, np.inf, logit(M / N)))
         if self.a_prec > 0:
             alpha = logit((M + 0.5) / (N + 1.0))
+        if np.ndim(self.offset) or self.offset != 0.0:
+            offset = np.broadcast_to(self.offset, data.trials.shape)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = data.group_sum(data.trials * offset) / N
+            alpha = alpha - np.where(N > 0, mean, 0.0)
         return alpha, np.zeros(data.Z.shape[1])
 
     @property
@@ -141,16 +147,51 @@ def fit_grouped_logistic(
             message = "line search failed to increase the likelihood"
             break
         alpha, coef, ll, obj = new_alpha, new_coef, new_ll, new_obj
-        if t * max(np.max(np.abs(d_coef), initial=0.0), np.max(np.abs(d_alpha))) <= tol:
-            converged, message = True, "converged"
+        # a step the line search cut to nothing is convergence only where
+        # the score is flat too (separation: the likelihood's supremum at
+        # infinity); where it is not (far from the optimum, the weights
+        # vanishing under a large offset), the fit has stalled
+        step = max(np.max(np.abs(d_coef), initial=0.0), np.max(np.abs(d_alpha)))
+        if t * step <= tol:
+            if t == 1.0 or step <= tol or _flat(objective, alpha, coef, finite):
+                converged, message = True, "converged"
+            else:
+                message = "the line search stalled away from the maximum"
             break
     else:
         if p:
             message = f"reached max_iter={max_iter}"
+    if converged and iterate and _underflowed(objective, alpha, coef, finite):
+        converged = False
+        message = (
+            "the binomial weights underflowed to 0 where the data disagree with "
+            "the fit (offsets or covariates put rows at probability 0 or 1)"
+        )
     var, coef_cov, cross = (
         objective.covariance(alpha, coef) if covariance else (None,) * 3
     )
     return GLMResult(alpha, coef, ll, var, coef_cov, cross, n_iter, converged, message)
+
+
+def _underflowed(objective, alpha, coef, finite):
+    """Whether a group with a finite intercept has no information left (its
+    weights 0 in double precision) while its residuals are not 0: Newton's
+    method cannot move it, so its stop is not a maximum."""
+    R, W, _, _, _ = _score_and_information(
+        objective.data, alpha, coef, objective.offset
+    )
+    return bool(np.any(finite & (W == 0.0) & (np.abs(R) > 1e-8)))
+
+
+def _flat(objective, alpha, coef, finite):
+    """Whether the score at ``(alpha, coef)`` vanishes to 1e-8 of the
+    trials (the finite intercepts' and the slopes')."""
+    data = objective.data
+    R, _, _, grad, _ = _score_and_information(data, alpha, coef, objective.offset)
+    score = max(
+        np.max(np.abs(R[finite]), initial=0.0), np.max(np.abs(grad), initial=0.0)
+    )
+    return score <= 1e-8 * max(1.0, float(np.sum(data.trials)))
 
 
 def _loglik(data, alpha, coef, offset=0.0):

@@ -184,7 +184,8 @@ class _Fitter:
         self.beta0, self.b0 = cp.coef, float(cp.intercepts[0])
         S, info = source.tau2_score(self.beta0, self.b0)
         self.S = S
-        self.tau0 = float(np.clip(np.sqrt(S / info), 0.05, 3.0)) if S > 0 else 0.1
+        positive = S > 0 and info > 0  # (info 0: every weight underflowed)
+        self.tau0 = float(np.clip(np.sqrt(S / info), 0.05, 3.0)) if positive else 0.1
         # pooled logistic coefficients are attenuated by about sqrt(1 + c^2
         # tau^2), c = 16 sqrt(3) / (15 pi) (Zeger, Liang & Albert 1988): undo
         # that in the start

@@ -34,6 +34,7 @@ def profile_bounds(
     hess=None,
     lower_limit=-np.inf,
     f_at_lower_limit=None,
+    start=None,
 ):
     """Ends of the likelihood-ratio interval for ``v = c'x``.
 
@@ -48,6 +49,10 @@ def profile_bounds(
     lower_limit, f_at_lower_limit : where ``v`` stops (e.g. ``log tau -> -inf``)
         and the profile there; the lower end is ``lower_limit`` when the profile
         never rises by ``drop`` before it.
+    start : a point whose other coordinates (its part in the null space of
+        ``c``) start each side's first constrained minimum, instead of
+        ``x_hat``'s: off a stationary point of the nuisance parameters that
+        is not their minimum away from ``x_hat`` (a symmetry's fixed point).
 
     Returns
     -------
@@ -71,12 +76,13 @@ def profile_bounds(
         lower_limit / K,
         f_at_lower_limit,
         xtol=1e-10,
+        start=start,
     )
     return tuple(K * e for e in ends)
 
 
 def _profile_bounds(
-    fun_grad, x_hat, c, drop, se, hess, lower_limit, f_at_lower_limit, xtol
+    fun_grad, x_hat, c, drop, se, hess, lower_limit, f_at_lower_limit, xtol, start
 ):
     k = len(x_hat)
     v_hat = float(c @ x_hat)
@@ -88,6 +94,9 @@ def _profile_bounds(
     else:
         h_inv0 = None
     starts, values = {}, {}
+    phi_start = np.zeros(k - 1)
+    if start is not None and k > 1:
+        phi_start = null.T @ (np.asarray(start, dtype=float) - x_hat)
 
     def profile(v, side):
         """``(f(v) - f_hat - drop, solved)``, computed once per ``v``: brentq
@@ -120,7 +129,7 @@ def _profile_bounds(
         # warm start from the last solved point on this side; a run that did
         # not converge may have stopped on a plateau (a nuisance tau heading to
         # 0), from which the optimizer would not move at the next v
-        res = solve(starts.get(side, np.zeros(k - 1)))
+        res = solve(starts.get(side, phi_start))
         if not res.converged and side in starts:
             cold = solve(np.zeros(k - 1))  # the estimate's own nuisance values
             res = cold if cold.converged or cold.fun < res.fun else res

@@ -37,6 +37,21 @@ for (q in c(1, 25)) {
   )
 }
 
+# large offsets, where a start that ignores them leaves every weight at 0
+# (the 0.2 solver then stopped at its start and called it converged)
+large <- data.frame(
+  g = c(16, 16, 16, 17, 17, 17, 23, 23, 23, 24, 24, 24),
+  x = c(0.88, -1.555, 1.226, 1.11, -1.065, 0.373, -1.361, 0.899, 0.333, -0.73,
+        0.627, -0.282),
+  lt = c(7.514, 7.902, 6.93, 6.969, 8.153, 7.957, 6.33, 8.186, 7.556, 6.23, 8.019,
+         7.676),
+  m = c(8, 21, 24, 3, 1, 3, 0, 11, 3, 1, 8, 2),
+  n = c(10, 25, 29, 16, 9, 23, 7, 16, 15, 22, 20, 17))
+np_large <- glm(cbind(m, n - m) ~ 0 + factor(g) + x + offset(lt), binomial, large)
+cp_large <- glm(cbind(m, n - m) ~ x + offset(lt), binomial, large)
+const <- data.frame(g = c(0, 0, 1, 1), off = 40, m = c(3, 4, 10, 2), n = c(10, 10, 12, 9))
+cp_const <- glm(cbind(m, n - m) ~ 1 + offset(off), binomial, const)
+
 write_ref(c(versions(c("lme4")), list(
   script = "offset_lme4.R",
   data = "tests/reference/data/offset_counts.csv",
@@ -48,5 +63,12 @@ write_ref(c(versions(c("lme4")), list(
                           loglik = as.numeric(logLik(cp))),
   no_pooling = list(x = unname(coef(np)["x"]), loglik = as.numeric(logLik(np)),
                     intercepts = unname(coef(np)[seq_len(G)])),
-  glmer = glmers
+  glmer = glmers,
+  large_offsets = list(
+    data = large,
+    no_pooling = list(coef = unname(coef(np_large)), loglik = as.numeric(logLik(np_large))),
+    complete_pooling = list(coef = unname(coef(cp_large)), loglik = as.numeric(logLik(cp_large))),
+    constant_40 = list(data = const, intercept = unname(coef(cp_const)),
+                       loglik = as.numeric(logLik(cp_const)))
+  )
 )), "offset_lme4.json")
