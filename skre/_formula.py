@@ -240,21 +240,31 @@ def _offset_terms(fixed):
     """The fixed part without its ``offset(...)`` terms, and their inner
     expressions (R adds several offsets up)."""
     offsets, out, i = [], [], 0
-    for match in re.finditer(r"\boffset\s*\(", fixed):
-        if match.start() < i:
-            continue
-        depth, j = 1, match.end()
-        while j < len(fixed) and depth:
-            depth += {"(": 1, ")": -1}.get(fixed[j], 0)
-            j += 1
-        offsets.append(fixed[match.end() : j - 1].strip())
-        out.append(fixed[i : match.start()])
-        i = j
+    for start, inner, end in _calls(fixed, r"\boffset\s*\("):
+        offsets.append(fixed[inner : end - 1].strip())
+        out.append(fixed[i:start])
+        i = end
     out.append(fixed[i:])
     rest = "".join(out)
     rest = re.sub(r"\+\s*(?=\+|$)", "", rest.strip())  # dangling '+'
     rest = re.sub(r"^\s*\+", "", rest).strip()
     return rest or "1", offsets
+
+
+def _calls(text, opening):
+    """``(start, inner, end)`` of each call whose opening (a regex ending in
+    its ``(``) matches in ``text``, not nested in an earlier one: ``inner``
+    is where its arguments begin, ``end`` just past its closing ``)``."""
+    i = 0
+    for match in re.finditer(opening, text):
+        if match.start() < i:
+            continue
+        depth, j = 1, match.end()
+        while j < len(text) and depth:
+            depth += {"(": 1, ")": -1}.get(text[j], 0)
+            j += 1
+        yield match.start(), match.end(), j
+        i = j
 
 
 def _offset_name(offsets):
@@ -429,16 +439,10 @@ def r_powers(text):
     silently be ``x XOR 2``). Outside ``I()``, ``^`` is the formula's own
     interaction power in both languages and stays."""
     out, i = [], 0
-    for match in re.finditer(r"\bI\(", text):
-        if match.start() < i:
-            continue
-        depth, j = 1, match.end()
-        while j < len(text) and depth:
-            depth += {"(": 1, ")": -1}.get(text[j], 0)
-            j += 1
-        out.append(text[i : match.end()])
-        out.append(text[match.end() : j].replace("^", "**"))
-        i = j
+    for _, inner, end in _calls(text, r"\bI\("):
+        out.append(text[i:inner])
+        out.append(text[inner:end].replace("^", "**"))
+        i = end
     out.append(text[i:])
     return "".join(out)
 
