@@ -56,7 +56,9 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         ``score`` and in every prediction (new rows bring their own offsets,
         in a column of the same name). Named as ``group`` is (a column name,
         or a position in an array). It is not a covariate (not in
-        ``covariates_``). Fits with an offset do not take Dask collections.
+        ``covariates_``). Without rows of its own, a new group is taken at
+        the training rows' trials-weighted mean covariates and offset.
+        Fits with an offset do not take Dask collections.
     n_quad : int or "auto", default="auto"
         Adaptive Gauss-Hermite nodes per group. An int from 1 to 100 is a
         fixed rule (25 reproduces lme4's ``nAGQ = 25``, 1 is the Laplace

@@ -52,7 +52,9 @@ class CompletePoolingBinomial(GroupedBinomialMixin):
         ``score`` and in every prediction (new rows bring their own offsets,
         in a column of the same name). Named as ``group`` is (a column name,
         or a position in an array). It is not a covariate (not in
-        ``covariates_``). Fits with an offset do not take Dask collections.
+        ``covariates_``). Without rows of its own, a new group is taken at
+        the training rows' trials-weighted mean covariates and offset.
+        Fits with an offset do not take Dask collections.
     coef_prior : Normal, Flat or None, default=None
         Independent normal priors on the slopes (user scale); the fit is then
         the posterior mode (ridge-like shrinkage of a chosen strength). The
@@ -307,7 +309,9 @@ class NoPoolingBinomial(GroupedBinomialMixin):
         ``score`` and in every prediction (new rows bring their own offsets,
         in a column of the same name). Named as ``group`` is (a column name,
         or a position in an array). It is not a covariate (not in
-        ``covariates_``). Fits with an offset do not take Dask collections.
+        ``covariates_``). Without rows of its own, a new group is taken at
+        the training rows' trials-weighted mean covariates and offset.
+        Fits with an offset do not take Dask collections.
     unknown_group : {"pooled", "error"}, default="pooled"
     group_prior : Normal, Flat or None, default=None
         A fixed prior ``Normal(mean, scale)`` on every group's logit (at the
