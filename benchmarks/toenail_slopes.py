@@ -1,6 +1,6 @@
 """Toenail's (1 + time | patient) by exact quadrature, with profile intervals.
 
-    python benchmarks/toenail_slopes.py    (about 20 minutes on two cores)
+    python benchmarks/toenail_slopes.py    (about 7 minutes on two cores)
 
 The numbers of "Beyond the random intercept" in the user guide: HSAUR3's
 toenail data (tests/reference/data/toenail.csv), ``y ~ treat * time + (1 +
