@@ -816,3 +816,27 @@ def test_stacked_cholesky_and_inverse_match_numpy():
         H = A @ np.transpose(A, (0, 2, 1)) + np.eye(q)
         np.testing.assert_allclose(cholesky(H), np.linalg.cholesky(H), atol=1e-13)
         np.testing.assert_allclose(spd_inverse(H), np.linalg.inv(H), atol=1e-13)
+
+
+def test_the_rule_check_holds_a_boundary_parameter_at_its_bound():
+    """A fit at correlation +1 (L's second diagonal entry 0): the check of
+    the rule at the estimate holds that entry at its bound whatever the sign
+    of its rounding-level gradient. Counted free, its variance was 1e30 and
+    every check failed up to the trapezoid rule, with a false
+    QuadratureWarning (replicate 229 of bench_slopes.py's bias simulation,
+    whose data these are: 500 groups x 5 binary rows)."""
+    rng = np.random.default_rng([25, 1, 229])
+    cov = np.array([[1.5**2, 0.3 * 1.5 * 0.5], [0.3 * 1.5 * 0.5, 0.5**2]])
+    u = rng.multivariate_normal(np.zeros(2), cov, size=500)
+    g = np.repeat(np.arange(500), 5)
+    x = rng.standard_normal(2500)
+    y = rng.binomial(1, expit(-0.5 + 0.5 * x + u[g, 0] + u[g, 1] * x))
+    X = pd.DataFrame({"g": g, "x1": x})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = MultilevelBinomial(group="g", random_slopes=["x1"]).fit(X, y)
+    assert [w.category for w in caught] == [BoundaryWarning]
+    assert est.variance_components_["sdcor"].iloc[2] == pytest.approx(1.0)
+    assert not isinstance(est._fit_result.n_quad, str)  # a Gauss-Hermite rule
+    nodes, larger, d_loglik, move = est._fit_result.check
+    assert abs(d_loglik) < 1e-6 and move <= 1.0
