@@ -264,18 +264,15 @@ def rows_fingerprint(successes, trials):
     (what :func:`skre.lr_test` needs before it compares their designs row by
     row). About 9 ms for 10^6 rows.
     """
-    digest = hashlib.sha256(np.int64(len(successes)).tobytes())
-    for values in (successes, trials):
+    return _digest(successes, trials)
+
+
+def _digest(*columns):
+    """SHA-256 of the row count and the ``columns`` (floats, in row order)."""
+    digest = hashlib.sha256(np.int64(len(columns[0])).tobytes())
+    for values in columns:
         values = np.ascontiguousarray(values, dtype=np.float64)
         digest.update(memoryview(values).cast("B"))
-    return digest.hexdigest()
-
-
-def _digest(values):
-    """SHA-256 of ``values`` (floats, in row order)."""
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    digest = hashlib.sha256(np.int64(len(values)).tobytes())
-    digest.update(memoryview(values).cast("B"))
     return digest.hexdigest()
 
 

@@ -92,10 +92,11 @@ def split_X(est, X, *, reset, hint_group=False):
     if not reset:  # (at fit, prepare reads the names once, raising as sklearn does)
         validate_data(est, X, reset=False, skip_check_array=True)
     if frame:
-        split = _split_frame(X, group, offset_column(est, X))
+        offset = offset_column(est, X)
+        split = _split_frame(X, group, offset)
         if hint_group and group is None:
             warn_group_like_columns(est, X)
-        return _move_offset(est, X, *split)
+        return _move_offset(offset, *split)
     if arr.dtype.kind == "c":
         raise ValueError(
             "Complex data not supported in X: covariates must be real numbers."
@@ -125,7 +126,7 @@ def split_X(est, X, *, reset, hint_group=False):
     split = labels, Z, names
     if hint_group and group is None:
         warn_group_like_columns(est, arr)
-    return _move_offset(est, arr, *split)
+    return _move_offset(offset, *split)
 
 
 def offset_column(est, X):
@@ -187,10 +188,9 @@ def offset_column(est, X):
     return str(offset % width)
 
 
-def _move_offset(est, X, labels, Z, names):
-    """``(labels, Z, names)`` with the offset column (if any) moved from
-    the covariates to Z's last column."""
-    name = offset_column(est, X)
+def _move_offset(name, labels, Z, names):
+    """``(labels, Z, names)`` with the offset column ``name`` (if any) moved
+    from the covariates to Z's last column."""
     if name is None:
         return labels, Z, names
     j = list(names).index(name)
@@ -307,11 +307,9 @@ def _is_number(v):
 
 def _kind(name, offset):
     """How an error names a column of X: the offset's, or a covariate's."""
-    return (
-        "offset column"
-        if offset is not None and str(name) == offset
-        else ("covariate column")
-    )
+    if offset is not None and str(name) == offset:
+        return "offset column"
+    return "covariate column"
 
 
 def _to_float(values, names, group_hint=False, offset=None):
