@@ -107,6 +107,11 @@ def group_column_text(est):
 
 def _dask_backend(est):
     """The Dask implementation, for the fits it supports."""
+    if isinstance(getattr(est, "group", None), list):
+        raise NotImplementedError(
+            f"{type(est).__name__}: nested groups do not take Dask collections "
+            "yet; compute the data into pandas first."
+        )
     if getattr(est, "random_slopes", None) or hasattr(est, "random_slopes_"):
         raise NotImplementedError(
             f"{type(est).__name__}: random_slopes fits do not take Dask "
@@ -268,7 +273,7 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
     def _log_proba(self, X):
         check_is_fitted(self)
         labels, Z, _ = split_X(self, X, reset=False)
-        codes = self._fit_result.design.codes_for(
+        codes = self._fit_result.codes_for(
             labels, type(self).__name__, group_column_text(self)
         )
         lp0, lp1 = self._result_log_proba(codes, Z)
@@ -399,7 +404,7 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
         rows = prepare(self, X, y, sample_weight, reset=False)
         total = rows.trials.sum()
         check_scored_trials(total)
-        codes = self._fit_result.design.codes_for(
+        codes = self._fit_result.codes_for(
             rows.labels, type(self).__name__, group_column_text(self)
         )
         return float(self._heldout_loglik(rows, codes) / total)
@@ -498,6 +503,10 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
         return frame
 
     def _group_index(self):
+        if isinstance(self.group, list):  # nested: (outer, inner) pairs
+            return pd.MultiIndex.from_tuples(
+                list(self.groups_), names=[str(g) for g in self.group]
+            )
         return pd.Index(self.groups_, name=group_column_name(self))
 
     def _estimates_frame(self, est, lower, upper):

@@ -60,6 +60,10 @@ class FitResult:
         """Estimated parameters, aliased covariates not counted (as R's rank)."""
         raise NotImplementedError
 
+    def codes_for(self, labels, name, column=None):
+        """Training codes of new rows' group labels (-1: not seen in fit)."""
+        return self.design.codes_for(labels, name, column)
+
     # -- what simulation and residuals need --------------------------------------------
     def point_logit(self, codes, Z, **options):
         """Each row's logit where the model has no group effect to integrate."""

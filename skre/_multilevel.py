@@ -6,7 +6,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import GroupedBinomialMixin, Number
+from ._base import GroupColumn, GroupedBinomialMixin, Number
 from ._bayes import BayesFit, check_bayes_data, fit_bayes
 from ._core.grouping import row_offset
 from ._core.multilevel import InMemory, fit_multilevel
@@ -16,6 +16,8 @@ from ._fit_warnings import warn_boundary, warn_rule
 from ._intervals import check_interval_args, check_level
 from ._labels import group_column_name
 from ._multilevel_fit import MultilevelFit, likelihood_units, variance_components
+from ._nested_estimator import check_nested, fit_with_nested
+from ._nested_fit import NestedFit
 from ._new_batch import NewBatchMixin
 from ._slopes_estimator import fit_with_slopes, refuse_unsupported
 from ._slopes_fit import SlopesFit
@@ -230,7 +232,7 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
     """
 
     _parameter_constraints: dict = {
-        **GroupedBinomialMixin._parameter_constraints,
+        "group": [None, GroupColumn(), list],
         "n_quad": [Number(Integral, 1, 100, closed="both"), StrOptions({"auto"})],
         "tau_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
         "coef_prior": [None, HasMethods(["logpdf", "dlogpdf"])],
@@ -283,7 +285,7 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
                 f"This {type(self).__name__} instance is not fitted yet: "
                 "variance_components_ is set by fit."
             )
-        if isinstance(result, SlopesFit):
+        if isinstance(result, (SlopesFit, NestedFit)):
             return result.variance_components()
         return variance_components(group_column_name(self), self.tau_)
 
@@ -307,6 +309,8 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
                 f"{name}: covariance_prior must be a skre.priors.LKJ prior on the "
                 f"random effects' covariance; got {self.covariance_prior!r}."
             )
+        if isinstance(self.group, list):
+            check_nested(self, bayes)
         if self.random_slopes and (bayes or self.tau_prior or self.coef_prior):
             raise NotImplementedError(
                 f"{type(self).__name__}: random_slopes fits take covariance_prior "
@@ -328,7 +332,7 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         if bayes:
             check_bayes_data(design)
         if design.degenerate is not None:
-            if self.random_slopes:
+            if self.random_slopes or isinstance(self.group, list):
                 raise ValueError(
                     f"{type(self).__name__}: every trial is a "
                     f"{'failure' if design.degenerate == 0 else 'success'}; "
@@ -339,6 +343,8 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
             return degenerate_fit(design, multilevel=True)
         if self.random_slopes:
             return fit_with_slopes(self, design, rows)
+        if isinstance(self.group, list):
+            return fit_with_nested(self, design)
         units, weight, unit = likelihood_units(design.data)
         coef_prior = std_normal_prior(design, self.coef_prior)
         res = fit_multilevel(

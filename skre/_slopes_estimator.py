@@ -10,6 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from ._core.multilevel import InMemory, fit_multilevel
 from ._labels import group_column_name
 from ._multilevel_fit import likelihood_units
+from ._nested_fit import UNSUPPORTED_NESTED, NestedFit
 from ._slopes_fit import (
     UNSUPPORTED,
     SlopesFit,
@@ -90,17 +91,25 @@ def fit_with_slopes(est, design, rows):
 def refuse_unsupported(cls):
     """Wrap the methods a random-slope fit does not have: they raise
     NotImplementedError on such a fit and work as before on the others."""
-    for name in UNSUPPORTED:
+    for name in sorted(set(UNSUPPORTED) | set(UNSUPPORTED_NESTED)):
         method = getattr(cls, name)
 
         def wrapper(self, *args, _method=method, _name=name, **kwargs):
-            if isinstance(getattr(self, "_fit_result", None), SlopesFit):
+            result = getattr(self, "_fit_result", None)
+            if isinstance(result, SlopesFit) and _name in UNSUPPORTED:
                 raise NotImplementedError(
                     f"{type(self).__name__}.{_name}() is not available for fits "
                     "with random_slopes yet (see the estimator's random_slopes "
                     "parameter for the methods that are: the predictions, "
                     "score, summary, confint, group_estimates, residuals, "
                     "lr_test among them)."
+                )
+            if isinstance(result, NestedFit) and _name in UNSUPPORTED_NESTED:
+                raise NotImplementedError(
+                    f"{type(self).__name__}.{_name}() is not available for "
+                    "nested groups yet (see the estimator's group parameter for "
+                    "the methods that are: the predictions, score, summary, "
+                    "Wald confint, group_estimates among them)."
                 )
             return _method(self, *args, **kwargs)
 

@@ -302,6 +302,16 @@ class Summary:
             bar = "||" if est.covariance == "diagonal" else "|"
             inside = " + ".join(["1", *map(str, slopes)])
             formula_terms.append(f"({inside} {bar} {group})")
+        elif multilevel and isinstance(est.group, list):  # (1 | outer/inner)
+            vc = est.variance_components_
+            random = pd.DataFrame(
+                {"variance": vc["vcov"].to_numpy(), "std_dev": vc["sdcor"].to_numpy()},
+                index=list(vc["grp"]),
+            )
+            random_ci = ci.loc[["tau", "tau_outer"]].set_axis(list(vc["grp"]))
+            outer, inner = (str(g) for g in est.group)
+            formula_terms.append(f"(1 | {outer}/{inner})")
+            group = f"{inner}:{outer}"
         elif multilevel:
             tau_ci = (
                 est.confint(level, method).loc[["tau"]].rename(index={"tau": group})
@@ -349,6 +359,11 @@ class Summary:
             "df.resid": est.nobs_ - n_params,
             "observations": est.nobs_,
             "groups": len(est.groups_),
+            **(
+                {"outer groups": len(est.outer_groups_)}
+                if hasattr(est, "outer_groups_")
+                else {}
+            ),
             "trials": float(design.data.trials.sum()),
             "converged": bool(est.converged_),
         }
@@ -472,7 +487,10 @@ class Summary:
         obs = f"Number of obs: {f['observations']:g}"
         if self.group_name is not None:
             obs += f", groups:  {self.group_name}, {f['groups']}"
-        if self.random_intervals is not None:
+        if "outer groups" in f:
+            obs += f"; {self.random_effects.index[1]}, {f['outer groups']}"
+            out += ["Random effects:", self._nested_table(), obs, ""]
+        elif self.random_intervals is not None:
             out += ["Random effects:", self._slopes_table(), obs, ""]
         elif self.random_effects is not None:
             re = self.random_effects.iloc[0]
@@ -496,6 +514,15 @@ class Summary:
         if self.notes:
             out += [""] + self.notes
         return "\n".join(out)
+
+    def _nested_table(self):
+        """lme4's random-effects table of ``(1 | outer/inner)``."""
+        re = self.random_effects
+        var = _fixed(re["variance"].to_numpy(), 4, 15)
+        sd = _fixed(re["std_dev"].to_numpy(), 4, 15)
+        cells = [[g, "(Intercept)", v, d] for g, v, d in zip(re.index, var, sd)]
+        head = ["Groups", "Name", "Variance", "Std.Dev."]
+        return _text_table([""] * len(cells), head, cells, left=set(range(len(head))))
 
     def _slopes_table(self):
         """lme4's random-effects table with its Corr columns."""

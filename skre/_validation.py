@@ -103,6 +103,31 @@ def split_X(est, X, *, reset, hint_group=False):
         )
     if group is None:
         labels, rest, names = None, arr, [str(j) for j in range(arr.shape[1])]
+    elif isinstance(group, list):  # nested groups: (outer, inner) pairs
+        pos = []
+        for g in group:
+            if not isinstance(g, Integral):
+                raise ValueError(
+                    f"group={group!r} names columns, but X is an array without "
+                    "column names: pass a DataFrame, or give the group columns "
+                    "as integer positions."
+                )
+            if not -arr.shape[1] <= g < arr.shape[1]:
+                raise ValueError(
+                    f"group={group!r}: {g} is out of range for X with "
+                    f"{arr.shape[1]} columns."
+                )
+            pos.append(g % arr.shape[1])
+        if pos[0] == pos[1]:
+            raise ValueError(
+                f"group={group!r} names the column at position {pos[0]} twice; "
+                "nested groups need two columns, outer first."
+            )
+        labels = _nested_labels(
+            [arr[:, g] for g in pos], [f"at position {g}" for g in pos]
+        )
+        rest = np.delete(arr, pos, axis=1)
+        names = [str(j) for j in range(arr.shape[1]) if j not in pos]
     else:
         if not isinstance(group, Integral):
             raise ValueError(
@@ -158,6 +183,14 @@ def offset_column(est, X):
                 f"{[str(c) for c in cols]}."
             )
         group = est.group
+        if isinstance(group, list) and any(
+            name == (cols[g] if isinstance(g, Integral) and g not in cols else g)
+            for g in group
+        ):
+            raise ValueError(
+                f"offset={_show(offset)} is one of the group columns "
+                f"{group!r}; the offset is a numeric column of its own."
+            )
         if group is not None and group not in cols and isinstance(group, Integral):
             group = cols[group] if -len(cols) <= group < len(cols) else group
         if group is not None and name == group:
@@ -176,6 +209,13 @@ def offset_column(est, X):
     if not -width <= offset < width:
         raise ValueError(f"offset={offset} is out of range for X with {width} columns.")
     group = est.group
+    if isinstance(group, list) and offset % width in [
+        g % width for g in group if isinstance(g, Integral)
+    ]:
+        raise ValueError(
+            f"offset={offset} is one of the group columns {group!r}; the "
+            "offset is a numeric column of its own."
+        )
     if (
         group is not None
         and isinstance(group, Integral)
@@ -208,9 +248,56 @@ def _check_unique_columns(X):
         )
 
 
+def _nested_labels(columns, where):
+    """Each row's ``(outer, inner)`` label pair (an object array of tuples),
+    from the two group columns' labels (each checked as a group column's)."""
+    for labels, name in zip(columns, where):
+        check_labels_in(labels, name)
+        check_label_types(labels, name)
+    out = np.empty(len(columns[0]), dtype=object)
+    out[:] = list(zip(*columns))
+    return out
+
+
+def check_labels_in(labels, name):
+    """Missing labels refused, naming the group column."""
+    try:
+        check_labels(labels)
+    except ValueError as exc:
+        raise ValueError(
+            str(exc).replace("the group column", f"group column {name}")
+        ) from None
+
+
 def _split_frame(X, group, offset=None):
     cols = list(X.columns)
     labels = None
+    if isinstance(group, list):  # nested groups: (outer, inner) pairs
+        names = []
+        for g in group:
+            if (
+                g not in cols
+                and isinstance(g, Integral)
+                and -len(cols) <= g < len(cols)
+            ):
+                g = cols[g]
+            if g not in cols:
+                raise ValueError(
+                    f"group column {_show(g)} is not in X; its columns are "
+                    f"{[str(c) for c in cols]}."
+                )
+            names.append(g)
+        if names[0] == names[1]:
+            raise ValueError(
+                f"group={group!r} names the column {_show(names[0])} twice; "
+                "nested groups need two columns, outer first."
+            )
+        labels = _nested_labels(
+            [native(X[g].to_numpy()) for g in names], [_show(g) for g in names]
+        )
+        rest = X.iloc[:, [j for j, c in enumerate(cols) if c not in names]]
+        _, Z, covariates = _split_frame(rest, None, offset)
+        return labels, Z, covariates
     if group is not None:
         if (
             group not in cols
@@ -610,7 +697,8 @@ def prepare(est, X, y, sample_weight=None, *, reset):
                 "every row has zero trials (or zero weight); nothing to fit."
             )
         # n_features_in_ and feature_names_in_, as sklearn's fit sets them
-        info = (Z.shape[1] + (labels is not None), feature_names(X))
+        n_group = 2 if isinstance(est.group, list) else int(labels is not None)
+        info = (Z.shape[1] + n_group, feature_names(X))
     if reset and binary:
         for label, count in ((classes[1], w @ m), (classes[0], w @ (n - m))):
             if count == 0:

@@ -545,7 +545,8 @@ def information(lik, x, scores, exact=False):
         # add g g' / G, shortening every step along the gradient
         g = scores.sum(axis=0)
         return scores.T @ scores - np.outer(g, g) / len(scores)
-    return -hessian(lik, x)
+    own = getattr(lik, "hessian", None)  # a likelihood that measures its own
+    return -(own(x) if own is not None else hessian(lik, x))
 
 
 def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8):
@@ -641,11 +642,16 @@ def fit_slopes(
     from ``x0``: with ``start``, L-BFGS-B first (the Cholesky factor's
     diagonal kept >= 0) to near the maximum, then :func:`newton`."""
     lik = SlopeLikelihood(data, n_quad, diagonal, penalty)
-    q, p = data.q, data.X.shape[1]
-    lower = lower_bounds(p, q, diagonal)
-    scale = float(max(1, data.n_groups))
+    lower = lower_bounds(data.X.shape[1], data.q, diagonal)
+    return fit_slopes_with(lik, x0, lower, max_iter, gtol, start)
+
+
+def fit_slopes_with(lik, x0, lower, max_iter=500, gtol=1e-6, start=True):
+    """:func:`fit_slopes` on a likelihood object ``lik`` (what :func:`newton`
+    asks of one) with lower bounds ``lower``."""
+    scale = float(max(1, lik.data.n_groups))
     n_iter, message = 0, "Newton steps"
-    if start and data.n_groups >= BHHH_GROUPS:
+    if start and lik.data.n_groups >= BHHH_GROUPS:
         # Newton steps first (one pass each on many groups), L-BFGS-B if
         # they do not converge from this start
         x, (f, g, logm, _), info, steps, converged = newton(lik, x0, lower)

@@ -1,0 +1,417 @@
+"""Two nested random intercepts, lme4's ``(1 | a/b)``, by nested adaptive
+quadrature.
+
+The model: row ``i`` of inner group ``j`` (a school) within outer group ``a``
+(its district) has ``m_i`` successes in ``n_i`` trials with logit
+``b + x_i' beta + s_a z_a + s_b w_j``, ``z_a, w_j ~ N(0, 1)`` independent:
+the outer and inner groups' effects have SDs ``s_a`` and ``s_b``.
+
+Each outer group's likelihood ``(2 pi)^(-(1 + J)/2) int exp(h(z, w)) dz dw``,
+``h = sum_i [m_i eta_i - n_i log(1 + exp(eta_i))] - z^2/2 - |w|^2/2`` over
+its ``J`` inner groups, is integrated as Pinheiro and Chao (2006) do: at the
+joint mode ``(z_hat, w_hat)`` the curvature ``H = -h''`` is an arrowhead
+(``H_zz``, ``H_zj``, ``H_jj``), so with ``S = H_zz - sum_j H_zj^2 / H_jj``
+(z's marginal precision) the change of variables
+
+    z = z_hat + t / sqrt(S),
+    w_j = w_hat_j - (H_zj / H_jj) (z - z_hat) + t_j / sqrt(H_jj)
+
+turns it into a nested sum: K Gauss-Hermite nodes ``t`` for the outer
+effect and, for each of them, K nodes ``t_j`` for each inner group
+separately (K^2 evaluations per row, not K^(1 + J)):
+
+    log L_a = -log S / 2 - sum_j log H_jj / 2
+              + log sum_k w_k e^(t_k^2/2 - z_k^2/2)
+                    prod_j sum_l w_l e^(t_l^2/2 - w_jkl^2/2 + l_j(z_k, w_jkl)).
+
+K = 1 is the Laplace approximation ``h(z_hat, w_hat) - log |H| / 2``, lme4's
+objective (``log |H| = log S + sum_j log H_jj``). Like every adaptive rule it
+is exact as K grows, whatever the data.
+
+The gradient is by central differences (Richardson-extrapolated, each
+evaluation's modes started from the same place, so the value is a smooth
+function of the parameters to rounding): a few parameters, and data of the
+size nested designs come in. Parameters are packed ``x = (beta, b, s_a,
+s_b)``; the likelihood is even in each SD, which the optimizer keeps >= 0.
+"""
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .binomial import fast_expit
+from .rules import normal_rule
+
+#: node weights below this fraction of the largest are dropped
+PRUNE = 1e-15
+#: row-node values per chunk of the value pass
+CHUNK = 2**16
+#: steps of the central differences (relative, floor 1)
+FD_STEP = 1e-3
+
+
+class NestedData:
+    """Rows sorted by inner group, inner groups by outer group.
+
+    ``X`` (rows, p) fixed covariates, ``m``, ``n`` the counts, ``offset``
+    each row's fixed offset (or None), ``inner_starts`` each inner group's
+    first row, ``outer_starts`` each outer group's first inner group.
+    """
+
+    def __init__(self, X, m, n, inner_starts, outer_starts, offset=None):
+        self.X, self.m, self.n, self.offset = X, m, n, offset
+        self.inner_starts = np.asarray(inner_starts, dtype=np.intp)
+        self.outer_starts = np.asarray(outer_starts, dtype=np.intp)
+        rows, J = len(m), len(self.inner_starts)
+        self.row_inner = np.repeat(
+            np.arange(J), np.diff(np.r_[self.inner_starts, rows])
+        )
+        self.inner_outer = np.repeat(
+            np.arange(len(self.outer_starts)),
+            np.diff(np.r_[self.outer_starts, J]),
+        )
+        self.row_outer = self.inner_outer[self.row_inner]
+        self.outer_row_starts = self.inner_starts[self.outer_starts]
+
+    @property
+    def n_groups(self):
+        """Outer groups: the independent units of the likelihood."""
+        return len(self.outer_starts)
+
+    @property
+    def n_inner(self):
+        return len(self.inner_starts)
+
+
+def nested_rule(K):
+    """Nodes and log-weights of K Gauss-Hermite nodes for N(0, 1), pruned."""
+    z, w = normal_rule(int(K))
+    log_w = np.log(w)
+    keep = log_w >= log_w.max() + np.log(PRUNE)
+    return np.asarray(z[keep]), np.asarray(log_w[keep])
+
+
+class NestedLikelihood:
+    """The rule's log-likelihood of :class:`NestedData` and its gradient,
+    offering what :func:`skre._core.slopes.newton` asks of a likelihood."""
+
+    penalty = None
+    #: a Hessian for the Newton steps (see :meth:`hessian`), or None
+    curvature = None
+
+    def __init__(self, data, n_quad):
+        self.data = data
+        self.K = int(n_quad)
+        self.t, self.log_w = nested_rule(self.K)
+        #: latest modes, (z of each outer group, w of each inner group)
+        self.u = np.zeros(data.n_groups + data.n_inner)
+        self.C = None  # (S, H_jj, H_zj) at the latest modes, packed
+        self.n_eval = 0
+
+    def unpack(self, x):
+        p = self.data.X.shape[1]
+        return x[:p], x[p], x[p + 1], x[p + 2]
+
+    def fixed(self, beta, b):
+        d = self.data
+        out = b + d.X @ beta
+        return out + d.offset if d.offset is not None else out
+
+    # -- the joint modes -----------------------------------------------------------
+    def modes(self, fixed, sa, sb, tol=1e-12, max_iter=100):
+        """Each outer group's joint mode of ``(z, w)`` (Newton on the
+        arrowhead system, step halving per outer group where ``h`` does not
+        increase) and the curvature there: ``(z, w, S, H_jj, H_zj)``."""
+        d = self.data
+        A = d.n_groups
+        z, w = self.u[:A].copy(), self.u[A:].copy()
+        ins, outs, ors = d.inner_starts, d.outer_starts, d.outer_row_starts
+
+        def h_of(z, w):
+            eta = fixed + sa * z[d.row_outer] + sb * w[d.row_inner]
+            ll = d.m * eta - d.n * np.logaddexp(0.0, eta)
+            return (
+                np.add.reduceat(ll, ors)
+                - 0.5 * z * z
+                - 0.5 * np.add.reduceat(w * w, outs)
+            ), eta
+
+        def curvature(eta):
+            p = fast_expit(eta.copy())
+            Wj = np.add.reduceat(d.n * p * (1.0 - p), ins)
+            Hjj = 1.0 + sb * sb * Wj
+            Hzj = sa * sb * Wj
+            Hzz = 1.0 + sa * sa * np.add.reduceat(Wj, outs)
+            S = Hzz - np.add.reduceat(Hzj * Hzj / Hjj, outs)
+            return p, Hjj, Hzj, S
+
+        h, eta = h_of(z, w)
+        for _ in range(max_iter):
+            p, Hjj, Hzj, S = curvature(eta)
+            rj = np.add.reduceat(d.m - d.n * p, ins)
+            gw = sb * rj - w
+            gz = sa * np.add.reduceat(rj, outs) - z
+            dz = (gz - np.add.reduceat(Hzj * gw / Hjj, outs)) / S
+            dw = (gw - Hzj * dz[d.inner_outer]) / Hjj
+            size = np.maximum(
+                np.abs(dz), np.maximum.reduceat(np.abs(dw), outs)
+            )  # per outer group
+            done = np.all(size <= tol * (1.0 + np.abs(z)))
+            step = np.ones(A)
+            for _ in range(30):
+                zt = z + step * dz
+                wt = w + step[d.inner_outer] * dw
+                h_new, eta_new = h_of(zt, wt)
+                worse = h_new < h - 1e-13 * (1.0 + np.abs(h))
+                if not worse.any():
+                    break
+                step = np.where(worse, 0.5 * step, step)
+            z, w, h, eta = zt, wt, h_new, eta_new
+            if done:
+                break
+        _, Hjj, Hzj, S = curvature(eta)
+        self.u = np.r_[z, w]
+        self.C = np.r_[S, Hjj, Hzj]
+        return z, w, S, Hjj, Hzj
+
+    # -- the value --------------------------------------------------------------------
+    def group_loglik(self, x):
+        """Each outer group's log-likelihood on the rule at ``x``."""
+        out = np.empty(self.data.n_groups)
+        for a0, a1, _, _, _, outer, S in self._passes(x):
+            out[a0:a1] = logsumexp(outer, axis=1) - 0.5 * np.log(S)
+        return out
+
+    def posterior(self, x):
+        """The rule's nodes and posterior weights at ``x``: each outer
+        group's outer-effect nodes ``z`` (A, K) and log-weights (A, K), and
+        each inner group's inner-effect nodes ``w`` (J, K, K) and log-weights
+        (J, K, K) of the pair ``(z_k, w_kl)``, each set of weights summing to
+        1 (z's marginal over all the outer group's data; the pair's joint)."""
+        d, K = self.data, len(self.t)
+        z, lz = np.empty((d.n_groups, K)), np.empty((d.n_groups, K))
+        w, lzw = np.empty((d.n_inner, K, K)), np.empty((d.n_inner, K, K))
+        for a0, a1, zk, wj, terms, outer, _ in self._passes(x):
+            j0 = d.outer_starts[a0]
+            j1 = j0 + len(wj)
+            lo = outer - logsumexp(outer, axis=1, keepdims=True)
+            z[a0:a1], lz[a0:a1], w[j0:j1] = zk, lo, wj
+            oj = d.inner_outer[j0:j1] - a0
+            cond = terms - logsumexp(terms, axis=2, keepdims=True)
+            lzw[j0:j1] = lo[oj][:, :, None] + cond
+        return z, lz, w, lzw
+
+    def _passes(self, x):
+        """The value pass over chunks of outer groups: yields ``(a0, a1, z
+        nodes (Ac, K), w nodes (Jc, K, K), the inner terms (Jc, K, K), the
+        outer log-terms (Ac, K), S (Ac,))`` of outer groups a0..a1."""
+        self.n_eval += 1
+        d = self.data
+        beta, b, sa, sb = self.unpack(np.asarray(x, dtype=float))
+        fixed = self.fixed(beta, b)
+        z, w, S, Hjj, Hzj = self.modes(fixed, sa, sb)
+        t, lw = self.t, self.log_w
+        K = len(t)
+        ratio = Hzj / Hjj
+        ors = np.r_[d.outer_row_starts, len(d.m)]
+        step = max(1, CHUNK // (K * K))
+        a0 = 0
+        while a0 < d.n_groups:
+            # outer groups a0..a1 whose rows fit in a chunk (at least one)
+            a1 = int(np.searchsorted(ors, ors[a0] + step, side="right")) - 1
+            a1 = min(max(a1, a0 + 1), d.n_groups)
+            j0 = d.outer_starts[a0]
+            j1 = d.outer_starts[a1] if a1 < d.n_groups else d.n_inner
+            r0, r1 = ors[a0], ors[a1]
+            dz = t[None, :] / np.sqrt(S[a0:a1])[:, None]  # (Ac, K)
+            zk = z[a0:a1, None] + dz
+            oj = d.inner_outer[j0:j1] - a0
+            ri = d.row_inner[r0:r1] - j0
+            base = fixed[r0:r1, None] + sa * zk[d.row_outer[r0:r1] - a0]  # (rows, K)
+            # each inner group's conditional mode given each outer node,
+            # from the joint mode's linear prediction
+            wc, c = self._inner_modes(
+                base, w[j0:j1, None] - ratio[j0:j1, None] * dz[oj], sb, r0, j0, j1
+            )
+            wj = wc[:, :, None] + t / np.sqrt(c)[:, :, None]  # (Jc, K, K)
+            eta = base[:, :, None] + sb * wj[ri]
+            m, n = d.m[r0:r1, None, None], d.n[r0:r1, None, None]
+            ll = m * eta - n * np.logaddexp(0.0, eta)
+            lj = np.add.reduceat(ll, d.inner_starts[j0:j1] - r0, axis=0)
+            terms = lj + lw + 0.5 * t * t - 0.5 * wj * wj
+            inner = logsumexp(terms, axis=2) - 0.5 * np.log(c)
+            outer = np.add.reduceat(inner, d.outer_starts[a0:a1] - j0, axis=0)
+            outer += lw + 0.5 * t * t - 0.5 * zk * zk
+            yield a0, a1, zk, wj, terms, outer, S[a0:a1]
+            a0 = a1
+
+    def _inner_modes(self, base, w, sb, r0, j0, j1, tol=1e-12, max_iter=50):
+        """Inner groups j0..j1's conditional modes of ``w`` (Jc, K) at each
+        outer node, whose rows r0.. have logits ``base + sb w``, and the
+        curvature there: 1-D Newton steps, halved where they do not raise
+        ``l_j(w) - w^2 / 2``."""
+        d = self.data
+        ins = d.inner_starts[j0:j1] - r0
+        ri = d.row_inner[r0 : r0 + len(base)] - j0
+        m, n = d.m[r0 : r0 + len(base), None], d.n[r0 : r0 + len(base), None]
+
+        def g_of(w):
+            eta = base + sb * w[ri]
+            ll = m * eta - n * np.logaddexp(0.0, eta)
+            return np.add.reduceat(ll, ins, axis=0) - 0.5 * w * w, eta
+
+        g, eta = g_of(w)
+        for _ in range(max_iter):
+            p = fast_expit(eta.copy())
+            r = np.add.reduceat(m - n * p, ins, axis=0)
+            c = 1.0 + sb * sb * np.add.reduceat(n * p * (1.0 - p), ins, axis=0)
+            dw = (sb * r - w) / c
+            done = np.all(np.abs(dw) <= tol * (1.0 + np.abs(w)))
+            h = np.ones_like(w)
+            for _ in range(30):
+                wt = w + h * dw
+                g_new, eta_new = g_of(wt)
+                worse = g_new < g - 1e-13 * (1.0 + np.abs(g))
+                if not worse.any():
+                    break
+                h = np.where(worse, 0.5 * h, h)
+            w, g, eta = wt, g_new, eta_new
+            if done:
+                break
+        p = fast_expit(eta.copy())
+        c = 1.0 + sb * sb * np.add.reduceat(n * p * (1.0 - p), ins, axis=0)
+        return w, c
+
+    def evaluate(self, x, grad=True):
+        """``(log-likelihood, gradient, per-group log-likelihoods, per-group
+        scores (A, len(x)))`` (the last two gradients None without
+        ``grad``): each partial derivative by Richardson's extrapolation of
+        central differences, the modes of every evaluation started from
+        those at ``x``."""
+        x = np.asarray(x, dtype=float)
+        logm = self.group_loglik(x)
+        if not grad:
+            return float(logm.sum()), None, logm, None
+        base_u, base_C = self.u.copy(), self.C
+        scores = np.empty((len(logm), len(x)))
+        for k in range(len(x)):
+            h = FD_STEP * max(1.0, abs(x[k]))
+            vals = []
+            for c in (h, -h, 2 * h, -2 * h):
+                xc = x.copy()
+                xc[k] += c
+                self.u = base_u.copy()
+                vals.append(self.group_loglik(xc))
+            scores[:, k] = (8.0 * (vals[0] - vals[1]) - (vals[2] - vals[3])) / (12 * h)
+        self.u, self.C = base_u, base_C
+        return float(logm.sum()), scores.sum(axis=0), logm, scores
+
+    def hessian(self, x):
+        """The Hessian the Newton steps use: :attr:`curvature` where set (a
+        Hessian measured once and kept, as the estimate moves little),
+        else measured at ``x`` (:meth:`measure_hessian`)."""
+        if self.curvature is not None:
+            return self.curvature
+        return self.measure_hessian(x)
+
+    def measure_hessian(self, x):
+        """Second central differences of the value (symmetric), the modes of
+        each evaluation started from those at ``x``: 2 k^2 evaluations."""
+        x = np.asarray(x, dtype=float)
+        base_u, base_C = self.u.copy(), self.C
+        k = len(x)
+        h = FD_STEP * np.maximum(1.0, np.abs(x))
+
+        def f(dx):
+            self.u = base_u.copy()
+            return float(self.group_loglik(x + dx).sum())
+
+        f0 = f(np.zeros(k))
+        H = np.empty((k, k))
+        for i in range(k):
+            e = np.zeros(k)
+            e[i] = h[i]
+            H[i, i] = (f(e) - 2 * f0 + f(-e)) / h[i] ** 2
+            for j in range(i):
+                e2 = np.zeros(k)
+                e2[j] = h[j]
+                H[i, j] = H[j, i] = (f(e + e2) - f(e - e2) - f(e2 - e) + f(-e - e2)) / (
+                    4 * h[i] * h[j]
+                )
+        self.u, self.C = base_u, base_C
+        return H
+
+
+# -- the fit ------------------------------------------------------------------------
+#: n_quad="auto": the first rule (nodes per dimension) and the largest
+AUTO_START, AUTO_TOP = 7, 51
+#: the node check's targets, as for random slopes: log-likelihood (relative)
+#: and estimates (relative, floor 0.01)
+RTOL_LOGLIK, RTOL_PARAMS, FLOOR = 1e-8, 3e-7, 0.01
+
+
+def lower_bounds(p):
+    """``x``'s lower bounds: the two SDs >= 0."""
+    return np.r_[np.full(p + 1, -np.inf), 0.0, 0.0]
+
+
+def fit_nested(data, n_quad, x0, max_iter=500):
+    """Maximise the rule's log-likelihood from ``x0 = (beta, b, s_a, s_b)``:
+    the Laplace fit (L-BFGS-B, then Newton steps), then Newton steps on
+    ``n_quad`` nodes from there. ``"auto"``: at the estimate the rule is
+    compared with the next level of :data:`~skre._core.accuracy.LEVELS`, in
+    the log-likelihood and in the estimates that level's gradient implies,
+    and raised until they agree. Returns ``(result, check)``, check =
+    (nodes, nodes compared, d loglik, largest move over its target) or None.
+    """
+    from .accuracy import LEVELS
+    from .slopes import fit_slopes_with, newton, result_of
+
+    p = data.X.shape[1]
+    lower = lower_bounds(p)
+    lik = NestedLikelihood(data, 1)
+    res = fit_slopes_with(lik, x0, lower, max_iter=max_iter)
+    if n_quad == 1:
+        return res, None
+    K = AUTO_START if n_quad == "auto" else int(n_quad)
+    prev = lik
+    lik = NestedLikelihood(data, K)
+    lik.u = prev.u.copy()
+    # the Hessian measured at the first rule's estimate serves the Newton
+    # steps on the finer ones (each measurement is 2 k^2 evaluations; the
+    # estimates move little from rule to rule)
+    state, n_iter = None, res.n_iter
+    while True:
+        x, state, info, steps, converged = newton(lik, res.x, lower, state)
+        n_iter += steps
+        if not converged:  # far from the last estimate: L-BFGS-B first
+            out = fit_slopes_with(lik, res.x, lower, max_iter=max_iter)
+            x, converged, n_iter = out.x, out.converged, n_iter + out.n_iter
+            state = lik.evaluate(x)
+            info = -lik.measure_hessian(x)
+        f0, g0, logm, _ = state
+        message = (
+            f"Newton steps on {K} Gauss-Hermite nodes per dimension"
+            if converged
+            else f"Newton steps and L-BFGS-B on {K} nodes stopped short of a maximum"
+        )
+        res = result_of(lik, x, f0, g0, logm, info, lower, converged, n_iter, message)
+        if n_quad != "auto":
+            return res, None
+        lik.curvature = -info
+        larger = next(k for k in LEVELS if k > K)
+        finer = NestedLikelihood(data, larger)
+        finer.u, finer.curvature = lik.u.copy(), lik.curvature
+        state = finer.evaluate(x)
+        free = x > lower
+        cov = np.zeros_like(info)
+        cov[np.ix_(free, free)] = np.linalg.inv(info[np.ix_(free, free)])
+        move = cov @ (state[1] - g0)
+        allowed = RTOL_PARAMS * np.maximum(np.abs(x), FLOOR)
+        d_loglik = state[0] - f0
+        ok = abs(d_loglik) <= RTOL_LOGLIK * max(1.0, abs(f0)) and np.all(
+            np.abs(move) <= allowed
+        )
+        check = (K, larger, d_loglik, float(np.max(np.abs(move) / allowed)))
+        if ok or larger >= AUTO_TOP:
+            return res, check
+        K, lik = larger, finer

@@ -1,0 +1,96 @@
+"""What ``MultilevelBinomial(group=[outer, inner])`` does in fit: the checks
+of its parameters, the fit and its warnings."""
+
+from numbers import Integral
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from ._nested_fit import NestedFit, fit_nested_groups
+from .exceptions import BoundaryWarning, QuadratureWarning, warn
+
+
+def check_nested(est, bayes):
+    """Refuse what nested groups do not take (before anything is fitted)."""
+    name = type(est).__name__
+    group = est.group
+    if len(group) != 2 or not all(
+        isinstance(g, (str, Integral)) and not isinstance(g, bool) for g in group
+    ):
+        raise ValueError(
+            f"{name}: nested groups take group=[outer, inner], two column names "
+            f"or positions, outer first; got group={group!r}."
+        )
+    refused = [
+        what
+        for what, on in (
+            ("random_slopes", bool(est.random_slopes)),
+            ("method='bayes'", bayes),
+            ("tau_prior", est.tau_prior is not None),
+            ("coef_prior", est.coef_prior is not None),
+            ("covariance_prior", est.covariance_prior is not None),
+        )
+        if on
+    ]
+    if refused:
+        raise NotImplementedError(
+            f"{name}: nested groups (group={group!r}) do not take "
+            f"{', '.join(refused)} yet: maximum likelihood only."
+        )
+
+
+def fit_with_nested(est, design):
+    """The :class:`NestedFit` of ``est`` on ``design``, with its warnings."""
+    name = type(est).__name__
+    res, check, outer_codes, outer_groups, order = fit_nested_groups(
+        design, est.n_quad, est.max_iter
+    )
+    K = check[0] if check is not None else int(est.n_quad)
+    names = tuple(_column_name(est, g) for g in est.group)
+    fit = NestedFit(
+        design,
+        res.loglik,
+        res.n_iter,
+        res.converged,
+        res.x,
+        K,
+        res.modes,
+        res.scales,
+        outer_codes,
+        outer_groups,
+        order,
+        names,
+        res.group_loglik,
+        check,
+    )
+    if check is not None and check[3] > 1.0:
+        warn(
+            f"{name}: n_quad='auto' did not settle at the estimate, even on its "
+            f"finest rule ({check[0]} against {check[1]} nodes per dimension): "
+            f"the log-likelihood differs by {check[2]:.2g}, and the finer rule's "
+            f"gradient would move the estimates by up to {check[3] * 3e-7:.2g} of "
+            "themselves. The estimates and loglik_ are uncertain by about that "
+            "much.",
+            QuadratureWarning,
+        )
+    sa, sb = fit.sds
+    if sa == 0.0 or sb == 0.0:
+        which = "outer" if sa == 0.0 else "inner"
+        warn(
+            f"{name}: the {which} groups' SD is 0 (a boundary fit, lme4's "
+            f"isSingular): the {which} groups do not vary beyond what the other "
+            "level explains. Consider a model with one grouping level.",
+            BoundaryWarning,
+        )
+    if not res.converged:
+        warn(
+            f"{name}: the optimizer did not converge ({res.message}); raise "
+            "max_iter or check the covariates.",
+            ConvergenceWarning,
+        )
+    return fit
+
+
+def _column_name(est, g):
+    """A group column's name (a position as its string, as for arrays)."""
+    return str(g) if isinstance(g, (Integral, np.integer)) else g

@@ -1,0 +1,416 @@
+"""Nested random intercepts: the fit of ``MultilevelBinomial(group=[outer,
+inner])``, lme4's ``(1 | outer/inner)``.
+
+The groups of the :class:`~skre._design.Design` are the ``(outer, inner)``
+label pairs (an inner label means a group only within its outer group, as
+lme4's ``outer/inner`` = ``outer + outer:inner``); the core
+(:mod:`skre._core.nested`) sees the rows ordered by outer group.
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import expit, log_expit, logsumexp
+
+from ._core.grouping import collapse_offset
+from ._core.multilevel import InMemory, fit_multilevel
+from ._core.nested import NestedData, NestedLikelihood, fit_nested, lower_bounds
+from ._core.population import LogitNormal
+from ._fit_result import FitResult
+from ._intervals import table, vcov_frame, wald_rows
+from ._labels import factorize
+from ._multilevel_fit import likelihood_units
+from ._slopes_fit import new_group_log_proba
+
+#: the methods a nested fit does not have yet
+UNSUPPORTED_NESTED = (
+    "exceedance",
+    "flag_groups",
+    "historical_control_test",
+    "predictive_counts",
+    "ranks",
+    "test_tau",
+    "simulate",
+    "residuals",
+)
+
+
+def outer_codes_of(pairs):
+    """Each ``(outer, inner)`` pair's outer code and the outer labels."""
+    outer = np.empty(len(pairs), dtype=object)
+    outer[:] = [p[0] for p in pairs]
+    try:
+        outer = np.asarray(outer.tolist())  # a typed array where the labels allow
+    except (TypeError, ValueError):
+        pass
+    if outer.dtype.kind in "US":
+        outer = outer.astype(object)
+    return factorize(outer)
+
+
+def nested_data(data, outer_codes):
+    """The core's rows: ``data``'s (collapsed, coded by pair) reordered so
+    that each outer group's inner groups are adjacent (outer code order)."""
+    order = np.argsort(outer_codes, kind="stable")
+    starts = np.r_[data.starts, len(data.codes)]
+    lengths = np.diff(starts)[order]
+    ends = np.cumsum(lengths)
+    rows = np.arange(ends[-1]) - np.repeat(ends - lengths - starts[order], lengths)
+    oc = outer_codes[order]
+    outer_starts = np.flatnonzero(np.r_[True, oc[1:] != oc[:-1]])
+    offset = data.offset[rows] if data.offset is not None else None
+    nd = NestedData(
+        data.Z[rows],
+        data.successes[rows],
+        data.trials[rows],
+        np.r_[0, ends[:-1]],
+        outer_starts,
+        offset,
+    )
+    return nd, order
+
+
+def fit_nested_groups(design, n_quad, max_iter):
+    """``(NestedFit fields)``: the fit on ``n_quad`` nodes per dimension from
+    the random intercept's Laplace fit on the inner groups."""
+    outer_codes, outer_groups = outer_codes_of(design.groups)
+    nd, order = nested_data(design.data, outer_codes)
+    units, weight, _ = likelihood_units(design.data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (a start: its accuracy is not the question)
+        start = fit_multilevel(InMemory(units, weight), 1)
+    tau = max(float(start.tau), 0.1)
+    x0 = np.r_[np.asarray(start.beta, dtype=float), float(start.b), tau / 2, tau]
+    res, check = fit_nested(nd, n_quad, x0, max_iter)
+    return res, check, outer_codes, outer_groups, order
+
+
+@dataclass(frozen=True, eq=False)
+class NestedFit(FitResult):
+    """A fit with nested random intercepts (outer and inner groups)."""
+
+    x: np.ndarray  # (beta_std, b, s_outer, s_inner)
+    n_quad: int
+    modes: np.ndarray  # core order: z of each outer group, w of each inner group
+    curvature: np.ndarray  # core order: S (outer), H_jj, H_zj (inner)
+    outer_codes: np.ndarray  # each group's (pair's) outer code
+    outer_groups: np.ndarray  # the outer labels
+    order: np.ndarray  # the core's order of the groups (pairs)
+    names: tuple  # (outer column, inner column) names
+    group_loglik: np.ndarray  # each outer group's log-likelihood
+    check: object = None
+
+    @property
+    def p(self):
+        return len(self.design.covariates)
+
+    @property
+    def n_params(self):
+        return self.p - int(self.design.aliased.sum()) + 3
+
+    @property
+    def beta(self):
+        return self.x[: self.p]
+
+    @property
+    def b(self):
+        return float(self.x[self.p])
+
+    @property
+    def sds(self):
+        """(outer SD, inner SD)."""
+        return float(self.x[self.p + 1]), float(self.x[self.p + 2])
+
+    def data(self):
+        return nested_data(self.design.data, self.outer_codes)[0]
+
+    def likelihood(self, data=None):
+        lik = NestedLikelihood(data if data is not None else self.data(), self.n_quad)
+        if data is None:
+            lik.u = self.modes.copy()
+        return lik
+
+    # -- attributes ---------------------------------------------------------------
+    def _effects(self):
+        """Each group's (pair's) conditional modes and SDs of its outer and
+        inner effects (G, 2), in the design's order of groups."""
+        A = len(self.outer_groups)
+        G = len(self.order)
+        sa, sb = self.sds
+        z, w = self.modes[:A], self.modes[A:]
+        S, Hjj, Hzj = (
+            self.curvature[:A],
+            self.curvature[A : A + G],
+            self.curvature[A + G :],
+        )
+        oc = self.outer_codes[self.order]
+        modes, sd = np.empty((G, 2)), np.empty((G, 2))
+        modes[self.order, 0], modes[self.order, 1] = sa * z[oc], sb * w
+        sd[self.order, 0] = sa / np.sqrt(S[oc])
+        sd[self.order, 1] = sb * np.sqrt(1 / Hjj + (Hzj / Hjj) ** 2 / S[oc])
+        return modes, sd
+
+    def attributes(self):
+        intercept, coef = self.design.unscale(self.b, self.beta)
+        sa, sb = self.sds
+        modes, sd = self._effects()
+        return {
+            **self.common_attributes(intercept, coef),
+            "tau_": sb,
+            "tau_outer_": sa,
+            "outer_groups_": self.outer_groups,
+            "random_effects_": modes,
+            "random_effects_sd_": sd,
+            "population_": self.population(),
+            "boundary_": bool(sa == 0.0 or sb == 0.0),
+        }
+
+    def population(self):
+        """A new outer group's theta at the mean covariates (and offset)."""
+        sa, sb = self.sds
+        return LogitNormal(self.b + self.design.offset_mean, float(np.hypot(sa, sb)))
+
+    def prediction_interval(self, level, include_parameter_uncertainty=False):
+        if include_parameter_uncertainty:
+            raise NotImplementedError(
+                "prediction_interval(include_parameter_uncertainty=True) is not "
+                "available for nested groups yet; the plug-in interval (False) is."
+            )
+        return tuple(float(v) for v in self.population().interval(level))
+
+    def variance_components(self):
+        """lme4's ``as.data.frame(VarCorr(fit))`` of ``(1 | outer/inner)``:
+        the inner groups (``inner:outer``) first, then the outer groups."""
+        outer, inner = map(str, self.names)
+        sa, sb = self.sds
+        return pd.DataFrame(
+            {
+                "grp": [f"{inner}:{outer}", outer],
+                "var1": ["(Intercept)"] * 2,
+                "var2": pd.Series([None, None], dtype=object),
+                "vcov": [sb**2, sa**2],
+                "sdcor": [sb, sa],
+            }
+        )
+
+    # -- inference --------------------------------------------------------------------
+    def information(self):
+        """The observed information of ``x`` (measured on the fit's rule);
+        cached, not pickled."""
+        info = self.__dict__.get("_information")
+        if info is None:
+            info = -self.likelihood().measure_hessian(self.x)
+            self.__dict__["_information"] = info
+        return info
+
+    _transient = ("_information",)
+
+    def covariance_of_x(self):
+        free = self.x > lower_bounds(self.p)
+        free[: self.p] &= ~self.design.aliased
+        cov = np.zeros((len(self.x), len(self.x)))
+        cov[np.ix_(free, free)] = np.linalg.inv(self.information()[np.ix_(free, free)])
+        return cov
+
+    def fixed_map(self):
+        C = np.zeros((self.p + 1, len(self.x)))
+        C[:, : self.p + 1] = self.design.user_map(intercept_first=False)
+        return C
+
+    def vcov(self):
+        C = self.fixed_map()
+        return vcov_frame(self.design, C @ self.covariance_of_x() @ C.T)
+
+    def random_rows(self):
+        return ["tau", "tau_outer"]
+
+    def confint(self, level, method, verbose=0):
+        """Wald rows: the fixed effects, and the SDs on the log scale (NaN
+        at an SD of 0)."""
+        if method != "wald":
+            raise NotImplementedError(
+                f"confint(method={method!r}) is not available for nested groups "
+                "yet; method='wald' is."
+            )
+        cov = self.covariance_of_x()
+        intercept, coef = self.design.unscale(self.b, self.beta)
+        rows, _ = wald_rows(self.fixed_map(), cov, np.r_[intercept, coef], level)
+        frame = table(self.design, rows, level)
+        z = stats.norm.ppf(0.5 + level / 2)
+        out = []
+        for k in (self.p + 2, self.p + 1):  # inner (tau), outer
+            s = self.x[k]
+            if s <= 0:
+                out.append((np.nan, np.nan))
+                continue
+            se = np.sqrt(cov[k, k]) / s  # of log s
+            out.append((s * np.exp(-z * se), s * np.exp(z * se)))
+        a = 100 * (1 - level) / 2
+        extra = pd.DataFrame(
+            np.array(out),
+            index=self.random_rows(),
+            columns=[f"{a:g}%", f"{100 - a:g}%"],
+        )
+        return pd.concat([frame, extra])
+
+    # -- predictions --------------------------------------------------------------
+    def codes_for(self, labels, name, column=None):
+        """Codes of ``(outer, inner)`` labels: a seen pair's code; ``-2 -
+        o`` for a new inner group of the seen outer group ``o``; -1 for a
+        new outer group."""
+        codes = self.design.codes_for(labels, name, column)
+        new = np.flatnonzero(codes < 0)
+        if len(new):
+            outer = pd.Index(self.outer_groups).get_indexer([labels[i][0] for i in new])
+            codes[new] = np.where(outer >= 0, -2 - outer, -1)
+        return codes
+
+    def _node_rules(self, outers):
+        """The rule's posterior nodes of ``outers`` (outer codes): the
+        core's :meth:`~skre._core.nested.NestedLikelihood.posterior` on
+        those outer groups alone, and each pair's position in it."""
+        pairs = np.flatnonzero(np.isin(self.outer_codes, outers))
+        design = self.design
+        data = design.data
+        starts = np.r_[data.starts, len(data.codes)]
+        rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in pairs])
+        sub_codes = np.repeat(np.arange(len(pairs)), np.diff(starts)[pairs])
+        sub = collapse_offset(
+            sub_codes,
+            data.Z[rows],
+            data.successes[rows],
+            data.trials[rows],
+            len(pairs),
+            data.offset[rows] if data.offset is not None else None,
+        )
+        oc = np.searchsorted(outers, self.outer_codes[pairs])
+        nd, order = nested_data(sub, oc)
+        lik = NestedLikelihood(nd, self.n_quad)
+        z, lz, w, lzw = lik.posterior(self.x)
+        where = np.full(len(self.order), -1)
+        where[pairs[order]] = np.arange(len(pairs))
+        return z, lz, w, lzw, where
+
+    def log_proba(self, codes, Z):
+        eta0 = self.design.linear_predictor(Z, self.b, self.beta)
+        sa, sb = self.sds
+        lp0, lp1 = np.empty(len(Z)), np.empty(len(Z))
+        outer = np.where(codes >= 0, self.outer_codes[np.maximum(codes, 0)], -2 - codes)
+        known = outer >= 0
+        if known.any():
+            outers = np.unique(outer[known])
+            z, lz, w, lzw, where = self._node_rules(outers)
+            a = np.searchsorted(outers, outer)
+            seen = codes >= 0
+            if seen.any():
+                j = where[codes[seen]]
+                eta = (
+                    eta0[seen, None, None] + sa * z[a[seen], :, None] + sb * w[j]
+                ).reshape(seen.sum(), -1)
+                lpi = lzw[j].reshape(seen.sum(), -1)
+                lp1[seen] = logsumexp(lpi + log_expit(eta), axis=1)
+                lp0[seen] = logsumexp(lpi + log_expit(-eta), axis=1)
+            fresh = known & ~seen
+            if fresh.any():  # z from its outer group's posterior, w ~ N(0, 1)
+                n, K = int(fresh.sum()), z.shape[1]
+                eta = (eta0[fresh, None] + sa * z[a[fresh]]).ravel()
+                q0, q1 = new_group_log_proba(
+                    eta, np.ones((n * K, 1)), np.array([[sb * sb]])
+                )
+                lpi = lz[a[fresh]]
+                lp0[fresh] = logsumexp(lpi + q0.reshape(n, K), axis=1)
+                lp1[fresh] = logsumexp(lpi + q1.reshape(n, K), axis=1)
+        new = ~known
+        if new.any():
+            lp0[new], lp1[new] = new_group_log_proba(
+                eta0[new], np.ones((int(new.sum()), 1)), np.array([[sa * sa + sb * sb]])
+            )
+        return lp0, lp1
+
+    def heldout_loglik(self, rows, codes):
+        """Group-joint at the outer level: for each outer group of the test
+        rows, log L(its training and test rows) - log L(its training rows)
+        (0 training rows for a new outer group)."""
+        design = self.design
+        train = design.data
+        keep = rows.trials > 0
+        labels = rows.labels[keep]
+        test_outer = pd.Index(self.outer_groups).get_indexer([p[0] for p in labels])
+        seen = np.unique(test_outer[test_outer >= 0])
+        in_train = np.isin(self.outer_codes[train.codes], seen)
+        pairs = np.concatenate([design.groups[train.codes[in_train]], labels])
+        codes, uniques = factorize(pairs)
+        offset = None
+        if design.offset is not None:
+            offset = np.r_[train.offset[in_train], design.offset_of(rows.Z[keep])]
+        union = collapse_offset(
+            codes.ravel(),
+            np.vstack([train.Z[in_train], design.scaled(rows.Z[keep])]),
+            np.concatenate([train.successes[in_train], rows.successes[keep]]),
+            np.concatenate([train.trials[in_train], rows.trials[keep]]),
+            len(uniques),
+            offset,
+        )
+        nd, _ = nested_data(union, outer_codes_of(uniques)[0])
+        after = NestedLikelihood(nd, self.n_quad).group_loglik(self.x).sum()
+        return float(after - self.group_loglik[seen].sum())
+
+    # -- each group ---------------------------------------------------------------
+    def group_intervals(self, level):
+        """Each pair's trials-weighted mean fitted probability at its
+        conditional modes, and the ``level`` interval of that mean under the
+        rule's posterior of its (outer, inner) effects."""
+        design = self.design
+        data = design.data
+        sa, sb = self.sds
+        modes, _ = self._effects()
+        eta0 = self.b + data.Z @ self.beta
+        if data.offset is not None:
+            eta0 = eta0 + data.offset
+        n = data.trials
+        N = data.group_sum(n)
+        est = data.group_sum(n * expit(eta0 + modes[data.codes].sum(axis=1))) / N
+        z, lz, w, lzw, where = self._node_rules(np.arange(len(self.outer_groups)))
+        j = where[data.codes]
+        a = self.outer_codes[data.codes]
+        K = z.shape[1]
+        lower, upper = np.empty(len(N)), np.empty(len(N))
+        tail = (1 - level) / 2
+        for g0 in range(0, len(N), max(1, 2**16 // (K * K))):
+            g1 = min(len(N), g0 + max(1, 2**16 // (K * K)))
+            r0 = data.starts[g0]
+            r1 = data.starts[g1] if g1 < len(N) else len(data.codes)
+            eta = eta0[r0:r1, None, None] + sa * z[a[r0:r1], :, None] + sb * w[j[r0:r1]]
+            mean = (
+                np.add.reduceat(
+                    n[r0:r1, None, None] * expit(eta), data.starts[g0:g1] - r0, axis=0
+                )
+                / N[g0:g1, None, None]
+            )
+            pi = np.exp(lzw[where[np.arange(g0, g1)]]).reshape(g1 - g0, -1)
+            mean = mean.reshape(g1 - g0, -1)
+            for g in range(g1 - g0):
+                o = np.argsort(mean[g])
+                c = np.cumsum(pi[g][o])
+                lower[g0 + g] = mean[g][o][min(np.searchsorted(c, tail), len(c) - 1)]
+                upper[g0 + g] = mean[g][o][
+                    min(np.searchsorted(c, 1 - tail), len(c) - 1)
+                ]
+        return est, lower, upper
+
+    def group_effects(self, level):
+        """Each pair's outer and inner effects: conditional mode, SD and
+        normal interval (lme4's ``ranef(condVar = TRUE)`` of both terms)."""
+        modes, sd = self._effects()
+        z = stats.norm.ppf(0.5 + level / 2)
+        outer, inner = map(str, self.names)
+        columns = {}
+        for k, name in enumerate((outer, f"{inner}:{outer}")):
+            columns[name] = modes[:, k]
+            columns[f"{name}_sd"] = sd[:, k]
+            columns[f"{name}_lower"] = modes[:, k] - z * sd[:, k]
+            columns[f"{name}_upper"] = modes[:, k] + z * sd[:, k]
+        return pd.DataFrame(columns)
