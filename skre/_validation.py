@@ -70,6 +70,16 @@ def split_X(est, X, *, reset, hint_group=False):
             "numeric covariates; pass a dense array or a DataFrame."
         )
     group = est.group
+    if isinstance(group, list) and (
+        len(group) != 2
+        or not all(
+            isinstance(g, (str, Integral)) and not isinstance(g, bool) for g in group
+        )
+    ):
+        raise ValueError(
+            f"{type(est).__name__}: nested groups take group=[outer, inner], two "
+            f"column names or positions, outer first; got group={group!r}."
+        )
     frame = hasattr(X, "columns") and hasattr(X, "iloc")
     arr = X if frame else dense_array(X, "X")
     if arr.ndim != 2:
