@@ -17,7 +17,11 @@ from ._intervals import check_interval_args, check_level
 from ._labels import group_column_name
 from ._multilevel_fit import MultilevelFit, likelihood_units, variance_components
 from ._new_batch import NewBatchMixin
-from ._slopes_estimator import fit_with_slopes, refuse_unsupported
+from ._slopes_estimator import (
+    degenerate_slopes_error,
+    fit_with_slopes,
+    refuse_unsupported,
+)
 from ._slopes_fit import SlopesFit
 from .exceptions import warn
 from .priors import LKJ, Normal, std_normal_prior
@@ -287,7 +291,9 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
             return result.variance_components()
         return variance_components(group_column_name(self), self.tau_)
 
-    def _fit(self, rows):
+    def _check_fit_parameters(self):
+        """The checks of the parameters together that ``fit`` makes before
+        it reads the data (in memory and on Dask alike)."""
         bayes = self.method == "bayes"
         name = type(self).__name__
         if isinstance(self.tau_prior, (Normal, LKJ)):
@@ -324,17 +330,16 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
                 "method='bayes' needs a proper tau_prior (e.g. HalfCauchy(1.0) "
                 f"or HalfNormal(1.0)); got {self.tau_prior!r}."
             )
+
+    def _fit(self, rows):
+        bayes = self.method == "bayes"
+        self._check_fit_parameters()
         design, _ = build_design(self, rows)
         if bayes:
             check_bayes_data(design)
         if design.degenerate is not None:
             if self.random_slopes:
-                raise ValueError(
-                    f"{type(self).__name__}: every trial is a "
-                    f"{'failure' if design.degenerate == 0 else 'success'}; "
-                    "random slopes have nothing to vary around. Fit without "
-                    "random_slopes."
-                )
+                raise degenerate_slopes_error(self, design.degenerate)
             self._warn_degenerate(design.degenerate)
             return degenerate_fit(design, multilevel=True)
         if self.random_slopes:
