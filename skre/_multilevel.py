@@ -139,8 +139,12 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         ``simulate(new_groups=False)``, ``test_tau``, ``exceedance``,
         ``flag_groups``, ``ranks``, ``predictive_counts`` and
         ``historical_control_test`` raise ``NotImplementedError``, as do
-        ``tau_prior``, ``coef_prior``, ``method="bayes"`` and Dask
-        collections.
+        ``tau_prior``, ``coef_prior`` and ``method="bayes"``. ``fit`` takes
+        Dask collections (each partition evaluates its own groups and keeps
+        their conditional modes; the result equals the in-memory fit, and
+        its collapsed rows are gathered for the methods above, up to
+        ``skre.gather-rows`` of them); predictions and ``score`` of Dask
+        collections raise ``NotImplementedError`` (compute X first).
     covariance : {"unstructured", "diagonal"}, default="unstructured"
         The random effects' covariance with ``random_slopes``: any (lme4's
         ``(1 + x | g)``) or independent effects (``(1 + x || g)``).
