@@ -7,7 +7,13 @@ Two parts, each against the in-memory fit in the same run:
    (1 thread each). MultilevelBinomial's parameters, predict_proba and score;
    complete and no pooling's log-likelihoods; the same data read back from
    Parquet; the time of the Dask fit over the in-memory one (medians).
-2. Scale: 2e7 simulated rows written to Parquet (rows not sorted by group) and
+2. Random slopes: 2e4 groups x 10 binary rows, one random slope
+   (``random_slopes=["x1"]``), 8 partitions not sorted by group, the same
+   LocalCluster: the default rule ("auto") and the Laplace fit, Dask against
+   in memory (largest relative parameter difference, medians of the times).
+   ``skre.local-rows`` is 0 here, so the fit runs on the partitions (2e5
+   rows would otherwise be gathered and fit in memory).
+3. Scale: 2e7 simulated rows written to Parquet (rows not sorted by group) and
    fit from ``dd.read_parquet`` on a fresh LocalCluster of 2 workers: time,
    rows per second per worker, each worker's peak memory (VmHWM) against the
    size of the data, the share of the time spent in the shuffle pass and in
@@ -16,9 +22,10 @@ Two parts, each against the in-memory fit in the same run:
 The in-memory fits run with one BLAS thread (this script sets the variables
 before numpy loads); the workers of a LocalCluster get one thread each too.
 
-    python benchmarks/bench_dask.py                 # both parts, ~25 min on 2 cores
+    python benchmarks/bench_dask.py                 # all parts, ~30 min on 2 cores
     python benchmarks/bench_dask.py --quick         # 2e5 / 2e6 rows, a smoke test
-    python benchmarks/bench_dask.py --skip-scale    # part 1 only
+    python benchmarks/bench_dask.py --skip-scale    # parts 1 and 2 only
+    python benchmarks/bench_dask.py --skip-equality --skip-scale  # part 2 only
     python benchmarks/bench_dask.py --skip-equality --rows 20000000
 
 Data go to --workdir (default /tmp/skre-bench-dask), deleted at the end
@@ -194,6 +201,86 @@ def equality(args, phases):
         cluster.close()
 
 
+# -- part 2: random slopes -----------------------------------------------------------
+
+
+def slope_frame(n_groups, per=10, seed=3):
+    """Binary rows: logit -0.5 + 0.4 x0 + 0.6 x1 - 0.3 x2 + a_g + b_g x1,
+    (a_g, b_g) of SDs 0.8 and 0.4, correlation 0.3; rows in random order."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), per)
+    Z = rng.standard_normal((len(g), 3))
+    L = np.linalg.cholesky([[0.64, 0.096], [0.096, 0.16]])
+    B = rng.standard_normal((n_groups, 2)) @ L.T
+    eta = -0.5 + Z @ [0.4, 0.6, -0.3] + B[g, 0] + B[g, 1] * Z[:, 1]
+    df = pd.DataFrame({"group": g, "x0": Z[:, 0], "x1": Z[:, 1], "x2": Z[:, 2]})
+    df["y"] = rng.binomial(1, expit(eta))
+    return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def slope_params(est):
+    return np.r_[est.intercept_, est.coef_, est.random_covariance_.ravel(), est.loglik_]
+
+
+def random_slopes(args, phases):
+    import dask
+    import dask.dataframe as dd
+    from distributed import wait
+
+    from skre import MultilevelBinomial
+
+    df = slope_frame(args.slope_groups)
+    line(
+        f"## 2. Random slopes: {len(df):,} binary rows, {args.slope_groups:,} "
+        "groups x 10, random_slopes=['x1'] (3 covariates)"
+    )
+    line("8 partitions in random row order; LocalCluster of 2 processes x 1 thread")
+    line()
+    line(
+        "| n_quad | rule | in memory (s) | Dask (s) | ratio | rounds "
+        "| max rel. parameter difference |"
+    )
+    line("|---|---|---|---|---|---|---|")
+    r = args.repeats
+    cluster, client = start_cluster(2)
+    out = {}
+    try:
+        ddf = client.persist(dd.from_pandas(df, npartitions=8, sort=False))
+        wait(ddf)
+        for n_quad in ("auto", 1):
+
+            def est(n_quad=n_quad):
+                return MultilevelBinomial(
+                    group="group", random_slopes=["x1"], n_quad=n_quad
+                )
+
+            t_mem, _, mem = timed(lambda est=est: est().fit(df[COLS], df["y"]), r)
+            with dask.config.set({"skre.local-rows": 0}):
+                t_dask, _, dist = timed(
+                    lambda est=est: est().fit(ddf[COLS], ddf["y"]), r
+                )
+            ph = phases.take()
+            a, b = slope_params(mem), slope_params(dist)
+            rel = float(np.max(np.abs(a - b) / np.abs(a)))
+            rule = dist._fit_result.n_quad
+            line(
+                f"| {n_quad!r} | {rule} | {t_mem:.2f} | {t_dask:.2f} "
+                f"| {t_dask / t_mem:.2f} | {ph.get('rounds', '?')} | {rel:.1e} |"
+            )
+            out[n_quad] = {"t_mem": t_mem, "t_dask": t_dask, "rel": rel}
+        line()
+        line(
+            "(parameters: intercept, coefficients, the random effects' "
+            "covariance and loglik_; medians of the repeats; rounds: the last "
+            "Dask fit's map-reduce rounds)"
+        )
+        line()
+        return out
+    finally:
+        client.close()
+        cluster.close()
+
+
 def fmt(times):
     return "(" + ", ".join(f"{t:.2f}" for t in times) + ")"
 
@@ -205,7 +292,7 @@ def fmt_phases(ph):
     )
 
 
-# -- part 2: scale ------------------------------------------------------------------
+# -- part 3: scale ------------------------------------------------------------------
 
 
 def write_parquet(path, n_rows, n_files, seed=0):
@@ -310,7 +397,7 @@ def scale(args, phases):
     rows = args.rows
     n_files = max(8, rows // 500_000)
     line(
-        f"## 2. Scale: {rows:,} rows ({rows // 100:,} groups, 3 covariates) in Parquet"
+        f"## 3. Scale: {rows:,} rows ({rows // 100:,} groups, 3 covariates) in Parquet"
     )
     t0 = time.perf_counter()
     write_parquet(path, rows, n_files)
@@ -418,6 +505,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--groups", type=int, default=20_000)
     parser.add_argument("--rows", type=int, default=20_000_000)
+    parser.add_argument("--slope-groups", type=int, default=20_000)
     parser.add_argument(
         "--n-quads",
         type=nodes,
@@ -433,12 +521,14 @@ def main():
         help="of those, the ones also fit in memory (in a subprocess)",
     )
     parser.add_argument("--skip-equality", action="store_true")
+    parser.add_argument("--skip-slopes", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--workdir", default="/tmp/skre-bench-dask")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.groups, args.rows, args.repeats = 2_000, 2_000_000, 1
+        args.slope_groups = 2_000
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     phases = Phases()
     logger = logging.getLogger("skre.dask")
@@ -462,6 +552,8 @@ def main():
     try:
         if not args.skip_equality:
             equality(args, phases)
+        if not args.skip_slopes:
+            random_slopes(args, phases)
         if not args.skip_scale:
             results, memory = scale(args, phases)
             closing_note(args.rows, results, memory)

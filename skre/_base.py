@@ -105,17 +105,21 @@ def group_column_text(est):
     return _show(name)
 
 
-def _dask_backend(est):
-    """The Dask implementation, for the fits it supports."""
+def _dask_backend(est, fitting=False):
+    """The Dask implementation, for the fits and calls it supports."""
     if isinstance(getattr(est, "group", None), list):
         raise NotImplementedError(
             f"{type(est).__name__}: nested groups do not take Dask collections "
             "yet; compute the data into pandas first."
         )
-    if getattr(est, "random_slopes", None) or hasattr(est, "random_slopes_"):
+    if not fitting and hasattr(est, "random_slopes_"):
+        # (a random-slope fit's seen groups are predicted from the training
+        # rows, which the workers do not get)
         raise NotImplementedError(
-            f"{type(est).__name__}: random_slopes fits do not take Dask "
-            "collections yet; compute the data into pandas first."
+            f"{type(est).__name__}: the predictions and scores of a fit with "
+            "random_slopes do not take Dask collections yet (its fit does); "
+            "compute X (and y) into pandas first, e.g. X.compute(), or "
+            "predict partition by partition with X.map_partitions."
         )
     if getattr(est, "offset", None) is not None:
         raise NotImplementedError(
@@ -196,7 +200,7 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
             The fitted estimator.
         """
         if is_dask(X):
-            return _dask_backend(self).fit(self, X, y, sample_weight)
+            return _dask_backend(self, fitting=True).fit(self, X, y, sample_weight)
         if self._requires_group and self.group is None:
             raise ValueError(
                 f"{type(self).__name__} needs group=: the name (DataFrame) "

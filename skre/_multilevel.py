@@ -16,10 +16,14 @@ from ._fit_warnings import warn_boundary, warn_rule
 from ._intervals import check_interval_args, check_level
 from ._labels import group_column_name
 from ._multilevel_fit import MultilevelFit, likelihood_units, variance_components
-from ._nested_estimator import check_nested, fit_with_nested
+from ._nested_estimator import check_nested_groups, fit_with_nested
 from ._nested_fit import NestedFit
 from ._new_batch import NewBatchMixin
-from ._slopes_estimator import fit_with_slopes, refuse_unsupported
+from ._slopes_estimator import (
+    degenerate_slopes_error,
+    fit_with_slopes,
+    refuse_unsupported,
+)
 from ._slopes_fit import SlopesFit
 from .exceptions import warn
 from .priors import LKJ, Normal, std_normal_prior
@@ -137,8 +141,12 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         ``simulate(new_groups=False)``, ``test_tau``, ``exceedance``,
         ``flag_groups``, ``ranks``, ``predictive_counts`` and
         ``historical_control_test`` raise ``NotImplementedError``, as do
-        ``tau_prior``, ``coef_prior``, ``method="bayes"`` and Dask
-        collections.
+        ``tau_prior``, ``coef_prior`` and ``method="bayes"``. ``fit`` takes
+        Dask collections (each partition evaluates its own groups and keeps
+        their conditional modes; the result equals the in-memory fit, and
+        its collapsed rows are gathered for the methods above, up to
+        ``skre.gather-rows`` of them); predictions and ``score`` of Dask
+        collections raise ``NotImplementedError`` (compute X first).
     covariance : {"unstructured", "diagonal"}, default="unstructured"
         The random effects' covariance with ``random_slopes``: any (lme4's
         ``(1 + x | g)``) or independent effects (``(1 + x || g)``).
@@ -289,7 +297,9 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
             return result.variance_components()
         return variance_components(group_column_name(self), self.tau_)
 
-    def _fit(self, rows):
+    def _check_fit_parameters(self):
+        """The checks of the parameters together that ``fit`` makes before
+        it reads the data (in memory and on Dask alike)."""
         bayes = self.method == "bayes"
         name = type(self).__name__
         if isinstance(self.tau_prior, (Normal, LKJ)):
@@ -310,7 +320,7 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
                 f"random effects' covariance; got {self.covariance_prior!r}."
             )
         if isinstance(self.group, list):
-            check_nested(self, bayes)
+            check_nested_groups(self, bayes)
         if self.random_slopes and (bayes or self.tau_prior or self.coef_prior):
             raise NotImplementedError(
                 f"{type(self).__name__}: random_slopes fits take covariance_prior "
@@ -328,16 +338,22 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
                 "method='bayes' needs a proper tau_prior (e.g. HalfCauchy(1.0) "
                 f"or HalfNormal(1.0)); got {self.tau_prior!r}."
             )
+
+    def _fit(self, rows):
+        bayes = self.method == "bayes"
+        self._check_fit_parameters()
         design, _ = build_design(self, rows)
         if bayes:
             check_bayes_data(design)
         if design.degenerate is not None:
-            if self.random_slopes or isinstance(self.group, list):
+            if self.random_slopes:
+                raise degenerate_slopes_error(self, design.degenerate)
+            if isinstance(self.group, list):
                 raise ValueError(
                     f"{type(self).__name__}: every trial is a "
                     f"{'failure' if design.degenerate == 0 else 'success'}; "
-                    "random slopes have nothing to vary around. Fit without "
-                    "random_slopes."
+                    "nested groups have nothing to vary around. Fit with one "
+                    "group column (group=outer or inner)."
                 )
             self._warn_degenerate(design.degenerate)
             return degenerate_fit(design, multilevel=True)

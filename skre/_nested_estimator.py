@@ -10,7 +10,7 @@ from ._nested_fit import NestedFit, fit_nested_groups
 from .exceptions import BoundaryWarning, QuadratureWarning, warn
 
 
-def check_nested(est, bayes):
+def check_nested_groups(est, bayes):
     """Refuse what nested groups do not take (before anything is fitted)."""
     name = type(est).__name__
     group = est.group

@@ -22,17 +22,29 @@ from .exceptions import BoundaryWarning, QuadratureWarning, warn
 
 
 def fit_with_slopes(est, design, rows):
-    """The :class:`SlopesFit` of ``est`` on ``design`` (validated rows)."""
-    name = type(est).__name__  # (priors and bayes were refused by _fit)
+    """The :class:`SlopesFit` of ``est`` on ``design`` (validated rows;
+    priors and bayes were refused by ``_fit``)."""
     slopes = slope_indices(est, design, rows.feature_names_in)
-    diagonal = est.covariance == "diagonal"
     # the start: the random intercept's Laplace fit (without it, from complete
     # pooling, the Laplace fit of toenail's (1 + time | patient) stopped at a
     # local maximum at correlation -1, 121 log-likelihood units below lme4's)
     units, weight, _ = likelihood_units(design.data)
+    return slopes_fit(est, design, slopes, InMemory(units, weight))
+
+
+def slopes_fit(est, design, slopes, source, data=None):
+    """The :class:`SlopesFit` of ``est`` with the random slopes ``slopes``
+    (positions in ``design.covariates``), started from the random
+    intercept's Laplace fit on ``source`` (a
+    :func:`~skre._core.multilevel.fit_multilevel` source). ``data``: the
+    core's rows (default: the design's) or a stand-in that evaluates them
+    elsewhere (the Dask fit), whose modes and scales ``np.asarray``
+    gathers."""
+    name = type(est).__name__
+    diagonal = est.covariance == "diagonal"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # (its accuracy is not the question)
-        start = fit_multilevel(InMemory(units, weight), 1)
+        start = fit_multilevel(source, 1)
     pooled = (float(start.b), np.asarray(start.beta, dtype=float), float(start.tau))
     res, check = fit_random_slopes(
         design,
@@ -42,6 +54,7 @@ def fit_with_slopes(est, design, rows):
         pooled,
         est.max_iter,
         est.covariance_prior,
+        data,
     )
     K = check[0] if check is not None else int(est.n_quad)  # (or a sinh rule)
     fit = SlopesFit(
@@ -53,8 +66,8 @@ def fit_with_slopes(est, design, rows):
         slopes,
         diagonal,
         K,
-        res.modes,
-        res.scales,
+        np.asarray(res.modes),
+        np.asarray(res.scales),
         str(group_column_name(est)),
         check,
         est.covariance_prior,
@@ -86,6 +99,16 @@ def fit_with_slopes(est, design, rows):
             ConvergenceWarning,
         )
     return fit
+
+
+def degenerate_slopes_error(est, degenerate):
+    """The error for data whose trials are all failures (``degenerate``
+    0) or all successes."""
+    return ValueError(
+        f"{type(est).__name__}: every trial is a "
+        f"{'failure' if degenerate == 0 else 'success'}; random slopes have "
+        "nothing to vary around. Fit without random_slopes."
+    )
 
 
 def refuse_unsupported(cls):

@@ -143,15 +143,21 @@ def covariance_penalty(prior, q, diagonal):
     return penalty
 
 
-def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter, prior=None):
+def fit_random_slopes(
+    design, slopes, n_quad, diagonal, pooled, max_iter, prior=None, data=None
+):
     """The fit on ``n_quad`` nodes per dimension: the Laplace fit (L-BFGS-B,
     then Newton steps), then Newton steps on the rule from there.
     ``"auto"``: the rule is compared at its estimate with the next level in
     the log-likelihood and in the estimates that level's score implies, and
     raised (Newton steps from the estimate, the larger rule's evaluation
     there the first) until they agree. Returns ``(result, check)``, check =
-    (nodes, nodes compared, d loglik, largest move over its target)."""
-    data = slope_data(design.data, slopes, design)
+    (nodes, nodes compared, d loglik, largest move over its target).
+    ``data``: the core's rows (default: the design's, in memory), or a
+    stand-in whose ``likelihood`` evaluates elsewhere (the Dask fit's
+    partitions); the result's modes and scales are then its handles."""
+    if data is None:
+        data = slope_data(design.data, slopes, design)
     q = data.q
     x0 = _start(design, slopes, diagonal, pooled)
     penalty = covariance_penalty(prior, q, diagonal)
@@ -160,7 +166,7 @@ def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter, prior=
         return res, None
     K = AUTO_START[q] if n_quad == "auto" else int(n_quad)
     lower = lower_bounds(data.X.shape[1], q, diagonal)
-    lik = SlopeLikelihood(data, K, diagonal, penalty)
+    lik = data.likelihood(K, diagonal, penalty)
     lik.u = res.modes.copy()
     state, n_iter = None, res.n_iter
     while True:
@@ -188,7 +194,7 @@ def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter, prior=
             larger = SINH_RULES[1]
         else:
             larger = next(k for k in LEVELS if k > K)
-        finer = SlopeLikelihood(data, larger, diagonal, penalty)
+        finer = data.likelihood(larger, diagonal, penalty)
         finer.u = lik.u.copy()
         state = finer.evaluate(x)
         move = _held_at_bounds(res.cov, info, x, lower) @ (state[1] - g0)
@@ -203,10 +209,7 @@ def fit_random_slopes(design, slopes, n_quad, diagonal, pooled, max_iter, prior=
         if larger > AUTO_TOP[q]:
             # Gauss-Hermite does not settle: the trapezoid rule in sinh(v),
             # checked against a finer one
-            K, lik = (
-                SINH_RULES[0],
-                SlopeLikelihood(data, SINH_RULES[0], diagonal, penalty),
-            )
+            K, lik = SINH_RULES[0], data.likelihood(SINH_RULES[0], diagonal, penalty)
             lik.u = finer.u.copy()
             state = None
             continue

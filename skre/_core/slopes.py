@@ -92,6 +92,12 @@ class SlopeData:
             self.__dict__["_products"] = out
         return out
 
+    def likelihood(self, n_quad, diagonal=False, penalty=None):
+        """The :class:`SlopeLikelihood` of these rows (what :func:`fit_slopes`
+        and the node check build; a stand-in for rows kept elsewhere offers
+        the same)."""
+        return SlopeLikelihood(self, n_quad, diagonal, penalty)
+
     def weighted_group_sum(self, weights, values):
         """Per group ``sum_i weights_i * values_i`` for (rows x k) ``values``,
         without forming the product: the row-summing matrix with ``weights``
@@ -537,14 +543,31 @@ def lower_bounds(p, q, diagonal):
     return np.r_[np.full(p + 1, -np.inf), np.where(on_diagonal, 0.0, -np.inf)]
 
 
+@dataclass
+class ScoreSums:
+    """The groups' scores summed where they were computed: ``outer`` the sum
+    of their outer products, ``total`` their sum, ``count`` the number of
+    groups. What :func:`information` needs of them; an evaluation whose
+    groups live elsewhere (in partitions) returns this in place of the (G,
+    len(x)) scores."""
+
+    outer: np.ndarray
+    total: np.ndarray
+    count: int
+
+
 def information(lik, x, scores, exact=False):
     """Minus the Hessian of the log-likelihood at ``x`` (estimated; with
-    ``exact``, central differences whatever the number of groups)."""
+    ``exact``, central differences whatever the number of groups).
+    ``scores``: the groups' scores, or their :class:`ScoreSums`."""
     if lik.data.n_groups >= BHHH_GROUPS and not exact:
         # centred: away from the maximum the scores' mean would otherwise
         # add g g' / G, shortening every step along the gradient
-        g = scores.sum(axis=0)
-        return scores.T @ scores - np.outer(g, g) / len(scores)
+        if isinstance(scores, ScoreSums):
+            g, outer, count = scores.total, scores.outer, scores.count
+        else:
+            g, outer, count = scores.sum(axis=0), scores.T @ scores, len(scores)
+        return outer - np.outer(g, g) / count
     own = getattr(lik, "hessian", None)  # a likelihood that measures its own
     return -(own(x) if own is not None else hessian(lik, x))
 
@@ -640,8 +663,10 @@ def fit_slopes(
 ):
     """Maximise the rule's log-likelihood over ``x = (beta, b, theta)``
     from ``x0``: with ``start``, L-BFGS-B first (the Cholesky factor's
-    diagonal kept >= 0) to near the maximum, then :func:`newton`."""
-    lik = SlopeLikelihood(data, n_quad, diagonal, penalty)
+    diagonal kept >= 0) to near the maximum, then :func:`newton`.
+    ``data``: :class:`SlopeData`, or a stand-in with its ``likelihood``,
+    ``n_groups``, ``q`` and ``X.shape`` (rows kept in partitions)."""
+    lik = data.likelihood(n_quad, diagonal, penalty)
     lower = lower_bounds(data.X.shape[1], data.q, diagonal)
     return fit_slopes_with(lik, x0, lower, max_iter, gtol, start)
 

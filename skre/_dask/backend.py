@@ -62,6 +62,7 @@ from .fit import (
     pooled_aliased_of,
 )
 from .results import GroupCounts, empty_rows, lean, rows_needed
+from .slopes import fit_slopes_dask
 
 DEFAULTS = {
     "local-rows": 200_000,
@@ -324,6 +325,9 @@ def fit(est, X, y, sample_weight=None):
         raise ValueError(
             f"{type(est).__name__} requires y to be passed, but the target y is None."
         )
+    check = getattr(est, "_check_fit_parameters", None)
+    if check is not None:  # (the parameters together, before the data)
+        check()
     runner = Runner()
     inputs = Inputs(X, y, sample_weight)
     with _phase("validate"):
@@ -477,6 +481,8 @@ def _fit_plan(est, runner, plan, s, info, groups):
         kind = type(est).__name__
         if kind == "NoPoolingBinomial":
             return fit_no_pooling(est, engine, pooled_aliased)
+        if kind == "MultilevelBinomial" and est.random_slopes:
+            return fit_slopes_dask(est, engine, info.feature_names_in)
         if kind == "MultilevelBinomial":
             return fit_multilevel_dask(est, engine)
         return fit_complete(est, engine)
