@@ -16,10 +16,12 @@ from ._multilevel import MultilevelBinomial
 
 _RANDOM = re.compile(r"\(([^()|]*?)(\|\|?)([^()|]*)\)")
 _CBIND = re.compile(r"^\s*cbind\s*\((.*)\)\s*$", re.DOTALL)
+_NAME = r"[A-Za-z_.][\w.]*"
 _NOT_YET = (
     "skre fits one grouping factor, with a random intercept and up to two "
-    "random slopes, (1 | g), (1 + x | g) or (1 + x || g); nested or crossed "
-    "groups are not available yet"
+    "random slopes, (1 | g), (1 + x | g) or (1 + x || g), or two nested ones "
+    "with a random intercept each, (1 | a/b); crossed groups, random slopes "
+    "of nested groups and more than two levels are not available yet"
 )
 
 
@@ -33,18 +35,20 @@ class FormulaModel(tuple):
     Parameters
     ----------
     estimator : MultilevelBinomial
-        Unfitted, ``group`` set to the formula's grouping factor.
+        Unfitted, ``group`` set to the formula's grouping factor (or to
+        ``[a, b]`` for nested ``(1 | a/b)``).
     X : DataFrame
-        The group column, then the fixed-effect columns (no intercept column:
-        the estimator has its own).
+        The group column (the columns ``a``, ``b`` for ``(1 | a/b)``), then
+        the fixed-effect columns (no intercept column: the estimator has its
+        own).
     y : ndarray
         Binary labels, or ``[successes, trials]`` for a ``cbind`` response.
     formula : str
         The formula as given.
     spec : formulaic.ModelSpec
         The fixed part's columns as formulaic describes them.
-    group : str
-        The grouping column.
+    group : str or list of str
+        The grouping column, or the outer and inner columns of ``(1 | a/b)``.
     offsets : tuple of str, default=()
         The expressions of the formula's ``offset(...)`` terms.
 
@@ -97,14 +101,14 @@ class FormulaModel(tuple):
         Parameters
         ----------
         data : DataFrame
-            Rows with the formula's covariates and grouping column; the
-            response may be absent.
+            Rows with the formula's covariates and grouping column (both
+            columns for ``(1 | a/b)``); the response may be absent.
 
         Returns
         -------
         DataFrame
-            The group column and the fixed-effect columns (and the offset's
-            column, for a formula with ``offset(...)``).
+            The group column (or columns) and the fixed-effect columns (and
+            the offset's column, for a formula with ``offset(...)``).
 
         Examples
         --------
@@ -135,6 +139,12 @@ def from_formula(formula, data, **params):
     ``a * b``, categorical columns (treatment coding, named like
     ``treat[T.b]``), ``C(x)``, transforms such as ``np.log(x)``.
 
+    Nested groups, ``(1 | hospital/ward)`` (lme4's ``(1 | hospital) +
+    (1 | hospital:ward)``: a ward label names a group only within its
+    hospital), become ``MultilevelBinomial(group=["hospital", "ward"])`` with
+    both columns at the front of X; the term takes the random intercepts
+    only, not slopes.
+
     A random term with slopes, ``(1 + time | patient)``, sets
     ``random_slopes=["time"]`` (the slope columns must be fixed effects too,
     as in lme4's ``time + (1 + time | patient)``); ``(1 + time || patient)``
@@ -148,7 +158,7 @@ def from_formula(formula, data, **params):
     ----------
     formula : str
         ``response ~ fixed part + (1 | group)`` (or ``(1 + x | group)``,
-        ``(1 + x || group)``). The response is a column of
+        ``(1 + x || group)``, ``(1 | outer/inner)``). The response is a column of
         0/1 (or True/False) labels, or ``cbind(successes, failures)`` with an
         expression of the data's columns for each (``cbind(m, n - m)``).
     data : DataFrame
@@ -170,12 +180,15 @@ def from_formula(formula, data, **params):
         fixed part without an intercept (``0 + x``, ``x - 1``: skre always
         fits one), a missing value in a column the formula uses (nothing is
         dropped silently), a response that is not binary or whose counts are
-        negative, or a column name that the group and a fixed effect share.
+        negative, or a column name that a group and a fixed effect share.
     NotImplementedError
-        For nested ``(1 | a/b)`` or crossed ``(1 | a) + (1 | b)`` groups, a
-        random term without the intercept (``(0 + x | g)``) or with more
-        than two slopes: skre fits one grouping factor with a random
-        intercept and up to two random slopes.
+        For crossed ``(1 | a) + (1 | b)`` groups (and lme4's long spelling
+        ``(1 | a) + (1 | a:b)`` of nested ones: write ``(1 | a/b)``), random
+        slopes of nested groups (``(1 + x | a/b)``), three or more levels
+        (``(1 | a/b/c)``), a random term without the intercept
+        (``(0 + x | g)``) or with more than two slopes: skre fits one
+        grouping factor with a random intercept and up to two random slopes,
+        or two nested ones with a random intercept each.
 
     See Also
     --------
@@ -210,19 +223,21 @@ def from_formula(formula, data, **params):
         )
     lhs, rhs = formula.split("~")
     group, fixed, inside, bar = _random_part(r_powers(rhs), formula)
-    _check_columns(data, [group], "grouping column")
+    groups = group if isinstance(group, list) else [group]
+    _check_columns(data, groups, "grouping column")
     y = _response(lhs, data)
-    if data[group].isna().any():
-        raise ValueError(
-            f"the grouping column {group!r} has missing values (row "
-            f"{int(np.flatnonzero(data[group].isna().to_numpy())[0])}); drop "
-            "or fill them first: nothing is dropped silently."
-        )
+    for name in groups:
+        if data[name].isna().any():
+            raise ValueError(
+                f"the grouping column {name!r} has missing values (row "
+                f"{int(np.flatnonzero(data[name].isna().to_numpy())[0])}); drop "
+                "or fill them first: nothing is dropped silently."
+            )
     fixed, offsets = _offset_terms(fixed)
     offsets = list(dict.fromkeys(offsets))  # R counts a repeated term once
     spec = _fixed_spec(fixed, data, formula)
     X = _design(spec, data, group)
-    slopes = _slope_columns(inside, data, list(X.columns[1:]), formula)
+    slopes = _slope_columns(inside, data, list(X.columns[len(groups) :]), formula)
     if slopes:
         params = {"random_slopes": slopes, **params}
         if bar == "||":
@@ -328,7 +343,8 @@ def _slope_columns(inside, data, fixed_columns, formula):
 
 
 def _random_part(rhs, formula):
-    """The grouping column of the one ``(1 | g)`` term, and the rest."""
+    """The grouping column of the one ``(1 | g)`` term (``[a, b]`` for
+    nested ``(1 | a/b)``), the fixed part, and the term's inside and bar."""
     terms = _RANDOM.findall(rhs)
     if not terms:
         raise ValueError(
@@ -337,18 +353,64 @@ def _random_part(rhs, formula):
             "LogisticRegression or skre's CompletePoolingBinomial)."
         )
     if len(terms) > 1:
+        nested = _spelled_out_nesting(terms)
+        if nested is not None:
+            a, b = nested
+            raise NotImplementedError(
+                f"{_NOT_YET}; formula {formula!r} spells nested groups out as "
+                f"(1 | {a}) + (1 | {a}:{b}): write (1 | {a}/{b}) instead."
+            )
         raise NotImplementedError(
-            f"{_NOT_YET}; formula {formula!r} has {len(terms)} random-effect terms."
+            f"{_NOT_YET}; formula {formula!r} has {len(terms)} random-effect "
+            "terms (crossed groups)."
         )
     inside, bar, group = (part.strip() for part in terms[0])
-    if not re.fullmatch(r"[A-Za-z_.][\w.]*", group):
+    levels = [level.strip() for level in group.split("/")]
+    if not all(re.fullmatch(_NAME, level) for level in levels):
         raise NotImplementedError(
-            f"{_NOT_YET}; (1 | {group}) is not one column of the data."
+            f"{_NOT_YET}; (1 | {group}) is not one column of the data"
+            + (" or a/b of two columns." if len(levels) > 1 else ".")
         )
+    if len(levels) > 2:
+        raise NotImplementedError(
+            f"{_NOT_YET}; (1 | {group}) nests {len(levels)} levels, skre fits two, "
+            "(1 | outer/inner)."
+        )
+    if len(levels) == 2:
+        if levels[0] == levels[1]:
+            raise ValueError(
+                f"(1 | {group}) nests the column {levels[0]!r} in itself: "
+                "(1 | outer/inner) takes two different columns."
+            )
+        if inside.replace(" ", "") != "1":
+            raise NotImplementedError(
+                f"{_NOT_YET}; ({inside} | {group}) asks for random slopes of "
+                f"nested groups: skre fits their random intercepts only, "
+                f"(1 | {levels[0]}/{levels[1]})."
+            )
+        group = levels
     fixed = _RANDOM.sub("", rhs)
     fixed = re.sub(r"\+\s*(?=\+|$)", "", fixed.strip())  # dangling '+'
     fixed = re.sub(r"^\s*\+", "", fixed).strip()
     return group, fixed or "1", inside, bar
+
+
+def _spelled_out_nesting(terms):
+    """``(a, b)`` when the random terms are lme4's ``(1 | a) + (1 | a:b)``
+    (in either order, ``b:a`` too), else None."""
+    if len(terms) != 2 or any(t[0].replace(" ", "") != "1" for t in terms):
+        return None
+    groups = [[part.strip() for part in t[2].split(":")] for t in terms]
+    for one, two in (groups, groups[::-1]):
+        if (
+            len(one) == 1
+            and len(two) == 2
+            and one[0] in two
+            and two[0] != two[1]
+            and all(re.fullmatch(_NAME, name) for name in two)
+        ):
+            return one[0], two[1] if two[0] == one[0] else two[0]
+    return None
 
 
 def _check_columns(data, names, what):
@@ -475,7 +537,8 @@ def _fixed_spec(fixed, data, formula):
 
 
 def _design(spec, data, group):
-    _check_columns(data, [group], "grouping column")
+    groups = group if isinstance(group, list) else [group]
+    _check_columns(data, groups, "grouping column")
     from formulaic.errors import FormulaicError
 
     with warnings.catch_warnings(record=True) as caught:
@@ -492,11 +555,13 @@ def _design(spec, data, group):
             "those of the data the formula was first applied to."
         )
     fixed = pd.DataFrame(matrix).drop(columns="Intercept")
-    if group in fixed.columns:
-        raise ValueError(
-            f"{group!r} is both the grouping column and a fixed-effect column."
-        )
+    for name in groups:
+        if name in fixed.columns:
+            raise ValueError(
+                f"{name!r} is both {'the' if len(groups) == 1 else 'a'} grouping "
+                "column and a fixed-effect column."
+            )
     X = pd.concat(
-        [data[[group]].reset_index(drop=True), fixed.reset_index(drop=True)], axis=1
+        [data[groups].reset_index(drop=True), fixed.reset_index(drop=True)], axis=1
     )
     return X.astype({name: float for name in fixed.columns})

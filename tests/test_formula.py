@@ -101,7 +101,7 @@ def test_categorical_and_transforms_equal_hand_coding(clinics):
         ("cured ~ arm", ValueError, r"no random-effect term: add \(1 \| group\)"),
         ("cured ~ arm + (1 + age | clinic)", ValueError, "among the fixed effects"),
         ("cured ~ age + (0 + age | clinic)", NotImplementedError, "random intercept"),
-        ("cured ~ age + (1 | arm/clinic)", NotImplementedError, "not one column"),
+        ("cured ~ age + (1 | arm:clinic)", NotImplementedError, "not one column"),
         ("cured ~ (1 | arm) + (1 | clinic)", NotImplementedError, "2 random-effect"),
         ("cured ~ 0 + age + (1 | clinic)", ValueError, "no intercept"),
         ("cured ~ age - 1 + (1 | clinic)", ValueError, "no intercept"),
@@ -183,3 +183,101 @@ def test_offset_terms_are_glmers_offset():
     np.testing.assert_allclose(new["offset(np.log(t))"], d["lt"][:4], rtol=1e-13)
     with pytest.raises(ValueError, match="offset"):
         from_formula("cbind(m, n - m) ~ x + offset(nope) + (1 | group)", d)
+
+
+@pytest.fixture
+def schools():
+    """Binary rows of pupils in schools nested in districts (school labels
+    repeat across districts: s0 of d1 is not s0 of d2), one covariate."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for district in range(8):
+        u = rng.normal(0, 1.0)
+        for school in range(int(rng.integers(1, 4))):
+            v = rng.normal(0, 1.0)
+            for _ in range(int(rng.integers(5, 9))):
+                x = rng.normal()
+                p = 1 / (1 + np.exp(-(-0.3 + 0.7 * x + u + v)))
+                rows.append((f"d{district}", f"s{school}", x, int(rng.random() < p)))
+    return pd.DataFrame(rows, columns=["district", "school", "x", "passed"])
+
+
+def test_nested_groups_equal_the_direct_fit(schools):
+    """(1 | district/school) is MultilevelBinomial(group=[district, school])
+    on the same columns, params passed through; design() codes new rows."""
+    d = schools
+    model = from_formula("passed ~ x + (1|district /  school)", d, n_quad=1)
+    est, X, y = model
+    assert est.get_params()["group"] == ["district", "school"] and est.n_quad == 1
+    pd.testing.assert_frame_equal(X, d[["district", "school", "x"]])
+    np.testing.assert_array_equal(y, d["passed"])
+    est.fit(X, y)
+    direct = MultilevelBinomial(group=["district", "school"], n_quad=1).fit(
+        d[["district", "school", "x"]], d["passed"]
+    )
+    assert (est.intercept_, est.tau_, est.tau_outer_, est.loglik_) == (
+        direct.intercept_,
+        direct.tau_,
+        direct.tau_outer_,
+        direct.loglik_,
+    )
+    np.testing.assert_array_equal(est.coef_, direct.coef_)
+    assert est.tau_ > 0 and est.tau_outer_ > 0
+    # a seen school, a new school of a seen district, a new district
+    new = pd.DataFrame(
+        {"district": ["d0", "d0", "d99"], "school": ["s0", "new", "s0"], "x": 0.5}
+    )
+    Xn = model.design(new)
+    pd.testing.assert_frame_equal(Xn, new)
+    proba = est.predict_proba(Xn)[:, 1]
+    np.testing.assert_array_equal(proba, direct.predict_proba(new)[:, 1])
+    assert len(set(proba)) == 3  # each level of novelty predicts differently
+    with pytest.raises(ValueError, match="'school' is not a column"):
+        model.design(new.drop(columns="school"))
+
+
+def test_nested_groups_with_an_offset(schools):
+    d = schools.assign(lt=np.linspace(-0.2, 0.2, len(schools)))
+    model = from_formula("passed ~ x + offset(lt) + (1 | district/school)", d, n_quad=1)
+    est, X, y = model
+    assert est.offset == "offset(lt)"
+    assert list(X.columns) == ["district", "school", "x", "offset(lt)"]
+    direct = MultilevelBinomial(
+        group=["district", "school"], n_quad=1, offset="lt"
+    ).fit(d[["district", "school", "x", "lt"]], d["passed"])
+    assert est.fit(X, y).loglik_ == direct.loglik_
+    assert list(model.design(d.iloc[:2]).columns) == list(X.columns)
+
+
+@pytest.mark.parametrize(
+    "formula, error, match",
+    [
+        ("passed ~ x + (1 + x | district/school)", NotImplementedError, "slopes of"),
+        ("passed ~ x + (1 | district/school/x)", NotImplementedError, "3 levels"),
+        ("passed ~ (1 | district) + (1 | school)", NotImplementedError, "crossed"),
+        (
+            "passed ~ (1 | district) + (1 | district:school)",
+            NotImplementedError,
+            r"write \(1 \| district/school\)",
+        ),
+        (
+            "passed ~ (1 | school:district) + (1|district)",
+            NotImplementedError,
+            r"write \(1 \| district/school\)",
+        ),
+        ("passed ~ x + (1 | x/school)", ValueError, "both a grouping column"),
+        ("passed ~ (1 | district/district)", ValueError, "in itself"),
+        ("passed ~ (1 | district/class)", ValueError, "'class' is not a column"),
+    ],
+)
+def test_bad_nested_formulas_say_what_is_wrong(schools, formula, error, match):
+    with pytest.raises(error, match=match):
+        from_formula(formula, schools)
+
+
+def test_nested_missing_groups_are_refused(schools):
+    for column in ("district", "school"):
+        d = schools.astype({column: object})
+        d.loc[3, column] = None
+        with pytest.raises(ValueError, match=f"{column!r} has missing values"):
+            from_formula("passed ~ x + (1 | district/school)", d)
