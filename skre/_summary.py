@@ -461,7 +461,9 @@ class Summary:
         if self.method != "wald":
             return f"Confidence intervals ({level}, {self.method}):"
         text = f"Confidence intervals ({level}, Wald"
-        if self.random_intervals is not None:
+        if self.random_intervals is not None and "outer groups" in self.fit:
+            text += ", SDs on the log scale"
+        elif self.random_intervals is not None:
             text += ", SDs on the log scale, correlations on Fisher's z"
         elif self.random_effects is not None:
             text += ", tau's on the log scale: poor near tau = 0"

@@ -47,6 +47,9 @@ PRUNE = 1e-15
 CHUNK = 2**16
 #: steps of the central differences (relative, floor 1)
 FD_STEP = 1e-3
+#: a measured Hessian serves the Newton steps while no parameter moves more
+#: than this from where it was measured (relative, floor 0.1)
+REUSE = 0.05
 
 
 class NestedData:
@@ -95,7 +98,7 @@ class NestedLikelihood:
     offering what :func:`skre._core.slopes.newton` asks of a likelihood."""
 
     penalty = None
-    #: a Hessian for the Newton steps (see :meth:`hessian`), or None
+    #: ``(x, Hessian at x)`` for the Newton steps (see :meth:`hessian`)
     curvature = None
 
     def __init__(self, data, n_quad):
@@ -306,12 +309,18 @@ class NestedLikelihood:
         return float(logm.sum()), scores.sum(axis=0), logm, scores
 
     def hessian(self, x):
-        """The Hessian the Newton steps use: :attr:`curvature` where set (a
-        Hessian measured once and kept, as the estimate moves little),
-        else measured at ``x`` (:meth:`measure_hessian`)."""
+        """The Hessian the Newton steps use: the last one measured
+        (:attr:`curvature`) while ``x`` stays within :data:`REUSE` of where
+        it was measured (each measurement is 2 k^2 evaluations; the steps'
+        curvature need not be exact), else measured at ``x`` and kept."""
+        x = np.asarray(x, dtype=float)
         if self.curvature is not None:
-            return self.curvature
-        return self.measure_hessian(x)
+            at, H = self.curvature
+            if np.all(np.abs(x - at) <= REUSE * np.maximum(np.abs(at), 0.1)):
+                return H
+        H = self.measure_hessian(x)
+        self.curvature = (x.copy(), H)
+        return H
 
     def measure_hessian(self, x):
         """Second central differences of the value (symmetric), the modes of
@@ -372,13 +381,11 @@ def fit_nested(data, n_quad, x0, max_iter=500):
     res = fit_slopes_with(lik, x0, lower, max_iter=max_iter)
     if n_quad == 1:
         return res, None
-    K = AUTO_START if n_quad == "auto" else int(n_quad)
+    auto = n_quad == "auto"
+    K = first_settled(data, res.x, lik.u) if auto else int(n_quad)
     prev = lik
     lik = NestedLikelihood(data, K)
     lik.u = prev.u.copy()
-    # the Hessian measured at the first rule's estimate serves the Newton
-    # steps on the finer ones (each measurement is 2 k^2 evaluations; the
-    # estimates move little from rule to rule)
     state, n_iter = None, res.n_iter
     while True:
         x, state, info, steps, converged = newton(lik, res.x, lower, state)
@@ -387,7 +394,7 @@ def fit_nested(data, n_quad, x0, max_iter=500):
             out = fit_slopes_with(lik, res.x, lower, max_iter=max_iter)
             x, converged, n_iter = out.x, out.converged, n_iter + out.n_iter
             state = lik.evaluate(x)
-            info = -lik.measure_hessian(x)
+            info = -lik.hessian(x)
         f0, g0, logm, _ = state
         message = (
             f"Newton steps on {K} Gauss-Hermite nodes per dimension"
@@ -395,9 +402,8 @@ def fit_nested(data, n_quad, x0, max_iter=500):
             else f"Newton steps and L-BFGS-B on {K} nodes stopped short of a maximum"
         )
         res = result_of(lik, x, f0, g0, logm, info, lower, converged, n_iter, message)
-        if n_quad != "auto":
+        if not auto:
             return res, None
-        lik.curvature = -info
         larger = next(k for k in LEVELS if k > K)
         finer = NestedLikelihood(data, larger)
         finer.u, finer.curvature = lik.u.copy(), lik.curvature
@@ -414,4 +420,29 @@ def fit_nested(data, n_quad, x0, max_iter=500):
         check = (K, larger, d_loglik, float(np.max(np.abs(move) / allowed)))
         if ok or larger >= AUTO_TOP:
             return res, check
-        K, lik = larger, finer
+        # the next rule: the first whose value settles at this estimate
+        K = first_settled(data, x, lik.u, start=larger)
+        if K == larger:
+            lik = finer
+        else:
+            lik, state = NestedLikelihood(data, K), None
+            lik.u, lik.curvature = finer.u.copy(), finer.curvature
+
+
+def first_settled(data, x, u, start=AUTO_START):
+    """The first rule from ``start`` whose value at ``x`` the next level's
+    equals to :data:`RTOL_LOGLIK` (one evaluation per level, no gradients):
+    where the Newton steps of ``"auto"`` go on, the check at their estimate
+    deciding the rest."""
+    from .accuracy import LEVELS
+
+    levels = [k for k in LEVELS if start <= k <= AUTO_TOP]
+    values = []
+    for k in levels:
+        lik = NestedLikelihood(data, k)
+        lik.u = u.copy()
+        values.append(float(lik.group_loglik(x).sum()))
+        if len(values) > 1:
+            if abs(values[-1] - values[-2]) <= RTOL_LOGLIK * max(1.0, abs(values[-1])):
+                return levels[len(values) - 2]
+    return levels[-2]
