@@ -36,6 +36,7 @@ s_b)``; the likelihood is even in each SD, which the optimizer keeps >= 0.
 """
 
 import numpy as np
+from scipy import sparse
 from scipy.special import logsumexp
 
 from .binomial import fast_expit
@@ -208,65 +209,66 @@ class NestedLikelihood:
         nodes (Ac, K), w nodes (Jc, K, K), the inner terms (Jc, K, K), the
         outer log-terms (Ac, K), S (Ac,))`` of outer groups a0..a1."""
         self.n_eval += 1
-        d = self.data
         beta, b, sa, sb = self.unpack(np.asarray(x, dtype=float))
         fixed = self.fixed(beta, b)
         z, w, S, Hjj, Hzj = self.modes(fixed, sa, sb)
         t, lw = self.t, self.log_w
-        K = len(t)
         ratio = Hzj / Hjj
+        for a0, a1, j0, j1, r0, r1, ch in self._chunks():
+            dz = t[None, :] / np.sqrt(S[a0:a1])[:, None]  # (Ac, K)
+            zk = z[a0:a1, None] + dz
+            base = fixed[r0:r1, None] + sa * zk[ch.row_outer]  # (rows, K)
+            # each inner group's conditional mode given each outer node,
+            # from the joint mode's linear prediction
+            wc, c = self._inner_modes(
+                base, w[j0:j1, None] - ratio[j0:j1, None] * dz[ch.oj], sb, ch
+            )
+            wj = wc[:, :, None] + t / np.sqrt(c)[:, :, None]  # (Jc, K, K)
+            eta = base[:, :, None] + sb * wj[ch.ri]
+            lj = ch.to_inner(_kernel(eta, ch.m[:, :, None], ch.n[:, :, None]))
+            terms = lj + lw + 0.5 * t * t - 0.5 * wj * wj
+            inner = _logsumexp(terms) - 0.5 * np.log(c)
+            outer = ch.to_outer(inner) + lw + 0.5 * t * t - 0.5 * zk * zk
+            yield a0, a1, zk, wj, terms, outer, S[a0:a1]
+
+    def _chunks(self):
+        """The chunks of outer groups (rows x K^2 within :data:`CHUNK`) and
+        each chunk's index arrays and row-summing matrices; cached."""
+        if self.__dict__.get("_chunk_list") is not None:
+            return self._chunk_list
+        d = self.data
+        K = len(self.t)
         ors = np.r_[d.outer_row_starts, len(d.m)]
         step = max(1, CHUNK // (K * K))
-        a0 = 0
+        out, a0 = [], 0
         while a0 < d.n_groups:
             # outer groups a0..a1 whose rows fit in a chunk (at least one)
             a1 = int(np.searchsorted(ors, ors[a0] + step, side="right")) - 1
             a1 = min(max(a1, a0 + 1), d.n_groups)
-            j0 = d.outer_starts[a0]
-            j1 = d.outer_starts[a1] if a1 < d.n_groups else d.n_inner
-            r0, r1 = ors[a0], ors[a1]
-            dz = t[None, :] / np.sqrt(S[a0:a1])[:, None]  # (Ac, K)
-            zk = z[a0:a1, None] + dz
-            oj = d.inner_outer[j0:j1] - a0
-            ri = d.row_inner[r0:r1] - j0
-            base = fixed[r0:r1, None] + sa * zk[d.row_outer[r0:r1] - a0]  # (rows, K)
-            # each inner group's conditional mode given each outer node,
-            # from the joint mode's linear prediction
-            wc, c = self._inner_modes(
-                base, w[j0:j1, None] - ratio[j0:j1, None] * dz[oj], sb, r0, j0, j1
-            )
-            wj = wc[:, :, None] + t / np.sqrt(c)[:, :, None]  # (Jc, K, K)
-            eta = base[:, :, None] + sb * wj[ri]
-            m, n = d.m[r0:r1, None, None], d.n[r0:r1, None, None]
-            ll = m * eta - n * np.logaddexp(0.0, eta)
-            lj = np.add.reduceat(ll, d.inner_starts[j0:j1] - r0, axis=0)
-            terms = lj + lw + 0.5 * t * t - 0.5 * wj * wj
-            inner = logsumexp(terms, axis=2) - 0.5 * np.log(c)
-            outer = np.add.reduceat(inner, d.outer_starts[a0:a1] - j0, axis=0)
-            outer += lw + 0.5 * t * t - 0.5 * zk * zk
-            yield a0, a1, zk, wj, terms, outer, S[a0:a1]
+            j0 = int(d.outer_starts[a0])
+            j1 = int(d.outer_starts[a1]) if a1 < d.n_groups else d.n_inner
+            r0, r1 = int(ors[a0]), int(ors[a1])
+            out.append((a0, a1, j0, j1, r0, r1, _Chunk(d, a0, j0, j1, r0, r1)))
             a0 = a1
+        self._chunk_list = out
+        return out
 
-    def _inner_modes(self, base, w, sb, r0, j0, j1, tol=1e-12, max_iter=50):
-        """Inner groups j0..j1's conditional modes of ``w`` (Jc, K) at each
-        outer node, whose rows r0.. have logits ``base + sb w``, and the
+    def _inner_modes(self, base, w, sb, ch, tol=1e-12, max_iter=50):
+        """A chunk's inner groups' conditional modes of ``w`` (Jc, K) at each
+        outer node, their rows having logits ``base + sb w``, and the
         curvature there: 1-D Newton steps, halved where they do not raise
         ``l_j(w) - w^2 / 2``."""
-        d = self.data
-        ins = d.inner_starts[j0:j1] - r0
-        ri = d.row_inner[r0 : r0 + len(base)] - j0
-        m, n = d.m[r0 : r0 + len(base), None], d.n[r0 : r0 + len(base), None]
+        m, n = ch.m, ch.n
 
         def g_of(w):
-            eta = base + sb * w[ri]
-            ll = m * eta - n * np.logaddexp(0.0, eta)
-            return np.add.reduceat(ll, ins, axis=0) - 0.5 * w * w, eta
+            eta = base + sb * w[ch.ri]
+            return ch.to_inner(_kernel(eta, m, n)) - 0.5 * w * w, eta
 
         g, eta = g_of(w)
         for _ in range(max_iter):
             p = fast_expit(eta.copy())
-            r = np.add.reduceat(m - n * p, ins, axis=0)
-            c = 1.0 + sb * sb * np.add.reduceat(n * p * (1.0 - p), ins, axis=0)
+            r = ch.to_inner(m - n * p)
+            c = 1.0 + sb * sb * ch.to_inner(n * p * (1.0 - p))
             dw = (sb * r - w) / c
             done = np.all(np.abs(dw) <= tol * (1.0 + np.abs(w)))
             h = np.ones_like(w)
@@ -281,7 +283,7 @@ class NestedLikelihood:
             if done:
                 break
         p = fast_expit(eta.copy())
-        c = 1.0 + sb * sb * np.add.reduceat(n * p * (1.0 - p), ins, axis=0)
+        c = 1.0 + sb * sb * ch.to_inner(n * p * (1.0 - p))
         return w, c
 
     def evaluate(self, x, grad=True):
@@ -348,6 +350,47 @@ class NestedLikelihood:
                 )
         self.u, self.C = base_u, base_C
         return H
+
+
+def _kernel(eta, m, n):
+    """``m eta - n log(1 + exp(eta))``."""
+    return m * eta - n * np.logaddexp(0.0, eta)
+
+
+def _logsumexp(a):
+    """``log sum exp`` over the last axis (finite entries)."""
+    top = a.max(axis=-1)
+    return np.log(np.exp(a - top[..., None]).sum(axis=-1)) + top
+
+
+class _Chunk:
+    """A chunk's rows (a0.. outer groups, j0..j1 inner, r0..r1 rows): their
+    counts, local codes and the sparse matrices that sum rows into inner
+    groups and inner groups into outer ones (``reduceat`` along the first
+    axis of a 3-D array is several times slower)."""
+
+    def __init__(self, d, a0, j0, j1, r0, r1):
+        self.m, self.n = d.m[r0:r1, None], d.n[r0:r1, None]
+        self.ri = d.row_inner[r0:r1] - j0
+        self.row_outer = d.row_outer[r0:r1] - a0
+        self.oj = d.inner_outer[j0:j1] - a0
+        self.rows = sparse.csr_array(
+            (np.ones(r1 - r0), (self.ri, np.arange(r1 - r0))), shape=(j1 - j0, r1 - r0)
+        )
+        A = int(self.oj[-1]) + 1
+        self.inner = sparse.csr_array(
+            (np.ones(j1 - j0), (self.oj, np.arange(j1 - j0))), shape=(A, j1 - j0)
+        )
+
+    def to_inner(self, values):
+        """Each inner group's sum of rows' ``values`` (rows, ...)."""
+        flat = values.reshape(len(values), -1)
+        return (self.rows @ flat).reshape((self.rows.shape[0],) + values.shape[1:])
+
+    def to_outer(self, values):
+        """Each outer group's sum of its inner groups' ``values``."""
+        flat = values.reshape(len(values), -1)
+        return (self.inner @ flat).reshape((self.inner.shape[0],) + values.shape[1:])
 
 
 # -- the fit ------------------------------------------------------------------------
