@@ -68,9 +68,7 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         ``"auto"`` raises the rule from 7 nodes until the next level agrees
         to 1e-8 of the log-likelihood and 3e-7 of each estimate, as with
         ``random_slopes``. The groups (``groups_``, the rows of
-        ``group_estimates``) are the ``(outer, inner)`` pairs. Gradients are
-        measured by differences, so the fit is for data of moderate size
-        (guImmun's 2159 rows in 1595 inner groups: seconds for Laplace).
+        ``group_estimates``) are the ``(outer, inner)`` pairs.
         Working: ``fit``, the predictions (a seen pair from its posterior, a
         new inner group of a seen outer one from the outer effect's
         posterior, a new outer group from the population), ``score``

@@ -35,7 +35,6 @@ def _check_laplace(m, ref, rtol):
     np.testing.assert_allclose(m.tau_outer_, ref["sd_outer"], rtol=rtol)
 
 
-@pytest.mark.slow
 def test_laplace_equals_lme4_guimmun():
     """The full model, where lme4's own glmer stops at max|grad| 0.33: its
     optimum polished on lme4's deviance function."""
@@ -145,6 +144,25 @@ def test_default_is_the_brute_force_maximum():
             q = list(p)
             q[k] += h
             assert _brute_loglik(X, y, *q) < kernel
+
+
+@pytest.mark.parametrize("K", [1, 3, 9])
+def test_exact_gradient_equals_differences(K):
+    """The core's analytic scores (the nodes moving with the modes and
+    curvatures) against Richardson differences of its values, an SD at 0
+    included."""
+    from skre._core.nested import NestedLikelihood
+    from skre._nested_fit import nested_data, outer_codes_of
+
+    X, y = _simulated()
+    m = MultilevelBinomial(group=["district", "school"], n_quad=1).fit(X, y)
+    design = m._fit_result.design
+    data, _ = nested_data(design.data, outer_codes_of(design.groups)[0])
+    for x in ([0.5, -0.3, 1.2, 0.9], [-0.2, 0.4, 0.0, 2.0], [0.1, 0.2, 0.7, 0.0]):
+        lik = NestedLikelihood(data, K)
+        logm, scores = lik.value_and_scores(np.array(x))
+        np.testing.assert_allclose(logm, lik.group_loglik(np.array(x)), rtol=1e-13)
+        np.testing.assert_allclose(scores, lik.fd_scores(np.array(x)), atol=1e-8)
 
 
 def test_predictions_equal_brute_force():

@@ -28,16 +28,20 @@ K = 1 is the Laplace approximation ``h(z_hat, w_hat) - log |H| / 2``, lme4's
 objective (``log |H| = log S + sum_j log H_jj``). Like every adaptive rule it
 is exact as K grows, whatever the data.
 
-The gradient is by central differences (Richardson-extrapolated, each
-evaluation's modes started from the same place, so the value is a smooth
-function of the parameters to rounding): a few parameters, and data of the
-size nested designs come in. Parameters are packed ``x = (beta, b, s_a,
-s_b)``; the likelihood is even in each SD, which the optimizer keeps >= 0.
+The gradient is the exact gradient of the rule's value
+(:meth:`NestedLikelihood.value_and_scores`): the kernel's derivatives at the
+nodes plus the movement of the nodes with the parameters, through the joint
+mode and ``S`` and through each inner group's conditional mode and curvature
+at each outer node (implicit differentiation). For ``K = 1`` it is the
+gradient of the Laplace approximation, lme4's objective. Parameters are
+packed ``x = (beta, b, s_a, s_b)``; the likelihood is even in each SD, which
+the optimizer keeps >= 0.
 """
+
+from types import SimpleNamespace
 
 import numpy as np
 from scipy import sparse
-from scipy.special import logsumexp
 
 from .binomial import fast_expit
 from .rules import normal_rule
@@ -181,8 +185,8 @@ class NestedLikelihood:
     def group_loglik(self, x):
         """Each outer group's log-likelihood on the rule at ``x``."""
         out = np.empty(self.data.n_groups)
-        for a0, a1, _, _, _, outer, S in self._passes(x):
-            out[a0:a1] = logsumexp(outer, axis=1) - 0.5 * np.log(S)
+        for c in self._passes(x):
+            out[c.a0 : c.a1] = _logsumexp(c.outer) - 0.5 * np.log(c.S)
         return out
 
     def posterior(self, x):
@@ -194,20 +198,23 @@ class NestedLikelihood:
         d, K = self.data, len(self.t)
         z, lz = np.empty((d.n_groups, K)), np.empty((d.n_groups, K))
         w, lzw = np.empty((d.n_inner, K, K)), np.empty((d.n_inner, K, K))
-        for a0, a1, zk, wj, terms, outer, _ in self._passes(x):
-            j0 = d.outer_starts[a0]
-            j1 = j0 + len(wj)
-            lo = outer - logsumexp(outer, axis=1, keepdims=True)
-            z[a0:a1], lz[a0:a1], w[j0:j1] = zk, lo, wj
-            oj = d.inner_outer[j0:j1] - a0
-            cond = terms - logsumexp(terms, axis=2, keepdims=True)
-            lzw[j0:j1] = lo[oj][:, :, None] + cond
+        for c in self._passes(x):
+            a0, a1, j0, j1 = c.a0, c.a1, c.j0, c.j1
+            lo = c.outer - _logsumexp(c.outer)[:, None]
+            z[a0:a1], lz[a0:a1], w[j0:j1] = c.zk, lo, c.wj
+            cond = c.terms - _logsumexp(c.terms)[:, :, None]
+            lzw[j0:j1] = lo[c.ch.oj][:, :, None] + cond
         return z, lz, w, lzw
 
     def _passes(self, x):
-        """The value pass over chunks of outer groups: yields ``(a0, a1, z
-        nodes (Ac, K), w nodes (Jc, K, K), the inner terms (Jc, K, K), the
-        outer log-terms (Ac, K), S (Ac,))`` of outer groups a0..a1."""
+        """The value pass over chunks of outer groups: yields for each chunk
+        a namespace of its outer groups ``a0..a1``, inner groups ``j0..j1``,
+        rows ``r0..r1`` and index arrays (``ch``), the outer nodes ``zk``
+        (Ac, K), the rows' logits without the inner effect ``base`` (rows,
+        K), the inner conditional modes ``wc`` and curvatures ``c`` (Jc, K),
+        the inner nodes ``wj`` (Jc, K, K), the row-node logits ``eta``, the
+        inner terms ``terms`` (Jc, K, K) and the outer log-terms ``outer``
+        (Ac, K)."""
         self.n_eval += 1
         beta, b, sa, sb = self.unpack(np.asarray(x, dtype=float))
         fixed = self.fixed(beta, b)
@@ -229,7 +236,12 @@ class NestedLikelihood:
             terms = lj + lw + 0.5 * t * t - 0.5 * wj * wj
             inner = _logsumexp(terms) - 0.5 * np.log(c)
             outer = ch.to_outer(inner) + lw + 0.5 * t * t - 0.5 * zk * zk
-            yield a0, a1, zk, wj, terms, outer, S[a0:a1]
+            yield SimpleNamespace(
+                a0=a0, a1=a1, j0=j0, j1=j1, r0=r0, r1=r1, ch=ch, zk=zk,
+                base=base, wc=wc, c=c, wj=wj, eta=eta, terms=terms, outer=outer,
+                S=S[a0:a1], fixed=fixed[r0:r1], z=z[a0:a1], w=w[j0:j1],
+                Hjj=Hjj[j0:j1], Hzj=Hzj[j0:j1], sa=sa, sb=sb,
+            )  # fmt: skip
 
     def _chunks(self):
         """The chunks of outer groups (rows x K^2 within :data:`CHUNK`) and
@@ -289,31 +301,124 @@ class NestedLikelihood:
     def evaluate(self, x, grad=True):
         """``(log-likelihood, gradient, per-group log-likelihoods, per-group
         scores (A, len(x)))`` (the last two gradients None without
-        ``grad``): each partial derivative by Richardson's extrapolation of
-        central differences, the modes of every evaluation started from
-        those at ``x``."""
+        ``grad``); the scores are the exact derivatives of the rule's value
+        (:meth:`value_and_scores`)."""
+        x = np.asarray(x, dtype=float)
+        if not grad:
+            logm = self.group_loglik(x)
+            return float(logm.sum()), None, logm, None
+        logm, scores = self.value_and_scores(x)
+        return float(logm.sum()), scores.sum(axis=0), logm, scores
+
+    def value_and_scores(self, x):
+        """Each outer group's log-likelihood on the rule and its exact
+        gradient (A, len(x)): the derivative of the rule's value with its
+        nodes moving with the parameters, through the joint modes and
+        curvature (implicit differentiation of the arrowhead system) and the
+        inner groups' conditional modes and curvatures at each outer node
+        (implicit differentiation of their 1-D equations); forward mode,
+        every parameter at once."""
+        d = self.data
+        p = d.X.shape[1]
+        P = p + 3
+        e_sa, e_sb = np.zeros(P), np.zeros(P)
+        e_sa[p + 1] = e_sb[p + 2] = 1.0
+        t = self.t
+        logm = np.empty(d.n_groups)
+        scores = np.empty((d.n_groups, P))
+        for c in self._passes(x):
+            ch, sa, sb = c.ch, c.sa, c.sb
+            inner, outer_sum = ch.to_inner, ch.to_outer
+            m, n = ch.m[:, 0], ch.n[:, 0]
+            ro, ri = ch.row_outer, ch.ri
+            logm[c.a0 : c.a1] = _logsumexp(c.outer) - 0.5 * np.log(c.S)
+            dF = np.zeros((c.r1 - c.r0, P))
+            dF[:, :p] = d.X[c.r0 : c.r1]
+            dF[:, p] = 1.0
+            # the joint mode and S
+            pj = fast_expit(c.fixed + sa * c.z[ro] + sb * c.w[ri])
+            Wr = n * pj * (1.0 - pj)
+            v = dF + c.z[ro, None] * e_sa + c.w[ri, None] * e_sb
+            Rj, Wj = inner(m - n * pj), inner(Wr)
+            rhs_j = Rj[:, None] * e_sb - sb * inner(Wr[:, None] * v)
+            rhs_z = outer_sum(Rj)[:, None] * e_sa - sa * outer_sum(
+                inner(Wr[:, None] * v)
+            )
+            Hjj, Hzj, S = c.Hjj[:, None], c.Hzj[:, None], c.S[:, None]
+            dz_hat = (rhs_z - outer_sum(Hzj / Hjj * rhs_j)) / S
+            dw_hat = (rhs_j - Hzj * dz_hat[ch.oj]) / Hjj
+            deta = v + sa * dz_hat[ro] + sb * dw_hat[ri]
+            dWj = inner((Wr * (1.0 - 2.0 * pj))[:, None] * deta)
+            dHzz = 2 * sa * outer_sum(Wj)[:, None] * e_sa + sa * sa * outer_sum(dWj)
+            dHzj = Wj[:, None] * (sb * e_sa + sa * e_sb) + sa * sb * dWj
+            dHjj = 2 * sb * Wj[:, None] * e_sb + sb * sb * dWj
+            dS = dHzz - outer_sum(2 * Hzj * dHzj / Hjj - (Hzj / Hjj) ** 2 * dHjj)
+            # the outer nodes z_k = z_hat + t_k / sqrt(S)
+            dzk = dz_hat[:, None, :] - 0.5 * t[None, :, None] * (
+                S[:, :, None] ** -1.5 * dS[:, None, :]
+            )
+            # the inner conditional modes and curvatures at each outer node
+            ps = fast_expit(c.base + sb * c.wc[ri])
+            Ws = n[:, None] * ps * (1.0 - ps)
+            Rs = inner(m[:, None] - n[:, None] * ps)
+            dbase = dF[:, None, :] + c.zk[ro][:, :, None] * e_sa + sa * dzk[ro]
+            wcr = c.wc[ri][:, :, None]
+            dws = (
+                Rs[:, :, None] * e_sb
+                - sb * inner(Ws[:, :, None] * (dbase + wcr * e_sb))
+            ) / c.c[:, :, None]
+            deta_s = dbase + wcr * e_sb + sb * dws[ri]
+            dc = 2 * sb * inner(Ws)[:, :, None] * e_sb + sb * sb * inner(
+                (Ws * (1.0 - 2.0 * ps))[:, :, None] * deta_s
+            )
+            # the value's weights: pi over outer nodes, rho over inner ones
+            pi = np.exp(c.outer - _logsumexp(c.outer)[:, None])
+            rho = np.exp(c.terms - _logsumexp(c.terms)[:, :, None])
+            r3 = ch.m[:, :, None] - ch.n[:, :, None] * fast_expit(c.eta.copy())
+            R3 = inner(r3)
+            q = pi[ch.oj][:, :, None] * rho
+            a_i = np.einsum("ikl,ikl->i", q[ri], r3)
+            S1 = np.sum(rho * R3, axis=2)
+            S1a = outer_sum(S1)
+            out = outer_sum(inner(dF * a_i[:, None]))
+            out += np.sum(pi * c.zk * S1a, axis=1)[:, None] * e_sa
+            out += outer_sum(np.sum(q * R3 * c.wj, axis=(1, 2)))[:, None] * e_sb
+            D = pi * (sa * S1a - c.zk)
+            out += np.einsum("ak,akp->ap", D, dzk)
+            B = q * (sb * R3 - c.wj)
+            b1 = B.sum(axis=2)
+            gam = -0.5 * c.c**-1.5 * np.sum(B * t, axis=2) - 0.5 * pi[ch.oj] / c.c
+            out += outer_sum(
+                np.einsum("jk,jkp->jp", b1, dws) + np.einsum("jk,jkp->jp", gam, dc)
+            )
+            out -= 0.5 * dS / S
+            scores[c.a0 : c.a1] = out
+        return logm, scores
+
+    def fd_scores(self, x):
+        """Each outer group's gradient by Richardson's extrapolation of
+        central differences of :meth:`group_loglik` (each evaluation's modes
+        started from those at ``x``): a check of :meth:`value_and_scores`."""
         x = np.asarray(x, dtype=float)
         logm = self.group_loglik(x)
-        if not grad:
-            return float(logm.sum()), None, logm, None
         base_u, base_C = self.u.copy(), self.C
         scores = np.empty((len(logm), len(x)))
         for k in range(len(x)):
             h = FD_STEP * max(1.0, abs(x[k]))
             vals = []
-            for c in (h, -h, 2 * h, -2 * h):
+            for step in (h, -h, 2 * h, -2 * h):
                 xc = x.copy()
-                xc[k] += c
+                xc[k] += step
                 self.u = base_u.copy()
                 vals.append(self.group_loglik(xc))
             scores[:, k] = (8.0 * (vals[0] - vals[1]) - (vals[2] - vals[3])) / (12 * h)
         self.u, self.C = base_u, base_C
-        return float(logm.sum()), scores.sum(axis=0), logm, scores
+        return scores
 
     def hessian(self, x):
         """The Hessian the Newton steps use: the last one measured
         (:attr:`curvature`) while ``x`` stays within :data:`REUSE` of where
-        it was measured (each measurement is 2 k^2 evaluations; the steps'
+        it was measured (each measurement is 2 k evaluations; the steps'
         curvature need not be exact), else measured at ``x`` and kept."""
         x = np.asarray(x, dtype=float)
         if self.curvature is not None:
@@ -325,30 +430,14 @@ class NestedLikelihood:
         return H
 
     def measure_hessian(self, x):
-        """Second central differences of the value (symmetric), the modes of
-        each evaluation started from those at ``x``: 2 k^2 evaluations."""
-        x = np.asarray(x, dtype=float)
-        base_u, base_C = self.u.copy(), self.C
-        k = len(x)
-        h = FD_STEP * np.maximum(1.0, np.abs(x))
+        """Central differences of the exact gradient (symmetrized), the
+        modes of each evaluation started from those at ``x``: 2 k
+        evaluations."""
+        from .slopes import hessian
 
-        def f(dx):
-            self.u = base_u.copy()
-            return float(self.group_loglik(x + dx).sum())
-
-        f0 = f(np.zeros(k))
-        H = np.empty((k, k))
-        for i in range(k):
-            e = np.zeros(k)
-            e[i] = h[i]
-            H[i, i] = (f(e) - 2 * f0 + f(-e)) / h[i] ** 2
-            for j in range(i):
-                e2 = np.zeros(k)
-                e2[j] = h[j]
-                H[i, j] = H[j, i] = (f(e + e2) - f(e - e2) - f(e2 - e) + f(-e - e2)) / (
-                    4 * h[i] * h[j]
-                )
-        self.u, self.C = base_u, base_C
+        base_C = self.C
+        H = hessian(self, x)
+        self.C = base_C
         return H
 
 
@@ -395,7 +484,7 @@ class _Chunk:
 
 # -- the fit ------------------------------------------------------------------------
 #: n_quad="auto": the first rule (nodes per dimension) and the largest
-AUTO_START, AUTO_TOP = 7, 51
+AUTO_START, AUTO_TOP = 7, 101
 #: the node check's targets, as for random slopes: log-likelihood (relative)
 #: and estimates (relative, floor 0.01)
 RTOL_LOGLIK, RTOL_PARAMS, FLOOR = 1e-8, 3e-7, 0.01
