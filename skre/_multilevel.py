@@ -72,10 +72,11 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         Working: ``fit``, the predictions (a seen pair from its posterior, a
         new inner group of a seen outer one from the outer effect's
         posterior, a new outer group from the population), ``score``
-        (group-joint at the outer level), ``summary``, Wald ``confint``,
+        (group-joint at the outer level), ``summary``, Wald and profile
+        ``confint`` (the fixed effects and both SDs),
         ``vcov``, ``group_estimates``, ``prediction_interval()``, pickling
         and cloning. Not yet (``NotImplementedError``): ``random_slopes``,
-        priors, ``method="bayes"``, profile and bootstrap ``confint``,
+        priors, ``method="bayes"``, bootstrap ``confint``,
         ``simulate``, ``residuals``, ``test_tau``, :func:`skre.lr_test`, the
         decision tools and Dask collections; data whose trials are all
         failures (or all successes) raise ``ValueError``.
@@ -582,6 +583,12 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         check_is_fitted(self)
         self._check_not_bayes("confint")
         check_interval_args(level, method, ("wald", "profile", "bootstrap"))
+        if method == "bootstrap" and isinstance(self._fit_result, NestedFit):
+            raise NotImplementedError(
+                "confint(method='bootstrap') is not available for nested groups "
+                "yet (it refits to simulated data, and simulate is not); "
+                "method='wald' and 'profile' are."
+            )
         if method == "bootstrap":
             return self._bootstrap_confint(level, n_boot, random_state, n_jobs)
         return self._fit_result.confint(level, method, self.verbose)

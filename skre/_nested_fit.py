@@ -23,6 +23,7 @@ from ._fit_result import FitResult
 from ._intervals import table, vcov_frame, wald_rows
 from ._labels import factorize
 from ._multilevel_fit import likelihood_units
+from ._nested_profile import profile_intervals
 from ._slopes_fit import new_group_log_proba
 
 #: the methods a nested fit does not have yet
@@ -229,12 +230,18 @@ class NestedFit(FitResult):
 
     def confint(self, level, method, verbose=0):
         """Wald rows: the fixed effects, and the SDs on the log scale (NaN
-        at an SD of 0)."""
-        if method != "wald":
-            raise NotImplementedError(
-                f"confint(method={method!r}) is not available for nested groups "
-                "yet; method='wald' is."
+        at an SD of 0); ``method="profile"``: profile-likelihood rows for
+        all of them (:mod:`skre._nested_profile`)."""
+        if method == "profile":
+            fixed, sds = profile_intervals(self, level)
+            frame = table(self.design, fixed, level)
+            a = 100 * (1 - level) / 2
+            extra = pd.DataFrame(
+                np.array(sds),
+                index=self.random_rows(),
+                columns=[f"{a:g}%", f"{100 - a:g}%"],
             )
+            return pd.concat([frame, extra])
         cov = self.covariance_of_x()
         intercept, coef = self.design.unscale(self.b, self.beta)
         rows, _ = wald_rows(self.fixed_map(), cov, np.r_[intercept, coef], level)
@@ -255,6 +262,11 @@ class NestedFit(FitResult):
             columns=[f"{a:g}%", f"{100 - a:g}%"],
         )
         return pd.concat([frame, extra])
+
+    def point_logit(self, codes, Z, **options):
+        raise NotImplementedError(
+            "simulate and residuals are not available for nested groups yet."
+        )
 
     # -- predictions --------------------------------------------------------------
     def codes_for(self, labels, name, column=None):

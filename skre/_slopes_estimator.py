@@ -132,7 +132,7 @@ def refuse_unsupported(cls):
                     f"{type(self).__name__}.{_name}() is not available for "
                     "nested groups yet (see the estimator's group parameter for "
                     "the methods that are: the predictions, score, summary, "
-                    "Wald confint, group_estimates among them)."
+                    "Wald and profile confint, group_estimates among them)."
                 )
             return _method(self, *args, **kwargs)
 

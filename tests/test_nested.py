@@ -194,6 +194,53 @@ def test_predictions_equal_brute_force():
     np.testing.assert_allclose(got, [p_seen, p_new_inner, p_new], rtol=1e-7)
 
 
+def test_profile_ends_are_where_the_likelihood_drops():
+    """Each profile end: Nelder-Mead over the other parameters (on the rule's
+    values alone, no gradients) finds the drop chi2_1(0.95) / 2 there; an SD
+    whose profile at 0 stays within the drop has lower end 0."""
+    from scipy import optimize
+
+    from skre._core.nested import NestedLikelihood
+
+    X, y = _simulated()
+    m = MultilevelBinomial(group=["district", "school"], n_quad=7).fit(X, y)
+    ci = m.confint(method="profile")
+    fit = m._fit_result
+    lik = NestedLikelihood(fit.data(), 7)
+    z_mean, z_scale = fit.design.z_mean, fit.design.z_scale
+
+    def loglik(q):  # (intercept, slope, tau_outer, tau) on the user's scale
+        beta = q[1] * z_scale
+        return lik.group_loglik(np.r_[beta, q[0] + q[1] * z_mean, q[2], q[3]]).sum()
+
+    p0 = np.r_[m.intercept_, m.coef_[0], m.tau_outer_, m.tau_]
+    top = loglik(p0)
+    drop = stats.chi2.ppf(0.95, 1) / 2
+    for name, k in {"intercept": 0, "x": 1, "tau_outer": 2, "tau": 3}.items():
+        others = [j for j in range(4) if j != k]
+        for end in ci.loc[name]:
+
+            def neg(v, end=end, k=k, others=others):
+                q = p0.copy()
+                q[others], q[k] = v, end
+                return -loglik(q)
+
+            best = min(
+                optimize.minimize(
+                    neg,
+                    p0[others] + d,
+                    method="Nelder-Mead",
+                    options={"xatol": 1e-9, "fatol": 1e-11, "maxiter": 4000},
+                ).fun
+                for d in (0.0, 0.05)
+            )
+            if k >= 2 and end == 0.0:
+                assert top + best < drop  # the profile at 0 is within the drop
+            else:
+                assert top + best == pytest.approx(drop, abs=1e-7)
+    assert ci.loc["tau_outer"].iloc[0] == 0.0
+
+
 def test_score_is_group_joint_on_new_outer_groups():
     """score on rows of a new outer group: their joint marginal likelihood
     (per trial), by nested quad."""
@@ -246,8 +293,8 @@ def test_clone_pickle_and_refuse():
     for method in ("simulate", "test_tau", "exceedance", "ranks", "residuals"):
         with pytest.raises(NotImplementedError, match="nested groups"):
             getattr(m, method)(*([X, y] if method == "residuals" else []))
-    with pytest.raises(NotImplementedError, match="profile"):
-        m.confint(method="profile")
+    with pytest.raises(NotImplementedError, match="bootstrap|nested"):
+        m.confint(method="bootstrap")
     s = str(m.summary())
     assert "(1 | district/school)" in s and "school:district" in s
 
