@@ -43,13 +43,16 @@ def outer_codes_of(pairs):
     """Each ``(outer, inner)`` pair's outer code and the outer labels."""
     outer = np.empty(len(pairs), dtype=object)
     outer[:] = [p[0] for p in pairs]
-    try:
-        outer = np.asarray(outer.tolist())  # a typed array where the labels allow
-    except (TypeError, ValueError):
-        pass
-    if outer.dtype.kind in "US":
-        outer = outer.astype(object)
     return factorize(outer)
+
+
+def _rows_of(starts, groups):
+    """The rows of ``groups`` (in that order), ``starts`` each group's first
+    row and the total at the end."""
+    lengths = np.diff(starts)[groups]
+    ends = np.cumsum(lengths)
+    total = int(ends[-1]) if len(ends) else 0
+    return np.arange(total) - np.repeat(ends - lengths - starts[groups], lengths)
 
 
 def nested_data(data, outer_codes):
@@ -57,9 +60,8 @@ def nested_data(data, outer_codes):
     that each outer group's inner groups are adjacent (outer code order)."""
     order = np.argsort(outer_codes, kind="stable")
     starts = np.r_[data.starts, len(data.codes)]
-    lengths = np.diff(starts)[order]
-    ends = np.cumsum(lengths)
-    rows = np.arange(ends[-1]) - np.repeat(ends - lengths - starts[order], lengths)
+    rows = _rows_of(starts, order)
+    ends = np.cumsum(np.diff(starts)[order])
     oc = outer_codes[order]
     outer_starts = np.flatnonzero(np.r_[True, oc[1:] != oc[:-1]])
     offset = data.offset[rows] if data.offset is not None else None
@@ -288,7 +290,7 @@ class NestedFit(FitResult):
         design = self.design
         data = design.data
         starts = np.r_[data.starts, len(data.codes)]
-        rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in pairs])
+        rows = _rows_of(starts, pairs)
         sub_codes = np.repeat(np.arange(len(pairs)), np.diff(starts)[pairs])
         sub = collapse_offset(
             sub_codes,
@@ -371,46 +373,55 @@ class NestedFit(FitResult):
         return float(after - self.group_loglik[seen].sum())
 
     # -- each group ---------------------------------------------------------------
-    def group_intervals(self, level):
+    def group_intervals(self, level, draws=4000):
         """Each pair's trials-weighted mean fitted probability at its
         conditional modes, and the ``level`` interval of that mean under the
-        rule's posterior of its (outer, inner) effects."""
-        design = self.design
-        data = design.data
+        joint normal of its (outer, inner) effects from the modes and the
+        Laplace curvature (``draws`` draws of a fixed seed; parameters as
+        known), as for random slopes."""
+        data = self.design.data
+        modes, sd = self._effects()
+        A, G = len(self.outer_groups), len(self.order)
+        S = self.curvature[:A][self.outer_codes]
+        Hjj = np.empty(G)
+        Hzj = np.empty(G)
+        Hjj[self.order] = self.curvature[A : A + G]
+        Hzj[self.order] = self.curvature[A + G :]
         sa, sb = self.sds
-        modes, _ = self._effects()
+        # corr(outer, inner effect) of each pair: cov(z, w) = -H_zj / (H_jj S)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = np.nan_to_num(
+                -sa * sb * Hzj / (Hjj * S) / (sd[:, 0] * sd[:, 1]), nan=0.0
+            )
+        corr = np.clip(corr, -1.0, 1.0)
         eta0 = self.b + data.Z @ self.beta
         if data.offset is not None:
             eta0 = eta0 + data.offset
         n = data.trials
         N = data.group_sum(n)
         est = data.group_sum(n * expit(eta0 + modes[data.codes].sum(axis=1))) / N
-        z, lz, w, lzw, where = self._node_rules(np.arange(len(self.outer_groups)))
-        j = where[data.codes]
-        a = self.outer_codes[data.codes]
-        K = z.shape[1]
-        lower, upper = np.empty(len(N)), np.empty(len(N))
-        tail = (1 - level) / 2
-        for g0 in range(0, len(N), max(1, 2**16 // (K * K))):
-            g1 = min(len(N), g0 + max(1, 2**16 // (K * K)))
+        rng = np.random.default_rng(0)
+        e1 = rng.standard_normal(draws)
+        lower, upper = np.empty(G), np.empty(G)
+        a = (1 - level) / 2
+        step = max(1, 2_000_000 // max(1, draws * len(data.codes) // G))
+        for g0 in range(0, G, step):
+            g1 = min(G, g0 + step)
             r0 = data.starts[g0]
-            r1 = data.starts[g1] if g1 < len(N) else len(data.codes)
-            eta = eta0[r0:r1, None, None] + sa * z[a[r0:r1], :, None] + sb * w[j[r0:r1]]
-            mean = (
-                np.add.reduceat(
-                    n[r0:r1, None, None] * expit(eta), data.starts[g0:g1] - r0, axis=0
-                )
-                / N[g0:g1, None, None]
+            r1 = data.starts[g1] if g1 < G else len(data.codes)
+            g = data.codes[r0:r1]
+            # the sum of the two effects: a normal of its own mean and SD
+            s = np.sqrt(
+                sd[g, 0] ** 2 + sd[g, 1] ** 2 + 2 * corr[g] * sd[g, 0] * sd[g, 1]
             )
-            pi = np.exp(lzw[where[np.arange(g0, g1)]]).reshape(g1 - g0, -1)
-            mean = mean.reshape(g1 - g0, -1)
-            for g in range(g1 - g0):
-                o = np.argsort(mean[g])
-                c = np.cumsum(pi[g][o])
-                lower[g0 + g] = mean[g][o][min(np.searchsorted(c, tail), len(c) - 1)]
-                upper[g0 + g] = mean[g][o][
-                    min(np.searchsorted(c, 1 - tail), len(c) - 1)
-                ]
+            total = modes[g].sum(axis=1)[:, None] + s[:, None] * e1[None, :]
+            mean = np.add.reduceat(
+                n[r0:r1, None] * expit(eta0[r0:r1, None] + total),
+                data.starts[g0:g1] - r0,
+                axis=0,
+            )
+            mean /= N[g0:g1, None]
+            lower[g0:g1], upper[g0:g1] = np.quantile(mean, [a, 1 - a], axis=1)
         return est, lower, upper
 
     def group_effects(self, level):
