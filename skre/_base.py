@@ -496,7 +496,11 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
             coefficient adds its conditional mode, SD and normal interval:
             columns ``(Intercept)``, ``(Intercept)_sd``,
             ``(Intercept)_lower``, ``(Intercept)_upper`` and the same for each
-            slope.
+            slope. With nested groups (``group=[outer, inner]``) the index is
+            the (outer, inner) pairs, the interval comes from 4000 draws of
+            the pair's summed effect (the same normal), and the columns
+            ``<outer>``, ``<inner>:<outer>`` (with ``_sd``, ``_lower``,
+            ``_upper``) give its outer group's and its own effect.
         """
         check_is_fitted(self)
         check_level(level)
