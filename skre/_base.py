@@ -377,7 +377,8 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
         counts score the same. Each group's effect is integrated over its fitted
         distribution: a point for the pooled estimators (the score is then
         ``-log_loss``), the conditional posterior for groups seen in fit and
-        ``N(0, tau^2)`` for new groups in the multilevel model.
+        ``N(0, tau^2)`` for new groups in the multilevel model, each integral on
+        the fit's own rule (with ``n_quad=1``, its Laplace approximation).
 
         Point predictions (the pooled estimators, and any fit to data with no
         success or no failure) are clipped below at ``eps =

@@ -14,6 +14,11 @@ def check_nested_groups(est, bayes):
     """Refuse what nested groups do not take (before anything is fitted)."""
     name = type(est).__name__
     group = est.group
+    if len(group) > 2 and all(isinstance(g, (str, Integral)) for g in group):
+        raise NotImplementedError(
+            f"{name}: group={group!r} nests {len(group)} levels; skre fits two "
+            "(group=[outer, inner]) for now."
+        )
     if len(group) != 2 or not all(
         isinstance(g, (str, Integral)) and not isinstance(g, bool) for g in group
     ):
@@ -45,7 +50,9 @@ def fit_with_nested(est, design):
     res, check, outer_codes, outer_groups, order = fit_nested_groups(
         design, est.n_quad, est.max_iter
     )
-    K = check[0] if check is not None else int(est.n_quad)
+    # "auto": the larger of the two rules compared (the result's loglik and
+    # modes are on it)
+    K = check[1] if check is not None else int(est.n_quad)
     names = tuple(_column_name(est, g) for g in est.group)
     fit = NestedFit(
         design,
@@ -73,15 +80,9 @@ def fit_with_nested(est, design):
             "much.",
             QuadratureWarning,
         )
-    sa, sb = fit.sds
-    if sa == 0.0 or sb == 0.0:
-        which = "outer" if sa == 0.0 else "inner"
-        warn(
-            f"{name}: the {which} groups' SD is 0 (a boundary fit, lme4's "
-            f"isSingular): the {which} groups do not vary beyond what the other "
-            "level explains. Consider a model with one grouping level.",
-            BoundaryWarning,
-        )
+    text = fit.boundary_text()
+    if text:
+        warn(f"{name}: {text}", BoundaryWarning)
     if not res.converged:
         warn(
             f"{name}: the optimizer did not converge ({res.message}); raise "

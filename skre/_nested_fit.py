@@ -171,6 +171,31 @@ class NestedFit(FitResult):
             "boundary_": bool(sa == 0.0 or sb == 0.0),
         }
 
+    def boundary_text(self):
+        """What a boundary fit (an SD at 0) means, or "" for none."""
+        sa, sb = self.sds
+        outer, inner = map(str, self.names)
+        if sa == 0.0 and sb == 0.0:
+            return (
+                "both SDs are 0 (a boundary fit, lme4's isSingular): neither "
+                f"the {outer} nor the {inner} groups vary beyond binomial noise; "
+                "the fit equals complete pooling."
+            )
+        if sa == 0.0:
+            return (
+                f"the outer groups' SD (tau_outer_, {outer}) is 0 (a boundary fit, "
+                "lme4's isSingular): they do not vary beyond what the inner groups "
+                f"explain; the fit equals the one-level model of the ({outer}, "
+                f"{inner}) pairs, lme4's (1 | {outer}:{inner})."
+            )
+        if sb == 0.0:
+            return (
+                f"the inner groups' SD (tau_, {inner}) is 0 (a boundary fit, "
+                "lme4's isSingular): they do not vary beyond what the outer groups "
+                f"explain; the fit equals the one-level model of group={outer!r}."
+            )
+        return ""
+
     def population(self):
         """A new outer group's theta at the mean covariates (and offset)."""
         sa, sb = self.sds

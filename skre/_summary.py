@@ -391,6 +391,9 @@ class Summary:
                 f"{int(limit)}) and slopes are not identified; group_estimates() "
                 "and prediction intervals are one-sided and exact."
             )
+        elif multilevel and est.boundary_ and hasattr(est, "outer_groups_"):
+            text = est._fit_result.boundary_text()
+            notes.append("boundary (singular) fit: " + text)
         elif multilevel and est.boundary_:
             notes.append(
                 "boundary (singular) fit: tau = 0; the fit equals complete pooling."

@@ -70,6 +70,11 @@ def split_X(est, X, *, reset, hint_group=False):
             "numeric covariates; pass a dense array or a DataFrame."
         )
     group = est.group
+    if isinstance(group, list) and len(group) > 2:
+        raise NotImplementedError(
+            f"{type(est).__name__}: group={group!r} nests {len(group)} levels; "
+            "skre fits two (group=[outer, inner]) for now."
+        )
     if isinstance(group, list) and (
         len(group) != 2
         or not all(
@@ -318,7 +323,15 @@ def _split_frame(X, group, offset=None):
         if group not in cols:
             raise ValueError(
                 f"group column {_show(group)} is not in X; its columns are "
-                f"{[str(c) for c in cols]}." + _transformer_hint(group, cols)
+                f"{[str(c) for c in cols]}."
+                + (
+                    " For nested groups pass a list, group=[outer, inner] (a "
+                    "tuple names one column of a MultiIndex)."
+                    if isinstance(group, tuple)
+                    and all(g in cols for g in group)
+                    and len(group) == 2
+                    else _transformer_hint(group, cols)
+                )
             )
         labels = native(X[group].to_numpy())
         check_label_types(labels, _show(group))

@@ -501,8 +501,10 @@ def fit_nested(data, n_quad, x0, max_iter=500):
     ``n_quad`` nodes from there. ``"auto"``: at the estimate the rule is
     compared with the next level of :data:`~skre._core.accuracy.LEVELS`, in
     the log-likelihood and in the estimates that level's gradient implies,
-    and raised until they agree. Returns ``(result, check)``, check =
-    (nodes, nodes compared, d loglik, largest move over its target) or None.
+    and raised until they agree; the result then carries the larger rule's
+    log-likelihood and modes at the estimate. Returns ``(result, check)``,
+    check = (nodes, nodes compared, d loglik, largest move over its target)
+    or None.
     """
     from .accuracy import LEVELS
     from .slopes import fit_slopes_with, newton, result_of
@@ -551,7 +553,13 @@ def fit_nested(data, n_quad, x0, max_iter=500):
         )
         check = (K, larger, d_loglik, float(np.max(np.abs(move) / allowed)))
         if ok or larger >= AUTO_TOP:
-            return res, check
+            # the estimate is the K-rule maximum, within the check of the
+            # larger rule's; the log-likelihood (and the modes, everything
+            # after the fit) on the larger rule, the more accurate of the two
+            f1, g1, logm1, _ = state
+            return result_of(
+                finer, x, f1, g1, logm1, info, lower, converged, n_iter, message
+            ), check
         # the next rule: the first whose value settles at this estimate
         K = first_settled(data, x, lik.u, start=larger)
         if K == larger:

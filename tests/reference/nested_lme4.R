@@ -9,9 +9,8 @@
 # minqa's bobyqa from glmer's estimate with rhoend 1e-12, then polished by
 # Newton steps on a finite-difference Hessian. A smaller model (kid2p, rural,
 # pcInd81) is fitted the same way; for it glmer's own fit converges as well.
-# glmmTMB's Laplace fit of each model is kept too: lme4's Laplace deviance
-# differs from glmmTMB's (and skre's) by about 1e-4 at the same parameters
-# here (lme4's and glmmTMB's optima differ by about 1e-5 in the estimates).
+# glmmTMB's Laplace fit of each model is kept too (a second, independent
+# Laplace implementation).
 suppressPackageStartupMessages({library(lme4); library(mlmRev); library(minqa);
   library(jsonlite); library(glmmTMB)})
 
@@ -53,10 +52,10 @@ tmb <- function(formula) {
 
 fit_one <- function(formula) {
   g <- suppressWarnings(glmer(formula, d, family = binomial, nAGQ = 1))
-  # PIRLS to 1e-12 (its default 1e-7 leaves the modes, hence the deviance, off
-  # by about 1e-4 here)
+  # PIRLS to 1e-14: at its default 1e-7, and even at 1e-12, lme4's Laplace
+  # deviance of the small model is off by 1e-4 (5e-5 in the log-likelihood)
   dev <- glmer(formula, d, family = binomial, nAGQ = 1, devFunOnly = TRUE,
-               control = glmerControl(tolPwrss = 1e-12))
+               control = glmerControl(tolPwrss = 1e-14))
   nth <- length(getME(g, "theta"))
   start <- c(getME(g, "theta"), fixef(g))
   lower <- c(rep(0, nth), rep(-Inf, length(fixef(g))))
