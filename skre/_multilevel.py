@@ -51,7 +51,7 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
 
     Parameters
     ----------
-    group : str, int or list of two
+    group : str, int or list
         Column of X holding group labels (a name for a DataFrame, a position for
         an array). Labels may be any hashable values, but not booleans next to
         numbers equal to them (``True`` and ``1``, ``False`` and ``0``: Python
