@@ -25,6 +25,17 @@ def warn_unconverged(est, res, what):
         )
 
 
+def warn_optimizer(name, res):
+    """The ConvergenceWarning of a random-slope or nested fit that stopped
+    short of a maximum (``name``: the estimator's class name)."""
+    if not res.converged:
+        warn(
+            f"{name}: the optimizer did not converge ({res.message}); raise "
+            "max_iter or check the covariates.",
+            ConvergenceWarning,
+        )
+
+
 #: a fixed rule warns when one Newton step towards the next larger rule moves
 #: an estimate by more than this many standard errors
 RULE_SHIFT_SE = 0.1

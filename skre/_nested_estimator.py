@@ -4,8 +4,8 @@ of its parameters, the fit and its warnings."""
 from numbers import Integral
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
+from ._fit_warnings import warn_optimizer
 from ._nested_fit import NestedFit, fit_nested_groups
 from .exceptions import BoundaryWarning, QuadratureWarning, warn
 
@@ -83,12 +83,7 @@ def fit_with_nested(est, design):
     text = fit.boundary_text()
     if text:
         warn(f"{name}: {text}", BoundaryWarning)
-    if not res.converged:
-        warn(
-            f"{name}: the optimizer did not converge ({res.message}); raise "
-            "max_iter or check the covariates.",
-            ConvergenceWarning,
-        )
+    warn_optimizer(name, res)
     return fit
 
 

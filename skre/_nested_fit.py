@@ -261,14 +261,7 @@ class NestedFit(FitResult):
         all of them (:mod:`skre._nested_profile`)."""
         if method == "profile":
             fixed, sds = profile_intervals(self, level)
-            frame = table(self.design, fixed, level)
-            a = 100 * (1 - level) / 2
-            extra = pd.DataFrame(
-                np.array(sds),
-                index=self.random_rows(),
-                columns=[f"{a:g}%", f"{100 - a:g}%"],
-            )
-            return pd.concat([frame, extra])
+            return self._with_sds(table(self.design, fixed, level), sds, level)
         cov = self.covariance_of_x()
         intercept, coef = self.design.unscale(self.b, self.beta)
         rows, _ = wald_rows(self.fixed_map(), cov, np.r_[intercept, coef], level)
@@ -282,9 +275,13 @@ class NestedFit(FitResult):
                 continue
             se = np.sqrt(cov[k, k]) / s  # of log s
             out.append((s * np.exp(-z * se), s * np.exp(z * se)))
+        return self._with_sds(frame, out, level)
+
+    def _with_sds(self, frame, sds, level):
+        """``frame`` with the SDs' rows (``(lower, upper)`` of tau, tau_outer)."""
         a = 100 * (1 - level) / 2
         extra = pd.DataFrame(
-            np.array(out),
+            np.array(sds),
             index=self.random_rows(),
             columns=[f"{a:g}%", f"{100 - a:g}%"],
         )

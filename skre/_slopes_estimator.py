@@ -5,9 +5,9 @@ import functools
 import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
 from ._core.multilevel import InMemory, fit_multilevel
+from ._fit_warnings import warn_optimizer
 from ._labels import group_column_name
 from ._multilevel_fit import likelihood_units
 from ._nested_fit import UNSUPPORTED_NESTED, NestedFit
@@ -92,12 +92,7 @@ def slopes_fit(est, design, slopes, source, data=None):
             "dropping a random slope or covariance='diagonal'.",
             BoundaryWarning,
         )
-    if not res.converged:
-        warn(
-            f"{name}: the optimizer did not converge ({res.message}); raise "
-            "max_iter or check the covariates.",
-            ConvergenceWarning,
-        )
+    warn_optimizer(name, res)
     return fit
 
 

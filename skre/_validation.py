@@ -185,13 +185,7 @@ def offset_column(est, X):
         )
     if frame:
         cols = list(X.columns)
-        name = offset
-        if (
-            name not in cols
-            and isinstance(name, Integral)
-            and -len(cols) <= name < len(cols)
-        ):
-            name = cols[name]
+        name = _frame_column(cols, offset)
         if name not in cols:
             raise ValueError(
                 f"offset column {_show(offset)} is not in X; its columns are "
@@ -263,6 +257,18 @@ def _check_unique_columns(X):
         )
 
 
+def _frame_column(cols, name):
+    """The frame column ``name`` names: itself, or the label at a position
+    (for frames with default column labels)."""
+    if (
+        name not in cols
+        and isinstance(name, Integral)
+        and -len(cols) <= name < len(cols)
+    ):
+        return cols[name]
+    return name
+
+
 def _nested_labels(columns, where):
     """Each row's ``(outer, inner)`` label pair (an object array of tuples),
     from the two group columns' labels (each checked as a group column's)."""
@@ -290,12 +296,7 @@ def _split_frame(X, group, offset=None):
     if isinstance(group, list):  # nested groups: (outer, inner) pairs
         names = []
         for g in group:
-            if (
-                g not in cols
-                and isinstance(g, Integral)
-                and -len(cols) <= g < len(cols)
-            ):
-                g = cols[g]
+            g = _frame_column(cols, g)
             if g not in cols:
                 raise ValueError(
                     f"group column {_show(g)} is not in X; its columns are "
@@ -314,12 +315,7 @@ def _split_frame(X, group, offset=None):
         _, Z, covariates = _split_frame(rest, None, offset)
         return labels, Z, covariates
     if group is not None:
-        if (
-            group not in cols
-            and isinstance(group, Integral)
-            and -len(cols) <= group < len(cols)
-        ):
-            group = cols[group]  # a position, for frames with default column labels
+        group = _frame_column(cols, group)
         if group not in cols:
             raise ValueError(
                 f"group column {_show(group)} is not in X; its columns are "
