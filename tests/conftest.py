@@ -36,3 +36,17 @@ def reference_data():
         return pd.read_csv(REFERENCE / "data" / name)
 
     return load
+
+
+@pytest.fixture(scope="session")
+def client():
+    """One Dask LocalCluster (2 worker processes x 1 thread) for every Dask
+    test of the session."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()

@@ -33,17 +33,6 @@ COLS = ["group", "x0", "x1"]
 
 
 @pytest.fixture(scope="session")
-def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    )
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
-
-
-@pytest.fixture(scope="session")
 def frame():
     """Binary rows of 150 groups, shuffled (partitions are not sorted by group)."""
     X, y, _ = make_grouped_binomial(

@@ -25,17 +25,6 @@ COLS = ["g", "x0", "x1", "x2"]
 RTOL = 1e-7
 
 
-@pytest.fixture(scope="session")
-def client():
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    )
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
-
-
 def simulated(G=240, per=8, seed=0, slopes=1):
     """Binary rows, a random intercept and ``slopes`` random slopes (x0, x1)
     plus a fixed covariate x2; rows in random order, so that every input
@@ -101,6 +90,7 @@ def test_one_slope_equals_in_memory(client, one, params):
     assert_same_fit(a, b)
 
 
+@pytest.mark.slow  # (a few seconds of map-reduce rounds; CI runs it)
 def test_auto_nodes_and_the_methods_after_the_fit(client, one):
     """n_quad="auto" checks its rule on the partitions and picks the same
     one; the fitted estimator then answers as the in-memory one (its
@@ -127,6 +117,7 @@ def test_auto_nodes_and_the_methods_after_the_fit(client, one):
         )
 
 
+@pytest.mark.slow  # (a few seconds of map-reduce rounds; CI runs it)
 def test_two_slopes_equal_in_memory(client, two):
     a, b = fit_both(two, random_slopes=["x0", "x1"], n_quad=1)
     assert_same_fit(a, b)
@@ -145,6 +136,7 @@ def test_covariance_prior_equals_in_memory(client, one):
     assert_same_fit(a, b)
 
 
+@pytest.mark.slow  # (a few seconds of map-reduce rounds; CI runs it)
 def test_groups_split_across_partitions(client, one):
     """Every input partition holds rows of most groups: the shuffle into
     whole groups (as for the random intercept) makes the fit independent of

@@ -317,7 +317,10 @@ def test_large_offsets_reach_glms_maximum(ref):
     [
         {},
         {"random_slopes": ["x"], "n_quad": 5},
-        {"method": "bayes", "tau_prior": HalfNormal(1.0)},
+        pytest.param(
+            {"method": "bayes", "tau_prior": HalfNormal(1.0)},
+            marks=pytest.mark.slow,  # a 17 s Bayes grid fit; CI runs it
+        ),
     ],
     ids=["intercept", "slopes", "bayes"],
 )
