@@ -11,21 +11,10 @@ from .exceptions import BoundaryWarning, QuadratureWarning, warn
 
 
 def check_nested_groups(est, bayes):
-    """Refuse what nested groups do not take (before anything is fitted)."""
+    """Refuse the parameters nested groups do not take (before anything is
+    fitted)."""
     name = type(est).__name__
-    group = est.group
-    if len(group) > 2 and all(isinstance(g, (str, Integral)) for g in group):
-        raise NotImplementedError(
-            f"{name}: group={group!r} nests {len(group)} levels; skre fits two "
-            "(group=[outer, inner]) for now."
-        )
-    if len(group) != 2 or not all(
-        isinstance(g, (str, Integral)) and not isinstance(g, bool) for g in group
-    ):
-        raise ValueError(
-            f"{name}: nested groups take group=[outer, inner], two column names "
-            f"or positions, outer first; got group={group!r}."
-        )
+    group = est.group  # (its shape was checked with X, by split_X)
     refused = [
         what
         for what, on in (

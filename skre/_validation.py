@@ -193,16 +193,13 @@ def offset_column(est, X):
             )
         group = est.group
         if isinstance(group, list) and any(
-            name == (cols[g] if isinstance(g, Integral) and g not in cols else g)
-            for g in group
+            name == _frame_column(cols, g) for g in group
         ):
             raise ValueError(
                 f"offset={_show(offset)} is one of the group columns "
                 f"{group!r}; the offset is a numeric column of its own."
             )
-        if group is not None and group not in cols and isinstance(group, Integral):
-            group = cols[group] if -len(cols) <= group < len(cols) else group
-        if group is not None and name == group:
+        if group is not None and name == _frame_column(cols, group):
             raise ValueError(
                 f"offset={_show(offset)} and group={_show(est.group)} name the "
                 "same column; the offset is a numeric column of its own."
