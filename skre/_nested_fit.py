@@ -130,10 +130,10 @@ class NestedFit(FitResult):
     def data(self):
         return nested_data(self.design.data, self.outer_codes)[0]
 
-    def likelihood(self, data=None):
-        lik = NestedLikelihood(data if data is not None else self.data(), self.n_quad)
-        if data is None:
-            lik.u = self.modes.copy()
+    def likelihood(self):
+        """The fit's rule on its own data, its modes warm-started."""
+        lik = NestedLikelihood(self.data(), self.n_quad)
+        lik.u = self.modes.copy()
         return lik
 
     # -- attributes ---------------------------------------------------------------

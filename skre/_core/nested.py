@@ -43,8 +43,10 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import sparse
 
+from .accuracy import LEVELS
 from .binomial import fast_expit
 from .rules import normal_rule
+from .slopes import fit_slopes_with, hessian, newton, result_of
 
 #: node weights below this fraction of the largest are dropped
 PRUNE = 1e-15
@@ -433,8 +435,6 @@ class NestedLikelihood:
         """Central differences of the exact gradient (symmetrized), the
         modes of each evaluation started from those at ``x``: 2 k
         evaluations."""
-        from .slopes import hessian
-
         base_C = self.C
         H = hessian(self, x)
         self.C = base_C
@@ -506,9 +506,6 @@ def fit_nested(data, n_quad, x0, max_iter=500):
     check = (nodes, nodes compared, d loglik, largest move over its target)
     or None.
     """
-    from .accuracy import LEVELS
-    from .slopes import fit_slopes_with, newton, result_of
-
     p = data.X.shape[1]
     lower = lower_bounds(p)
     lik = NestedLikelihood(data, 1)
@@ -574,8 +571,6 @@ def first_settled(data, x, u, start=AUTO_START):
     equals to :data:`RTOL_LOGLIK` (one evaluation per level, no gradients):
     where the Newton steps of ``"auto"`` go on, the check at their estimate
     deciding the rest."""
-    from .accuracy import LEVELS
-
     levels = [k for k in LEVELS if start <= k <= AUTO_TOP]
     values = []
     for k in levels:
