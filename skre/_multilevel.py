@@ -152,10 +152,13 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         ``n_quad=1`` is lme4's Laplace fit; ``"auto"`` starts at 9 nodes per
         dimension (5 for two slopes), compares the rule at the estimate with
         the next larger level and raises it until the two agree (1e-8 of the
-        log-likelihood, 3e-7 of each estimate); beyond 51 nodes (25 for two
-        slopes) it goes on with a trapezoid rule in ``t = sinh(v)`` (for
-        skewed, heavy-tailed conditional distributions: binary data with a
-        large intercept SD) and warns if even that does not settle. With
+        log-likelihood, 3e-7 of each estimate), skipping to the first level
+        whose value settles where a rule is far off; with one slope, beyond
+        51 nodes it goes on with trapezoid rules in ``t = sinh(v)`` (steps
+        0.1, 0.07, 0.05, each checked against the next; for skewed,
+        heavy-tailed conditional distributions: binary data with a large
+        intercept SD), and it warns where its finest rule does not settle
+        (beyond 25 nodes with two slopes). With
         random slopes, ``fit``, ``predict_proba``, ``predict_log_proba``, ``predict``,
         ``decision_function``, ``score``, ``vcov``, ``summary``, Wald,
         profile and bootstrap ``confint``, ``group_estimates``,
