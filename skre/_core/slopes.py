@@ -294,12 +294,19 @@ class SlopeLikelihood:
         # with the nodes' t t')
         uC = np.einsum("gj,gjk->gk", u, C)
         CtC = np.einsum("gjk,gjl->gkl", C, C)
-        q = d.q
-        tt = (t[:, :, None] * t[:, None, :]).reshape(len(t), q * q)
-        a_prior = uC @ (-t.T)  # -(u' C t + t' C'C t / 2 + |u|^2 / 2), per node
-        a_prior -= 0.5 * (CtC.reshape(d.n_groups, q * q) @ tt.T)
-        a_prior -= 0.5 * np.sum(u * u, axis=1)[:, None]
-        a_prior += log_w + 0.5 * np.sum(t * t, axis=1)
+        q, G, N = d.q, d.n_groups, len(t)
+        tt = (t[:, :, None] * t[:, None, :]).reshape(N, q * q)
+        # each node's log weight but the kernel, -(|u|^2 + 2 u' C t + t' C'C
+        # t) / 2 + log w + |t|^2 / 2, as one matrix product
+        per_group = np.column_stack(
+            [uC, CtC.reshape(G, q * q), np.sum(u * u, axis=1), np.ones(G)]
+        )
+        per_node = np.vstack(
+            [-t.T, -0.5 * tt.T, np.full(N, -0.5), log_w + 0.5 * np.sum(t * t, axis=1)]
+        )
+        # eta at the nodes, D_i . t_k + eta_hat_i, as one matrix product
+        D = np.column_stack([D, eta_hat])
+        t_eta = np.vstack([t.T, np.ones(N)])
         logm = np.empty(d.n_groups)
         if grad:
             r_moments = np.empty((len(d.codes), 1 + q))  # E[r], E[r t]
@@ -311,16 +318,10 @@ class SlopeLikelihood:
         # kernel, its groups' node weights, then (Fisher's identity) each
         # row's residual averaged over its group's nodes, E[r] and E[r t]
         for g0, g1, r0, r1, codes, summer, m, n, m_minus_n in self._chunks:
-            eta = D[r0:r1] @ t.T
-            eta += eta_hat[r0:r1, None]
-            log_p, p = log_expit_and_expit(eta)
-            # the kernel m eta - n softplus(eta) = (m - n) eta + n log p
-            eta *= m_minus_n
-            if n is not None:
-                log_p *= n
-            eta += log_p
+            eta = D[r0:r1] @ t_eta
+            p = kernel_and_expit(eta, m_minus_n, n)
             a = summer @ eta
-            a += a_prior[g0:g1]
+            a += per_group[g0:g1] @ per_node
             # log sum_k exp(a_k), shifted by the node nearest the mode (the
             # integrand's peak); the true maximum where that overflows
             shift = a[:, centre].copy()
@@ -462,6 +463,34 @@ class SlopeLikelihood:
                 "gl,gl->g", AL[:, a, :], Qs[:, b, :]
             )
         return scores
+
+
+def kernel_and_expit(eta, m_minus_n, n):
+    """``eta`` (rows x nodes) becomes the binomial kernel ``m eta - n
+    softplus(eta)`` in place; returns ``expit(eta)``. From one ``exp`` and one
+    ``log``: with ``E = exp(-eta)``, ``softplus(eta) = eta + log(1 + E)`` and
+    ``expit(eta) = 1 / (1 + E)``, the kernel ``(m - n) eta - n log(1 + E)``
+    (``log(1 + E)`` in place of ``log1p(E)`` costs at most 1.2e-16 of each
+    value, absolute). Where some ``eta`` is below -700 (``E`` would
+    overflow) the exact two-``exp`` form of :func:`log_expit_and_expit`.
+    ``n`` None: every n is 1."""
+    if eta.size and eta.min() < -700.0:
+        log_p, p = log_expit_and_expit(eta)
+        eta *= m_minus_n
+        if n is not None:
+            log_p *= n
+        eta += log_p
+        return p
+    p = np.negative(eta)
+    np.exp(p, out=p)
+    p += 1.0
+    log_1pe = np.log(p)
+    np.reciprocal(p, out=p)
+    eta *= m_minus_n
+    if n is not None:
+        log_1pe *= n
+    eta -= log_1pe
+    return p
 
 
 def cholesky(H):
@@ -676,19 +705,28 @@ def _damped_solve(block, g):
 
 
 def fit_slopes(
-    data, n_quad, x0, diagonal=False, max_iter=500, gtol=1e-6, start=True, penalty=None
+    data,
+    n_quad,
+    x0,
+    diagonal=False,
+    max_iter=500,
+    gtol=1e-6,
+    start=True,
+    penalty=None,
+    xtol=1e-8,
 ):
     """Maximise the rule's log-likelihood over ``x = (beta, b, theta)``
     from ``x0``: with ``start``, L-BFGS-B first (the Cholesky factor's
     diagonal kept >= 0) to near the maximum, then :func:`newton`.
     ``data``: :class:`SlopeData`, or a stand-in with its ``likelihood``,
-    ``n_groups``, ``q`` and ``X.shape`` (rows kept in partitions)."""
+    ``n_groups``, ``q`` and ``X.shape`` (rows kept in partitions). ``xtol``:
+    the Newton steps' stop (a start for a finer rule needs less)."""
     lik = data.likelihood(n_quad, diagonal, penalty)
     lower = lower_bounds(data.X.shape[1], data.q, diagonal)
-    return fit_slopes_with(lik, x0, lower, max_iter, gtol, start)
+    return fit_slopes_with(lik, x0, lower, max_iter, gtol, start, xtol)
 
 
-def fit_slopes_with(lik, x0, lower, max_iter=500, gtol=1e-6, start=True):
+def fit_slopes_with(lik, x0, lower, max_iter=500, gtol=1e-6, start=True, xtol=1e-8):
     """:func:`fit_slopes` on a likelihood object ``lik`` (what :func:`newton`
     asks of one) with lower bounds ``lower``."""
     scale = float(max(1, lik.data.n_groups))
@@ -696,7 +734,7 @@ def fit_slopes_with(lik, x0, lower, max_iter=500, gtol=1e-6, start=True):
     if start and lik.data.n_groups >= BHHH_GROUPS:
         # Newton steps first (one pass each on many groups), L-BFGS-B if
         # they do not converge from this start
-        x, (f, g, logm, _), info, steps, converged = newton(lik, x0, lower)
+        x, (f, g, logm, _), info, steps, converged = newton(lik, x0, lower, xtol=xtol)
         if converged:
             return result_of(lik, x, f, g, logm, info, lower, True, steps, message)
         n_iter = steps
@@ -716,7 +754,7 @@ def fit_slopes_with(lik, x0, lower, max_iter=500, gtol=1e-6, start=True):
             options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-12, "maxcor": 20},
         )
         x0, n_iter, message = res.x, int(res.nit), str(res.message)
-    x, (f, g, logm, S), info, steps, converged = newton(lik, x0, lower)
+    x, (f, g, logm, S), info, steps, converged = newton(lik, x0, lower, xtol=xtol)
     return result_of(
         lik, x, f, g, logm, info, lower, converged, n_iter + steps, message
     )
