@@ -610,8 +610,12 @@ def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8, curvature=None):
     next step would move no estimate by more than ``xtol`` of itself (floor
     0.01). ``curvature``: an information matrix to step on instead while the
     steps make fast progress (a nearby rule's at its maximum: switching to a
-    finer rule then costs no measured Hessian). Returns ``(x, (f, g, logm,
-    S), information, steps, converged)``."""
+    finer rule then costs no measured Hessian). After each step a held or
+    measured curvature is corrected by the step's change of the gradient (a
+    BFGS update) and kept while progress is fast: a measured Hessian's cost
+    (two evaluations per parameter) is paid once, and a held one's error
+    shrinks step by step. Returns
+    ``(x, (f, g, logm, S), information, steps, converged)``."""
     x = np.asarray(x, dtype=float)
     f, g, logm, S = state if state is not None else lik.evaluate(x)
     info, exact, last = None, False, np.inf
@@ -678,8 +682,25 @@ def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8, curvature=None):
                 return x, (f, g, logm, S), info, steps, size <= 1e-6
             exact = True  # the outer products were a poor curvature here
             continue
+        if held is not None or exact or lik.data.n_groups < BHHH_GROUPS:
+            # a held or measured curvature, kept and corrected (the outer
+            # products are remeasured for free at the next point instead:
+            # corrected along a long first step they were poorer)
+            held = _secant(info, d, g - out[1])
         x, (f, g, logm, S) = x + d, out
     return x, (f, g, logm, S), info, steps, False
+
+
+def _secant(info, step, change):
+    """``info`` (minus a Hessian) after the BFGS update for a ``step`` along
+    which minus the gradient changed by ``change``; None where the change is
+    not a positive curvature (the update would lose definiteness)."""
+    along = float(step @ change)
+    Bs = info @ step
+    sBs = float(step @ Bs)
+    if not (along > 1e-12 * max(sBs, 1e-300) and sBs > 0.0):
+        return None
+    return info - np.outer(Bs, Bs) / sBs + np.outer(change, change) / along
 
 
 #: Cholesky diagonal entries (SDs of the effects' independent parts) below
