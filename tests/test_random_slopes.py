@@ -835,6 +835,28 @@ def test_auto_falls_back_on_the_sinh_rule(monkeypatch):
     assert "rule in sinh(v)" in str(est.summary())  # (wrapped after "trapezoid")
 
 
+def test_two_slopes_never_reach_the_trapezoid_rules(monkeypatch):
+    """With two slopes a trapezoid rule in sinh(v) would be 143^3 nodes a
+    group (a 30-group fit ran for minutes): 'auto' stops at its largest
+    Gauss-Hermite rule, checked against the next level, and warns if they
+    differ (forced here by a ceiling of 5 nodes against 7)."""
+    import skre._slopes_fit as slopes_fit
+    from skre.exceptions import QuadratureWarning
+
+    assert not any(isinstance(r, str) for r in slopes_fit.auto_rules(3))
+    assert slopes_fit.auto_rules(2)[-3:] == list(slopes_fit.SINH_RULES[1:])
+    monkeypatch.setitem(slopes_fit.AUTO_TOP, 3, 5)
+    assert slopes_fit.auto_rules(3) == [5, 7]
+    X, y = simulated(G=30, per=4, seed=3, slopes=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = MultilevelBinomial(group="g", random_slopes=["x0", "x1"]).fit(X, y)
+    fit = est._fit_result
+    assert fit.n_quad == 5 and fit.check[1] == 7
+    warned = any(issubclass(w.category, QuadratureWarning) for w in caught)
+    assert warned == (fit.check[3] > 1.0)
+
+
 def test_stacked_cholesky_and_inverse_match_numpy():
     """The node pass's entry-by-entry Cholesky factors and inverses of the
     groups' (q x q) curvatures are numpy's, for every q a fit can have."""
