@@ -1,13 +1,13 @@
 """Toenail's (1 + time | patient) by exact quadrature, with profile intervals.
 
-    python benchmarks/toenail_slopes.py    (about 7 minutes on two cores)
+    python benchmarks/toenail_slopes.py    (about 16 minutes on two cores)
 
 The numbers of "Beyond the random intercept" in the user guide: HSAUR3's
 toenail data (tests/reference/data/toenail.csv), ``y ~ treat * time + (1 +
 time | patient)``, fitted by the default ``n_quad="auto"`` (which ends on
-the trapezoid rule in sinh(v) and warns that its two trapezoid rules agree
-to 3e-7 in the log-likelihood, short of its target), then the 95% profile
-and Wald intervals. lme4's Laplace fit of the same model (intercept SD 23.4,
+the trapezoid rule in sinh(v) of step 0.05, settled against step 0.035),
+then the 95% profile intervals (on that rule: most of the time) and the
+Wald intervals. lme4's Laplace fit of the same model (intercept SD 23.4,
 correlation -0.87) is in tests/reference/slopes_lme4.json.
 """
 
