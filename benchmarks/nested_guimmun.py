@@ -7,8 +7,10 @@ not: ``immun ~ kid2p + mom25p + ord + ethn + momEd + husEd + momWork + rural
 where the Laplace approximation puts the mothers' SD far too low). Reads the
 data and lme4's fit from ``tests/reference`` (written by
 ``tests/reference/nested_lme4.R``); prints skre's Laplace fit against lme4's
-polished optimum, the default (exact) fit, its Wald intervals, and the
-times (one thread, medians of ``--repeats`` Laplace fits).
+polished optimum, the default (exact) fit, its Wald intervals, the
+times (one thread, medians of ``--repeats`` Laplace fits), and
+likelihood-ratio tests of each level: the nested fit against the one-level
+fits of the communities and of the (comm, mom) pairs.
 
     python benchmarks/nested_guimmun.py [--repeats 3] [--small]
 """
@@ -24,7 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 import pandas as pd
 
-from skre import MultilevelBinomial
+from skre import MultilevelBinomial, lr_test
 
 REF = Path(__file__).resolve().parents[1] / "tests" / "reference"
 
@@ -79,6 +81,17 @@ def main():
         index=["SD(mom:comm)", "SD(comm)", "log-likelihood"],
     )
     print(table.round(4).to_string())
+    print("\nEach level by lr_test (the default's exact fits):")
+    pairs = X.drop(columns=["comm", "mom"]).assign(pair=d["comm"] + "/" + d["mom"])
+    for name, one in (
+        ("(1 | comm)", MultilevelBinomial(group="comm").fit(X.drop(columns="mom"), y)),
+        ("(1 | comm:mom)", MultilevelBinomial(group="pair").fit(pairs, y)),
+    ):
+        t = lr_test(one, exact)
+        print(
+            f"  {name} against (1 | comm/mom): loglik {one.loglik_:.4f}, "
+            f"statistic {t.statistic:.3f}, p = {t.pvalue:.3g} ({t.null})"
+        )
 
 
 if __name__ == "__main__":

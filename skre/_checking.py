@@ -20,17 +20,20 @@ from ._validation import _show, dense_array, factorize, prepare, split_X
 from .exceptions import warn
 
 
-def group_keys(design, labels):
-    """``(codes, keys)``: training codes (-1 for unseen groups) and keys that
-    number every distinct group of the rows, unseen ones after the seen ones."""
+def group_keys(est, labels):
+    """``(codes, keys)``: the fit's codes of the rows' groups (negative for
+    groups not seen in fit: -1, or for nested groups ``-2 - o``, a new inner
+    group of the seen outer group ``o``) and keys that number every distinct
+    group of the rows, unseen ones after the seen ones."""
     if labels is None:
         codes = np.zeros(0, dtype=np.intp)
         return codes, codes
-    codes = design.codes_for(labels)
+    fit = est._fit_result
+    codes = fit.codes_for(labels, type(est).__name__)
     keys = codes.copy()
     new = codes < 0
     if new.any():
-        keys[new] = len(design.groups) + factorize(labels[new])[0]
+        keys[new] = len(fit.design.groups) + factorize(labels[new])[0]
     return codes, keys
 
 
@@ -67,11 +70,13 @@ def simulate(est, n_sims, random_state, new_groups, X=None, trials=None):
             )
     else:
         labels, Z, _ = split_X(est, X, reset=False)
-        codes, keys = group_keys(design, labels)
+        codes, keys = group_keys(est, labels)
         if labels is None:
             codes = keys = np.zeros(len(Z), dtype=np.intp)
         row = np.arange(len(Z))
         n = _trials(trials, len(Z))
+        if getattr(fit, "outer_groups", None) is not None:  # nested groups
+            options["labels"] = labels
     eta = fit.draw_logits(keys, codes, Z, rng, n_sims, bool(new_groups), **options)
     p = expit(eta)
     out = np.zeros((n_sims, len(row)), dtype=np.int64)
@@ -106,7 +111,7 @@ def residuals(est, X, y, kind, random_state, conditional=False):
         raise ValueError(f"kind must be one of {list(kinds)}; got {_show(kind)}.")
     rows = prepare(est, X, y, None, reset=False)
     fit = est._fit_result
-    codes, _ = group_keys(fit.design, rows.labels)
+    codes, _ = group_keys(est, rows.labels)
     if rows.labels is None:
         codes = np.zeros(len(rows.Z), dtype=np.intp)
     m, n = rows.successes, rows.trials
@@ -216,17 +221,22 @@ def refit_data(est, successes):
     design = est._fit_result.design
     codes, Z = training_rows(design)
     columns = {}
-    if est.group is not None:
+    copy = clone(est)
+    if isinstance(est.group, list):  # nested: the outer and inner columns
+        names = [str(n) for n in est._fit_result.names]
+        pairs = design.groups[codes]
+        for k, column in enumerate(names):
+            columns[column] = [pair[k] for pair in pairs]
+        copy.set_params(group=names)
+    elif est.group is not None:
         name = str(group_column_name(est))
         columns[name] = design.groups[codes]
+        copy.set_params(group=name)
     for j, c in enumerate(design.covariates):
         columns[f"{c}"] = Z[:, j]
     if design.offset is not None:
         columns[design.offset] = Z[:, -1]
     X = pd.DataFrame(columns)
-    copy = clone(est)
-    if est.group is not None:
-        copy.set_params(group=name)
     if design.offset is not None:
         copy.set_params(offset=design.offset)
     y = np.column_stack([successes, design.data.trials])

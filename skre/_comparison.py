@@ -18,7 +18,12 @@ import pandas as pd
 from scipy import stats
 
 from ._core.grouping import row_offset
-from ._lr_checks import check_nested, check_no_priors, random_effects_added
+from ._lr_checks import (
+    check_nested,
+    check_no_priors,
+    level_added,
+    random_effects_added,
+)
 from ._validation import _show
 
 NULLS = {
@@ -27,6 +32,8 @@ NULLS = {
     "(Self & Liang 1987)",
     "slope": "0.5 chi2({df0}) + 0.5 chi2({df}): the added slope's SD = 0 is on "
     "the boundary (Stram & Lee 1994)",
+    "level": "0.5 chi2({df0}) + 0.5 chi2({df}): the added level's SD ({sd}) = 0 "
+    "is on the boundary (Self & Liang 1987)",
 }
 
 
@@ -176,6 +183,14 @@ def lr_test(restricted, full):
       0.5 chi2(k + q + 1)``, diagonal ``0.5 chi2(k) + 0.5 chi2(k + 1)``
       (Stram & Lee 1994). One slope at a time: two added at once raise
       ``NotImplementedError``.
+    - Nested groups (``group=[outer, inner]``) against the one-level model
+      of either level (``group=outer``, or a column of the ``(outer,
+      inner)`` pairs), perhaps with ``k`` fixed effects: the other level's
+      SD = 0 is on the boundary, and the null is ``0.5 chi2(k) + 0.5
+      chi2(k + 1)``; a nested fit with that SD at 0 is the one-level model
+      (statistic 0, p = 1). Two nested fits with the same groups differ in
+      fixed effects only. Complete pooling against nested groups (both SDs
+      at 0) raises ``NotImplementedError``: test one level at a time.
 
     Parameters
     ----------
@@ -199,7 +214,8 @@ def lr_test(restricted, full):
         collection, whose rows the estimator does not keep (fit both to
         in-memory data to test).
     NotImplementedError
-        A full model with two more random slopes than the restricted one.
+        A full model with two more random slopes than the restricted one, or
+        with nested groups against complete pooling.
 
     Examples
     --------
@@ -216,16 +232,19 @@ def lr_test(restricted, full):
 
     for est in (restricted, full):
         check_is_fitted(est)
-        if isinstance(getattr(est, "group", None), list):
-            raise NotImplementedError(
-                "lr_test of fits with nested groups (group=[outer, inner]) is "
-                "not available yet: its boundary mixture (either SD at 0) is "
-                "not worked out. Compare them by aic_ and bic_."
-            )
     k_r, k_f = check_nested(restricted, full)
+    if k_r == "complete pooling" and isinstance(getattr(full, "group", None), list):
+        raise NotImplementedError(
+            "lr_test of complete pooling against nested groups adds two SDs at "
+            "once (both on the boundary): the null distribution is then a "
+            "chi-bar-square mixture that lr_test does not compute. Test one "
+            "level at a time: complete pooling against the one-level model of "
+            "the outer groups, then that against the nested model."
+        )
     ll_r = restricted._fit_result.loglik
     ll_f = full._fit_result.loglik
     statistic = lr_statistic(ll_r, ll_f)
+    level = level_added(restricted, full) if (k_r, k_f) == ("multilevel",) * 2 else None
     df = full.n_params_ - restricted.n_params_
     if df <= 0:
         raise ValueError(
@@ -233,12 +252,20 @@ def lr_test(restricted, full):
             f"({full.n_params_} vs {restricted.n_params_}); swap them, or they "
             "are not nested."
         )
+    if level is not None and df == 1 and getattr(full, level) == 0.0:
+        # the full fit is on the boundary: it is the restricted model, and the
+        # two log-likelihoods differ only by their rules' errors
+        statistic = 0.0
     added = (
         random_effects_added(restricted, full)
         if (k_r, k_f) == ("multilevel", "multilevel")
         else 0
     )
-    if k_r == "complete pooling" and k_f == "multilevel":
+    if level is not None:
+        df0 = df - 1
+        pvalue = mixture_pvalue(statistic, df0)
+        null = NULLS["level"].format(df0=df0, df=df, sd=level.rstrip("_"))
+    elif k_r == "complete pooling" and k_f == "multilevel":
         df0 = df - 1
         pvalue = mixture_pvalue(statistic, df0)
         null = NULLS["mixture"].format(df0=df0, df=df)

@@ -239,12 +239,53 @@ def _check_groups(kinds, r_group, f_group, restricted, full):
                 "restricted intercepts are not a special case of the full ones. "
                 "lr_test needs every full group inside one restricted group."
             )
-    elif kinds == ("multilevel", "multilevel") and not same_partition(r_group, f_group):
-        raise ValueError(
-            "the two multilevel models group the rows differently (group="
-            f"{_show(restricted.group)} and group={_show(full.group)}): their "
-            "random intercepts are not nested. Compare models with the same groups."
+    elif kinds == ("multilevel", "multilevel"):
+        r_outer, f_outer = (
+            getattr(est._fit_result, "outer_codes", None) for est in (restricted, full)
         )
+        if r_outer is not None and f_outer is None:
+            raise ValueError(
+                f"the restricted model has nested groups (group="
+                f"{_show(restricted.group)}) and the full one a single level "
+                f"(group={_show(full.group)}): a one-level model is nested in a "
+                "two-level one, not the reverse. Swap them."
+            )
+        if r_outer is None and f_outer is not None:
+            if not (
+                same_partition(r_group, f_group)
+                or same_partition(r_group, f_outer[f_group])
+            ):
+                raise ValueError(
+                    f"the restricted model's groups (group={_show(restricted.group)}) "
+                    "are neither the full model's outer groups nor its (outer, "
+                    f"inner) pairs (group={_show(full.group)}): its random "
+                    "intercept is not one of the full model's levels."
+                )
+            return
+        same = same_partition(r_group, f_group)
+        if same and r_outer is not None:
+            same = same_partition(r_outer[r_group], f_outer[f_group])
+        if not same:
+            raise ValueError(
+                "the two multilevel models group the rows differently (group="
+                f"{_show(restricted.group)} and group={_show(full.group)}): their "
+                "random intercepts are not nested. Compare models with the same "
+                "groups."
+            )
+
+
+def level_added(restricted, full):
+    """For a one-level restricted model and a nested full one, the full
+    model's SD that the restricted one holds at 0 (``"tau_outer_"`` when
+    the restricted groups are the full model's pairs, ``"tau_"`` when they
+    are its outer groups); None otherwise. Call after :func:`check_nested`."""
+    r, f = restricted._fit_result, full._fit_result
+    if getattr(f, "outer_codes", None) is None or hasattr(r, "outer_codes"):
+        return None
+    r_cell, f_cell, _ = _joint_cells(r.design, f.design)
+    pairs = f.design.data.codes[f_cell]
+    same = same_partition(r.design.data.codes[r_cell], pairs)
+    return "tau_outer_" if same else "tau_"
 
 
 def _check_covariates(kinds, a, b, r_cell, f_cell, weight, f_group):

@@ -74,10 +74,14 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         posterior, a new outer group from the population), ``score``
         (group-joint at the outer level), ``summary``, Wald and profile
         ``confint`` (the fixed effects and both SDs),
-        ``vcov``, ``group_estimates``, ``prediction_interval()``, pickling
-        and cloning. Not yet (``NotImplementedError``): ``random_slopes``,
-        priors, ``method="bayes"``, bootstrap ``confint``,
-        ``simulate``, ``residuals``, ``test_tau``, :func:`skre.lr_test`, the
+        ``vcov``, ``group_estimates``, ``prediction_interval()``,
+        ``residuals`` (the default quantile residuals over a new outer
+        group's population, ``conditional=True`` over a seen pair's
+        posterior), ``simulate(new_groups=True)`` (new outer and inner
+        effects), bootstrap ``confint``, :func:`skre.lr_test` against the
+        one-level model of either level, pickling and cloning. Not yet
+        (``NotImplementedError``): ``random_slopes``, priors,
+        ``method="bayes"``, ``simulate(new_groups=False)``, ``test_tau``, the
         decision tools and Dask collections; data whose trials are all
         failures (or all successes) raise ``ValueError``.
     offset : str, int or None, default=None
@@ -586,12 +590,6 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         check_is_fitted(self)
         self._check_not_bayes("confint")
         check_interval_args(level, method, ("wald", "profile", "bootstrap"))
-        if method == "bootstrap" and isinstance(self._fit_result, NestedFit):
-            raise NotImplementedError(
-                "confint(method='bootstrap') is not available for nested groups "
-                "yet (it refits to simulated data, and simulate is not); "
-                "method='wald' and 'profile' are."
-            )
         if method == "bootstrap":
             return self._bootstrap_confint(level, n_boot, random_state, n_jobs)
         return self._fit_result.confint(level, method, self.verbose)

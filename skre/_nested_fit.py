@@ -34,8 +34,6 @@ UNSUPPORTED_NESTED = (
     "predictive_counts",
     "ranks",
     "test_tau",
-    "simulate",
-    "residuals",
 )
 
 
@@ -287,10 +285,73 @@ class NestedFit(FitResult):
         )
         return pd.concat([frame, extra])
 
+    def random_values(self):
+        """The values of :meth:`random_rows` (the bootstrap reads them)."""
+        sa, sb = self.sds
+        return [sb, sa]
+
+    # -- simulation and residuals ---------------------------------------------------
     def point_logit(self, codes, Z, **options):
         raise NotImplementedError(
-            "simulate and residuals are not available for nested groups yet."
+            "a nested fit has no point logit: every row's logit is a "
+            "distribution (population_normals, logit_rule)."
         )
+
+    def population_normals(self, Z):
+        """Each row's logit over the population, a new outer group's:
+        ``N(b + x'beta, tau_outer^2 + tau^2)`` (for quantile residuals)."""
+        eta0 = self.design.linear_predictor(Z, self.b, self.beta)
+        return [(1.0, eta0, np.full(len(Z), float(np.hypot(*self.sds))))]
+
+    def logit_rule(self, codes, Z, **options):
+        """Seen pairs' rows: the logit at each (outer, inner) node of the
+        pair's rule and the node's posterior log-weight (for conditional
+        quantile residuals)."""
+        outers = np.unique(self.outer_codes[codes])
+        eta0 = self.design.linear_predictor(Z, self.b, self.beta)
+        return self._pair_nodes(eta0, codes, outers, self._node_rules(outers))
+
+    def _pair_nodes(self, eta0, codes, outers, rules):
+        """``(eta, log_w)``, (n, nodes): rows of seen pairs ``codes`` on
+        their pairs' rules (``rules`` from :meth:`_node_rules` of ``outers``)."""
+        z, _, w, lzw, where = rules
+        sa, sb = self.sds
+        a = np.searchsorted(outers, self.outer_codes[codes])
+        j = where[codes]
+        n = len(codes)
+        eta = eta0[:, None, None] + sa * z[a, :, None] + sb * w[j]
+        return eta.reshape(n, -1), lzw[j].reshape(n, -1)
+
+    def draw_logits(
+        self, keys, codes, Z, rng, n_sims, new_groups=False, labels=None, **options
+    ):
+        """Draws of every row's logit, (n_sims, n_rows): each outer group's
+        effect once per simulation from N(0, tau_outer^2), each (outer,
+        inner) pair's from N(0, tau^2). ``codes`` as :meth:`codes_for`
+        gives them; ``labels`` the rows' pairs (needed for rows of new outer
+        groups, code -1). Drawing from a seen group's conditional
+        distribution (``new_groups=False``) is not available yet."""
+        sa, sb = self.sds
+        if not new_groups and np.any(codes != -1) and (sa > 0 or sb > 0):
+            raise NotImplementedError(
+                "simulate(new_groups=False) draws seen groups' effects from their "
+                "conditional distributions, which nested fits cannot do yet; "
+                "simulate(new_groups=True) draws every group from the population "
+                "(and confint(method='bootstrap') does so)."
+            )
+        A = len(self.outer_groups)
+        outer = np.where(codes >= 0, self.outer_codes[np.maximum(codes, 0)], -2 - codes)
+        fresh = np.flatnonzero(codes == -1)
+        if len(fresh):
+            first = np.empty(len(fresh), dtype=object)
+            first[:] = [labels[i][0] for i in fresh]
+            outer[fresh] = A + factorize(first)[0]
+        n_outer = int(outer.max()) + 1 if len(outer) else 0
+        n_keys = int(keys.max()) + 1 if len(keys) else 0
+        effects = sa * rng.standard_normal((n_sims, n_outer))
+        inner = sb * rng.standard_normal((n_sims, n_keys))
+        eta0 = self.design.linear_predictor(Z, self.b, self.beta)
+        return eta0[None, :] + effects[:, outer] + inner[:, keys]
 
     # -- predictions --------------------------------------------------------------
     def codes_for(self, labels, name, column=None):
@@ -342,11 +403,9 @@ class NestedFit(FitResult):
             a = np.searchsorted(outers, outer)
             seen = codes >= 0
             if seen.any():
-                j = where[codes[seen]]
-                eta = (
-                    eta0[seen, None, None] + sa * z[a[seen], :, None] + sb * w[j]
-                ).reshape(seen.sum(), -1)
-                lpi = lzw[j].reshape(seen.sum(), -1)
+                eta, lpi = self._pair_nodes(
+                    eta0[seen], codes[seen], outers, (z, lz, w, lzw, where)
+                )
                 lp1[seen] = logsumexp(lpi + log_expit(eta), axis=1)
                 lp0[seen] = logsumexp(lpi + log_expit(-eta), axis=1)
             fresh = known & ~seen

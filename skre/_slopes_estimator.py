@@ -127,7 +127,8 @@ def refuse_unsupported(cls):
                     f"{type(self).__name__}.{_name}() is not available for "
                     "nested groups yet (see the estimator's group parameter for "
                     "the methods that are: the predictions, score, summary, "
-                    "Wald and profile confint, group_estimates among them)."
+                    "confint, group_estimates, residuals, simulate(new_groups="
+                    "True) and lr_test among them)."
                 )
             return _method(self, *args, **kwargs)
 
