@@ -31,7 +31,7 @@ from ._core.slopes import (
     lower_bounds,
     n_theta,
     newton,
-    pruned_rule,
+    node_rule,
     result_of,
 )
 from ._fit_result import FitResult
@@ -409,7 +409,7 @@ class SlopesFit(FitResult):
         """The nodes (n, k, q) in u and log-weights (n, k) of ``groups`` at
         the estimate, on the fit's rule (its modes and scales)."""
         data = slope_data(self.design.data, self.slopes, self.design)
-        t, log_w = pruned_rule(self.q, self.n_quad)
+        t, log_w = node_rule(self.q, self.n_quad)
         starts = np.r_[data.starts, len(data.codes)]
         rows = np.concatenate([np.arange(starts[g], starts[g + 1]) for g in groups])
         local = np.repeat(np.arange(len(groups)), np.diff(starts)[groups])

@@ -136,7 +136,7 @@ def test_default_is_the_exact_maximum():
     assert np.all(np.abs(move) <= 1e-6 * np.maximum(np.abs(values), 0.01))
 
 
-@pytest.mark.slow  # 5 s: the default reaches 25 nodes per dimension (25^3 pruned)
+@pytest.mark.slow  # the default reaches 25 nodes per dimension (25^3 a group)
 def test_two_slopes_equal_the_grid_integral():
     X, y = simulated(G=30, per=12, seed=6, slopes=2)
     est = MultilevelBinomial(group="g", random_slopes=["x0", "x1"]).fit(X, y)

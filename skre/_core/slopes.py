@@ -8,8 +8,8 @@ lower-triangular Cholesky factor of the random effects' covariance
 
 Each group's likelihood ``(2 pi)^(-q/2) int exp(h_g(u)) du``, with
 ``h_g(u) = sum_i [m_i eta_i - n_i log(1 + exp(eta_i))] - |u|^2 / 2``, is
-integrated by adaptive Gauss-Hermite quadrature in q dimensions: the product
-rule of K nodes per dimension (weights below 1e-15 of the largest pruned),
+integrated by adaptive Gauss-Hermite quadrature in q dimensions: the full
+product rule of K nodes per dimension (no node dropped: see :func:`node_rule`),
 centred at the group's conditional mode ``u_hat`` and scaled by the Cholesky
 factor ``C_g`` of the inverse of ``H_g = I + L' A_g L`` (``A_g`` the group's
 sum of ``w_i r_i r_i'``, ``w = n p (1 - p)`` at the mode):
@@ -37,8 +37,6 @@ from .binomial import fast_expit, softplus
 from .nodepass import log_expit_and_expit
 from .rules import product_rule
 
-#: node weights below this fraction of the largest are dropped (pruning)
-PRUNE = 1e-15
 #: row-node values per chunk of the node pass (2^16 doubles, 512 KiB per
 #: temporary: in cache, as the random intercept's NodePass)
 CHUNK = 2**16
@@ -148,9 +146,16 @@ def n_theta(q, diagonal):
 SINH_RULES = ("sinh:0.1:4.5", "sinh:0.07:5", "sinh:0.05:5.5", "sinh:0.035:6")
 
 
-def pruned_rule(q, K):
-    """Nodes (k, q) and log-weights of the K^q product rule for N(0, I_q),
-    without the nodes whose weight is below :data:`PRUNE` of the largest.
+def node_rule(q, K):
+    """Nodes (k, q) and log-weights of the K^q product rule for N(0, I_q).
+
+    Every node is kept. A node's share of a group's integral is its weight
+    times the integrand's ratio to the rule's normal there, and that ratio
+    grows in the tails wherever the conditional distribution is wider than
+    its Laplace normal (small groups, all-success groups): dropping the
+    nodes whose weight is below 1e-15 of the largest (|t| > 8.3) left an
+    error of up to 4.5e-7 in the log-likelihood that no larger rule reduced,
+    and that a check between two such rules cannot see.
 
     ``K`` may also name a trapezoid rule ``"sinh:h:vmax"``: ``t = sinh(v)``
     on ``v = -vmax, ..., vmax`` in steps ``h`` in each dimension, for
@@ -169,9 +174,7 @@ def pruned_rule(q, K):
         log_w = np.sum([g.ravel() for g in lw], axis=0)
         log_w -= 0.5 * q * np.log(2 * np.pi) + 0.5 * np.sum(nodes * nodes, axis=1)
         return nodes, log_w
-    nodes, log_w = product_rule(q, K)
-    keep = log_w >= log_w.max() + np.log(PRUNE)
-    return nodes[keep], log_w[keep]
+    return product_rule(q, K)
 
 
 class SlopeLikelihood:
@@ -183,7 +186,7 @@ class SlopeLikelihood:
         #: a log prior on the Cholesky entries theta (a function of them), or
         #: None: evaluate then returns the log posterior's value and gradient
         self.penalty = penalty
-        self.t, self.log_w = pruned_rule(data.q, self.K)
+        self.t, self.log_w = node_rule(data.q, self.K)
         self.u = np.zeros((data.n_groups, data.q))  # latest modes (warm starts)
         self.n_eval = 0
 
