@@ -615,7 +615,10 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
             Integrate quantile residuals over each seen group's conditional
             distribution instead of the population. The multilevel model
             only: the pooled models have no group effect to integrate, so for
-            them both settings give the same residuals.
+            them both settings give the same residuals. With nested groups
+            a seen pair's rows integrate over its posterior of both effects,
+            and a new inner group's rows in a seen outer group over the
+            outer effect's posterior and ``N(0, tau^2)``.
 
         Returns
         -------

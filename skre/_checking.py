@@ -149,8 +149,11 @@ def _quantile_bounds(est, fit, codes, Z, m, n, conditional):
     fit's adaptive rule, centred on it).
     """
     lower, upper = np.empty(len(m)), np.empty(len(m))
+    # rows whose group effect the training data inform: a seen group (code
+    # >= 0) or, for nested groups, a new inner group of a seen outer group
+    # (code -2 - o); -1 is a group drawn from the population
     seen = (
-        codes >= 0 if conditional and hasattr(est, "tau_") else np.zeros_like(m, bool)
+        codes != -1 if conditional and hasattr(est, "tau_") else np.zeros_like(m, bool)
     )
     if seen.any():
         eta, log_w = fit.logit_rule(codes[seen], Z[seen], **_options(est))

@@ -244,11 +244,18 @@ def _check_groups(kinds, r_group, f_group, restricted, full):
             getattr(est._fit_result, "outer_codes", None) for est in (restricted, full)
         )
         if r_outer is not None and f_outer is None:
+            slopes = random_structure(full)[0]
             raise ValueError(
                 f"the restricted model has nested groups (group="
                 f"{_show(restricted.group)}) and the full one a single level "
                 f"(group={_show(full.group)}): a one-level model is nested in a "
-                "two-level one, not the reverse. Swap them."
+                "two-level one, not the reverse. "
+                + (
+                    f"Nor the other way: the one-level model has random slopes "
+                    f"({list(slopes)}), which the nested one does not."
+                    if slopes
+                    else "Swap them."
+                )
             )
         if r_outer is None and f_outer is not None:
             if not (

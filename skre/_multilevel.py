@@ -76,14 +76,17 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         ``confint`` (the fixed effects and both SDs),
         ``vcov``, ``group_estimates``, ``prediction_interval()``,
         ``residuals`` (the default quantile residuals over a new outer
-        group's population, ``conditional=True`` over a seen pair's
-        posterior), ``simulate(new_groups=True)`` (new outer and inner
-        effects), bootstrap ``confint``, :func:`skre.lr_test` against the
+        group's population, ``conditional=True`` over what the training
+        data say of the row's outer and inner effects),
+        ``simulate(new_groups=True)`` (new outer and inner effects),
+        bootstrap ``confint``, :func:`skre.lr_test` against the
         one-level model of either level, pickling and cloning. Not yet
         (``NotImplementedError``): ``random_slopes``, priors,
         ``method="bayes"``, ``simulate(new_groups=False)``, ``test_tau``, the
         decision tools and Dask collections; data whose trials are all
-        failures (or all successes) raise ``ValueError``.
+        failures (or all successes) raise ``ValueError``, as do data where
+        every outer group has a single inner group (the two SDs are then not
+        separately identifiable).
     offset : str, int or None, default=None
         Column of X that enters the linear predictor with coefficient 1, as
         R's ``offset(x)``: ``logit theta_i = ... + offset_i``, in fit, in
@@ -150,8 +153,8 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
         two. The columns stay fixed effects (``coef_``); the intercept and
         slopes of each group, ``(xi_g, eta_g) ~ N(0, Sigma)``, are integrated
         out by adaptive Gauss-Hermite quadrature in their dimensions (the
-        product rule of ``n_quad`` nodes per dimension, weights below 1e-15
-        of the largest pruned, centred at each group's conditional mode and
+        product rule of ``n_quad`` nodes per dimension, centred at each
+        group's conditional mode and
         scaled by the Cholesky factor of its conditional covariance).
         ``n_quad=1`` is lme4's Laplace fit; ``"auto"`` starts at 9 nodes per
         dimension (5 for two slopes), compares the rule at the estimate with

@@ -6,7 +6,7 @@ from numbers import Integral
 import numpy as np
 
 from ._fit_warnings import warn_optimizer
-from ._nested_fit import NestedFit, fit_nested_groups
+from ._nested_fit import NestedFit, fit_nested_groups, outer_codes_of
 from .exceptions import BoundaryWarning, QuadratureWarning, warn
 
 
@@ -36,13 +36,20 @@ def check_nested_groups(est, bayes):
 def fit_with_nested(est, design):
     """The :class:`NestedFit` of ``est`` on ``design``, with its warnings."""
     name = type(est).__name__
+    names = tuple(_column_name(est, g) for g in est.group)
+    if len(outer_codes_of(design.groups)[1]) == len(design.groups):
+        raise ValueError(
+            f"{name}: every outer group ({names[0]!r}) has a single inner group "
+            f"({names[1]!r}), so the two SDs are not separately identifiable "
+            "(only tau_outer^2 + tau^2 is: any split fits equally well). Fit "
+            f"the one-level model, group={names[0]!r}."
+        )
     res, check, outer_codes, outer_groups, order = fit_nested_groups(
         design, est.n_quad, est.max_iter
     )
     # "auto": the larger of the two rules compared (the result's loglik and
     # modes are on it)
     K = check[1] if check is not None else int(est.n_quad)
-    names = tuple(_column_name(est, g) for g in est.group)
     fit = NestedFit(
         design,
         res.loglik,

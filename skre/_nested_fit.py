@@ -19,6 +19,7 @@ from ._core.grouping import collapse_offset
 from ._core.multilevel import InMemory, fit_multilevel
 from ._core.nested import NestedData, NestedLikelihood, fit_nested, lower_bounds
 from ._core.population import LogitNormal
+from ._core.rules import normal_rule
 from ._fit_result import FitResult
 from ._intervals import table, vcov_frame, wald_rows
 from ._labels import factorize
@@ -304,12 +305,36 @@ class NestedFit(FitResult):
         return [(1.0, eta0, np.full(len(Z), float(np.hypot(*self.sds))))]
 
     def logit_rule(self, codes, Z, **options):
-        """Seen pairs' rows: the logit at each (outer, inner) node of the
-        pair's rule and the node's posterior log-weight (for conditional
-        quantile residuals)."""
-        outers = np.unique(self.outer_codes[codes])
+        """Rows of seen outer groups (for conditional quantile residuals):
+        the logit at each node and the node's posterior log-weight; a seen
+        pair's (outer, inner) nodes, or for a new inner group of a seen
+        outer group (code ``-2 - o``) the outer effect's posterior nodes
+        times 25 Gauss-Hermite nodes of N(0, tau^2); padded to one width
+        with weights of 0."""
+        outer = np.where(codes >= 0, self.outer_codes[np.maximum(codes, 0)], -2 - codes)
+        outers = np.unique(outer)
+        rules = self._node_rules(outers)
         eta0 = self.design.linear_predictor(Z, self.b, self.beta)
-        return self._pair_nodes(eta0, codes, outers, self._node_rules(outers))
+        seen = codes >= 0
+        z, lz = rules[0], rules[1]
+        t, w = normal_rule(25)
+        sa, sb = self.sds
+        parts = []
+        if seen.any():
+            pair = self._pair_nodes(eta0[seen], codes[seen], outers, rules)
+            parts.append((seen, *pair))
+        if not seen.all():
+            a = np.searchsorted(outers, outer[~seen])
+            n = int((~seen).sum())
+            eta_f = eta0[~seen, None, None] + sa * z[a][:, :, None] + sb * t
+            lw_f = lz[a][:, :, None] + np.log(w)
+            parts.append((~seen, eta_f.reshape(n, -1), lw_f.reshape(n, -1)))
+        width = max(part[1].shape[1] for part in parts)
+        eta = np.zeros((len(codes), width))
+        log_w = np.full((len(codes), width), -np.inf)
+        for rows, e, lw in parts:
+            eta[rows, : e.shape[1]], log_w[rows, : e.shape[1]] = e, lw
+        return eta, log_w
 
     def _pair_nodes(self, eta0, codes, outers, rules):
         """``(eta, log_w)``, (n, nodes): rows of seen pairs ``codes`` on

@@ -204,7 +204,9 @@ def test_quantile_residuals_lie_between_the_population_cdfs():
 
 def test_conditional_quantile_residuals_use_the_pair_posterior():
     """conditional=True, a new row of a seen pair: between P(Y < m) and P(Y
-    <= m) over the pair's posterior of (outer, inner) effects (the grid)."""
+    <= m) over the pair's posterior of (outer, inner) effects (the grid); of
+    a new inner group of a seen outer group: over the outer effect's
+    posterior and the population of inner effects."""
     X, y = _simulated()
     m = MultilevelBinomial(group=NESTED, n_quad=25).fit(X, y)
     b, c, sa, sb = m.intercept_, m.coef_[0], m.tau_outer_, m.tau_
@@ -227,6 +229,32 @@ def test_conditional_quantile_residuals_use_the_pair_posterior():
         lower = np.sum(joint * stats.binom.cdf(j - 1, n_new, p))
         assert lower - 1e-7 <= got[j] <= upper + 1e-7
         assert upper - lower > 0.01  # the bounds are not trivial
+    # a new inner group of the same outer group: the outer effect's
+    # posterior and N(0, 1) for the inner one
+    post = post_z / post_z.sum()
+    got = stats.norm.cdf(
+        m.residuals(
+            new.assign(school=99),
+            np.c_[k, np.full(7, n_new)],
+            conditional=True,
+            random_state=1,
+        )
+    )
+    for j in k:
+        upper = post @ (stats.binom.cdf(j, n_new, p) @ GRID_W)
+        lower = post @ (stats.binom.cdf(j - 1, n_new, p) @ GRID_W)
+        assert lower - 1e-7 <= got[j] <= upper + 1e-7
+        assert upper - lower > 0.01
+
+
+def test_one_inner_group_per_outer_group_is_refused():
+    """Every outer group with one inner group: only tau_outer^2 + tau^2 is
+    identified."""
+    X, y = _simulated()
+    est = MultilevelBinomial(group=NESTED)
+    with pytest.raises(ValueError, match="not separately identifiable"):
+        est.fit(X.assign(school=0), y)
+    assert not hasattr(est, "coef_")
 
 
 # -- the bootstrap -----------------------------------------------------------------
