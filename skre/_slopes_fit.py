@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 from scipy.special import expit, log_expit, logsumexp
 
-from ._core.accuracy import LEVELS
+from ._core.accuracy import LEVELS, first_settled
 from ._core.population import LogitNormal
 from ._core.rules import logistic_normal_rule
 from ._core.slopes import (
@@ -206,8 +206,7 @@ def fit_random_slopes(
     auto = n_quad == "auto"
     rules = auto_rules(q) if auto else [int(n_quad)]
     lower = lower_bounds(data.X.shape[1], q, diagonal)
-    lik = data.likelihood(rules[0], diagonal, penalty)
-    lik.u = res.modes.copy()
+    lik = _rule_at(data, rules[0], res.modes, diagonal, penalty)
     state, n_iter, i, curvature = None, res.n_iter, 0, None
     start, first, loose = res.x, auto, auto
     while True:
@@ -229,9 +228,8 @@ def fit_random_slopes(
             # 461 evaluations) If not, on to the first that roughly is
             j = _settled(data, rules, i, x, state[0], lik.u, diagonal, penalty, START)
             if j > i:
-                first, start, u = False, x, lik.u
-                i, lik = j, data.likelihood(rules[j], diagonal, penalty)
-                lik.u, state = u.copy(), None
+                first, start, state = False, x, None
+                i, lik = j, _rule_at(data, rules[j], lik.u, diagonal, penalty)
                 continue
             x, state, info, steps, converged = newton(lik, x, lower, state, xtol=xtol)
             n_iter += steps
@@ -255,8 +253,7 @@ def fit_random_slopes(
         if not auto:
             return res, None
         larger = rules[i + 1]
-        finer = data.likelihood(larger, diagonal, penalty)
-        finer.u = lik.u.copy()
+        finer = _rule_at(data, larger, lik.u, diagonal, penalty)
         own, state = state, finer.evaluate(x)
         move = _held_at_bounds(res.cov, info, x, lower) @ (state[1] - g0)
         allowed = RTOL_PARAMS * np.maximum(np.abs(x), FLOOR)
@@ -280,8 +277,8 @@ def fit_random_slopes(
         if j == i + 1:
             i, lik = j, finer
         else:
-            i, lik = j, data.likelihood(rules[j], diagonal, penalty)
-            lik.u, state = finer.u.copy(), None
+            i, lik = j, _rule_at(data, rules[j], finer.u, diagonal, penalty)
+            state = None
 
 
 def _settled(data, rules, i, x, value, u, diagonal, penalty, rtol=None):
@@ -290,15 +287,19 @@ def _settled(data, rules, i, x, value, u, diagonal, penalty, rtol=None):
     to ``rtol`` of it (default: the log-likelihood target; the last such
     rule if none does); ``value`` is rule ``i``'s there, ``u`` the modes
     there."""
+
+    def value_of(j):
+        return _rule_at(data, rules[j], u, diagonal, penalty).evaluate(x, grad=False)[0]
+
     rtol = RTOL_LOGLIK if rtol is None else rtol
-    while i + 2 < len(rules):
-        nxt = data.likelihood(rules[i + 1], diagonal, penalty)
-        nxt.u = u.copy()
-        following = nxt.evaluate(x, grad=False)[0]
-        if abs(following - value) <= rtol * max(1.0, abs(value)):
-            return i
-        i, value = i + 1, following
-    return i
+    return first_settled(len(rules), value_of, i, value, rtol)
+
+
+def _rule_at(data, rule, u, diagonal, penalty):
+    """The likelihood on ``rule``, its modes started from ``u``."""
+    lik = data.likelihood(rule, diagonal, penalty)
+    lik.u = u.copy()
+    return lik
 
 
 def describe_rule(rule):

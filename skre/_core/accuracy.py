@@ -54,6 +54,24 @@ RTOL_PARAMS = 3e-7
 FLOOR = 0.01
 
 
+def first_settled(n_rules, value_of, i=0, value=None, rtol=RTOL_LOGLIK):
+    """The first rule ``j >= i`` of a ladder of ``n_rules`` whose value at
+    an estimate agrees with the next rule's to ``rtol`` of it, among all but
+    the last rule (which only checks): the last but one if none does.
+    ``value_of(j)`` is rule ``j``'s value (no gradients); ``value`` rule
+    ``i``'s, if already known. The random-slope and nested fits move on to
+    it where Newton steps or a check find a rule far off."""
+    if i + 2 >= n_rules:
+        return i
+    value = value_of(i) if value is None else value
+    while i + 2 < n_rules:
+        following = value_of(i + 1)
+        if abs(following - value) <= rtol * max(1.0, abs(value)):
+            return i
+        i, value = i + 1, following
+    return i
+
+
 def level_index(counts):
     """Each count's position in :data:`LEVELS` (counts must be levels)."""
     return np.searchsorted(LEVELS, np.asarray(counts))

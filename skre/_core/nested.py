@@ -43,7 +43,7 @@ from types import SimpleNamespace
 import numpy as np
 from scipy import sparse
 
-from .accuracy import LEVELS
+from .accuracy import LEVELS, first_settled
 from .binomial import fast_expit
 from .rules import normal_rule
 from .slopes import fit_slopes_with, hessian, newton, result_of
@@ -514,7 +514,7 @@ def fit_nested(data, n_quad, x0, max_iter=500):
     if n_quad == 1:
         return res, None
     auto = n_quad == "auto"
-    K = first_settled(data, res.x, lik.u) if auto else int(n_quad)
+    K = settled_level(data, res.x, lik.u) if auto else int(n_quad)
     prev = lik
     lik = NestedLikelihood(data, K)
     lik.u = prev.u.copy()
@@ -559,7 +559,7 @@ def fit_nested(data, n_quad, x0, max_iter=500):
                 finer, x, f1, g1, logm1, info, lower, converged, n_iter, message
             ), check
         # the next rule: the first whose value settles at this estimate
-        K = first_settled(data, x, lik.u, start=larger)
+        K = settled_level(data, x, lik.u, start=larger)
         if K == larger:
             lik = finer
         else:
@@ -567,18 +567,16 @@ def fit_nested(data, n_quad, x0, max_iter=500):
             lik.u, lik.curvature = finer.u.copy(), finer.curvature
 
 
-def first_settled(data, x, u, start=AUTO_START):
-    """The first rule from ``start`` whose value at ``x`` the next level's
-    equals to :data:`RTOL_LOGLIK` (one evaluation per level, no gradients):
-    where the Newton steps of ``"auto"`` go on, the check at their estimate
-    deciding the rest."""
+def settled_level(data, x, u, start=AUTO_START):
+    """The first level from ``start`` whose value at ``x`` the next level's
+    equals to :data:`RTOL_LOGLIK` (one evaluation per level, no gradients;
+    :func:`~skre._core.accuracy.first_settled`): where the Newton steps of
+    ``"auto"`` go on, the check at their estimate deciding the rest."""
     levels = [k for k in LEVELS if start <= k <= AUTO_TOP]
-    values = []
-    for k in levels:
-        lik = NestedLikelihood(data, k)
+
+    def value_of(j):
+        lik = NestedLikelihood(data, levels[j])
         lik.u = u.copy()
-        values.append(float(lik.group_loglik(x).sum()))
-        if len(values) > 1:
-            if abs(values[-1] - values[-2]) <= RTOL_LOGLIK * max(1.0, abs(values[-1])):
-                return levels[len(values) - 2]
-    return levels[-2]
+        return float(lik.group_loglik(x).sum())
+
+    return levels[first_settled(len(levels), value_of)]

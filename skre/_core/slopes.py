@@ -590,11 +590,17 @@ class ScoreSums:
     count: int
 
 
+def outer_products(lik, exact=False):
+    """Whether :func:`information` estimates the curvature by the outer
+    products of the groups' scores (else it measures the Hessian)."""
+    return lik.data.n_groups >= BHHH_GROUPS and not exact
+
+
 def information(lik, x, scores, exact=False):
     """Minus the Hessian of the log-likelihood at ``x`` (estimated; with
     ``exact``, central differences whatever the number of groups).
     ``scores``: the groups' scores, or their :class:`ScoreSums`."""
-    if lik.data.n_groups >= BHHH_GROUPS and not exact:
+    if outer_products(lik, exact):
         # centred: away from the maximum the scores' mean would otherwise
         # add g g' / G, shortening every step along the gradient
         if isinstance(scores, ScoreSums):
@@ -643,6 +649,9 @@ def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8, curvature=None):
                 x = off
             f, g, logm, S = lik.evaluate(x)
         free = ((x > lower) | (g > 0)) & ~pinned
+        # fresh outer products are remeasured for free at the next point; a
+        # held or measured curvature is kept and corrected instead
+        fresh = held is None and outer_products(lik, exact)
         info = held if held is not None else information(lik, x, S, exact)
         block = info[np.ix_(free, free)]
         d_free = _damped_solve(block, g[free])
@@ -685,10 +694,11 @@ def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8, curvature=None):
                 return x, (f, g, logm, S), info, steps, size <= 1e-6
             exact = True  # the outer products were a poor curvature here
             continue
-        if held is not None or exact or lik.data.n_groups < BHHH_GROUPS:
-            # a held or measured curvature, kept and corrected (the outer
-            # products are remeasured for free at the next point instead:
-            # corrected along a long first step they were poorer)
+        if not fresh and (held is not None or not outer_products(lik, exact)):
+            # a held or measured curvature, kept and corrected (outer
+            # products corrected along a long first step were poorer; a
+            # held one found poor above is kept only where the next step
+            # would measure the Hessian anyway)
             held = _secant(info, d, g - out[1])
         x, (f, g, logm, S) = x + d, out
     return x, (f, g, logm, S), info, steps, False
