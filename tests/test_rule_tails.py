@@ -13,9 +13,7 @@ slopes; the trapezoid grid of ``tests/test_nested.py`` for nested groups),
 both converged to 1e-13 in their steps.
 """
 
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,11 +21,9 @@ import pytest
 from scipy import stats
 from scipy.special import expit
 from test_nested import _simulated
+from test_random_slopes import exact_loglik
 
 from skre import MultilevelBinomial
-
-sys.path.insert(0, str(Path(__file__).parent / "reference"))
-import exact_slopes
 
 
 def _nested_brute(X, y, b, sa, sb, h=0.01, width=12.0):
@@ -97,18 +93,5 @@ def test_slope_rules_converge_to_the_grid(K):
     1.9e-8 off; the grid's own change from 241 to 321 points is 5e-13)."""
     X, y = _skewed_slopes()
     m = MultilevelBinomial(group="g", random_slopes=["x0"], n_quad=K).fit(X, y)
-    Z = X[["x0"]].to_numpy(float)
-    R = np.column_stack([np.ones(len(Z)), Z])
-    kernel = exact_slopes.loglik(
-        X["g"].to_numpy(),
-        Z,
-        R,
-        y.astype(float),
-        np.ones(len(y)),
-        m.coef_,
-        m.intercept_,
-        m.random_covariance_,
-        points=241,
-        width=9.0,
-    )
+    kernel = exact_loglik(m, X, y, points=241, width=9.0)
     assert m.loglik_ == pytest.approx(kernel, abs=1e-10)
