@@ -41,7 +41,7 @@ def _nested_brute(X, y, b, sa, sb, h=0.01, width=12.0):
     return out
 
 
-@pytest.mark.parametrize("K", [51, 101])
+@pytest.mark.parametrize("K", [51, pytest.param(101, marks=pytest.mark.slow)])
 def test_nested_rules_converge_to_the_grid(K):
     """Tiny inner groups with an inner SD near 2: each outer group's value
     on the 51- and 101-node rules equals the grid to 1e-10 (1e-7 off with
@@ -86,7 +86,7 @@ def _skewed_slopes(G=60, per=3, seed=2):
     return pd.DataFrame({"g": codes, "x0": x}), y
 
 
-@pytest.mark.parametrize("K", [35, 51])
+@pytest.mark.parametrize("K", [35, pytest.param(51, marks=pytest.mark.slow)])
 def test_slope_rules_converge_to_the_grid(K):
     """A fit's log-likelihood on 35 and 51 nodes per dimension equals the
     tensor grid at its estimate to 1e-10 (the pruned rules: 1.2e-8 and
