@@ -18,12 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from ._core.grouping import row_offset
-from ._lr_checks import (
-    check_nested,
-    check_no_priors,
-    level_added,
-    random_effects_added,
-)
+from ._lr_checks import check_nested, check_no_priors, random_effects_added
 from ._validation import _show
 
 NULLS = {
@@ -232,7 +227,7 @@ def lr_test(restricted, full):
 
     for est in (restricted, full):
         check_is_fitted(est)
-    k_r, k_f = check_nested(restricted, full)
+    (k_r, k_f), level = check_nested(restricted, full)
     if k_r == "complete pooling" and isinstance(getattr(full, "group", None), list):
         raise NotImplementedError(
             "lr_test of complete pooling against nested groups adds two SDs at "
@@ -244,7 +239,6 @@ def lr_test(restricted, full):
     ll_r = restricted._fit_result.loglik
     ll_f = full._fit_result.loglik
     statistic = lr_statistic(ll_r, ll_f)
-    level = level_added(restricted, full) if (k_r, k_f) == ("multilevel",) * 2 else None
     df = full.n_params_ - restricted.n_params_
     if df <= 0:
         raise ValueError(

@@ -64,7 +64,11 @@ def check_no_priors(est, what="lr_test", instead=None):
 
 
 def check_nested(restricted, full):
-    """Refuse what lr_test cannot compare; return the two kinds of model."""
+    """Refuse what lr_test cannot compare; return the two kinds of model and,
+    for a one-level model against nested groups, the nested fit's SD that
+    the one-level model holds at 0 (``"tau_outer_"`` when its groups are the
+    (outer, inner) pairs, ``"tau_"`` when they are the outer groups; else
+    None)."""
     for est in (restricted, full):
         check_no_priors(est)
     kinds = model_kind(restricted), model_kind(full)
@@ -82,9 +86,9 @@ def check_nested(restricted, full):
     r_cell, f_cell, weight = _joint_cells(r.design, f.design)
     r_group = r.design.data.codes[r_cell]
     f_group = f.design.data.codes[f_cell]
-    _check_groups(kinds, r_group, f_group, restricted, full)
+    level = _check_groups(kinds, r_group, f_group, restricted, full)
     _check_covariates(kinds, r.design, f.design, r_cell, f_cell, weight, f_group)
-    return kinds
+    return kinds, level
 
 
 def random_structure(est):
@@ -226,7 +230,9 @@ def _joint_cells(a, b):
 
 def _check_groups(kinds, r_group, f_group, restricted, full):
     """No pooling: each full group inside one restricted group; partial
-    pooling: the same groups."""
+    pooling: the same groups, or for a one-level model against nested groups
+    one of the nested fit's levels (returned as the SD it holds at 0, see
+    :func:`check_nested`)."""
     if kinds == ("no pooling", "no pooling"):
         pairs = np.unique(np.c_[f_group, r_group], axis=0)
         split = np.flatnonzero(np.bincount(pairs[:, 0]) > 1)
@@ -258,17 +264,16 @@ def _check_groups(kinds, r_group, f_group, restricted, full):
                 )
             )
         if r_outer is None and f_outer is not None:
-            if not (
-                same_partition(r_group, f_group)
-                or same_partition(r_group, f_outer[f_group])
-            ):
+            if same_partition(r_group, f_group):
+                return "tau_outer_"
+            if not same_partition(r_group, f_outer[f_group]):
                 raise ValueError(
                     f"the restricted model's groups (group={_show(restricted.group)}) "
                     "are neither the full model's outer groups nor its (outer, "
                     f"inner) pairs (group={_show(full.group)}): its random "
                     "intercept is not one of the full model's levels."
                 )
-            return
+            return "tau_"
         same = same_partition(r_group, f_group)
         if same and r_outer is not None:
             same = same_partition(r_outer[r_group], f_outer[f_group])
@@ -279,20 +284,6 @@ def _check_groups(kinds, r_group, f_group, restricted, full):
                 "random intercepts are not nested. Compare models with the same "
                 "groups."
             )
-
-
-def level_added(restricted, full):
-    """For a one-level restricted model and a nested full one, the full
-    model's SD that the restricted one holds at 0 (``"tau_outer_"`` when
-    the restricted groups are the full model's pairs, ``"tau_"`` when they
-    are its outer groups); None otherwise. Call after :func:`check_nested`."""
-    r, f = restricted._fit_result, full._fit_result
-    if getattr(f, "outer_codes", None) is None or hasattr(r, "outer_codes"):
-        return None
-    r_cell, f_cell, _ = _joint_cells(r.design, f.design)
-    pairs = f.design.data.codes[f_cell]
-    same = same_partition(r.design.data.codes[r_cell], pairs)
-    return "tau_outer_" if same else "tau_"
 
 
 def _check_covariates(kinds, a, b, r_cell, f_cell, weight, f_group):

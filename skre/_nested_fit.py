@@ -298,6 +298,11 @@ class NestedFit(FitResult):
             "distribution (population_normals, logit_rule)."
         )
 
+    def _outer_of(self, codes):
+        """Each row's outer code from its :meth:`codes_for` code (a seen
+        pair's outer group, ``o`` for ``-2 - o``, -1 for a new outer group)."""
+        return np.where(codes >= 0, self.outer_codes[np.maximum(codes, 0)], -2 - codes)
+
     def population_normals(self, Z):
         """Each row's logit over the population, a new outer group's:
         ``N(b + x'beta, tau_outer^2 + tau^2)`` (for quantile residuals)."""
@@ -311,7 +316,7 @@ class NestedFit(FitResult):
         outer group (code ``-2 - o``) the outer effect's posterior nodes
         times 25 Gauss-Hermite nodes of N(0, tau^2); padded to one width
         with weights of 0."""
-        outer = np.where(codes >= 0, self.outer_codes[np.maximum(codes, 0)], -2 - codes)
+        outer = self._outer_of(codes)
         outers = np.unique(outer)
         rules = self._node_rules(outers)
         eta0 = self.design.linear_predictor(Z, self.b, self.beta)
@@ -365,7 +370,7 @@ class NestedFit(FitResult):
                 "(and confint(method='bootstrap') does so)."
             )
         A = len(self.outer_groups)
-        outer = np.where(codes >= 0, self.outer_codes[np.maximum(codes, 0)], -2 - codes)
+        outer = self._outer_of(codes)
         fresh = np.flatnonzero(codes == -1)
         if len(fresh):
             first = np.empty(len(fresh), dtype=object)
@@ -420,7 +425,7 @@ class NestedFit(FitResult):
         eta0 = self.design.linear_predictor(Z, self.b, self.beta)
         sa, sb = self.sds
         lp0, lp1 = np.empty(len(Z)), np.empty(len(Z))
-        outer = np.where(codes >= 0, self.outer_codes[np.maximum(codes, 0)], -2 - codes)
+        outer = self._outer_of(codes)
         known = outer >= 0
         if known.any():
             outers = np.unique(outer[known])

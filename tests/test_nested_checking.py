@@ -35,14 +35,17 @@ def test_lr_test_of_each_level_equals_brute_force():
     full = _brute_loglik(X, y, m.intercept_, m.coef_[0], m.tau_outer_, m.tau_)
     outer = MultilevelBinomial(group="district").fit(X[["district", "x"]], y)
     pairs = MultilevelBinomial(group="pair").fit(_pairs(X), y)
-    for one, sds in ((outer, (outer.tau_, 0.0)), (pairs, (0.0, pairs.tau_))):
+    for one, sds, held in (
+        (outer, (outer.tau_, 0.0), "(tau)"),
+        (pairs, (0.0, pairs.tau_), "(tau_outer)"),
+    ):
         restricted = _brute_loglik(X, y, one.intercept_, one.coef_[0], *sds)
         t = lr_test(one, m)
         assert t.statistic == pytest.approx(2 * (full - restricted), abs=1e-6)
         assert t.statistic > 0.1
         assert t.df == 1
         assert t.pvalue == pytest.approx(0.5 * stats.chi2.sf(t.statistic, 1), 1e-12)
-        assert "boundary" in t.null
+        assert "boundary" in t.null and held in t.null
 
 
 @pytest.mark.parametrize("seed, which", [(3, "outer"), (4, "pairs")])
