@@ -139,11 +139,14 @@ def from_formula(formula, data, **params):
     ``a * b``, categorical columns (treatment coding, named like
     ``treat[T.b]``), ``C(x)``, transforms such as ``np.log(x)``.
 
-    Nested groups, ``(1 | hospital/ward)`` (lme4's ``(1 | hospital) +
-    (1 | hospital:ward)``: a ward label names a group only within its
-    hospital), become ``MultilevelBinomial(group=["hospital", "ward"])`` with
-    both columns at the front of X; the term takes the random intercepts
-    only, not slopes.
+    Nested groups, ``(1 | hospital/ward)`` (or lme4's long spelling of it,
+    ``(1 | hospital) + (1 | hospital:ward)``: a ward label names a group only
+    within its hospital), become ``MultilevelBinomial(group=["hospital",
+    "ward"])`` with both columns at the front of X; the term takes the random
+    intercepts only, not slopes. ``(1 | hospital:ward)`` alone is one grouping
+    factor, a group for each (hospital, ward) pair that occurs: X's first
+    column ``"hospital:ward"`` holds the labels ``"<hospital>:<ward>"`` (as R
+    labels an interaction) and ``group="hospital:ward"``.
 
     A random term with slopes, ``(1 + time | patient)``, sets
     ``random_slopes=["time"]`` (the slope columns must be fixed effects too,
@@ -158,9 +161,10 @@ def from_formula(formula, data, **params):
     ----------
     formula : str
         ``response ~ fixed part + (1 | group)`` (or ``(1 + x | group)``,
-        ``(1 + x || group)``, ``(1 | outer/inner)``). The response is a column of
-        0/1 (or True/False) labels, or ``cbind(successes, failures)`` with an
-        expression of the data's columns for each (``cbind(m, n - m)``).
+        ``(1 + x || group)``, ``(1 | outer/inner)``, ``(1 | a:b)``). The
+        response is a column of 0/1 (or True/False) labels, or
+        ``cbind(successes, failures)`` with an expression of the data's
+        columns for each (``cbind(m, n - m)``).
     data : DataFrame
         The columns the formula names.
     **params
@@ -180,10 +184,11 @@ def from_formula(formula, data, **params):
         fixed part without an intercept (``0 + x``, ``x - 1``: skre always
         fits one), a missing value in a column the formula uses (nothing is
         dropped silently), a response that is not binary or whose counts are
-        negative, or a column name that a group and a fixed effect share.
+        negative, a column name that a group and a fixed effect share, or
+        ``(1 | a:b)`` labels that two different pairs would share (a label
+        containing ``:``).
     NotImplementedError
-        For crossed ``(1 | a) + (1 | b)`` groups (and lme4's long spelling
-        ``(1 | a) + (1 | a:b)`` of nested ones: write ``(1 | a/b)``), random
+        For crossed ``(1 | a) + (1 | b)`` groups, random
         slopes of nested groups (``(1 + x | a/b)``), three or more levels
         (``(1 | a/b/c)``), a random term without the intercept
         (``(0 + x | g)``) or with more than two slopes: skre fits one
@@ -224,9 +229,9 @@ def from_formula(formula, data, **params):
     lhs, rhs = formula.split("~")
     group, fixed, inside, bar = _random_part(r_powers(rhs), formula)
     groups = group if isinstance(group, list) else [group]
-    _check_columns(data, groups, "grouping column")
+    _check_columns(data, _sources(groups), "grouping column")
     y = _response(lhs, data)
-    for name in groups:
+    for name in _sources(groups):
         if data[name].isna().any():
             raise ValueError(
                 f"the grouping column {name!r} has missing values (row "
@@ -354,22 +359,21 @@ def _random_part(rhs, formula):
         )
     if len(terms) > 1:
         nested = _spelled_out_nesting(terms)
-        if nested is not None:
-            a, b = nested
+        if nested is None:
             raise NotImplementedError(
-                f"{_NOT_YET}; formula {formula!r} spells nested groups out as "
-                f"(1 | {a}) + (1 | {a}:{b}): write (1 | {a}/{b}) instead."
+                f"{_NOT_YET}; formula {formula!r} has {len(terms)} random-effect "
+                "terms (crossed groups)."
             )
-        raise NotImplementedError(
-            f"{_NOT_YET}; formula {formula!r} has {len(terms)} random-effect "
-            "terms (crossed groups)."
-        )
+        # lme4's long spelling of (1 | a/b): the same model
+        terms = [("1", "|", "/".join(nested))]
     inside, bar, group = (part.strip() for part in terms[0])
     levels = [level.strip() for level in group.split("/")]
+    if len(levels) == 1 and ":" in group:
+        return _pair_groups(group), _fixed_part(rhs), inside, bar
     if not all(re.fullmatch(_NAME, level) for level in levels):
         raise NotImplementedError(
             f"{_NOT_YET}; (1 | {group}) is not one column of the data"
-            + (" or a/b of two columns." if len(levels) > 1 else ".")
+            + (" or a/b of two columns." if len(levels) > 1 else " or a:b of columns.")
         )
     if len(levels) > 2:
         raise NotImplementedError(
@@ -389,10 +393,32 @@ def _random_part(rhs, formula):
                 f"(1 | {levels[0]}/{levels[1]})."
             )
         group = levels
+    return group, _fixed_part(rhs), inside, bar
+
+
+def _fixed_part(rhs):
+    """The right-hand side without its random-effect terms."""
     fixed = _RANDOM.sub("", rhs)
     fixed = re.sub(r"\+\s*(?=\+|$)", "", fixed.strip())  # dangling '+'
     fixed = re.sub(r"^\s*\+", "", fixed).strip()
-    return group, fixed or "1", inside, bar
+    return fixed or "1"
+
+
+def _pair_groups(group):
+    """``a:b`` (lme4's interaction of grouping columns: one group for each
+    combination of their labels that occurs) as the name of the group column
+    that :func:`_group_columns` builds."""
+    parts = [part.strip() for part in group.split(":")]
+    if not all(re.fullmatch(_NAME, part) for part in parts):
+        raise NotImplementedError(
+            f"{_NOT_YET}; (1 | {group}) is not one column of the data or a:b of "
+            "columns."
+        )
+    if len(set(parts)) < len(parts):
+        raise ValueError(
+            f"(1 | {group}) crosses a column with itself: a:b takes different columns."
+        )
+    return ":".join(parts)
 
 
 def _spelled_out_nesting(terms):
@@ -538,7 +564,7 @@ def _fixed_spec(fixed, data, formula):
 
 def _design(spec, data, group):
     groups = group if isinstance(group, list) else [group]
-    _check_columns(data, groups, "grouping column")
+    _check_columns(data, _sources(groups), "grouping column")
     from formulaic.errors import FormulaicError
 
     with warnings.catch_warnings(record=True) as caught:
@@ -561,7 +587,32 @@ def _design(spec, data, group):
                 f"{name!r} is both {'the' if len(groups) == 1 else 'a'} grouping "
                 "column and a fixed-effect column."
             )
-    X = pd.concat(
-        [data[groups].reset_index(drop=True), fixed.reset_index(drop=True)], axis=1
-    )
+    X = pd.concat([_group_columns(data, groups), fixed.reset_index(drop=True)], axis=1)
     return X.astype({name: float for name in fixed.columns})
+
+
+def _sources(groups):
+    """The data's columns behind the group columns (``a:b`` is built from
+    ``a`` and ``b``)."""
+    return [part for name in groups for part in name.split(":")]
+
+
+def _group_columns(data, groups):
+    """The group columns of X: the data's, and for ``a:b`` one label per
+    combination, ``"<a>:<b>"`` (as R labels an interaction)."""
+    out = {}
+    for name in groups:
+        parts = name.split(":")
+        if len(parts) == 1:
+            out[name] = data[name].to_numpy()
+            continue
+        labels = data[parts].astype(str).agg(":".join, axis=1)
+        combos = data[parts].drop_duplicates()
+        if labels.nunique() != len(combos):
+            raise ValueError(
+                f"the labels of {name} are ambiguous: two different combinations "
+                f"of {parts} give the same '<a>:<b>' label (a label contains "
+                "':'); build the group column yourself and write (1 | that column)."
+            )
+        out[name] = labels.to_numpy()
+    return pd.DataFrame(out)
