@@ -72,7 +72,18 @@ class FormulaModel(tuple):
         self = super().__new__(cls, (estimator, X, y))
         self.formula, self._spec, self._group = formula, spec, group
         self._offsets = tuple(offsets)
+        self._pairs = {}  # (1 | a:b): the pairs of the formula's data and their labels
         return self
+
+    @property
+    def spec(self):
+        """The fixed part's columns as formulaic describes them."""
+        return self._spec
+
+    @property
+    def group(self):
+        """The grouping column, or the outer and inner columns of ``(1 | a/b)``."""
+        return self._group
 
     @property
     def estimator(self):
@@ -121,7 +132,7 @@ class FormulaModel(tuple):
            g    x
         0  4  1.0
         """
-        X = _design(self._spec, data, self._group)
+        X = _design(self._spec, data, self._group, self._pairs)
         if self._offsets:
             X[_offset_name(self._offsets)] = _offset_values(self._offsets, data)
         return X
@@ -144,9 +155,12 @@ def from_formula(formula, data, **params):
     within its hospital), become ``MultilevelBinomial(group=["hospital",
     "ward"])`` with both columns at the front of X; the term takes the random
     intercepts only, not slopes. ``(1 | hospital:ward)`` alone is one grouping
-    factor, a group for each (hospital, ward) pair that occurs: X's first
-    column ``"hospital:ward"`` holds the labels ``"<hospital>:<ward>"`` (as R
-    labels an interaction) and ``group="hospital:ward"``.
+    factor, a group for each (hospital, ward) pair that occurs (``a:b:c``
+    for three columns): X's first column ``"hospital:ward"`` holds the labels
+    ``"<hospital>:<ward>"`` (as R labels an interaction) and
+    ``group="hospital:ward"``. Pairs are compared by value, as one group
+    column's labels are (2 and 2.0 are one label); :meth:`FormulaModel.design`
+    gives new rows of a seen pair that pair's label.
 
     A random term with slopes, ``(1 + time | patient)``, sets
     ``random_slopes=["time"]`` (the slope columns must be fixed effects too,
@@ -184,9 +198,10 @@ def from_formula(formula, data, **params):
         fixed part without an intercept (``0 + x``, ``x - 1``: skre always
         fits one), a missing value in a column the formula uses (nothing is
         dropped silently), a response that is not binary or whose counts are
-        negative, a column name that a group and a fixed effect share, or
-        ``(1 | a:b)`` labels that two different pairs would share (a label
-        containing ``:``).
+        negative, a column name that a group and a fixed effect share,
+        ``(1 | a:a)``, or ``(1 | a:b)`` labels that two different pairs would
+        share (a label containing ``:``, or ``"2"`` and ``2``; also for new
+        rows in :meth:`FormulaModel.design`).
     NotImplementedError
         For crossed ``(1 | a) + (1 | b)`` groups, random
         slopes of nested groups (``(1 + x | a/b)``), three or more levels
@@ -241,7 +256,7 @@ def from_formula(formula, data, **params):
     fixed, offsets = _offset_terms(fixed)
     offsets = list(dict.fromkeys(offsets))  # R counts a repeated term once
     spec = _fixed_spec(fixed, data, formula)
-    X = _design(spec, data, group)
+    X, pairs = _design(spec, data, group)
     slopes = _slope_columns(inside, data, list(X.columns[len(groups) :]), formula)
     if slopes:
         params = {"random_slopes": slopes, **params}
@@ -251,9 +266,11 @@ def from_formula(formula, data, **params):
         name = _offset_name(offsets)
         X[name] = _offset_values(offsets, data)
         params = {"offset": name, **params}
-    return FormulaModel(
+    model = FormulaModel(
         MultilevelBinomial(group=group, **params), X, y, formula, spec, group, offsets
     )
+    model._pairs = pairs
+    return model
 
 
 def _offset_terms(fixed):
@@ -562,7 +579,9 @@ def _fixed_spec(fixed, data, formula):
     return matrix.model_spec
 
 
-def _design(spec, data, group):
+def _design(spec, data, group, pairs=None):
+    """X of ``data``: the group columns, then the fixed part's. ``pairs``:
+    see :func:`_group_columns`; without them, returns ``(X, pairs)``."""
     groups = group if isinstance(group, list) else [group]
     _check_columns(data, _sources(groups), "grouping column")
     from formulaic.errors import FormulaicError
@@ -587,8 +606,11 @@ def _design(spec, data, group):
                 f"{name!r} is both {'the' if len(groups) == 1 else 'a'} grouping "
                 "column and a fixed-effect column."
             )
-    X = pd.concat([_group_columns(data, groups), fixed.reset_index(drop=True)], axis=1)
-    return X.astype({name: float for name in fixed.columns})
+    built = _group_columns(data, groups, pairs)
+    frame, found = (built, None) if pairs is not None else built
+    X = pd.concat([frame, fixed.reset_index(drop=True)], axis=1)
+    X = X.astype({name: float for name in fixed.columns})
+    return X if pairs is not None else (X, found)
 
 
 def _sources(groups):
@@ -597,22 +619,44 @@ def _sources(groups):
     return [part for name in groups for part in name.split(":")]
 
 
-def _group_columns(data, groups):
+def _group_columns(data, groups, pairs=None):
     """The group columns of X: the data's, and for ``a:b`` one label per
-    combination, ``"<a>:<b>"`` (as R labels an interaction)."""
-    out = {}
+    combination, ``"<a>:<b>"`` (as R labels an interaction). ``pairs``: the
+    labels of the combinations the formula's own data had (``{name: (their
+    MultiIndex, their labels)}``), which rows of new data with the same
+    values (by value, as for one group column: 2 and 2.0 are one label) get;
+    a new combination whose label a different one already has is an error.
+    Without ``pairs``, returns them too."""
+    out, found = {}, {}
     for name in groups:
         parts = name.split(":")
         if len(parts) == 1:
-            out[name] = data[name].to_numpy()
+            out[name] = data[name].reset_index(drop=True)
             continue
-        labels = data[parts].astype(str).agg(":".join, axis=1)
-        combos = data[parts].drop_duplicates()
-        if labels.nunique() != len(combos):
+        for part in parts:
+            if data[part].isna().any():
+                row = int(np.flatnonzero(data[part].isna().to_numpy())[0])
+                raise ValueError(
+                    f"the grouping column {part!r} has missing values (row {row}); "
+                    "drop or fill them first: nothing is dropped silently."
+                )
+        rows = pd.MultiIndex.from_frame(data[parts])
+        known, known_labels = pairs[name] if pairs else (rows[:0], np.array([], object))
+        unique = rows.unique()
+        at = known.get_indexer(unique)
+        labels = np.array([":".join(map(str, pair)) for pair in unique], dtype=object)
+        labels[at >= 0] = known_labels[at[at >= 0]]
+        fresh = labels[at < 0]
+        clash = set(fresh) & set(known_labels)
+        if clash or len(set(fresh)) < len(fresh):
+            label = sorted(clash)[0] if clash else pd.Series(fresh).mode()[0]
             raise ValueError(
                 f"the labels of {name} are ambiguous: two different combinations "
-                f"of {parts} give the same '<a>:<b>' label (a label contains "
-                "':'); build the group column yourself and write (1 | that column)."
+                f"of {parts} give the label {label!r} (a label contains ':', or "
+                "the same digits in another type: '2' and 2); build the group "
+                "column yourself and write (1 | that column)."
             )
-        out[name] = labels.to_numpy()
-    return pd.DataFrame(out)
+        out[name] = pd.Series(labels[unique.get_indexer(rows)], name=name)
+        found[name] = (unique, labels)
+    frame = pd.concat(out.values(), axis=1) if out else pd.DataFrame()
+    return frame if pairs is not None else (frame, found)

@@ -339,3 +339,39 @@ def test_pair_groups_take_slopes_and_refuse_ambiguous_labels():
     est, X, _ = from_formula("y ~ x + (1 + x | a:b)", d)
     assert est.get_params()["random_slopes"] == ["x"]
     assert sorted(set(X["a:b"])) == ["1-2:3", "1-2:4", "1:2:3", "1:3"]
+
+
+def test_pair_labels_of_new_rows_follow_the_pairs_values():
+    """design() gives a new row the label of the seen pair with its values
+    (by value: 2.0 is 2, as for one group column) and refuses a new pair
+    whose label a different, seen pair has (the attack's F1, F2); no rows,
+    or a missing label, are handled as for one group column (F3, F4)."""
+    rng = np.random.default_rng(3)
+    d = pd.DataFrame(
+        {
+            "a": rng.integers(0, 4, 200),
+            "b": rng.integers(0, 3, 200),
+            "x": rng.normal(size=200),
+            "y": rng.integers(0, 2, 200),
+        }
+    )
+    model = from_formula("y ~ x + (1 | a:b)", d, n_quad=7)
+    est = model.estimator.fit(model.X, model.y)
+    floats = model.design(d.iloc[:5].astype({"a": float}))
+    pd.testing.assert_frame_equal(floats, model.X.iloc[:5])
+    np.testing.assert_array_equal(
+        est.predict_proba(floats), est.predict_proba(model.X.iloc[:5])
+    )
+    with pytest.raises(ValueError, match="ambiguous.*'2:2'"):
+        model.design(pd.DataFrame({"a": ["2"], "b": ["2"], "x": [0.0]}))
+    new = model.design(pd.DataFrame({"a": [9], "b": [9], "x": [0.0]}))
+    assert new["a:b"].tolist() == ["9:9"] and "9:9" not in set(model.X["a:b"])
+    empty = model.design(d.iloc[:0])
+    assert list(empty.columns) == ["a:b", "x"] and len(empty) == 0
+    with pytest.raises(ValueError, match="'b' has missing values"):
+        model.design(d.iloc[:3].astype({"b": float}).assign(b=[1.0, np.nan, 2.0]))
+    # the same value in two types within one column is one pair, not an error
+    mixed = d.astype({"a": object})
+    mixed.loc[0, "a"] = float(mixed.loc[0, "a"])
+    X = from_formula("y ~ x + (1 | a:b)", mixed).X
+    assert X["a:b"].nunique() == model.X["a:b"].nunique()
