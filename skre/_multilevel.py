@@ -371,6 +371,12 @@ class MultilevelBinomial(NewBatchMixin, GroupedBinomialMixin):
                 "(an LKJ prior) but not method='bayes', tau_prior or coef_prior "
                 "yet."
             )
+        if self.covariance == "diagonal" and not self.random_slopes:
+            raise ValueError(
+                f"{type(self).__name__}: covariance='diagonal' is the covariance "
+                "of random_slopes (independent intercept and slopes); without "
+                "them there is one random effect and nothing to set."
+            )
         if self.covariance_prior is not None and not self.random_slopes:
             raise ValueError(
                 f"{type(self).__name__}: covariance_prior is a prior on the "

@@ -32,6 +32,25 @@ def fit_with_slopes(est, design, rows):
     return slopes_fit(est, design, slopes, InMemory(units, weight))
 
 
+def _check_slopes_vary(est, design, slopes):
+    """A slope column constant within every group adds to each group's
+    intercept only: its SD and correlation are not identified (any split of
+    the groups' effects between intercept and slope fits as well)."""
+    data = design.data
+    for j in slopes:
+        column = data.Z[:, j]
+        lo = np.minimum.reduceat(column, data.starts)
+        hi = np.maximum.reduceat(column, data.starts)
+        if np.all(lo == hi):
+            raise ValueError(
+                f"{type(est).__name__}: the random slope of "
+                f"{design.covariates[j]!r} is not identified: the column is "
+                "constant within every group, so its slope only moves each "
+                "group's intercept. Keep it as a fixed effect without a random "
+                "slope (the random intercept already varies by group)."
+            )
+
+
 def slopes_fit(est, design, slopes, source, data=None):
     """The :class:`SlopesFit` of ``est`` with the random slopes ``slopes``
     (positions in ``design.covariates``), started from the random
@@ -41,6 +60,7 @@ def slopes_fit(est, design, slopes, source, data=None):
     elsewhere (the Dask fit), whose modes and scales ``np.asarray``
     gathers."""
     name = type(est).__name__
+    _check_slopes_vary(est, design, slopes)
     diagonal = est.covariance == "diagonal"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # (its accuracy is not the question)

@@ -892,3 +892,24 @@ def test_the_rule_check_holds_a_boundary_parameter_at_its_bound():
     assert not isinstance(est._fit_result.n_quad, str)  # a Gauss-Hermite rule
     nodes, larger, d_loglik, move = est._fit_result.check
     assert abs(d_loglik) < 1e-6 and move <= 1.0
+
+
+def test_unidentified_slopes_and_a_meaningless_covariance_are_refused():
+    """A slope column constant within every group only moves each group's
+    intercept (the diagonal and unstructured fits reach the same maximum with
+    different SDs: the attack's finding); covariance='diagonal' without
+    random slopes sets nothing."""
+    rng = np.random.default_rng(5)
+    g = np.repeat(np.arange(30), 6)
+    X = pd.DataFrame({"g": g, "x": rng.normal(size=180), "z": (g % 2).astype(float)})
+    y = rng.integers(0, 2, 180)
+    m = MultilevelBinomial(group="g", random_slopes=["z"], n_quad=1)
+    with pytest.raises(ValueError, match="'z' is not identified.*constant within"):
+        m.fit(X, y)
+    assert not hasattr(m, "coef_")
+    X.loc[0, "z"] = 0.5  # varies within one group: fitted (here at a boundary)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundaryWarning)
+        MultilevelBinomial(group="g", random_slopes=["z"], n_quad=1).fit(X, y)
+    with pytest.raises(ValueError, match="covariance='diagonal' is the covariance"):
+        MultilevelBinomial(group="g", covariance="diagonal").fit(X, y)
