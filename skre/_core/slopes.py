@@ -34,6 +34,7 @@ import numpy as np
 from scipy import optimize, sparse
 
 from .binomial import fast_expit, softplus
+from .kernel import slope_pass
 from .nodepass import log_expit_and_expit
 from .rules import product_rule
 
@@ -307,6 +308,18 @@ class SlopeLikelihood:
         per_node = np.vstack(
             [-t.T, -0.5 * tt.T, np.full(N, -0.5), log_w + 0.5 * np.sum(t * t, axis=1)]
         )
+        if self._unit_rows:  # binary rows: the compiled pass, where built
+            out = slope_pass(
+                D, eta_hat, d.m, t, per_group, per_node, self._bounds, grad
+            )
+            if out is not None:
+                logm, t_moments, r_moments = out
+                logm += log_det_C
+                if not grad:
+                    return float(logm.sum()), None, logm, None
+                return self._finish(
+                    u, Hinv, C, eta_hat, RL, L, r_moments, t_moments, logm
+                )
         # eta at the nodes, D_i . t_k + eta_hat_i, as one matrix product
         D = np.column_stack([D, eta_hat])
         t_eta = np.vstack([t.T, np.ones(N)])
@@ -350,11 +363,30 @@ class SlopeLikelihood:
             r_moments[r0:r1] = p @ t_one
         if not grad:
             return float(logm.sum()), None, logm, None
+        return self._finish(u, Hinv, C, eta_hat, RL, L, r_moments, t_moments, logm)
+
+    def _finish(self, u, Hinv, C, eta_hat, RL, L, r_moments, t_moments, logm):
+        """The value and the scores from the node pass's moments."""
+        q = self.data.q
         r_bar, r_t = r_moments[:, 0].copy(), r_moments[:, 1:]
         t_bar = t_moments[:, :q]
-        T2 = t_moments[:, q:].reshape(d.n_groups, q, q)
+        T2 = t_moments[:, q:].reshape(len(t_moments), q, q)
         S = self._scores(u, Hinv, C, eta_hat, RL, L, r_bar, r_t, t_bar, T2)
         return float(logm.sum()), S.sum(axis=0), logm, S
+
+    @property
+    def _unit_rows(self):
+        """Every row one trial (the compiled pass's case); cached."""
+        unit = self.__dict__.get("_unit")
+        if unit is None:
+            unit = self.__dict__["_unit"] = bool(np.all(self.data.n == 1.0))
+        return unit
+
+    @property
+    def _bounds(self):
+        """Each group's first row, then the number of rows (int64)."""
+        d = self.data
+        return np.r_[np.asarray(d.starts), len(d.codes)].astype(np.int64)
 
     def _entries(self):
         q = self.data.q

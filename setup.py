@@ -1,0 +1,26 @@
+"""The optional compiled node pass (skre/_core/_slopepass.c); everything else
+is in pyproject.toml.
+
+It is built on Linux x86-64 (glibc's vector exp and log, libmvec), and only
+there: elsewhere, or when the build fails (no C compiler), skre installs
+without it and every fit takes the numpy pass, with the same results
+(skre/_core/kernel.py)."""
+
+import platform
+import sys
+
+from setuptools import Extension, setup
+
+extensions = []
+if sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64"):
+    extensions.append(
+        Extension(
+            "skre._core._slopepass",
+            ["skre/_core/_slopepass.c"],
+            extra_compile_args=["-O3", "-fopenmp-simd", "-std=c99"],
+            libraries=["mvec", "m"],
+            optional=True,
+        )
+    )
+
+setup(ext_modules=extensions)
