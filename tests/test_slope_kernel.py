@@ -21,14 +21,15 @@ from skre import MultilevelBinomial
 from skre._core import kernel
 from skre._core.slopes import SlopeData
 
-pytestmark = pytest.mark.skipif(
+needs_kernel = pytest.mark.skipif(
     not kernel.available(), reason="the compiled node pass is not built here"
 )
 
 
 def test_built_where_it_can_be():
-    """On Linux x86-64 with a C compiler, ``pip install .`` builds it (a
-    failed build is only a warning from pip: this test is what notices)."""
+    """On Linux x86-64 with a C compiler, ``pip install -e .`` builds it next
+    to its source (a failed build is only a warning from pip: this test is
+    what notices)."""
     if sys.platform.startswith("linux") and platform.machine() == "x86_64":
         assert shutil.which("cc") is None or kernel._load()
 
@@ -63,6 +64,7 @@ def _theta(q, sds=1.0):
     return L[np.tril_indices(q)]
 
 
+@needs_kernel
 @pytest.mark.parametrize(
     "q, K, sizes, scale, sds, offset",
     [
@@ -94,6 +96,7 @@ def test_compiled_pass_equals_numpy(q, K, sizes, scale, sds, offset, monkeypatch
     np.testing.assert_allclose(g, ng, rtol=0, atol=1e3 * tol * np.abs(nS).sum(0).max())
 
 
+@needs_kernel
 def test_fits_equal_with_either_pass(monkeypatch):
     """The default fit of binary rows (the node check included) gives the same
     estimates with either pass."""
@@ -102,7 +105,7 @@ def test_fits_equal_with_either_pass(monkeypatch):
     g = np.repeat(np.arange(G), n)
     x = rng.normal(size=G * n)
     u = rng.normal(size=(G, 2)) * [1.0, 0.6]
-    y = (rng.random(G * n) < 1 / (1 + np.exp(-(0.2 + 0.5 * x + u[g, 0] + u[g, 1] * x))))
+    y = rng.random(G * n) < 1 / (1 + np.exp(-(0.2 + 0.5 * x + u[g, 0] + u[g, 1] * x)))
     X = pd.DataFrame({"g": g, "x": x})
     fits = []
     for numpy_pass in ("0", "1"):
