@@ -116,3 +116,27 @@ def test_fits_equal_with_either_pass(monkeypatch):
     np.testing.assert_allclose(a.intercept_, b.intercept_, rtol=1e-9)
     np.testing.assert_allclose(a.random_covariance_, b.random_covariance_, rtol=1e-8)
     np.testing.assert_allclose(a.loglik_, b.loglik_, rtol=1e-12)
+
+
+@needs_kernel
+@pytest.mark.parametrize("q", [2, 3])
+def test_a_rule_not_in_product_order_takes_the_general_loop(q, monkeypatch):
+    """The compiled pass factors e^-eta over the dimensions of a product rule;
+    the same nodes in another order take its general loop: the same values."""
+    rng = np.random.default_rng(11)
+    data = _data(rng, [3, 8, 1, 12] * 5, q, offset=True)
+    x = np.r_[0.4, -0.3, 0.1, _theta(q)]
+    values = []
+    for order in ("product", "shuffled", "numpy"):
+        monkeypatch.setenv("SKRE_NUMPY_PASS", "1" if order == "numpy" else "0")
+        lik = data.likelihood(7)
+        if order == "shuffled":
+            perm = rng.permutation(len(lik.t))
+            lik.t, lik.log_w = lik.t[perm], lik.log_w[perm]
+            assert kernel.product_nodes(lik.t) is None
+        else:
+            assert kernel.product_nodes(lik.t) is not None
+        values.append(lik.evaluate(x))
+    for _f, _g, logm, S in values[:2]:
+        np.testing.assert_allclose(logm, values[2][2], rtol=1e-13)
+        np.testing.assert_allclose(S, values[2][3], rtol=1e-9, atol=1e-12)

@@ -68,12 +68,47 @@ static inline void row_eta(int64_t N, int64_t q, int64_t rows, const double *D,
     }
 }
 
+/* A product rule, T[:, k] = (z[k_1], ..., z[k_q]) with k = ((k_1 K) + k_2) K +
+   ...: e^-eta factors into e^-(eh + d_1 z[k_1]) e^-(d_2 z[k_2]) ..., q K exps
+   for the row instead of K^q (every factor finite: the group is within
+   LIMIT). Multiplies the row's 1 + e^-eta into pr, and its expits into Pi. */
+static inline void tensor_row(int64_t K, int64_t q, int64_t rows, const double *D,
+                              const double *eh, const double *z, int64_t i, double *E,
+                              double *pr, double *Pi) {
+    double e = eh[i], d0 = D[i], d1 = D[rows + i], d2 = q > 2 ? D[2 * rows + i] : 0.0;
+    double *A = E, *B = E + K, *C = E + 2 * K;
+#pragma omp simd
+    for (int64_t j = 0; j < K; j++) {
+        A[j] = exp(-(e + d0 * z[j]));
+        B[j] = exp(-d1 * z[j]);
+        C[j] = exp(-d2 * z[j]);
+    }
+    int64_t outer = q > 2 ? K * K : K;
+    for (int64_t ab = 0; ab < outer; ab++) {
+        double f = q > 2 ? A[ab / K] * B[ab % K] : A[ab];
+        const double *last = q > 2 ? C : B;
+        double *prr = pr + ab * K;
+        if (Pi) {
+            double *Pr = Pi + ab * K;
+#pragma omp simd
+            for (int64_t c = 0; c < K; c++) {
+                double v = 1.0 + f * last[c];
+                prr[c] *= v;
+                Pr[c] = 1.0 / v;
+            }
+        } else {
+#pragma omp simd
+            for (int64_t c = 0; c < K; c++) prr[c] *= 1.0 + f * last[c];
+        }
+    }
+}
+
 CLONES
 int64_t skre_slope_pass(int64_t G, int64_t N, int64_t q, int64_t J, int64_t rows,
                         const double *D, const double *eh, const double *m,
                         const double *T, const double *pg, const double *pn,
-                        const int64_t *bounds, int64_t grad, double *logm,
-                        double *tmom, double *rmom) {
+                        const int64_t *bounds, int64_t grad, int64_t K, const double *z,
+                        double *logm, double *tmom, double *rmom) {
     int64_t most = 0, careful = 0, nt = q + q * q;
     for (int64_t g = 0; g < G; g++)
         if (bounds[g + 1] - bounds[g] > most) most = bounds[g + 1] - bounds[g];
@@ -83,9 +118,10 @@ int64_t skre_slope_pass(int64_t G, int64_t N, int64_t q, int64_t J, int64_t rows
         for (int64_t k = 0; k < N; k++)
             if (fabs(T[j * N + k]) > tmax[j]) tmax[j] = fabs(T[j * N + k]);
     double *a = malloc(sizeof(double) * N), *pr = malloc(sizeof(double) * N),
-           *eta = malloc(sizeof(double) * N), *P = malloc(sizeof(double) * (keep * N + 1));
-    if (!a || !pr || !eta || !P) {
-        free(a); free(pr); free(eta); free(P);
+           *eta = malloc(sizeof(double) * N), *P = malloc(sizeof(double) * (keep * N + 1)),
+           *E = malloc(sizeof(double) * (3 * K + 1));
+    if (!a || !pr || !eta || !P || !E) {
+        free(a); free(pr); free(eta); free(P); free(E);
         return -1;
     }
     for (int64_t g = 0; g < G; g++) {
@@ -121,13 +157,15 @@ int64_t skre_slope_pass(int64_t G, int64_t N, int64_t q, int64_t J, int64_t rows
 #pragma omp simd
         for (int64_t k = 0; k < N; k++) pr[k] = safe ? 0.0 : 1.0;
         for (int64_t i = r0; i < r1; i++) {
-            row_eta(N, q, rows, D, eh, T, i, eta);
+            if (safe || !K) row_eta(N, q, rows, D, eh, T, i, eta);
             double *Pi = keep ? P + (i - r0) * N : eta;
             if (safe) {
                 for (int64_t k = 0; k < N; k++) {
                     pr[k] += softplus(-eta[k]);
                     if (keep) Pi[k] = expit(eta[k]);
                 }
+            } else if (K) {
+                tensor_row(K, q, rows, D, eh, z, i, E, pr, keep && grad ? Pi : NULL);
             } else if (keep && grad) {
 #pragma omp simd
                 for (int64_t k = 0; k < N; k++) {
@@ -224,6 +262,6 @@ int64_t skre_slope_pass(int64_t G, int64_t N, int64_t q, int64_t J, int64_t rows
             if (q > 2) out[3] = s3;
         }
     }
-    free(a); free(pr); free(eta); free(P);
+    free(a); free(pr); free(eta); free(P); free(E);
     return careful;
 }

@@ -33,8 +33,8 @@ def _load():
                 fn.argtypes = (
                     [ctypes.c_int64] * 5
                     + [ctypes.c_void_p] * 7
-                    + [ctypes.c_int64]
-                    + [ctypes.c_void_p] * 3
+                    + [ctypes.c_int64] * 2
+                    + [ctypes.c_void_p] * 4
                 )
                 _lib = lib
                 break
@@ -71,6 +71,9 @@ def slope_pass(D, eta_hat, m, t, per_group, per_node, bounds, grad):
     logm = np.empty(G)
     tmom = np.empty((G, q + q * q))
     rmom = np.empty((rows, 1 + q)) if grad else np.empty((1, 1 + q))
+    z = product_nodes(t)
+    K = 0 if z is None else len(z)
+    z = np.zeros(1) if z is None else z
     status = lib.skre_slope_pass(
         G,
         N,
@@ -79,6 +82,8 @@ def slope_pass(D, eta_hat, m, t, per_group, per_node, bounds, grad):
         rows,
         *(a.ctypes.data for a in (Dt, eh, m, T, pg, pn, bounds)),
         int(bool(grad)),
+        K,
+        z.ctypes.data,
         logm.ctypes.data,
         tmom.ctypes.data,
         rmom.ctypes.data,
@@ -86,3 +91,18 @@ def slope_pass(D, eta_hat, m, t, per_group, per_node, bounds, grad):
     if status < 0:
         raise MemoryError("the compiled node pass could not allocate its buffers")
     return logm, tmom, rmom if grad else None
+
+
+def product_nodes(t):
+    """The 1-D nodes ``z`` when the rule's nodes ``t`` (N, q) are their
+    product grid in ``meshgrid(..., indexing="ij")`` order (q = 2 or 3), so
+    that e^-eta factors over the dimensions; else None."""
+    N, q = t.shape
+    if q not in (2, 3):
+        return None
+    K = int(round(N ** (1.0 / q)))
+    if K**q != N:
+        return None
+    z = np.ascontiguousarray(t[:K, q - 1], dtype=float)
+    grid = np.stack([g.ravel() for g in np.meshgrid(*([z] * q), indexing="ij")], 1)
+    return z if np.array_equal(grid, t) else None
