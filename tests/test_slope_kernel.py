@@ -75,6 +75,8 @@ def _theta(q, sds=1.0):
         (2, 9, [5] * 10 + [3000], 1.0, 1.0, False),  # a product that overflows
         (2, 9, [5] * 20, 60.0, 3.0, False),  # logits beyond +-600 at some nodes
         (2, "sinh:0.5:3", [8] * 20, 1.0, 1.0, False),  # a trapezoid rule
+        # a group of more than 2^20 row-nodes: its expits computed again
+        (2, 25, [5] * 6 + [1700], 1.0, 1.0, True),
     ],
 )
 def test_compiled_pass_equals_numpy(q, K, sizes, scale, sds, offset, monkeypatch):
