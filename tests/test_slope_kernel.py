@@ -142,3 +142,27 @@ def test_a_rule_not_in_product_order_takes_the_general_loop(q, monkeypatch):
     for _f, _g, logm, S in values[:2]:
         np.testing.assert_allclose(logm, values[2][2], rtol=1e-13)
         np.testing.assert_allclose(S, values[2][3], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.slow  # (two fits of about 5 s: a replicate that needs 25 nodes)
+def test_a_long_newton_step_warns_nothing(monkeypatch):
+    """bench_slopes' bias replicate 486 (500 groups of 5 binary rows): with the
+    compiled pass, one Newton step reached a covariance so large that a
+    group's mode curvature was singular in floating point; the step was
+    rejected, but numpy's divide-by-zero warning reached the user (and fails
+    this suite, which makes RuntimeWarning an error). Either pass: no
+    warning, the same fit."""
+    rng = np.random.default_rng([25, 1, 486])
+    G, n, sd0, sd1, rho = 500, 5, 1.5, 0.5, 0.3
+    cov = np.array([[sd0**2, rho * sd0 * sd1], [rho * sd0 * sd1, sd1**2]])
+    u = rng.multivariate_normal(np.zeros(2), cov, size=G)
+    g = np.repeat(np.arange(G), n)
+    x = rng.standard_normal(G * n)
+    eta = -0.5 + 0.5 * x + u[g, 0] + u[g, 1] * x
+    y = rng.binomial(1, 1 / (1 + np.exp(-eta)))
+    X = pd.DataFrame({"g": g, "x1": x})
+    fits = []
+    for numpy_pass in ("0", "1"):
+        monkeypatch.setenv("SKRE_NUMPY_PASS", numpy_pass)
+        fits.append(MultilevelBinomial(group="g", random_slopes=["x1"]).fit(X, y))
+    np.testing.assert_allclose(fits[0].loglik_, fits[1].loglik_, rtol=1e-12)

@@ -711,7 +711,11 @@ def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8, curvature=None):
         last = size
         halved = 0
         while True:
-            out = lik.evaluate(x + d)
+            # a long step may reach covariances so large that the modes'
+            # curvature is singular in floating point: a non-finite value,
+            # rejected below (without numpy's warnings about it)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                out = lik.evaluate(x + d)
             if np.isfinite(out[0]) and out[0] >= f - 1e-12 * abs(f):
                 break
             if halved == 12:
