@@ -74,7 +74,6 @@ def _theta(q, sds=1.0):
         (3, 7, [6, 2, 9, 15] * 6, 1.0, 1.0, True),  # two slopes
         (2, 9, [5] * 10 + [3000], 1.0, 1.0, False),  # a product that overflows
         (2, 9, [5] * 20, 60.0, 3.0, False),  # logits beyond +-600 at some nodes
-        (2, "sinh:0.5:3", [8] * 20, 1.0, 1.0, False),  # a trapezoid rule
         # a group of more than 2^20 row-nodes: its expits computed again
         (2, 25, [5] * 6 + [1700], 1.0, 1.0, True),
     ],
@@ -166,3 +165,19 @@ def test_a_long_newton_step_warns_nothing(monkeypatch):
         monkeypatch.setenv("SKRE_NUMPY_PASS", numpy_pass)
         fits.append(MultilevelBinomial(group="g", random_slopes=["x1"]).fit(X, y))
     np.testing.assert_allclose(fits[0].loglik_, fits[1].loglik_, rtol=1e-12)
+
+
+def test_trapezoid_rules_take_the_numpy_pass(monkeypatch):
+    """A trapezoid rule's nodes reach |t| = 120, where the compiled pass would
+    compute most groups in its slower overflow-free loop: numpy's pass."""
+    import skre._core.slopes as slopes
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the compiled pass was called")
+
+    monkeypatch.setattr(slopes, "slope_pass", refuse)
+    data = _data(np.random.default_rng(2), [6] * 10, 2)
+    x = np.r_[0.4, -0.3, 0.1, _theta(2)]
+    assert np.isfinite(data.likelihood("sinh:0.5:3").evaluate(x)[0])
+    with pytest.raises(AssertionError, match="compiled pass was called"):
+        data.likelihood(9).evaluate(x)

@@ -308,7 +308,11 @@ class SlopeLikelihood:
         per_node = np.vstack(
             [-t.T, -0.5 * tt.T, np.full(N, -0.5), log_w + 0.5 * np.sum(t * t, axis=1)]
         )
-        if self._unit_rows:  # binary rows: the compiled pass, where built
+        # binary rows on a Gauss-Hermite rule: the compiled pass, where built
+        # (a trapezoid rule's nodes reach |t| = 120, where the compiled pass
+        # takes its slower overflow-free loop for most groups: toenail's
+        # profile took 1190 s instead of 821 s; numpy's pass there)
+        if self._unit_rows and not isinstance(self.K, str):
             out = slope_pass(
                 D, eta_hat, d.m, t, per_group, per_node, self._bounds, grad
             )
