@@ -51,6 +51,9 @@ class FormulaModel(tuple):
         The grouping column, or the outer and inner columns of ``(1 | a/b)``.
     offsets : tuple of str, default=()
         The expressions of the formula's ``offset(...)`` terms.
+    pairs : dict or None, default=None
+        For ``(1 | a:b)``: the data's (a, b) pairs and their labels, which
+        :meth:`design` gives new rows of the same pairs.
 
     See Also
     --------
@@ -68,11 +71,11 @@ class FormulaModel(tuple):
     ('y ~ x + (1 | g)', ['g', 'x'])
     """
 
-    def __new__(cls, estimator, X, y, formula, spec, group, offsets=()):
+    def __new__(cls, estimator, X, y, formula, spec, group, offsets=(), pairs=None):
         self = super().__new__(cls, (estimator, X, y))
         self.formula, self._spec, self._group = formula, spec, group
         self._offsets = tuple(offsets)
-        self._pairs = {}  # (1 | a:b): the pairs of the formula's data and their labels
+        self._pairs = pairs or {}
         return self
 
     @property
@@ -132,7 +135,7 @@ class FormulaModel(tuple):
            g    x
         0  4  1.0
         """
-        X = _design(self._spec, data, self._group, self._pairs)
+        X, _ = _design(self._spec, data, self._group, self._pairs)
         if self._offsets:
             X[_offset_name(self._offsets)] = _offset_values(self._offsets, data)
         return X
@@ -246,13 +249,7 @@ def from_formula(formula, data, **params):
     groups = group if isinstance(group, list) else [group]
     _check_columns(data, _sources(groups), "grouping column")
     y = _response(lhs, data)
-    for name in _sources(groups):
-        if data[name].isna().any():
-            raise ValueError(
-                f"the grouping column {name!r} has missing values (row "
-                f"{int(np.flatnonzero(data[name].isna().to_numpy())[0])}); drop "
-                "or fill them first: nothing is dropped silently."
-            )
+    _check_no_missing(data, _sources(groups))
     fixed, offsets = _offset_terms(fixed)
     offsets = list(dict.fromkeys(offsets))  # R counts a repeated term once
     spec = _fixed_spec(fixed, data, formula)
@@ -266,11 +263,16 @@ def from_formula(formula, data, **params):
         name = _offset_name(offsets)
         X[name] = _offset_values(offsets, data)
         params = {"offset": name, **params}
-    model = FormulaModel(
-        MultilevelBinomial(group=group, **params), X, y, formula, spec, group, offsets
+    return FormulaModel(
+        MultilevelBinomial(group=group, **params),
+        X,
+        y,
+        formula,
+        spec,
+        group,
+        offsets,
+        pairs,
     )
-    model._pairs = pairs
-    return model
 
 
 def _offset_terms(fixed):
@@ -580,8 +582,8 @@ def _fixed_spec(fixed, data, formula):
 
 
 def _design(spec, data, group, pairs=None):
-    """X of ``data``: the group columns, then the fixed part's. ``pairs``:
-    see :func:`_group_columns`; without them, returns ``(X, pairs)``."""
+    """X of ``data`` (the group columns, then the fixed part's) and the
+    pairs of its ``a:b`` groups (see :func:`_group_columns`)."""
     groups = group if isinstance(group, list) else [group]
     _check_columns(data, _sources(groups), "grouping column")
     from formulaic.errors import FormulaicError
@@ -606,11 +608,9 @@ def _design(spec, data, group, pairs=None):
                 f"{name!r} is both {'the' if len(groups) == 1 else 'a'} grouping "
                 "column and a fixed-effect column."
             )
-    built = _group_columns(data, groups, pairs)
-    frame, found = (built, None) if pairs is not None else built
+    frame, found = _group_columns(data, groups, pairs)
     X = pd.concat([frame, fixed.reset_index(drop=True)], axis=1)
-    X = X.astype({name: float for name in fixed.columns})
-    return X if pairs is not None else (X, found)
+    return X.astype({name: float for name in fixed.columns}), found
 
 
 def _sources(groups):
@@ -626,20 +626,15 @@ def _group_columns(data, groups, pairs=None):
     MultiIndex, their labels)}``), which rows of new data with the same
     values (by value, as for one group column: 2 and 2.0 are one label) get;
     a new combination whose label a different one already has is an error.
-    Without ``pairs``, returns them too."""
+    Returns the columns and this data's pairs (``{name: (MultiIndex,
+    labels)}``)."""
     out, found = {}, {}
     for name in groups:
         parts = name.split(":")
         if len(parts) == 1:
             out[name] = data[name].reset_index(drop=True)
             continue
-        for part in parts:
-            if data[part].isna().any():
-                row = int(np.flatnonzero(data[part].isna().to_numpy())[0])
-                raise ValueError(
-                    f"the grouping column {part!r} has missing values (row {row}); "
-                    "drop or fill them first: nothing is dropped silently."
-                )
+        _check_no_missing(data, parts)
         rows = pd.MultiIndex.from_frame(data[parts])
         known, known_labels = pairs[name] if pairs else (rows[:0], np.array([], object))
         unique = rows.unique()
@@ -658,5 +653,16 @@ def _group_columns(data, groups, pairs=None):
             )
         out[name] = pd.Series(labels[unique.get_indexer(rows)], name=name)
         found[name] = (unique, labels)
-    frame = pd.concat(out.values(), axis=1) if out else pd.DataFrame()
-    return frame if pairs is not None else (frame, found)
+    return pd.concat(out.values(), axis=1), found
+
+
+def _check_no_missing(data, names):
+    """Refuse a missing label in the grouping columns ``names``."""
+    for name in names:
+        missing = data[name].isna().to_numpy()
+        if missing.any():
+            raise ValueError(
+                f"the grouping column {name!r} has missing values (row "
+                f"{int(np.flatnonzero(missing)[0])}); drop or fill them first: "
+                "nothing is dropped silently."
+            )
