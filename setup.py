@@ -1,5 +1,5 @@
-"""The optional compiled node pass (skre/_core/_slopepass.c); everything else
-is in pyproject.toml.
+"""The optional compiled node pass and mode solver (skre/_core/_slopepass.c,
+_slopemodes.c); everything else is in pyproject.toml.
 
 It is built on Linux x86-64 (glibc's vector exp and log, libmvec), and only
 there: elsewhere, or when the build fails (no C compiler), skre installs
@@ -16,7 +16,7 @@ if sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64"
     extensions.append(
         Extension(
             "skre._core._slopepass",
-            ["skre/_core/_slopepass.c"],
+            [f"skre/_core/_slope{part}.c" for part in ("pass", "modes", "scores")],
             extra_compile_args=["-O3", "-fopenmp-simd", "-std=c99"],
             libraries=["mvec", "m"],
             optional=True,

@@ -98,6 +98,56 @@ def test_compiled_pass_equals_numpy(q, K, sizes, scale, sds, offset, monkeypatch
 
 
 @needs_kernel
+@pytest.mark.parametrize(
+    "q, K, diagonal, trials, p",
+    [
+        (2, 9, False, 10, 2),  # counts: numpy's node pass, compiled modes and scores
+        (2, 1, False, 10, 2),  # Laplace (no node pass), counts
+        (3, 1, False, 1, 2),  # Laplace, binary rows, two slopes
+        (3, 5, True, 6, 2),  # diagonal covariance, counts
+        (2, 9, False, 1, 0),  # no fixed covariate but the intercept
+    ],
+)
+def test_compiled_modes_and_scores_equal_numpy(q, K, diagonal, trials, p, monkeypatch):
+    """``_slopemodes.c`` and ``_slopescores.c`` (every rule, counts too)
+    against numpy's modes and scores: the modes, the value, each group's
+    value and score."""
+    rng = np.random.default_rng([q, K, trials, p])
+    sizes = [1, 4, 9, 2, 30, 6] * 6
+    data = _data(rng, sizes, q, offset=True)
+    n = rng.integers(1, trials + 1, size=len(data.m)).astype(float)
+    m = rng.binomial(n.astype(int), 0.3 + 0.4 * data.m).astype(float)
+    X = data.X[:, :p]
+    data = SlopeData(data.codes, data.starts, X, data.R, m, n, data.offset)
+    L = np.diag(np.full(q, 0.8)) if diagonal else None
+    theta = np.full(q, 0.8) if diagonal else _theta(q, 0.8)
+    x = np.r_[[0.4, -0.3][:p], 0.1, theta]
+    # numpy's modes to 1e-15: its steps stop when the slowest group's is
+    # below 1e-10, the compiled solver's one step after each group's is
+    monkeypatch.setenv("SKRE_NUMPY_PASS", "1")
+    exact = data.likelihood(K, diagonal)
+    beta, b, Lx = exact.unpack(x)
+    offset = b + X @ beta + data.offset
+    exact.modes(offset, data.R @ Lx, tol=1e-15, max_iter=200)
+    out = []
+    for numpy_pass in ("0", "1"):
+        monkeypatch.setenv("SKRE_NUMPY_PASS", numpy_pass)
+        lik = data.likelihood(K, diagonal)
+        if numpy_pass == "1":
+            lik.u = exact.u.copy()
+        f, g, logm, S = lik.evaluate(x)
+        out.append((lik.u, f, g, logm, S))
+    (u, f, g, logm, S), (nu, nf, ng, nlogm, nS) = out
+    assert L is None or S.shape[1] == p + 1 + q
+    # (its last step is skipped below 1e-13 (1 + max |u|): rounding)
+    np.testing.assert_allclose(u, exact.u, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(logm, nlogm, rtol=1e-12)
+    np.testing.assert_allclose(f, nf, rtol=1e-13)
+    np.testing.assert_allclose(S, nS, rtol=0, atol=1e-10 * np.abs(nS).max())
+    np.testing.assert_allclose(g, ng, rtol=0, atol=1e-10 * np.abs(nS).sum(0).max())
+
+
+@needs_kernel
 def test_fits_equal_with_either_pass(monkeypatch):
     """The default fit of binary rows (the node check included) gives the same
     estimates with either pass."""

@@ -34,7 +34,7 @@ import numpy as np
 from scipy import optimize, sparse
 
 from .binomial import fast_expit, softplus
-from .kernel import slope_pass
+from .kernel import slope_modes, slope_pass, slope_scores
 from .nodepass import log_expit_and_expit
 from .rules import product_rule
 
@@ -199,6 +199,13 @@ class SlopeLikelihood:
         """Each group's conditional mode of ``u`` (Newton with step halving
         where ``h_g`` does not increase) and ``A_g``-based ``H_g`` there."""
         d = self.data
+        unit = self._unit_rows
+        out = slope_modes(
+            offset, RL, d.m, None if unit else d.n, self._bounds, self.u, tol, max_iter
+        )
+        if out is not None:  # the compiled solver: the same steps, group by group
+            self.u = out[0]
+            return out
         u = self.u.copy()
         q, G = d.q, d.n_groups
         eye = np.eye(q)
@@ -275,6 +282,9 @@ class SlopeLikelihood:
             logm = log_det_C + h_hat
             if not grad:
                 return float(logm.sum()), None, logm, None
+            S = self._compiled_scores(u, Hinv, C, eta_hat, RL, L, None, None)
+            if S is not None:
+                return float(logm.sum()), S.sum(axis=0), logm, S
             prob = fast_expit(eta_hat.copy())
             r_bar = d.m - d.n * prob  # the one node: the mode
             zeros = np.zeros((d.n_groups, d.q))
@@ -371,12 +381,36 @@ class SlopeLikelihood:
 
     def _finish(self, u, Hinv, C, eta_hat, RL, L, r_moments, t_moments, logm):
         """The value and the scores from the node pass's moments."""
+        S = self._compiled_scores(u, Hinv, C, eta_hat, RL, L, r_moments, t_moments)
+        if S is not None:
+            return float(logm.sum()), S.sum(axis=0), logm, S
         q = self.data.q
         r_bar, r_t = r_moments[:, 0].copy(), r_moments[:, 1:]
         t_bar = t_moments[:, :q]
         T2 = t_moments[:, q:].reshape(len(t_moments), q, q)
         S = self._scores(u, Hinv, C, eta_hat, RL, L, r_bar, r_t, t_bar, T2)
         return float(logm.sum()), S.sum(axis=0), logm, S
+
+    def _compiled_scores(self, u, Hinv, C, eta, RL, L, r_moments, t_moments):
+        """:meth:`_scores` from the node pass's moments (None, None: the
+        Laplace rule) by the compiled version; None where it is not built."""
+        d = self.data
+        return slope_scores(
+            self._bounds,
+            d.R,
+            RL,
+            d.X,
+            d.m,
+            None if self._unit_rows else d.n,
+            eta,
+            r_moments,
+            u,
+            Hinv,
+            C,
+            t_moments,
+            L,
+            self._entries(),
+        )
 
     @property
     def _unit_rows(self):
@@ -388,9 +422,13 @@ class SlopeLikelihood:
 
     @property
     def _bounds(self):
-        """Each group's first row, then the number of rows (int64)."""
-        d = self.data
-        return np.r_[np.asarray(d.starts), len(d.codes)].astype(np.int64)
+        """Each group's first row, then the number of rows (int64); cached."""
+        bounds = self.__dict__.get("_bounds_of_groups")
+        if bounds is None:
+            d = self.data
+            bounds = np.r_[np.asarray(d.starts), len(d.codes)].astype(np.int64)
+            self.__dict__["_bounds_of_groups"] = bounds
+        return bounds
 
     def _entries(self):
         q = self.data.q
