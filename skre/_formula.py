@@ -370,6 +370,15 @@ def _random_part(rhs, formula):
     """The grouping column of the one ``(1 | g)`` term (``[a, b]`` for
     nested ``(1 | a/b)``), the fixed part, and the term's inside and bar."""
     terms = _RANDOM.findall(rhs)
+    if not terms and "|" in rhs:
+        # a bar inside a term the pattern does not read: a call in the
+        # grouping part, interaction(a, b), say
+        hint = " (interaction(a, b) is a:b here)" if "interaction(" in rhs else ""
+        raise NotImplementedError(
+            f"{_NOT_YET}; formula {formula!r} has a random-effect term skre does "
+            "not read: it reads (1 | g), (1 + x | g), (1 + x || g), (1 | a/b) "
+            f"and (1 | a:b), each g, a and b a column of the data{hint}."
+        )
     if not terms:
         raise ValueError(
             f"formula {formula!r} has no random-effect term: add (1 | group) "

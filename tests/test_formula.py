@@ -106,6 +106,12 @@ def test_categorical_and_transforms_equal_hand_coding(clinics):
         ("cured ~ age + (1 | arm:hospital)", ValueError, "'hospital' is not a column"),
         ("cured ~ age + (1 | arm:clinic-1)", NotImplementedError, "a:b of columns"),
         ("cured ~ (1 | arm) + (1 | clinic)", NotImplementedError, "2 random-effect"),
+        (
+            "cured ~ age + (1 | interaction(arm, clinic))",
+            NotImplementedError,
+            r"does not read.*\(interaction\(a, b\) is a:b here\)",
+        ),
+        ("cured ~ age + (1 | (clinic))", NotImplementedError, "does not read"),
         ("cured ~ 0 + age + (1 | clinic)", ValueError, "no intercept"),
         ("cured ~ age - 1 + (1 | clinic)", ValueError, "no intercept"),
         ("cured ~ age + (1 | hospital)", ValueError, "'hospital' is not a column"),
