@@ -1,9 +1,10 @@
-"""The optional compiled node pass and mode solver (skre/_core/_slopepass.c,
-_slopemodes.c); everything else is in pyproject.toml.
+"""The optional compiled library of the random-slope fits: node pass, modes
+and scores (skre/_core/_slopepass.c, _slopemodes.c, _slopescores.c);
+everything else is in pyproject.toml.
 
 It is built on Linux x86-64 (glibc's vector exp and log, libmvec), and only
 there: elsewhere, or when the build fails (no C compiler), skre installs
-without it and every fit takes the numpy pass, with the same results
+without it and every fit computes the same in numpy, with the same results
 (skre/_core/kernel.py)."""
 
 import platform

@@ -60,7 +60,7 @@ def _load():
 
 
 def available():
-    """Whether fits use the compiled pass."""
+    """Whether random-slope fits use the compiled library."""
     return os.environ.get("SKRE_NUMPY_PASS", "") != "1" and bool(_load())
 
 
