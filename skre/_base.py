@@ -231,7 +231,7 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
             setattr(self, name, value)
         self._fit_result = result
 
-    def _warn_if_separated(self, design, eta, codes=None, n_groups=1):
+    def _warn_if_separated(self, design, eta, codes=None, n_groups=1, remedy=None):
         """Warn when the covariates separate the outcomes (a linear program),
         so that some slopes have infinite maximum-likelihood estimates.
 
@@ -239,18 +239,21 @@ class GroupedBinomialMixin(GroupDecisionsMixin, ClassifierMixin, BaseEstimator):
         with one beyond +-30 (a probability within 1e-13 of 0 or 1) is
         checked. A steep but finite fit whose classes overlap (R's "fitted
         probabilities numerically 0 or 1 occurred") is not warned about: its
-        estimates are the maximum-likelihood ones, and converged.
+        estimates are the maximum-likelihood ones, and converged. ``remedy``
+        replaces the advice (a coef_prior) where the fit has no coef_prior.
         """
         split = separated(design.data, eta, codes, n_groups)
         name = type(self).__name__
         if split:
+            remedy = remedy or (
+                "A coef_prior (e.g. Normal(0, 2.5)) gives finite estimates."
+            )
             warn(
                 f"{name}: the covariates separate successes from failures "
                 "(perfect or quasi-perfect separation): some slopes have infinite "
                 "maximum-likelihood estimates, so fitted probabilities are "
                 "numerically 0 or 1 and the reported slopes are where the "
-                "optimizer stopped. A coef_prior (e.g. Normal(0, 2.5)) gives "
-                "finite estimates.",
+                f"optimizer stopped. {remedy}",
                 SeparationWarning,
             )
         elif split is None:

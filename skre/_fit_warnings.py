@@ -13,6 +13,13 @@ from ._core.accuracy import LEVELS
 from ._core.multilevel import UNIDENTIFIED
 from .exceptions import BoundaryWarning, QuadratureWarning, warn
 
+#: SeparationWarning's advice for fits that take no coef_prior (random slopes,
+#: nested groups)
+NO_COEF_PRIOR = (
+    "Random slopes and nested groups take no coef_prior yet: fit the random "
+    "intercept alone with one, or leave out the separating covariate."
+)
+
 
 def warn_unconverged(est, res, what):
     """The ConvergenceWarning of a logistic fit that stopped unconverged."""

@@ -5,7 +5,8 @@ from numbers import Integral
 
 import numpy as np
 
-from ._fit_warnings import warn_optimizer
+from ._core.grouping import row_offset
+from ._fit_warnings import NO_COEF_PRIOR, warn_optimizer
 from ._nested_fit import NestedFit, fit_nested_groups, outer_codes_of
 from .exceptions import BoundaryWarning, QuadratureWarning, warn
 
@@ -65,6 +66,10 @@ def fit_with_nested(est, design):
         names,
         res.group_loglik,
         check,
+    )
+    rows = design.data
+    est._warn_if_separated(
+        design, fit.b + rows.Z @ fit.beta + row_offset(rows), remedy=NO_COEF_PRIOR
     )
     if check is not None and check[3] > 1.0:
         warn(

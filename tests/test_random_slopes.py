@@ -913,3 +913,39 @@ def test_unidentified_slopes_and_a_meaningless_covariance_are_refused():
         MultilevelBinomial(group="g", random_slopes=["z"], n_quad=1).fit(X, y)
     with pytest.raises(ValueError, match="covariance='diagonal' is the covariance"):
         MultilevelBinomial(group="g", covariance="diagonal").fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"group": "g", "random_slopes": ["x1"]},
+        {"group": ["o", "g"]},  # nested groups
+    ],
+)
+def test_separated_data_warn_as_the_random_intercept_does(kwargs):
+    """y = (x1 > 0) in every group: the fixed slope has no finite maximum (a
+    linear program says so, as for the random intercept). The slopes and
+    nested fits stopped at a slope of about 1e4 without a word (a black-box
+    attack found it); they warn now, and data that do not separate do not."""
+    from skre.exceptions import SeparationWarning
+
+    rng = np.random.default_rng(113)
+    g = np.repeat(np.arange(10), 8)
+    x = rng.normal(size=80)
+    X = pd.DataFrame({"x1": x, "g": g, "o": g // 3})
+    if "random_slopes" in kwargs:
+        X = X.drop(columns="o")
+    with warnings.catch_warnings(record=True) as caught:
+        # (with others: the fit is where the optimizer stopped)
+        warnings.simplefilter("always")
+        MultilevelBinomial(**kwargs).fit(X, (x > 0).astype(int))
+    assert any(
+        w.category is SeparationWarning
+        and "separate successes from failures" in str(w.message)
+        for w in caught
+    )
+    y = (x + rng.normal(size=80) > 0).astype(int)  # overlapping classes
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MultilevelBinomial(**kwargs).fit(X, y)
+    assert not [w for w in caught if w.category is SeparationWarning]
