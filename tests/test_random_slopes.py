@@ -949,3 +949,38 @@ def test_separated_data_warn_as_the_random_intercept_does(kwargs):
         warnings.simplefilter("always")
         MultilevelBinomial(**kwargs).fit(X, y)
     assert not [w for w in caught if w.category is SeparationWarning]
+
+
+def test_a_fixed_rule_that_stalls_at_a_boundary_start_reaches_its_maximum():
+    """Laplace's estimate is at a correlation of -1 here (a Cholesky diagonal
+    entry at 0, where the likelihood is even in it); from it, 9 nodes
+    stopped after 220 iterations, 0.006 log-likelihood units below the
+    rule's maximum, with a ConvergenceWarning (black-box attack). The fixed
+    rule now steps again from n_quad="auto"'s estimate and converges: its
+    estimate is a maximum of the 9-node rule (no Newton step on it moves the
+    estimates) and at least as high as the auto estimate on that rule."""
+    from skre._core.slopes import fit_slopes
+    from skre._slopes_fit import slope_data
+
+    rng = np.random.default_rng(10)
+    G, n = 40, 10
+    g = np.repeat(np.arange(G), n)
+    cov = np.array([[1.0, 0.15], [0.15, 0.25]])
+    u = rng.multivariate_normal(np.zeros(2), cov, size=G)
+    x = rng.normal(size=G * n)
+    y = rng.binomial(1, expit(-0.5 + 0.5 * x + u[g, 1] * x + u[g, 0]))
+    X = pd.DataFrame({"x1": x, "g": g})
+    laplace = MultilevelBinomial(group="g", random_slopes=["x1"], n_quad=1)
+    with pytest.warns(BoundaryWarning):
+        laplace.fit(X, y)
+    assert laplace.variance_components_["sdcor"].iloc[-1] == pytest.approx(-1.0)
+    fit = MultilevelBinomial(group="g", random_slopes=["x1"], n_quad=9).fit(X, y)
+    assert fit.converged_
+    res = fit._fit_result
+    data = slope_data(res.design.data, res.slopes, res.design)
+    again = fit_slopes(data, 9, res.x)  # Newton steps from the estimate
+    np.testing.assert_allclose(again.x, res.x, rtol=1e-6, atol=1e-8)
+    auto = MultilevelBinomial(group="g", random_slopes=["x1"]).fit(X, y)
+    on_nine = data.likelihood(9).evaluate(auto._fit_result.x, grad=False)[0]
+    assert fit.loglik_ >= on_nine - 1e-9 * abs(on_nine)
+    assert fit.loglik_ > -257.85  # the stalled fit's was -257.8515
