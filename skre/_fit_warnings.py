@@ -10,15 +10,9 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ._core.accuracy import LEVELS
+from ._core.grouping import row_offset
 from ._core.multilevel import UNIDENTIFIED
 from .exceptions import BoundaryWarning, QuadratureWarning, warn
-
-#: SeparationWarning's advice for fits that take no coef_prior (random slopes,
-#: nested groups)
-NO_COEF_PRIOR = (
-    "Random slopes and nested groups take no coef_prior yet: fit the random "
-    "intercept alone with one, or leave out the separating covariate."
-)
 
 
 def warn_unconverged(est, res, what):
@@ -30,6 +24,19 @@ def warn_unconverged(est, res, what):
             "slopes are infinite; otherwise raise max_iter.",
             ConvergenceWarning,
         )
+
+
+def warn_separated_without_prior(est, design, fit):
+    """The SeparationWarning of a random-slope or nested fit (``fit``: its
+    ``b`` and ``beta`` on the design's rows, which the Dask fit gathers too),
+    whose advice is not a coef_prior: these fits take none yet."""
+    rows = design.data
+    est._warn_if_separated(
+        design,
+        fit.b + rows.Z @ fit.beta + row_offset(rows),
+        remedy="Random slopes and nested groups take no coef_prior yet: fit the "
+        "random intercept alone with one, or leave out the separating covariate.",
+    )
 
 
 def warn_optimizer(name, res):

@@ -5,8 +5,7 @@ from numbers import Integral
 
 import numpy as np
 
-from ._core.grouping import row_offset
-from ._fit_warnings import NO_COEF_PRIOR, warn_optimizer
+from ._fit_warnings import warn_optimizer, warn_separated_without_prior
 from ._nested_fit import NestedFit, fit_nested_groups, outer_codes_of
 from .exceptions import BoundaryWarning, QuadratureWarning, warn
 
@@ -67,10 +66,7 @@ def fit_with_nested(est, design):
         res.group_loglik,
         check,
     )
-    rows = design.data
-    est._warn_if_separated(
-        design, fit.b + rows.Z @ fit.beta + row_offset(rows), remedy=NO_COEF_PRIOR
-    )
+    warn_separated_without_prior(est, design, fit)
     if check is not None and check[3] > 1.0:
         warn(
             f"{name}: n_quad='auto' did not settle at the estimate, even on its "

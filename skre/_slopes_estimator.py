@@ -6,9 +6,8 @@ import warnings
 
 import numpy as np
 
-from ._core.grouping import row_offset
 from ._core.multilevel import InMemory, fit_multilevel
-from ._fit_warnings import NO_COEF_PRIOR, warn_optimizer
+from ._fit_warnings import warn_optimizer, warn_separated_without_prior
 from ._labels import group_column_name
 from ._multilevel_fit import likelihood_units
 from ._nested_fit import UNSUPPORTED_NESTED, NestedFit
@@ -93,10 +92,7 @@ def slopes_fit(est, design, slopes, source, data=None):
         check,
         est.covariance_prior,
     )
-    rows = design.data  # (the Dask fit's too: it gathers the rows)
-    est._warn_if_separated(
-        design, fit.b + rows.Z @ fit.beta + row_offset(rows), remedy=NO_COEF_PRIOR
-    )
+    warn_separated_without_prior(est, design, fit)
     if check is not None and check[3] > 1.0:
         move = check[3] * 3e-7
         warn(
