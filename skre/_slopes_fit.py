@@ -252,8 +252,19 @@ def fit_random_slopes(
         res = result_of(lik, x, f0, g0, logm, info, lower, converged, n_iter, message)
         if not auto:
             if not converged:
-                args = (design, slopes, diagonal, pooled, max_iter, prior, data)
-                res = _from_auto_estimate(K, res, lower, penalty, *args)
+                res = _from_auto_estimate(
+                    K,
+                    res,
+                    lower,
+                    penalty,
+                    design,
+                    slopes,
+                    diagonal,
+                    pooled,
+                    max_iter,
+                    prior,
+                    data,
+                )
             return res, None
         larger = rules[i + 1]
         finer = _rule_at(data, larger, lik.u, diagonal, penalty)
@@ -284,7 +295,9 @@ def fit_random_slopes(
             state = None
 
 
-def _from_auto_estimate(K, stalled, lower, penalty, design, slopes, diagonal, *rest):
+def _from_auto_estimate(
+    K, stalled, lower, penalty, design, slopes, diagonal, pooled, max_iter, prior, data
+):
     """A fixed rule's fit that stopped short (``stalled``) again, by Newton
     steps on the rule from ``n_quad="auto"``'s estimate; the stalled result
     where they do not converge to a higher value. From Laplace's estimate at
@@ -292,7 +305,6 @@ def _from_auto_estimate(K, stalled, lower, penalty, design, slopes, diagonal, *r
     likelihood is even in it), 9 nodes stopped after 220 iterations 0.006
     log-likelihood units below the rule's maximum, which 2 Newton steps from
     the auto estimate reach (``tests/test_random_slopes.py``)."""
-    pooled, max_iter, prior, data = rest
     auto, _ = fit_random_slopes(
         design, slopes, "auto", diagonal, pooled, max_iter, prior, data
     )
