@@ -1,6 +1,7 @@
-"""The optional compiled library of the random-slope fits: node pass, modes
-and scores (skre/_core/_slopepass.c, _slopemodes.c, _slopescores.c);
-everything else is in pyproject.toml.
+"""The optional compiled library: the random-slope fits' node pass, modes
+and scores (skre/_core/_slopepass.c, _slopemodes.c, _slopescores.c) and the
+random intercept's modes and rule without covariates (_interpass.c, a library
+of its own); everything else is in pyproject.toml.
 
 It is built on Linux x86-64 (glibc's vector exp and log, libmvec), and only
 there: elsewhere, or when the build fails (no C compiler), skre installs
@@ -19,6 +20,17 @@ if sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64"
             "skre._core._slopepass",
             [f"skre/_core/_slope{part}.c" for part in ("pass", "modes", "scores")],
             extra_compile_args=["-O3", "-fopenmp-simd", "-std=c99"],
+            libraries=["mvec", "m"],
+            optional=True,
+        )
+    )
+    # its own library: without errno (never read) GCC vectorises its exp and
+    # log, where the slopes' code keeps the flags it was measured with
+    extensions.append(
+        Extension(
+            "skre._core._interpass",
+            ["skre/_core/_interpass.c"],
+            extra_compile_args=["-O3", "-fopenmp-simd", "-fno-math-errno", "-std=c99"],
             libraries=["mvec", "m"],
             optional=True,
         )

@@ -70,9 +70,10 @@ class Collapsed:
             self.__dict__["_summer_matrix"] = summer
         return summer
 
-    def __getstate__(self):  # the cached matrix is rebuilt on demand, not pickled
+    def __getstate__(self):  # the caches are rebuilt on demand, not pickled
         state = dict(self.__dict__)
         state.pop("_summer_matrix", None)
+        state.pop("_interpass", None)  # (the compiled pass: see quadrature)
         return state
 
     @property

@@ -1,11 +1,14 @@
-"""The compiled random-slope node pass (``_slopepass.c``) and mode solver
-(``_slopemodes.c``), when they were built.
+"""The optional compiled library, when it was built: the random-slope fits'
+node pass, modes and scores (``_slopepass.c``, ``_slopemodes.c``,
+``_slopescores.c``), and the random intercept's modes and rule without
+covariates (``_interpass.c``).
 
-A plain C library loaded with ctypes (no Python API): :func:`slope_pass` and
-:func:`slope_modes` return None where it is not available (not built, not
+A plain C library loaded with ctypes (no Python API): :func:`slope_pass`,
+:func:`slope_modes` and :func:`slope_scores` return None, and
+:func:`intercept_available` says no, where it is not available (not built, not
 Linux x86-64, or ``SKRE_NUMPY_PASS=1`` in the environment), and the caller
 takes numpy's way, which computes the same numbers
-(``tests/test_slope_kernel.py``).
+(``tests/test_slope_kernel.py``, ``tests/test_intercept_kernel.py``).
 """
 
 import ctypes
@@ -16,52 +19,50 @@ from pathlib import Path
 import numpy as np
 
 _HERE = Path(__file__).parent
-_lib = None  # the loaded library, False once its absence is known
+_libs = {}  # each loaded library by name, False once its absence is known
+
+_I, _P, _D = ctypes.c_int64, ctypes.c_void_p, ctypes.c_double
+#: each library's functions: their return types and arguments (int64,
+#: pointer, double)
+_SIGNATURES = {
+    "_slopepass": {
+        "skre_slope_pass": (_I, [_I] * 5 + [_P] * 7 + [_I] * 2 + [_P] * 4),
+        "skre_slope_modes": (_I, [_I] * 2 + [_P] * 5 + [_D, _I] + [_P] * 4),
+        "skre_slope_scores": (_I, [_I] * 4 + [_P] * 7 + [_I] + [_P] * 9),
+    },
+    "_interpass": {
+        "skre_intercept_modes": (_I, [_I] + [_P] * 6 + [_D] * 3 + [_I] + [_P] * 5),
+        "skre_intercept_rule": (
+            _I,
+            [_I] * 2 + [_P] * 4 + [_D] + [_P] * 4 + [_D, _I] + [_P] * 10,
+        ),
+    },
+}
 
 
-def _load():
-    global _lib
-    if _lib is None:
-        _lib = False
+def _load(name="_slopepass"):
+    """The library ``name`` (``_slopepass``: the random slopes',
+    ``_interpass``: the random intercept's), or False where it was not built."""
+    if name not in _libs:
+        _libs[name] = False
         for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            path = _HERE / f"_slopepass{suffix}"
+            path = _HERE / f"{name}{suffix}"
             if path.exists():
                 try:
                     lib = ctypes.CDLL(str(path))
                 except OSError:
                     continue
-                fn = lib.skre_slope_pass
-                fn.restype = ctypes.c_int64
-                fn.argtypes = (
-                    [ctypes.c_int64] * 5
-                    + [ctypes.c_void_p] * 7
-                    + [ctypes.c_int64] * 2
-                    + [ctypes.c_void_p] * 4
-                )
-                fn = lib.skre_slope_modes
-                fn.restype = ctypes.c_int64
-                fn.argtypes = (
-                    [ctypes.c_int64] * 2
-                    + [ctypes.c_void_p] * 5
-                    + [ctypes.c_double, ctypes.c_int64]
-                    + [ctypes.c_void_p] * 4
-                )
-                fn = lib.skre_slope_scores
-                fn.restype = ctypes.c_int64
-                fn.argtypes = (
-                    [ctypes.c_int64] * 4
-                    + [ctypes.c_void_p] * 7
-                    + [ctypes.c_int64]
-                    + [ctypes.c_void_p] * 9
-                )
-                _lib = lib
+                for fn_name, (restype, argtypes) in _SIGNATURES[name].items():
+                    fn = getattr(lib, fn_name)
+                    fn.restype, fn.argtypes = restype, argtypes
+                _libs[name] = lib
                 break
-    return _lib
+    return _libs[name]
 
 
-def available():
-    """Whether random-slope fits use the compiled library."""
-    return os.environ.get("SKRE_NUMPY_PASS", "") != "1" and bool(_load())
+def available(name="_slopepass"):
+    """Whether the fits use the compiled library ``name`` (see :func:`_load`)."""
+    return os.environ.get("SKRE_NUMPY_PASS", "") != "1" and bool(_load(name))
 
 
 def slope_pass(D, eta_hat, m, t, per_group, per_node, bounds, grad):
@@ -196,3 +197,118 @@ def product_nodes(t):
     z = np.ascontiguousarray(t[:K, q - 1], dtype=float)
     grid = np.stack([g.ravel() for g in np.meshgrid(*([z] * q), indexing="ij")], 1)
     return z if np.array_equal(grid, t) else None
+
+
+def intercept_available():
+    """Whether the random intercept's fits without covariates use the compiled
+    library (:class:`InterceptPass`)."""
+    return available("_interpass")
+
+
+class InterceptPass:
+    """The random intercept's mode solve and rule without covariates (see
+    ``_interpass.c``), on one data set's rows (Collapsed, sorted by group;
+    the offsets are the caller's); ``binary``: every row one trial."""
+
+    def __init__(self, data, binary):
+        self.G = int(data.n_groups)
+        self._keep = [
+            np.ascontiguousarray(np.r_[data.starts, len(data.codes)], dtype=np.int64),
+            np.ascontiguousarray(data.successes, dtype=float),
+            None if binary else np.ascontiguousarray(data.trials, dtype=float),
+        ]
+        self._ptr = [None if a is None else a.ctypes.data for a in self._keep]
+        self._lib = _load("_interpass")
+        self._rule_of = None
+
+    def modes(self, offset, M, N, tau, u, tol, last_step, max_iter):
+        """The modes from the starts ``u`` (a new array) and the sums there:
+        ``(u, W, R0, V, h0, converged)``; ``M``, ``N`` each group's
+        successes and trials. ``roots.solve_decreasing`` with ``tol``,
+        ``last_step`` and ``max_iter``, then ``ModePass.at_mode``."""
+        bounds, m, n = self._ptr
+        G = self.G
+        offset = np.ascontiguousarray(offset, dtype=float)
+        M = np.ascontiguousarray(M, dtype=float)
+        N = np.ascontiguousarray(N, dtype=float)
+        u = np.array(u, dtype=float, order="C")
+        out = np.empty((4, G))
+        status = self._lib.skre_intercept_modes(
+            G,
+            bounds,
+            offset.ctypes.data,
+            m,
+            n,
+            M.ctypes.data,
+            N.ctypes.data,
+            tau,
+            tol,
+            last_step,
+            max_iter,
+            u.ctypes.data,
+            *(out[j].ctypes.data for j in range(4)),
+        )
+        if status < 0:
+            raise MemoryError("the compiled mode solve could not allocate its buffers")
+        return (u, *out, bool(status))
+
+    def rule(self, offset, tau, u, at, t, log_omega, log_sqrt_2pi, want, M=None):
+        """The rule of ``len(t) > 1`` nodes at the modes ``u`` with the sums
+        there ``at`` (:class:`~skre._core.nodepass.AtMode`; ``W``, and ``R0``
+        and ``V`` with ``want``): ``(s, nodes, logpi, logm, np_sum, w_sum,
+        parts)``. With ``want >= 1`` also ``np_sum`` and ``parts`` (7, G),
+        each group's score in b and tau and its mode's derivatives in them
+        (``M`` each group's successes), with ``want >= 2`` ``w_sum`` and
+        Louis' Hessian terms in ``parts``; else those are None."""
+        bounds, m, n = self._ptr
+        G, K = self.G, len(t)
+        if self._rule_of is not t:  # the rule's nodes, kept while they serve
+            self._rule_of = t
+            self._t = np.ascontiguousarray(t, dtype=float)
+            self._log_omega = np.ascontiguousarray(log_omega, dtype=float)
+            self._rule_ptr = (self._t.ctypes.data, self._log_omega.ctypes.data)
+        offset = np.ascontiguousarray(offset, dtype=float)
+        # one input buffer: u, W, M, R0, V; one output buffer: s, logm, the
+        # parts (7, G), then nodes, logpi, np_sum, w_sum (G, K) each
+        vec = np.empty((5, G))
+        vec[0], vec[1] = u, at.W
+        if want >= 1:
+            vec[2], vec[3], vec[4] = M, at.R0, at.V
+        out = np.empty(9 * G + 4 * G * K)
+        a, b = vec.ctypes.data, out.ctypes.data
+        status = self._lib.skre_intercept_rule(
+            G,
+            K,
+            bounds,
+            offset.ctypes.data,
+            m,
+            n,
+            tau,
+            a,
+            a + 8 * G,
+            *self._rule_ptr,
+            log_sqrt_2pi,
+            want,
+            a + 16 * G,
+            a + 24 * G,
+            a + 32 * G,
+            b,
+            b + 8 * (9 * G),
+            b + 8 * (9 * G + G * K),
+            b + 8 * G,
+            b + 8 * (9 * G + 2 * G * K),
+            b + 8 * (9 * G + 3 * G * K),
+            b + 16 * G,
+        )
+        if status < 0:
+            raise MemoryError("the compiled rule could not allocate its buffers")
+        grids = out[9 * G :].reshape(4, G, K)
+        return (
+            out[:G],
+            grids[0],
+            grids[1],
+            out[G : 2 * G],
+            grids[2] if want >= 1 else None,
+            grids[3] if want >= 2 else None,
+            out[2 * G : 9 * G].reshape(7, G) if want >= 1 else None,
+        )

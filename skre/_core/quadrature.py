@@ -21,7 +21,8 @@ from scipy.special import log_expit
 
 from .binomial import kernel, residual_and_weight
 from .grouping import group_rows, row_offset, subset_groups
-from .nodepass import AtMode, ModePass, NodePass, row_logsumexp
+from .kernel import InterceptPass, intercept_available
+from .nodepass import AtMode, ModePass, NodePass, is_binary, row_logsumexp
 from .roots import solve_decreasing
 from .rules import adaptive_rule, logistic_normal_rule
 
@@ -61,6 +62,7 @@ class MarginalLikelihood:
         self._u = np.zeros(data.n_groups)
         self._pass = None  # the chunked row-node pass, built on first use
         self._modepass = None  # and the mode solve's
+        self._cpass = None  # or the compiled ones (no covariates): _compiled
         # with want_outer, value_and_grad also leaves the sum of the outer
         # products of the groups' scores in ``outer`` (the BHHH information)
         self.want_outer, self.outer = False, None
@@ -79,16 +81,38 @@ class MarginalLikelihood:
         eta = b + Z @ beta if Z.shape[1] else np.full(len(self.data.codes), b)
         return eta + row_offset(self.data)
 
+    def _compiled(self):
+        """The compiled mode solve and rule (:class:`~skre._core.kernel.
+        InterceptPass`) for data without covariates, where the library was
+        built; else None (numpy's passes, the same numbers)."""
+        if self._cpass is None:
+            self._cpass, data = False, self.data
+            if data.Z.shape[1] == 0 and intercept_available():
+                # one per data set: every rule's likelihood on it shares it
+                cached = data.__dict__.get("_interpass")
+                if cached is None:
+                    cached = InterceptPass(data, is_binary(data))
+                    data.__dict__["_interpass"] = cached
+                self._cpass = cached
+        return self._cpass or None
+
+    def __getstate__(self):  # the compiled pass holds the library: not pickled
+        state = dict(self.__dict__)
+        state["_cpass"] = None
+        return state
+
     def modes(self, offset, tau, params=None, grad=True):
         """Conditional modes of u, and the sums there (:class:`AtMode`).
 
         Warm-started from the previous modes, moved to first order by their
         derivatives in the parameters when the last evaluation had a gradient;
         the Newton steps run over the rows in chunks
-        (:class:`~skre._core.nodepass.ModePass`).
+        (:class:`~skre._core.nodepass.ModePass`), or in the compiled library
+        (no covariates).
         """
         data = self.data
-        if self._modepass is None:
+        compiled = self._compiled()
+        if self._modepass is None and (compiled is None or tau == 0.0):
             self._modepass = ModePass(data)
         mp = self._modepass
         laplace = len(self.t) == 1  # only Laplace uses the kernel at the modes
@@ -106,12 +130,20 @@ class MarginalLikelihood:
         start = np.where(np.isfinite(start), start, 0.0)  # never carry a NaN over
         # the pass at the modes recomputes every sum there: the last Newton step
         # is taken without evaluating at its end (see solve_decreasing)
-        u, _, _ = solve_decreasing(
-            fun, start, tau * (self.M - self.N), tau * self.M, last_step=1e-7
-        )
+        if compiled is not None:
+            u, W, R0, V, h0, _ = compiled.modes(
+                offset, self.M, self.N, tau, start, 1e-12, 1e-7, 100
+            )
+            at = AtMode(W=W, R0=R0, V=V, h0=h0)
+        else:
+            u, _, _ = solve_decreasing(
+                fun, start, tau * (self.M - self.N), tau * self.M, last_step=1e-7
+            )
         if np.all(np.isfinite(u)):
             self._u = u
-        return u, mp.at_mode(offset, tau * u, grad, grad and laplace, laplace)
+        if compiled is None:
+            at = mp.at_mode(offset, tau * u, grad, grad and laplace, laplace)
+        return u, at
 
     def _nodes(self, offset, tau, params=None, grad=False):
         """Modes, scales, nodes and each group's log marginal likelihood.
@@ -128,6 +160,22 @@ class MarginalLikelihood:
         """The rule at given modes ``u`` (with ``at.W``, and ``at.h0`` for
         Laplace): ``(s, nodes, sums, log_weights, log_marginal)``."""
         data = self.data
+        compiled = self._compiled() if len(self.t) > 1 else None
+        if compiled is not None:
+            hess = grad and self.want_hessian
+            s, nodes, logpi, logm, np_sum, w_sum, parts = compiled.rule(
+                offset,
+                tau,
+                u,
+                at,
+                self.t,
+                self.log_omega,
+                LOG_SQRT_2PI,
+                (2 if hess else 1) if grad else 0,
+                self.M,
+            )
+            # (the gradient's parts are the fourth of the sums: _score_parts)
+            return s, nodes, (np_sum, None, w_sum, parts), logpi, logm
         s = 1.0 / np.sqrt(tau * tau * at.W + 1.0)
         nodes = u[:, None] + s[:, None] * self.t[None, :]
         log_prior = self.log_omega - 0.5 * nodes**2
@@ -299,7 +347,13 @@ class MarginalLikelihood:
         self.hessian = None
         u, s, _, sums, _, logm, _ = out
         if self.want_hessian and sums is not None and sums[2] is not None:
-            self.hessian = self._louis(u, s, *self._louis_terms)
+            if len(sums) > 3:  # compiled: each group's terms of _louis
+                H = np.empty((2, 2))
+                H[0, 0], H[0, 1], H[1, 1] = sums[3][4:] @ self.group_weight
+                H[1, 0] = H[0, 1]
+                self.hessian = H
+            else:
+                self.hessian = self._louis(u, s, *self._louis_terms)
         if self.want_outer:
             scores = self._stack_scores(parts)
             self.outer = scores.T @ (gw[:, None] * scores)
@@ -345,6 +399,12 @@ class MarginalLikelihood:
         data = self.data
         beta, tau = params[:-2], params[-1]
         u, s, nodes, sums, logpi, logm, at = out
+        if sums is not None and len(sums) > 3:  # computed with the rule
+            parts = sums[3]
+            self._du = np.zeros((len(u), len(params)))
+            self._du[:, -2], self._du[:, -1] = parts[2], parts[3]
+            self._du_at = np.array(params, dtype=float)
+            return parts[0], parts[1], None, None
         W, R0, V = at.W, at.R0, at.V
         pi = np.exp(logpi)
         # at the nodes: each group's residual sum and h'(u)
