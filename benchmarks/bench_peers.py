@@ -10,7 +10,14 @@ warm-up, with the baseline of each case from the same run (``bench_fit.py``'s
 
 1. rats: LogisticRegression on the 1739 binary rows (intercept only: the
    baseline), skre's default fit on the 71 count rows and on the binary rows,
-   gpboost's ``GPModel`` (Laplace, C++) on the binary rows.
+   gpboost's ``GPModel`` (Laplace, C++) on the binary rows. Then against the
+   PyPI package ``glmm`` (Rust) in its own venv (``--glmm-python``, default
+   /work/venv-glmm/bin/python; proportions with the trials as weights, as it
+   takes counts): its 25-node adaptive quadrature (the baseline) and Laplace,
+   and skre's default (25 nodes on data this small) and ``n_quad=1``, on the
+   71 count rows, in ``--rounds`` alternating rounds of 100 fits each (glmm's
+   timed inside its own process after a warm-up, one thread), medians over
+   all rounds; both log-likelihoods are printed (the same model).
 2. 10^5 groups x 10 binary rows, and 10^3 groups x 1000, 5 covariates:
    LogisticRegression on the covariates (baseline), skre with the default
    ``n_quad="auto"``, fixed 25 nodes and Laplace, and ``GPModel``; then tau
@@ -25,7 +32,12 @@ gpboost is optional (``pip install gpboost``): without it its rows say so.
 """
 
 import argparse
+import json
+import os
+import subprocess
 import sys
+import tempfile
+import textwrap
 import time
 import tracemalloc
 import warnings
@@ -98,6 +110,87 @@ def case_rats(rows, repeats):
         )
     )
     gp_row(rows, case, lambda: gp_fit(batch, np.empty((len(yb), 0)), yb), repeats)
+
+
+GLMM_RATS = textwrap.dedent(
+    """
+    import json, sys, time
+    import numpy as np
+    import glmm
+    from importlib.metadata import version
+    d = np.load(sys.argv[1])
+    per, nagq = int(sys.argv[2]), int(sys.argv[3])
+    n = d["n"].astype(float)
+    data = {"y": d["m"] / n, "batch": d["batch"]}
+    def fit():
+        return glmm.fit(data, "y ~ 1 + (1 | batch)", "binomial", nagq=nagq, weights=n)
+    f = fit()  # warm-up
+    times = []
+    for _ in range(per):
+        t = time.perf_counter()
+        fit()
+        times.append(time.perf_counter() - t)
+    print("JSON" + json.dumps({"times": times, "loglik": float(f.loglik),
+                               "version": version("glmm")}))
+    """
+)
+
+
+def case_rats_glmm(rows, glmm_python, rounds, per=100):
+    case = "rats vs glmm (71 count rows)"
+    X, y = load_rats(return_X_y=True)
+    if not (glmm_python and Path(glmm_python).exists()):
+        rows.append(Row(case, "glmm", note=f"skipped: no python at {glmm_python!r}"))
+        return
+    env = dict(os.environ, RAYON_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    names = {
+        25: ("glmm nagq=25 (Rust)", "skre default (25 nodes)"),
+        1: ("glmm Laplace (Rust)", "skre n_quad=1 (Laplace)"),
+    }
+    times = {name: [] for pair in names.values() for name in pair}
+    logliks = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "rats.npz")
+        np.savez(
+            path, batch=X["batch"].to_numpy(), m=y["m"].to_numpy(), n=y["n"].to_numpy()
+        )
+        for _ in range(rounds):
+            for nagq, (g_name, s_name) in names.items():
+                proc = subprocess.run(
+                    [glmm_python, "-c", GLMM_RATS, path, str(per), str(nagq)],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                )
+                line = next(
+                    (x for x in proc.stdout.splitlines() if x.startswith("JSON")), None
+                )
+                if line is None:
+                    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+                    rows.append(Row(case, g_name, error=f"glmm failed: {tail}"))
+                    return
+                out = json.loads(line[4:])
+                times[g_name] += out["times"]
+                logliks[g_name] = out["loglik"]
+                est = MultilevelBinomial(
+                    group="batch", n_quad=nagq if nagq == 1 else "auto"
+                )
+                row = time_fit(case, s_name, lambda: est.fit(X, y), per)
+                times[s_name] += row.times
+                logliks[s_name] = est.loglik_
+    for pair in names.values():
+        for name in pair:
+            rows.append(
+                Row(
+                    case,
+                    name,
+                    times=times[name],
+                    repeats=len(times[name]),
+                    baseline=name == names[25][0],
+                    note=f"loglik {logliks[name]:.9f}",
+                )
+            )
 
 
 def case_covariates(rows, repeats, n_groups, trials):
@@ -202,10 +295,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-bayes", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--glmm-python", default="/work/venv-glmm/bin/python")
     args = parser.parse_args()
     rows = []
     with threadpool_limits(limits=1):
         case_rats(rows, 30)
+        case_rats_glmm(rows, args.glmm_python, args.rounds)
         case_covariates(rows, args.repeats, 100_000, 10)
         case_covariates(rows, args.repeats, 1000, 1000)
         case_memory()
