@@ -82,6 +82,17 @@ def warn_rule(est, fit, check):
     else:
         what += f", the intercept by {z[0]:.2g} standard errors"
     if check.reference == "next larger":
+        if check.tau_bound is not None:
+            warn(
+                f"{name}: tau is not pinned down: the fit stopped at tau = "
+                f"{check.tau_bound:.6g}, the largest value at which "
+                f"adaptive rules of up to {LEVELS[-1]} nodes compute every "
+                "group's likelihood accurately; beyond it they cannot tell the "
+                "likelihood from their own error, so tau may be larger. Report "
+                "tau as at least this large, or set a tau_prior.",
+                QuadratureWarning,
+            )
+            return
         if check.ok:
             return
         warn(
