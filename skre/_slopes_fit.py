@@ -313,7 +313,6 @@ def _from_auto_estimate(
     before = _rule_at(data, K, stalled.modes, diagonal, penalty)
     if not converged or f <= before.evaluate(stalled.x, grad=False)[0]:
         return stalled
-    lik.evaluate(x, grad=False)  # (its modes and scales at x, for the result)
     n_iter = stalled.n_iter + auto.n_iter + steps
     message = f"Newton steps on {describe_rule(K)} from n_quad='auto''s estimate"
     return result_of(lik, x, f, g, logm, info, lower, True, n_iter, message)

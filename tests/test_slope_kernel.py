@@ -231,3 +231,31 @@ def test_trapezoid_rules_take_the_numpy_pass(monkeypatch):
     assert np.isfinite(data.likelihood("sinh:0.5:3").evaluate(x)[0])
     with pytest.raises(AssertionError, match="compiled pass was called"):
         data.likelihood(9).evaluate(x)
+
+
+@pytest.mark.parametrize("K", [1, 9])
+def test_newton_leaves_the_state_of_the_point_it_returns(K):
+    """``newton``'s likelihood holds the modes and scales of the point it
+    returns (what ``result_of`` reports), also where it measured a Hessian
+    by central differences there (a start at its own estimate: it returns
+    after measuring) and where a line search was rejected. ``hessian`` used
+    to restore the modes but not the scales: 4e-6 relative off a fresh
+    evaluation."""
+    from skre._core.slopes import hessian, lower_bounds, newton
+
+    rng = np.random.default_rng(11)
+    data = _data(rng, [6] * 60, 2)
+    lower = lower_bounds(data.X.shape[1], data.q, False)
+    x0 = np.r_[0.3, -0.2, -0.2, _theta(2)]
+    for _ in range(2):
+        lik = data.likelihood(K)
+        x, _, _, _, _ = newton(lik, x0, lower, xtol=1e-9)
+        fresh = data.likelihood(K)
+        fresh.u = lik.u.copy()
+        fresh.evaluate(x)
+        np.testing.assert_allclose(lik.C, fresh.C, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(lik.u, fresh.u, rtol=1e-8, atol=1e-10)
+        x0 = x  # the second time from the estimate: a Hessian, then done
+    C = lik.C.copy()
+    hessian(lik, x)
+    np.testing.assert_array_equal(lik.C, C)

@@ -752,6 +752,8 @@ def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8, curvature=None):
                 exact = True
         last = size
         halved = 0
+        # a rejected step leaves the likelihood's modes and scales at x
+        saved = (lik.u.copy(), getattr(lik, "C", None))
         while True:
             # a long step may reach covariances so large that the modes'
             # curvature is singular in floating point: a non-finite value,
@@ -765,6 +767,7 @@ def newton(lik, x, lower, state=None, max_steps=100, xtol=1e-8, curvature=None):
             d *= 0.5
             halved += 1
         if halved == 12:  # no increase along the step
+            lik.u, lik.C = saved
             if held is not None:  # the held curvature was poor here
                 held = None
                 continue
@@ -898,9 +901,11 @@ def result_of(lik, x, f, g, logm, info, lower, converged, n_iter, message):
 
 def hessian(lik, x, h=1e-5):
     """Central differences of the gradient (symmetrized), the modes of each
-    evaluation started from those at ``x``."""
+    evaluation started from those at ``x``; the likelihood's modes and
+    scales are left as they were (those of its latest evaluation, which
+    ``result_of`` reports)."""
     x = np.asarray(x, dtype=float)
-    u0 = lik.u.copy()
+    u0, C0 = lik.u.copy(), getattr(lik, "C", None)
     k = len(x)
     H = np.empty((k, k))
     for j in range(k):
@@ -913,5 +918,5 @@ def hessian(lik, x, h=1e-5):
         lik.u = u0.copy()
         gm = lik.evaluate(xm)[1]
         H[:, j] = (gp - gm) / (2.0 * step)
-    lik.u = u0
+    lik.u, lik.C = u0, C0
     return 0.5 * (H + H.T)
