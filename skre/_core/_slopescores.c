@@ -19,6 +19,18 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+/* out = A B, or A B' with transpose (q x q, row-major) */
+static void product(int64_t q, const double *A, const double *B, int transpose,
+                    double *out) {
+    for (int64_t a = 0; a < q; a++)
+        for (int64_t b = 0; b < q; b++) {
+            double s = 0.0;
+            for (int64_t c = 0; c < q; c++)
+                s += A[a * q + c] * (transpose ? B[b * q + c] : B[c * q + b]);
+            out[a * q + b] = s;
+        }
+}
+
 int64_t skre_slope_scores(int64_t G, int64_t q, int64_t p, int64_t n_theta,
                           const int64_t *bounds, const double *R, const double *RL,
                           const double *X, const double *m, const double *n,
@@ -87,31 +99,12 @@ int64_t skre_slope_scores(int64_t G, int64_t q, int64_t p, int64_t n_theta,
                     for (int64_t c = 0; c < q; c++) s += Cg[c * q + a] * M2[c * q + b];
                 Wt[a * q + b] = a == b ? 0.5 * s : s;
             }
-        for (int64_t a = 0; a < q; a++)
-            for (int64_t b = 0; b < q; b++) {
-                double s = 0.0;
-                for (int64_t c = 0; c < q; c++) s += Cg[a * q + c] * Wt[c * q + b];
-                CW[a * q + b] = s;
-            }
-        for (int64_t a = 0; a < q; a++)
-            for (int64_t b = 0; b < q; b++) {
-                double s = 0.0;
-                for (int64_t c = 0; c < q; c++) s += CW[a * q + c] * Cg[b * q + c];
-                Q[a * q + b] = -s - 0.5 * Hg[a * q + b];
-            }
+        product(q, Cg, Wt, 0, CW);
+        product(q, CW, Cg, 1, Q);
+        for (int64_t a = 0; a < q * q; a++) Q[a] = -Q[a] - 0.5 * Hg[a];
         /* P = L Q L' */
-        for (int64_t a = 0; a < q; a++)
-            for (int64_t b = 0; b < q; b++) {
-                double s = 0.0;
-                for (int64_t c = 0; c < q; c++) s += L[a * q + c] * Q[c * q + b];
-                LQ[a * q + b] = s;
-            }
-        for (int64_t a = 0; a < q; a++)
-            for (int64_t b = 0; b < q; b++) {
-                double s = 0.0;
-                for (int64_t c = 0; c < q; c++) s += LQ[a * q + c] * L[b * q + c];
-                P[a * q + b] = s;
-            }
+        product(q, L, Q, 0, LQ);
+        product(q, LQ, L, 1, P);
         /* s_i = R_i' P R_i, w'_i s_i; z = Hinv (m1 + sum_i w'_i s_i RL_i) */
         double V[3] = {0}, z[3];
         for (int64_t k = 0; k < len; k++) {
@@ -141,14 +134,13 @@ int64_t skre_slope_scores(int64_t G, int64_t q, int64_t p, int64_t n_theta,
             for (int64_t a = 0; a < q; a++) sR[a] += e * Ri[a];
         }
         out[p] = sR[0];
+        double AL[9];
+        product(q, A, L, 0, AL);
         for (int64_t j = 0; j < n_theta; j++) {
             int64_t a = ea[j], b = eb[j];
             double s = sR[a] * ug[b] + z[b] * Sr0[a];
-            for (int64_t c = 0; c < q; c++) {
-                double AL = 0.0;
-                for (int64_t d = 0; d < q; d++) AL += A[a * q + d] * L[d * q + c];
-                s += RrT[a * q + c] * Cg[b * q + c] + AL * (Q[b * q + c] + Q[c * q + b]);
-            }
+            for (int64_t c = 0; c < q; c++)
+                s += RrT[a * q + c] * Cg[b * q + c] + AL[a * q + c] * (Q[b * q + c] + Q[c * q + b]);
             out[p + 1 + j] = s;
         }
     }
