@@ -39,6 +39,11 @@ def check_labels(labels):
 def factorize(labels):
     """Integer codes and sorted unique labels (appearance order if unsortable)."""
     check_labels(labels)
+    if isinstance(labels, np.ndarray) and labels.dtype.kind in "iub":
+        # integers: numpy's sort is pandas' order, at a tenth of its cost on
+        # small data (the rats: 83 of 2000 microseconds a fit)
+        uniques, codes = np.unique(labels, return_inverse=True)
+        return codes.ravel().astype(np.intp, copy=False), uniques
     try:
         try:
             codes, uniques = pd.factorize(labels, sort=True)
