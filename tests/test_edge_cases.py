@@ -201,6 +201,88 @@ def test_one_binary_trial_per_group_with_covariate():
     assert kinds & {QuadratureWarning, ConvergenceWarning}
 
 
+def _exact_group_loglik(b, tau, offsets, ys):
+    """One group's exact marginal log-likelihood of binary rows with offsets
+    (scipy quad, the integrand scaled by its value at the mode)."""
+    eta0, sign = b + np.asarray(offsets, float), np.where(ys, 1.0, -1.0)
+
+    def log_f(u):
+        z = sign * (eta0 + tau * u)
+        return (
+            float(np.sum(np.minimum(z, 0) - np.log1p(np.exp(-np.abs(z))))) - 0.5 * u * u
+        )
+
+    grid = np.linspace(-12, 12, 2401)
+    top_u = grid[np.argmax([log_f(u) for u in grid])]
+    top = log_f(top_u)
+    points = sorted({min(max(top_u + d, -12.0), 12.0) for d in (-2, 0, 2)})
+    v = integrate.quad(
+        lambda u: math.exp(log_f(u) - top),
+        -12,
+        12,
+        points=points,
+        limit=400,
+        epsabs=0,
+        epsrel=1e-12,
+    )[0]
+    return top + math.log(v) - LOG_SQRT_2PI
+
+
+def test_offsets_identify_tau_with_one_trial_a_group():
+    """One binary row a group with an offset that varies: tau is identified
+    (the success probability varies with the offset in a way tau shapes), so
+    the default must not declare the boundary by the rule for data without
+    offsets (a black-box attack: tau = 0 with a BoundaryWarning where the
+    exact log-likelihood at tau = 1 is 1.9 higher). The estimate is the
+    exact integral's maximum (scipy's quad)."""
+    rng = np.random.default_rng(0)
+    off = rng.choice([-1.0, 0.5, 2.0], 300)
+    y = rng.binomial(1, expit(off + rng.normal(0, 2, 300)))
+    X = pd.DataFrame({"g": np.arange(300), "off": off})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ml = MultilevelBinomial(group="g", offset="off").fit(X, y)
+    assert not caught and ml.tau_ > 0.5
+
+    def exact(b, tau):  # 6 distinct (offset, y) pairs
+        pairs, counts = np.unique(np.c_[off, y], axis=0, return_counts=True)
+        return sum(
+            c * _exact_group_loglik(b, tau, [o], [yy])
+            for (o, yy), c in zip(pairs, counts)
+        )
+
+    b, tau = ml.intercept_, ml.tau_
+    at = exact(b, tau)
+    assert ml.loglik_ == pytest.approx(at, abs=1e-7)
+    for db, dt in [(1e-3, 0), (-1e-3, 0), (0, 1e-3), (0, -1e-3)]:
+        assert exact(b + db, tau * (1 + dt)) <= at + 1e-9
+
+
+def test_a_second_start_that_wins_is_where_a_refit_starts_over():
+    """Two groups, one a single failure at an offset of 25: the likelihood has
+    a maximum at tau = 0 and a far higher one near tau = 20. The second start
+    finds the higher; the node check, finding a group no rule resolves there,
+    refits from the start, which used to be the first one and led back to
+    tau = 0 (a BoundaryWarning at -53.73, a black-box attack). The estimate
+    is warned about (the rules' error there) and within it of the exact
+    integral; tau = 0 is 18 lower."""
+    from skre.exceptions import QuadratureWarning
+
+    off = np.r_[25.0, np.linspace(-3, 3, 30)]
+    y = np.r_[0, (np.arange(30) % 3 == 0).astype(int)]
+    X = pd.DataFrame({"g": ["b"] + ["a"] * 30, "off": off})
+    with pytest.warns(QuadratureWarning, match="may be off by"):
+        ml = MultilevelBinomial(group="g", offset="off").fit(X, y)
+    assert ml.tau_ > 10
+    b, tau = ml.intercept_, ml.tau_
+    exact = _exact_group_loglik(b, tau, off[:1], y[:1]) + _exact_group_loglik(
+        b, tau, off[1:], y[1:]
+    )
+    assert ml.loglik_ == pytest.approx(exact, abs=1e-4)
+    pooled = CompletePoolingBinomial(group="g", offset="off").fit(X, y)
+    assert exact > pooled.loglik_ + 18
+
+
 def test_one_huge_group_among_tiny_ones():
     rng = np.random.default_rng(0)
     n = np.r_[1_000_000, rng.integers(1, 4, 30)]

@@ -210,8 +210,14 @@ class _Fitter:
         self.max_log_tau = MAX_LOG_TAU
 
     def unidentified(self):
-        """No covariates, no prior and every group one trial (or less)."""
+        """No covariates, no offsets that vary, no prior and every group one
+        trial (or less). (With offsets that vary, the probability of a success
+        varies with them in a way tau shapes: a black-box attack found tau = 0
+        declared where the likelihood at tau = 1 was 1.9 higher.)"""
         if self.source.n_covariates or self.tau_prior is not None:
+            return False
+        offset = getattr(getattr(self.source, "data", None), "offset", None)
+        if offset is not None and np.ptp(offset) > 0:
             return False
         most = getattr(self.source, "max_group_trials", None)
         return most is not None and most() <= 1.0
@@ -230,6 +236,10 @@ class _Fitter:
         if not other_boundary and -other_res.fun * self.scale > best + 1e-9 * max(
             1.0, abs(best)
         ):
+            # the start a refit begins from again (verify's restart): the
+            # first one leads back to the lower maximum (two groups, one
+            # with an offset of 25: tau = 0 at -53.7 against -35.1)
+            self.first_start = (self.x0, self.hess_inv0)
             return other, other_res, False
         self.x0, self.hess_inv0, self.warm, self.n_iter, self.S = saved
         return agq, res, boundary
@@ -426,11 +436,14 @@ class _Fitter:
             )
             fine = target.passes(sel.e_loglik, sel.e_score, self.scale)
             bound = None
-            if not fine and restarted and len(sel.unresolved) and not bounded:
+            capped = res.x[-1] >= MAX_LOG_TAU - 1e-3  # (tau ~ 2e4: absurd)
+            if not fine and restarted and len(sel.unresolved) and capped:
                 bound = self._resolved_bound(res, target, sel.counts)
-            if bound is not None and rounds < MAX_ROUNDS:
-                # the fit from the start again followed the rules' error past
-                # where they resolve the groups: once more, only up to there
+            if bound is not None and not bounded and rounds < MAX_ROUNDS:
+                # the fit from the start again followed the rules' error, to
+                # the cap on tau: once more, only up to where they resolve
+                # every group (an estimate short of the cap, where the rules
+                # are not accurate either, is kept and its error measured)
                 bounded, self.max_log_tau = True, bound
                 rounds += 1
                 rule = sel.counts
