@@ -101,9 +101,10 @@ def warn_rule(est, fit, check):
             f"{LEVELS[-2]} and {LEVELS[-1]} adaptive nodes (their integrands "
             "are too far from normal for Gauss-Hermite rules). Measured "
             f"there, the log-likelihood ({loglik:.8g}) may be off by "
-            f"{abs(check.d_loglik):.2g}, and {what}: the estimates and "
-            "loglik_ are the best these rules give, uncertain by about that "
-            "much.",
+            f"{abs(check.d_loglik):.2g} or more (what the two rules differ by; "
+            "where they converge slowly the error can be several times "
+            f"that), and {what}: the estimates and loglik_ are the best these "
+            "rules give, uncertain by about that much.",
             QuadratureWarning,
         )
         return
