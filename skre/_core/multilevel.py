@@ -189,11 +189,7 @@ class _Fitter:
         self.S = S
         positive = S > 0 and info > 0  # (info 0: every weight underflowed)
         self.tau0 = float(np.clip(np.sqrt(S / info), 0.05, 3.0)) if positive else 0.1
-        # pooled logistic coefficients are attenuated by about sqrt(1 + c^2
-        # tau^2), c = 16 sqrt(3) / (15 pi) (Zeger, Liang & Albert 1988): undo
-        # that in the start
-        k = np.sqrt(1.0 + 0.346 * self.tau0**2)
-        self.x0 = np.concatenate([self.beta0 * k, [self.b0 * k, np.log(self.tau0)]])
+        self.x0 = self._start_at(self.tau0)
         self.hess_inv0 = self._start_curvature
         self.first_start = (self.x0, self.hess_inv0)
         # the size of the gradient's terms per group, for its rounding floor
@@ -227,9 +223,8 @@ class _Fitter:
         maximum (see :data:`SECOND_START_BELOW`)."""
         best = self.pooled[2] if boundary else -res.fun * self.scale
         tau = SECOND_START_TAU
-        k = np.sqrt(1.0 + 0.346 * tau**2)
         saved = (self.x0, self.hess_inv0, self.warm, self.n_iter, self.S)
-        self.x0 = np.concatenate([self.beta0 * k, [self.b0 * k, np.log(tau)]])
+        self.x0 = self._start_at(tau)
         H = self.source.information(self.beta0, self.b0, tau)
         self.hess_inv0, self.warm = _positive_definite(H) * self.scale, None
         other, other_res, other_boundary = self.run(rule)
@@ -243,6 +238,14 @@ class _Fitter:
             return other, other_res, False
         self.x0, self.hess_inv0, self.warm, self.n_iter, self.S = saved
         return agq, res, boundary
+
+    def _start_at(self, tau):
+        """``x = (beta, b, log tau)`` at ``tau`` from the complete-pooling
+        start: pooled logistic coefficients are attenuated by about sqrt(1 +
+        c^2 tau^2), c = 16 sqrt(3) / (15 pi) (Zeger, Liang & Albert 1988),
+        which this undoes."""
+        k = np.sqrt(1.0 + 0.346 * tau**2)
+        return np.concatenate([self.beta0 * k, [self.b0 * k, np.log(tau)]])
 
     def _start_curvature(self):
         """The start's inverse Hessian, when the optimizer needs it."""
@@ -437,9 +440,10 @@ class _Fitter:
             fine = target.passes(sel.e_loglik, sel.e_score, self.scale)
             bound = None
             capped = res.x[-1] >= MAX_LOG_TAU - 1e-3  # (tau ~ 2e4: absurd)
-            if not fine and restarted and len(sel.unresolved) and capped:
+            retry = restarted and capped and not (fine or bounded)
+            if retry and len(sel.unresolved) and rounds < MAX_ROUNDS:
                 bound = self._resolved_bound(res, target, sel.counts)
-            if bound is not None and not bounded and rounds < MAX_ROUNDS:
+            if bound is not None:
                 # the fit from the start again followed the rules' error, to
                 # the cap on tau: once more, only up to where they resolve
                 # every group (an estimate short of the cap, where the rules
@@ -485,17 +489,16 @@ class _Fitter:
         """The largest log tau between the first start's and ``res.x``'s at
         which the rules ``counts`` resolve every group (no group left
         unresolved by :func:`select_nodes`), by bisection, with the pooled
-        coefficients scaled as the start scales them (the population-average
-        coefficients held, Zeger, Liang & Albert 1988); None when that is
-        not above the start's. Beyond it the rules' error, not the data,
+        coefficients scaled as the start scales them (:meth:`_start_at`: the
+        population-average coefficients held); None when that is not above
+        the start's. Beyond it the rules' error, not the data,
         moves the likelihood (single binary rows at tau in the hundreds: the
         201-node rule puts the log-likelihood 9 above the exact integral)."""
         lo, hi = self.first_start[0][-1], res.x[-1]
-        pooled = np.r_[self.beta0, self.b0]
 
         def resolved(log_tau):
             tau = np.exp(log_tau)
-            params = np.r_[pooled * np.sqrt(1.0 + 0.346 * tau**2), tau]
+            params = np.r_[self._start_at(tau)[:-1], tau]
             sel = self.source.select_nodes(params, target, counts=counts, fitted=True)
             return not len(sel.unresolved)
 
