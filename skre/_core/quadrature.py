@@ -120,10 +120,6 @@ class MarginalLikelihood:
             u = np.zeros(data.n_groups)
             return u, mp.at_mode(offset, u, grad, grad and laplace, laplace)
 
-        def fun(u):
-            R, W = mp.sums(offset, tau * u)
-            return tau * R - u, -(tau * tau) * W - 1.0
-
         start = self._u
         if self._du is not None and params is not None:
             start = self._u + self._du @ (params - self._du_at)
@@ -134,16 +130,20 @@ class MarginalLikelihood:
             u, W, R0, V, h0, _ = compiled.modes(
                 offset, self.M, self.N, tau, start, 1e-12, 1e-7, 100
             )
-            at = AtMode(W=W, R0=R0, V=V, h0=h0)
         else:
+
+            def fun(u):
+                R, W = mp.sums(offset, tau * u)
+                return tau * R - u, -(tau * tau) * W - 1.0
+
             u, _, _ = solve_decreasing(
                 fun, start, tau * (self.M - self.N), tau * self.M, last_step=1e-7
             )
         if np.all(np.isfinite(u)):
             self._u = u
-        if compiled is None:
-            at = mp.at_mode(offset, tau * u, grad, grad and laplace, laplace)
-        return u, at
+        if compiled is not None:
+            return u, AtMode(W=W, R0=R0, V=V, h0=h0)
+        return u, mp.at_mode(offset, tau * u, grad, grad and laplace, laplace)
 
     def _nodes(self, offset, tau, params=None, grad=False):
         """Modes, scales, nodes and each group's log marginal likelihood.
@@ -401,9 +401,7 @@ class MarginalLikelihood:
         u, s, nodes, sums, logpi, logm, at = out
         if sums is not None and len(sums) > 3:  # computed with the rule
             parts = sums[3]
-            self._du = np.zeros((len(u), len(params)))
-            self._du[:, -2], self._du[:, -1] = parts[2], parts[3]
-            self._du_at = np.array(params, dtype=float)
+            self._keep_mode_derivatives(params, parts[2], parts[3])
             return parts[0], parts[1], None, None
         W, R0, V = at.W, at.R0, at.V
         pi = np.exp(logpi)
@@ -432,9 +430,7 @@ class MarginalLikelihood:
         dlogs_t = 0.5 * s2 * (-2.0 * tau * W - tau**2 * u * V + h3 * du_t)
         g_b = dlogs_b + E_R + E_hp * du_b + E_hpt * s * dlogs_b
         g_t = dlogs_t + E_uR + E_hp * du_t + E_hpt * s * dlogs_t
-        self._du = np.zeros((len(u), len(params)))
-        self._du[:, -2], self._du[:, -1] = du_b, du_t
-        self._du_at = np.array(params, dtype=float)
+        self._keep_mode_derivatives(params, du_b, du_t)
         if not len(beta):
             return g_b, g_t, None, None
         WZ, VZ = at.WZ, at.VZ
@@ -445,6 +441,13 @@ class MarginalLikelihood:
         # each row's residual averaged over its group's nodes
         r_tilde = at.r0 if len(self.t) == 1 else data.successes - data.trials * sums[1]
         return g_b, g_t, per_group, r_tilde
+
+    def _keep_mode_derivatives(self, params, du_b, du_t):
+        """The modes' derivatives in ``(b, tau)`` at ``params`` (those in
+        ``beta`` left 0 for the caller), for the next mode solve's start."""
+        self._du = np.zeros((len(du_b), len(params)))
+        self._du[:, -2], self._du[:, -1] = du_b, du_t
+        self._du_at = np.array(params, dtype=float)
 
     def _louis(self, u, s, pi, R, W, E_R, E_uR):
         """Hessian of the log marginal likelihood in ``(b, tau)`` (no
