@@ -19,6 +19,7 @@ if sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64"
         Extension(
             "skre._core._slopepass",
             [f"skre/_core/_slope{part}.c" for part in ("pass", "modes", "scores")],
+            depends=["skre/_core/_vecmath.h"],
             extra_compile_args=["-O3", "-fopenmp-simd", "-std=c99"],
             libraries=["mvec", "m"],
             optional=True,
@@ -30,6 +31,7 @@ if sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64"
         Extension(
             "skre._core._interpass",
             ["skre/_core/_interpass.c"],
+            depends=["skre/_core/_vecmath.h"],
             extra_compile_args=["-O3", "-fopenmp-simd", "-fno-math-errno", "-std=c99"],
             libraries=["mvec", "m"],
             optional=True,
