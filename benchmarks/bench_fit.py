@@ -19,6 +19,7 @@ This is a script, not a pytest test; it never edits anything.
 
 import argparse
 import gc
+import json
 import os
 import platform
 import shutil
@@ -126,6 +127,23 @@ def time_fit(case, name, fit, repeats, *, baseline=False, note=""):
     )
     print(f"  .. {case:<30} {name:<44} {status}", flush=True)
     return row
+
+
+def run_json_script(python, script, args, env=None):
+    """Run ``script`` (Python source) with ``python`` and ``args`` in a
+    subprocess; ``(the dict its "JSON..." line printed, None)``, or ``(None,
+    what went wrong)`` when it printed none (a peer in its own venv)."""
+    proc = subprocess.run(
+        [python, "-c", script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    line = next((s for s in proc.stdout.splitlines() if s.startswith("JSON")), None)
+    if line is None:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
+        return None, f"exit {proc.returncode}: {' '.join(tail)[:200]}"
+    return json.loads(line[4:]), None
 
 
 def fmt_seconds(s):

@@ -32,9 +32,7 @@ gpboost is optional (``pip install gpboost``): without it its rows say so.
 """
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -53,6 +51,7 @@ from bench_fit import (
     expand_counts,
     fmt_seconds,
     print_table,
+    run_json_script,
     time_fit,
     unpenalized_logistic,
 )
@@ -157,20 +156,12 @@ def case_rats_glmm(rows, glmm_python, rounds, per=100):
         )
         for _ in range(rounds):
             for nagq, (g_name, s_name) in names.items():
-                proc = subprocess.run(
-                    [glmm_python, "-c", GLMM_RATS, path, str(per), str(nagq)],
-                    capture_output=True,
-                    text=True,
-                    env=env,
+                out, error = run_json_script(
+                    glmm_python, GLMM_RATS, [path, per, nagq], env=env
                 )
-                line = next(
-                    (x for x in proc.stdout.splitlines() if x.startswith("JSON")), None
-                )
-                if line is None:
-                    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-                    rows.append(Row(case, g_name, error=f"glmm failed: {tail}"))
+                if out is None:
+                    rows.append(Row(case, g_name, error=f"glmm failed ({error})"))
                     return
-                out = json.loads(line[4:])
                 times[g_name] += out["times"]
                 logliks[g_name] = out["loglik"]
                 est = MultilevelBinomial(

@@ -58,7 +58,6 @@ for _var in (
     os.environ[_var] = "1"
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import platform  # noqa: E402
 import shlex  # noqa: E402
 import shutil  # noqa: E402
@@ -80,6 +79,9 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 import skre  # noqa: E402
 from skre import MultilevelBinomial  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_fit import run_json_script  # noqa: E402
 
 try:
     import gpboost
@@ -502,18 +504,8 @@ R_SCRIPT = textwrap.dedent(
 
 
 def run_glmm(python, path, repeats, nagq):
-    proc = subprocess.run(
-        [python, "-c", GLMM_SCRIPT, str(path), str(repeats), str(nagq)],
-        capture_output=True,
-        text=True,
-    )
-    line = next((s for s in proc.stdout.splitlines() if s.startswith("JSON")), None)
-    if line is None:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-        return {
-            "error": f"glmm failed (exit {proc.returncode}): {' '.join(tail)[:200]}"
-        }
-    return json.loads(line[4:])
+    out, error = run_json_script(python, GLMM_SCRIPT, [path, repeats, nagq])
+    return out if out is not None else {"error": f"glmm failed ({error})"}
 
 
 def run_r(path, repeats, which):
@@ -761,16 +753,10 @@ def run_memory(X, y, npz, glmm_python, case):
         if python is None:
             memory[f"{who} rss"] = "skipped: no glmm python"
             continue
-        proc = subprocess.run(
-            [python, "-c", MEMORY_SCRIPT, str(npz), who, str(MEM_WARMUP_GROUPS)],
-            capture_output=True,
-            text=True,
-        )
-        line = next((s for s in proc.stdout.splitlines() if s.startswith("JSON")), None)
-        if line is None:
-            memory[f"{who} rss"] = f"failed: {proc.stderr.strip().splitlines()[-1:]}"
+        r, error = run_json_script(python, MEMORY_SCRIPT, [npz, who, MEM_WARMUP_GROUPS])
+        if r is None:
+            memory[f"{who} rss"] = f"failed ({error})"
             continue
-        r = json.loads(line[4:])
         if r["after_peak"] > r["before_peak"]:
             memory[f"{who} rss"] = r["after_peak"] - r["before"]
         else:
