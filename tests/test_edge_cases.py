@@ -247,7 +247,7 @@ def test_offsets_identify_tau_with_one_trial_a_group():
     def exact(b, tau):  # 6 distinct (offset, y) pairs
         pairs, counts = np.unique(np.c_[off, y], axis=0, return_counts=True)
         return sum(
-            c * _exact_group_loglik(b, tau, [o], [yy])
+            c * _exact_binary_loglik(b, 1.0, tau, [o], [yy])
             for (o, yy), c in zip(pairs, counts)
         )
 
